@@ -1,0 +1,308 @@
+/**
+ * Every setting of signspool, parsed once with zod at start. A bad or missing value stops start
+ * with one line naming the variable and what is wrong. Secrets may come from `<NAME>_FILE`.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { signatureTypeSchema } from './queue.js';
+
+const MiB = 1024 * 1024;
+
+/** Durations: plain milliseconds, or a number with ms/s/m/h/d. */
+export const parseDuration = (raw: string): number | undefined => {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(raw);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1;
+  return Math.round(n * factor);
+};
+
+/** Sizes: plain bytes, or a number with KB/MB/GB (decimal) or KiB/MiB/GiB (binary). */
+export const parseBytes = (raw: string): number | undefined => {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$/i.exec(raw);
+  if (!m) return undefined;
+  const factors: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: MiB, gib: 1024 * MiB };
+  return Math.round(Number(m[1]) * (factors[(m[2] ?? 'b').toLowerCase()] ?? 1));
+};
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int('must be a whole number').min(min).max(max).default(def);
+
+const duration = (def: string, minMs = 0) =>
+  z
+    .string()
+    .default(def)
+    .transform((raw, ctx) => {
+      const ms = parseDuration(raw);
+      if (ms === undefined || ms < minMs) {
+        ctx.addIssue({ code: 'custom', message: `must be a duration such as 500ms, 30s, 24h (at least ${minMs} ms)` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const bytes = (def: string, min = 0) =>
+  z
+    .string()
+    .default(def)
+    .transform((raw, ctx) => {
+      const n = parseBytes(raw);
+      if (n === undefined || n < min) {
+        ctx.addIssue({ code: 'custom', message: `must be a size such as 1048576, 20MiB, 1GB (at least ${min} bytes)` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const optionalUrl = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v.trim() === '') return undefined;
+    try {
+      const u = new URL(v.trim());
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+      return u.toString().replace(/\/$/, '');
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL' });
+      return z.NEVER;
+    }
+  });
+
+export interface ApiKeyEntry {
+  tenant: string;
+  /** sha256 of the key, hex. */
+  hash: string;
+}
+
+const apiKeys = z
+  .string()
+  .optional()
+  .transform((raw, ctx): ApiKeyEntry[] | undefined => {
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const entries: ApiKeyEntry[] = [];
+    for (const part of raw.split(/[,\s]+/).filter(Boolean)) {
+      const m = /^([A-Za-z0-9_-]{1,64}):([0-9a-fA-F]{64})$/.exec(part);
+      if (!m?.[1] || !m[2]) {
+        ctx.addIssue({ code: 'custom', message: 'entries must be tenant:sha256hex-of-key, separated by commas' });
+        return z.NEVER;
+      }
+      entries.push({ tenant: m[1], hash: m[2].toLowerCase() });
+    }
+    return entries;
+  });
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+    REDIS_URL: optionalString,
+    QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:{}_-]{1,64}$/, 'letters, digits, : { } _ - only').default('signspool'),
+
+    DATA_DIR: z.string().min(1).default('./data'),
+    SPOOL_DIR: optionalString,
+    SPOOL_MIN_FREE_BYTES: bytes('256MiB'),
+
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: int(8080, 0, 65535),
+    PUBLIC_URL: optionalUrl,
+    TRUST_PROXY: bool(false),
+    API_KEYS: apiKeys,
+
+    UPLOAD_MAX_FILE_BYTES: bytes('25MiB', 1),
+    UPLOAD_MAX_FILES: int(100, 1, 10_000),
+    UPLOAD_MAX_TOTAL_BYTES: bytes('1280MiB', 1),
+    UPLOAD_MAX_FIELDS: int(20, 0, 1000),
+    UPLOAD_MAX_FIELD_BYTES: bytes('4KiB', 1),
+
+    SIGNER: z.enum(['local', 'signstash']).default('local'),
+    DEFAULT_SIGNATURE_TYPE: signatureTypeSchema.optional(),
+    SIGNSTASH_URL: optionalUrl,
+    SIGNSTASH_AUTH_URL: optionalUrl,
+    SIGNSTASH_CLIENT_ID: optionalString,
+    SIGNSTASH_CLIENT_SECRET: optionalString,
+    SIGNSTASH_TOKEN_SKEW: duration('60s'),
+    SIGNSTASH_CONNECT_TIMEOUT: duration('10s', 1),
+    SIGNSTASH_HEADERS_TIMEOUT: duration('300s', 1),
+    SIGNSTASH_BODY_TIMEOUT: duration('300s', 1),
+    SIGNSTASH_APPLY_TIMESTAMP: bool(false),
+    SIGNSTASH_REASON: optionalString,
+    SIGNSTASH_LOCATION: optionalString,
+    LOCAL_SIGNER_KEY_FILE: optionalString,
+    LOCAL_SIGNER_CERT_FILE: optionalString,
+
+    BATCH_MAX_DOCS: int(50, 1, 10_000),
+    BATCH_MAX_BYTES: bytes('128MiB', 1),
+    BATCH_LINGER: duration('250ms'),
+    UPSTREAM_CONCURRENCY: int(4, 1, 256),
+    UPSTREAM_MAX_ATTEMPTS: int(6, 1, 100),
+    UPSTREAM_BACKOFF_BASE: duration('1s'),
+    UPSTREAM_BACKOFF_MAX: duration('60s'),
+    JOB_LOCK_DURATION: duration('60s', 5000),
+    JOB_MAX_STALLED: int(5, 0, 1000),
+
+    RETENTION: duration('24h', 1000),
+    JANITOR_INTERVAL: duration('5m', 100),
+    ORPHAN_GRACE: duration('1h', 0),
+    SHUTDOWN_TIMEOUT: duration('25s', 100),
+  })
+  .superRefine((c, ctx) => {
+    if (c.SIGNER === 'signstash') {
+      for (const key of ['SIGNSTASH_URL', 'SIGNSTASH_AUTH_URL', 'SIGNSTASH_CLIENT_ID', 'SIGNSTASH_CLIENT_SECRET'] as const) {
+        if (c[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when SIGNER=signstash' });
+      }
+    }
+    if ((c.LOCAL_SIGNER_KEY_FILE === undefined) !== (c.LOCAL_SIGNER_CERT_FILE === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['LOCAL_SIGNER_CERT_FILE'], message: 'LOCAL_SIGNER_KEY_FILE and LOCAL_SIGNER_CERT_FILE go together' });
+    }
+    if (c.UPLOAD_MAX_FILE_BYTES > c.UPLOAD_MAX_TOTAL_BYTES) {
+      ctx.addIssue({ code: 'custom', path: ['UPLOAD_MAX_FILE_BYTES'], message: 'must not exceed UPLOAD_MAX_TOTAL_BYTES' });
+    }
+    if (c.UPSTREAM_BACKOFF_BASE > c.UPSTREAM_BACKOFF_MAX) {
+      ctx.addIssue({ code: 'custom', path: ['UPSTREAM_BACKOFF_BASE'], message: 'must not exceed UPSTREAM_BACKOFF_MAX' });
+    }
+  });
+
+type Parsed = z.infer<typeof schema>;
+
+export interface Config {
+  env: Parsed['NODE_ENV'];
+  logLevel: Parsed['LOG_LEVEL'];
+  redisUrl: string | undefined;
+  queuePrefix: string;
+  dataDir: string;
+  spoolDir: string;
+  spoolMinFreeBytes: number;
+  host: string;
+  port: number;
+  publicUrl: string | undefined;
+  trustProxy: boolean;
+  apiKeys: ApiKeyEntry[] | undefined;
+  upload: { maxFileBytes: number; maxFiles: number; maxTotalBytes: number; maxFields: number; maxFieldBytes: number };
+  signer: Parsed['SIGNER'];
+  defaultSignatureType: 'PAdES' | 'CAdES' | 'XAdES';
+  signstash: {
+    url: string;
+    authUrl: string;
+    clientId: string;
+    clientSecret: string;
+    tokenSkewMs: number;
+    connectTimeoutMs: number;
+    headersTimeoutMs: number;
+    bodyTimeoutMs: number;
+    applyTimestamp: boolean;
+    reason: string | undefined;
+    location: string | undefined;
+  };
+  localSigner: { keyFile: string | undefined; certFile: string | undefined };
+  batch: { maxDocs: number; maxBytes: number; lingerMs: number };
+  upstream: { concurrency: number; maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number };
+  jobs: { lockDurationMs: number; maxStalled: number };
+  retentionMs: number;
+  janitorIntervalMs: number;
+  orphanGraceMs: number;
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
+export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL'] as const;
+
+const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
+  const out: Record<string, string | undefined> = { ...env };
+  for (const name of SECRET_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined || file === '') continue;
+    if (env[name] !== undefined && env[name] !== '') throw new ConfigError(`${name}: set either ${name} or ${name}_FILE, not both`);
+    try {
+      out[name] = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  return out;
+};
+
+/** Parses the environment. Throws ConfigError with one line per bad variable. */
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
+  const result = schema.safeParse(resolveFileVariables(env));
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const name = issue.path.join('.') || 'config';
+      // Never echo the value: it may be a secret.
+      return `${name}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+  }
+  const c = result.data;
+  const dataDir = path.resolve(c.DATA_DIR);
+  return {
+    env: c.NODE_ENV,
+    logLevel: c.LOG_LEVEL,
+    redisUrl: c.REDIS_URL,
+    queuePrefix: c.QUEUE_PREFIX,
+    dataDir,
+    spoolDir: path.resolve(c.SPOOL_DIR ?? path.join(dataDir, 'spool')),
+    spoolMinFreeBytes: c.SPOOL_MIN_FREE_BYTES,
+    host: c.HOST,
+    port: c.PORT,
+    publicUrl: c.PUBLIC_URL,
+    trustProxy: c.TRUST_PROXY,
+    apiKeys: c.API_KEYS,
+    upload: {
+      maxFileBytes: c.UPLOAD_MAX_FILE_BYTES,
+      maxFiles: c.UPLOAD_MAX_FILES,
+      maxTotalBytes: c.UPLOAD_MAX_TOTAL_BYTES,
+      maxFields: c.UPLOAD_MAX_FIELDS,
+      maxFieldBytes: c.UPLOAD_MAX_FIELD_BYTES,
+    },
+    signer: c.SIGNER,
+    defaultSignatureType: c.DEFAULT_SIGNATURE_TYPE ?? (c.SIGNER === 'local' ? 'CAdES' : 'PAdES'),
+    signstash: {
+      url: c.SIGNSTASH_URL ?? '',
+      authUrl: c.SIGNSTASH_AUTH_URL ?? '',
+      clientId: c.SIGNSTASH_CLIENT_ID ?? '',
+      clientSecret: c.SIGNSTASH_CLIENT_SECRET ?? '',
+      tokenSkewMs: c.SIGNSTASH_TOKEN_SKEW,
+      connectTimeoutMs: c.SIGNSTASH_CONNECT_TIMEOUT,
+      headersTimeoutMs: c.SIGNSTASH_HEADERS_TIMEOUT,
+      bodyTimeoutMs: c.SIGNSTASH_BODY_TIMEOUT,
+      applyTimestamp: c.SIGNSTASH_APPLY_TIMESTAMP,
+      reason: c.SIGNSTASH_REASON,
+      location: c.SIGNSTASH_LOCATION,
+    },
+    localSigner: { keyFile: c.LOCAL_SIGNER_KEY_FILE, certFile: c.LOCAL_SIGNER_CERT_FILE },
+    batch: { maxDocs: c.BATCH_MAX_DOCS, maxBytes: c.BATCH_MAX_BYTES, lingerMs: c.BATCH_LINGER },
+    upstream: {
+      concurrency: c.UPSTREAM_CONCURRENCY,
+      maxAttempts: c.UPSTREAM_MAX_ATTEMPTS,
+      backoffBaseMs: c.UPSTREAM_BACKOFF_BASE,
+      backoffMaxMs: c.UPSTREAM_BACKOFF_MAX,
+    },
+    jobs: { lockDurationMs: c.JOB_LOCK_DURATION, maxStalled: c.JOB_MAX_STALLED },
+    retentionMs: c.RETENTION,
+    janitorIntervalMs: c.JANITOR_INTERVAL,
+    orphanGraceMs: c.ORPHAN_GRACE,
+    shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
+  };
+};

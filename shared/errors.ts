@@ -1,0 +1,130 @@
+/**
+ * The error catalog: every error signspool reports, to an API caller or on a document, has a
+ * stable `code`, an HTTP status, a `retryable` flag and a problem+json `type` URI (RFC 9457).
+ * Codes never change meaning once published; add new ones instead.
+ */
+
+export const PROBLEM_TYPE_BASE = 'https://signspool.dev/problems/';
+
+interface CatalogEntry {
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly title: string;
+}
+
+const entry = (status: number, retryable: boolean, title: string): CatalogEntry => ({ status, retryable, title });
+
+export const errorCatalog = {
+  // --- API: request errors -------------------------------------------------------------------
+  UNAUTHORIZED: entry(401, false, 'Missing or invalid API key'),
+  NOT_FOUND: entry(404, false, 'Not found'),
+  ROUTE_NOT_FOUND: entry(404, false, 'No such route'),
+  METHOD_NOT_ALLOWED: entry(405, false, 'Method not allowed'),
+  VALIDATION_FAILED: entry(400, false, 'The request is not valid'),
+  UNSUPPORTED_MEDIA_TYPE: entry(415, false, 'The request must be multipart/form-data'),
+  NO_FILES: entry(400, false, 'The request carries no file part'),
+  UPLOAD_ABORTED: entry(400, false, 'The upload was aborted or malformed'),
+  FILE_TOO_LARGE: entry(413, false, 'A file exceeds the per-file size limit'),
+  TOO_MANY_FILES: entry(413, false, 'The request carries more files than allowed'),
+  REQUEST_TOO_LARGE: entry(413, false, 'The request exceeds the total size limit'),
+  TOO_MANY_FIELDS: entry(413, false, 'The request carries too many or too large form fields'),
+  DOCUMENT_NOT_SIGNED: entry(409, false, 'The document has no signed result (yet)'),
+  OPERATION_TERMINAL: entry(409, false, 'The operation has already ended'),
+  INSUFFICIENT_STORAGE: entry(507, true, 'The spool has not enough free space for this upload'),
+  SERVICE_UNAVAILABLE: entry(503, true, 'A dependency (Redis or the spool) is unavailable'),
+  INTERNAL: entry(500, true, 'Internal error'),
+
+  // --- Documents: outcomes recorded on a failed document -------------------------------------
+  CANCELED: entry(409, false, 'The document was canceled before it was sent for signing'),
+  SPOOL_FILE_MISSING: entry(500, false, 'The uploaded file is missing from the spool'),
+  SPOOL_FILE_CORRUPT: entry(500, false, 'The uploaded file no longer matches its sha256'),
+  DOCUMENT_STALLED: entry(500, false, 'The document was abandoned by workers too many times'),
+  SIGNATURE_TYPE_UNSUPPORTED: entry(422, false, 'The configured signer does not support this signature type'),
+  SIGNER_FAILED: entry(500, false, 'The local signer failed'),
+
+  // --- Upstream (Sign'Stash) ------------------------------------------------------------------
+  UPSTREAM_OAUTH_INVALID_CLIENT: entry(502, false, "Sign'Stash OAuth rejected the client credentials"),
+  UPSTREAM_TOKEN_INVALID: entry(502, true, "Sign'Stash rejected the OAuth token"),
+  UPSTREAM_CLIENT_SERVICE_INACTIVE: entry(502, false, "The Sign'Stash client service is not active"),
+  UPSTREAM_CERTIFICATE_NOT_PROVISIONED: entry(502, false, "No valid certificate is provisioned for the Sign'Stash client service"),
+  UPSTREAM_DOCUMENT_REJECTED: entry(502, false, "Sign'Stash rejected the document"),
+  UPSTREAM_REJECTED: entry(502, false, "Sign'Stash rejected the request"),
+  UPSTREAM_RATE_LIMITED: entry(503, true, "Sign'Stash is rate limiting"),
+  UPSTREAM_UNAVAILABLE: entry(503, true, "Sign'Stash answered with a server error"),
+  UPSTREAM_NETWORK: entry(503, true, "Sign'Stash could not be reached"),
+  UPSTREAM_TIMEOUT: entry(504, true, "Sign'Stash did not answer in time"),
+  UPSTREAM_BAD_RESPONSE: entry(502, true, "Sign'Stash answered with a response signspool cannot read"),
+} as const satisfies Record<string, CatalogEntry>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+export const isErrorCode = (value: string): value is ErrorCode => Object.hasOwn(errorCatalog, value);
+
+export const problemType = (code: ErrorCode): string => `${PROBLEM_TYPE_BASE}${code.toLowerCase().replaceAll('_', '-')}`;
+
+export interface SignspoolErrorOptions {
+  /** Human-readable explanation specific to this occurrence (safe to show to the caller). */
+  detail?: string;
+  /** Milliseconds the upstream asked us to wait (Retry-After). */
+  retryAfterMs?: number;
+  /** Extra problem+json members (e.g. the limit that was exceeded). */
+  extensions?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+/** The one error class of signspool: everything thrown across a module boundary is one of these. */
+export class SignspoolError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly type: string;
+  readonly title: string;
+  readonly detail: string;
+  readonly retryAfterMs: number | undefined;
+  readonly extensions: Record<string, unknown>;
+
+  constructor(code: ErrorCode, options: SignspoolErrorOptions = {}) {
+    const meta = errorCatalog[code];
+    super(options.detail ?? meta.title, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SignspoolError';
+    this.code = code;
+    this.status = meta.status;
+    this.retryable = meta.retryable;
+    this.type = problemType(code);
+    this.title = meta.title;
+    this.detail = options.detail ?? meta.title;
+    this.retryAfterMs = options.retryAfterMs;
+    this.extensions = options.extensions ?? {};
+  }
+
+  /** RFC 9457 problem details; never includes a stack or an internal path. */
+  toProblem(instance?: string): ProblemDetails {
+    return {
+      type: this.type,
+      title: this.title,
+      status: this.status,
+      detail: this.detail,
+      code: this.code,
+      retryable: this.retryable,
+      ...(instance === undefined ? {} : { instance }),
+      ...this.extensions,
+    };
+  }
+}
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  retryable: boolean;
+  instance?: string;
+  [extension: string]: unknown;
+}
+
+export const isSignspoolError = (err: unknown): err is SignspoolError => err instanceof SignspoolError;
+
+/** Wraps anything thrown into a SignspoolError, keeping the original as `cause` (for logs only). */
+export const toSignspoolError = (err: unknown, fallback: ErrorCode = 'INTERNAL'): SignspoolError =>
+  isSignspoolError(err) ? err : new SignspoolError(fallback, { cause: err });

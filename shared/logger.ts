@@ -1,0 +1,62 @@
+/**
+ * pino, with redaction: no authorization header, secret, token, API key or document content
+ * ever reaches a log line. Child loggers carry opId / batchId.
+ */
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger } from 'pino';
+
+export const REDACT_PATHS = [
+  'authorization',
+  'password',
+  'secret',
+  'clientSecret',
+  'token',
+  'accessToken',
+  'access_token',
+  'apiKey',
+  'base64Content',
+  'signedContent',
+  'content',
+  'body',
+  '*.authorization',
+  '*.password',
+  '*.secret',
+  '*.clientSecret',
+  '*.token',
+  '*.accessToken',
+  '*.access_token',
+  '*.apiKey',
+  '*.base64Content',
+  '*.signedContent',
+  '*.content',
+  '*.body',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["idempotency-key"]',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'config.signstash.clientSecret',
+  'config.apiKeys',
+];
+
+export interface LoggerSettings {
+  level: LoggerOptions['level'];
+  name?: string;
+}
+
+export const createLogger = (settings: LoggerSettings, destination?: NodeJS.WritableStream): Logger =>
+  pino(
+    {
+      level: settings.level ?? 'info',
+      ...(settings.name === undefined ? {} : { name: settings.name }),
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      serializers: { err: pino.stdSerializers.err },
+    },
+    destination as pino.DestinationStream | undefined,
+  );
+
+/** A logger that writes nothing (tests that do not care). */
+export const silentLogger = (): Logger => pino({ level: 'silent' });

@@ -1,0 +1,65 @@
+/**
+ * The queue contract between api (producer) and worker (consumer): queue names, the job-name
+ * union and the zod schema of each job's data. Job data carries ids and spool paths, never bytes;
+ * the consumer re-validates every payload with the same schema.
+ */
+import { z } from 'zod';
+
+export const SIGNATURE_TYPES = ['PAdES', 'CAdES', 'XAdES'] as const;
+export const signatureTypeSchema = z.enum(SIGNATURE_TYPES);
+export type SignatureType = z.infer<typeof signatureTypeSchema>;
+
+export const QUEUES = {
+  sign: 'sign',
+} as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+
+export const signDocumentJobSchema = z.object({
+  opId: idSchema,
+  docId: idSchema,
+  tenant: z.string().min(1).max(64),
+  signatureType: signatureTypeSchema,
+  name: z.string().min(1).max(255),
+  contentType: z.string().min(1).max(255),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  path: z.string().min(1),
+  acceptedAt: z.number().int().positive(),
+});
+export type SignDocumentJob = z.infer<typeof signDocumentJobSchema>;
+
+/** Every job name, per queue, with the schema of its data. Producer and consumer share this map. */
+export const JOBS = {
+  'sign-document': { queue: QUEUES.sign, schema: signDocumentJobSchema },
+} as const;
+export type JobName = keyof typeof JOBS;
+export type JobData<N extends JobName> = z.infer<(typeof JOBS)[N]['schema']>;
+
+export const jobNamesOf = (queue: QueueName): JobName[] =>
+  (Object.keys(JOBS) as JobName[]).filter((name) => JOBS[name].queue === queue);
+
+/** Job ids are the document ids: a document is enqueued at most once. */
+export const signJobId = (docId: string): string => docId;
+
+/**
+ * Checks, at start, that every job name of `queue` has exactly one handler and that no handler
+ * names an unknown job. Throws with the offending names.
+ */
+export const assertHandlers = (queue: QueueName, handlers: readonly string[]): void => {
+  const expected = jobNamesOf(queue);
+  const counts = new Map<string, number>();
+  for (const h of handlers) counts.set(h, (counts.get(h) ?? 0) + 1);
+  const missing = expected.filter((n) => !counts.has(n));
+  const duplicated = [...counts].filter(([, c]) => c > 1).map(([n]) => n);
+  const unknown = [...counts.keys()].filter((n) => !expected.includes(n as JobName));
+  if (missing.length || duplicated.length || unknown.length) {
+    throw new Error(
+      `queue ${queue}: job handlers do not match the job names (missing: ${missing.join(',') || '-'}; duplicated: ${duplicated.join(',') || '-'}; unknown: ${unknown.join(',') || '-'})`,
+    );
+  }
+};
+
+export const parseJobData = <N extends JobName>(name: N, data: unknown): JobData<N> =>
+  JOBS[name].schema.parse(data) as JobData<N>;

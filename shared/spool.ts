@@ -1,0 +1,173 @@
+/**
+ * The disk spool: where uploaded documents wait and signed results are kept until RETENTION.
+ *
+ *   <root>/incoming/<opId>/<docId>   uploaded bytes, written by the api
+ *   <root>/signed/<opId>/<docId>     signed result, written by a worker
+ *   <root>/tmp/                      partial writes; renamed into place once complete and fsynced
+ *
+ * Every file that becomes visible under incoming/ or signed/ is complete and durable: it was
+ * written elsewhere (or under a name nobody reads yet), fsynced, renamed, and its directory fsynced.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Ids end up in paths: only a strict alphabet is allowed, so no id can escape the spool. */
+export const assertSafeId = (id: string): string => {
+  if (!ID_PATTERN.test(id)) throw new Error(`unsafe spool id: ${JSON.stringify(id).slice(0, 80)}`);
+  return id;
+};
+
+export const newId = (prefix: string): string => `${prefix}_${randomUUID().replaceAll('-', '')}`;
+
+/** Counts bytes and computes sha256 of what flows through it. */
+export class HashingCounter extends Transform {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+export interface WrittenFile {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export const fsyncPath = async (target: string): Promise<void> => {
+  const fh = await open(target, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+};
+
+export class Spool {
+  readonly root: string;
+  readonly incomingRoot: string;
+  readonly signedRoot: string;
+  readonly tmpRoot: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.incomingRoot = path.join(this.root, 'incoming');
+    this.signedRoot = path.join(this.root, 'signed');
+    this.tmpRoot = path.join(this.root, 'tmp');
+  }
+
+  async init(): Promise<void> {
+    await Promise.all([this.incomingRoot, this.signedRoot, this.tmpRoot].map((dir) => mkdir(dir, { recursive: true })));
+  }
+
+  incomingDir(opId: string): string {
+    return path.join(this.incomingRoot, assertSafeId(opId));
+  }
+
+  incomingPath(opId: string, docId: string): string {
+    return path.join(this.incomingDir(opId), assertSafeId(docId));
+  }
+
+  signedDir(opId: string): string {
+    return path.join(this.signedRoot, assertSafeId(opId));
+  }
+
+  signedPath(opId: string, docId: string): string {
+    return path.join(this.signedDir(opId), assertSafeId(docId));
+  }
+
+  /** A fresh path under tmp/ for a partial write; rename it into place with `commit`. */
+  tmpPath(label = 'part'): string {
+    return path.join(this.tmpRoot, `${label}-${randomUUID()}`);
+  }
+
+  /** True when `p` is a path this spool owns (job payloads are re-checked against this). */
+  contains(p: string): boolean {
+    const rel = path.relative(this.root, path.resolve(p));
+    return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+  }
+
+  /** Streams `source` into `dest` (atomically: tmp file, fsync, rename, fsync dir); returns size and sha256. */
+  async writeAtomic(dest: string, source: NodeJS.ReadableStream | AsyncIterable<Buffer>): Promise<WrittenFile> {
+    const tmp = this.tmpPath('w');
+    const counter = new HashingCounter();
+    try {
+      await pipeline(source, counter, createWriteStream(tmp, { flags: 'wx' }));
+      await this.commit(tmp, dest);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return { path: dest, size: counter.bytes, sha256: counter.digest() };
+  }
+
+  /** fsyncs `tmp`, renames it to `dest` and fsyncs the destination directory. */
+  async commit(tmp: string, dest: string): Promise<void> {
+    await fsyncPath(tmp);
+    await mkdir(path.dirname(dest), { recursive: true });
+    await rename(tmp, dest);
+    await fsyncPath(path.dirname(dest));
+  }
+
+  openRead(p: string): NodeJS.ReadableStream {
+    return createReadStream(p);
+  }
+
+  async exists(p: string): Promise<boolean> {
+    try {
+      await stat(p);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async removeOperation(opId: string): Promise<void> {
+    await Promise.all([
+      rm(this.incomingDir(opId), { recursive: true, force: true }),
+      rm(this.signedDir(opId), { recursive: true, force: true }),
+    ]);
+  }
+
+  /** Operation ids that have a directory under incoming/ or signed/, with the newest mtime seen. */
+  async listOperationDirs(): Promise<Map<string, number>> {
+    const seen = new Map<string, number>();
+    for (const root of [this.incomingRoot, this.signedRoot]) {
+      let names: string[] = [];
+      try {
+        names = await readdir(root);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (!ID_PATTERN.test(name)) continue;
+        try {
+          const st = await stat(path.join(root, name));
+          seen.set(name, Math.max(seen.get(name) ?? 0, st.mtimeMs));
+        } catch {
+          // removed while we looked
+        }
+      }
+    }
+    return seen;
+  }
+
+  /** Free bytes on the spool's file system. */
+  async freeBytes(): Promise<number> {
+    const st = await statfs(this.root);
+    return st.bavail * st.bsize;
+  }
+}
