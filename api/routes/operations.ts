@@ -1,0 +1,256 @@
+/**
+ * /v1/operations: submit (the upload path), status, download, cancel.
+ *
+ * Upload path: auth → content checks (type, declared length, free space) → multer with the spool
+ * storage engine (each file streamed to disk, hashed, fsynced) → fields validated → directory
+ * fsynced → operation record → one job per document (addBulk) → 202. Any failure on the way
+ * removes the files, the record and the jobs: a failed request leaves nothing behind.
+ */
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import multer from 'multer';
+import { z } from 'zod';
+import type { Queue } from 'bullmq';
+import type { Config } from '@signspool/shared/config';
+import { SignspoolError } from '@signspool/shared/errors';
+import type { Logger } from '@signspool/shared/logger';
+import type { Metrics } from '@signspool/shared/metrics';
+import type { OperationRecord, OperationStore } from '@signspool/shared/operations';
+import { signatureTypeSchema, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
+import { fsyncPath, newId, type Spool } from '@signspool/shared/spool';
+import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload-storage.js';
+
+export interface OperationsRouteDeps {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  store: OperationStore;
+  queue: Queue;
+  spool: Spool;
+}
+
+export const submitFieldsSchema = z
+  .object({
+    signatureType: signatureTypeSchema.optional(),
+    externalReference: z.string().min(1).max(255).regex(/^[^\p{Cc}]*$/u, 'no control characters').optional(),
+  })
+  .strict();
+
+const paramsSchema = z.object({ id: z.string().regex(/^op_[0-9a-f]{32}$/) });
+const docParamsSchema = paramsSchema.extend({ docId: z.string().regex(/^doc_[0-9a-f]{32}$/) });
+
+/** Keeps only the last path component and printable characters of a client-supplied file name. */
+export const sanitizeFileName = (raw: string | undefined, index: number): string => {
+  const base = path.posix.basename(path.win32.basename(raw ?? ''));
+  const clean = base.replace(/[\p{Cc}\p{Cf}"\\/]/gu, '').trim().slice(0, 200);
+  return clean === '' || clean === '.' || clean === '..' ? `document-${index + 1}` : clean;
+};
+
+const MIME = /^[\w.+-]+\/[\w.+-]+$/;
+
+export const operationLocation = (opId: string): string => `/v1/operations/${opId}`;
+
+/** The public view of an operation. */
+export const presentOperation = (op: OperationRecord) => ({
+  id: op.id,
+  status: op.status,
+  signatureType: op.signatureType,
+  externalReference: op.externalReference ?? null,
+  createdAt: new Date(op.createdAt).toISOString(),
+  updatedAt: new Date(op.updatedAt).toISOString(),
+  completedAt: op.completedAt === undefined ? null : new Date(op.completedAt).toISOString(),
+  counts: op.counts,
+  documents: op.documents.map((d) => ({
+    id: d.id,
+    name: d.name,
+    contentType: d.contentType,
+    size: d.size,
+    sha256: d.sha256,
+    status: d.status,
+    ...(d.error ? { error: d.error } : {}),
+    ...(d.signed
+      ? {
+          signed: {
+            size: d.signed.size,
+            sha256: d.signed.sha256,
+            contentType: d.signed.contentType,
+            fileName: d.signed.fileName,
+            signedAt: new Date(d.signed.signedAt).toISOString(),
+            href: `${operationLocation(op.id)}/documents/${d.id}`,
+          },
+        }
+      : {}),
+  })),
+  links: { self: operationLocation(op.id) },
+});
+
+export const operationsRouter = (deps: OperationsRouteDeps): Router => {
+  const { config, store, queue, spool, metrics, logger } = deps;
+  const router = Router();
+  const upload = multer({
+    storage: createSpoolStorage(spool),
+    defParamCharset: 'utf8',
+    limits: {
+      fileSize: config.upload.maxFileBytes,
+      files: config.upload.maxFiles,
+      fields: config.upload.maxFields,
+      fieldSize: config.upload.maxFieldBytes,
+      parts: config.upload.maxFiles + config.upload.maxFields,
+    },
+  }).array('file', config.upload.maxFiles);
+
+  const loadOwned = async (req: Request, id: string): Promise<OperationRecord> => {
+    const op = await store.get(id);
+    // Another tenant's operation is indistinguishable from a missing one.
+    if (!op || op.tenant !== req.tenant) throw new SignspoolError('NOT_FOUND', { detail: 'no such operation' });
+    return op;
+  };
+
+  const preflight = async (req: Request): Promise<void> => {
+    if (!req.is('multipart/form-data')) {
+      throw new SignspoolError('UNSUPPORTED_MEDIA_TYPE', { detail: 'send documents as multipart/form-data with one "file" part per document' });
+    }
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    // Multipart framing adds a little per part; a declared length far over the limit is refused before reading.
+    const framing = 4096 * (config.upload.maxFiles + config.upload.maxFields + 1);
+    if (Number.isFinite(declared) && declared > config.upload.maxTotalBytes + framing) {
+      throw new SignspoolError('REQUEST_TOO_LARGE', { detail: `the documents of one request may total at most ${config.upload.maxTotalBytes} bytes`, extensions: { limit: config.upload.maxTotalBytes } });
+    }
+    const free = await spool.freeBytes();
+    const needed = (Number.isFinite(declared) ? declared : 0) + config.spoolMinFreeBytes;
+    if (free < needed) {
+      throw new SignspoolError('INSUFFICIENT_STORAGE', { detail: 'the spool is too full to accept this upload now; retry later', retryAfterMs: 60_000 });
+    }
+  };
+
+  const runMulter = (req: Request, res: Response): Promise<void> =>
+    new Promise((resolve, reject) => {
+      upload(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
+    });
+
+  router.post('/', async (req: Request, res: Response, next: NextFunction) => {
+    await preflight(req);
+    const opId = newId('op');
+    const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, files: [] };
+    setUploadContext(req, ctx);
+    let recorded = false;
+    const log = logger.child({ opId, tenant: req.tenant });
+    try {
+      await runMulter(req, res);
+      const fields = submitFieldsSchema.safeParse({ ...(req.body as Record<string, unknown>) });
+      if (!fields.success) {
+        throw new SignspoolError('VALIDATION_FAILED', {
+          detail: fields.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+        });
+      }
+      const files = getUploadContext(req)?.files ?? [];
+      if (files.length === 0) throw new SignspoolError('NO_FILES', { detail: 'attach at least one document as a "file" part' });
+      await fsyncPath(spool.incomingDir(opId));
+
+      const signatureType = fields.data.signatureType ?? config.defaultSignatureType;
+      const acceptedAt = Date.now();
+      const documents = files.map((f, i) => ({
+        id: f.docId,
+        name: sanitizeFileName(f.originalName, i),
+        contentType: MIME.test(f.mimeType) ? f.mimeType.toLowerCase() : 'application/octet-stream',
+        size: f.size,
+        sha256: f.sha256,
+      }));
+      await store.create({ id: opId, tenant: req.tenant ?? '', signatureType, externalReference: fields.data.externalReference, createdAt: acceptedAt, documents });
+      recorded = true;
+      await queue.addBulk(
+        documents.map((d, i) => {
+          const data: SignDocumentJob = {
+            opId,
+            docId: d.id,
+            tenant: req.tenant ?? '',
+            signatureType,
+            name: d.name,
+            contentType: d.contentType,
+            size: d.size,
+            sha256: d.sha256,
+            path: files[i]?.path ?? '',
+            acceptedAt,
+          };
+          return { name: 'sign-document' as const, data, opts: { jobId: signJobId(d.id) } };
+        }),
+      );
+      await store.markAccepted(opId);
+      metrics.documentsAccepted.inc(documents.length);
+      metrics.uploadedBytes.inc(ctx.totalBytes);
+      log.info({ documents: documents.length, bytes: ctx.totalBytes }, 'operation accepted');
+      const op = await store.get(opId);
+      res.status(202).location(operationLocation(opId)).json(op ? presentOperation(op) : { id: opId, status: 'queued' });
+    } catch (err) {
+      await rm(spool.incomingDir(opId), { recursive: true, force: true });
+      if (recorded) {
+        await Promise.allSettled([store.remove(opId), ...ctx.files.map((f) => queue.remove(signJobId(f.docId)))]);
+      }
+      if (req.destroyed) {
+        log.info({ bytes: ctx.totalBytes }, 'upload aborted by the client; nothing kept');
+        return;
+      }
+      if (err instanceof Error && /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED/.test(err.message)) {
+        next(new SignspoolError('SERVICE_UNAVAILABLE', { detail: 'the queue is unavailable; nothing was kept, retry later', retryAfterMs: 5000 }));
+        return;
+      }
+      next(err);
+    }
+  });
+
+  router.get('/:id', async (req: Request, res: Response) => {
+    const { id } = parseParams(paramsSchema, req.params);
+    const op = await loadOwned(req, id);
+    if (op.status === 'queued' || op.status === 'processing') res.setHeader('Retry-After', '1');
+    res.json(presentOperation(op));
+  });
+
+  router.get('/:id/documents/:docId', async (req: Request, res: Response) => {
+    const { id, docId } = parseParams(docParamsSchema, req.params);
+    const op = await loadOwned(req, id);
+    const doc = op.documents.find((d) => d.id === docId);
+    if (!doc) throw new SignspoolError('NOT_FOUND', { detail: 'no such document in this operation' });
+    if (doc.status !== 'signed' || !doc.signed) {
+      throw new SignspoolError('DOCUMENT_NOT_SIGNED', { detail: `the document is ${doc.status}`, extensions: { documentStatus: doc.status } });
+    }
+    const file = spool.signedPath(op.id, doc.id);
+    if (!(await spool.exists(file))) throw new SignspoolError('NOT_FOUND', { detail: 'the signed document is no longer kept' });
+    res.setHeader('Content-Type', doc.signed.contentType);
+    res.setHeader('Content-Length', String(doc.signed.size));
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', 'private, no-store');
+    res.setHeader('ETag', `"${doc.signed.sha256}"`);
+    res.setHeader('Repr-Digest', `sha-256=:${Buffer.from(doc.signed.sha256, 'hex').toString('base64')}:`);
+    res.attachment(doc.signed.fileName);
+    res.setHeader('Content-Type', doc.signed.contentType);
+    await new Promise<void>((resolve, reject) => {
+      const stream = spool.openRead(file);
+      stream.on('error', reject);
+      res.on('close', () => resolve());
+      stream.pipe(res);
+    });
+  });
+
+  router.delete('/:id', async (req: Request, res: Response) => {
+    const { id } = parseParams(paramsSchema, req.params);
+    await loadOwned(req, id);
+    const result = await store.cancel(id);
+    if (result.applied.length === 0 && result.status !== 'queued' && result.status !== 'processing') {
+      throw new SignspoolError('OPERATION_TERMINAL', { detail: `the operation has already ended (${result.status})` });
+    }
+    await Promise.allSettled(result.applied.map((docId) => queue.remove(signJobId(docId))));
+    await Promise.allSettled(result.applied.map((docId) => rm(spool.incomingPath(id, docId), { force: true })));
+    logger.info({ opId: id, canceled: result.applied.length }, 'operation canceled');
+    const op = await loadOwned(req, id);
+    res.json(presentOperation(op));
+  });
+
+  return router;
+};
+
+const parseParams = <T extends z.ZodType>(schema: T, params: unknown): z.infer<T> => {
+  const r = schema.safeParse(params);
+  if (!r.success) throw new SignspoolError('NOT_FOUND', { detail: 'no such operation or document' });
+  return r.data;
+};

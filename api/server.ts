@@ -1,0 +1,81 @@
+/** The api process: start() connects Redis, prepares the spool and listens; stop() drains and closes. */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { ApiKeyEntry, Config } from '@signspool/shared/config';
+import type { Logger } from '@signspool/shared/logger';
+import type { Metrics } from '@signspool/shared/metrics';
+import { OperationStore } from '@signspool/shared/operations';
+import { QUEUES } from '@signspool/shared/queue';
+import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redis';
+import { Spool } from '@signspool/shared/spool';
+import { createApp } from './app.js';
+
+export interface ApiServerDeps {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  apiKeys: ApiKeyEntry[];
+}
+
+export class ApiServer {
+  private server: Server | undefined;
+  private redis: Redis | undefined;
+  private queue: Queue | undefined;
+  private stopPromise: Promise<void> | undefined;
+
+  constructor(private readonly deps: ApiServerDeps) {}
+
+  /** The base URL once listening (port 0 resolves to the real port). */
+  url = '';
+
+  async start(): Promise<string> {
+    const { config, logger } = this.deps;
+    if (!config.redisUrl) throw new Error('api: REDIS_URL is not set');
+    const spool = new Spool(config.spoolDir);
+    await spool.init();
+    this.redis = createApiRedis(config.redisUrl);
+    this.redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection error'));
+    await waitForRedis(this.redis, 10_000);
+    this.queue = new Queue(QUEUES.sign, {
+      connection: this.redis,
+      prefix: config.queuePrefix,
+      defaultJobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: { age: Math.ceil(config.retentionMs / 1000) } },
+    });
+    const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
+    const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, store, spool });
+    const server = app.listen(config.port, config.host);
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', () => resolve());
+      server.once('error', reject);
+    });
+    // Uploads of 1 GB over slow links take time: no request timeout, but headers must come fast.
+    server.requestTimeout = 0;
+    server.headersTimeout = 60_000;
+    server.keepAliveTimeout = 5_000;
+    const addr = server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
+    logger.info({ url: this.url }, 'api listening');
+    return this.url;
+  }
+
+  /** Idempotent: stops accepting, lets in-flight requests finish until the deadline, closes Redis. */
+  stop(): Promise<void> {
+    this.stopPromise ??= (async () => {
+      const server = this.server;
+      if (server) {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), this.deps.config.shutdownTimeoutMs);
+        await closed;
+        clearTimeout(timer);
+      }
+      await this.queue?.close();
+      if (this.redis) await closeRedis(this.redis);
+    })();
+    return this.stopPromise;
+  }
+}

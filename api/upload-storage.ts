@@ -1,0 +1,93 @@
+/**
+ * The multer StorageEngine of POST /v1/operations: streams each file part straight into
+ * spool/incoming/<opId>/<docId> while computing its sha256 and size, enforces the per-request
+ * total-bytes limit (multer enforces per-file size and counts), and fsyncs each file. Nothing is
+ * held in memory beyond the stream's buffers.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import type { Request } from 'express';
+import type { StorageEngine } from 'multer';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { SignspoolError } from '@signspool/shared/errors';
+import { fsyncPath, HashingCounter, newId, type Spool } from '@signspool/shared/spool';
+
+/** Per-request upload state, created by the route before multer runs. */
+export interface UploadContext {
+  opId: string;
+  totalBytes: number;
+  maxTotalBytes: number;
+  files: SpooledFile[];
+}
+
+export interface SpooledFile {
+  docId: string;
+  path: string;
+  size: number;
+  sha256: string;
+  originalName: string;
+  mimeType: string;
+}
+
+const contexts = new WeakMap<Request, UploadContext>();
+
+export const setUploadContext = (req: Request, ctx: UploadContext): void => {
+  contexts.set(req, ctx);
+};
+
+export const getUploadContext = (req: Request): UploadContext | undefined => contexts.get(req);
+
+class TotalLimit extends Transform {
+  constructor(private readonly ctx: UploadContext) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.ctx.totalBytes += chunk.length;
+    if (this.ctx.totalBytes > this.ctx.maxTotalBytes) {
+      cb(new SignspoolError('REQUEST_TOO_LARGE', { detail: `the documents of one request may total at most ${this.ctx.maxTotalBytes} bytes`, extensions: { limit: this.ctx.maxTotalBytes } }));
+      return;
+    }
+    cb(null, chunk);
+  }
+}
+
+export const createSpoolStorage = (spool: Spool): StorageEngine => ({
+  _handleFile(req, file, cb) {
+    const ctx = contexts.get(req as Request);
+    if (!ctx) {
+      cb(new Error('upload context missing'));
+      return;
+    }
+    const docId = newId('doc');
+    const target = spool.incomingPath(ctx.opId, docId);
+    const counter = new HashingCounter();
+    void (async () => {
+      await mkdir(spool.incomingDir(ctx.opId), { recursive: true });
+      await pipeline(file.stream, new TotalLimit(ctx), counter, createWriteStream(target, { flags: 'wx' }));
+      await fsyncPath(target);
+      const spooled: SpooledFile = {
+        docId,
+        path: target,
+        size: counter.bytes,
+        sha256: counter.digest(),
+        originalName: file.originalname,
+        mimeType: file.mimetype,
+      };
+      ctx.files.push(spooled);
+      return spooled;
+    })().then(
+      (spooled) => cb(null, { path: spooled.path, size: spooled.size, filename: spooled.docId }),
+      (err: unknown) => {
+        void rm(target, { force: true }).finally(() => cb(err instanceof Error ? err : new Error(String(err))));
+      },
+    );
+  },
+  _removeFile(_req, file, cb) {
+    rm(file.path, { force: true }).then(
+      () => cb(null),
+      (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
+    );
+  },
+});

@@ -1,0 +1,69 @@
+/**
+ * The one prom-client Registry of a process, and every metric signspool exports. Labels stay
+ * low-cardinality: outcomes, reasons, catalog codes, routes; never operation ids or tenants.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type FlushReason = 'docs' | 'bytes' | 'linger' | 'shutdown';
+
+export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
+  const registry = new Registry();
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'signspool_' });
+  const registers = [registry];
+  return {
+    registry,
+    httpRequestDuration: new Histogram({
+      name: 'signspool_http_request_duration_seconds',
+      help: 'HTTP request duration by route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    uploadedBytes: new Counter({ name: 'signspool_uploaded_bytes_total', help: 'Document bytes accepted into the spool', registers }),
+    documentsAccepted: new Counter({ name: 'signspool_documents_accepted_total', help: 'Documents accepted', registers }),
+    batchDocuments: new Histogram({
+      name: 'signspool_batch_documents',
+      help: 'Documents per upstream batch',
+      buckets: [1, 2, 5, 10, 20, 30, 40, 50, 75, 100, 200],
+      registers,
+    }),
+    batchBytes: new Histogram({
+      name: 'signspool_batch_bytes',
+      help: 'Bytes per upstream batch',
+      buckets: [1e4, 1e5, 1e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9],
+      registers,
+    }),
+    batchFillRatio: new Histogram({
+      name: 'signspool_batch_fill_ratio',
+      help: 'Batch fill against the tighter of BATCH_MAX_DOCS and BATCH_MAX_BYTES (1 = full)',
+      buckets: [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1],
+      registers,
+    }),
+    batchFlushes: new Counter({ name: 'signspool_batch_flushes_total', help: 'Batches flushed, by reason', labelNames: ['reason'] as const, registers }),
+    bucketWait: new Histogram({
+      name: 'signspool_bucket_wait_seconds',
+      help: 'Time a document waited in a batch bucket before its batch was sent',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'signspool_upstream_request_duration_seconds',
+      help: 'Upstream (signer) batch call duration by outcome',
+      labelNames: ['signer', 'outcome'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300],
+      registers,
+    }),
+    upstreamErrors: new Counter({ name: 'signspool_upstream_errors_total', help: 'Upstream errors by catalog code', labelNames: ['code'] as const, registers }),
+    tokenRefreshes: new Counter({ name: 'signspool_token_refreshes_total', help: "Sign'Stash OAuth token requests", registers }),
+    documentsCompleted: new Counter({ name: 'signspool_documents_completed_total', help: 'Documents reaching a terminal state', labelNames: ['outcome'] as const, registers }),
+    documentLatency: new Histogram({
+      name: 'signspool_document_latency_seconds',
+      help: 'End-to-end document latency, accepted to signed',
+      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
+      registers,
+    }),
+    batchesInFlight: new Gauge({ name: 'signspool_batches_in_flight', help: 'Upstream batches in flight', registers }),
+  };
+};
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,70 @@
+/**
+ * Keeps the spool consistent with Redis: removes operation directories that have no record any
+ * more (expired after RETENTION, or left by an upload that died before it was accepted) once they
+ * are older than ORPHAN_GRACE, and stale partial writes under tmp/.
+ */
+import { readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '@signspool/shared/logger';
+import type { OperationStore } from '@signspool/shared/operations';
+import type { Spool } from '@signspool/shared/spool';
+
+export interface JanitorOptions {
+  spool: Spool;
+  store: OperationStore;
+  logger: Logger;
+  intervalMs: number;
+  orphanGraceMs: number;
+}
+
+export interface SweepResult {
+  removedOperations: string[];
+  removedTmpFiles: number;
+}
+
+export class Janitor {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: JanitorOptions) {}
+
+  start(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.sweep().catch((err: unknown) => this.opts.logger.error({ err }, 'janitor sweep failed')).finally(() => (this.running = undefined));
+    }, this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  async sweep(now = Date.now()): Promise<SweepResult> {
+    const { spool, store, orphanGraceMs, logger } = this.opts;
+    const dirs = await spool.listOperationDirs();
+    const old = [...dirs].filter(([, mtime]) => now - mtime >= orphanGraceMs).map(([id]) => id);
+    const alive = await store.existing(old);
+    const removedOperations: string[] = [];
+    for (const opId of old) {
+      if (alive.has(opId)) continue;
+      await spool.removeOperation(opId);
+      removedOperations.push(opId);
+    }
+    let removedTmpFiles = 0;
+    for (const name of await readdir(spool.tmpRoot).catch(() => [] as string[])) {
+      const p = path.join(spool.tmpRoot, name);
+      const st = await stat(p).catch(() => undefined);
+      if (st && now - st.mtimeMs >= Math.max(orphanGraceMs, 60 * 60 * 1000)) {
+        await rm(p, { force: true, recursive: true });
+        removedTmpFiles += 1;
+      }
+    }
+    if (removedOperations.length || removedTmpFiles) logger.info({ removedOperations: removedOperations.length, removedTmpFiles }, 'janitor removed spool files');
+    return { removedOperations, removedTmpFiles };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}

@@ -1,0 +1,22 @@
+/** Chooses the signer named by SIGNER. */
+import type { Config } from '@signspool/shared/config';
+import type { Logger } from '@signspool/shared/logger';
+import type { Spool } from '@signspool/shared/spool';
+import type { Signer } from '../signer.js';
+import { LocalSigner } from './local.js';
+import { SignstashSigner } from './signstash.js';
+
+export const createSigner = async (config: Config, spool: Spool, logger: Logger): Promise<Signer> => {
+  switch (config.signer) {
+    case 'signstash':
+      return new SignstashSigner({ config: config.signstash, spool, logger: logger.child({ signer: 'signstash' }) });
+    case 'local':
+      return new LocalSigner({
+        dataDir: config.dataDir,
+        keyFile: config.localSigner.keyFile,
+        certFile: config.localSigner.certFile,
+        spool,
+        logger: logger.child({ signer: 'local' }),
+      });
+  }
+};

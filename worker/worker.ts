@@ -1,0 +1,235 @@
+/**
+ * The signing worker: pulls document jobs, batches them (batcher.ts), runs up to
+ * UPSTREAM_CONCURRENCY batches at once (batch-runner.ts) and keeps the spool clean (janitor.ts).
+ * stop() stops pulling, flushes what the buckets hold, waits for in-flight batches until the
+ * shutdown deadline, then aborts them and gives their documents back to the queue.
+ */
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '@signspool/shared/config';
+import type { Logger } from '@signspool/shared/logger';
+import type { Metrics } from '@signspool/shared/metrics';
+import { OperationStore } from '@signspool/shared/operations';
+import { assertHandlers, parseJobData, QUEUES, type JobName } from '@signspool/shared/queue';
+import { closeRedis, createWorkerRedis } from '@signspool/shared/redis';
+import { Spool } from '@signspool/shared/spool';
+import { Batcher } from './batcher.js';
+import { BatchRunner, type HeldDocument } from './batch-runner.js';
+import { Janitor } from './janitor.js';
+import { JobSource } from './job-source.js';
+import type { Signer } from './signer.js';
+import { createSigner } from './signers/index.js';
+
+export interface WorkerDeps {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  /** Defaults to the signer named by config.signer. */
+  signer?: Signer;
+}
+
+const bucketKeyOf = (tenant: string, signatureType: string): string => `${tenant}\u0000${signatureType}`;
+
+export class SigningWorker {
+  private readonly deps: WorkerDeps;
+  private readonly log: Logger;
+  private redis: Redis | undefined;
+  private source: JobSource | undefined;
+  private signer: Signer | undefined;
+  private batcher: Batcher<HeldDocument> | undefined;
+  private runner: BatchRunner | undefined;
+  private janitor: Janitor | undefined;
+  private readonly abort = new AbortController();
+  private readonly pending: HeldDocument[][] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private pulling: Promise<void> | undefined;
+  private wakePuller: (() => void) | undefined;
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private stopPromise: Promise<void> | undefined;
+
+  /** The job names this worker handles; checked against the queue contract at start. */
+  static readonly handlers: readonly JobName[] = ['sign-document'];
+
+  constructor(deps: WorkerDeps) {
+    this.deps = deps;
+    this.log = deps.logger.child({ component: 'worker' });
+  }
+
+  private get maxHeld(): number {
+    const { batch, upstream } = this.deps.config;
+    return batch.maxDocs * (upstream.concurrency + 1);
+  }
+
+  private get heldDocuments(): number {
+    return this.source?.heldCount ?? 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('worker already started');
+    assertHandlers(QUEUES.sign, SigningWorker.handlers);
+    const { config, metrics } = this.deps;
+    if (!config.redisUrl) throw new Error('worker: REDIS_URL is not set');
+    const spool = new Spool(config.spoolDir);
+    await spool.init();
+    this.redis = createWorkerRedis(config.redisUrl);
+    const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
+    this.signer = this.deps.signer ?? (await createSigner(config, spool, this.deps.logger));
+    await this.signer.start();
+    this.source = new JobSource({
+      connection: this.redis,
+      prefix: config.queuePrefix,
+      lockDurationMs: config.jobs.lockDurationMs,
+      maxStalled: config.jobs.maxStalled,
+      logger: this.log,
+      onStalledOut: (job, reason) => void this.failAbandoned(store, job, reason),
+    });
+    await this.source.start();
+    this.runner = new BatchRunner({
+      signer: this.signer,
+      store,
+      source: this.source,
+      metrics,
+      logger: this.log,
+      upstream: config.upstream,
+      batch: config.batch,
+      signal: this.abort.signal,
+    });
+    this.batcher = new Batcher<HeldDocument>({
+      maxDocs: config.batch.maxDocs,
+      maxBytes: config.batch.maxBytes,
+      lingerMs: config.batch.lingerMs,
+      hasCapacity: () => this.inFlight.size < config.upstream.concurrency && this.pending.length === 0,
+      onFlush: (items, reason) => {
+        metrics.batchFlushes.inc({ reason });
+        this.pending.push(items);
+        this.dispatch();
+      },
+    });
+    this.janitor = new Janitor({ spool, store, logger: this.log, intervalMs: config.janitorIntervalMs, orphanGraceMs: config.orphanGraceMs });
+    this.janitor.start();
+    this.state = 'running';
+    this.pulling = this.pullLoop();
+    this.log.info({ signer: this.signer.name, batch: config.batch, concurrency: config.upstream.concurrency }, 'worker started');
+  }
+
+  private async pullLoop(): Promise<void> {
+    const source = this.source;
+    const batcher = this.batcher;
+    if (!source || !batcher) return;
+    while (this.state === 'running') {
+      if (this.heldDocuments >= this.maxHeld) {
+        await new Promise<void>((resolve) => (this.wakePuller = resolve));
+        this.wakePuller = undefined;
+        continue;
+      }
+      let job: Job | undefined;
+      try {
+        job = await source.next();
+      } catch (err) {
+        if (this.state !== 'running') break;
+        this.log.error({ err }, 'could not fetch a job; retrying in 1 s');
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      if (!job) continue;
+      if (this.state !== 'running') {
+        await source.release(job);
+        break;
+      }
+      let data;
+      try {
+        data = parseJobData(job.name as JobName, job.data);
+      } catch (err) {
+        this.log.error({ err, jobId: job.id, name: job.name }, 'invalid job payload');
+        await source.fail(job, new Error('invalid job payload'));
+        continue;
+      }
+      batcher.add({ job, data, enteredAt: Date.now(), size: data.size, bucketKey: bucketKeyOf(data.tenant, data.signatureType) });
+    }
+  }
+
+  private dispatch(): void {
+    const { config, metrics } = this.deps;
+    const runner = this.runner;
+    if (!runner) return;
+    while (this.inFlight.size < config.upstream.concurrency && this.pending.length > 0) {
+      const items = this.pending.shift();
+      if (!items) break;
+      const now = Date.now();
+      const bytes = items.reduce((n, d) => n + d.size, 0);
+      metrics.batchDocuments.observe(items.length);
+      metrics.batchBytes.observe(bytes);
+      metrics.batchFillRatio.observe(Math.min(1, Math.max(items.length / config.batch.maxDocs, bytes / config.batch.maxBytes)));
+      for (const d of items) metrics.bucketWait.observe((now - d.enteredAt) / 1000);
+      const p = runner.run(items).finally(() => {
+        this.inFlight.delete(p);
+        this.dispatch();
+        if (this.pending.length === 0) this.batcher?.onCapacity();
+        this.wakePuller?.();
+      });
+      this.inFlight.add(p);
+    }
+  }
+
+  private async failAbandoned(store: OperationStore, job: Job, reason: string): Promise<void> {
+    try {
+      const data = parseJobData(job.name as JobName, job.data);
+      await store.transition(data.opId, [
+        { docId: data.docId, to: 'failed', error: { code: 'DOCUMENT_STALLED', message: `abandoned by workers too many times (${reason})` } },
+      ]);
+    } catch (err) {
+      this.log.error({ err, jobId: job.id }, 'could not fail an abandoned document');
+    }
+  }
+
+  /** Number of batches currently being signed. */
+  get batchesInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  /** Idempotent; finishes within config.shutdownTimeoutMs. */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.state === 'new') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    const deadline = Date.now() + this.deps.config.shutdownTimeoutMs;
+    this.wakePuller?.();
+    // Stop pulling: the blocking fetch returns within about a second (drainDelay).
+    await this.pulling?.catch(() => undefined);
+    this.batcher?.flushAll('shutdown');
+    this.dispatch();
+    const drained = async (): Promise<void> => {
+      while (this.inFlight.size > 0 || this.pending.length > 0) {
+        await Promise.race([...this.inFlight]);
+      }
+    };
+    const timeLeft = Math.max(0, deadline - Date.now());
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      drained().then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeLeft))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.log.warn({ inFlight: this.inFlight.size, pending: this.pending.length }, 'shutdown deadline reached; aborting in-flight batches');
+      this.abort.abort(new Error('worker shutdown deadline'));
+      const stuck = this.pending.splice(0).flat();
+      await Promise.all(stuck.map((d) => this.source?.release(d.job)));
+      await Promise.allSettled([...this.inFlight]);
+    }
+    for (const d of this.batcher?.stop() ?? []) await this.source?.release(d.job);
+    await this.source?.close();
+    await this.janitor?.stop();
+    await this.signer?.stop();
+    if (this.redis) await closeRedis(this.redis);
+    this.state = 'stopped';
+    this.log.info('worker stopped');
+  }
+}
