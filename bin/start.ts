@@ -14,6 +14,7 @@ import { createMetrics } from '@signspool/shared/metrics';
 import { DEFAULT_REDIS_URL } from '@signspool/shared/redis';
 import { isPortOpen, spawnRedisServer } from '@signspool/shared/redis-server';
 import { ShutdownManager } from '@signspool/shared/shutdown';
+import { WorkerHttpServer } from '@signspool/worker/metrics-server';
 import { SigningWorker } from '@signspool/worker/worker';
 
 type Mode = 'all' | 'api' | 'worker';
@@ -43,6 +44,12 @@ const main = async (): Promise<void> => {
     const worker = new SigningWorker({ config: cfg, logger, metrics });
     await worker.start();
     shutdown.register('worker', () => worker.stop());
+    if (mode === 'worker') {
+      const http = new WorkerHttpServer({ host: cfg.host, port: cfg.workerMetricsPort, metrics, ready: () => worker.isReady() });
+      const url = await http.start();
+      logger.info({ url }, 'worker metrics listening');
+      shutdown.register('worker-http', () => http.stop());
+    }
   }
   if (mode === 'all' || mode === 'api') {
     const keys = await resolveApiKeys(cfg.apiKeys, cfg.dataDir);

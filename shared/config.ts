@@ -119,6 +119,7 @@ const schema = z
 
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: int(8080, 0, 65535),
+    WORKER_METRICS_PORT: int(9464, 0, 65535),
     PUBLIC_URL: optionalUrl,
     TRUST_PROXY: bool(false),
     API_KEYS: apiKeys,
@@ -189,6 +190,8 @@ export interface Config {
   spoolMinFreeBytes: number;
   host: string;
   port: number;
+  /** The worker's own HTTP port: /metrics, /healthz, /readyz. */
+  workerMetricsPort: number;
   publicUrl: string | undefined;
   trustProxy: boolean;
   apiKeys: ApiKeyEntry[] | undefined;
@@ -266,6 +269,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
     spoolMinFreeBytes: c.SPOOL_MIN_FREE_BYTES,
     host: c.HOST,
     port: c.PORT,
+    workerMetricsPort: c.WORKER_METRICS_PORT,
     publicUrl: c.PUBLIC_URL,
     trustProxy: c.TRUST_PROXY,
     apiKeys: c.API_KEYS,

@@ -182,6 +182,12 @@ export class SigningWorker {
     }
   }
 
+  /** Ready when running and Redis answers. */
+  async isReady(): Promise<boolean> {
+    if (this.state !== 'running' || !this.redis) return false;
+    return (await this.redis.ping()) === 'PONG';
+  }
+
   /** Number of batches currently being signed. */
   get batchesInFlight(): number {
     return this.inFlight.size;

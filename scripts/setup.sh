@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system tools signspool's tests need when they are missing: redis-server (tests
+# start their own instances) and openssl (signature verification). Debian/Ubuntu only; elsewhere
+# it says what to install.
+set -euo pipefail
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+else
+  echo "signspool: please install: ${missing[*]} (or set REDIS_URL for tests)" >&2
+  exit 1
+fi

@@ -1,0 +1,214 @@
+/**
+ * The API end to end with the local signer: submit, poll, download, verify with openssl; auth,
+ * tenants, limits, aborted uploads, cancel, problem+json. Real Redis, real HTTP, real files.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auth, download, eventually, getOperation, submit, waitForTerminal } from './harness/client.js';
+import { startStack, type Stack } from './harness/stack.js';
+
+const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+
+const LIMITS = { UPLOAD_MAX_FILE_BYTES: '64KiB', UPLOAD_MAX_FILES: '3', UPLOAD_MAX_TOTAL_BYTES: '150KiB' };
+
+const incomingEntries = async (stack: Stack): Promise<string[]> => readdir(path.join(stack.config.spoolDir, 'incoming')).catch(() => []);
+
+const queueState = async (stack: Stack): Promise<{ jobs: number; records: number }> => {
+  const queue = new Queue('sign', { connection: { url: stack.config.redisUrl ?? '' }, prefix: stack.config.queuePrefix });
+  const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed');
+  await queue.close();
+  const redis = new Redis(stack.config.redisUrl ?? '');
+  const records = await redis.keys(`${stack.config.queuePrefix}:op:*`);
+  await redis.quit();
+  return { jobs: Object.values(counts).reduce((a, b) => a + b, 0), records: records.length };
+};
+
+describe('api with the local signer', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = await startStack({ env: LIMITS });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('signs submitted documents; downloads verify with openssl', async () => {
+    const docs = [
+      { name: 'invoice-1.xml', content: '<invoice id="1"/>\n', type: 'application/xml' },
+      { name: 'contract ü.pdf', content: randomBytes(40_000), type: 'application/pdf' },
+    ];
+    const res = await submit(stack.apiUrl, stack.keys.acme, docs, { externalReference: 'batch-42' });
+    expect(res.status).toBe(202);
+    expect(res.location).toBe(`/v1/operations/${res.body.id}`);
+    expect(res.body.status).toBe('queued');
+    expect(res.body.documents.map((d) => [d.name, d.size, d.sha256, d.status])).toEqual(
+      docs.map((d) => [d.name, Buffer.byteLength(d.content), sha256(d.content), 'queued']),
+    );
+
+    const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
+    expect(done.status).toBe('succeeded');
+    const cert = path.join(stack.dir, 'local-signer', 'cert.pem');
+    for (const [i, d] of done.documents.entries()) {
+      expect(d.status).toBe('signed');
+      const dl = await download(stack.apiUrl, stack.keys.acme, done.id, d.id);
+      expect(dl.status).toBe(200);
+      expect(dl.headers.get('content-type')).toBe('application/pkcs7-signature');
+      expect(dl.headers.get('content-disposition')).toMatch(/^attachment; filename=".*\.p7s"/);
+      expect(sha256(dl.body)).toBe(d.signed?.sha256);
+      const sig = path.join(stack.dir, `sig-${i}.p7s`);
+      const original = path.join(stack.dir, `orig-${i}`);
+      await writeFile(sig, dl.body);
+      await writeFile(original, docs[i]?.content ?? '');
+      const verify = spawnSync('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', original, '-CAfile', cert, '-out', '/dev/null']);
+      expect(verify.status, verify.stderr.toString()).toBe(0);
+    }
+    // Originals leave the spool once signed.
+    expect(await readdir(stack.config.spoolDir + '/incoming/' + done.id).catch(() => [])).toEqual([]);
+  });
+
+  it('answers 401 problem+json without a valid key', async () => {
+    for (const headers of [{}, auth('ssk_wrong'), { authorization: 'Basic abc' }]) {
+      const res = await fetch(`${stack.apiUrl}/v1/operations/op_00000000000000000000000000000000`, { headers });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({ status: 401, code: 'UNAUTHORIZED', type: expect.stringContaining('unauthorized') });
+      expect(JSON.stringify(body)).not.toMatch(/at .*\.ts|\/work\//);
+    }
+  });
+
+  it("hides another tenant's operation (404)", async () => {
+    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a.txt', content: 'acme only' }]);
+    expect(res.status).toBe(202);
+    const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
+    const docId = done.documents[0]?.id ?? '';
+    expect((await getOperation(stack.apiUrl, stack.keys.globex, res.body.id)).status).toBe(404);
+    expect((await download(stack.apiUrl, stack.keys.globex, res.body.id, docId)).status).toBe(404);
+    const del = await fetch(`${stack.apiUrl}/v1/operations/${res.body.id}`, { method: 'DELETE', headers: auth(stack.keys.globex) });
+    expect(del.status).toBe(404);
+    expect((await download(stack.apiUrl, stack.keys.acme, res.body.id, docId)).status).toBe(200);
+  });
+
+  it('refuses over-limit uploads with 413 and keeps nothing', async () => {
+    const big = randomBytes(65 * 1024);
+    const cases: [string, { name: string; content: Buffer }[]][] = [
+      ['FILE_TOO_LARGE', [{ name: 'big.bin', content: big }]],
+      ['TOO_MANY_FILES', [1, 2, 3, 4].map((i) => ({ name: `f${i}`, content: Buffer.from('x') }))],
+      ['REQUEST_TOO_LARGE', [1, 2, 3].map((i) => ({ name: `f${i}`, content: randomBytes(60 * 1024) }))],
+    ];
+    const before = await queueState(stack);
+    for (const [code, files] of cases) {
+      const res = await submit(stack.apiUrl, stack.keys.acme, files);
+      expect(res.status, code).toBe(413);
+      expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+      expect(res.body['code']).toBe(code);
+    }
+    await eventually('spool incoming empty', async () => (await incomingEntries(stack)).length === 0);
+    expect(await queueState(stack)).toEqual(before);
+  });
+
+  it('rejects malformed submissions with problem+json', async () => {
+    const noFiles = await submit(stack.apiUrl, stack.keys.acme, [], { externalReference: 'x' });
+    expect([noFiles.status, noFiles.body['code']]).toEqual([400, 'NO_FILES']);
+    const badType = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a', content: 'a' }], { signatureType: 'RSA' });
+    expect([badType.status, badType.body['code']]).toEqual([400, 'VALIDATION_FAILED']);
+    const unknownField = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a', content: 'a' }], { webhook: 'x' });
+    expect([unknownField.status, unknownField.body['code']]).toEqual([400, 'VALIDATION_FAILED']);
+    const json = await fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.acme), 'content-type': 'application/json' }, body: '{}' });
+    expect(json.status).toBe(415);
+    const route = await fetch(`${stack.apiUrl}/nope`);
+    expect(route.status).toBe(404);
+    expect(((await route.json()) as { code: string }).code).toBe('ROUTE_NOT_FOUND');
+    await eventually('spool incoming empty', async () => (await incomingEntries(stack)).length === 0);
+  });
+
+  it('leaves no file and no job behind when the client aborts mid-upload', async () => {
+    const before = await queueState(stack);
+    const url = new URL(`${stack.apiUrl}/v1/operations`);
+    const boundary = 'signspoolabort';
+    const sawBytes = await new Promise<boolean>((resolve) => {
+      const req = http.request({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { ...auth(stack.keys.acme), 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(200_000) },
+      });
+      req.on('error', () => resolve(true));
+      req.write(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="one.bin"\r\n\r\n${'a'.repeat(10_000)}\r\n`);
+      req.write(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="two.bin"\r\n\r\n`);
+      req.write(Buffer.alloc(20_000, 1), () => {
+        // The server has the first file on disk and is writing the second: now vanish.
+        setTimeout(() => {
+          req.destroy();
+          resolve(true);
+        }, 100);
+      });
+    });
+    expect(sawBytes).toBe(true);
+    await eventually('spool incoming empty after abort', async () => (await incomingEntries(stack)).length === 0);
+    expect(await queueState(stack)).toEqual(before);
+  });
+
+  it('fails documents the signer cannot sign, with a catalog code', async () => {
+    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'x.pdf', content: '%PDF-1.7' }], { signatureType: 'PAdES' });
+    const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
+    expect(done.status).toBe('failed');
+    expect(done.documents[0]?.error?.code).toBe('SIGNATURE_TYPE_UNSUPPORTED');
+    const dl = await download(stack.apiUrl, stack.keys.acme, done.id, done.documents[0]?.id ?? '');
+    expect(dl.status).toBe(409);
+  });
+
+  it('reports health and readiness', async () => {
+    expect((await fetch(`${stack.apiUrl}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${stack.apiUrl}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { redis: { ok: true }, spool: { ok: true } } });
+  });
+});
+
+describe('api without a worker', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = await startStack({ worker: false });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('answers 409 for a document not signed yet, and cancels queued documents', async () => {
+    const res = await submit(stack.apiUrl, stack.keys.acme, [
+      { name: 'a.txt', content: 'a' },
+      { name: 'b.txt', content: 'b' },
+    ]);
+    expect(res.status).toBe(202);
+    const op = res.body;
+    const dl = await download(stack.apiUrl, stack.keys.acme, op.id, op.documents[0]?.id ?? '');
+    expect(dl.status).toBe(409);
+    expect(JSON.parse(dl.body.toString())).toMatchObject({ code: 'DOCUMENT_NOT_SIGNED', documentStatus: 'queued' });
+    expect((await queueState(stack)).jobs).toBe(2);
+
+    const del = await fetch(`${stack.apiUrl}/v1/operations/${op.id}`, { method: 'DELETE', headers: auth(stack.keys.acme) });
+    expect(del.status).toBe(200);
+    const canceled = (await del.json()) as { status: string; documents: { status: string; error?: { code: string } }[] };
+    expect(canceled.status).toBe('canceled');
+    expect(canceled.documents.map((d) => [d.status, d.error?.code])).toEqual([
+      ['canceled', 'CANCELED'],
+      ['canceled', 'CANCELED'],
+    ]);
+    expect(await readdir(path.join(stack.config.spoolDir, 'incoming', op.id))).toEqual([]);
+    expect((await queueState(stack)).jobs).toBe(0);
+
+    const again = await fetch(`${stack.apiUrl}/v1/operations/${op.id}`, { method: 'DELETE', headers: auth(stack.keys.acme) });
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { code: string }).code).toBe('OPERATION_TERMINAL');
+  });
+});

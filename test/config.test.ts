@@ -1,0 +1,72 @@
+/** Config parsing (unit): defaults, one line naming each bad variable, *_FILE secrets. */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseBytes, parseDuration } from '@signspool/shared/config';
+import { assertHandlers } from '@signspool/shared/queue';
+
+describe('config', () => {
+  it('has defaults that start the local signer', () => {
+    const c = loadConfig({});
+    expect(c.signer).toBe('local');
+    expect(c.batch).toEqual({ maxDocs: 50, maxBytes: 128 * 1024 * 1024, lingerMs: 250 });
+    expect(c.upload.maxFileBytes).toBeGreaterThanOrEqual(20_000_000);
+    expect(c.upload.maxFiles * c.upload.maxFileBytes).toBeGreaterThanOrEqual(50 * 20_000_000);
+    expect(c.upload.maxTotalBytes).toBeGreaterThanOrEqual(50 * 20_000_000);
+    expect(c.defaultSignatureType).toBe('CAdES');
+  });
+
+  it('names every bad variable, and never echoes values', () => {
+    let err: unknown;
+    try {
+      loadConfig({ BATCH_MAX_DOCS: '0', BATCH_LINGER: 'soon', API_KEYS: 'hunter2', PORT: 'x' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    expect(msg.split('\n')).toHaveLength(1);
+    for (const name of ['BATCH_MAX_DOCS', 'BATCH_LINGER', 'PORT', 'API_KEYS']) expect(msg).toContain(name);
+    expect(msg).not.toContain('hunter2');
+    // Cross-field rules: SIGNER=signstash needs its four settings.
+    expect(() => loadConfig({ SIGNER: 'signstash', SIGNSTASH_CLIENT_SECRET: 'hunter2' })).toThrow(
+      /SIGNSTASH_URL: is required when SIGNER=signstash; SIGNSTASH_AUTH_URL: .*SIGNSTASH_CLIENT_ID: /,
+    );
+  });
+
+  it('reads secrets from <NAME>_FILE', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cfg-'));
+    await writeFile(path.join(dir, 'secret'), 's3cret\n');
+    const c = loadConfig({
+      SIGNER: 'signstash',
+      SIGNSTASH_URL: 'https://proxy.example/signstash/einvoice-integration-client-ws',
+      SIGNSTASH_AUTH_URL: 'https://auth.example/oauth2/authorization-server',
+      SIGNSTASH_CLIENT_ID: 'alias',
+      SIGNSTASH_CLIENT_SECRET_FILE: path.join(dir, 'secret'),
+    });
+    expect(c.signstash.clientSecret).toBe('s3cret');
+    expect(() => loadConfig({ SIGNSTASH_CLIENT_SECRET_FILE: path.join(dir, 'missing') })).toThrow(/SIGNSTASH_CLIENT_SECRET_FILE/);
+  });
+
+  it('parses API_KEYS entries', () => {
+    const hash = 'a'.repeat(64);
+    expect(loadConfig({ API_KEYS: `acme:${hash}, globex:${'B'.repeat(64)}` }).apiKeys).toEqual([
+      { tenant: 'acme', hash },
+      { tenant: 'globex', hash: 'b'.repeat(64) },
+    ]);
+    expect(() => loadConfig({ API_KEYS: 'acme:short' })).toThrow(/API_KEYS/);
+  });
+
+  it('parses durations and sizes', () => {
+    expect([parseDuration('250'), parseDuration('250ms'), parseDuration('2s'), parseDuration('24h'), parseDuration('x')]).toEqual([250, 250, 2000, 86_400_000, undefined]);
+    expect([parseBytes('1024'), parseBytes('20MB'), parseBytes('20MiB'), parseBytes('1 GiB')]).toEqual([1024, 20_000_000, 20 * 1024 * 1024, 1024 ** 3]);
+  });
+
+  it('checks that every job name has exactly one handler', () => {
+    expect(() => assertHandlers('sign', ['sign-document'])).not.toThrow();
+    expect(() => assertHandlers('sign', [])).toThrow(/missing: sign-document/);
+    expect(() => assertHandlers('sign', ['sign-document', 'sign-document'])).toThrow(/duplicated: sign-document/);
+    expect(() => assertHandlers('sign', ['sign-document', 'other'])).toThrow(/unknown: other/);
+  });
+});

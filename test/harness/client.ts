@@ -1,0 +1,73 @@
+/** Small HTTP helpers for tests: submit, poll with a deadline, download. */
+import { expect } from 'vitest';
+
+export interface UploadFile {
+  name: string;
+  content: Buffer | string;
+  type?: string;
+}
+
+export interface OperationView {
+  id: string;
+  status: string;
+  signatureType: string;
+  counts: Record<string, number>;
+  documents: {
+    id: string;
+    name: string;
+    size: number;
+    sha256: string;
+    status: string;
+    error?: { code: string; message: string };
+    signed?: { size: number; sha256: string; contentType: string; fileName: string; href: string };
+  }[];
+}
+
+export const auth = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` });
+
+export const submit = async (
+  apiUrl: string,
+  key: string,
+  files: UploadFile[],
+  fields: Record<string, string> = {},
+): Promise<{ status: number; body: OperationView & Record<string, unknown>; location: string | null; headers: Headers }> => {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  for (const f of files) form.append('file', new Blob([f.content], { type: f.type ?? 'application/octet-stream' }), f.name);
+  const res = await fetch(`${apiUrl}/v1/operations`, { method: 'POST', headers: auth(key), body: form });
+  const body = (await res.json()) as OperationView & Record<string, unknown>;
+  return { status: res.status, body, location: res.headers.get('location'), headers: res.headers };
+};
+
+export const getOperation = async (apiUrl: string, key: string, id: string): Promise<{ status: number; body: OperationView & Record<string, unknown> }> => {
+  const res = await fetch(`${apiUrl}/v1/operations/${id}`, { headers: auth(key) });
+  return { status: res.status, body: (await res.json()) as OperationView & Record<string, unknown> };
+};
+
+const TERMINAL = ['succeeded', 'partially_failed', 'failed', 'canceled'];
+
+/** Polls until the operation is terminal; fails the test at the deadline. */
+export const waitForTerminal = async (apiUrl: string, key: string, id: string, timeoutMs = 30_000): Promise<OperationView> => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { status, body } = await getOperation(apiUrl, key, id);
+    expect(status).toBe(200);
+    if (TERMINAL.includes(body.status)) return body;
+    if (Date.now() > deadline) throw new Error(`operation ${id} still ${body.status} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
+
+/** Polls `check` until it returns true; throws at the deadline with `what`. */
+export const eventually = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
+
+export const download = async (apiUrl: string, key: string, opId: string, docId: string): Promise<{ status: number; body: Buffer; headers: Headers }> => {
+  const res = await fetch(`${apiUrl}/v1/operations/${opId}/documents/${docId}`, { headers: auth(key) });
+  return { status: res.status, body: Buffer.from(await res.arrayBuffer()), headers: res.headers };
+};
