@@ -33,7 +33,7 @@ describe('api with the local signer', () => {
   let stack: Stack;
 
   beforeAll(async () => {
-    stack = await startStack({ env: LIMITS });
+    stack = await startStack();
   });
   afterAll(async () => {
     await stack?.stop();
@@ -73,17 +73,6 @@ describe('api with the local signer', () => {
     expect(await readdir(stack.config.spoolDir + '/incoming/' + done.id).catch(() => [])).toEqual([]);
   });
 
-  it('answers 401 problem+json without a valid key', async () => {
-    for (const headers of [{}, auth('ssk_wrong'), { authorization: 'Basic abc' }]) {
-      const res = await fetch(`${stack.apiUrl}/v1/operations/op_00000000000000000000000000000000`, { headers });
-      expect(res.status).toBe(401);
-      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-      const body = (await res.json()) as Record<string, unknown>;
-      expect(body).toMatchObject({ status: 401, code: 'UNAUTHORIZED', type: expect.stringContaining('unauthorized') });
-      expect(JSON.stringify(body)).not.toMatch(/at .*\.ts|\/work\//);
-    }
-  });
-
   it("hides another tenant's operation (404)", async () => {
     const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a.txt', content: 'acme only' }]);
     expect(res.status).toBe(202);
@@ -94,6 +83,38 @@ describe('api with the local signer', () => {
     const del = await fetch(`${stack.apiUrl}/v1/operations/${res.body.id}`, { method: 'DELETE', headers: auth(stack.keys.globex) });
     expect(del.status).toBe(404);
     expect((await download(stack.apiUrl, stack.keys.acme, res.body.id, docId)).status).toBe(200);
+  });
+
+  it('fails documents the signer cannot sign, with a catalog code', async () => {
+    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'x.pdf', content: '%PDF-1.7' }], { signatureType: 'PAdES' });
+    const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
+    expect(done.status).toBe('failed');
+    expect(done.documents[0]?.error?.code).toBe('SIGNATURE_TYPE_UNSUPPORTED');
+    const dl = await download(stack.apiUrl, stack.keys.acme, done.id, done.documents[0]?.id ?? '');
+    expect(dl.status).toBe(409);
+  });
+
+});
+
+describe('api without a worker', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = await startStack({ worker: false, env: LIMITS });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('answers 401 problem+json without a valid key', async () => {
+    for (const headers of [{}, auth('ssk_wrong'), { authorization: 'Basic abc' }]) {
+      const res = await fetch(`${stack.apiUrl}/v1/operations/op_00000000000000000000000000000000`, { headers });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({ status: 401, code: 'UNAUTHORIZED', type: expect.stringContaining('unauthorized') });
+      expect(JSON.stringify(body)).not.toMatch(/at .*\.ts|\/work\//);
+    }
   });
 
   it('refuses over-limit uploads with 413 and keeps nothing', async () => {
@@ -157,31 +178,11 @@ describe('api with the local signer', () => {
     expect(await queueState(stack)).toEqual(before);
   });
 
-  it('fails documents the signer cannot sign, with a catalog code', async () => {
-    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'x.pdf', content: '%PDF-1.7' }], { signatureType: 'PAdES' });
-    const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
-    expect(done.status).toBe('failed');
-    expect(done.documents[0]?.error?.code).toBe('SIGNATURE_TYPE_UNSUPPORTED');
-    const dl = await download(stack.apiUrl, stack.keys.acme, done.id, done.documents[0]?.id ?? '');
-    expect(dl.status).toBe(409);
-  });
-
   it('reports health and readiness', async () => {
     expect((await fetch(`${stack.apiUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${stack.apiUrl}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ready', checks: { redis: { ok: true }, spool: { ok: true } } });
-  });
-});
-
-describe('api without a worker', () => {
-  let stack: Stack;
-
-  beforeAll(async () => {
-    stack = await startStack({ worker: false });
-  });
-  afterAll(async () => {
-    await stack?.stop();
   });
 
   it('answers 409 for a document not signed yet, and cancels queued documents', async () => {

@@ -187,7 +187,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       if (recorded) {
         await Promise.allSettled([store.remove(opId), ...ctx.files.map((f) => queue.remove(signJobId(f.docId)))]);
       }
-      if (req.destroyed) {
+      if (req.socket.destroyed || res.destroyed) {
         log.info({ bytes: ctx.totalBytes }, 'upload aborted by the client; nothing kept');
         return;
       }

@@ -1,16 +1,17 @@
-/** Chooses the signer named by SIGNER. */
+/** Chooses the signer named by SIGNER (loaded on demand: a worker loads only the one it uses). */
 import type { Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Spool } from '@signspool/shared/spool';
 import type { Signer } from '../signer.js';
-import { LocalSigner } from './local.js';
-import { SignstashSigner } from './signstash.js';
 
 export const createSigner = async (config: Config, spool: Spool, logger: Logger): Promise<Signer> => {
   switch (config.signer) {
-    case 'signstash':
+    case 'signstash': {
+      const { SignstashSigner } = await import('./signstash.js');
       return new SignstashSigner({ config: config.signstash, spool, logger: logger.child({ signer: 'signstash' }) });
-    case 'local':
+    }
+    case 'local': {
+      const { LocalSigner } = await import('./local.js');
       return new LocalSigner({
         dataDir: config.dataDir,
         keyFile: config.localSigner.keyFile,
@@ -18,5 +19,6 @@ export const createSigner = async (config: Config, spool: Spool, logger: Logger)
         spool,
         logger: logger.child({ signer: 'local' }),
       });
+    }
   }
 };

@@ -1,0 +1,78 @@
+/**
+ * docker-compose.yml cannot run here (no Docker engine): validate its structure instead —
+ * services, shared spool volume, healthchecks on /readyz, Redis durability flags, and that every
+ * file it mounts or builds from exists.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadConfig } from '@signspool/shared/config';
+
+interface Service {
+  build?: unknown;
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }> | string[];
+  secrets?: string[];
+}
+
+const root = path.resolve(import.meta.dirname, '..');
+const compose = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+  secrets: Record<string, { file: string }>;
+};
+
+describe('docker-compose.yml', () => {
+  it('has the services of the stack', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['api', 'fake-signstash', 'grafana', 'prometheus', 'redis', 'worker']);
+  });
+
+  it('runs Redis durable and without eviction', () => {
+    const cmd = compose.services['redis']?.command?.join(' ') ?? '';
+    expect(cmd).toContain('--appendonly yes');
+    expect(cmd).toContain('--appendfsync everysec');
+    expect(cmd).toContain('--maxmemory-policy noeviction');
+    expect(compose.services['redis']?.volumes?.some((v) => v.endsWith(':/data'))).toBe(true);
+  });
+
+  it('shares one spool volume between api and worker, and checks readiness', () => {
+    const api = compose.services['api'];
+    const worker = compose.services['worker'];
+    const spoolOf = (s: Service | undefined) => s?.volumes?.find((v) => v.endsWith(`:${s.environment?.['SPOOL_DIR']}`));
+    expect(spoolOf(api)).toBeDefined();
+    expect(spoolOf(api)?.split(':')[0]).toBe(spoolOf(worker)?.split(':')[0]);
+    expect(compose.volumes).toHaveProperty(spoolOf(api)?.split(':')[0] ?? '-');
+    expect(api?.healthcheck?.test.join(' ')).toContain('/readyz');
+    expect(worker?.healthcheck?.test.join(' ')).toContain(`:${worker?.environment?.['WORKER_METRICS_PORT']}/readyz`);
+    // Workers scale: no fixed container name or host port.
+    expect(worker).not.toHaveProperty('container_name');
+    expect(worker).not.toHaveProperty('ports');
+  });
+
+  it('gives api and worker a configuration that parses', () => {
+    for (const name of ['api', 'worker']) {
+      const env = { ...compose.services[name]?.environment };
+      // The secret file is a docker secret: read it from the repo for this check.
+      env['SIGNSTASH_CLIENT_SECRET_FILE'] = path.join(root, compose.secrets['signstash_client_secret']?.file ?? '-');
+      expect(() => loadConfig(env), name).not.toThrow();
+    }
+  });
+
+  it('references files that exist', () => {
+    expect(existsSync(path.join(root, 'Dockerfile'))).toBe(true);
+    for (const service of Object.values(compose.services)) {
+      for (const v of service.volumes ?? []) {
+        const host = v.split(':')[0] ?? '';
+        if (host.startsWith('./')) expect(existsSync(path.join(root, host)), v).toBe(true);
+      }
+    }
+    for (const s of Object.values(compose.secrets)) expect(existsSync(path.join(root, s.file))).toBe(true);
+    const entry = compose.services['fake-signstash']?.command?.at(-1) ?? '';
+    expect(existsSync(path.join(root, entry)), entry).toBe(true);
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * Nothing is lost: a worker stopped mid-batch gives its documents back and another worker signs
+ * them; the janitor removes spool files with no record and keeps the rest.
+ */
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '@signspool/shared/logger';
+import { OperationStore } from '@signspool/shared/operations';
+import { Spool } from '@signspool/shared/spool';
+import { Janitor } from '@signspool/worker/janitor';
+import { FakeSignstash } from './fake-signstash/server.js';
+import { eventually, getOperation, submit, waitForTerminal } from './harness/client.js';
+import { startStack, testPrefix } from './harness/stack.js';
+
+describe('recovery', () => {
+  let fake: FakeSignstash;
+
+  beforeAll(async () => {
+    fake = new FakeSignstash({ clientId: 'signspool', clientSecret: 'signspool-secret', perRequestMs: 2000, bytesPerSec: 500e6 });
+    await fake.start();
+  });
+  afterAll(async () => {
+    await fake?.stop();
+  });
+
+  it('a worker stopped past its deadline releases its batch; another worker signs every document once', async () => {
+    const env = {
+      SIGNER: 'signstash',
+      SIGNSTASH_URL: fake.businessUrl,
+      SIGNSTASH_AUTH_URL: fake.authUrl,
+      SIGNSTASH_CLIENT_ID: 'signspool',
+      SIGNSTASH_CLIENT_SECRET: 'signspool-secret',
+      BATCH_LINGER: '20ms',
+      SHUTDOWN_TIMEOUT: '300ms',
+    };
+    const api = await startStack({ env, worker: false });
+    const reuse = { dir: api.dir, prefix: api.config.queuePrefix };
+    try {
+      const first = await startStack({ env, api: false, reuse });
+      const files = Array.from({ length: 10 }, (_, i) => ({ name: `r${i}.pdf`, content: `document ${i}` }));
+      const res = await submit(api.apiUrl, api.keys.acme, files);
+      expect(res.status).toBe(202);
+      // The batch is at the (slow) upstream: stop the worker before it answers.
+      await eventually('batch in flight', () => (first.worker?.batchesInFlight ?? 0) > 0);
+      await first.stop();
+      const released = await getOperation(api.apiUrl, api.keys.acme, res.body.id);
+      expect(released.body.documents.map((d) => d.status)).toEqual(files.map(() => 'queued'));
+
+      fake.setLatency({ perRequestMs: 10 });
+      const secondStartedAt = Date.now();
+      const second = await startStack({ env, api: false, reuse });
+      try {
+        const done = await waitForTerminal(api.apiUrl, api.keys.acme, res.body.id);
+        expect(done.status).toBe('succeeded');
+        const ok = fake.requests().filter((r) => r.outcome === 'ok' && r.at >= secondStartedAt);
+        // Every document signed exactly once by the second worker: none lost, none recorded twice.
+        expect(ok.flatMap((r) => r.docs.map((d) => d.externalReference)).sort()).toEqual(done.documents.map((d) => d.id).sort());
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await api.stop();
+    }
+  });
+
+  it('the janitor removes spool directories with no record, past the grace period only', async () => {
+    const stack = await startStack({ api: false, worker: false });
+    const redis = new Redis(stack.config.redisUrl ?? '');
+    try {
+      const spool = new Spool(stack.config.spoolDir);
+      await spool.init();
+      const store = new OperationStore(redis, { prefix: testPrefix(), retentionMs: 60_000 });
+      const old = new Date(Date.now() - 2 * 3600_000);
+      const mk = async (opId: string, age: Date): Promise<void> => {
+        await mkdir(spool.incomingDir(opId), { recursive: true });
+        await writeFile(spool.incomingPath(opId, 'doc_1'), 'x');
+        await utimes(spool.incomingDir(opId), age, age);
+      };
+      await mk('op_orphan', old);
+      await mk('op_recent', new Date());
+      await mk('op_alive', old);
+      await store.create({ id: 'op_alive', tenant: 't', signatureType: 'CAdES', externalReference: undefined, createdAt: Date.now(), documents: [] });
+      const janitor = new Janitor({ spool, store, logger: createLogger({ level: 'silent' }), intervalMs: 60_000, orphanGraceMs: 3600_000 });
+      const swept = await janitor.sweep();
+      expect(swept.removedOperations).toEqual(['op_orphan']);
+      expect(await spool.exists(spool.incomingDir('op_orphan'))).toBe(false);
+      expect(await spool.exists(spool.incomingDir('op_recent'))).toBe(true);
+      expect(await spool.exists(spool.incomingDir('op_alive'))).toBe(true);
+      await janitor.stop();
+    } finally {
+      await redis.quit();
+      await stack.stop();
+    }
+  });
+});
