@@ -8,6 +8,7 @@ import type { Metrics } from '@signspool/shared/metrics';
 import type { OperationStore } from '@signspool/shared/operations';
 import type { Spool } from '@signspool/shared/spool';
 import { requireApiKey } from './auth.js';
+import type { OperationEvents } from './operation-events.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { healthRouter } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
@@ -21,6 +22,7 @@ export interface AppDeps {
   store: OperationStore;
   spool: Spool;
   apiKeys: ApiKeyEntry[];
+  events?: OperationEvents;
 }
 
 export const createApp = (deps: AppDeps): Express => {

@@ -11,6 +11,7 @@ import { QUEUES } from '@signspool/shared/queue';
 import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';
 import { createApp } from './app.js';
+import { OperationEvents } from './operation-events.js';
 
 export interface ApiServerDeps {
   config: Config;
@@ -23,6 +24,7 @@ export class ApiServer {
   private server: Server | undefined;
   private redis: Redis | undefined;
   private queue: Queue | undefined;
+  private events: OperationEvents | undefined;
   private stopPromise: Promise<void> | undefined;
 
   constructor(private readonly deps: ApiServerDeps) {}
@@ -44,7 +46,9 @@ export class ApiServer {
       defaultJobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: { age: Math.ceil(config.retentionMs / 1000) } },
     });
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
-    const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, store, spool });
+    this.events = new OperationEvents(this.redis, store.channel, logger);
+    await this.events.start();
+    const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, store, spool, events: this.events });
     const server = app.listen(config.port, config.host);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -66,6 +70,8 @@ export class ApiServer {
   stop(): Promise<void> {
     this.stopPromise ??= (async () => {
       const server = this.server;
+      // Waiting requests answer now with the current state.
+      await this.events?.stop();
       if (server) {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();

@@ -212,4 +212,36 @@ describe('api without a worker', () => {
     expect(again.status).toBe(409);
     expect(((await again.json()) as { code: string }).code).toBe('OPERATION_TERMINAL');
   });
+
+  it('answers a Prefer: wait request as soon as the operation ends', async () => {
+    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'w.txt', content: 'w' }]);
+    const started = Date.now();
+    const waiting = fetch(`${stack.apiUrl}/v1/operations/${res.body.id}`, { headers: { ...auth(stack.keys.acme), prefer: 'wait=30' } }).then(async (r) => ({
+      at: Date.now(),
+      status: r.status,
+      applied: r.headers.get('preference-applied'),
+      body: (await r.json()) as { status: string },
+    }));
+    // Still waiting: nothing has ended yet.
+    const early = await Promise.race([waiting, new Promise<'pending'>((r) => setTimeout(() => r('pending'), 300))]);
+    expect(early).toBe('pending');
+    const del = await fetch(`${stack.apiUrl}/v1/operations/${res.body.id}`, { method: 'DELETE', headers: auth(stack.keys.acme) });
+    const endedAt = Date.now();
+    expect(del.status).toBe(200);
+    const woke = await waiting;
+    console.log(`Prefer: wait woke ${woke.at - endedAt} ms after the operation ended`);
+    expect(woke).toMatchObject({ status: 200, applied: 'wait=30', body: { status: 'canceled' } });
+    expect(woke.at - endedAt).toBeLessThan(200);
+    expect(woke.at - started).toBeLessThan(5000);
+  });
+
+  it('ends a Prefer: wait request at its deadline with Retry-After while pending', async () => {
+    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'p.txt', content: 'p' }]);
+    const started = Date.now();
+    const r = await fetch(`${stack.apiUrl}/v1/operations/${res.body.id}`, { headers: { ...auth(stack.keys.acme), prefer: 'wait=1' } });
+    expect(r.status).toBe(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect(r.headers.get('retry-after')).toBe('2');
+    expect(((await r.json()) as { status: string }).status).toBe('queued');
+  });
 });

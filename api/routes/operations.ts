@@ -16,9 +16,10 @@ import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import type { OperationRecord, OperationStore } from '@signspool/shared/operations';
+import { isTerminal, type OperationRecord, type OperationStore } from '@signspool/shared/operations';
 import { signatureTypeSchema, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
 import { fsyncPath, newId, type Spool } from '@signspool/shared/spool';
+import { preferredWait, type OperationEvents } from '../operation-events.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload-storage.js';
 
 export interface OperationsRouteDeps {
@@ -28,6 +29,8 @@ export interface OperationsRouteDeps {
   store: OperationStore;
   queue: Queue;
   spool: Spool;
+  /** Wakes `Prefer: wait` requests; without it, GET answers at once. */
+  events?: OperationEvents;
 }
 
 export const submitFieldsSchema = z
@@ -201,8 +204,25 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
 
   router.get('/:id', async (req: Request, res: Response) => {
     const { id } = parseParams(paramsSchema, req.params);
-    const op = await loadOwned(req, id);
-    if (op.status === 'queued' || op.status === 'processing') res.setHeader('Retry-After', '1');
+    let op = await loadOwned(req, id);
+    const wait = preferredWait(req.get('prefer'));
+    if (wait !== undefined && deps.events) {
+      res.setHeader('Preference-Applied', `wait=${wait}`);
+      if (!isTerminal(op.status) && wait > 0) {
+        const gone = new AbortController();
+        res.on('close', () => gone.abort());
+        // Register first, then re-read: an end between the two reads is not missed.
+        const waiter = deps.events.waitFor(id, wait * 1000, gone.signal);
+        op = await loadOwned(req, id);
+        if (isTerminal(op.status)) waiter.cancel();
+        else {
+          await waiter.done;
+          if (gone.signal.aborted) return;
+          op = await loadOwned(req, id);
+        }
+      }
+    }
+    if (!isTerminal(op.status)) res.setHeader('Retry-After', op.status === 'queued' ? '2' : '1');
     res.json(presentOperation(op));
   });
 
