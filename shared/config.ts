@@ -157,6 +157,7 @@ const schema = z
     JOB_MAX_STALLED: int(5, 0, 1000),
 
     RETENTION: duration('24h', 1000),
+    IDEMPOTENCY_TTL: duration('24h', 1000),
     JANITOR_INTERVAL: duration('5m', 100),
     ORPHAN_GRACE: duration('1h', 0),
     SHUTDOWN_TIMEOUT: duration('25s', 100),
@@ -216,6 +217,7 @@ export interface Config {
   upstream: { concurrency: number; maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number };
   jobs: { lockDurationMs: number; maxStalled: number };
   retentionMs: number;
+  idempotencyTtlMs: number;
   janitorIntervalMs: number;
   orphanGraceMs: number;
   shutdownTimeoutMs: number;
@@ -305,6 +307,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
     },
     jobs: { lockDurationMs: c.JOB_LOCK_DURATION, maxStalled: c.JOB_MAX_STALLED },
     retentionMs: c.RETENTION,
+    idempotencyTtlMs: c.IDEMPOTENCY_TTL,
     janitorIntervalMs: c.JANITOR_INTERVAL,
     orphanGraceMs: c.ORPHAN_GRACE,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,

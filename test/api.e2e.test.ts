@@ -244,4 +244,48 @@ describe('api without a worker', () => {
     expect(r.headers.get('retry-after')).toBe('2');
     expect(((await r.json()) as { status: string }).status).toBe('queued');
   });
+
+  it('makes submissions idempotent with Idempotency-Key', async () => {
+    const before = await queueState(stack);
+    const form = (content: string) => {
+      const f = new FormData();
+      f.append('externalReference', 'idem-1');
+      f.append('file', new Blob([content]), 'i.txt');
+      return f;
+    };
+    const post = async (key: string, content: string) => {
+      const r = await fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.acme), 'idempotency-key': key }, body: form(content) });
+      return { status: r.status, location: r.headers.get('location'), body: (await r.json()) as { id?: string; code?: string } };
+    };
+    const answers = await Promise.all(Array.from({ length: 20 }, () => post('key-20', 'same document')));
+    const accepted = answers.filter((a) => a.status === 202);
+    expect(accepted.length).toBeGreaterThanOrEqual(1);
+    expect(answers.every((a) => a.status === 202 || (a.status === 409 && a.body.code === 'IDEMPOTENCY_KEY_IN_USE'))).toBe(true);
+    expect(new Set(accepted.map((a) => a.body.id)).size).toBe(1);
+    expect(new Set(accepted.map((a) => a.location)).size).toBe(1);
+    const after = await queueState(stack);
+    expect(after.records - before.records).toBe(1);
+    expect(after.jobs - before.jobs).toBe(1);
+    // A replay gives the original answer; a different request with the key is refused.
+    const replay = await post('key-20', 'same document');
+    expect([replay.status, replay.body.id]).toEqual([202, accepted[0]?.body.id]);
+    const other = await post('key-20', 'another document');
+    expect([other.status, other.body.code]).toEqual([422, 'IDEMPOTENCY_KEY_MISMATCH']);
+    // Another tenant's identical key is a different key.
+    const globex = await fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.globex), 'idempotency-key': 'key-20' }, body: form('same document') });
+    expect(globex.status).toBe(202);
+    expect(((await globex.json()) as { id: string }).id).not.toBe(accepted[0]?.body.id);
+    expect((await queueState(stack)).records - before.records).toBe(2);
+  });
+
+  it('does not burn an Idempotency-Key on a failed upload', async () => {
+    const tooBig = new FormData();
+    tooBig.append('file', new Blob([randomBytes(65 * 1024)]), 'big.bin');
+    const failed = await fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.acme), 'idempotency-key': 'key-retry' }, body: tooBig });
+    expect(failed.status).toBe(413);
+    const ok = new FormData();
+    ok.append('file', new Blob(['fits']), 'small.bin');
+    const retried = await fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.acme), 'idempotency-key': 'key-retry' }, body: ok });
+    expect(retried.status).toBe(202);
+  });
 });

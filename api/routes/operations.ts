@@ -19,6 +19,7 @@ import type { Metrics } from '@signspool/shared/metrics';
 import { isTerminal, type OperationRecord, type OperationStore } from '@signspool/shared/operations';
 import { signatureTypeSchema, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
 import { fsyncPath, newId, type Spool } from '@signspool/shared/spool';
+import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload-storage.js';
 
@@ -91,6 +92,7 @@ export const presentOperation = (op: OperationRecord) => ({
 export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const { config, store, queue, spool, metrics, logger } = deps;
   const router = Router();
+  const idempotency = new IdempotencyStore(store.redis, config.queuePrefix, config.idempotencyTtlMs);
   const upload = multer({
     storage: createSpoolStorage(spool),
     defParamCharset: 'utf8',
@@ -133,12 +135,14 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     });
 
   router.post('/', async (req: Request, res: Response, next: NextFunction) => {
+    const idempotencyKey = IdempotencyStore.parseKey(req.get('idempotency-key'));
     await preflight(req);
     const opId = newId('op');
     const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, files: [] };
     setUploadContext(req, ctx);
     let recorded = false;
     const log = logger.child({ opId, tenant: req.tenant });
+    const reservation: Reservation | undefined = idempotencyKey === undefined ? undefined : await idempotency.reserve(req.tenant ?? '', idempotencyKey, opId);
     try {
       await runMulter(req, res);
       const fields = submitFieldsSchema.safeParse({ ...(req.body as Record<string, unknown>) });
@@ -149,6 +153,17 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       }
       const files = getUploadContext(req)?.files ?? [];
       if (files.length === 0) throw new SignspoolError('NO_FILES', { detail: 'attach at least one document as a "file" part' });
+      const fingerprint = submissionFingerprint({ ...fields.data }, files);
+      if (reservation?.kind === 'completed') {
+        // A replay: nothing new is kept or enqueued.
+        await rm(spool.incomingDir(opId), { recursive: true, force: true });
+        if (reservation.record.fingerprint !== fingerprint) {
+          throw new SignspoolError('IDEMPOTENCY_KEY_MISMATCH', { detail: 'this Idempotency-Key was already used for a request with other documents or fields' });
+        }
+        res.status(202).location(reservation.record.location).setHeader('Idempotent-Replayed', 'true');
+        res.json(reservation.record.body);
+        return;
+      }
       await fsyncPath(spool.incomingDir(opId));
 
       const signatureType = fields.data.signatureType ?? config.defaultSignatureType;
@@ -184,8 +199,11 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       metrics.uploadedBytes.inc(ctx.totalBytes);
       log.info({ documents: documents.length, bytes: ctx.totalBytes }, 'operation accepted');
       const op = await store.get(opId);
-      res.status(202).location(operationLocation(opId)).json(op ? presentOperation(op) : { id: opId, status: 'queued' });
+      const body = op ? presentOperation(op) : { id: opId, status: 'queued' };
+      if (reservation?.kind === 'reserved') await reservation.commit(fingerprint, operationLocation(opId), body);
+      res.status(202).location(operationLocation(opId)).json(body);
     } catch (err) {
+      if (reservation?.kind === 'reserved') await reservation.release().catch(() => undefined);
       await rm(spool.incomingDir(opId), { recursive: true, force: true });
       if (recorded) {
         await Promise.allSettled([store.remove(opId), ...ctx.files.map((f) => queue.remove(signJobId(f.docId)))]);

@@ -1,0 +1,81 @@
+/**
+ * Idempotent submission: `Idempotency-Key` on POST /v1/operations, scoped per tenant, kept
+ * IDEMPOTENCY_TTL in Redis (only a hash of the key is stored).
+ *  - first request: the key is reserved (`pending`) before the upload; success stores the
+ *    fingerprint and the 202 answer; failure releases the key (a failed upload does not burn it);
+ *  - same key while the first is still uploading → 409;
+ *  - same key and same request (fingerprint over the fields and each file's sha256) → the
+ *    original 202 again, no new operation;
+ *  - same key, different request → 422.
+ */
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { SignspoolError } from '@signspool/shared/errors';
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+/** A reservation outlives any upload; if the api dies mid-upload the key frees itself. */
+const PENDING_TTL_MS = 60 * 60 * 1000;
+
+const completedSchema = z.object({
+  state: z.literal('completed'),
+  fingerprint: z.string(),
+  location: z.string(),
+  body: z.unknown(),
+});
+const recordSchema = z.union([z.object({ state: z.literal('pending'), token: z.string() }), completedSchema]);
+export type CompletedSubmission = z.infer<typeof completedSchema>;
+
+export const submissionFingerprint = (fields: Record<string, string | undefined>, files: { sha256: string; size: number }[]): string =>
+  createHash('sha256')
+    .update(JSON.stringify({ fields: Object.entries(fields).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)), files: files.map((f) => [f.sha256, f.size]) }))
+    .digest('hex');
+
+export type Reservation =
+  | { kind: 'reserved'; commit: (fingerprint: string, location: string, body: unknown) => Promise<void>; release: () => Promise<void> }
+  | { kind: 'completed'; record: CompletedSubmission };
+
+export class IdempotencyStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlMs: number,
+  ) {}
+
+  static parseKey(raw: string | undefined): string | undefined {
+    if (raw === undefined) return undefined;
+    if (!KEY_PATTERN.test(raw)) throw new SignspoolError('VALIDATION_FAILED', { detail: 'Idempotency-Key must be 1 to 255 printable ASCII characters' });
+    return raw;
+  }
+
+  private redisKey(tenant: string, key: string): string {
+    return `${this.prefix}:idem:${tenant}:${createHash('sha256').update(key).digest('hex')}`;
+  }
+
+  /** Reserves the key, or tells what an earlier request with it left. Throws 409 while one is in progress. */
+  async reserve(tenant: string, key: string, token: string): Promise<Reservation> {
+    const rk = this.redisKey(tenant, key);
+    const ok = await this.redis.set(rk, JSON.stringify({ state: 'pending', token }), 'PX', PENDING_TTL_MS, 'NX');
+    if (ok === 'OK') {
+      return {
+        kind: 'reserved',
+        commit: async (fingerprint, location, body) => {
+          await this.redis.set(rk, JSON.stringify({ state: 'completed', fingerprint, location, body }), 'PX', this.ttlMs);
+        },
+        release: async () => {
+          // Only our own reservation is released.
+          await this.redis.eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+            1,
+            rk,
+            JSON.stringify({ state: 'pending', token }),
+          );
+        },
+      };
+    }
+    const raw = await this.redis.get(rk);
+    const parsed = raw === null ? undefined : recordSchema.safeParse(JSON.parse(raw));
+    if (parsed?.success && parsed.data.state === 'completed') return { kind: 'completed', record: parsed.data };
+    throw new SignspoolError('IDEMPOTENCY_KEY_IN_USE', { detail: 'a request with this Idempotency-Key is still in progress; retry later', retryAfterMs: 1000 });
+  }
+}
