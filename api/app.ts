@@ -19,6 +19,7 @@ export interface AppDeps {
   metrics: Metrics;
   redis: Redis;
   queue: Queue;
+  webhookQueue: Queue;
   store: OperationStore;
   spool: Spool;
   apiKeys: ApiKeyEntry[];

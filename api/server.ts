@@ -24,6 +24,7 @@ export class ApiServer {
   private server: Server | undefined;
   private redis: Redis | undefined;
   private queue: Queue | undefined;
+  private webhookQueue: Queue | undefined;
   private events: OperationEvents | undefined;
   private stopPromise: Promise<void> | undefined;
 
@@ -45,10 +46,11 @@ export class ApiServer {
       prefix: config.queuePrefix,
       defaultJobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: { age: Math.ceil(config.retentionMs / 1000) } },
     });
+    this.webhookQueue = new Queue(QUEUES.webhook, { connection: this.redis, prefix: config.queuePrefix });
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.events = new OperationEvents(this.redis, store.channel, logger);
     await this.events.start();
-    const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, store, spool, events: this.events });
+    const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, webhookQueue: this.webhookQueue, store, spool, events: this.events });
     const server = app.listen(config.port, config.host);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -80,6 +82,7 @@ export class ApiServer {
         clearTimeout(timer);
       }
       await this.queue?.close();
+      await this.webhookQueue?.close();
       if (this.redis) await closeRedis(this.redis);
     })();
     return this.stopPromise;

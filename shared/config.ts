@@ -105,6 +105,66 @@ const apiKeys = z
     return entries;
   });
 
+export interface WebhookSecretEntry {
+  tenant: string;
+  /** Newest first; during rotation every secret signs. */
+  secrets: string[];
+}
+
+const webhookSecrets = z
+  .string()
+  .optional()
+  .transform((raw, ctx): WebhookSecretEntry[] => {
+    if (raw === undefined || raw.trim() === '') return [];
+    const out: WebhookSecretEntry[] = [];
+    for (const part of raw.split(/[,\s]+/).filter(Boolean)) {
+      const [tenant, list] = part.split(':');
+      const secrets = (list ?? '').split('|').filter(Boolean);
+      const valid = secrets.every((s) => /^whsec_[A-Za-z0-9+/]{16,}={0,2}$/.test(s));
+      if (!tenant || !/^[A-Za-z0-9_-]{1,64}$/.test(tenant) || secrets.length === 0 || !valid) {
+        ctx.addIssue({ code: 'custom', message: 'entries must be tenant:whsec_<base64>[|whsec_<base64>], separated by commas' });
+        return z.NEVER;
+      }
+      out.push({ tenant, secrets });
+    }
+    return out;
+  });
+
+const webhookEndpoints = z
+  .string()
+  .optional()
+  .transform((raw, ctx): Record<string, string> => {
+    const out: Record<string, string> = {};
+    if (raw === undefined || raw.trim() === '') return out;
+    for (const part of raw.split(/[,\s]+/).filter(Boolean)) {
+      const i = part.indexOf('=');
+      const tenant = part.slice(0, i);
+      const url = part.slice(i + 1);
+      try {
+        const u = new URL(url);
+        if (i <= 0 || (u.protocol !== 'https:' && u.protocol !== 'http:')) throw new Error('bad');
+        out[tenant] = u.toString();
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'entries must be tenant=https://host/path, separated by commas' });
+        return z.NEVER;
+      }
+    }
+    return out;
+  });
+
+const durationList = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .transform((raw, ctx) => {
+      const list = raw.split(',').map((p) => parseDuration(p));
+      if (list.length === 0 || list.some((v) => v === undefined)) {
+        ctx.addIssue({ code: 'custom', message: 'must be a comma-separated list of durations, e.g. 0,5s,5m,30m' });
+        return z.NEVER;
+      }
+      return list as number[];
+    });
+
 const schema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -155,6 +215,17 @@ const schema = z
     UPSTREAM_BACKOFF_MAX: duration('60s'),
     JOB_LOCK_DURATION: duration('60s', 5000),
     JOB_MAX_STALLED: int(5, 0, 1000),
+
+    WEBHOOK_SECRETS: webhookSecrets,
+    WEBHOOK_ENDPOINTS: webhookEndpoints,
+    WEBHOOK_ALLOW: z
+      .string()
+      .optional()
+      .transform((v) => (v ?? '').split(/[,\s]+/).filter(Boolean)),
+    WEBHOOK_ALLOW_HTTP: bool(false),
+    WEBHOOK_TIMEOUT: duration('15s', 1),
+    WEBHOOK_SCHEDULE: durationList('0,5s,5m,30m,2h,5h,10h,14h,20h,24h'),
+    WEBHOOK_CONCURRENCY: int(8, 1, 1000),
 
     RETENTION: duration('24h', 1000),
     IDEMPOTENCY_TTL: duration('24h', 1000),
@@ -216,6 +287,16 @@ export interface Config {
   batch: { maxDocs: number; maxBytes: number; lingerMs: number };
   upstream: { concurrency: number; maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number };
   jobs: { lockDurationMs: number; maxStalled: number };
+  webhooks: {
+    secrets: WebhookSecretEntry[];
+    endpoints: Record<string, string>;
+    allow: string[];
+    allowHttp: boolean;
+    timeoutMs: number;
+    /** Delay before each attempt; the first is normally 0 (immediately). */
+    scheduleMs: number[];
+    concurrency: number;
+  };
   retentionMs: number;
   idempotencyTtlMs: number;
   janitorIntervalMs: number;
@@ -231,7 +312,7 @@ export class ConfigError extends Error {
 }
 
 /** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
-export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL'] as const;
+export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'WEBHOOK_SECRETS'] as const;
 
 const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
   const out: Record<string, string | undefined> = { ...env };
@@ -306,6 +387,15 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
       backoffMaxMs: c.UPSTREAM_BACKOFF_MAX,
     },
     jobs: { lockDurationMs: c.JOB_LOCK_DURATION, maxStalled: c.JOB_MAX_STALLED },
+    webhooks: {
+      secrets: c.WEBHOOK_SECRETS,
+      endpoints: c.WEBHOOK_ENDPOINTS,
+      allow: c.WEBHOOK_ALLOW,
+      allowHttp: c.WEBHOOK_ALLOW_HTTP,
+      timeoutMs: c.WEBHOOK_TIMEOUT,
+      scheduleMs: c.WEBHOOK_SCHEDULE,
+      concurrency: c.WEBHOOK_CONCURRENCY,
+    },
     retentionMs: c.RETENTION,
     idempotencyTtlMs: c.IDEMPOTENCY_TTL,
     janitorIntervalMs: c.JANITOR_INTERVAL,

@@ -30,6 +30,7 @@ export const errorCatalog = {
   TOO_MANY_FIELDS: entry(413, false, 'The request carries too many or too large form fields'),
   DOCUMENT_NOT_SIGNED: entry(409, false, 'The document has no signed result (yet)'),
   OPERATION_TERMINAL: entry(409, false, 'The operation has already ended'),
+  OPERATION_NOT_TERMINAL: entry(409, false, 'The operation has not ended yet'),
   IDEMPOTENCY_KEY_IN_USE: entry(409, true, 'A request with this Idempotency-Key is still in progress'),
   IDEMPOTENCY_KEY_MISMATCH: entry(422, false, 'This Idempotency-Key was used for a different request'),
   INSUFFICIENT_STORAGE: entry(507, true, 'The spool has not enough free space for this upload'),

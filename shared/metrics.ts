@@ -62,6 +62,18 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
       registers,
     }),
+    webhookDeliveries: new Counter({
+      name: 'signspool_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome (delivered, failed, refused, disabled)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    webhookLatency: new Histogram({
+      name: 'signspool_webhook_latency_seconds',
+      help: 'Webhook delivery latency (request sent to answer)',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15],
+      registers,
+    }),
     batchesInFlight: new Gauge({ name: 'signspool_batches_in_flight', help: 'Upstream batches in flight', registers }),
   };
 };

@@ -46,6 +46,7 @@ export interface OperationRecord {
   tenant: string;
   signatureType: SignatureType;
   externalReference: string | undefined;
+  webhookUrl: string | undefined;
   status: OperationStatus;
   createdAt: number;
   updatedAt: number;
@@ -68,6 +69,7 @@ export interface NewOperation {
   tenant: string;
   signatureType: SignatureType;
   externalReference: string | undefined;
+  webhookUrl?: string | undefined;
   createdAt: number;
   documents: NewDocument[];
 }
@@ -90,6 +92,19 @@ export interface TransitionResult {
   status: OperationStatus | 'missing';
   /** True when this very call made the operation terminal. */
   becameTerminal: boolean;
+  /** True when the operation has a webhook endpoint. */
+  webhook: boolean;
+}
+
+export interface WebhookAttempt {
+  deliveryId: string;
+  attempt: number;
+  at: number;
+  url: string;
+  status: number | null;
+  latencyMs: number;
+  outcome: 'delivered' | 'failed' | 'refused' | 'disabled';
+  error?: string;
 }
 
 export interface OperationEvent {
@@ -158,7 +173,7 @@ for _, u in ipairs(updates) do
   if ok then table.insert(applied, u.docId) else table.insert(rejected, { docId = u.docId, status = st }) end
 end
 local status, became = settle(KEYS[1], now, retention, channel)
-return cjson.encode({ status = status, applied = applied, rejected = rejected, becameTerminal = became })
+return cjson.encode({ status = status, applied = applied, rejected = rejected, becameTerminal = became, webhook = redis.call('HEXISTS', KEYS[1], 'webhookUrl') == 1 })
 `;
 
 // KEYS[1] op hash; ARGV: now, retentionMs, channel, error message. Cancels every queued document.
@@ -183,7 +198,7 @@ for i = 1, #all, 2 do
 end
 if #applied > 0 then redis.call('HSET', KEYS[1], 'cancelRequested', '1') end
 local st, became = settle(KEYS[1], now, retention, channel)
-return cjson.encode({ status = st, applied = applied, rejected = {}, becameTerminal = became })
+return cjson.encode({ status = st, applied = applied, rejected = {}, becameTerminal = became, webhook = redis.call('HEXISTS', KEYS[1], 'webhookUrl') == 1 })
 `;
 
 // KEYS[1] op hash; ARGV: retentionMs. Ends the "accepting" phase of a new operation.
@@ -223,6 +238,7 @@ const transitionResultSchema = z.object({
     z.object({}).transform(() => [] as { docId: string; status: string }[]),
   ]),
   becameTerminal: z.boolean(),
+  webhook: z.boolean().default(false),
 });
 
 const parseTransition = (raw: string): TransitionResult => {
@@ -233,6 +249,7 @@ const parseTransition = (raw: string): TransitionResult => {
     applied: r.applied,
     rejected: r.rejected.map((x) => ({ docId: x.docId, status: x.status as DocumentStatus | 'missing' })),
     becameTerminal: r.becameTerminal,
+    webhook: r.webhook,
   };
 };
 
@@ -276,6 +293,7 @@ export class OperationStore {
       order: JSON.stringify(op.documents.map((d) => d.id)),
     };
     if (op.externalReference !== undefined) fields['externalReference'] = op.externalReference;
+    if (op.webhookUrl !== undefined) fields['webhookUrl'] = op.webhookUrl;
     for (const d of op.documents) {
       const rec: DocumentRecord = { ...d, status: 'queued', acceptedAt: op.createdAt, updatedAt: op.createdAt, attempts: 0 };
       fields[`doc:${d.id}`] = JSON.stringify(rec);
@@ -327,6 +345,20 @@ export class OperationStore {
     return parseTransition(raw);
   }
 
+  deliveriesKey(opId: string): string {
+    return `${this.prefix}:op:${opId}:webhooks`;
+  }
+
+  /** Appends a webhook delivery attempt (the last 50 are kept, as long as the operation). */
+  async recordDelivery(opId: string, attempt: WebhookAttempt): Promise<void> {
+    const key = this.deliveriesKey(opId);
+    await this.redis.multi().rpush(key, JSON.stringify(attempt)).ltrim(key, -50, -1).pexpire(key, this.retentionMs).exec();
+  }
+
+  async deliveries(opId: string): Promise<WebhookAttempt[]> {
+    return (await this.redis.lrange(this.deliveriesKey(opId), 0, -1)).map((raw) => JSON.parse(raw) as WebhookAttempt);
+  }
+
   /** Ids of operations that have a record (for the janitor). */
   async existing(opIds: string[]): Promise<Set<string>> {
     if (opIds.length === 0) return new Set();
@@ -351,6 +383,7 @@ export const parseOperation = (h: Record<string, string>): OperationRecord => {
     tenant: h['tenant'] ?? '',
     signatureType: signatureTypeSchema.parse(h['signatureType']),
     externalReference: h['externalReference'],
+    webhookUrl: h['webhookUrl'],
     status: (h['status'] ?? 'queued') as OperationStatus,
     createdAt: num(h['createdAt']),
     updatedAt: num(h['updatedAt']),

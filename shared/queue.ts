@@ -11,6 +11,7 @@ export type SignatureType = z.infer<typeof signatureTypeSchema>;
 
 export const QUEUES = {
   sign: 'sign',
+  webhook: 'webhook',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -30,15 +31,48 @@ export const signDocumentJobSchema = z.object({
 });
 export type SignDocumentJob = z.infer<typeof signDocumentJobSchema>;
 
+export const deliverWebhookJobSchema = z.object({
+  opId: idSchema,
+  tenant: z.string().min(1).max(64),
+  /** Standard Webhooks `webhook-id`: the same for every retry of one delivery. */
+  deliveryId: idSchema,
+  reason: z.enum(['completed', 'redeliver']),
+});
+export type DeliverWebhookJob = z.infer<typeof deliverWebhookJobSchema>;
+
 /** Every job name, per queue, with the schema of its data. Producer and consumer share this map. */
 export const JOBS = {
   'sign-document': { queue: QUEUES.sign, schema: signDocumentJobSchema },
+  'deliver-webhook': { queue: QUEUES.webhook, schema: deliverWebhookJobSchema },
 } as const;
 export type JobName = keyof typeof JOBS;
 export type JobData<N extends JobName> = z.infer<(typeof JOBS)[N]['schema']>;
 
 export const jobNamesOf = (queue: QueueName): JobName[] =>
   (Object.keys(JOBS) as JobName[]).filter((name) => JOBS[name].queue === queue);
+
+/** The retry schedule's backoff type name (the worker implements it). */
+export const WEBHOOK_BACKOFF = 'webhook-schedule';
+
+/**
+ * Enqueues the delivery of `operation.completed`. The job id makes the first delivery of an
+ * operation unique even if several processes see it end; a redelivery gets a new id.
+ */
+export const enqueueWebhook = async (
+  queue: { add: (name: 'deliver-webhook', data: DeliverWebhookJob, opts: Record<string, unknown>) => Promise<unknown> },
+  job: DeliverWebhookJob,
+  attempts: number,
+): Promise<void> => {
+  await queue.add('deliver-webhook', deliverWebhookJobSchema.parse(job), {
+    jobId: job.deliveryId,
+    attempts,
+    backoff: { type: WEBHOOK_BACKOFF },
+    removeOnComplete: { age: 7 * 24 * 3600 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  });
+};
+
+export const firstDeliveryId = (opId: string): string => `msg_${opId.replace(/^op_/, '')}`;
 
 /** Job ids are the document ids: a document is enqueued at most once. */
 export const signJobId = (docId: string): string => docId;

@@ -11,7 +11,7 @@ import type { Config } from '@signspool/shared/config';
 import { SignspoolError, toSignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import type { DocumentUpdate, OperationStore } from '@signspool/shared/operations';
+import type { DocumentUpdate, OperationStore, TransitionResult } from '@signspool/shared/operations';
 import type { SignDocumentJob } from '@signspool/shared/queue';
 import type { Batchable } from './batcher.js';
 import type { JobSource } from './job-source.js';
@@ -34,7 +34,7 @@ export interface BatchRunnerDeps {
   /** Aborted on shutdown deadline: in-flight calls stop and their documents are released. */
   signal: AbortSignal;
   /** Called once per operation that became terminal. */
-  onOperationTerminal?: (opId: string, status: string) => void;
+  onOperationTerminal?: (opId: string, tenant: string, result: TransitionResult) => void;
 }
 
 /** Capped exponential backoff with full jitter; Retry-After, when given, is a floor. */
@@ -209,7 +209,7 @@ export class BatchRunner {
     for (const [opId, t] of transitions) {
       if (t.becameTerminal) {
         log.info({ opId, status: t.status }, 'operation completed');
-        this.deps.onOperationTerminal?.(opId, t.status);
+        this.deps.onOperationTerminal?.(opId, items.find((d) => d.data.opId === opId)?.data.tenant ?? '', t);
       }
     }
   }

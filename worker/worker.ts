@@ -18,6 +18,7 @@ import { BatchRunner, type HeldDocument } from './batch-runner.js';
 import { Janitor } from './janitor.js';
 import { JobSource } from './job-source.js';
 import type { Signer } from './signer.js';
+import { WebhookDispatcher } from './webhook-dispatcher.js';
 import { createSigner } from './signers/index.js';
 
 export interface WorkerDeps {
@@ -39,6 +40,7 @@ export class SigningWorker {
   private batcher: Batcher<HeldDocument> | undefined;
   private runner: BatchRunner | undefined;
   private janitor: Janitor | undefined;
+  private webhooks: WebhookDispatcher | undefined;
   private readonly abort = new AbortController();
   private readonly pending: HeldDocument[][] = [];
   private readonly inFlight = new Set<Promise<void>>();
@@ -67,12 +69,15 @@ export class SigningWorker {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('worker already started');
     assertHandlers(QUEUES.sign, SigningWorker.handlers);
+    assertHandlers(QUEUES.webhook, WebhookDispatcher.handlers);
     const { config, metrics } = this.deps;
     if (!config.redisUrl) throw new Error('worker: REDIS_URL is not set');
     const spool = new Spool(config.spoolDir);
     await spool.init();
     this.redis = createWorkerRedis(config.redisUrl);
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
+    this.webhooks = new WebhookDispatcher({ config, redis: this.redis, store, metrics, logger: this.log });
+    await this.webhooks.start();
     this.signer = this.deps.signer ?? (await createSigner(config, spool, this.deps.logger));
     await this.signer.start();
     this.source = new JobSource({
@@ -93,6 +98,7 @@ export class SigningWorker {
       upstream: config.upstream,
       batch: config.batch,
       signal: this.abort.signal,
+      onOperationTerminal: (opId, tenant, result) => this.operationEnded(opId, tenant, result.webhook),
     });
     this.batcher = new Batcher<HeldDocument>({
       maxDocs: config.batch.maxDocs,
@@ -138,7 +144,8 @@ export class SigningWorker {
       }
       let data;
       try {
-        data = parseJobData(job.name as JobName, job.data);
+        if (job.name !== 'sign-document') throw new Error(`unknown job name ${job.name}`);
+        data = parseJobData('sign-document', job.data);
       } catch (err) {
         this.log.error({ err, jobId: job.id, name: job.name }, 'invalid job payload');
         await source.fail(job, new Error('invalid job payload'));
@@ -171,12 +178,18 @@ export class SigningWorker {
     }
   }
 
+  private operationEnded(opId: string, tenant: string, hasWebhook: boolean): void {
+    if (!hasWebhook) return;
+    this.webhooks?.enqueueCompleted(opId, tenant).catch((err: unknown) => this.log.error({ err, opId }, 'could not enqueue the webhook'));
+  }
+
   private async failAbandoned(store: OperationStore, job: Job, reason: string): Promise<void> {
     try {
-      const data = parseJobData(job.name as JobName, job.data);
-      await store.transition(data.opId, [
+      const data = parseJobData('sign-document', job.data);
+      const result = await store.transition(data.opId, [
         { docId: data.docId, to: 'failed', error: { code: 'DOCUMENT_STALLED', message: `abandoned by workers too many times (${reason})` } },
       ]);
+      if (result.becameTerminal) this.operationEnded(data.opId, data.tenant, result.webhook);
     } catch (err) {
       this.log.error({ err, jobId: job.id }, 'could not fail an abandoned document');
     }
@@ -233,6 +246,7 @@ export class SigningWorker {
     for (const d of this.batcher?.stop() ?? []) await this.source?.release(d.job);
     await this.source?.close();
     await this.janitor?.stop();
+    await this.webhooks?.stop();
     await this.signer?.stop();
     if (this.redis) await closeRedis(this.redis);
     this.state = 'stopped';

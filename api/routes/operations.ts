@@ -16,8 +16,8 @@ import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import { isTerminal, type OperationRecord, type OperationStore } from '@signspool/shared/operations';
-import { signatureTypeSchema, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
+import { isTerminal, type OperationRecord, type OperationStore, type WebhookAttempt } from '@signspool/shared/operations';
+import { enqueueWebhook, firstDeliveryId, signatureTypeSchema, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
 import { fsyncPath, newId, type Spool } from '@signspool/shared/spool';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
@@ -29,6 +29,7 @@ export interface OperationsRouteDeps {
   metrics: Metrics;
   store: OperationStore;
   queue: Queue;
+  webhookQueue: Queue;
   spool: Spool;
   /** Wakes `Prefer: wait` requests; without it, GET answers at once. */
   events?: OperationEvents;
@@ -38,6 +39,7 @@ export const submitFieldsSchema = z
   .object({
     signatureType: signatureTypeSchema.optional(),
     externalReference: z.string().min(1).max(255).regex(/^[^\p{Cc}]*$/u, 'no control characters').optional(),
+    webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048).optional(),
   })
   .strict();
 
@@ -56,7 +58,7 @@ const MIME = /^[\w.+-]+\/[\w.+-]+$/;
 export const operationLocation = (opId: string): string => `/v1/operations/${opId}`;
 
 /** The public view of an operation. */
-export const presentOperation = (op: OperationRecord) => ({
+export const presentOperation = (op: OperationRecord, deliveries: WebhookAttempt[] = []) => ({
   id: op.id,
   status: op.status,
   signatureType: op.signatureType,
@@ -86,6 +88,12 @@ export const presentOperation = (op: OperationRecord) => ({
         }
       : {}),
   })),
+  webhook: op.webhookUrl
+    ? {
+        url: op.webhookUrl,
+        deliveries: deliveries.map((d) => ({ ...d, at: new Date(d.at).toISOString() })),
+      }
+    : null,
   links: { self: operationLocation(op.id) },
 });
 
@@ -104,6 +112,19 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       parts: config.upload.maxFiles + config.upload.maxFields,
     },
   }).array('file', config.upload.maxFiles);
+
+  const checkWebhookTarget = (url: string, tenant: string): void => {
+    if (new URL(url).protocol !== 'https:' && !config.webhooks.allowHttp) {
+      throw new SignspoolError('VALIDATION_FAILED', { detail: 'webhookUrl must use https' });
+    }
+    if (!config.webhooks.secrets.some((s) => s.tenant === tenant)) {
+      throw new SignspoolError('VALIDATION_FAILED', { detail: 'webhooks need a signing secret for this tenant: ask the operator to set WEBHOOK_SECRETS' });
+    }
+  };
+
+  const enqueueCompleted = async (opId: string, tenant: string, deliveryId: string, reason: 'completed' | 'redeliver'): Promise<void> => {
+    await enqueueWebhook(deps.webhookQueue, { opId, tenant, deliveryId, reason }, config.webhooks.scheduleMs.length);
+  };
 
   const loadOwned = async (req: Request, id: string): Promise<OperationRecord> => {
     const op = await store.get(id);
@@ -167,6 +188,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       await fsyncPath(spool.incomingDir(opId));
 
       const signatureType = fields.data.signatureType ?? config.defaultSignatureType;
+      const webhookUrl = fields.data.webhookUrl ?? config.webhooks.endpoints[req.tenant ?? ''];
+      if (webhookUrl !== undefined) checkWebhookTarget(webhookUrl, req.tenant ?? '');
       const acceptedAt = Date.now();
       const documents = files.map((f, i) => ({
         id: f.docId,
@@ -175,7 +198,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         size: f.size,
         sha256: f.sha256,
       }));
-      await store.create({ id: opId, tenant: req.tenant ?? '', signatureType, externalReference: fields.data.externalReference, createdAt: acceptedAt, documents });
+      await store.create({ id: opId, tenant: req.tenant ?? '', signatureType, externalReference: fields.data.externalReference, webhookUrl, createdAt: acceptedAt, documents });
       recorded = true;
       await queue.addBulk(
         documents.map((d, i) => {
@@ -241,7 +264,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       }
     }
     if (!isTerminal(op.status)) res.setHeader('Retry-After', op.status === 'queued' ? '2' : '1');
-    res.json(presentOperation(op));
+    res.json(presentOperation(op, op.webhookUrl ? await store.deliveries(op.id) : []));
   });
 
   router.get('/:id/documents/:docId', async (req: Request, res: Response) => {
@@ -277,11 +300,22 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     if (result.applied.length === 0 && result.status !== 'queued' && result.status !== 'processing') {
       throw new SignspoolError('OPERATION_TERMINAL', { detail: `the operation has already ended (${result.status})` });
     }
+    if (result.becameTerminal && result.webhook) await enqueueCompleted(id, req.tenant ?? '', firstDeliveryId(id), 'completed');
     await Promise.allSettled(result.applied.map((docId) => queue.remove(signJobId(docId))));
     await Promise.allSettled(result.applied.map((docId) => rm(spool.incomingPath(id, docId), { force: true })));
     logger.info({ opId: id, canceled: result.applied.length }, 'operation canceled');
     const op = await loadOwned(req, id);
     res.json(presentOperation(op));
+  });
+
+  router.post('/:id/webhook/redeliver', async (req: Request, res: Response) => {
+    const { id } = parseParams(paramsSchema, req.params);
+    const op = await loadOwned(req, id);
+    if (!op.webhookUrl) throw new SignspoolError('VALIDATION_FAILED', { detail: 'this operation has no webhook endpoint' });
+    if (!isTerminal(op.status)) throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; its webhook is sent when it does' });
+    const deliveryId = newId('msg');
+    await enqueueCompleted(id, op.tenant, deliveryId, 'redeliver');
+    res.status(202).json({ deliveryId, links: { operation: operationLocation(id) } });
   });
 
   return router;

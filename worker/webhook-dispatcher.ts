@@ -1,0 +1,196 @@
+/**
+ * Delivers `operation.completed` webhooks from their own BullMQ queue, never inline in the signing
+ * path. Standard Webhooks signing; only 2xx counts; redirects are not followed; 410 disables the
+ * endpoint; retries follow WEBHOOK_SCHEDULE with jitter and honour Retry-After; every attempt is
+ * recorded on the operation. Targets pass the SSRF guard at connect time.
+ */
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { Agent, request } from 'undici';
+import type { Config } from '@signspool/shared/config';
+import type { Logger } from '@signspool/shared/logger';
+import type { Metrics } from '@signspool/shared/metrics';
+import type { OperationRecord, OperationStore, WebhookAttempt } from '@signspool/shared/operations';
+import { enqueueWebhook, firstDeliveryId, parseJobData, QUEUES, WEBHOOK_BACKOFF } from '@signspool/shared/queue';
+import { SsrfGuard } from './ssrf-guard.js';
+import { webhookHeaders } from './webhook-signature.js';
+
+class DeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The event body: ids, statuses, error codes and links; never document bytes. */
+export const completedEvent = (op: OperationRecord, publicUrl: string) => ({
+  type: 'operation.completed',
+  timestamp: new Date(op.completedAt ?? Date.now()).toISOString(),
+  data: {
+    id: op.id,
+    status: op.status,
+    externalReference: op.externalReference ?? null,
+    signatureType: op.signatureType,
+    counts: op.counts,
+    documents: op.documents.map((d) => ({
+      id: d.id,
+      name: d.name,
+      status: d.status,
+      ...(d.error ? { error: d.error } : {}),
+      ...(d.signed ? { href: `${publicUrl}/v1/operations/${op.id}/documents/${d.id}`, sha256: d.signed.sha256 } : {}),
+    })),
+    links: { self: `${publicUrl}/v1/operations/${op.id}` },
+  },
+});
+
+/** Delay before attempt `attemptsMade + 1` (BullMQ counts failed attempts), ±10 % jitter. */
+export const scheduleDelay = (scheduleMs: readonly number[], attemptsMade: number, retryAfterMs?: number, random = Math.random): number => {
+  const base = scheduleMs[Math.min(attemptsMade, scheduleMs.length - 1)] ?? 0;
+  const jittered = Math.round(base * (0.9 + random() * 0.2));
+  return Math.max(jittered, retryAfterMs ?? 0);
+};
+
+const parseRetryAfter = (value: string | string[] | undefined): number | undefined => {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+};
+
+export interface WebhookDispatcherDeps {
+  config: Config;
+  redis: Redis;
+  store: OperationStore;
+  metrics: Metrics;
+  logger: Logger;
+  /** Tests inject a resolver to simulate DNS answers. */
+  resolve?: (host: string) => Promise<string[]>;
+}
+
+export class WebhookDispatcher {
+  private worker: Worker | undefined;
+  private queue: Queue | undefined;
+  private readonly agent: Agent;
+  readonly guard: SsrfGuard;
+  private stopPromise: Promise<void> | undefined;
+
+  static readonly handlers = ['deliver-webhook'] as const;
+
+  constructor(private readonly deps: WebhookDispatcherDeps) {
+    const { webhooks } = deps.config;
+    this.guard = new SsrfGuard({ allow: webhooks.allow, ...(deps.resolve ? { resolve: deps.resolve } : {}) });
+    this.agent = new Agent({
+      connect: this.guard.connector(),
+      headersTimeout: webhooks.timeoutMs,
+      bodyTimeout: webhooks.timeoutMs,
+      connections: 16,
+    });
+  }
+
+  private get disabledKey(): string {
+    return `${this.deps.config.queuePrefix}:webhook:disabled`;
+  }
+
+  async start(): Promise<void> {
+    const { config, redis } = this.deps;
+    this.queue = new Queue(QUEUES.webhook, { connection: redis, prefix: config.queuePrefix });
+    this.worker = new Worker(QUEUES.webhook, (job: Job) => this.process(job), {
+      connection: redis,
+      prefix: config.queuePrefix,
+      concurrency: config.webhooks.concurrency,
+      settings: {
+        backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
+          type === WEBHOOK_BACKOFF ? scheduleDelay(config.webhooks.scheduleMs, attemptsMade, err instanceof DeliveryError ? err.retryAfterMs : undefined) : 1000,
+      },
+    });
+    this.worker.on('error', (err) => this.deps.logger.error({ err }, 'webhook worker error'));
+    await this.worker.waitUntilReady();
+  }
+
+  /** Enqueues the first delivery for an operation that just ended. */
+  async enqueueCompleted(opId: string, tenant: string): Promise<void> {
+    if (!this.queue) return;
+    await enqueueWebhook(this.queue, { opId, tenant, deliveryId: firstDeliveryId(opId), reason: 'completed' }, this.deps.config.webhooks.scheduleMs.length);
+  }
+
+  private async process(job: Job): Promise<string> {
+    const { config, store, metrics } = this.deps;
+    if (job.name !== 'deliver-webhook') throw new UnrecoverableError(`unknown job ${job.name}`);
+    const data = parseJobData('deliver-webhook', job.data);
+    const log = this.deps.logger.child({ opId: data.opId, deliveryId: data.deliveryId });
+    const op = await store.get(data.opId);
+    if (!op) return 'operation expired';
+    const url = op.webhookUrl;
+    if (!url) return 'no endpoint';
+    const attempt = job.attemptsMade + 1;
+    const record = async (a: Omit<WebhookAttempt, 'deliveryId' | 'attempt' | 'url' | 'at'>, at: number): Promise<void> => {
+      await store.recordDelivery(op.id, { deliveryId: data.deliveryId, attempt, url, at, ...a });
+      metrics.webhookDeliveries.inc({ outcome: a.outcome });
+    };
+    const started = Date.now();
+    if ((await this.deps.redis.sismember(this.disabledKey, `${op.tenant}|${url}`)) === 1) {
+      await record({ status: null, latencyMs: 0, outcome: 'disabled', error: 'the endpoint answered 410 Gone earlier and is disabled' }, started);
+      throw new UnrecoverableError('endpoint disabled');
+    }
+    const secrets = config.webhooks.secrets.find((s) => s.tenant === op.tenant)?.secrets ?? [];
+    const target = new URL(url);
+    if (secrets.length === 0 || (target.protocol !== 'https:' && !(config.webhooks.allowHttp && target.protocol === 'http:'))) {
+      const error = secrets.length === 0 ? 'no webhook secret is configured for this tenant (WEBHOOK_SECRETS)' : 'https is required (WEBHOOK_ALLOW_HTTP=false)';
+      await record({ status: null, latencyMs: 0, outcome: 'refused', error }, started);
+      throw new UnrecoverableError(error);
+    }
+    const body = JSON.stringify(completedEvent(op, config.publicUrl ?? ''));
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': 'signspool-webhooks/1',
+      ...webhookHeaders(secrets, data.deliveryId, Math.floor(Date.now() / 1000), body),
+    };
+    let status: number | null = null;
+    try {
+      const res = await request(target, {
+        method: 'POST',
+        headers,
+        body,
+        dispatcher: this.agent,
+        signal: AbortSignal.timeout(config.webhooks.timeoutMs),
+      });
+      status = res.statusCode;
+      await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+      const latencyMs = Date.now() - started;
+      metrics.webhookLatency.observe(latencyMs / 1000);
+      if (status >= 200 && status < 300) {
+        await record({ status, latencyMs, outcome: 'delivered' }, started);
+        return `delivered ${status}`;
+      }
+      if (status === 410) {
+        await this.deps.redis.sadd(this.disabledKey, `${op.tenant}|${url}`);
+        await record({ status, latencyMs, outcome: 'disabled', error: '410 Gone: endpoint disabled' }, started);
+        log.warn('webhook endpoint answered 410 Gone; disabled');
+        throw new UnrecoverableError('410 Gone');
+      }
+      const error = status >= 300 && status < 400 ? `redirect ${status} not followed` : `HTTP ${status}`;
+      await record({ status, latencyMs, outcome: 'failed', error }, started);
+      throw new DeliveryError(error, parseRetryAfter(res.headers['retry-after']));
+    } catch (err) {
+      if (err instanceof UnrecoverableError || err instanceof DeliveryError) throw err;
+      const refused = err instanceof Error && err.name === 'SsrfError';
+      const message = err instanceof Error ? err.message : String(err);
+      await record({ status, latencyMs: Date.now() - started, outcome: refused ? 'refused' : 'failed', error: message }, started);
+      if (refused) throw new UnrecoverableError(message);
+      throw new DeliveryError(message);
+    }
+  }
+
+  /** Idempotent. */
+  stop(): Promise<void> {
+    this.stopPromise ??= (async () => {
+      await this.worker?.close();
+      await this.queue?.close();
+      await this.agent.close();
+    })();
+    return this.stopPromise;
+  }
+}
