@@ -1,0 +1,42 @@
+/**
+ * Base64 on the fly, for bodies that carry documents as base64 JSON strings: encode a byte stream
+ * chunk by chunk (carrying the len % 3 remainder), decode string chunks (carrying len % 4).
+ */
+
+/** Encodes a byte stream to base64 text chunks. */
+export async function* base64Encode(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let carry = Buffer.alloc(0);
+  for await (const chunk of source) {
+    const data = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    const usable = data.length - (data.length % 3);
+    if (usable > 0) yield Buffer.from(data.subarray(0, usable).toString('base64'), 'latin1');
+    carry = Buffer.from(data.subarray(usable));
+  }
+  if (carry.length) yield Buffer.from(carry.toString('base64'), 'latin1');
+}
+
+/** Decodes base64 text arriving in arbitrary chunks. Whitespace is ignored. */
+export class Base64Decoder {
+  private carry = '';
+
+  /** Decodes what can be decoded now. */
+  push(chunk: Buffer | string): Buffer {
+    let text = this.carry + (typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
+    if (/\s/.test(text)) text = text.replace(/\s+/g, '');
+    const usable = text.length - (text.length % 4);
+    this.carry = text.slice(usable);
+    return usable > 0 ? Buffer.from(text.slice(0, usable), 'base64') : Buffer.alloc(0);
+  }
+
+  /** Decodes the rest; throws if the text was not valid base64 length. */
+  end(): Buffer {
+    const rest = this.carry;
+    this.carry = '';
+    if (rest.length === 0) return Buffer.alloc(0);
+    if (rest.length === 1) throw new Error('truncated base64');
+    return Buffer.from(rest, 'base64');
+  }
+}
+
+/** Length of the base64 encoding of `n` bytes. */
+export const base64Length = (n: number): number => 4 * Math.ceil(n / 3);
