@@ -18,6 +18,9 @@ export interface UploadContext {
   opId: string;
   totalBytes: number;
   maxTotalBytes: number;
+  /** File parts seen so far. */
+  partCount: number;
+  /** By part index; complete once multer has finished. */
   files: SpooledFile[];
 }
 
@@ -61,6 +64,8 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
       return;
     }
     const docId = newId('doc');
+    // Files finish writing in any order; their documents keep the order of the parts.
+    const index = ctx.partCount++;
     const target = spool.incomingPath(ctx.opId, docId);
     const counter = new HashingCounter();
     void (async () => {
@@ -75,7 +80,7 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
         originalName: file.originalname,
         mimeType: file.mimetype,
       };
-      ctx.files.push(spooled);
+      ctx.files[index] = spooled;
       return spooled;
     })().then(
       (spooled) => cb(null, { path: spooled.path, size: spooled.size, filename: spooled.docId }),

@@ -159,7 +159,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const idempotencyKey = IdempotencyStore.parseKey(req.get('idempotency-key'));
     await preflight(req);
     const opId = newId('op');
-    const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, files: [] };
+    const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, partCount: 0, files: [] };
     setUploadContext(req, ctx);
     let recorded = false;
     const log = logger.child({ opId, tenant: req.tenant });
@@ -172,7 +172,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
           detail: fields.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
         });
       }
-      const files = getUploadContext(req)?.files ?? [];
+      const files = (getUploadContext(req)?.files ?? []).filter((f): f is NonNullable<typeof f> => f !== undefined);
       if (files.length === 0) throw new SignspoolError('NO_FILES', { detail: 'attach at least one document as a "file" part' });
       const fingerprint = submissionFingerprint({ ...fields.data }, files);
       if (reservation?.kind === 'completed') {

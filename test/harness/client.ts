@@ -46,15 +46,16 @@ export const getOperation = async (apiUrl: string, key: string, id: string): Pro
 
 const TERMINAL = ['succeeded', 'partially_failed', 'failed', 'canceled'];
 
-/** Polls until the operation is terminal; fails the test at the deadline. */
+/** Long-polls (Prefer: wait) until the operation is terminal; fails the test at the deadline. */
 export const waitForTerminal = async (apiUrl: string, key: string, id: string, timeoutMs = 30_000): Promise<OperationView> => {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { status, body } = await getOperation(apiUrl, key, id);
-    expect(status).toBe(200);
+    const left = Math.max(1, Math.min(20, Math.ceil((deadline - Date.now()) / 1000)));
+    const res = await fetch(`${apiUrl}/v1/operations/${id}`, { headers: { ...auth(key), prefer: `wait=${left}` } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as OperationView;
     if (TERMINAL.includes(body.status)) return body;
     if (Date.now() > deadline) throw new Error(`operation ${id} still ${body.status} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
   }
 };
 

@@ -1,0 +1,431 @@
+/**
+ * A fake Sign'Stash Proxy Client: a real HTTP server with the OAuth token endpoint and the sign
+ * endpoint of DESIGN.md, a latency model (fixed time per request + time per byte), failure
+ * injection for every case the client must handle, and a record of every request it served.
+ * Requests are parsed as streams (documents are decoded to temp files) and answers are streamed
+ * back, so it can be sent 1 GB requests without holding them in memory.
+ *
+ * Signed content = original bytes + "\n%%SIGNSTASH-FAKE-SIGNATURE <type> <sha256 of original>\n".
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Base64Decoder, base64Encode } from '@signspool/worker/base64-stream';
+import { readJsonStream } from '@signspool/worker/json-stream';
+
+export type FaultKind =
+  | 'oauth_invalid_client'
+  | 'token_invalid'
+  | 'service_inactive'
+  | 'certificate_not_provisioned'
+  | 'rate_limit'
+  | 'server_error'
+  | 'reset'
+  | 'slow';
+
+export interface Fault {
+  kind: FaultKind;
+  /** How many requests it applies to (default 1). */
+  times?: number;
+  retryAfterS?: number;
+  status?: number;
+  delayMs?: number;
+}
+
+export interface RequestDocRecord {
+  externalReference: string;
+  name: string;
+  size: number;
+  sha256In: string;
+  sha256Out: string;
+}
+
+export interface RequestRecord {
+  id: number;
+  /** When the request arrived (ms epoch). */
+  at: number;
+  externalReference: string;
+  documents: number;
+  /** Decoded document bytes. */
+  bytes: number;
+  outcome: 'ok' | FaultKind | 'rejected' | 'unauthorized' | 'bad_request' | 'aborted';
+  status: number;
+  durationMs: number;
+  docs: RequestDocRecord[];
+}
+
+export interface FakeSignstashOptions {
+  host?: string;
+  port?: number;
+  clientId?: string;
+  clientSecret?: string;
+  /** Fixed time per sign request (ms). */
+  perRequestMs?: number;
+  /** Time per decoded byte: bytes per second. */
+  bytesPerSec?: number;
+  tokenTtlS?: number;
+}
+
+export const fakeTrailer = (signatureType: string, sha256: string): Buffer => Buffer.from(`\n%%SIGNSTASH-FAKE-SIGNATURE ${signatureType} ${sha256}\n`);
+
+/** sha256 of what the fake returns for `original`. */
+export const expectedSignedSha256 = (original: Buffer, signatureType: string): string =>
+  createHash('sha256')
+    .update(original)
+    .update(fakeTrailer(signatureType, createHash('sha256').update(original).digest('hex')))
+    .digest('hex');
+
+const TOKEN_PATH = '/oauth2/authorization-server/oauth/token';
+const SIGN_PATH = '/signstash/einvoice-integration-client-ws/api/v0/document/sign/base64';
+
+const json = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers });
+  res.end(text);
+};
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface IncomingDoc {
+  externalReference: string;
+  name: string;
+  contentType: string;
+  signatureType: string;
+  tmp: string;
+  size: number;
+  sha256: string;
+}
+
+export class FakeSignstash {
+  private server: http.Server | undefined;
+  private readonly opts: Required<Omit<FakeSignstashOptions, 'host' | 'port'>> & { host: string; port: number };
+  private readonly faults: (Fault & { left: number })[] = [];
+  private readonly tokens = new Map<string, number>();
+  private readonly records: RequestRecord[] = [];
+  private rejectNames = new Set<string>();
+  private tmpDir = '';
+  private nextId = 1;
+  private stopPromise: Promise<void> | undefined;
+  tokenRequests = 0;
+  url = '';
+
+  constructor(opts: FakeSignstashOptions = {}) {
+    this.opts = {
+      host: opts.host ?? '127.0.0.1',
+      port: opts.port ?? 0,
+      clientId: opts.clientId ?? 'signspool',
+      clientSecret: opts.clientSecret ?? 'signspool-secret',
+      perRequestMs: opts.perRequestMs ?? 100,
+      bytesPerSec: opts.bytesPerSec ?? 50e6,
+      tokenTtlS: opts.tokenTtlS ?? 86399,
+    };
+  }
+
+  get authUrl(): string {
+    return `${this.url}/oauth2/authorization-server`;
+  }
+
+  get businessUrl(): string {
+    return `${this.url}/signstash/einvoice-integration-client-ws`;
+  }
+
+  async start(): Promise<{ url: string }> {
+    this.tmpDir = await mkdtemp(path.join(os.tmpdir(), `fake-signstash-${process.pid}-`));
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) json(res, 500, { errorCode: 'INTERNAL', errorMessage: err instanceof Error ? err.message : 'error' });
+        else res.destroy();
+      });
+    });
+    this.server.requestTimeout = 0;
+    this.server.keepAliveTimeout = 30_000;
+    const server = this.server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    const addr = server.address() as AddressInfo;
+    this.url = `http://${this.opts.host === '0.0.0.0' ? '127.0.0.1' : this.opts.host}:${addr.port}`;
+    return { url: this.url };
+  }
+
+  stop(): Promise<void> {
+    this.stopPromise ??= (async () => {
+      const server = this.server;
+      if (server) {
+        await new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections();
+        });
+      }
+      if (this.tmpDir) await rm(this.tmpDir, { recursive: true, force: true });
+    })();
+    return this.stopPromise;
+  }
+
+  requests(): RequestRecord[] {
+    return [...this.records];
+  }
+
+  injectFault(f: Fault): void {
+    this.faults.push({ ...f, left: f.times ?? 1 });
+  }
+
+  setRejectDocumentsNamed(names: string[]): void {
+    this.rejectNames = new Set(names);
+  }
+
+  /** Every token issued so far becomes invalid (as if expired). */
+  expireTokens(): void {
+    this.tokens.clear();
+  }
+
+  setLatency(l: { perRequestMs?: number; bytesPerSec?: number }): void {
+    if (l.perRequestMs !== undefined) this.opts.perRequestMs = l.perRequestMs;
+    if (l.bytesPerSec !== undefined) this.opts.bytesPerSec = l.bytesPerSec;
+  }
+
+  /** Forgets records and faults (tokens stay valid). */
+  reset(): void {
+    this.records.length = 0;
+    this.faults.length = 0;
+    this.rejectNames.clear();
+  }
+
+  private takeFault(kinds: FaultKind[]): Fault | undefined {
+    const i = this.faults.findIndex((f) => kinds.includes(f.kind));
+    const f = this.faults[i];
+    if (!f) return undefined;
+    f.left -= 1;
+    if (f.left <= 0) this.faults.splice(i, 1);
+    return f;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = (req.url ?? '/').split('?')[0] ?? '/';
+    if (req.method === 'POST' && url === TOKEN_PATH) return this.token(req, res);
+    if (req.method === 'POST' && url === SIGN_PATH) return this.sign(req, res);
+    if (req.method === 'GET' && url === '/_fake/requests') return json(res, 200, this.records);
+    if (req.method === 'GET' && url === '/_fake/stats') return json(res, 200, { tokenRequests: this.tokenRequests, signRequests: this.records.length });
+    if (req.method === 'POST' && url.startsWith('/_fake/')) {
+      const body = await readSmallBody(req);
+      if (url === '/_fake/faults') this.injectFault(JSON.parse(body || '{}') as Fault);
+      else if (url === '/_fake/reset') this.reset();
+      else if (url === '/_fake/tokens/expire') this.expireTokens();
+      else if (url === '/_fake/latency') this.setLatency(JSON.parse(body || '{}') as { perRequestMs?: number; bytesPerSec?: number });
+      else if (url === '/_fake/reject-documents') this.setRejectDocumentsNamed(JSON.parse(body || '[]') as string[]);
+      else return json(res, 404, { errorCode: 'NOT_FOUND' });
+      return json(res, 200, { ok: true });
+    }
+    req.resume();
+    json(res, 404, { errorCode: 'NOT_FOUND', errorMessage: `no route ${req.method} ${url}` });
+  }
+
+  private async token(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    this.tokenRequests += 1;
+    const body = await readSmallBody(req);
+    const expected = `Basic ${Buffer.from(`${this.opts.clientId}:${this.opts.clientSecret}`).toString('base64')}`;
+    if (this.takeFault(['oauth_invalid_client']) || req.headers.authorization !== expected) {
+      return json(res, 401, { error: 'invalid_client', error_description: 'Bad client credentials' });
+    }
+    if (new URLSearchParams(body).get('grant_type') !== 'client_credentials') {
+      return json(res, 400, { error: 'unsupported_grant_type' });
+    }
+    const token = randomBytes(24).toString('base64url');
+    this.tokens.set(token, Date.now() + this.opts.tokenTtlS * 1000);
+    json(res, 200, { access_token: token, token_type: 'bearer', expires_in: this.opts.tokenTtlS, scope: 'read write', jti: randomUUID() });
+  }
+
+  private async sign(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const started = Date.now();
+    const record: RequestRecord = { id: this.nextId++, at: started, externalReference: '', documents: 0, bytes: 0, outcome: 'ok', status: 200, durationMs: 0, docs: [] };
+    const finish = (outcome: RequestRecord['outcome'], status: number): void => {
+      record.outcome = outcome;
+      record.status = status;
+      record.durationMs = Date.now() - started;
+      this.records.push(record);
+    };
+    const docs: IncomingDoc[] = [];
+    const dir = path.join(this.tmpDir, `req-${record.id}`);
+    await mkdir(dir, { recursive: true });
+    try {
+      const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      const expiresAt = bearer ? this.tokens.get(bearer) : undefined;
+      // Read (and decode) the whole request first, as the real service would.
+      try {
+        await this.readSignRequest(req, dir, docs, record);
+      } catch (err) {
+        if (req.destroyed && !req.complete) {
+          finish('aborted', 0);
+          return;
+        }
+        finish('bad_request', 400);
+        return json(res, 400, { errorCode: 'INVALID_REQUEST', errorMessage: err instanceof Error ? err.message : 'invalid request' });
+      }
+      record.documents = docs.length;
+      record.bytes = docs.reduce((n, d) => n + d.size, 0);
+      if (expiresAt === undefined || expiresAt < Date.now() || this.takeFault(['token_invalid'])) {
+        finish('unauthorized', 401);
+        return json(res, 401, { errorCode: 'INVALID_TOKEN', errorMessage: 'OAuth token is invalid' });
+      }
+      const fault = this.takeFault(['service_inactive', 'certificate_not_provisioned', 'rate_limit', 'server_error', 'reset', 'slow']);
+      switch (fault?.kind) {
+        case 'service_inactive':
+          finish(fault.kind, 403);
+          return json(res, 403, { errorCode: 'CLIENT_SERVICE_NOT_ACTIVE', errorMessage: 'Client service or issuer is not in active status' });
+        case 'certificate_not_provisioned':
+          finish(fault.kind, 422);
+          return json(res, 422, { errorCode: 'CERTIFICATE_NOT_PROVISIONED', errorMessage: 'Client service has no valid digital certificate' });
+        case 'rate_limit':
+          finish(fault.kind, 429);
+          return json(res, 429, { errorCode: 'TOO_MANY_REQUESTS', errorMessage: 'slow down' }, { 'retry-after': String(fault.retryAfterS ?? 1) });
+        case 'server_error':
+          finish(fault.kind, fault.status ?? 503);
+          return json(res, fault.status ?? 503, { errorCode: 'UNAVAILABLE', errorMessage: 'temporarily unavailable' });
+        case 'reset':
+          finish(fault.kind, 0);
+          req.socket.destroy();
+          return;
+        case 'slow':
+          await sleep(fault.delayMs ?? 5000);
+          break;
+        default:
+          break;
+      }
+      const rejected = docs.find((d) => this.rejectNames.has(d.name));
+      if (rejected) {
+        finish('rejected', 400);
+        return json(res, 400, { errorCode: 'INVALID_DOCUMENT', errorMessage: `Document ${rejected.name} could not be signed`, externalReference: rejected.externalReference });
+      }
+      // The latency model.
+      await sleep(this.opts.perRequestMs + (record.bytes / this.opts.bytesPerSec) * 1000);
+      if (res.destroyed) {
+        finish('aborted', 0);
+        return;
+      }
+      record.docs = docs.map((d) => ({ externalReference: d.externalReference, name: d.name, size: d.size, sha256In: d.sha256, sha256Out: '' }));
+      await this.respond(res, docs, record);
+      finish('ok', 200);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  private async readSignRequest(req: http.IncomingMessage, dir: string, docs: IncomingDoc[], record: RequestRecord): Promise<void> {
+    interface Cur {
+      fh?: FileHandle | undefined;
+      tmp?: string;
+      decoder?: Base64Decoder;
+      hash?: ReturnType<typeof createHash>;
+      size: number;
+      externalReference?: string;
+      name?: string;
+      contentType?: string;
+      signatureType?: string;
+    }
+    let cur: Cur = { size: 0 };
+    const isDoc = (p: readonly (string | number)[]) => p.length >= 2 && p[0] === 'documents' && typeof p[1] === 'number';
+    await readJsonStream(req, {
+      streamString: (p) => isDoc(p) && p[2] === 'documentRequest' && p[3] === 'base64Content',
+      onStringChunk: async (_p, chunk) => {
+        if (!cur.fh) {
+          cur.tmp = path.join(dir, `doc-${docs.length}`);
+          cur.fh = await open(cur.tmp, 'w');
+          cur.decoder = new Base64Decoder();
+          cur.hash = createHash('sha256');
+        }
+        const bytes = cur.decoder?.push(chunk) ?? Buffer.alloc(0);
+        cur.hash?.update(bytes);
+        cur.size += bytes.length;
+        if (bytes.length) await cur.fh.write(bytes);
+      },
+      onStringEnd: async () => {
+        if (!cur.fh) {
+          cur.tmp = path.join(dir, `doc-${docs.length}`);
+          cur.fh = await open(cur.tmp, 'w');
+          cur.decoder = new Base64Decoder();
+          cur.hash = createHash('sha256');
+        }
+        const bytes = cur.decoder?.end() ?? Buffer.alloc(0);
+        cur.hash?.update(bytes);
+        cur.size += bytes.length;
+        if (bytes.length) await cur.fh.write(bytes);
+        await cur.fh.close();
+        cur.fh = undefined;
+      },
+      onValue: (p, v) => {
+        if (p.length === 1 && p[0] === 'externalReference' && typeof v === 'string') record.externalReference = v;
+        if (!isDoc(p) || typeof v !== 'string') return;
+        const field = `${String(p[2])}.${String(p[3])}`;
+        if (field === 'documentRequest.externalReference') cur.externalReference = v;
+        else if (field === 'documentRequest.name') cur.name = v;
+        else if (field === 'documentRequest.contentType') cur.contentType = v;
+        else if (field === 'signatureInfo.signatureType') cur.signatureType = v;
+      },
+      onObjectEnd: (p) => {
+        if (!(p.length === 2 && p[0] === 'documents')) return;
+        if (!cur.tmp || !cur.externalReference || !cur.name || !cur.signatureType || !['PAdES', 'CAdES', 'XAdES'].includes(cur.signatureType)) {
+          throw new Error(`document ${String(p[1])}: base64Content, externalReference, name and signatureInfo.signatureType are required`);
+        }
+        docs.push({
+          externalReference: cur.externalReference,
+          name: cur.name,
+          contentType: cur.contentType ?? 'application/octet-stream',
+          signatureType: cur.signatureType,
+          tmp: cur.tmp,
+          size: cur.size,
+          sha256: cur.hash?.digest('hex') ?? '',
+        });
+        cur = { size: 0 };
+      },
+    });
+    await cur.fh?.close();
+    if (docs.length === 0) throw new Error('documents must not be empty');
+  }
+
+  /** Streams {"documentList":[...]} with each signed file base64-encoded from disk. */
+  private async respond(res: http.ServerResponse, docs: IncomingDoc[], record: RequestRecord): Promise<void> {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const write = (chunk: Buffer | string): Promise<void> =>
+      new Promise((resolve, reject) => {
+        if (res.destroyed) return reject(new Error('client gone'));
+        if (res.write(chunk)) resolve();
+        else {
+          res.once('drain', resolve);
+          res.once('close', () => reject(new Error('client gone')));
+        }
+      });
+    await write('{"documentList":[');
+    for (const [i, d] of docs.entries()) {
+      const trailer = fakeTrailer(d.signatureType, d.sha256);
+      const out = createHash('sha256');
+      await write(`${i ? ',' : ''}{"externalReference":${JSON.stringify(d.externalReference)},"name":${JSON.stringify(d.name)},"signedContent":"`);
+      async function* signed(): AsyncGenerator<Buffer> {
+        for await (const chunk of createReadStream(d.tmp, { highWaterMark: 3 * 64 * 1024 })) {
+          out.update(chunk as Buffer);
+          yield chunk as Buffer;
+        }
+        out.update(trailer);
+        yield trailer;
+      }
+      for await (const piece of base64Encode(signed())) await write(piece);
+      await write('"}');
+      const rec = record.docs[i];
+      if (rec) rec.sha256Out = out.digest('hex');
+    }
+    await new Promise<void>((resolve) => res.end(']}', () => resolve()));
+  }
+}
+
+const readSmallBody = async (req: http.IncomingMessage, limit = 64 * 1024): Promise<string> => {
+  let text = '';
+  for await (const chunk of req) {
+    text += (chunk as Buffer).toString('utf8');
+    if (text.length > limit) throw new Error('body too large');
+  }
+  return text;
+};
