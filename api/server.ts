@@ -30,6 +30,11 @@ export class ApiServer {
 
   constructor(private readonly deps: ApiServerDeps) {}
 
+  /** Requests currently waiting on `Prefer: wait`. */
+  get waitingRequests(): number {
+    return this.events?.waiting ?? 0;
+  }
+
   /** The base URL once listening (port 0 resolves to the real port). */
   url = '';
 

@@ -15,48 +15,19 @@ import { SsrfGuard } from '@signspool/worker/ssrf-guard';
 import { WebhookDispatcher } from '@signspool/worker/webhook-dispatcher';
 import { auth, eventually, getOperation, submit } from './harness/client.js';
 import { startStack, type Stack } from './harness/stack.js';
+import { startReceiver, type Receiver } from './harness/webhook-receiver.js';
 
 const NEW_SECRET = 'whsec_' + Buffer.from('new-secret-key-0123456789abcdef').toString('base64');
 const OLD_SECRET = 'whsec_' + Buffer.from('old-secret-key-0123456789abcdef').toString('base64');
 
-interface Received {
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  path: string;
-}
-
-/** A webhook receiver on 127.0.0.1:0 whose answers the test scripts. */
-const receiver = async () => {
-  const received: Received[] = [];
-  let answers: ((req: http.IncomingMessage, res: http.ServerResponse) => void)[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body, path: req.url ?? '' });
-      const answer = answers.shift();
-      if (answer) answer(req, res);
-      else res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: (path = '/hook') => `http://127.0.0.1:${port}${path}`,
-    received,
-    script: (...a: typeof answers) => (answers = a),
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-};
-
 describe('webhooks', () => {
   let stack: Stack;
-  let hook: Awaited<ReturnType<typeof receiver>>;
+  let hook: Receiver;
   let redis: Redis;
   let dispatcher: WebhookDispatcher;
 
   beforeAll(async () => {
-    hook = await receiver();
+    hook = await startReceiver();
     stack = await startStack({
       worker: false,
       env: {

@@ -78,7 +78,7 @@ export class SigningWorker {
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.webhooks = new WebhookDispatcher({ config, redis: this.redis, store, metrics, logger: this.log });
     await this.webhooks.start();
-    this.signer = this.deps.signer ?? (await createSigner(config, spool, this.deps.logger));
+    this.signer = this.deps.signer ?? (await createSigner(config, spool, this.deps.logger, metrics));
     await this.signer.start();
     this.source = new JobSource({
       connection: this.redis,

@@ -1,0 +1,57 @@
+/**
+ * Runs signspool roles as real processes (`node --import tsx bin/start.ts <role>`), as a user
+ * would, for tests that cross process boundaries (and kill processes).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { freePort } from '@signspool/shared/redis-server';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+export interface ServiceProcess {
+  role: 'api' | 'worker' | 'all';
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+  /** Sends `signal` and resolves with the exit code (or the signal name). */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+export const startService = async (role: 'api' | 'worker' | 'all', env: Record<string, string>, readyTimeoutMs = 20_000): Promise<ServiceProcess> => {
+  const port = await freePort();
+  const portEnv = role === 'worker' ? { WORKER_METRICS_PORT: String(port) } : { PORT: String(port) };
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bin/start.ts'), role], {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: 'info', ...env, ...portEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const keep = (d: Buffer): void => {
+    out = (out + d.toString()).slice(-200_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + readyTimeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${role} exited during start:\n${out.slice(-2000)}`);
+    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${role} not ready after ${readyTimeoutMs} ms:\n${out.slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    role,
+    url,
+    child,
+    output: () => out,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+};
