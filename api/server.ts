@@ -49,6 +49,8 @@ export class ApiServer {
     this.queue = new Queue(QUEUES.sign, {
       connection: this.redis,
       prefix: config.queuePrefix,
+      // Nobody reads the queue's event stream: keep it short (Redis memory per queued document).
+      streams: { events: { maxLen: 100 } },
       defaultJobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: { age: Math.ceil(config.retentionMs / 1000) } },
     });
     this.webhookQueue = new Queue(QUEUES.webhook, { connection: this.redis, prefix: config.queuePrefix });

@@ -5,6 +5,7 @@
  * api    — the HTTP api only (scale-out).
  * worker — the signing worker only (scale-out).
  */
+import './threadpool.js';
 import path from 'node:path';
 import { ApiServer } from '@signspool/api/server';
 import { resolveApiKeys } from '@signspool/api/auth';

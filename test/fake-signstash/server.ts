@@ -210,6 +210,12 @@ export class FakeSignstash {
     if (req.method === 'POST' && url === TOKEN_PATH) return this.token(req, res);
     if (req.method === 'POST' && url === SIGN_PATH) return this.sign(req, res);
     if (req.method === 'GET' && url === '/_fake/requests') return json(res, 200, this.records);
+    if (req.method === 'POST' && url === '/_fake/sink') {
+      // Drains a body of any size: the transport baseline of the benchmarks.
+      let bytes = 0;
+      for await (const chunk of req) bytes += (chunk as Buffer).length;
+      return json(res, 200, { bytes });
+    }
     if (req.method === 'GET' && url === '/_fake/stats') return json(res, 200, { tokenRequests: this.tokenRequests, signRequests: this.records.length });
     if (req.method === 'POST' && url.startsWith('/_fake/')) {
       const body = await readSmallBody(req);
@@ -393,11 +399,17 @@ export class FakeSignstash {
     const write = (chunk: Buffer | string): Promise<void> =>
       new Promise((resolve, reject) => {
         if (res.destroyed) return reject(new Error('client gone'));
-        if (res.write(chunk)) resolve();
-        else {
-          res.once('drain', resolve);
-          res.once('close', () => reject(new Error('client gone')));
-        }
+        if (res.write(chunk)) return resolve();
+        const onDrain = (): void => {
+          res.off('close', onClose);
+          resolve();
+        };
+        const onClose = (): void => {
+          res.off('drain', onDrain);
+          reject(new Error('client gone'));
+        };
+        res.once('drain', onDrain);
+        res.once('close', onClose);
       });
     await write('{"documentList":[');
     for (const [i, d] of docs.entries()) {

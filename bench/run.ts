@@ -1,0 +1,429 @@
+/**
+ * `npm run bench [-- --quick]`: signspool's benchmarks. Every figure is printed against a baseline
+ * or a bound measured or computed in the same run (the machine is shared and noisy). Real Redis
+ * (a private redis-server), the fake Sign'Stash, api and worker as separate processes.
+ * Writes bench/results/<timestamp>.json.
+ *
+ *  1. coalescing gain   N single-document operations by 64 clients; vs one upstream call per document
+ *  2. ingest            one 50 × 20 MB operation; vs a minimal server writing the same bytes + fsync
+ *  3. streaming         a 50 × 20 MB batch through the signstash adapter; vs sending the body to a sink
+ *  4. latency           accepted → signed at 1 doc/s, and POST / accepted → signed under load
+ *  5. footprint         Redis bytes per queued document; spool bytes per document beyond its size
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { Agent, request } from 'undici';
+import { generateApiKey, hashApiKey } from '@signspool/api/auth';
+import { freePort, spawnRedisServer } from '@signspool/shared/redis-server';
+import { startService } from '../test/harness/processes.js';
+
+const quick = process.argv.includes('--quick');
+const root = path.resolve(import.meta.dirname, '..');
+const MB = 1024 * 1024;
+const run = promisify(execFile);
+
+const LATENCY_MS = Number(process.env['BENCH_LATENCY_MS'] ?? 100);
+const BYTES_PER_SEC = Number(process.env['BENCH_BYTES_PER_SEC'] ?? 50e6);
+const CONCURRENCY = Number(process.env['BENCH_UPSTREAM_CONCURRENCY'] ?? 4);
+const MAX_DOCS = 50;
+const LINGER_MS = 250;
+
+interface Row {
+  section: string;
+  metric: string;
+  value: number;
+  unit: string;
+  baseline?: number;
+  ratio?: number;
+  target?: string;
+  pass?: boolean;
+}
+const rows: Row[] = [];
+const add = (r: Row): void => {
+  rows.push(r);
+  const cells = [r.section, r.metric, `${fmt(r.value)} ${r.unit}`, r.baseline === undefined ? '' : `${fmt(r.baseline)} ${r.unit}`, r.ratio === undefined ? '' : `${fmt(r.ratio)}×`, r.target ?? '', r.pass === undefined ? '' : r.pass ? 'PASS' : 'MISS'];
+  console.log(cells.join(' | '));
+};
+const fmt = (n: number): string => (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2));
+const pct = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+const rssOf = async (pid: number | undefined): Promise<number> => {
+  if (!pid) return 0;
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+};
+
+/** Samples a process's RSS until stopped; returns the peak. */
+const sampleRss = (pid: number | undefined) => {
+  let peak = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      peak = Math.max(peak, await rssOf(pid));
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return peak;
+    },
+  };
+};
+
+const startFake = async (perRequestMs: number, bytesPerSec: number): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> => {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/fake-signstash/main.ts')], {
+    cwd: root,
+    env: { ...process.env, FAKE_SIGNSTASH_PORT: String(port), FAKE_SIGNSTASH_LATENCY_MS: String(perRequestMs), FAKE_SIGNSTASH_BYTES_PER_SEC: String(bytesPerSec) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 400; i++) {
+    if (await fetch(`${url}/_fake/stats`).then((r) => r.ok, () => false)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return { url, child, stop: async () => { child.kill('SIGTERM'); await exited; } };
+};
+
+interface Env {
+  redisUrl: string;
+  key: string;
+  fakeUrl: string;
+}
+
+const stackEnv = (e: Env, dir: string, extra: Record<string, string>): Record<string, string> => ({
+  REDIS_URL: e.redisUrl,
+  QUEUE_PREFIX: `b${randomBytes(4).toString('hex')}`,
+  DATA_DIR: dir,
+  API_KEYS: `bench:${hashApiKey(e.key)}`,
+  LOG_LEVEL: 'warn',
+  SIGNER: 'signstash',
+  SIGNSTASH_URL: `${e.fakeUrl}/signstash/einvoice-integration-client-ws`,
+  SIGNSTASH_AUTH_URL: `${e.fakeUrl}/oauth2/authorization-server`,
+  SIGNSTASH_CLIENT_ID: 'signspool',
+  SIGNSTASH_CLIENT_SECRET: 'signspool-secret',
+  UPSTREAM_CONCURRENCY: String(CONCURRENCY),
+  BATCH_MAX_DOCS: String(MAX_DOCS),
+  BATCH_LINGER: `${LINGER_MS}ms`,
+  SPOOL_MIN_FREE_BYTES: '64MiB',
+  UPLOAD_MAX_TOTAL_BYTES: '1100MiB',
+  ...extra,
+});
+
+/** A multipart body with one or more parts streamed from files. */
+const multipart = (files: { name: string; path: string; size: number }[]) => {
+  const boundary = `----signspoolbench${randomBytes(8).toString('hex')}`;
+  const heads = files.map((f) => Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${f.name}"\r\ncontent-type: application/pdf\r\n\r\n`));
+  const tail = Buffer.from(`--${boundary}--\r\n`);
+  const length = heads.reduce((n, h, i) => n + h.length + (files[i]?.size ?? 0) + 2, 0) + tail.length;
+  async function* body(): AsyncGenerator<Buffer> {
+    for (const [i, f] of files.entries()) {
+      yield heads[i] ?? Buffer.alloc(0);
+      const fh = await open(f.path, 'r');
+      try {
+        for await (const chunk of fh.createReadStream({ highWaterMark: MB })) yield chunk as Buffer;
+      } finally {
+        await fh.close().catch(() => undefined);
+      }
+      yield Buffer.from('\r\n');
+    }
+    yield tail;
+  }
+  return { contentType: `multipart/form-data; boundary=${boundary}`, length, body };
+};
+
+const writeRandomFile = async (file: string, size: number): Promise<void> => {
+  const block = randomBytes(MB);
+  let left = size;
+  let n = 0;
+  await pipeline(
+    (function* () {
+      while (left > 0) {
+        const len = Math.min(left, block.length);
+        const c = Buffer.from(block.subarray(0, len));
+        c.writeUInt32BE(n++, 0);
+        left -= len;
+        yield c;
+      }
+    })(),
+    createWriteStream(file),
+  );
+};
+
+// --- 1 + 4b: coalescing gain, load latency ---------------------------------------------------------
+const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, label: string) => {
+  const dir = await mkdtemp(path.join(tmp, `${label}-`));
+  const env = stackEnv(e, dir, { BATCH_MAX_DOCS: String(maxDocs) });
+  const [api, worker] = await Promise.all([startService('api', env), startService('worker', env)]);
+  const doc = randomBytes(200 * 1024);
+  const agent = new Agent({ connections: 256 });
+  const postTimes: number[] = [];
+  const e2e: number[] = [];
+  const ids: string[] = [];
+  const started = performance.now();
+  let next = 0;
+  const waiters: Promise<void>[] = [];
+  const waitDone = async (id: string): Promise<void> => {
+    for (;;) {
+      const r = await request(`${api.url}/v1/operations/${id}`, { dispatcher: agent, headers: { authorization: `Bearer ${e.key}`, prefer: 'wait=60' } });
+      const body = (await r.body.json()) as { status: string; createdAt: string; completedAt: string | null };
+      if (['succeeded', 'failed', 'partially_failed', 'canceled'].includes(body.status)) {
+        if (body.status !== 'succeeded') throw new Error(`operation ${id} ${body.status}`);
+        e2e.push(Date.parse(body.completedAt ?? '') - Date.parse(body.createdAt));
+        return;
+      }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < docs) {
+        const i = next++;
+        const boundary = `b${i}x${randomBytes(4).toString('hex')}`;
+        const body = Buffer.concat([
+          Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="d${i}.pdf"\r\ncontent-type: application/pdf\r\n\r\n`),
+          doc,
+          Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="signatureType"\r\n\r\nPAdES\r\n--${boundary}--\r\n`),
+        ]);
+        const t0 = performance.now();
+        const r = await request(`${api.url}/v1/operations`, { method: 'POST', dispatcher: agent, headers: { authorization: `Bearer ${e.key}`, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+        const res = (await r.body.json()) as { id: string };
+        postTimes.push(performance.now() - t0);
+        if (r.statusCode !== 202) throw new Error(`submit answered ${r.statusCode}`);
+        ids.push(res.id);
+        waiters.push(waitDone(res.id));
+      }
+    }),
+  );
+  await Promise.all(waiters);
+  const seconds = (performance.now() - started) / 1000;
+  const stats = (await (await fetch(`${e.fakeUrl}/_fake/requests`)).json()) as { outcome: string; documents: number; at: number }[];
+  await Promise.all([api.stop(), worker.stop()]);
+  await agent.close();
+  await rm(dir, { recursive: true, force: true });
+  return { docsPerSec: docs / seconds, requests: stats.filter((s) => s.outcome === 'ok'), postTimes: postTimes.sort((a, b) => a - b), e2e: e2e.sort((a, b) => a - b) };
+};
+
+// --- 2: ingest ---------------------------------------------------------------------------------------
+const ingest = async (e: Env, tmp: string, count: number) => {
+  const srcDir = await mkdtemp(path.join(tmp, 'ingest-src-'));
+  const files: { name: string; path: string; size: number }[] = [];
+  for (let i = 0; i < count; i++) {
+    const p = path.join(srcDir, `f${i}.pdf`);
+    await writeRandomFile(p, 20 * MB);
+    files.push({ name: `f${i}.pdf`, path: p, size: 20 * MB });
+  }
+  const send = async (url: string, headers: Record<string, string>, pid?: number) => {
+    const mp = multipart(files);
+    const rss = sampleRss(pid);
+    const before = await rssOf(pid);
+    const t0 = performance.now();
+    const r = await request(url, { method: 'POST', headers: { ...headers, 'content-type': mp.contentType, 'content-length': String(mp.length) }, body: Readable.from(mp.body()) });
+    await r.body.dump();
+    const secs = (performance.now() - t0) / 1000;
+    const peak = await rss.stop();
+    if (r.statusCode >= 300) throw new Error(`ingest answered ${r.statusCode}`);
+    return { mbps: mp.length / MB / secs, rssGrowth: (peak - before) / MB };
+  };
+  // Baseline: a minimal server that writes the request body to a file and fsyncs it.
+  const sinkFile = path.join(srcDir, 'sink');
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      await pipeline(req, createWriteStream(sinkFile));
+      const fh = await open(sinkFile, 'r');
+      await fh.sync();
+      await fh.close();
+      res.writeHead(202).end();
+    })();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const baseline = await send(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, {});
+  server.close();
+  await rm(sinkFile, { force: true });
+  const dir = await mkdtemp(path.join(tmp, 'ingest-'));
+  const api = await startService('api', stackEnv(e, dir, {}));
+  const ours = await send(`${api.url}/v1/operations`, { authorization: `Bearer ${e.key}` }, api.child.pid);
+  await api.stop();
+  await rm(dir, { recursive: true, force: true });
+  await rm(srcDir, { recursive: true, force: true });
+  return { ours, baseline };
+};
+
+// --- 3: streaming to the upstream ------------------------------------------------------------------------
+const streaming = async (count: number) => {
+  const fake = await startFake(1, 1e12);
+  try {
+    const { stdout } = await run(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(root, 'test/fixtures/sign-batch-rss.ts')], {
+      cwd: root,
+      env: { ...process.env, FAKE_URL: fake.url, DOCS: String(count), DOC_BYTES: String(20 * MB) },
+      maxBuffer: MB,
+    });
+    const m = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { growthMB: number; durationMs: number; bytes: number; signed: number };
+    // Baseline: the same amount of request body (base64 of the documents) sent to a sink on the fake.
+    const bodyBytes = Math.ceil((count * 20 * MB) / 3) * 4;
+    const chunk = Buffer.alloc(MB, 0x41);
+    const t0 = performance.now();
+    const r = await request(`${fake.url}/_fake/sink`, {
+      method: 'POST',
+      headers: { 'content-length': String(bodyBytes) },
+      body: Readable.from(
+        (function* () {
+          for (let left = bodyBytes; left > 0; left -= chunk.length) yield left >= chunk.length ? chunk : chunk.subarray(0, left);
+        })(),
+      ),
+    });
+    await r.body.dump();
+    const baselineSecs = (performance.now() - t0) / 1000;
+    return { growthMB: m.growthMB, mbps: m.bytes / MB / (m.durationMs / 1000), baselineMbps: (count * 20 * MB) / MB / baselineSecs, signed: m.signed };
+  } finally {
+    await fake.stop();
+  }
+};
+
+// --- 4a: latency at 1 doc/s -----------------------------------------------------------------------------------
+const trickle = async (e: Env, tmp: string, seconds: number) => {
+  const dir = await mkdtemp(path.join(tmp, 'trickle-'));
+  const env = stackEnv(e, dir, {});
+  const [api, worker] = await Promise.all([startService('api', env), startService('worker', env)]);
+  const doc = randomBytes(200 * 1024);
+  const lat: number[] = [];
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < seconds; i++) {
+    const form = new FormData();
+    form.append('signatureType', 'PAdES');
+    form.append('file', new Blob([doc]), `t${i}.pdf`);
+    const r = await fetch(`${api.url}/v1/operations`, { method: 'POST', headers: { authorization: `Bearer ${e.key}` }, body: form });
+    const { id } = (await r.json()) as { id: string };
+    pending.push(
+      (async () => {
+        for (;;) {
+          const g = await fetch(`${api.url}/v1/operations/${id}`, { headers: { authorization: `Bearer ${e.key}`, prefer: 'wait=30' } });
+          const b = (await g.json()) as { status: string; createdAt: string; completedAt: string | null };
+          if (b.completedAt) {
+            lat.push(Date.parse(b.completedAt) - Date.parse(b.createdAt));
+            return;
+          }
+        }
+      })(),
+    );
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  await Promise.all(pending);
+  await Promise.all([api.stop(), worker.stop()]);
+  await rm(dir, { recursive: true, force: true });
+  return lat.sort((a, b) => a - b);
+};
+
+// --- 5: footprint -----------------------------------------------------------------------------------------------
+const footprint = async (e: Env, tmp: string, docs: number) => {
+  const dir = await mkdtemp(path.join(tmp, 'footprint-'));
+  const env = stackEnv(e, dir, {});
+  const redis = new Redis(e.redisUrl);
+  await redis.flushall();
+  const api = await startService('api', env);
+  const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
+  const size = 200 * 1024;
+  const doc = randomBytes(size);
+  for (let i = 0; i < docs; i += 20) {
+    await Promise.all(
+      Array.from({ length: Math.min(20, docs - i) }, async (_, j) => {
+        const form = new FormData();
+        form.append('file', new Blob([doc]), `f${i + j}.pdf`);
+        const r = await fetch(`${api.url}/v1/operations`, { method: 'POST', headers: { authorization: `Bearer ${e.key}` }, body: form });
+        if (r.status !== 202) throw new Error(`footprint submit ${r.status}`);
+      }),
+    );
+  }
+  const memAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
+  // Spool: bytes on disk (allocated blocks) beyond the documents' own sizes.
+  let allocated = 0;
+  const incoming = path.join(dir, 'spool', 'incoming');
+  for (const op of await readdir(incoming)) {
+    const opDir = path.join(incoming, op);
+    allocated += (await stat(opDir)).blocks * 512;
+    for (const f of await readdir(opDir)) allocated += (await stat(path.join(opDir, f))).blocks * 512;
+  }
+  await api.stop();
+  await redis.quit();
+  await rm(dir, { recursive: true, force: true });
+  return { redisPerDoc: (memAfter - memBefore) / docs, spoolOverheadPerDoc: (allocated - docs * size) / docs };
+};
+
+const main = async (): Promise<void> => {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'signspool-bench-'));
+  const redisServer = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
+  const fake = await startFake(LATENCY_MS, BYTES_PER_SEC);
+  const e: Env = { redisUrl: redisServer.url, key: generateApiKey(), fakeUrl: fake.url };
+  const started = Date.now();
+  console.log(`signspool bench${quick ? ' --quick' : ''}: fake latency ${LATENCY_MS} ms/request + ${BYTES_PER_SEC / 1e6} MB/s, UPSTREAM_CONCURRENCY=${CONCURRENCY}, BATCH_MAX_DOCS=${MAX_DOCS}, BATCH_LINGER=${LINGER_MS}ms, ${os.cpus().length} CPUs`);
+  console.log('section | metric | value | baseline | ratio | target | result');
+  try {
+    // 1. Coalescing gain
+    const n = quick ? 200 : 5000;
+    const nBase = quick ? 100 : 1000;
+    await fetch(`${fake.url}/_fake/reset`, { method: 'POST' });
+    const ours = await coalescing(e, tmp, n, MAX_DOCS, 'coalesce');
+    await fetch(`${fake.url}/_fake/reset`, { method: 'POST' });
+    const base = await coalescing(e, tmp, nBase, 1, 'baseline');
+    const docBytes = 200 * 1024;
+    const batchMs = LATENCY_MS + ((MAX_DOCS * docBytes) / BYTES_PER_SEC) * 1000;
+    const bound = (CONCURRENCY * MAX_DOCS) / (batchMs / 1000);
+    const meanDocs = n / ours.requests.length;
+    add({ section: '1 coalescing', metric: `documents/s (${n} × 200 KB, 64 clients)`, value: ours.docsPerSec, unit: 'docs/s', baseline: base.docsPerSec, ratio: ours.docsPerSec / base.docsPerSec, target: '≥ 10× baseline', pass: ours.docsPerSec / base.docsPerSec >= 10 });
+    add({ section: '1 coalescing', metric: `against the latency-model bound (${fmt(bound)} docs/s)`, value: ours.docsPerSec, unit: 'docs/s', ratio: ours.docsPerSec / bound, target: '≥ 0.8× bound', pass: ours.docsPerSec / bound >= 0.8 });
+    add({ section: '1 coalescing', metric: 'mean documents per upstream request', value: meanDocs, unit: 'docs', baseline: nBase / Math.max(1, base.requests.length), target: `≤ ${MAX_DOCS}` });
+
+    // 2. Ingest
+    const ing = await ingest(e, tmp, quick ? 5 : 50);
+    add({ section: '2 ingest', metric: `${quick ? 5 : 50} × 20 MB in one operation`, value: ing.ours.mbps, unit: 'MB/s', baseline: ing.baseline.mbps, ratio: ing.ours.mbps / ing.baseline.mbps, target: '≥ 0.7× baseline', pass: ing.ours.mbps / ing.baseline.mbps >= 0.7 });
+    add({ section: '2 ingest', metric: 'api RSS growth during the upload', value: ing.ours.rssGrowth, unit: 'MB', target: '< 150 MB', pass: ing.ours.rssGrowth < 150 });
+
+    // 3. Streaming to the upstream
+    const st = await streaming(quick ? 5 : 50);
+    add({ section: '3 streaming', metric: `${quick ? 5 : 50} × 20 MB batch via the adapter`, value: st.mbps, unit: 'MB/s', baseline: st.baselineMbps, ratio: st.mbps / st.baselineMbps, target: '≥ 0.5× baseline', pass: st.mbps / st.baselineMbps >= 0.5 && st.signed === (quick ? 5 : 50) });
+    add({ section: '3 streaming', metric: 'worker RSS growth', value: st.growthMB, unit: 'MB', target: '< 200 MB', pass: st.growthMB < 200 });
+
+    // 4. Latency
+    const oneDocCall = LATENCY_MS + (docBytes / BYTES_PER_SEC) * 1000;
+    const lat = await trickle(e, tmp, quick ? 5 : 30);
+    const latTarget = LINGER_MS + oneDocCall + 50;
+    add({ section: '4 latency', metric: 'accepted → signed p50 at 1 doc/s', value: pct(lat, 0.5), unit: 'ms', target: `≤ ${fmt(latTarget)} ms`, pass: pct(lat, 0.5) <= latTarget });
+    add({ section: '4 latency', metric: 'accepted → signed p99 at 1 doc/s', value: pct(lat, 0.99), unit: 'ms' });
+    for (const q of [0.5, 0.95, 0.99]) {
+      add({ section: '4 latency', metric: `POST /v1/operations p${q * 100} under load (1)`, value: pct(ours.postTimes, q), unit: 'ms', ...(q === 0.99 ? { target: '< 100 ms', pass: pct(ours.postTimes, q) < 100 } : {}) });
+    }
+    for (const q of [0.5, 0.95, 0.99]) add({ section: '4 latency', metric: `accepted → signed p${q * 100} under load (1)`, value: pct(ours.e2e, q), unit: 'ms' });
+
+    // 5. Footprint
+    const fp = await footprint(e, tmp, quick ? 100 : 1000);
+    add({ section: '5 footprint', metric: 'Redis memory per queued document', value: fp.redisPerDoc, unit: 'bytes', target: '≤ 2048 bytes', pass: fp.redisPerDoc <= 2048 });
+    add({ section: '5 footprint', metric: 'spool bytes per document beyond its size', value: fp.spoolOverheadPerDoc, unit: 'bytes' });
+  } finally {
+    await fake.stop();
+    await redisServer.stop();
+    await rm(tmp, { recursive: true, force: true });
+  }
+  const resultsDir = path.join(root, 'bench', 'results');
+  await mkdir(resultsDir, { recursive: true });
+  const file = path.join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
+  const meta = { quick, cpus: os.cpus().length, node: process.version, latencyMs: LATENCY_MS, bytesPerSec: BYTES_PER_SEC, concurrency: CONCURRENCY, maxDocs: MAX_DOCS, lingerMs: LINGER_MS, durationS: (Date.now() - started) / 1000 };
+  await writeFile(file, JSON.stringify({ meta, rows }, null, 2));
+  console.log(`\nwrote ${path.relative(root, file)} (${fmt(meta.durationS)} s)`);
+};
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
