@@ -28,6 +28,13 @@ import { freePort, spawnRedisServer } from '@signspool/shared/redis-server';
 import { startService } from '../test/harness/processes.js';
 
 const quick = process.argv.includes('--quick');
+/** `--only 1,4` runs some sections (1 and 4 share the load run). */
+const onlyArg = process.argv[process.argv.indexOf('--only') + 1];
+const only = process.argv.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : undefined;
+const runs = (section: string): boolean => !only || only.has(section);
+/** BENCH_PROFILE_DIR=dir: api and worker write V8 CPU profiles there. */
+const nodeArgs = process.env['BENCH_PROFILE_DIR'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROFILE_DIR']}`] : [];
+const startRole = (role: 'api' | 'worker', env: Record<string, string>) => startService(role, env, { nodeArgs });
 const root = path.resolve(import.meta.dirname, '..');
 const MB = 1024 * 1024;
 const run = promisify(execFile);
@@ -51,7 +58,15 @@ interface Row {
 const rows: Row[] = [];
 const add = (r: Row): void => {
   rows.push(r);
-  const cells = [r.section, r.metric, `${fmt(r.value)} ${r.unit}`, r.baseline === undefined ? '' : `${fmt(r.baseline)} ${r.unit}`, r.ratio === undefined ? '' : `${fmt(r.ratio)}×`, r.target ?? '', r.pass === undefined ? '' : r.pass ? 'PASS' : 'MISS'];
+  const cells = [
+    r.section,
+    r.metric,
+    `${fmt(r.value)} ${r.unit}`,
+    r.baseline === undefined ? '' : `${fmt(r.baseline)} ${r.unit}`,
+    r.ratio === undefined ? '' : `${fmt(r.ratio)}×`,
+    r.target ?? '',
+    r.pass === undefined ? '' : r.pass ? 'PASS' : 'MISS',
+  ];
   console.log(cells.join(' | '));
 };
 const fmt = (n: number): string => (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2));
@@ -61,6 +76,23 @@ const rssOf = async (pid: number | undefined): Promise<number> => {
   if (!pid) return 0;
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+};
+
+/** CPU seconds (user + system) a process has used so far. */
+const cpuSeconds = async (pid: number | undefined): Promise<number> => {
+  if (!pid) return 0;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100;
+};
+
+/** Machine-wide busy fraction of all CPUs between two readings of /proc/stat. */
+const machineCpu = async (): Promise<{ busy: number; total: number }> => {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
 };
 
 /** Samples a process's RSS until stopped; returns the peak. */
@@ -86,22 +118,41 @@ const startFake = async (perRequestMs: number, bytesPerSec: number): Promise<{ u
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/fake-signstash/main.ts')], {
     cwd: root,
-    env: { ...process.env, FAKE_SIGNSTASH_PORT: String(port), FAKE_SIGNSTASH_LATENCY_MS: String(perRequestMs), FAKE_SIGNSTASH_BYTES_PER_SEC: String(bytesPerSec) },
+    env: {
+      ...process.env,
+      FAKE_SIGNSTASH_PORT: String(port),
+      FAKE_SIGNSTASH_LATENCY_MS: String(perRequestMs),
+      FAKE_SIGNSTASH_BYTES_PER_SEC: String(bytesPerSec),
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 400; i++) {
-    if (await fetch(`${url}/_fake/stats`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${url}/_fake/stats`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  return { url, child, stop: async () => { child.kill('SIGTERM'); await exited; } };
+  return {
+    url,
+    child,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 };
 
 interface Env {
   redisUrl: string;
   key: string;
   fakeUrl: string;
+  fakePid: number | undefined;
 }
 
 const stackEnv = (e: Env, dir: string, extra: Record<string, string>): Record<string, string> => ({
@@ -126,7 +177,9 @@ const stackEnv = (e: Env, dir: string, extra: Record<string, string>): Record<st
 /** A multipart body with one or more parts streamed from files. */
 const multipart = (files: { name: string; path: string; size: number }[]) => {
   const boundary = `----signspoolbench${randomBytes(8).toString('hex')}`;
-  const heads = files.map((f) => Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${f.name}"\r\ncontent-type: application/pdf\r\n\r\n`));
+  const heads = files.map((f) =>
+    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${f.name}"\r\ncontent-type: application/pdf\r\n\r\n`),
+  );
   const tail = Buffer.from(`--${boundary}--\r\n`);
   const length = heads.reduce((n, h, i) => n + h.length + (files[i]?.size ?? 0) + 2, 0) + tail.length;
   async function* body(): AsyncGenerator<Buffer> {
@@ -167,12 +220,15 @@ const writeRandomFile = async (file: string, size: number): Promise<void> => {
 const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, label: string) => {
   const dir = await mkdtemp(path.join(tmp, `${label}-`));
   const env = stackEnv(e, dir, { BATCH_MAX_DOCS: String(maxDocs) });
-  const [api, worker] = await Promise.all([startService('api', env), startService('worker', env)]);
+  const [api, worker] = await Promise.all([startRole('api', env), startRole('worker', env)]);
   const doc = randomBytes(200 * 1024);
   const agent = new Agent({ connections: 256 });
   const postTimes: number[] = [];
   const e2e: number[] = [];
   const ids: string[] = [];
+  const cpu0 = await machineCpu();
+  const pids = { api: api.child.pid, worker: worker.child.pid, fake: e.fakePid, bench: process.pid };
+  const cpuBefore = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuSeconds(pid)] as const)));
   const started = performance.now();
   let next = 0;
   const waiters: Promise<void>[] = [];
@@ -198,7 +254,12 @@ const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, la
           Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="signatureType"\r\n\r\nPAdES\r\n--${boundary}--\r\n`),
         ]);
         const t0 = performance.now();
-        const r = await request(`${api.url}/v1/operations`, { method: 'POST', dispatcher: agent, headers: { authorization: `Bearer ${e.key}`, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+        const r = await request(`${api.url}/v1/operations`, {
+          method: 'POST',
+          dispatcher: agent,
+          headers: { authorization: `Bearer ${e.key}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
+          body,
+        });
         const res = (await r.body.json()) as { id: string };
         postTimes.push(performance.now() - t0);
         if (r.statusCode !== 202) throw new Error(`submit answered ${r.statusCode}`);
@@ -209,11 +270,22 @@ const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, la
   );
   await Promise.all(waiters);
   const seconds = (performance.now() - started) / 1000;
+  const cpu1 = await machineCpu();
+  const cpuShare: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(pids)) cpuShare[k] = ((await cpuSeconds(pid)) - (cpuBefore[k] ?? 0)) / seconds;
+  const machineBusy = (cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total);
   const stats = (await (await fetch(`${e.fakeUrl}/_fake/requests`)).json()) as { outcome: string; documents: number; at: number }[];
   await Promise.all([api.stop(), worker.stop()]);
   await agent.close();
   await rm(dir, { recursive: true, force: true });
-  return { docsPerSec: docs / seconds, requests: stats.filter((s) => s.outcome === 'ok'), postTimes: postTimes.sort((a, b) => a - b), e2e: e2e.sort((a, b) => a - b) };
+  return {
+    machineBusy,
+    cpuShare,
+    docsPerSec: docs / seconds,
+    requests: stats.filter((s) => s.outcome === 'ok'),
+    postTimes: postTimes.sort((a, b) => a - b),
+    e2e: e2e.sort((a, b) => a - b),
+  };
 };
 
 // --- 2: ingest ---------------------------------------------------------------------------------------
@@ -230,7 +302,11 @@ const ingest = async (e: Env, tmp: string, count: number) => {
     const rss = sampleRss(pid);
     const before = await rssOf(pid);
     const t0 = performance.now();
-    const r = await request(url, { method: 'POST', headers: { ...headers, 'content-type': mp.contentType, 'content-length': String(mp.length) }, body: Readable.from(mp.body()) });
+    const r = await request(url, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': mp.contentType, 'content-length': String(mp.length) },
+      body: Readable.from(mp.body()),
+    });
     await r.body.dump();
     const secs = (performance.now() - t0) / 1000;
     const peak = await rss.stop();
@@ -253,7 +329,7 @@ const ingest = async (e: Env, tmp: string, count: number) => {
   server.close();
   await rm(sinkFile, { force: true });
   const dir = await mkdtemp(path.join(tmp, 'ingest-'));
-  const api = await startService('api', stackEnv(e, dir, {}));
+  const api = await startRole('api', stackEnv(e, dir, {}));
   const ours = await send(`${api.url}/v1/operations`, { authorization: `Bearer ${e.key}` }, api.child.pid);
   await api.stop();
   await rm(dir, { recursive: true, force: true });
@@ -296,7 +372,7 @@ const streaming = async (count: number) => {
 const trickle = async (e: Env, tmp: string, seconds: number) => {
   const dir = await mkdtemp(path.join(tmp, 'trickle-'));
   const env = stackEnv(e, dir, {});
-  const [api, worker] = await Promise.all([startService('api', env), startService('worker', env)]);
+  const [api, worker] = await Promise.all([startRole('api', env), startRole('worker', env)]);
   const doc = randomBytes(200 * 1024);
   const lat: number[] = [];
   const pending: Promise<void>[] = [];
@@ -332,7 +408,7 @@ const footprint = async (e: Env, tmp: string, docs: number) => {
   const env = stackEnv(e, dir, {});
   const redis = new Redis(e.redisUrl);
   await redis.flushall();
-  const api = await startService('api', env);
+  const api = await startRole('api', env);
   const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
   const size = 200 * 1024;
   const doc = randomBytes(size);
@@ -365,51 +441,136 @@ const main = async (): Promise<void> => {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'signspool-bench-'));
   const redisServer = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
   const fake = await startFake(LATENCY_MS, BYTES_PER_SEC);
-  const e: Env = { redisUrl: redisServer.url, key: generateApiKey(), fakeUrl: fake.url };
+  const e: Env = { redisUrl: redisServer.url, key: generateApiKey(), fakeUrl: fake.url, fakePid: fake.child.pid };
   const started = Date.now();
-  console.log(`signspool bench${quick ? ' --quick' : ''}: fake latency ${LATENCY_MS} ms/request + ${BYTES_PER_SEC / 1e6} MB/s, UPSTREAM_CONCURRENCY=${CONCURRENCY}, BATCH_MAX_DOCS=${MAX_DOCS}, BATCH_LINGER=${LINGER_MS}ms, ${os.cpus().length} CPUs`);
+  console.log(
+    `signspool bench${quick ? ' --quick' : ''}: fake latency ${LATENCY_MS} ms/request + ${BYTES_PER_SEC / 1e6} MB/s, UPSTREAM_CONCURRENCY=${CONCURRENCY}, BATCH_MAX_DOCS=${MAX_DOCS}, BATCH_LINGER=${LINGER_MS}ms, ${os.cpus().length} CPUs`,
+  );
   console.log('section | metric | value | baseline | ratio | target | result');
   try {
     // 1. Coalescing gain
     const n = quick ? 200 : 5000;
-    const nBase = quick ? 100 : 1000;
-    await fetch(`${fake.url}/_fake/reset`, { method: 'POST' });
-    const ours = await coalescing(e, tmp, n, MAX_DOCS, 'coalesce');
-    await fetch(`${fake.url}/_fake/reset`, { method: 'POST' });
-    const base = await coalescing(e, tmp, nBase, 1, 'baseline');
     const docBytes = 200 * 1024;
-    const batchMs = LATENCY_MS + ((MAX_DOCS * docBytes) / BYTES_PER_SEC) * 1000;
-    const bound = (CONCURRENCY * MAX_DOCS) / (batchMs / 1000);
-    const meanDocs = n / ours.requests.length;
-    add({ section: '1 coalescing', metric: `documents/s (${n} × 200 KB, 64 clients)`, value: ours.docsPerSec, unit: 'docs/s', baseline: base.docsPerSec, ratio: ours.docsPerSec / base.docsPerSec, target: '≥ 10× baseline', pass: ours.docsPerSec / base.docsPerSec >= 10 });
-    add({ section: '1 coalescing', metric: `against the latency-model bound (${fmt(bound)} docs/s)`, value: ours.docsPerSec, unit: 'docs/s', ratio: ours.docsPerSec / bound, target: '≥ 0.8× bound', pass: ours.docsPerSec / bound >= 0.8 });
-    add({ section: '1 coalescing', metric: 'mean documents per upstream request', value: meanDocs, unit: 'docs', baseline: nBase / Math.max(1, base.requests.length), target: `≤ ${MAX_DOCS}` });
+    let ours: Awaited<ReturnType<typeof coalescing>> | undefined;
+    if (runs('1') || runs('4')) {
+      const nBase = quick ? 100 : 1000;
+      await fetch(`${fake.url}/_fake/reset`, { method: 'POST' });
+      ours = await coalescing(e, tmp, n, MAX_DOCS, 'coalesce');
+      await fetch(`${fake.url}/_fake/reset`, { method: 'POST' });
+      const base = await coalescing(e, tmp, nBase, 1, 'baseline');
+      const batchMs = LATENCY_MS + ((MAX_DOCS * docBytes) / BYTES_PER_SEC) * 1000;
+      const bound = (CONCURRENCY * MAX_DOCS) / (batchMs / 1000);
+      const meanDocs = n / ours.requests.length;
+      add({
+        section: '1 coalescing',
+        metric: `documents/s (${n} × 200 KB, 64 clients)`,
+        value: ours.docsPerSec,
+        unit: 'docs/s',
+        baseline: base.docsPerSec,
+        ratio: ours.docsPerSec / base.docsPerSec,
+        target: '≥ 10× baseline',
+        pass: ours.docsPerSec / base.docsPerSec >= 10,
+      });
+      add({
+        section: '1 coalescing',
+        metric: `against the latency-model bound (${fmt(bound)} docs/s)`,
+        value: ours.docsPerSec,
+        unit: 'docs/s',
+        ratio: ours.docsPerSec / bound,
+        target: '≥ 0.8× bound',
+        pass: ours.docsPerSec / bound >= 0.8,
+      });
+      add({
+        section: '1 coalescing',
+        metric: 'mean documents per upstream request',
+        value: meanDocs,
+        unit: 'docs',
+        baseline: nBase / Math.max(1, base.requests.length),
+        target: `≤ ${MAX_DOCS}`,
+      });
+      add({ section: '1 coalescing', metric: 'machine CPU busy during the run', value: ours.machineBusy * 100, unit: '%' });
+      for (const [k, v] of Object.entries(ours.cpuShare)) add({ section: '1 coalescing', metric: `CPU used by ${k}`, value: v, unit: 'cores' });
 
-    // 2. Ingest
-    const ing = await ingest(e, tmp, quick ? 5 : 50);
-    add({ section: '2 ingest', metric: `${quick ? 5 : 50} × 20 MB in one operation`, value: ing.ours.mbps, unit: 'MB/s', baseline: ing.baseline.mbps, ratio: ing.ours.mbps / ing.baseline.mbps, target: '≥ 0.7× baseline', pass: ing.ours.mbps / ing.baseline.mbps >= 0.7 });
-    add({ section: '2 ingest', metric: 'api RSS growth during the upload', value: ing.ours.rssGrowth, unit: 'MB', target: '< 150 MB', pass: ing.ours.rssGrowth < 150 });
-
-    // 3. Streaming to the upstream
-    const st = await streaming(quick ? 5 : 50);
-    add({ section: '3 streaming', metric: `${quick ? 5 : 50} × 20 MB batch via the adapter`, value: st.mbps, unit: 'MB/s', baseline: st.baselineMbps, ratio: st.mbps / st.baselineMbps, target: '≥ 0.5× baseline', pass: st.mbps / st.baselineMbps >= 0.5 && st.signed === (quick ? 5 : 50) });
-    add({ section: '3 streaming', metric: 'worker RSS growth', value: st.growthMB, unit: 'MB', target: '< 200 MB', pass: st.growthMB < 200 });
-
-    // 4. Latency
-    const oneDocCall = LATENCY_MS + (docBytes / BYTES_PER_SEC) * 1000;
-    const lat = await trickle(e, tmp, quick ? 5 : 30);
-    const latTarget = LINGER_MS + oneDocCall + 50;
-    add({ section: '4 latency', metric: 'accepted → signed p50 at 1 doc/s', value: pct(lat, 0.5), unit: 'ms', target: `≤ ${fmt(latTarget)} ms`, pass: pct(lat, 0.5) <= latTarget });
-    add({ section: '4 latency', metric: 'accepted → signed p99 at 1 doc/s', value: pct(lat, 0.99), unit: 'ms' });
-    for (const q of [0.5, 0.95, 0.99]) {
-      add({ section: '4 latency', metric: `POST /v1/operations p${q * 100} under load (1)`, value: pct(ours.postTimes, q), unit: 'ms', ...(q === 0.99 ? { target: '< 100 ms', pass: pct(ours.postTimes, q) < 100 } : {}) });
+      // 2. Ingest
     }
-    for (const q of [0.5, 0.95, 0.99]) add({ section: '4 latency', metric: `accepted → signed p${q * 100} under load (1)`, value: pct(ours.e2e, q), unit: 'ms' });
-
+    if (runs('2')) {
+      const ing = await ingest(e, tmp, quick ? 5 : 50);
+      add({
+        section: '2 ingest',
+        metric: `${quick ? 5 : 50} × 20 MB in one operation`,
+        value: ing.ours.mbps,
+        unit: 'MB/s',
+        baseline: ing.baseline.mbps,
+        ratio: ing.ours.mbps / ing.baseline.mbps,
+        target: '≥ 0.7× baseline',
+        pass: ing.ours.mbps / ing.baseline.mbps >= 0.7,
+      });
+      add({
+        section: '2 ingest',
+        metric: 'api RSS growth during the upload',
+        value: ing.ours.rssGrowth,
+        unit: 'MB',
+        target: '< 150 MB',
+        pass: ing.ours.rssGrowth < 150,
+      });
+    }
+    // 3. Streaming to the upstream
+    if (runs('3')) {
+      const st = await streaming(quick ? 5 : 50);
+      add({
+        section: '3 streaming',
+        metric: `${quick ? 5 : 50} × 20 MB batch via the adapter`,
+        value: st.mbps,
+        unit: 'MB/s',
+        baseline: st.baselineMbps,
+        ratio: st.mbps / st.baselineMbps,
+        target: '≥ 0.5× baseline',
+        pass: st.mbps / st.baselineMbps >= 0.5 && st.signed === (quick ? 5 : 50),
+      });
+      add({ section: '3 streaming', metric: 'worker RSS growth', value: st.growthMB, unit: 'MB', target: '< 200 MB', pass: st.growthMB < 200 });
+    }
+    // 4. Latency
+    if (runs('4')) {
+      const oneDocCall = LATENCY_MS + (docBytes / BYTES_PER_SEC) * 1000;
+      const lat = await trickle(e, tmp, quick ? 5 : 30);
+      const latTarget = LINGER_MS + oneDocCall + 50;
+      add({
+        section: '4 latency',
+        metric: 'accepted → signed p50 at 1 doc/s',
+        value: pct(lat, 0.5),
+        unit: 'ms',
+        target: `≤ ${fmt(latTarget)} ms`,
+        pass: pct(lat, 0.5) <= latTarget,
+      });
+      add({ section: '4 latency', metric: 'accepted → signed p99 at 1 doc/s', value: pct(lat, 0.99), unit: 'ms' });
+    }
+    if (ours) {
+      const load = ours;
+      for (const q of [0.5, 0.95, 0.99]) {
+        add({
+          section: '4 latency',
+          metric: `POST /v1/operations p${q * 100} under load (1)`,
+          value: pct(load.postTimes, q),
+          unit: 'ms',
+          ...(q === 0.99 ? { target: '< 100 ms', pass: pct(load.postTimes, q) < 100 } : {}),
+        });
+      }
+      for (const q of [0.5, 0.95, 0.99])
+        add({ section: '4 latency', metric: `accepted → signed p${q * 100} under load (1)`, value: pct(load.e2e, q), unit: 'ms' });
+    }
     // 5. Footprint
-    const fp = await footprint(e, tmp, quick ? 100 : 1000);
-    add({ section: '5 footprint', metric: 'Redis memory per queued document', value: fp.redisPerDoc, unit: 'bytes', target: '≤ 2048 bytes', pass: fp.redisPerDoc <= 2048 });
-    add({ section: '5 footprint', metric: 'spool bytes per document beyond its size', value: fp.spoolOverheadPerDoc, unit: 'bytes' });
+    if (runs('5')) {
+      const fp = await footprint(e, tmp, quick ? 100 : 1000);
+      add({
+        section: '5 footprint',
+        metric: 'Redis memory per queued document',
+        value: fp.redisPerDoc,
+        unit: 'bytes',
+        target: '≤ 2048 bytes',
+        pass: fp.redisPerDoc <= 2048,
+      });
+      add({ section: '5 footprint', metric: 'spool bytes per document beyond its size', value: fp.spoolOverheadPerDoc, unit: 'bytes' });
+    }
   } finally {
     await fake.stop();
     await redisServer.stop();
@@ -418,7 +579,17 @@ const main = async (): Promise<void> => {
   const resultsDir = path.join(root, 'bench', 'results');
   await mkdir(resultsDir, { recursive: true });
   const file = path.join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
-  const meta = { quick, cpus: os.cpus().length, node: process.version, latencyMs: LATENCY_MS, bytesPerSec: BYTES_PER_SEC, concurrency: CONCURRENCY, maxDocs: MAX_DOCS, lingerMs: LINGER_MS, durationS: (Date.now() - started) / 1000 };
+  const meta = {
+    quick,
+    cpus: os.cpus().length,
+    node: process.version,
+    latencyMs: LATENCY_MS,
+    bytesPerSec: BYTES_PER_SEC,
+    concurrency: CONCURRENCY,
+    maxDocs: MAX_DOCS,
+    lingerMs: LINGER_MS,
+    durationS: (Date.now() - started) / 1000,
+  };
   await writeFile(file, JSON.stringify({ meta, rows }, null, 2));
   console.log(`\nwrote ${path.relative(root, file)} (${fmt(meta.durationS)} s)`);
 };

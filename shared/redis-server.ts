@@ -55,6 +55,9 @@ export const spawnRedisServer = async (options: RedisServerOptions): Promise<Run
     '--appendonly', options.appendOnly ? 'yes' : 'no',
     '--appendfsync', 'everysec',
     '--maxmemory-policy', 'noeviction',
+    // Operation records and job hashes hold values of a few hundred bytes: keep them listpack-encoded
+    // (about half the memory per queued document). See README, "Redis".
+    '--hash-max-listpack-value', '1024',
     '--daemonize', 'no',
     '--loglevel', 'warning',
   ];

@@ -37,6 +37,7 @@ describe('docker-compose.yml', () => {
     expect(cmd).toContain('--appendonly yes');
     expect(cmd).toContain('--appendfsync everysec');
     expect(cmd).toContain('--maxmemory-policy noeviction');
+    expect(cmd).toContain('--hash-max-listpack-value 1024');
     expect(compose.services['redis']?.volumes?.some((v) => v.endsWith(':/data'))).toBe(true);
   });
 

@@ -17,24 +17,27 @@ export async function* base64Encode(source: AsyncIterable<Buffer>): AsyncGenerat
 
 /** Decodes base64 text arriving in arbitrary chunks. Whitespace is ignored. */
 export class Base64Decoder {
-  private carry = '';
+  private carry = Buffer.alloc(0);
 
   /** Decodes what can be decoded now. */
   push(chunk: Buffer | string): Buffer {
-    let text = this.carry + (typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
-    if (/\s/.test(text)) text = text.replace(/\s+/g, '');
+    let text = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+    if (this.carry.length) text = Buffer.concat([this.carry, text]);
+    if (text.includes(0x20) || text.includes(0x0a) || text.includes(0x0d) || text.includes(0x09)) {
+      text = Buffer.from(text.toString('latin1').replace(/\s+/g, ''), 'latin1');
+    }
     const usable = text.length - (text.length % 4);
-    this.carry = text.slice(usable);
-    return usable > 0 ? Buffer.from(text.slice(0, usable), 'base64') : Buffer.alloc(0);
+    this.carry = Buffer.from(text.subarray(usable));
+    return usable > 0 ? Buffer.from(text.toString('latin1', 0, usable), 'base64') : Buffer.alloc(0);
   }
 
   /** Decodes the rest; throws if the text was not valid base64 length. */
   end(): Buffer {
     const rest = this.carry;
-    this.carry = '';
+    this.carry = Buffer.alloc(0);
     if (rest.length === 0) return Buffer.alloc(0);
     if (rest.length === 1) throw new Error('truncated base64');
-    return Buffer.from(rest, 'base64');
+    return Buffer.from(rest.toString('latin1'), 'base64');
   }
 }
 

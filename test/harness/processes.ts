@@ -17,10 +17,15 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-export const startService = async (role: 'api' | 'worker' | 'all', env: Record<string, string>, readyTimeoutMs = 20_000): Promise<ServiceProcess> => {
+export const startService = async (
+  role: 'api' | 'worker' | 'all',
+  env: Record<string, string>,
+  opts: { readyTimeoutMs?: number; nodeArgs?: string[] } = {},
+): Promise<ServiceProcess> => {
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 20_000;
   const port = await freePort();
   const portEnv = role === 'worker' ? { WORKER_METRICS_PORT: String(port) } : { PORT: String(port) };
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bin/start.ts'), role], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', path.join(root, 'bin/start.ts'), role], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'info', ...env, ...portEnv },
     stdio: ['ignore', 'pipe', 'pipe'],

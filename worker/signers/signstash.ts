@@ -293,6 +293,7 @@ export class SignstashSigner implements Signer {
       complete: boolean;
     }
     let cur: Current = { size: 0, complete: false };
+    const commits: Promise<void>[] = [];
     const isDocField = (p: readonly (string | number)[], field: string): boolean => p.length === 3 && p[0] === 'documentList' && typeof p[1] === 'number' && p[2] === field;
     const write = async (buf: Buffer): Promise<void> => {
       if (buf.length === 0 || !cur.fh) return;
@@ -344,13 +345,25 @@ export class SignstashSigner implements Signer {
             results.set(doc.docId, { ok: false, docId: doc.docId, error: new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: "Sign'Stash returned no signed content for this document" }) });
             return;
           }
+          // fsync + rename run while the rest of the answer streams in; awaited before returning.
           const dest = spool.signedPath(doc.opId, doc.docId);
-          await spool.commit(done.tmp, dest);
-          tmpFiles.delete(done.tmp);
-          results.set(doc.docId, { ok: true, docId: doc.docId, path: dest, size: done.size, sha256: done.hash?.digest('hex') ?? '', ...signedOutput(batch.signatureType, doc.name) });
+          const tmp = done.tmp;
+          const signed: DocumentResult = { ok: true, docId: doc.docId, path: dest, size: done.size, sha256: done.hash?.digest('hex') ?? '', ...signedOutput(batch.signatureType, doc.name) };
+          results.set(doc.docId, signed);
+          commits.push(
+            spool.commit(tmp, dest).then(
+              () => void tmpFiles.delete(tmp),
+              (err: unknown) => {
+                logger.error({ err: { message: (err as Error).message }, docId: doc.docId }, 'could not store a signed document');
+                results.set(doc.docId, { ok: false, docId: doc.docId, error: new SignspoolError('INTERNAL', { detail: 'the signed document could not be stored in the spool' }) });
+              },
+            ),
+          );
         },
       });
+      await Promise.all(commits);
     } catch (err) {
+      await Promise.allSettled(commits);
       await cur.fh?.close().catch(() => undefined);
       await Promise.all([...tmpFiles].map((f) => rm(f, { force: true })));
       if (signal.aborted) throw signal.reason;
