@@ -54,6 +54,9 @@ export class ApiServer {
       defaultJobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: { age: Math.ceil(config.retentionMs / 1000) } },
     });
     this.webhookQueue = new Queue(QUEUES.webhook, { connection: this.redis, prefix: config.queuePrefix });
+    this.deps.metrics.queueSources.push({ name: QUEUES.sign, getJobCounts: (...s) => this.queue?.getJobCounts(...(s as never[])) ?? Promise.resolve({}) });
+    this.deps.metrics.queueSources.push({ name: QUEUES.webhook, getJobCounts: (...s) => this.webhookQueue?.getJobCounts(...(s as never[])) ?? Promise.resolve({}) });
+    this.deps.metrics.spoolSources.push(spool);
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.events = new OperationEvents(this.redis, store.channel, logger);
     await this.events.start();

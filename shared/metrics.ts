@@ -6,12 +6,63 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export type FlushReason = 'docs' | 'bytes' | 'linger' | 'shutdown';
 
+/** Something whose job counts by state can be read (a BullMQ Queue). */
+export interface QueueDepthSource {
+  name: string;
+  getJobCounts(...states: string[]): Promise<Record<string, number>>;
+}
+
+/** Spool usage, read at scrape time. */
+export interface SpoolUsageSource {
+  usedBytes(): Promise<number>;
+  freeBytes(): Promise<number>;
+}
+
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'prioritized', 'waiting-children'] as const;
+
 export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
   const registry = new Registry();
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'signspool_' });
   const registers = [registry];
+  const queueSources: QueueDepthSource[] = [];
+  const spoolSources: SpoolUsageSource[] = [];
   return {
     registry,
+    /** Queues whose depth this process reports (the api registers its queues). */
+    queueSources,
+    /** The spool this process reports on. */
+    spoolSources,
+    queueDepth: new Gauge({
+      name: 'signspool_queue_jobs',
+      help: 'Jobs in each queue by state',
+      labelNames: ['queue', 'state'] as const,
+      registers,
+      async collect() {
+        for (const q of queueSources) {
+          const counts = await q.getJobCounts(...QUEUE_STATES).catch(() => undefined);
+          if (!counts) continue;
+          for (const state of QUEUE_STATES) this.set({ queue: q.name, state }, counts[state] ?? 0);
+        }
+      },
+    }),
+    spoolUsedBytes: new Gauge({
+      name: 'signspool_spool_used_bytes',
+      help: 'Bytes of documents in the spool (incoming, signed, partial)',
+      registers,
+      async collect() {
+        const s = spoolSources[0];
+        if (s) this.set(await s.usedBytes().catch(() => 0));
+      },
+    }),
+    spoolFreeBytes: new Gauge({
+      name: 'signspool_spool_free_bytes',
+      help: 'Free bytes on the spool file system',
+      registers,
+      async collect() {
+        const s = spoolSources[0];
+        if (s) this.set(await s.freeBytes().catch(() => 0));
+      },
+    }),
     httpRequestDuration: new Histogram({
       name: 'signspool_http_request_duration_seconds',
       help: 'HTTP request duration by route and status',

@@ -165,6 +165,25 @@ export class Spool {
     return seen;
   }
 
+  /** Bytes of files under the spool, recomputed at most every `maxAgeMs` (a walk of the tree). */
+  async usedBytes(maxAgeMs = 30_000): Promise<number> {
+    if (this.usage && Date.now() - this.usage.at < maxAgeMs) return this.usage.bytes;
+    let bytes = 0;
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) await walk(p);
+        else bytes += (await stat(p).catch(() => ({ size: 0 }))).size;
+      }
+    };
+    await walk(this.root);
+    this.usage = { at: Date.now(), bytes };
+    return bytes;
+  }
+
+  private usage: { at: number; bytes: number } | undefined;
+
   /** Free bytes on the spool's file system. */
   async freeBytes(): Promise<number> {
     const st = await statfs(this.root);

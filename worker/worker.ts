@@ -74,6 +74,7 @@ export class SigningWorker {
     if (!config.redisUrl) throw new Error('worker: REDIS_URL is not set');
     const spool = new Spool(config.spoolDir);
     await spool.init();
+    if (metrics.spoolSources.length === 0) metrics.spoolSources.push(spool);
     this.redis = createWorkerRedis(config.redisUrl);
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.webhooks = new WebhookDispatcher({ config, redis: this.redis, store, metrics, logger: this.log });
