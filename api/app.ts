@@ -9,6 +9,7 @@ import type { OperationStore } from '@signspool/shared/operations';
 import type { Spool } from '@signspool/shared/spool';
 import { requireApiKey } from './auth.js';
 import type { OperationEvents } from './operation-events.js';
+import { buildOpenApi } from './openapi.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { healthRouter } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
@@ -45,6 +46,10 @@ export const createApp = (deps: AppDeps): Express => {
   app.use(healthRouter(deps.redis, deps.spool, config.spoolMinFreeBytes));
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  const openapi = buildOpenApi(config.publicUrl);
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
   });
   app.use('/v1/operations', requireApiKey(deps.apiKeys), operationsRouter(deps));
   app.use(notFoundHandler);

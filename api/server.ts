@@ -2,6 +2,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
+import type { Express } from 'express';
 import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
@@ -22,6 +23,8 @@ export interface ApiServerDeps {
 
 export class ApiServer {
   private server: Server | undefined;
+  /** The express application (for introspection in tests). */
+  app: Express | undefined;
   private redis: Redis | undefined;
   private queue: Queue | undefined;
   private webhookQueue: Queue | undefined;
@@ -61,6 +64,7 @@ export class ApiServer {
     this.events = new OperationEvents(this.redis, store.channel, logger);
     await this.events.start();
     const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, webhookQueue: this.webhookQueue, store, spool, events: this.events });
+    this.app = app;
     const server = app.listen(config.port, config.host);
     this.server = server;
     await new Promise<void>((resolve, reject) => {

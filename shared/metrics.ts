@@ -3,6 +3,7 @@
  * low-cardinality: outcomes, reasons, catalog codes, routes; never operation ids or tenants.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { errorCatalog } from './errors.js';
 
 export type FlushReason = 'docs' | 'bytes' | 'linger' | 'shutdown';
 
@@ -19,6 +20,12 @@ export interface SpoolUsageSource {
 }
 
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'prioritized', 'waiting-children'] as const;
+
+/** Label values that exist from the start, so dashboards show 0 rather than no data. */
+const initLabels = <L extends string>(counter: Counter<L>, label: L, values: readonly string[]): Counter<L> => {
+  for (const v of values) counter.inc({ [label]: v } as Partial<Record<L, string>>, 0);
+  return counter;
+};
 
 export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
   const registry = new Registry();
@@ -90,7 +97,11 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       buckets: [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1],
       registers,
     }),
-    batchFlushes: new Counter({ name: 'signspool_batch_flushes_total', help: 'Batches flushed, by reason', labelNames: ['reason'] as const, registers }),
+    batchFlushes: initLabels(
+      new Counter({ name: 'signspool_batch_flushes_total', help: 'Batches flushed, by reason', labelNames: ['reason'] as const, registers }),
+      'reason',
+      ['docs', 'bytes', 'linger', 'shutdown'],
+    ),
     bucketWait: new Histogram({
       name: 'signspool_bucket_wait_seconds',
       help: 'Time a document waited in a batch bucket before its batch was sent',
@@ -104,21 +115,33 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300],
       registers,
     }),
-    upstreamErrors: new Counter({ name: 'signspool_upstream_errors_total', help: 'Upstream errors by catalog code', labelNames: ['code'] as const, registers }),
+    upstreamErrors: initLabels(
+      new Counter({ name: 'signspool_upstream_errors_total', help: 'Upstream errors by catalog code', labelNames: ['code'] as const, registers }),
+      'code',
+      Object.keys(errorCatalog).filter((c) => c.startsWith('UPSTREAM_')),
+    ),
     tokenRefreshes: new Counter({ name: 'signspool_token_refreshes_total', help: "Sign'Stash OAuth token requests", registers }),
-    documentsCompleted: new Counter({ name: 'signspool_documents_completed_total', help: 'Documents reaching a terminal state', labelNames: ['outcome'] as const, registers }),
+    documentsCompleted: initLabels(
+      new Counter({ name: 'signspool_documents_completed_total', help: 'Documents reaching a terminal state', labelNames: ['outcome'] as const, registers }),
+      'outcome',
+      ['signed', 'failed'],
+    ),
     documentLatency: new Histogram({
       name: 'signspool_document_latency_seconds',
       help: 'End-to-end document latency, accepted to signed',
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
       registers,
     }),
-    webhookDeliveries: new Counter({
-      name: 'signspool_webhook_deliveries_total',
-      help: 'Webhook delivery attempts by outcome (delivered, failed, refused, disabled)',
-      labelNames: ['outcome'] as const,
-      registers,
-    }),
+    webhookDeliveries: initLabels(
+      new Counter({
+        name: 'signspool_webhook_deliveries_total',
+        help: 'Webhook delivery attempts by outcome (delivered, failed, refused, disabled)',
+        labelNames: ['outcome'] as const,
+        registers,
+      }),
+      'outcome',
+      ['delivered', 'failed', 'refused', 'disabled'],
+    ),
     webhookLatency: new Histogram({
       name: 'signspool_webhook_latency_seconds',
       help: 'Webhook delivery latency (request sent to answer)',

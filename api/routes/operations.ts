@@ -43,8 +43,8 @@ export const submitFieldsSchema = z
   })
   .strict();
 
-const paramsSchema = z.object({ id: z.string().regex(/^op_[0-9a-f]{32}$/) });
-const docParamsSchema = paramsSchema.extend({ docId: z.string().regex(/^doc_[0-9a-f]{32}$/) });
+export const operationParamsSchema = z.object({ id: z.string().regex(/^op_[0-9a-f]{32}$/) });
+export const docParamsSchema = operationParamsSchema.extend({ docId: z.string().regex(/^doc_[0-9a-f]{32}$/) });
 
 /** Keeps only the last path component and printable characters of a client-supplied file name. */
 export const sanitizeFileName = (raw: string | undefined, index: number): string => {
@@ -244,7 +244,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   });
 
   router.get('/:id', async (req: Request, res: Response) => {
-    const { id } = parseParams(paramsSchema, req.params);
+    const { id } = parseParams(operationParamsSchema, req.params);
     let op = await loadOwned(req, id);
     const wait = preferredWait(req.get('prefer'));
     if (wait !== undefined && deps.events) {
@@ -294,7 +294,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   });
 
   router.delete('/:id', async (req: Request, res: Response) => {
-    const { id } = parseParams(paramsSchema, req.params);
+    const { id } = parseParams(operationParamsSchema, req.params);
     await loadOwned(req, id);
     const result = await store.cancel(id);
     if (result.applied.length === 0 && result.status !== 'queued' && result.status !== 'processing') {
@@ -309,7 +309,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   });
 
   router.post('/:id/webhook/redeliver', async (req: Request, res: Response) => {
-    const { id } = parseParams(paramsSchema, req.params);
+    const { id } = parseParams(operationParamsSchema, req.params);
     const op = await loadOwned(req, id);
     if (!op.webhookUrl) throw new SignspoolError('VALIDATION_FAILED', { detail: 'this operation has no webhook endpoint' });
     if (!isTerminal(op.status)) throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; its webhook is sent when it does' });
