@@ -25,6 +25,7 @@ import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth';
 import { freePort, spawnRedisServer } from '@signspool/shared/redis-server';
+import { multipartBody } from '../cli/multipart.js';
 import { startService } from '../test/harness/processes.js';
 
 const quick = process.argv.includes('--quick');
@@ -174,30 +175,6 @@ const stackEnv = (e: Env, dir: string, extra: Record<string, string>): Record<st
   ...extra,
 });
 
-/** A multipart body with one or more parts streamed from files. */
-const multipart = (files: { name: string; path: string; size: number }[]) => {
-  const boundary = `----signspoolbench${randomBytes(8).toString('hex')}`;
-  const heads = files.map((f) =>
-    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${f.name}"\r\ncontent-type: application/pdf\r\n\r\n`),
-  );
-  const tail = Buffer.from(`--${boundary}--\r\n`);
-  const length = heads.reduce((n, h, i) => n + h.length + (files[i]?.size ?? 0) + 2, 0) + tail.length;
-  async function* body(): AsyncGenerator<Buffer> {
-    for (const [i, f] of files.entries()) {
-      yield heads[i] ?? Buffer.alloc(0);
-      const fh = await open(f.path, 'r');
-      try {
-        for await (const chunk of fh.createReadStream({ highWaterMark: MB })) yield chunk as Buffer;
-      } finally {
-        await fh.close().catch(() => undefined);
-      }
-      yield Buffer.from('\r\n');
-    }
-    yield tail;
-  }
-  return { contentType: `multipart/form-data; boundary=${boundary}`, length, body };
-};
-
 const writeRandomFile = async (file: string, size: number): Promise<void> => {
   const block = randomBytes(MB);
   let left = size;
@@ -298,7 +275,7 @@ const ingest = async (e: Env, tmp: string, count: number) => {
     files.push({ name: `f${i}.pdf`, path: p, size: 20 * MB });
   }
   const send = async (url: string, headers: Record<string, string>, pid?: number) => {
-    const mp = multipart(files);
+    const mp = multipartBody(files);
     const rss = sampleRss(pid);
     const before = await rssOf(pid);
     const t0 = performance.now();
