@@ -10,6 +10,7 @@ import type { Spool } from '@signspool/shared/spool';
 import { requireApiKey } from './auth.js';
 import type { OperationEvents } from './operation-events.js';
 import { buildOpenApi } from './openapi.js';
+import { docsRouter } from './routes/docs.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { healthRouter } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
@@ -51,6 +52,7 @@ export const createApp = (deps: AppDeps): Express => {
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
+  app.use(docsRouter());
   app.use('/v1/operations', requireApiKey(deps.apiKeys), operationsRouter(deps));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger, config.upload));

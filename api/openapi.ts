@@ -198,6 +198,7 @@ export const buildOpenApi = (serverUrl?: string) => {
         },
       },
       '/metrics': { get: { operationId: 'metrics', summary: 'Prometheus metrics', security: [], responses: { 200: { description: 'Text exposition' } } } },
+      '/docs': { get: { operationId: 'docs', summary: 'This reference, as a page', security: [], responses: { 200: { description: 'HTML' } } } },
       '/openapi.json': { get: { operationId: 'openapi', summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } } },
     },
   };

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system tools signspool's tests need when they are missing: redis-server (tests
-# start their own instances) and openssl (signature verification). Debian/Ubuntu only; elsewhere
-# it says what to install.
+# start their own instances), openssl (signature verification) and chromium (the /docs page test,
+# driven by playwright-core). Debian/Ubuntu only; elsewhere it says what to install.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   apt-get update -qq

@@ -1,0 +1,48 @@
+/**
+ * /docs in a real headless Chromium (Debian's, driven by playwright-core): the page renders every
+ * route of the OpenAPI document. Saves a screenshot to docs/docs-page.png.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from './harness/stack.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+const executablePath = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+
+describe('API docs page', () => {
+  let stack: Stack;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}: run scripts/setup.sh (installs Debian's chromium) or set CHROMIUM_PATH`);
+    stack = await startStack({ worker: false });
+    browser = await chromium.launch({
+      executablePath,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it('lists every route of the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${stack.apiUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    const external: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(stack.apiUrl)) external.push(r.url());
+    });
+    await page.goto(`${stack.apiUrl}/docs`);
+    await page.waitForSelector('.opblock-summary-path', { timeout: 20_000 });
+    const shown = await page.$$eval('.opblock', (blocks) =>
+      blocks.map((b) => `${b.querySelector('.opblock-summary-method')?.textContent?.trim()} ${b.querySelector('.opblock-summary-path')?.getAttribute('data-path') ?? b.querySelector('.opblock-summary-path')?.textContent?.trim()}`),
+    );
+    const expected = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+    expect(shown.map((s) => s.replace(/\u200b/g, '')).sort()).toEqual(expected.sort());
+    expect(external).toEqual([]);
+    await page.screenshot({ path: path.join(root, 'docs/docs-page.png'), fullPage: false });
+  });
+});
