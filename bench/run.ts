@@ -452,11 +452,11 @@ const main = async (): Promise<void> => {
   console.log('section | metric | value | baseline | ratio | target | result');
   try {
     // 1. Coalescing gain
-    const n = quick ? 200 : 5000;
+    const n = Number(process.env['BENCH_DOCS'] ?? (quick ? 200 : 5000));
     const docBytes = 200 * 1024;
     let ours: Awaited<ReturnType<typeof coalescing>> | undefined;
     if (runs('1') || runs('4')) {
-      const nBase = quick ? 100 : 1000;
+      const nBase = Math.max(50, Math.round(n / 5));
       await fetch(`${fake.url}/_fake/reset`, { method: 'POST' });
       ours = await coalescing(e, tmp, n, MAX_DOCS, 'coalesce');
       await fetch(`${fake.url}/_fake/reset`, { method: 'POST' });
