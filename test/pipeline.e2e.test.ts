@@ -10,17 +10,8 @@ import { startStack, type Stack } from './harness/stack.js';
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
-const signstashEnv = (fake: FakeSignstash, extra: Record<string, string> = {}): Record<string, string> => ({
-  SIGNER: 'signstash',
-  SIGNSTASH_URL: fake.businessUrl,
-  SIGNSTASH_AUTH_URL: fake.authUrl,
-  SIGNSTASH_CLIENT_ID: 'signspool',
-  SIGNSTASH_CLIENT_SECRET: 'signspool-secret',
-  DEFAULT_SIGNATURE_TYPE: 'PAdES',
-  UPSTREAM_BACKOFF_BASE: '20ms',
-  UPSTREAM_BACKOFF_MAX: '200ms',
-  ...extra,
-});
+const signstashEnv = (fake: FakeSignstash, extra: Record<string, string> = {}): Record<string, string> =>
+  fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'PAdES', UPSTREAM_BACKOFF_BASE: '20ms', UPSTREAM_BACKOFF_MAX: '200ms', ...extra });
 
 describe('pipeline through the fake Sign\'Stash', () => {
   let fake: FakeSignstash;

@@ -133,6 +133,18 @@ export class FakeSignstash {
     return `${this.url}/signstash/einvoice-integration-client-ws`;
   }
 
+  /** The environment that points signspool at this fake (SIGNER=signstash). */
+  clientEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      SIGNER: 'signstash',
+      SIGNSTASH_URL: this.businessUrl,
+      SIGNSTASH_AUTH_URL: this.authUrl,
+      SIGNSTASH_CLIENT_ID: this.opts.clientId,
+      SIGNSTASH_CLIENT_SECRET: this.opts.clientSecret,
+      ...extra,
+    };
+  }
+
   async start(): Promise<{ url: string }> {
     this.tmpDir = await mkdtemp(path.join(os.tmpdir(), `fake-signstash-${process.pid}-`));
     this.server = http.createServer((req, res) => {
