@@ -12,6 +12,7 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import type { OperationRecord, OperationStore, WebhookAttempt } from '@signspool/shared/operations';
 import { enqueueWebhook, firstDeliveryId, parseJobData, QUEUES, WEBHOOK_BACKOFF } from '@signspool/shared/queue';
+import { parseRetryAfter } from './http-util.js';
 import { SsrfGuard } from './ssrf-guard.js';
 import { webhookHeaders } from './webhook-signature.js';
 
@@ -50,14 +51,6 @@ export const scheduleDelay = (scheduleMs: readonly number[], attemptsMade: numbe
   const base = scheduleMs[Math.min(attemptsMade, scheduleMs.length - 1)] ?? 0;
   const jittered = Math.round(base * (0.9 + random() * 0.2));
   return Math.max(jittered, retryAfterMs ?? 0);
-};
-
-const parseRetryAfter = (value: string | string[] | undefined): number | undefined => {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 };
 
 export interface WebhookDispatcherDeps {

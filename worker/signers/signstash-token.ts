@@ -6,6 +6,7 @@
 import { request, type Dispatcher } from 'undici';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
+import { readSmallBody } from '../http-util.js';
 
 export interface TokenManagerOptions {
   authUrl: string;
@@ -22,14 +23,6 @@ interface CachedToken {
   value: string;
   expiresAt: number;
 }
-
-const readSmall = async (body: Dispatcher.ResponseData['body'], limit = 64 * 1024): Promise<string> => {
-  let text = '';
-  for await (const chunk of body) {
-    if (text.length < limit) text += (chunk as Buffer).toString('utf8');
-  }
-  return text.slice(0, limit);
-};
 
 export class SignstashTokenManager {
   private current: CachedToken | undefined;
@@ -71,7 +64,7 @@ export class SignstashTokenManager {
       if (signal?.aborted) throw signal.reason;
       throw transportError(err, "Sign'Stash OAuth server");
     }
-    const text = await readSmall(res.body);
+    const text = await readSmallBody(res.body);
     if (res.statusCode === 401 || res.statusCode === 400 || res.statusCode === 403) {
       throw new SignspoolError('UPSTREAM_OAUTH_INVALID_CLIENT', {
         detail:

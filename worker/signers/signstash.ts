@@ -25,9 +25,12 @@ import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Spool } from '@signspool/shared/spool';
 import { Base64Decoder, base64Encode, base64Length } from '../base64-stream.js';
+import { parseRetryAfter, readSmallBody } from '../http-util.js';
 import { readJsonStream } from '../json-stream.js';
 import type { BatchDocument, DocumentResult, SignBatch, Signer } from '../signer.js';
 import { SignstashTokenManager, transportError } from './signstash-token.js';
+
+export { parseRetryAfter } from '../http-util.js';
 
 export const SIGN_PATH = '/api/v0/document/sign/base64';
 const READ_CHUNK = 3 * 64 * 1024; // a multiple of 3: base64 pieces concatenate cleanly
@@ -49,14 +52,6 @@ export interface UpstreamFailure {
   message: string | undefined;
   externalReference: string | undefined;
 }
-
-export const parseRetryAfter = (value: string | string[] | undefined, now = Date.now()): number | undefined => {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || v.trim() === '') return undefined;
-  if (/^\d+(\.\d+)?$/.test(v.trim())) return Math.round(Number(v.trim()) * 1000);
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-};
 
 /** Maps a non-200 answer of the sign endpoint to the catalog (401 is handled by the caller). */
 export const mapFailure = (f: UpstreamFailure): SignspoolError => {
@@ -89,18 +84,8 @@ export const mapFailure = (f: UpstreamFailure): SignspoolError => {
   return new SignspoolError('UPSTREAM_REJECTED', { detail: `Sign'Stash rejected the request with ${f.status}${said}` });
 };
 
-const readSmall = async (body: Dispatcher.ResponseData['body']): Promise<string> => {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    if (size < ERROR_BODY_LIMIT) parts.push(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return Buffer.concat(parts).subarray(0, ERROR_BODY_LIMIT).toString('utf8');
-};
-
 const failureOf = async (res: Dispatcher.ResponseData): Promise<UpstreamFailure> => {
-  const text = await readSmall(res.body).catch(() => '');
+  const text = await readSmallBody(res.body, ERROR_BODY_LIMIT).catch(() => '');
   let json: { errorCode?: unknown; errorMessage?: unknown; message?: unknown; error?: unknown; externalReference?: unknown } = {};
   try {
     json = JSON.parse(text) as typeof json;
