@@ -369,6 +369,22 @@ export class OperationStore {
   }
 }
 
+/** The record of an operation as `create` writes it (what a fresh submission looks like). */
+export const newOperationRecord = (op: NewOperation): OperationRecord => ({
+  id: op.id,
+  tenant: op.tenant,
+  signatureType: op.signatureType,
+  externalReference: op.externalReference,
+  webhookUrl: op.webhookUrl,
+  status: 'queued',
+  createdAt: op.createdAt,
+  updatedAt: op.createdAt,
+  completedAt: undefined,
+  cancelRequested: false,
+  counts: { queued: op.documents.length, signing: 0, signed: 0, failed: 0, canceled: 0 },
+  documents: op.documents.map((d) => ({ ...d, status: 'queued', acceptedAt: op.createdAt, updatedAt: op.createdAt, attempts: 0 })),
+});
+
 const num = (v: string | undefined): number => (v === undefined ? 0 : Number(v));
 
 export const parseOperation = (h: Record<string, string>): OperationRecord => {

@@ -16,7 +16,7 @@ import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import { isTerminal, type OperationRecord, type OperationStore, type WebhookAttempt } from '@signspool/shared/operations';
+import { isTerminal, newOperationRecord, type OperationRecord, type OperationStore, type WebhookAttempt } from '@signspool/shared/operations';
 import { enqueueWebhook, firstDeliveryId, signatureTypeSchema, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
 import { fsyncPath, newId, type Spool } from '@signspool/shared/spool';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
@@ -198,7 +198,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         size: f.size,
         sha256: f.sha256,
       }));
-      await store.create({ id: opId, tenant: req.tenant ?? '', signatureType, externalReference: fields.data.externalReference, webhookUrl, createdAt: acceptedAt, documents });
+      const newOp = { id: opId, tenant: req.tenant ?? '', signatureType, externalReference: fields.data.externalReference, webhookUrl, createdAt: acceptedAt, documents };
+      await store.create(newOp);
       recorded = true;
       await queue.addBulk(
         documents.map((d, i) => {
@@ -221,8 +222,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       metrics.documentsAccepted.inc(documents.length);
       metrics.uploadedBytes.inc(ctx.totalBytes);
       log.info({ documents: documents.length, bytes: ctx.totalBytes }, 'operation accepted');
-      const op = await store.get(opId);
-      const body = op ? presentOperation(op) : { id: opId, status: 'queued' };
+      // The answer describes the operation as accepted (no extra read: a worker may already be at it).
+      const body = presentOperation(newOperationRecord(newOp));
       if (reservation?.kind === 'reserved') await reservation.commit(fingerprint, operationLocation(opId), body);
       res.status(202).location(operationLocation(opId)).json(body);
     } catch (err) {
