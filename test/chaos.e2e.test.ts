@@ -15,6 +15,7 @@ import { FakeSignstash } from './fake-signstash/server.js';
 import { download, eventually, submit, waitForTerminal } from './harness/client.js';
 import { startService, type ServiceProcess } from './harness/processes.js';
 import { testPrefix } from './harness/stack.js';
+import { startReceiver, type Receiver } from './harness/webhook-receiver.js';
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -23,6 +24,7 @@ describe('chaos: SIGKILLed worker and a Redis restart', () => {
   let redis: RunningRedisServer;
   let fake: FakeSignstash;
   let env: Record<string, string>;
+  let hook: Receiver;
   const key = generateApiKey();
   const procs: ServiceProcess[] = [];
 
@@ -31,6 +33,7 @@ describe('chaos: SIGKILLed worker and a Redis restart', () => {
     redis = await spawnRedisServer({ dir: path.join(dir, 'redis'), appendOnly: true });
     fake = new FakeSignstash({ perRequestMs: 1500, bytesPerSec: 500e6 });
     await fake.start();
+    hook = await startReceiver();
     env = fake.clientEnv({
       REDIS_URL: redis.url,
       QUEUE_PREFIX: testPrefix(),
@@ -43,11 +46,15 @@ describe('chaos: SIGKILLed worker and a Redis restart', () => {
       SPOOL_MIN_FREE_BYTES: '1MiB',
       UPSTREAM_BACKOFF_BASE: '200ms',
       UPSTREAM_BACKOFF_MAX: '1s',
+      WEBHOOK_SECRETS: `acme:whsec_${Buffer.from('chaos-webhook-secret-0123456789').toString('base64')}`,
+      WEBHOOK_ALLOW: '127.0.0.1',
+      WEBHOOK_ALLOW_HTTP: 'true',
     });
   });
   afterAll(async () => {
     await Promise.all(procs.map((p) => p.stop('SIGKILL')));
     await fake?.stop();
+    await hook?.close();
     await redis?.stop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -62,7 +69,7 @@ describe('chaos: SIGKILLed worker and a Redis restart', () => {
     const docs = Array.from({ length: Number(process.env['CHAOS_DOCS'] ?? 40) }, (_, i) => ({ name: `c${i}.pdf`, content: Buffer.from(`%PDF chaos document ${i} `.repeat(50 + i)) }));
     const ops = [];
     for (let i = 0; i < docs.length; i += 4) {
-      const res = await submit(api.url, key, docs.slice(i, i + 4));
+      const res = await submit(api.url, key, docs.slice(i, i + 4), { webhookUrl: hook.url('/chaos') });
       expect(res.status).toBe(202);
       ops.push(res.body);
     }
@@ -95,6 +102,9 @@ describe('chaos: SIGKILLed worker and a Redis restart', () => {
     const duplicated = [...sentCount.values()].filter((n) => n > 1).length;
     console.log(`chaos: ${allDocs.length} documents, ${lost.length} lost, ${recovered.length} signed after the SIGKILL, ${duplicated} answered upstream more than once`);
     expect(lost).toEqual([]);
+    // Every operation's end is announced: one webhook-id per operation, delivered.
+    await eventually('one webhook per operation', () => new Set(hook.received.map((r) => r.headers['webhook-id'])).size === ops.length, 30_000);
+    expect(new Set(hook.received.map((r) => r.headers['webhook-id']))).toEqual(new Set(ops.map((op) => `msg_${op.id.replace(/^op_/, '')}`)));
     expect(allDocs).toHaveLength(docs.length);
     for (const d of allDocs) {
       const dl = await download(api.url, key, d.op, d.id);

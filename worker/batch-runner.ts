@@ -11,7 +11,7 @@ import type { Config } from '@signspool/shared/config';
 import { SignspoolError, toSignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import type { DocumentUpdate, OperationStore, TransitionResult } from '@signspool/shared/operations';
+import { isTerminal, type DocumentUpdate, type OperationStatus, type OperationStore, type TransitionResult } from '@signspool/shared/operations';
 import type { SignDocumentJob } from '@signspool/shared/queue';
 import type { Batchable } from './batcher.js';
 import type { JobSource } from './job-source.js';
@@ -33,8 +33,11 @@ export interface BatchRunnerDeps {
   batch: Config['batch'];
   /** Aborted on shutdown deadline: in-flight calls stop and their documents are released. */
   signal: AbortSignal;
-  /** Called once per operation that became terminal. */
-  onOperationTerminal?: (opId: string, tenant: string, result: TransitionResult) => void;
+  /**
+   * Called when an operation became terminal, before its last jobs are settled, and again when a
+   * re-run finds it terminal (so a crash in between cannot lose it): it must be idempotent.
+   */
+  onOperationTerminal?: (opId: string, tenant: string, result: TransitionResult) => Promise<void>;
 }
 
 /** Capped exponential backoff with full jitter; Retry-After, when given, is a floor. */
@@ -102,6 +105,8 @@ export class BatchRunner {
       }
       const status = r?.rejected.find((x) => x.docId === d.data.docId)?.status ?? r?.status ?? 'missing';
       log.info({ opId: d.data.opId, docId: d.data.docId, status }, 'document not claimable, dropping its job');
+      // A re-run of a batch that ended its operation: make sure the end was announced.
+      if (r && isTerminal(r.status as OperationStatus) && r.webhook) await this.deps.onOperationTerminal?.(d.data.opId, d.data.tenant, r);
       await this.deps.source.complete(d.job, { dropped: status });
     }
     return claimed;
@@ -191,6 +196,14 @@ export class BatchRunner {
         : { docId: d.data.docId, to: 'failed', error: { code: r.error.code, message: r.error.detail } };
     });
     const transitions = await store.transitionMany(updates);
+    // Before the jobs are settled: if this process dies now, the jobs come back, the re-run finds
+    // the operation terminal (claim) and calls this again.
+    for (const [opId, t] of transitions) {
+      if (t.becameTerminal) {
+        log.info({ opId, status: t.status }, 'operation completed');
+        await this.deps.onOperationTerminal?.(opId, items.find((d) => d.data.opId === opId)?.data.tenant ?? '', t);
+      }
+    }
     const now = Date.now();
     await Promise.all(
       items.map(async (d) => {
@@ -206,12 +219,6 @@ export class BatchRunner {
         }
       }),
     );
-    for (const [opId, t] of transitions) {
-      if (t.becameTerminal) {
-        log.info({ opId, status: t.status }, 'operation completed');
-        this.deps.onOperationTerminal?.(opId, items.find((d) => d.data.opId === opId)?.data.tenant ?? '', t);
-      }
-    }
   }
 
   /** Shutdown: documents go back to the queue (and to `queued` when they were claimed). */

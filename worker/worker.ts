@@ -179,9 +179,10 @@ export class SigningWorker {
     }
   }
 
-  private operationEnded(opId: string, tenant: string, hasWebhook: boolean): void {
+  /** Enqueues the operation's webhook; idempotent (the first delivery's job id is the operation's). */
+  private async operationEnded(opId: string, tenant: string, hasWebhook: boolean): Promise<void> {
     if (!hasWebhook) return;
-    this.webhooks?.enqueueCompleted(opId, tenant).catch((err: unknown) => this.log.error({ err, opId }, 'could not enqueue the webhook'));
+    await this.webhooks?.enqueueCompleted(opId, tenant).catch((err: unknown) => this.log.error({ err, opId }, 'could not enqueue the webhook'));
   }
 
   private async failAbandoned(store: OperationStore, job: Job, reason: string): Promise<void> {
@@ -190,7 +191,7 @@ export class SigningWorker {
       const result = await store.transition(data.opId, [
         { docId: data.docId, to: 'failed', error: { code: 'DOCUMENT_STALLED', message: `abandoned by workers too many times (${reason})` } },
       ]);
-      if (result.becameTerminal) this.operationEnded(data.opId, data.tenant, result.webhook);
+      if (result.becameTerminal) await this.operationEnded(data.opId, data.tenant, result.webhook);
     } catch (err) {
       this.log.error({ err, jobId: job.id }, 'could not fail an abandoned document');
     }
