@@ -278,14 +278,14 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     }
     const file = spool.signedPath(op.id, doc.id);
     if (!(await spool.exists(file))) throw new SignspoolError('NOT_FOUND', { detail: 'the signed document is no longer kept' });
+    // attachment() sets Content-Disposition (and a type guessed from the name, replaced just below).
+    res.attachment(doc.signed.fileName);
     res.setHeader('Content-Type', doc.signed.contentType);
     res.setHeader('Content-Length', String(doc.signed.size));
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Cache-Control', 'private, no-store');
     res.setHeader('ETag', `"${doc.signed.sha256}"`);
     res.setHeader('Repr-Digest', `sha-256=:${Buffer.from(doc.signed.sha256, 'hex').toString('base64')}:`);
-    res.attachment(doc.signed.fileName);
-    res.setHeader('Content-Type', doc.signed.contentType);
     await new Promise<void>((resolve, reject) => {
       const stream = spool.openRead(file);
       stream.on('error', reject);

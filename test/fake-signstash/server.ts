@@ -9,12 +9,13 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Base64Decoder, base64Encode } from '@signspool/worker/base64-stream';
+import { Base64FileSink } from '@signspool/worker/base64-file-sink';
+import { base64Encode } from '@signspool/worker/base64-stream';
 import { readJsonStream } from '@signspool/worker/json-stream';
 
 export type FaultKind =
@@ -335,45 +336,23 @@ export class FakeSignstash {
 
   private async readSignRequest(req: http.IncomingMessage, dir: string, docs: IncomingDoc[], record: RequestRecord): Promise<void> {
     interface Cur {
-      fh?: FileHandle | undefined;
-      tmp?: string;
-      decoder?: Base64Decoder;
-      hash?: ReturnType<typeof createHash>;
-      size: number;
+      sink?: Base64FileSink | undefined;
+      decoded?: { size: number; sha256: string };
       externalReference?: string;
       name?: string;
       contentType?: string;
       signatureType?: string;
     }
-    let cur: Cur = { size: 0 };
+    let cur: Cur = {};
     const isDoc = (p: readonly (string | number)[]) => p.length >= 2 && p[0] === 'documents' && typeof p[1] === 'number';
+    const sinkOf = async (c: Cur): Promise<Base64FileSink> => (c.sink ??= await Base64FileSink.open(path.join(dir, `doc-${docs.length}`), 'w'));
     await readJsonStream(req, {
       streamString: (p) => isDoc(p) && p[2] === 'documentRequest' && p[3] === 'base64Content',
       onStringChunk: async (_p, chunk) => {
-        if (!cur.fh) {
-          cur.tmp = path.join(dir, `doc-${docs.length}`);
-          cur.fh = await open(cur.tmp, 'w');
-          cur.decoder = new Base64Decoder();
-          cur.hash = createHash('sha256');
-        }
-        const bytes = cur.decoder?.push(chunk) ?? Buffer.alloc(0);
-        cur.hash?.update(bytes);
-        cur.size += bytes.length;
-        if (bytes.length) await cur.fh.write(bytes);
+        await (await sinkOf(cur)).push(chunk);
       },
       onStringEnd: async () => {
-        if (!cur.fh) {
-          cur.tmp = path.join(dir, `doc-${docs.length}`);
-          cur.fh = await open(cur.tmp, 'w');
-          cur.decoder = new Base64Decoder();
-          cur.hash = createHash('sha256');
-        }
-        const bytes = cur.decoder?.end() ?? Buffer.alloc(0);
-        cur.hash?.update(bytes);
-        cur.size += bytes.length;
-        if (bytes.length) await cur.fh.write(bytes);
-        await cur.fh.close();
-        cur.fh = undefined;
+        cur.decoded = await (await sinkOf(cur)).end();
       },
       onValue: (p, v) => {
         if (p.length === 1 && p[0] === 'externalReference' && typeof v === 'string') record.externalReference = v;
@@ -386,7 +365,7 @@ export class FakeSignstash {
       },
       onObjectEnd: (p) => {
         if (!(p.length === 2 && p[0] === 'documents')) return;
-        if (!cur.tmp || !cur.externalReference || !cur.name || !cur.signatureType || !['PAdES', 'CAdES', 'XAdES'].includes(cur.signatureType)) {
+        if (!cur.sink || !cur.decoded || !cur.externalReference || !cur.name || !cur.signatureType || !['PAdES', 'CAdES', 'XAdES'].includes(cur.signatureType)) {
           throw new Error(`document ${String(p[1])}: base64Content, externalReference, name and signatureInfo.signatureType are required`);
         }
         docs.push({
@@ -394,14 +373,14 @@ export class FakeSignstash {
           name: cur.name,
           contentType: cur.contentType ?? 'application/octet-stream',
           signatureType: cur.signatureType,
-          tmp: cur.tmp,
-          size: cur.size,
-          sha256: cur.hash?.digest('hex') ?? '',
+          tmp: cur.sink.path,
+          size: cur.decoded.size,
+          sha256: cur.decoded.sha256,
         });
-        cur = { size: 0 };
+        cur = {};
       },
     });
-    await cur.fh?.close();
+    if (!cur.decoded) await cur.sink?.abort();
     if (docs.length === 0) throw new Error('documents must not be empty');
   }
 

@@ -17,14 +17,15 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Spool } from '@signspool/shared/spool';
-import { Base64Decoder, base64Encode, base64Length } from '../base64-stream.js';
+import { Base64FileSink } from '../base64-file-sink.js';
+import { base64Encode, base64Length } from '../base64-stream.js';
 import { parseRetryAfter, readSmallBody } from '../http-util.js';
 import { readJsonStream } from '../json-stream.js';
 import type { BatchDocument, DocumentResult, SignBatch, Signer } from '../signer.js';
@@ -270,49 +271,29 @@ export class SignstashSigner implements Signer {
     const tmpFiles = new Set<string>();
     interface Current {
       externalReference?: string;
-      tmp?: string;
-      fh?: FileHandle | undefined;
-      decoder?: Base64Decoder;
-      hash?: ReturnType<typeof createHash>;
-      size: number;
-      complete: boolean;
+      sink?: Base64FileSink | undefined;
+      signed?: { size: number; sha256: string };
     }
-    let cur: Current = { size: 0, complete: false };
+    let cur: Current = {};
     const commits: Promise<void>[] = [];
     const isDocField = (p: readonly (string | number)[], field: string): boolean => p.length === 3 && p[0] === 'documentList' && typeof p[1] === 'number' && p[2] === field;
-    const write = async (buf: Buffer): Promise<void> => {
-      if (buf.length === 0 || !cur.fh) return;
-      cur.hash?.update(buf);
-      cur.size += buf.length;
-      await cur.fh.write(buf);
+    const sinkOf = async (c: Current): Promise<Base64FileSink> => {
+      if (!c.sink) {
+        c.sink = await Base64FileSink.open(spool.tmpPath('signed'));
+        tmpFiles.add(c.sink.path);
+      }
+      return c.sink;
     };
     try {
       await readJsonStream(res.body, {
         streamString: (p) => isDocField(p, 'signedContent'),
         onStringChunk: async (_p, chunk) => {
-          if (!cur.fh) {
-            cur.tmp = spool.tmpPath('signed');
-            tmpFiles.add(cur.tmp);
-            cur.fh = await open(cur.tmp, 'wx');
-            cur.decoder = new Base64Decoder();
-            cur.hash = createHash('sha256');
-          }
           if (signal.aborted) throw signal.reason;
-          await write(cur.decoder?.push(chunk) ?? Buffer.alloc(0));
+          await (await sinkOf(cur)).push(chunk);
         },
         onStringEnd: async () => {
-          if (!cur.fh) {
-            // An empty signedContent: an empty file.
-            cur.tmp = spool.tmpPath('signed');
-            tmpFiles.add(cur.tmp);
-            cur.fh = await open(cur.tmp, 'wx');
-            cur.hash = createHash('sha256');
-            cur.decoder = new Base64Decoder();
-          }
-          await write(cur.decoder?.end() ?? Buffer.alloc(0));
-          await cur.fh.close();
-          cur.fh = undefined;
-          cur.complete = true;
+          // An empty signedContent gives an empty file.
+          cur.signed = await (await sinkOf(cur)).end();
         },
         onValue: (p, v) => {
           if (isDocField(p, 'externalReference') && typeof v === 'string') cur.externalReference = v;
@@ -320,20 +301,20 @@ export class SignstashSigner implements Signer {
         onObjectEnd: async (p) => {
           if (!(p.length === 2 && p[0] === 'documentList')) return;
           const done = cur;
-          cur = { size: 0, complete: false };
+          cur = {};
           const doc = done.externalReference === undefined ? undefined : byRef.get(done.externalReference);
           if (!doc || results.has(doc.docId)) {
             logger.warn({ batchId: batch.batchId }, "Sign'Stash answered a document this batch did not send; ignored");
             return;
           }
-          if (!done.complete || !done.tmp) {
+          if (!done.signed || !done.sink) {
             results.set(doc.docId, { ok: false, docId: doc.docId, error: new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: "Sign'Stash returned no signed content for this document" }) });
             return;
           }
           // fsync + rename run while the rest of the answer streams in; awaited before returning.
           const dest = spool.signedPath(doc.opId, doc.docId);
-          const tmp = done.tmp;
-          const signed: DocumentResult = { ok: true, docId: doc.docId, path: dest, size: done.size, sha256: done.hash?.digest('hex') ?? '', ...signedOutput(batch.signatureType, doc.name) };
+          const tmp = done.sink.path;
+          const signed: DocumentResult = { ok: true, docId: doc.docId, path: dest, size: done.signed.size, sha256: done.signed.sha256, ...signedOutput(batch.signatureType, doc.name) };
           results.set(doc.docId, signed);
           commits.push(
             spool.commit(tmp, dest).then(
@@ -349,7 +330,7 @@ export class SignstashSigner implements Signer {
       await Promise.all(commits);
     } catch (err) {
       await Promise.allSettled(commits);
-      await cur.fh?.close().catch(() => undefined);
+      if (!cur.signed) await cur.sink?.abort();
       await Promise.all([...tmpFiles].map((f) => rm(f, { force: true })));
       if (signal.aborted) throw signal.reason;
       if (err instanceof SignspoolError) throw err;
