@@ -72,4 +72,20 @@ describe('base64 streaming', () => {
     out.push(dec.end());
     expect(Buffer.concat(out).equals(data)).toBe(true);
   });
+
+  it('encodes and decodes large chunks piecewise (no base64 string above V8 large-object size)', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 2);
+    async function* big() {
+      yield data.subarray(0, 1_000_000);
+      yield data.subarray(1_000_000);
+    }
+    const encoded: Buffer[] = [];
+    for await (const c of base64Encode(big())) encoded.push(c);
+    expect(Math.max(...encoded.map((c) => c.length))).toBeLessThanOrEqual(64 * 1024);
+    const text = Buffer.concat(encoded);
+    expect(text.toString('latin1')).toBe(data.toString('base64'));
+    const dec = new Base64Decoder();
+    const out = [dec.push(text.subarray(0, 700_001)), dec.push(text.subarray(700_001)), dec.end()];
+    expect(Buffer.concat(out).equals(data)).toBe(true);
+  });
 });

@@ -2,21 +2,20 @@
  * A fake Sign'Stash Proxy Client: a real HTTP server with the OAuth token endpoint and the sign
  * endpoint of DESIGN.md, a latency model (fixed time per request + time per byte), failure
  * injection for every case the client must handle, and a record of every request it served.
- * Requests are parsed as streams (documents are decoded to temp files) and answers are streamed
- * back, so it can be sent 1 GB requests without holding them in memory.
+ * Requests are parsed as streams (documents are decoded into memory up to 32 MiB per request, then
+ * into temp files) and answers are streamed back, so it can be sent 1 GB requests.
  *
  * Signed content = original bytes + "\n%%SIGNSTASH-FAKE-SIGNATURE <type> <sha256 of original>\n".
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Base64FileSink } from '@signspool/worker/base64-file-sink';
 import { base64Encode } from '@signspool/worker/base64-stream';
 import { readJsonStream } from '@signspool/worker/json-stream';
+import { SpillSink } from './spill-sink.js';
 
 export type FaultKind =
   | 'oauth_invalid_client'
@@ -89,6 +88,9 @@ const json = (res: http.ServerResponse, status: number, body: unknown, headers: 
   res.end(text);
 };
 
+/** Decoded bytes a request may keep in memory; beyond that its documents go to temp files. */
+const REQUEST_MEMORY_BUDGET = 32 * 1024 * 1024;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface IncomingDoc {
@@ -96,7 +98,7 @@ interface IncomingDoc {
   name: string;
   contentType: string;
   signatureType: string;
-  tmp: string;
+  content: SpillSink;
   size: number;
   sha256: string;
 }
@@ -270,13 +272,14 @@ export class FakeSignstash {
     };
     const docs: IncomingDoc[] = [];
     const dir = path.join(this.tmpDir, `req-${record.id}`);
-    await mkdir(dir, { recursive: true });
+    const sinks: SpillSink[] = [];
+    const budget = { left: REQUEST_MEMORY_BUDGET };
     try {
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
       const expiresAt = bearer ? this.tokens.get(bearer) : undefined;
       // Read (and decode) the whole request first, as the real service would.
       try {
-        await this.readSignRequest(req, dir, docs, record);
+        await this.readSignRequest(req, dir, docs, record, sinks, budget);
       } catch (err) {
         if (req.destroyed && !req.complete) {
           finish('aborted', 0);
@@ -330,13 +333,14 @@ export class FakeSignstash {
       await this.respond(res, docs, record);
       finish('ok', 200);
     } finally {
+      await Promise.all(sinks.map((s) => s.dispose()));
       await rm(dir, { recursive: true, force: true });
     }
   }
 
-  private async readSignRequest(req: http.IncomingMessage, dir: string, docs: IncomingDoc[], record: RequestRecord): Promise<void> {
+  private async readSignRequest(req: http.IncomingMessage, dir: string, docs: IncomingDoc[], record: RequestRecord, sinks: SpillSink[], budget: { left: number }): Promise<void> {
     interface Cur {
-      sink?: Base64FileSink | undefined;
+      sink?: SpillSink | undefined;
       decoded?: { size: number; sha256: string };
       externalReference?: string;
       name?: string;
@@ -345,14 +349,17 @@ export class FakeSignstash {
     }
     let cur: Cur = {};
     const isDoc = (p: readonly (string | number)[]) => p.length >= 2 && p[0] === 'documents' && typeof p[1] === 'number';
-    const sinkOf = async (c: Cur): Promise<Base64FileSink> => (c.sink ??= await Base64FileSink.open(path.join(dir, `doc-${docs.length}`), 'w'));
+    const sinkOf = (c: Cur): SpillSink => {
+      if (!c.sink) sinks.push((c.sink = new SpillSink(path.join(dir, `doc-${docs.length}`), budget)));
+      return c.sink;
+    };
     await readJsonStream(req, {
       streamString: (p) => isDoc(p) && p[2] === 'documentRequest' && p[3] === 'base64Content',
       onStringChunk: async (_p, chunk) => {
-        await (await sinkOf(cur)).push(chunk);
+        await sinkOf(cur).push(chunk);
       },
       onStringEnd: async () => {
-        cur.decoded = await (await sinkOf(cur)).end();
+        cur.decoded = await sinkOf(cur).end();
       },
       onValue: (p, v) => {
         if (p.length === 1 && p[0] === 'externalReference' && typeof v === 'string') record.externalReference = v;
@@ -373,18 +380,17 @@ export class FakeSignstash {
           name: cur.name,
           contentType: cur.contentType ?? 'application/octet-stream',
           signatureType: cur.signatureType,
-          tmp: cur.sink.path,
+          content: cur.sink,
           size: cur.decoded.size,
           sha256: cur.decoded.sha256,
         });
         cur = {};
       },
     });
-    if (!cur.decoded) await cur.sink?.abort();
     if (docs.length === 0) throw new Error('documents must not be empty');
   }
 
-  /** Streams {"documentList":[...]} with each signed file base64-encoded from disk. */
+  /** Streams {"documentList":[...]} with each signed document base64-encoded on the fly. */
   private async respond(res: http.ServerResponse, docs: IncomingDoc[], record: RequestRecord): Promise<void> {
     res.writeHead(200, { 'content-type': 'application/json' });
     const write = (chunk: Buffer | string): Promise<void> =>
@@ -408,9 +414,9 @@ export class FakeSignstash {
       const out = createHash('sha256');
       await write(`${i ? ',' : ''}{"externalReference":${JSON.stringify(d.externalReference)},"name":${JSON.stringify(d.name)},"signedContent":"`);
       async function* signed(): AsyncGenerator<Buffer> {
-        for await (const chunk of createReadStream(d.tmp, { highWaterMark: 3 * 64 * 1024 })) {
-          out.update(chunk as Buffer);
-          yield chunk as Buffer;
+        for await (const chunk of d.content.chunks()) {
+          out.update(chunk);
+          yield chunk;
         }
         out.update(trailer);
         yield trailer;
