@@ -114,9 +114,9 @@ export class Spool {
     return { path: dest, size: counter.bytes, sha256: counter.digest() };
   }
 
-  /** fsyncs `tmp`, renames it to `dest` and fsyncs the destination directory. */
-  async commit(tmp: string, dest: string): Promise<void> {
-    await fsyncPath(tmp);
+  /** fsyncs `tmp` (unless the writer already did: `synced`), renames it to `dest` and fsyncs the destination directory. */
+  async commit(tmp: string, dest: string, opts: { synced?: boolean } = {}): Promise<void> {
+    if (!opts.synced) await fsyncPath(tmp);
     await mkdir(path.dirname(dest), { recursive: true });
     await rename(tmp, dest);
     await fsyncPath(path.dirname(dest));

@@ -1,45 +1,90 @@
 /**
- * Writes base64 text, arriving in chunks, to a file as decoded bytes, counting and hashing them:
- * how a document carried as a JSON base64 string reaches the disk without being held in memory.
+ * Base64 text, arriving in chunks, decoded on the fly and counted and hashed: how a document
+ * carried as a JSON base64 string reaches storage without being held in memory. `Base64Sink`
+ * does the decoding; `Base64FileSink` stores the bytes in a file (the adapter's signed results).
  */
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Base64Decoder } from './base64-stream.js';
 
-export class Base64FileSink {
+export interface DecodedContent {
+  size: number;
+  sha256: string;
+}
+
+/** Decodes, counts and hashes; subclasses store the decoded bytes. */
+export abstract class Base64Sink {
   private readonly decoder = new Base64Decoder();
   private readonly hash = createHash('sha256');
   size = 0;
 
+  /** Decodes a chunk of base64 text and stores the bytes. */
+  push(text: Buffer): Promise<void> {
+    return this.accept(this.decoder.push(text));
+  }
+
+  /** Decodes the rest; returns size and sha256 of all decoded bytes. */
+  protected async finishDecoding(): Promise<DecodedContent> {
+    await this.accept(this.decoder.end());
+    return { size: this.size, sha256: this.hash.digest('hex') };
+  }
+
+  protected abstract store(bytes: Buffer): Promise<void>;
+
+  private async accept(bytes: Buffer): Promise<void> {
+    if (bytes.length === 0) return;
+    this.hash.update(bytes);
+    this.size += bytes.length;
+    await this.store(bytes);
+  }
+}
+
+/** Decoded bytes gathered before one write (a response chunk decodes to at most 48 KiB). */
+const WRITE_CHUNK = 1024 * 1024;
+
+export class Base64FileSink extends Base64Sink {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
   private constructor(
     readonly path: string,
     private readonly fh: FileHandle,
-  ) {}
+  ) {
+    super();
+  }
 
   static async open(path: string, flags = 'wx'): Promise<Base64FileSink> {
     return new Base64FileSink(path, await open(path, flags));
   }
 
-  private async write(bytes: Buffer): Promise<void> {
-    if (bytes.length === 0) return;
-    this.hash.update(bytes);
-    this.size += bytes.length;
-    await this.fh.write(bytes);
+  /** Decodes and writes the rest; returns size and sha256. The file stays open: `close` it. */
+  async finish(): Promise<DecodedContent> {
+    const content = await this.finishDecoding();
+    await this.flush();
+    return content;
   }
 
-  push(chunk: Buffer): Promise<void> {
-    return this.write(this.decoder.push(chunk));
-  }
-
-  /** Decodes the rest and closes the file; returns size and sha256 of the decoded bytes. */
-  async end(): Promise<{ size: number; sha256: string }> {
-    await this.write(this.decoder.end());
+  /** Closes the file, fsyncing it first when `sync` (a commit then needs no second open). */
+  async close(opts: { sync?: boolean } = {}): Promise<void> {
+    if (opts.sync) await this.fh.sync();
     await this.fh.close();
-    return { size: this.size, sha256: this.hash.digest('hex') };
   }
 
   /** Closes the file without finishing (error paths). */
   async abort(): Promise<void> {
     await this.fh.close().catch(() => undefined);
+  }
+
+  protected async store(bytes: Buffer): Promise<void> {
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    if (this.pendingBytes >= WRITE_CHUNK) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    const buffers = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (buffers.length > 0) await this.fh.writev(buffers);
   }
 }

@@ -1,40 +1,33 @@
 /**
  * Where the fake keeps a decoded document between request and answer: in memory while the
  * request's memory budget lasts, in a temp file after that (so 1 GB requests still work). Small
- * documents then cost the fake no file creation, fsync-free write, read and unlink each: on this
- * machine's journal-less ext4 that churn made every later file creation slower for all processes.
+ * documents then cost the fake no file creation, write, read and unlink each; file creation is
+ * slow on this machine's journal-less ext4 and the churn slowed it down for every process.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Base64Decoder } from '@signspool/worker/base64-stream';
+import { Base64Sink, type DecodedContent } from '@signspool/worker/base64-file-sink';
 
-export class SpillSink {
-  private readonly decoder = new Base64Decoder();
-  private readonly hash = createHash('sha256');
+export class SpillSink extends Base64Sink {
   private memory: Buffer[] = [];
   private fh: FileHandle | undefined;
   private file: string | undefined;
-  size = 0;
 
   /** `budget.left`: bytes the request's documents may still keep in memory (shared by its sinks). */
   constructor(
     private readonly spillPath: string,
     private readonly budget: { left: number },
-  ) {}
-
-  /** Decodes a chunk of base64 text and keeps the bytes. */
-  push(text: Buffer): Promise<void> {
-    return this.write(this.decoder.push(text));
+  ) {
+    super();
   }
 
   /** Decodes the rest; returns size and sha256 of the decoded bytes. */
-  async end(): Promise<{ size: number; sha256: string }> {
-    await this.write(this.decoder.end());
+  async end(): Promise<DecodedContent> {
+    const content = await this.finishDecoding();
     await this.fh?.close();
     this.fh = undefined;
-    return { size: this.size, sha256: this.hash.digest('hex') };
+    return content;
   }
 
   /** The decoded bytes, from memory or from the file. */
@@ -54,10 +47,7 @@ export class SpillSink {
     if (this.file) await rm(this.file, { force: true });
   }
 
-  private async write(bytes: Buffer): Promise<void> {
-    if (bytes.length === 0) return;
-    this.hash.update(bytes);
-    this.size += bytes.length;
+  protected async store(bytes: Buffer): Promise<void> {
     if (!this.fh && this.budget.left >= bytes.length) {
       this.budget.left -= bytes.length;
       this.memory.push(bytes);

@@ -293,7 +293,7 @@ export class SignstashSigner implements Signer {
         },
         onStringEnd: async () => {
           // An empty signedContent gives an empty file.
-          cur.signed = await (await sinkOf(cur)).end();
+          cur.signed = await (await sinkOf(cur)).finish();
         },
         onValue: (p, v) => {
           if (isDocField(p, 'externalReference') && typeof v === 'string') cur.externalReference = v;
@@ -304,20 +304,26 @@ export class SignstashSigner implements Signer {
           cur = {};
           const doc = done.externalReference === undefined ? undefined : byRef.get(done.externalReference);
           if (!doc || results.has(doc.docId)) {
+            await done.sink?.abort();
             logger.warn({ batchId: batch.batchId }, "Sign'Stash answered a document this batch did not send; ignored");
             return;
           }
           if (!done.signed || !done.sink) {
+            await done.sink?.abort();
             results.set(doc.docId, { ok: false, docId: doc.docId, error: new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: "Sign'Stash returned no signed content for this document" }) });
             return;
           }
-          // fsync + rename run while the rest of the answer streams in; awaited before returning.
+          // fsync, rename and directory fsync run while the rest of the answer streams in; awaited before returning.
           const dest = spool.signedPath(doc.opId, doc.docId);
-          const tmp = done.sink.path;
+          const sink = done.sink;
+          const tmp = sink.path;
           const signed: DocumentResult = { ok: true, docId: doc.docId, path: dest, size: done.signed.size, sha256: done.signed.sha256, ...signedOutput(batch.signatureType, doc.name) };
           results.set(doc.docId, signed);
           commits.push(
-            spool.commit(tmp, dest).then(
+            (async () => {
+              await sink.close({ sync: true });
+              await spool.commit(tmp, dest, { synced: true });
+            })().then(
               () => void tmpFiles.delete(tmp),
               (err: unknown) => {
                 logger.error({ err: { message: (err as Error).message }, docId: doc.docId }, 'could not store a signed document');
@@ -328,9 +334,11 @@ export class SignstashSigner implements Signer {
         },
       });
       await Promise.all(commits);
+      // Results of documents this batch did not send, or whose commit failed.
+      await Promise.all([...tmpFiles].map((f) => rm(f, { force: true })));
     } catch (err) {
       await Promise.allSettled(commits);
-      if (!cur.signed) await cur.sink?.abort();
+      await cur.sink?.abort();
       await Promise.all([...tmpFiles].map((f) => rm(f, { force: true })));
       if (signal.aborted) throw signal.reason;
       if (err instanceof SignspoolError) throw err;
