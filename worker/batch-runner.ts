@@ -5,7 +5,6 @@
  * every document's outcome and settles its job.
  */
 import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import type { Job } from 'bullmq';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError, toSignspoolError } from '@signspool/shared/errors';
@@ -13,6 +12,7 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { isTerminal, type DocumentUpdate, type OperationStatus, type OperationStore, type TransitionResult } from '@signspool/shared/operations';
 import type { SignDocumentJob } from '@signspool/shared/queue';
+import type { Spool } from '@signspool/shared/spool';
 import type { Batchable } from './batcher.js';
 import type { JobSource } from './job-source.js';
 import type { DocumentResult, SignBatch, Signer } from './signer.js';
@@ -26,6 +26,8 @@ export interface HeldDocument extends Batchable {
 export interface BatchRunnerDeps {
   signer: Signer;
   store: OperationStore;
+  /** Uploaded files of signed documents are retired (kept for reuse) through it. */
+  spool: Spool;
   source: JobSource;
   metrics: Metrics;
   logger: Logger;
@@ -185,7 +187,7 @@ export class BatchRunner {
   /** Records outcomes (results by docId; `error` for every document without one) and settles jobs. */
   private async finish(items: HeldDocument[], results: Map<string, DocumentResult>, error: SignspoolError | undefined, log: Logger): Promise<void> {
     if (items.length === 0) return;
-    const { store, source, metrics } = this.deps;
+    const { store, source, metrics, spool } = this.deps;
     const outcome = (d: HeldDocument): DocumentResult =>
       results.get(d.data.docId) ??
       ({ ok: false, docId: d.data.docId, error: error ?? new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: 'the signer returned no result for this document' }) } as const);
@@ -211,7 +213,7 @@ export class BatchRunner {
         if (r.ok) {
           metrics.documentsCompleted.inc({ outcome: 'signed' });
           metrics.documentLatency.observe((now - d.data.acceptedAt) / 1000);
-          await rm(d.data.path, { force: true });
+          await spool.retire(d.data.path);
           await source.complete(d.job, { signed: true });
         } else {
           metrics.documentsCompleted.inc({ outcome: 'failed' });

@@ -40,6 +40,7 @@ export class SigningWorker {
   private batcher: Batcher<HeldDocument> | undefined;
   private runner: BatchRunner | undefined;
   private janitor: Janitor | undefined;
+  private spool: Spool | undefined;
   private webhooks: WebhookDispatcher | undefined;
   private readonly abort = new AbortController();
   private readonly pending: HeldDocument[][] = [];
@@ -74,6 +75,7 @@ export class SigningWorker {
     if (!config.redisUrl) throw new Error('worker: REDIS_URL is not set');
     const spool = new Spool(config.spoolDir);
     await spool.init();
+    this.spool = spool;
     if (metrics.spoolSources.length === 0) metrics.spoolSources.push(spool);
     this.redis = createWorkerRedis(config.redisUrl);
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
@@ -93,6 +95,7 @@ export class SigningWorker {
     this.runner = new BatchRunner({
       signer: this.signer,
       store,
+      spool,
       source: this.source,
       metrics,
       logger: this.log,
@@ -250,6 +253,7 @@ export class SigningWorker {
     await this.janitor?.stop();
     await this.webhooks?.stop();
     await this.signer?.stop();
+    await this.spool?.dropSpares();
     if (this.redis) await closeRedis(this.redis);
     this.state = 'stopped';
     this.log.info('worker stopped');

@@ -1,0 +1,64 @@
+/** The spool's file reuse (unit, real file system): retired uploads become the next tmp files. */
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Spool } from '@signspool/shared/spool';
+
+describe('Spool.retire / takeTmp', () => {
+  let root: string;
+  let spool: Spool;
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'spool-'));
+    spool = new Spool(root);
+    await spool.init();
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('moves a retired file into tmp/, empties it, and hands its inode out for the next write', async () => {
+    const incoming = spool.incomingPath('op_1', 'doc_1');
+    await mkdir(path.dirname(incoming), { recursive: true });
+    await writeFile(incoming, Buffer.alloc(200_000, 1));
+    const ino = (await stat(incoming)).ino;
+    await spool.retire(incoming);
+    await expect(stat(incoming)).rejects.toThrow(/ENOENT/);
+    const spares = await readdir(spool.tmpRoot);
+    expect(spares).toHaveLength(1);
+    expect((await stat(path.join(spool.tmpRoot, spares[0] ?? ''))).size).toBe(0);
+
+    const tmp = spool.takeTmp('signed');
+    expect(tmp.flags).toBe('w');
+    expect((await stat(tmp.path)).ino).toBe(ino);
+    // The next one is fresh: nothing left to reuse.
+    const fresh = spool.takeTmp('signed');
+    expect(fresh.flags).toBe('wx');
+    expect(path.dirname(fresh.path)).toBe(spool.tmpRoot);
+
+    // writeAtomic through a spare: the content is the new one, the old bytes are gone.
+    const again = spool.incomingPath('op_1', 'doc_2');
+    await writeFile(again, 'old bytes, longer than the new ones');
+    await spool.retire(again);
+    const dest = spool.signedPath('op_1', 'doc_2');
+    const written = await spool.writeAtomic(dest, Readable.from([Buffer.from('new')]));
+    expect(written.size).toBe(3);
+    expect((await stat(dest)).size).toBe(3);
+    // Only the spare taken above (and not written) is left in tmp/.
+    expect(await readdir(spool.tmpRoot)).toEqual([path.basename(tmp.path)]);
+  });
+
+  it('retiring a missing file is harmless, and dropSpares removes what is kept', async () => {
+    await spool.retire(path.join(spool.incomingRoot, 'op_x', 'nope'));
+    for (let i = 0; i < 3; i++) {
+      const p = path.join(spool.incomingRoot, `f${i}`);
+      await writeFile(p, 'x');
+      await spool.retire(p);
+    }
+    expect(await readdir(spool.tmpRoot)).toHaveLength(3);
+    await spool.dropSpares();
+    expect(await readdir(spool.tmpRoot)).toEqual([]);
+    expect(spool.takeTmp().flags).toBe('wx');
+  });
+});
