@@ -1,11 +1,11 @@
 /**
  * The multer StorageEngine of POST /v1/operations: streams each file part straight into
- * spool/incoming/<opId>/<docId> while computing its sha256 and size, enforces the per-request
+ * spool/incoming/<shard>/<opId>.<docId> while computing its sha256 and size, enforces the per-request
  * total-bytes limit (multer enforces per-file size and counts), and fsyncs each file. Nothing is
  * held in memory beyond the stream's buffers.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { Request } from 'express';
 import type { StorageEngine } from 'multer';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -69,7 +69,7 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
     const target = spool.incomingPath(ctx.opId, docId);
     const counter = new HashingCounter();
     void (async () => {
-      await mkdir(spool.incomingDir(ctx.opId), { recursive: true });
+      await spool.ensureDir(spool.incomingDir(ctx.opId));
       await pipeline(file.stream, new TotalLimit(ctx), counter, createWriteStream(target, { flags: 'wx' }));
       await fsyncPath(target);
       const spooled: SpooledFile = {

@@ -35,8 +35,14 @@ const quick = process.argv.includes('--quick');
 const onlyArg = process.argv[process.argv.indexOf('--only') + 1];
 const only = process.argv.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : undefined;
 const runs = (section: string): boolean => !only || only.has(section);
-/** BENCH_PROFILE_DIR=dir: api and worker write V8 CPU profiles there. */
-const nodeArgs = process.env['BENCH_PROFILE_DIR'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROFILE_DIR']}`] : [];
+/**
+ * BENCH_PROFILE_DIR=dir: api and worker write V8 CPU profiles there. BENCH_NODE_ARGS: more node
+ * flags for api and worker (e.g. `--perf-basic-prof-only-functions` for `perf record`).
+ */
+const nodeArgs = [
+  ...(process.env['BENCH_PROFILE_DIR'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROFILE_DIR']}`] : []),
+  ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+];
 const startRole = (role: 'api' | 'worker', env: Record<string, string>) => startService(role, env, { nodeArgs });
 const root = path.resolve(import.meta.dirname, '..');
 const MB = 1024 * 1024;
@@ -201,7 +207,8 @@ const TERMINAL = ['succeeded', 'failed', 'partially_failed', 'canceled'];
 
 /** One single-document multipart submission (what each client of section 1 sends). */
 const submitOne = async (apiUrl: string, key: string, agent: Agent, doc: Buffer, i: number): Promise<{ id: string; ms: number }> => {
-  const boundary = `b${i}x${randomBytes(4).toString('hex')}`;
+  // The boundary style of signspool's CLI (cli/multipart.ts); curl and browsers send similar lengths.
+  const boundary = `----signspool${randomBytes(12).toString('hex')}`;
   const body = Buffer.concat([
     Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="d${i}.pdf"\r\ncontent-type: application/pdf\r\n\r\n`),
     doc,
@@ -477,10 +484,10 @@ const footprint = async (e: Env, tmp: string, docs: number) => {
   // Spool: bytes on disk (allocated blocks) beyond the documents' own sizes.
   let allocated = 0;
   const incoming = path.join(dir, 'spool', 'incoming');
-  for (const op of await readdir(incoming)) {
-    const opDir = path.join(incoming, op);
-    allocated += (await stat(opDir)).blocks * 512;
-    for (const f of await readdir(opDir)) allocated += (await stat(path.join(opDir, f))).blocks * 512;
+  for (const shard of await readdir(incoming)) {
+    const shardDir = path.join(incoming, shard);
+    allocated += (await stat(shardDir)).blocks * 512;
+    for (const f of await readdir(shardDir)) allocated += (await stat(path.join(shardDir, f))).blocks * 512;
   }
   await api.stop();
   await redis.quit();

@@ -1,9 +1,15 @@
 /**
  * The disk spool: where uploaded documents wait and signed results are kept until RETENTION.
  *
- *   <root>/incoming/<opId>/<docId>   uploaded bytes, written by the api
- *   <root>/signed/<opId>/<docId>     signed result, written by a worker
- *   <root>/tmp/                      partial writes; renamed into place once complete and fsynced
+ *   <root>/incoming/<shard>/<opId>.<docId>   uploaded bytes, written by the api
+ *   <root>/signed/<shard>/<opId>.<docId>     signed result, written by a worker
+ *   <root>/tmp/                              partial writes (renamed into place once complete and
+ *                                            fsynced) and spare files kept for reuse
+ *
+ * <shard> is one of 64 directories chosen by a hash of the operation id: an operation's files sit
+ * together, no directory grows past 1/64 of the spool, and no directory is created per operation
+ * (a directory costs an inode like a file, and making it durable needs its parent fsynced too).
+ * Shard directories are made on first use and their parent fsynced then.
  *
  * Every file that becomes visible under incoming/ or signed/ is complete and durable: it was
  * written elsewhere (or under a name nobody reads yet), fsynced, renamed, and its directory fsynced.
@@ -19,6 +25,23 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Spent files a process keeps for reuse (see `Spool.retire`). */
 const MAX_SPARES = 1024;
+
+const SHARDS = 64;
+
+/** The shard directory name of an operation: FNV-1a of its id, modulo SHARDS, in hex. */
+export const shardOf = (opId: string): string => {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < opId.length; i++) h = Math.imul(h ^ opId.charCodeAt(i), 0x01000193);
+  return ((h >>> 0) % SHARDS).toString(16).padStart(2, '0');
+};
+
+const fileNameOf = (opId: string, docId: string): string => `${assertSafeId(opId)}.${assertSafeId(docId)}`;
+
+/** The operation id of a spool file name (`<opId>.<docId>`), or undefined for anything else. */
+const opIdOfFile = (name: string): string | undefined => {
+  const [opId, docId, ...rest] = name.split('.');
+  return opId && docId && rest.length === 0 && ID_PATTERN.test(opId) && ID_PATTERN.test(docId) ? opId : undefined;
+};
 
 /** Ids end up in paths: only a strict alphabet is allowed, so no id can escape the spool. */
 export const assertSafeId = (id: string): string => {
@@ -74,22 +97,35 @@ export class Spool {
 
   async init(): Promise<void> {
     await Promise.all([this.incomingRoot, this.signedRoot, this.tmpRoot].map((dir) => mkdir(dir, { recursive: true })));
+    await fsyncPath(this.root);
   }
 
+  /** The directory that holds the operation's uploaded files (its shard of incoming/). */
   incomingDir(opId: string): string {
-    return path.join(this.incomingRoot, assertSafeId(opId));
+    return path.join(this.incomingRoot, shardOf(assertSafeId(opId)));
   }
 
   incomingPath(opId: string, docId: string): string {
-    return path.join(this.incomingDir(opId), assertSafeId(docId));
+    return path.join(this.incomingDir(opId), fileNameOf(opId, docId));
   }
 
+  /** The directory that holds the operation's signed files (its shard of signed/). */
   signedDir(opId: string): string {
-    return path.join(this.signedRoot, assertSafeId(opId));
+    return path.join(this.signedRoot, shardOf(assertSafeId(opId)));
   }
 
   signedPath(opId: string, docId: string): string {
-    return path.join(this.signedDir(opId), assertSafeId(docId));
+    return path.join(this.signedDir(opId), fileNameOf(opId, docId));
+  }
+
+  private readonly readyDirs = new Set<string>();
+
+  /** Makes sure a shard directory exists and is durable (once per process and directory). */
+  async ensureDir(dir: string): Promise<void> {
+    if (this.readyDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    await fsyncPath(path.dirname(dir));
+    this.readyDirs.add(dir);
   }
 
   /** A fresh path under tmp/ for a partial write; rename it into place with `commit`. */
@@ -159,7 +195,7 @@ export class Spool {
   /** fsyncs `tmp` (unless the writer already did: `synced`), renames it to `dest` and fsyncs the destination directory. */
   async commit(tmp: string, dest: string, opts: { synced?: boolean } = {}): Promise<void> {
     if (!opts.synced) await fsyncPath(tmp);
-    await mkdir(path.dirname(dest), { recursive: true });
+    await this.ensureDir(path.dirname(dest));
     await rename(tmp, dest);
     await fsyncPath(path.dirname(dest));
   }
@@ -177,34 +213,44 @@ export class Spool {
     }
   }
 
-  async removeOperation(opId: string): Promise<void> {
-    await Promise.all([
-      rm(this.incomingDir(opId), { recursive: true, force: true }),
-      rm(this.signedDir(opId), { recursive: true, force: true }),
-    ]);
+  /** Files of an operation in incoming/ and/or signed/ (names only). */
+  private async filesOf(opId: string, where: readonly ('incoming' | 'signed')[]): Promise<string[]> {
+    const dirs = where.map((w) => (w === 'incoming' ? this.incomingDir(opId) : this.signedDir(opId)));
+    const found: string[] = [];
+    for (const dir of dirs) {
+      const names = await readdir(dir).catch(() => [] as string[]);
+      for (const n of names) if (opIdOfFile(n) === opId) found.push(path.join(dir, n));
+    }
+    return found;
   }
 
-  /** Operation ids that have a directory under incoming/ or signed/, with the newest mtime seen. */
-  async listOperationDirs(): Promise<Map<string, number>> {
-    const seen = new Map<string, number>();
+  /** Removes an operation's files: uploads and signed results, or only `where`. */
+  async removeOperation(opId: string, where: readonly ('incoming' | 'signed')[] = ['incoming', 'signed']): Promise<void> {
+    await Promise.all((await this.filesOf(opId, where)).map((f) => rm(f, { force: true })));
+  }
+
+  /** Ids of the operations that have files under incoming/ or signed/. */
+  async listOperationIds(): Promise<Set<string>> {
+    const ids = new Set<string>();
     for (const root of [this.incomingRoot, this.signedRoot]) {
-      let names: string[] = [];
-      try {
-        names = await readdir(root);
-      } catch {
-        continue;
-      }
-      for (const name of names) {
-        if (!ID_PATTERN.test(name)) continue;
-        try {
-          const st = await stat(path.join(root, name));
-          seen.set(name, Math.max(seen.get(name) ?? 0, st.mtimeMs));
-        } catch {
-          // removed while we looked
+      for (const shard of await readdir(root).catch(() => [] as string[])) {
+        for (const name of await readdir(path.join(root, shard)).catch(() => [] as string[])) {
+          const opId = opIdOfFile(name);
+          if (opId) ids.add(opId);
         }
       }
     }
-    return seen;
+    return ids;
+  }
+
+  /** The newest mtime among an operation's files (0 when it has none). */
+  async newestMtime(opId: string): Promise<number> {
+    let newest = 0;
+    for (const f of await this.filesOf(opId, ['incoming', 'signed'])) {
+      const st = await stat(f).catch(() => undefined);
+      if (st) newest = Math.max(newest, st.mtimeMs);
+    }
+    return newest;
   }
 
   /** Bytes of files under the spool, recomputed at most every `maxAgeMs` (a walk of the tree). */

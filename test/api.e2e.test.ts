@@ -17,7 +17,13 @@ const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).di
 
 const LIMITS = { UPLOAD_MAX_FILE_BYTES: '64KiB', UPLOAD_MAX_FILES: '3', UPLOAD_MAX_TOTAL_BYTES: '150KiB' };
 
-const incomingEntries = async (stack: Stack): Promise<string[]> => readdir(path.join(stack.config.spoolDir, 'incoming')).catch(() => []);
+/** Every file under spool/incoming/ (its shard directories). */
+const incomingEntries = async (stack: Stack): Promise<string[]> => {
+  const root = path.join(stack.config.spoolDir, 'incoming');
+  const files: string[] = [];
+  for (const shard of await readdir(root).catch(() => [] as string[])) files.push(...(await readdir(path.join(root, shard))));
+  return files;
+};
 
 const queueState = async (stack: Stack): Promise<{ jobs: number; records: number }> => {
   const queue = new Queue('sign', { connection: { url: stack.config.redisUrl ?? '' }, prefix: stack.config.queuePrefix });
@@ -205,7 +211,7 @@ describe('api without a worker', () => {
       ['canceled', 'CANCELED'],
       ['canceled', 'CANCELED'],
     ]);
-    expect(await readdir(path.join(stack.config.spoolDir, 'incoming', op.id))).toEqual([]);
+    expect((await incomingEntries(stack)).filter((f) => f.startsWith(`${op.id}.`))).toEqual([]);
     expect((await queueState(stack)).jobs).toBe(0);
 
     const again = await fetch(`${stack.apiUrl}/v1/operations/${op.id}`, { method: 'DELETE', headers: auth(stack.keys.acme) });

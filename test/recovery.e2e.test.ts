@@ -56,7 +56,7 @@ describe('recovery', () => {
     }
   });
 
-  it('the janitor removes spool directories with no record, past the grace period only', async () => {
+  it('the janitor removes spool files with no record, past the grace period only', async () => {
     const stack = await startStack({ api: false, worker: false });
     const redis = new Redis(stack.config.redisUrl ?? '');
     try {
@@ -66,8 +66,11 @@ describe('recovery', () => {
       const old = new Date(Date.now() - 2 * 3600_000);
       const mk = async (opId: string, age: Date): Promise<void> => {
         await mkdir(spool.incomingDir(opId), { recursive: true });
-        await writeFile(spool.incomingPath(opId, 'doc_1'), 'x');
-        await utimes(spool.incomingDir(opId), age, age);
+        await mkdir(spool.signedDir(opId), { recursive: true });
+        for (const p of [spool.incomingPath(opId, 'doc_1'), spool.signedPath(opId, 'doc_2')]) {
+          await writeFile(p, 'x');
+          await utimes(p, age, age);
+        }
       };
       await mk('op_orphan', old);
       await mk('op_recent', new Date());
@@ -76,9 +79,12 @@ describe('recovery', () => {
       const janitor = new Janitor({ spool, store, logger: createLogger({ level: 'silent' }), intervalMs: 60_000, orphanGraceMs: 3600_000 });
       const swept = await janitor.sweep();
       expect(swept.removedOperations).toEqual(['op_orphan']);
-      expect(await spool.exists(spool.incomingDir('op_orphan'))).toBe(false);
-      expect(await spool.exists(spool.incomingDir('op_recent'))).toBe(true);
-      expect(await spool.exists(spool.incomingDir('op_alive'))).toBe(true);
+      expect(await spool.exists(spool.incomingPath('op_orphan', 'doc_1'))).toBe(false);
+      expect(await spool.exists(spool.signedPath('op_orphan', 'doc_2'))).toBe(false);
+      for (const opId of ['op_recent', 'op_alive']) {
+        expect(await spool.exists(spool.incomingPath(opId, 'doc_1'))).toBe(true);
+        expect(await spool.exists(spool.signedPath(opId, 'doc_2'))).toBe(true);
+      }
       await janitor.stop();
     } finally {
       await redis.quit();

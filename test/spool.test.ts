@@ -1,10 +1,10 @@
-/** The spool's file reuse (unit, real file system): retired uploads become the next tmp files. */
+/** The spool (unit, real file system): sharded layout, and file reuse (retired uploads become the next tmp files). */
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Spool } from '@signspool/shared/spool';
+import { shardOf, Spool } from '@signspool/shared/spool';
 
 describe('Spool.retire / takeTmp', () => {
   let root: string;
@@ -60,5 +60,44 @@ describe('Spool.retire / takeTmp', () => {
     await spool.dropSpares();
     expect(await readdir(spool.tmpRoot)).toEqual([]);
     expect(spool.takeTmp().flags).toBe('wx');
+  });
+});
+
+describe('Spool layout', () => {
+  let root: string;
+  let spool: Spool;
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'spool-'));
+    spool = new Spool(root);
+    await spool.init();
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('keeps an operation in one of 64 shard directories and removes only its own files', async () => {
+    expect(new Set(Array.from({ length: 2000 }, (_, i) => shardOf(`op_${i}`))).size).toBe(64);
+    // Two operations that share a shard.
+    const a = 'op_a';
+    const b = Array.from({ length: 1000 }, (_, i) => `op_b${i}`).find((id) => shardOf(id) === shardOf(a)) ?? '';
+    expect(spool.incomingDir(b)).toBe(spool.incomingDir(a));
+    expect(path.relative(root, spool.signedPath(a, 'doc_1'))).toBe(path.join('signed', shardOf(a), 'op_a.doc_1'));
+    for (const op of [a, b]) {
+      await spool.ensureDir(spool.incomingDir(op));
+      await spool.ensureDir(spool.signedDir(op));
+      await writeFile(spool.incomingPath(op, 'doc_1'), 'in');
+      await writeFile(spool.signedPath(op, 'doc_1'), 'out');
+    }
+    expect([...(await spool.listOperationIds())].sort()).toEqual([a, b].sort());
+    expect(await spool.newestMtime(a)).toBeGreaterThan(0);
+    await spool.removeOperation(a, ['incoming']);
+    expect(await spool.exists(spool.incomingPath(a, 'doc_1'))).toBe(false);
+    expect(await spool.exists(spool.signedPath(a, 'doc_1'))).toBe(true);
+    await spool.removeOperation(a);
+    expect(await spool.exists(spool.signedPath(a, 'doc_1'))).toBe(false);
+    expect(await spool.exists(spool.incomingPath(b, 'doc_1'))).toBe(true);
+    expect(await spool.exists(spool.signedPath(b, 'doc_1'))).toBe(true);
+    expect([...(await spool.listOperationIds())]).toEqual([b]);
+    expect(await spool.newestMtime(a)).toBe(0);
   });
 });

@@ -39,12 +39,14 @@ export class Janitor {
 
   async sweep(now = Date.now()): Promise<SweepResult> {
     const { spool, store, orphanGraceMs, logger } = this.opts;
-    const dirs = await spool.listOperationDirs();
-    const old = [...dirs].filter(([, mtime]) => now - mtime >= orphanGraceMs).map(([id]) => id);
-    const alive = await store.existing(old);
+    const ids = [...(await spool.listOperationIds())];
+    const alive = new Set<string>();
+    for (let i = 0; i < ids.length; i += 1000) for (const id of await store.existing(ids.slice(i, i + 1000))) alive.add(id);
     const removedOperations: string[] = [];
-    for (const opId of old) {
+    for (const opId of ids) {
       if (alive.has(opId)) continue;
+      // No record: expired, or an upload still being written (its record comes after the files).
+      if (now - (await spool.newestMtime(opId)) < orphanGraceMs) continue;
       await spool.removeOperation(opId);
       removedOperations.push(opId);
     }

@@ -177,7 +177,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       const fingerprint = submissionFingerprint({ ...fields.data }, files);
       if (reservation?.kind === 'completed') {
         // A replay: nothing new is kept or enqueued.
-        await rm(spool.incomingDir(opId), { recursive: true, force: true });
+        await spool.removeOperation(opId, ['incoming']);
         if (reservation.record.fingerprint !== fingerprint) {
           throw new SignspoolError('IDEMPOTENCY_KEY_MISMATCH', { detail: 'this Idempotency-Key was already used for a request with other documents or fields' });
         }
@@ -228,7 +228,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       res.status(202).location(operationLocation(opId)).json(body);
     } catch (err) {
       if (reservation?.kind === 'reserved') await reservation.release().catch(() => undefined);
-      await rm(spool.incomingDir(opId), { recursive: true, force: true });
+      await spool.removeOperation(opId, ['incoming']);
       if (recorded) {
         await Promise.allSettled([store.remove(opId), ...ctx.files.map((f) => queue.remove(signJobId(f.docId)))]);
       }
