@@ -8,10 +8,10 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Request } from 'express';
 import type { StorageEngine } from 'multer';
-import { Transform, type TransformCallback } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SignspoolError } from '@signspool/shared/errors';
-import { fsyncPath, HashingCounter, newId, type Spool } from '@signspool/shared/spool';
+import { HashingCounter, newId, type Spool } from '@signspool/shared/spool';
 
 /** Per-request upload state, created by the route before multer runs. */
 export interface UploadContext {
@@ -41,18 +41,19 @@ export const setUploadContext = (req: Request, ctx: UploadContext): void => {
 
 export const getUploadContext = (req: Request): UploadContext | undefined => contexts.get(req);
 
-class TotalLimit extends Transform {
+/** Hashes and counts a file part, and enforces the request's total-bytes limit (one stream hop). */
+class LimitedHashingCounter extends HashingCounter {
   constructor(private readonly ctx: UploadContext) {
     super();
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  override _transform(chunk: Buffer, enc: BufferEncoding, cb: TransformCallback): void {
     this.ctx.totalBytes += chunk.length;
     if (this.ctx.totalBytes > this.ctx.maxTotalBytes) {
       cb(new SignspoolError('REQUEST_TOO_LARGE', { detail: `the documents of one request may total at most ${this.ctx.maxTotalBytes} bytes`, extensions: { limit: this.ctx.maxTotalBytes } }));
       return;
     }
-    cb(null, chunk);
+    super._transform(chunk, enc, cb);
   }
 }
 
@@ -67,11 +68,11 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
     // Files finish writing in any order; their documents keep the order of the parts.
     const index = ctx.partCount++;
     const target = spool.incomingPath(ctx.opId, docId);
-    const counter = new HashingCounter();
+    const counter = new LimitedHashingCounter(ctx);
     void (async () => {
       await spool.ensureDir(spool.incomingDir(ctx.opId));
-      await pipeline(file.stream, new TotalLimit(ctx), counter, createWriteStream(target, { flags: 'wx' }));
-      await fsyncPath(target);
+      // flush: the file is fsynced on its own descriptor before it is closed.
+      await pipeline(file.stream, counter, createWriteStream(target, { flags: 'wx', flush: true }));
       const spooled: SpooledFile = {
         docId,
         path: target,

@@ -272,9 +272,15 @@ export class Spool {
 
   private usage: { at: number; bytes: number } | undefined;
 
-  /** Free bytes on the spool's file system. */
-  async freeBytes(): Promise<number> {
-    const st = await statfs(this.root);
-    return st.bavail * st.bsize;
+  private free: { at: number; bytes: number } | undefined;
+
+  /** Free bytes on the spool's file system, read anew when the last reading is older than `maxAgeMs`. */
+  async freeBytes(maxAgeMs = 0): Promise<number> {
+    const now = Date.now();
+    if (!this.free || now - this.free.at > maxAgeMs) {
+      const st = await statfs(this.root);
+      this.free = { at: now, bytes: st.bavail * st.bsize };
+    }
+    return this.free.bytes;
   }
 }
