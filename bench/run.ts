@@ -659,6 +659,11 @@ const main = async (): Promise<void> => {
       }
       for (const q of [0.5, 0.95, 0.99])
         add({ section: '4 latency', metric: `accepted → signed p${q * 100} at ${rate} docs/s`, value: pct(pl.e2e, q), unit: 'ms' });
+      // The same at half that rate: how much of the above is queueing at saturation.
+      const half = Math.max(1, Math.floor(rate / 2));
+      const ph = await paced(e, tmp, half, quick ? 3 : 15);
+      add({ section: '4 latency', metric: `POST /v1/operations p50 / p99 at ${half} docs/s (half of 1, open loop)`, value: pct(ph.postTimes, 0.5), unit: `/ ${fmt(pct(ph.postTimes, 0.99))} ms` });
+      add({ section: '4 latency', metric: `accepted → signed p50 / p99 at ${half} docs/s`, value: pct(ph.e2e, 0.5), unit: `/ ${fmt(pct(ph.e2e, 0.99))} ms` });
     }
     // 5. Footprint
     if (runs('5')) {
