@@ -25,6 +25,8 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Spent files a process keeps for reuse (see `Spool.retire`). */
 const MAX_SPARES = 1024;
+/** A spare older than this is removed, not reused: far younger than the janitor's one-hour tmp limit. */
+const SPARE_MAX_AGE_MS = 10 * 60 * 1000;
 
 const SHARDS = 64;
 
@@ -133,7 +135,7 @@ export class Spool {
     return path.join(this.tmpRoot, `${label}-${randomUUID()}`);
   }
 
-  private readonly spares: string[] = [];
+  private readonly spares: { path: string; at: number }[] = [];
 
   /**
    * Disposes of a file that is no longer needed (an uploaded document once signed) but keeps its
@@ -154,22 +156,26 @@ export class Spool {
     try {
       // Frees the blocks now and makes the spare's mtime recent (the janitor leaves it alone).
       await truncate(spare, 0);
-      this.spares.push(spare);
+      this.spares.push({ path: spare, at: Date.now() });
     } catch {
       await rm(spare, { force: true });
     }
   }
 
   /** A tmp path for a new write and the flags to open it with: a spare file when there is one. */
-  takeTmp(label = 'part'): { path: string; flags: 'w' | 'wx' } {
+  async takeTmp(label = 'part'): Promise<{ path: string; flags: 'w' | 'wx' }> {
+    // Stale spares (an idle worker) go: no janitor may be removing a file while it is rewritten.
+    const now = Date.now();
+    const stale = this.spares.findIndex((s) => now - s.at <= SPARE_MAX_AGE_MS);
+    await Promise.all(this.spares.splice(0, stale === -1 ? this.spares.length : stale).map((s) => rm(s.path, { force: true })));
     const spare = this.spares.pop();
-    return spare ? { path: spare, flags: 'w' } : { path: this.tmpPath(label), flags: 'wx' };
+    return spare ? { path: spare.path, flags: 'w' } : { path: this.tmpPath(label), flags: 'wx' };
   }
 
   /** Removes the spares this process holds (at shutdown). */
   async dropSpares(): Promise<void> {
     const spares = this.spares.splice(0);
-    await Promise.all(spares.map((p) => rm(p, { force: true })));
+    await Promise.all(spares.map((s) => rm(s.path, { force: true })));
   }
 
   /** True when `p` is a path this spool owns (job payloads are re-checked against this). */
@@ -180,7 +186,7 @@ export class Spool {
 
   /** Streams `source` into `dest` (atomically: tmp file, fsync, rename, fsync dir); returns size and sha256. */
   async writeAtomic(dest: string, source: NodeJS.ReadableStream | AsyncIterable<Buffer>): Promise<WrittenFile> {
-    const { path: tmp, flags } = this.takeTmp('w');
+    const { path: tmp, flags } = await this.takeTmp('w');
     const counter = new HashingCounter();
     try {
       await pipeline(source, counter, createWriteStream(tmp, { flags }));

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { shardOf, Spool } from '@signspool/shared/spool';
 
 describe('Spool.retire / takeTmp', () => {
@@ -29,11 +29,11 @@ describe('Spool.retire / takeTmp', () => {
     expect(spares).toHaveLength(1);
     expect((await stat(path.join(spool.tmpRoot, spares[0] ?? ''))).size).toBe(0);
 
-    const tmp = spool.takeTmp('signed');
+    const tmp = await spool.takeTmp('signed');
     expect(tmp.flags).toBe('w');
     expect((await stat(tmp.path)).ino).toBe(ino);
     // The next one is fresh: nothing left to reuse.
-    const fresh = spool.takeTmp('signed');
+    const fresh = await spool.takeTmp('signed');
     expect(fresh.flags).toBe('wx');
     expect(path.dirname(fresh.path)).toBe(spool.tmpRoot);
 
@@ -49,6 +49,29 @@ describe('Spool.retire / takeTmp', () => {
     expect(await readdir(spool.tmpRoot)).toEqual([path.basename(tmp.path)]);
   });
 
+  it('does not reuse spares older than ten minutes (a janitor may be removing them)', async () => {
+    const t0 = Date.now();
+    const retireAt = async (name: string, at: number): Promise<void> => {
+      vi.setSystemTime(at);
+      const p = path.join(spool.incomingRoot, name);
+      await writeFile(p, 'x');
+      await spool.retire(p);
+    };
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      await retireAt('old1', t0);
+      await retireAt('old2', t0);
+      await retireAt('fresh', t0 + 11 * 60_000);
+      vi.setSystemTime(t0 + 11 * 60_000 + 1000);
+      const first = await spool.takeTmp();
+      expect(first.flags).toBe('w');
+      expect((await spool.takeTmp()).flags).toBe('wx');
+      expect(await readdir(spool.tmpRoot)).toEqual([path.basename(first.path)]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('retiring a missing file is harmless, and dropSpares removes what is kept', async () => {
     await spool.retire(path.join(spool.incomingRoot, 'op_x', 'nope'));
     for (let i = 0; i < 3; i++) {
@@ -59,7 +82,7 @@ describe('Spool.retire / takeTmp', () => {
     expect(await readdir(spool.tmpRoot)).toHaveLength(3);
     await spool.dropSpares();
     expect(await readdir(spool.tmpRoot)).toEqual([]);
-    expect(spool.takeTmp().flags).toBe('wx');
+    expect((await spool.takeTmp()).flags).toBe('wx');
   });
 });
 

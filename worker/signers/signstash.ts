@@ -279,7 +279,7 @@ export class SignstashSigner implements Signer {
     const isDocField = (p: readonly (string | number)[], field: string): boolean => p.length === 3 && p[0] === 'documentList' && typeof p[1] === 'number' && p[2] === field;
     const sinkOf = async (c: Current): Promise<Base64FileSink> => {
       if (!c.sink) {
-        const tmp = spool.takeTmp('signed');
+        const tmp = await spool.takeTmp('signed');
         c.sink = await Base64FileSink.open(tmp.path, tmp.flags);
         tmpFiles.add(c.sink.path);
       }
