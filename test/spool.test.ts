@@ -6,17 +6,18 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { shardOf, Spool } from '@signspool/shared/spool';
 
+let root: string;
+let spool: Spool;
+beforeEach(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'spool-'));
+  spool = new Spool(root);
+  await spool.init();
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
 describe('Spool.retire / takeTmp', () => {
-  let root: string;
-  let spool: Spool;
-  beforeEach(async () => {
-    root = await mkdtemp(path.join(os.tmpdir(), 'spool-'));
-    spool = new Spool(root);
-    await spool.init();
-  });
-  afterEach(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
 
   it('moves a retired file into tmp/, empties it, and hands its inode out for the next write', async () => {
     const incoming = spool.incomingPath('op_1', 'doc_1');
@@ -87,16 +88,6 @@ describe('Spool.retire / takeTmp', () => {
 });
 
 describe('Spool layout', () => {
-  let root: string;
-  let spool: Spool;
-  beforeEach(async () => {
-    root = await mkdtemp(path.join(os.tmpdir(), 'spool-'));
-    spool = new Spool(root);
-    await spool.init();
-  });
-  afterEach(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
 
   it('keeps an operation in one of 64 shard directories and removes only its own files', async () => {
     expect(new Set(Array.from({ length: 2000 }, (_, i) => shardOf(`op_${i}`))).size).toBe(64);
