@@ -251,6 +251,20 @@ describe('api without a worker', () => {
     expect(((await r.json()) as { status: string }).status).toBe('queued');
   });
 
+  it('answers a Prefer: wait request for an unknown or foreign operation with 404 at once, leaving no waiter', async () => {
+    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'f.txt', content: 'f' }]);
+    const started = Date.now();
+    const [foreign, unknown] = await Promise.all(
+      [
+        { key: stack.keys.globex, id: res.body.id },
+        { key: stack.keys.acme, id: `op_${'0'.repeat(32)}` },
+      ].map(({ key, id }) => fetch(`${stack.apiUrl}/v1/operations/${id}`, { headers: { ...auth(key), prefer: 'wait=30' } })),
+    );
+    expect([foreign?.status, unknown?.status]).toEqual([404, 404]);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(stack.api?.waitingRequests).toBe(0);
+  });
+
   it('makes submissions idempotent with Idempotency-Key', async () => {
     const before = await queueState(stack);
     const form = (content: string) => {

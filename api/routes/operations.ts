@@ -255,23 +255,26 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
 
   router.get('/:id', async (req: Request, res: Response) => {
     const { id } = parseParams(operationParamsSchema, req.params);
-    let op = await loadOwned(req, id);
     const wait = preferredWait(req.get('prefer'));
-    if (wait !== undefined && deps.events) {
-      res.setHeader('Preference-Applied', `wait=${wait}`);
-      if (!isTerminal(op.status) && wait > 0) {
-        const gone = new AbortController();
-        res.on('close', () => gone.abort());
-        // Register first, then re-read: an end between the two reads is not missed.
-        const waiter = deps.events.waitFor(id, wait * 1000, gone.signal);
+    if (wait !== undefined && deps.events) res.setHeader('Preference-Applied', `wait=${wait}`);
+    let op;
+    if (wait !== undefined && wait > 0 && deps.events) {
+      const gone = new AbortController();
+      res.on('close', () => gone.abort());
+      // Register first, then read: an end between the read and the wait is not missed.
+      const waiter = deps.events.waitFor(id, wait * 1000, gone.signal);
+      try {
         op = await loadOwned(req, id);
-        if (isTerminal(op.status)) waiter.cancel();
-        else {
-          await waiter.done;
-          if (gone.signal.aborted) return;
-          op = await loadOwned(req, id);
-        }
+      } finally {
+        if (!op || isTerminal(op.status)) waiter.cancel();
       }
+      if (!isTerminal(op.status)) {
+        await waiter.done;
+        if (gone.signal.aborted) return;
+        op = await loadOwned(req, id);
+      }
+    } else {
+      op = await loadOwned(req, id);
     }
     if (!isTerminal(op.status)) res.setHeader('Retry-After', op.status === 'queued' ? '2' : '1');
     res.json(presentOperation(op, op.webhookUrl ? await store.deliveries(op.id) : []));
