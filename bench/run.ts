@@ -27,6 +27,7 @@ import { Agent, request } from 'undici';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth';
 import { freePort, spawnRedisServer } from '@signspool/shared/redis-server';
 import { base64Encode } from '@signspool/worker/base64-stream';
+import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { multipartBody } from '../cli/multipart.js';
 import { startService } from '../test/harness/processes.js';
 
@@ -374,7 +375,7 @@ const ingest = async (e: Env, tmp: string, count: number) => {
 const streaming = async (tmp: string, count: number) => {
   const fake = await startFake(1, 1e12);
   try {
-    const { stdout } = await run(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(root, 'test/fixtures/sign-batch-rss.ts')], {
+    const { stdout } = await run(process.execPath, [...WORKER_NODE_FLAGS, '--expose-gc', '--import', 'tsx', path.join(root, 'test/fixtures/sign-batch-rss.ts')], {
       cwd: root,
       env: { ...process.env, FAKE_URL: fake.url, DOCS: String(count), DOC_BYTES: String(20 * MB) },
       maxBuffer: MB,

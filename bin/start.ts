@@ -16,6 +16,7 @@ import { DEFAULT_REDIS_URL } from '@signspool/shared/redis';
 import { isPortOpen, spawnRedisServer } from '@signspool/shared/redis-server';
 import { ShutdownManager } from '@signspool/shared/shutdown';
 import { WorkerHttpServer } from '@signspool/worker/metrics-server';
+import { missingWorkerNodeFlags } from '@signspool/worker/node-flags';
 import { SigningWorker } from '@signspool/worker/worker';
 
 type Mode = 'all' | 'api' | 'worker';
@@ -42,6 +43,8 @@ const main = async (): Promise<void> => {
   const metrics = createMetrics();
 
   if (mode === 'all' || mode === 'worker') {
+    const missing = missingWorkerNodeFlags();
+    if (missing.length > 0) logger.warn({ missing }, 'the worker runs best with these node flags (see worker/node-flags.ts): under load, expect frequent major GCs without them');
     const worker = new SigningWorker({ config: cfg, logger, metrics });
     await worker.start();
     shutdown.register('worker', () => worker.stop());

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '@signspool/shared/config';
+import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 
 interface Service {
   build?: unknown;
@@ -61,6 +62,20 @@ describe('docker-compose.yml', () => {
       // The secret file is a docker secret: read it from the repo for this check.
       env['SIGNSTASH_CLIENT_SECRET_FILE'] = path.join(root, compose.secrets['signstash_client_secret']?.file ?? '-');
       expect(() => loadConfig(env), name).not.toThrow();
+    }
+  });
+
+  it('starts every process that runs the worker with the worker\'s node flags', () => {
+    const scripts = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const launchers = {
+      'compose worker': compose.services['worker']?.command?.join(' ') ?? '',
+      'npm start': scripts['start'] ?? '',
+      'npm run start:worker': scripts['start:worker'] ?? '',
+    };
+    for (const [name, command] of Object.entries(launchers)) {
+      for (const flag of WORKER_NODE_FLAGS) expect(command.split(' '), name).toContain(flag);
+      // Node flags go before the script (after it they would be the script's arguments).
+      expect(command.indexOf(WORKER_NODE_FLAGS[0]), name).toBeLessThan(command.indexOf('bin/start.ts'));
     }
   });
 

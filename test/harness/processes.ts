@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from '@signspool/shared/redis-server';
+import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -25,7 +26,9 @@ export const startService = async (
   const readyTimeoutMs = opts.readyTimeoutMs ?? 20_000;
   const port = await freePort();
   const portEnv = role === 'worker' ? { WORKER_METRICS_PORT: String(port) } : { PORT: String(port) };
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', path.join(root, 'bin/start.ts'), role], {
+  // The flags the launchers (package.json, compose) give a process that runs the worker.
+  const roleArgs = role === 'api' ? [] : WORKER_NODE_FLAGS;
+  const child = spawn(process.execPath, [...roleArgs, ...(opts.nodeArgs ?? []), '--import', 'tsx', path.join(root, 'bin/start.ts'), role], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'info', ...env, ...portEnv },
     stdio: ['ignore', 'pipe', 'pipe'],

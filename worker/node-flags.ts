@@ -1,0 +1,19 @@
+/**
+ * Node flags every process that runs the worker is started with (package.json scripts, compose,
+ * the test harness and the bench; test/compose.test.ts checks the launchers).
+ *
+ * `--initial-old-space-size`: the worker's live heap is small (~25 MB) while it allocates hundreds
+ * of MB/s of short-lived base64 strings, so small per-document objects that live for a batch
+ * (jobs, promises, parser state) are promoted steadily. V8 sets the next old-generation limit from
+ * the live size after each mark-compact and shrinks its growing factor when GC looks slow next to
+ * the mutator, which on two saturated cores it does: in 2 of 8 bench runs the worker fell into a
+ * loop of a mark-compact every ~90 ms (136 in 12 s, 1.5 s of main-thread GC), costing 4.1 instead
+ * of 2.6 ms of CPU per document. With a 128 MB initial old space no run had a mark-compact during
+ * the load (`BENCH_NODE_ARGS="--trace-gc …" npm run bench -- --only 1`). The price is at most
+ * that much old-space garbage before a collection, whatever the document sizes.
+ */
+export const WORKER_NODE_FLAGS = ['--initial-old-space-size=128'] as const;
+
+/** The flags of `WORKER_NODE_FLAGS` this process was not started with. */
+export const missingWorkerNodeFlags = (execArgv: readonly string[] = process.execArgv): string[] =>
+  WORKER_NODE_FLAGS.filter((flag) => !execArgv.includes(flag));
