@@ -25,6 +25,7 @@ export class ApiServer {
   private server: Server | undefined;
   /** The express application (for introspection in tests). */
   app: Express | undefined;
+  private spool: Spool | undefined;
   private redis: Redis | undefined;
   private queue: Queue | undefined;
   private webhookQueue: Queue | undefined;
@@ -46,6 +47,7 @@ export class ApiServer {
     if (!config.redisUrl) throw new Error('api: REDIS_URL is not set');
     const spool = new Spool(config.spoolDir);
     await spool.init();
+    this.spool = spool;
     this.redis = createApiRedis(config.redisUrl);
     this.redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection error'));
     await waitForRedis(this.redis, 10_000);
@@ -98,6 +100,7 @@ export class ApiServer {
       await this.queue?.close();
       await this.webhookQueue?.close();
       if (this.redis) await closeRedis(this.redis);
+      await this.spool?.close();
     })();
     return this.stopPromise;
   }

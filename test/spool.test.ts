@@ -14,7 +14,25 @@ beforeEach(async () => {
   await spool.init();
 });
 afterEach(async () => {
+  await spool.close();
   await rm(root, { recursive: true, force: true });
+});
+
+describe('Spool.syncDir', () => {
+  it('keeps one descriptor per directory, does not keep a failed open, and reopens after close', async () => {
+    const dir = spool.signedDir('op_1');
+    await expect(spool.syncDir(dir)).rejects.toThrow(/ENOENT/);
+    await spool.ensureDir(dir);
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    await Promise.all([spool.syncDir(dir), spool.syncDir(dir), spool.syncDir(dir)]);
+    expect(await fds()).toBe(before + 1);
+    await spool.close();
+    await spool.close();
+    expect(await fds()).toBe(before);
+    await spool.syncDir(dir);
+    expect(await fds()).toBe(before + 1);
+  });
 });
 
 describe('Spool.retire / takeTmp', () => {

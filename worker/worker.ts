@@ -254,6 +254,7 @@ export class SigningWorker {
     await this.webhooks?.stop();
     await this.signer?.stop();
     await this.spool?.dropSpares();
+    await this.spool?.close();
     if (this.redis) await closeRedis(this.redis);
     this.state = 'stopped';
     this.log.info('worker stopped');

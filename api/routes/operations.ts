@@ -18,7 +18,7 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { isTerminal, newOperationRecord, type OperationRecord, type OperationStore, type WebhookAttempt } from '@signspool/shared/operations';
 import { enqueueWebhook, firstDeliveryId, signatureTypeSchema, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
-import { fsyncPath, newId, type Spool } from '@signspool/shared/spool';
+import { newId, type Spool } from '@signspool/shared/spool';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload-storage.js';
@@ -194,7 +194,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         res.json(reservation.record.body);
         return;
       }
-      await fsyncPath(spool.incomingDir(opId));
+      await spool.syncDir(spool.incomingDir(opId));
 
       const signatureType = fields.data.signatureType ?? config.defaultSignatureType;
       const webhookUrl = fields.data.webhookUrl ?? config.webhooks.endpoints[req.tenant ?? ''];
