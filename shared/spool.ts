@@ -133,7 +133,10 @@ export class Spool {
     if (!handle) {
       handle = open(dir, 'r');
       this.dirHandles.set(dir, handle);
-      handle.catch(() => this.dirHandles.delete(dir));
+      const opened = handle;
+      opened.catch(() => {
+        if (this.dirHandles.get(dir) === opened) this.dirHandles.delete(dir);
+      });
     }
     await (await handle).sync();
   }
