@@ -141,11 +141,14 @@ export class Spool {
     await (await handle).sync();
   }
 
-  /** Closes the directory descriptors (at shutdown; a later `syncDir` opens them again). Idempotent. */
+  /**
+   * Releases what this process holds in the spool (at shutdown): removes its spares and closes the
+   * directory descriptors (a later `syncDir` opens them again). Idempotent.
+   */
   async close(): Promise<void> {
     const handles = [...this.dirHandles.values()];
     this.dirHandles.clear();
-    await Promise.all(handles.map((h) => h.then((fh) => fh.close()).catch(() => undefined)));
+    await Promise.all([this.dropSpares(), ...handles.map((h) => h.then((fh) => fh.close()).catch(() => undefined))]);
   }
 
   /** Makes sure a shard directory exists and is durable (once per process and directory). */

@@ -14,6 +14,9 @@
  */
 export const WORKER_NODE_FLAGS = ['--initial-old-space-size=128'] as const;
 
-/** The flags of `WORKER_NODE_FLAGS` this process was not started with. */
+/** The flags of `WORKER_NODE_FLAGS` this process was started without (any value of a flag counts). */
 export const missingWorkerNodeFlags = (execArgv: readonly string[] = process.execArgv): string[] =>
-  WORKER_NODE_FLAGS.filter((flag) => !execArgv.includes(flag));
+  WORKER_NODE_FLAGS.filter((flag) => {
+    const name = flag.split('=')[0] ?? flag;
+    return !execArgv.some((arg) => arg === name || arg.startsWith(`${name}=`));
+  });

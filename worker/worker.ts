@@ -253,7 +253,6 @@ export class SigningWorker {
     await this.janitor?.stop();
     await this.webhooks?.stop();
     await this.signer?.stop();
-    await this.spool?.dropSpares();
     await this.spool?.close();
     if (this.redis) await closeRedis(this.redis);
     this.state = 'stopped';

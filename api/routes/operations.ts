@@ -256,13 +256,14 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   router.get('/:id', async (req: Request, res: Response) => {
     const { id } = parseParams(operationParamsSchema, req.params);
     const wait = preferredWait(req.get('prefer'));
-    if (wait !== undefined && deps.events) res.setHeader('Preference-Applied', `wait=${wait}`);
+    const events = wait === undefined ? undefined : deps.events;
+    if (events) res.setHeader('Preference-Applied', `wait=${wait}`);
     let op;
-    if (wait !== undefined && wait > 0 && deps.events) {
+    if (events && wait) {
       const gone = new AbortController();
       res.on('close', () => gone.abort());
       // Register first, then read: an end between the read and the wait is not missed.
-      const waiter = deps.events.waitFor(id, wait * 1000, gone.signal);
+      const waiter = events.waitFor(id, wait * 1000, gone.signal);
       try {
         op = await loadOwned(req, id);
       } finally {
