@@ -4,13 +4,13 @@
  * total-bytes limit (multer enforces per-file size and counts), and fsyncs each file. Nothing is
  * held in memory beyond the stream's buffers.
  */
-import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Request } from 'express';
 import type { StorageEngine } from 'multer';
 import type { TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SignspoolError } from '@signspool/shared/errors';
+import { SpoolWriteStream } from '@signspool/shared/page-cache-io';
 import { HashingCounter, newId, type Spool } from '@signspool/shared/spool';
 
 /** Per-request upload state, created by the route before multer runs. */
@@ -71,8 +71,8 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
     const counter = new LimitedHashingCounter(ctx);
     void (async () => {
       await spool.ensureDir(spool.incomingDir(ctx.opId));
-      // flush: the file is fsynced on its own descriptor before it is closed.
-      await pipeline(file.stream, counter, createWriteStream(target, { flags: 'wx', flush: true }));
+      // Written on the calling thread, fsynced on its own descriptor before it is closed (shared/page-cache-io.ts).
+      await pipeline(file.stream, counter, new SpoolWriteStream(target, 'wx'));
       const spooled: SpooledFile = {
         docId,
         path: target,

@@ -15,9 +15,10 @@
  * written elsewhere (or under a name nobody reads yet), fsynced, renamed, and its directory fsynced.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, statfs, truncate, type FileHandle } from 'node:fs/promises';
+import { createReadStream, renameSync, truncateSync } from 'node:fs';
+import { mkdir, open, readdir, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { SpoolWriteStream } from './page-cache-io.js';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -177,14 +178,15 @@ export class Spool {
   async retire(p: string): Promise<void> {
     if (this.spares.length >= MAX_SPARES) return rm(p, { force: true });
     const spare = this.tmpPath('spare');
+    // Rename and truncate on the calling thread (page-cache work: shared/page-cache-io.ts).
     try {
-      await rename(p, spare);
+      renameSync(p, spare);
     } catch {
       return rm(p, { force: true });
     }
     try {
       // Frees the blocks now and makes the spare's mtime recent (the janitor leaves it alone).
-      await truncate(spare, 0);
+      truncateSync(spare, 0);
       this.spares.push({ path: spare, at: Date.now() });
     } catch {
       await rm(spare, { force: true });
@@ -218,8 +220,9 @@ export class Spool {
     const { path: tmp, flags } = await this.takeTmp('w');
     const counter = new HashingCounter();
     try {
-      await pipeline(source, counter, createWriteStream(tmp, { flags }));
-      await this.commit(tmp, dest);
+      // The stream fsyncs the file before closing it.
+      await pipeline(source, counter, new SpoolWriteStream(tmp, flags));
+      await this.commit(tmp, dest, { synced: true });
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
@@ -231,7 +234,7 @@ export class Spool {
   async commit(tmp: string, dest: string, opts: { synced?: boolean } = {}): Promise<void> {
     if (!opts.synced) await fsyncPath(tmp);
     await this.ensureDir(path.dirname(dest));
-    await rename(tmp, dest);
+    renameSync(tmp, dest);
     await this.syncDir(path.dirname(dest));
   }
 

@@ -4,7 +4,8 @@
  * does the decoding; `Base64FileSink` stores the bytes in a file (the adapter's signed results).
  */
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { fsyncFd, writeAll } from '@signspool/shared/page-cache-io';
 import { Base64Decoder } from './base64-stream.js';
 
 export interface DecodedContent {
@@ -48,43 +49,62 @@ export class Base64FileSink extends Base64Sink {
 
   private constructor(
     readonly path: string,
-    private readonly fh: FileHandle,
+    private fd: number | undefined,
   ) {
     super();
   }
 
-  static async open(path: string, flags = 'wx'): Promise<Base64FileSink> {
-    return new Base64FileSink(path, await open(path, flags));
+  /** Opens (writes, closes) on the calling thread, fsyncs on the pool: shared/page-cache-io.ts. */
+  static open(path: string, flags = 'wx'): Base64FileSink {
+    return new Base64FileSink(path, openSync(path, flags));
   }
 
   /** Decodes and writes the rest; returns size and sha256. The file stays open: `close` it. */
   async finish(): Promise<DecodedContent> {
     const content = await this.finishDecoding();
-    await this.flush();
+    this.flush();
     return content;
   }
 
   /** Closes the file, fsyncing it first when `sync` (a commit then needs no second open). */
   async close(opts: { sync?: boolean } = {}): Promise<void> {
-    if (opts.sync) await this.fh.sync();
-    await this.fh.close();
+    const fd = this.openFd();
+    try {
+      if (opts.sync) await fsyncFd(fd);
+    } finally {
+      this.fd = undefined;
+      closeSync(fd);
+    }
   }
 
-  /** Closes the file without finishing (error paths). */
-  async abort(): Promise<void> {
-    await this.fh.close().catch(() => undefined);
+  /** Closes the file without finishing (error paths). Idempotent. */
+  abort(): Promise<void> {
+    const fd = this.fd;
+    this.fd = undefined;
+    try {
+      if (fd !== undefined) closeSync(fd);
+    } catch {
+      // already gone: nothing to release
+    }
+    return Promise.resolve();
   }
 
-  protected async store(bytes: Buffer): Promise<void> {
+  protected store(bytes: Buffer): Promise<void> {
     this.pending.push(bytes);
     this.pendingBytes += bytes.length;
-    if (this.pendingBytes >= WRITE_CHUNK) await this.flush();
+    if (this.pendingBytes >= WRITE_CHUNK) this.flush();
+    return Promise.resolve();
   }
 
-  private async flush(): Promise<void> {
+  private flush(): void {
     const buffers = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    if (buffers.length > 0) await this.fh.writev(buffers);
+    if (buffers.length > 0) writeAll(this.openFd(), buffers);
+  }
+
+  private openFd(): number {
+    if (this.fd === undefined) throw new Error(`${this.path} is closed`);
+    return this.fd;
   }
 }

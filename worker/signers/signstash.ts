@@ -16,13 +16,14 @@
  * decoded straight into a spool file. Memory does not grow with the batch.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
+import { readPieces } from '@signspool/shared/page-cache-io';
 import type { Spool } from '@signspool/shared/spool';
 import { Base64FileSink } from '../base64-file-sink.js';
 import { base64Encode, base64Length } from '../base64-stream.js';
@@ -183,11 +184,10 @@ export class SignstashSigner implements Signer {
     for (const [i, d] of docs.entries()) {
       yield Buffer.from(p.before(i));
       const hash = createHash('sha256');
-      const file = createReadStream(d.path, { highWaterMark: READ_CHUNK });
       async function* hashed(): AsyncGenerator<Buffer> {
-        for await (const chunk of file) {
-          hash.update(chunk as Buffer);
-          yield chunk as Buffer;
+        for await (const chunk of readPieces(d.path, READ_CHUNK)) {
+          hash.update(chunk);
+          yield chunk;
         }
       }
       yield* base64Encode(hashed());
@@ -202,7 +202,7 @@ export class SignstashSigner implements Signer {
     const missing: DocumentResult[] = [];
     for (const d of batch.documents) {
       try {
-        const st = await stat(d.path);
+        const st = statSync(d.path);
         if (st.size !== d.size) {
           missing.push({ ok: false, docId: d.docId, error: new SignspoolError('SPOOL_FILE_CORRUPT', { detail: 'the spooled file changed size since upload' }) });
         } else docs.push({ ...d, realSize: st.size });
@@ -280,7 +280,7 @@ export class SignstashSigner implements Signer {
     const sinkOf = async (c: Current): Promise<Base64FileSink> => {
       if (!c.sink) {
         const tmp = await spool.takeTmp('signed');
-        c.sink = await Base64FileSink.open(tmp.path, tmp.flags);
+        c.sink = Base64FileSink.open(tmp.path, tmp.flags);
         tmpFiles.add(c.sink.path);
       }
       return c.sink;

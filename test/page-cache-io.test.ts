@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readPieces, SpoolWriteStream } from '@signspool/shared/page-cache-io';
+import { Base64FileSink } from '@signspool/worker/base64-file-sink';
+
+const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+
+describe('page-cache I/O', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pcio-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('SpoolWriteStream writes every byte of a multi-piece stream and leaves no descriptor open', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const target = path.join(dir, 'out');
+    const before = await openFds();
+    const pieces = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
+    await pipeline(Readable.from(pieces), new SpoolWriteStream(target, 'wx'));
+    expect((await readFile(target)).equals(data)).toBe(true);
+    expect(await openFds()).toBe(before);
+  });
+
+  it("SpoolWriteStream with 'wx' refuses an existing file and keeps it as it was", async () => {
+    const target = path.join(dir, 'taken');
+    await writeFile(target, 'kept');
+    const before = await openFds();
+    await expect(pipeline(Readable.from([Buffer.from('new')]), new SpoolWriteStream(target, 'wx'))).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(await readFile(target, 'utf8')).toBe('kept');
+    expect(await openFds()).toBe(before);
+  });
+
+  it("SpoolWriteStream with 'w' rewrites a reused file from the start", async () => {
+    const target = path.join(dir, 'spare');
+    await writeFile(target, 'an older and longer content');
+    await pipeline(Readable.from([Buffer.from('short')]), new SpoolWriteStream(target, 'w'));
+    expect(await readFile(target, 'utf8')).toBe('short');
+  });
+
+  it('SpoolWriteStream closes its descriptor when the source fails midway', async () => {
+    const target = path.join(dir, 'partial');
+    const before = await openFds();
+    async function* failing(): AsyncGenerator<Buffer> {
+      yield Buffer.alloc(1000);
+      throw new Error('client went away');
+    }
+    await expect(pipeline(failing(), new SpoolWriteStream(target, 'wx'))).rejects.toThrow('client went away');
+    expect(await openFds()).toBe(before);
+  });
+
+  it('readPieces yields the file in pieces of the asked size and closes it, also when the reader stops early', async () => {
+    const data = randomBytes(200 * 1024);
+    const file = path.join(dir, 'in');
+    await writeFile(file, data);
+    const before = await openFds();
+    const pieces: Buffer[] = [];
+    for await (const p of readPieces(file, 3 * 64 * 1024)) pieces.push(p);
+    expect(pieces.map((p) => p.length)).toEqual([196608, 8192]);
+    expect(Buffer.concat(pieces).equals(data)).toBe(true);
+    for await (const p of readPieces(file, 1024)) {
+      expect(p.length).toBe(1024);
+      break;
+    }
+    expect(await openFds()).toBe(before);
+    await expect(readPieces(path.join(dir, 'missing'), 1024).next()).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('Base64FileSink decodes into its file, fsyncs at close, and abort after close is harmless', async () => {
+    const data = randomBytes(300 * 1024 + 1);
+    const target = path.join(dir, 'signed');
+    const before = await openFds();
+    const sink = Base64FileSink.open(target);
+    const text = Buffer.from(data.toString('base64'));
+    for (let i = 0; i < text.length; i += 7000) await sink.push(text.subarray(i, i + 7000));
+    const decoded = await sink.finish();
+    await sink.close({ sync: true });
+    await sink.abort();
+    expect(decoded.size).toBe(data.length);
+    expect((await readFile(target)).equals(data)).toBe(true);
+    expect(await openFds()).toBe(before);
+  });
+});
