@@ -240,34 +240,45 @@ const waitSigned = async (apiUrl: string, key: string, agent: Agent, id: string)
   }
 };
 
-/**
- * Section 1's load: `docs` single-document operations from 64 clients in a closed loop (each sends
- * its next document when the previous POST answered), every operation long-polled to its end.
- */
-const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, label: string) => {
-  const dir = await mkdtemp(path.join(tmp, `${label}-`));
-  const env = stackEnv(e, dir, { BATCH_MAX_DOCS: String(maxDocs) });
-  const [api, worker] = await Promise.all([startRole('api', env), startRole('worker', env)]);
-  const doc = randomBytes(200 * 1024);
-  const agent = new Agent({ connections: 256 });
+/** `docs` single-document operations from 64 clients in a closed loop, each long-polled to its end. */
+const closedLoop = async (apiUrl: string, key: string, agent: Agent, doc: Buffer, docs: number) => {
   const postTimes: number[] = [];
   const e2e: number[] = [];
-  const cpu0 = await machineCpu();
-  const pids = { api: api.child.pid, worker: worker.child.pid, redis: e.redisPid, fake: e.fakePid, bench: process.pid };
-  const cpuBefore = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuSeconds(pid)] as const)));
-  const started = performance.now();
   let next = 0;
   const waiters: Promise<void>[] = [];
   await Promise.all(
     Array.from({ length: 64 }, async () => {
       while (next < docs) {
-        const { id, ms } = await submitOne(api.url, e.key, agent, doc, next++);
+        const { id, ms } = await submitOne(apiUrl, key, agent, doc, next++);
         postTimes.push(ms);
-        waiters.push(waitSigned(api.url, e.key, agent, id).then((t) => void e2e.push(t)));
+        waiters.push(waitSigned(apiUrl, key, agent, id).then((t) => void e2e.push(t)));
       }
     }),
   );
   await Promise.all(waiters);
+  return { postTimes, e2e };
+};
+
+/**
+ * Section 1's load: `docs` single-document operations from 64 clients in a closed loop (each sends
+ * its next document when the previous POST answered), every operation long-polled to its end.
+ * `warmup` documents go through the same stack first, unmeasured: a long-running service's code is
+ * compiled by then (in a fresh process V8's optimizing compiler and the interpreter take a
+ * noticeable share of the first seconds).
+ */
+const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, label: string, warmup: number) => {
+  const dir = await mkdtemp(path.join(tmp, `${label}-`));
+  const env = stackEnv(e, dir, { BATCH_MAX_DOCS: String(maxDocs) });
+  const [api, worker] = await Promise.all([startRole('api', env), startRole('worker', env)]);
+  const doc = randomBytes(200 * 1024);
+  const agent = new Agent({ connections: 256 });
+  if (warmup > 0) await closedLoop(api.url, e.key, agent, doc, warmup);
+  await fetch(`${e.fakeUrl}/_fake/reset`, { method: 'POST' });
+  const cpu0 = await machineCpu();
+  const pids = { api: api.child.pid, worker: worker.child.pid, redis: e.redisPid, fake: e.fakePid, bench: process.pid };
+  const cpuBefore = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuSeconds(pid)] as const)));
+  const started = performance.now();
+  const { postTimes, e2e } = await closedLoop(api.url, e.key, agent, doc, docs);
   const seconds = (performance.now() - started) / 1000;
   const cpu1 = await machineCpu();
   /** CPU seconds each process spent per document. */
@@ -292,12 +303,14 @@ const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, la
  * Section 4's load run: single-document operations arriving at a fixed rate (an open loop: a
  * submission does not wait for the previous one), for `seconds`.
  */
-const paced = async (e: Env, tmp: string, rate: number, seconds: number) => {
+const paced = async (e: Env, tmp: string, rate: number, seconds: number, warmup: number) => {
   const dir = await mkdtemp(path.join(tmp, 'paced-'));
   const env = stackEnv(e, dir, {});
   const [api, worker] = await Promise.all([startRole('api', env), startRole('worker', env)]);
   const doc = randomBytes(200 * 1024);
   const agent = new Agent({ connections: 512 });
+  // Warmed up as section 1's stacks are, then idle again before the paced arrivals start.
+  if (warmup > 0) await closedLoop(api.url, e.key, agent, doc, warmup);
   const postTimes: number[] = [];
   const e2e: number[] = [];
   const total = Math.max(1, Math.round(rate * seconds));
@@ -505,12 +518,12 @@ const footprint = async (e: Env, tmp: string, docs: number) => {
  */
 const fileCreationCost = async (tmp: string) => {
   const dir = await mkdtemp(path.join(tmp, 'files-'));
-  const n = 500;
+  const files = 500;
   const timed = (fn: (i: number) => void): number => {
     const c0 = process.cpuUsage();
-    for (let i = 0; i < n; i++) fn(i);
+    for (let i = 0; i < files; i++) fn(i);
     const c = process.cpuUsage(c0);
-    return (c.user + c.system) / n;
+    return (c.user + c.system) / files;
   };
   const writeWith = (flag: string) => (i: number) => {
     const fd = openSync(path.join(dir, `f${i}`), flag);
@@ -523,6 +536,11 @@ const fileCreationCost = async (tmp: string) => {
   return { createUs, rewriteUs };
 };
 
+/** Section 1's documents (BENCH_DOCS). */
+const n = Number(process.env['BENCH_DOCS'] ?? (quick ? 200 : 5000));
+/** Unmeasured documents through each load stack (sections 1 and 4) before its measured run (BENCH_WARMUP). */
+const warmup = Number(process.env['BENCH_WARMUP'] ?? (quick ? 50 : 500));
+
 const main = async (): Promise<void> => {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'signspool-bench-'));
   const redisServer = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
@@ -530,20 +548,17 @@ const main = async (): Promise<void> => {
   const e: Env = { redisUrl: redisServer.url, key: generateApiKey(), fakeUrl: fake.url, fakePid: fake.child.pid, redisPid: redisServer.process.pid };
   const started = Date.now();
   console.log(
-    `signspool bench${quick ? ' --quick' : ''}: fake latency ${LATENCY_MS} ms/request + ${BYTES_PER_SEC / 1e6} MB/s, UPSTREAM_CONCURRENCY=${CONCURRENCY}, BATCH_MAX_DOCS=${MAX_DOCS}, BATCH_LINGER=${LINGER_MS}ms, ${os.cpus().length} CPUs`,
+    `signspool bench${quick ? ' --quick' : ''}: fake latency ${LATENCY_MS} ms/request + ${BYTES_PER_SEC / 1e6} MB/s, UPSTREAM_CONCURRENCY=${CONCURRENCY}, BATCH_MAX_DOCS=${MAX_DOCS}, BATCH_LINGER=${LINGER_MS}ms, ${os.cpus().length} CPUs, ${warmup} warm-up documents per load stack`,
   );
   console.log('section | metric | value | baseline | ratio | target | result');
   try {
     // 1. Coalescing gain
-    const n = Number(process.env['BENCH_DOCS'] ?? (quick ? 200 : 5000));
     const docBytes = 200 * 1024;
     let ourLoad: Awaited<ReturnType<typeof coalescing>> | undefined;
     if (runs('1') || runs('4')) {
       const nBase = Math.max(50, Math.round(n / 5));
-      await fetch(`${fake.url}/_fake/reset`, { method: 'POST' });
-      const ours = await coalescing(e, tmp, n, MAX_DOCS, 'coalesce');
-      await fetch(`${fake.url}/_fake/reset`, { method: 'POST' });
-      const base = await coalescing(e, tmp, nBase, 1, 'baseline');
+      const ours = await coalescing(e, tmp, n, MAX_DOCS, 'coalesce', warmup);
+      const base = await coalescing(e, tmp, nBase, 1, 'baseline', Math.min(warmup, nBase));
       const batchMs = LATENCY_MS + ((MAX_DOCS * docBytes) / BYTES_PER_SEC) * 1000;
       const bound = (CONCURRENCY * MAX_DOCS) / (batchMs / 1000);
       const meanDocs = n / ours.requests.length;
@@ -675,7 +690,7 @@ const main = async (): Promise<void> => {
       add({ section: '4 latency', metric: 'accepted → signed p50 / p99, closed loop (1)', value: pct(load.e2e, 0.5), unit: `/ ${fmt(pct(load.e2e, 0.99))} ms` });
       // Open loop at section 1's throughput: documents arrive at that rate whatever the answers do.
       const rate = Math.max(1, Math.floor(load.docsPerSec));
-      const pl = await paced(e, tmp, rate, quick ? 3 : 15);
+      const pl = await paced(e, tmp, rate, quick ? 3 : 15, warmup);
       for (const q of [0.5, 0.95, 0.99]) {
         add({
           section: '4 latency',
@@ -689,7 +704,7 @@ const main = async (): Promise<void> => {
         add({ section: '4 latency', metric: `accepted → signed p${q * 100} at ${rate} docs/s`, value: pct(pl.e2e, q), unit: 'ms' });
       // The same at half that rate: how much of the above is queueing at saturation.
       const half = Math.max(1, Math.floor(rate / 2));
-      const ph = await paced(e, tmp, half, quick ? 3 : 15);
+      const ph = await paced(e, tmp, half, quick ? 3 : 15, warmup);
       add({ section: '4 latency', metric: `POST /v1/operations p50 / p99 at ${half} docs/s (half of 1, open loop)`, value: pct(ph.postTimes, 0.5), unit: `/ ${fmt(pct(ph.postTimes, 0.99))} ms` });
       add({ section: '4 latency', metric: `accepted → signed p50 / p99 at ${half} docs/s`, value: pct(ph.e2e, 0.5), unit: `/ ${fmt(pct(ph.e2e, 0.99))} ms` });
     }
@@ -723,6 +738,7 @@ const main = async (): Promise<void> => {
     concurrency: CONCURRENCY,
     maxDocs: MAX_DOCS,
     lingerMs: LINGER_MS,
+    warmupDocs: warmup,
     durationS: (Date.now() - started) / 1000,
   };
   await writeFile(file, JSON.stringify({ meta, rows }, null, 2));

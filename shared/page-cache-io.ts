@@ -1,14 +1,15 @@
 /**
- * Spool file I/O on the calling thread, except fsync. Opening, reading, writing, renaming,
+ * Spool file I/O on the calling thread, except fsync and file creation. Reading, writing, renaming,
  * truncating and closing a spool file only touch the page cache and cost a few microseconds of
- * kernel time; through libuv's thread pool each one also costs a pool thread's wake-up and an
+ * kernel time; through libuv's thread pool each call also costs a pool thread's wake-up and an
  * event-loop wake-up back: 12–36 µs of CPU against 3 µs for the same `stat` done on the calling
- * thread (`node bench/fs-round-trip.ts`). The worker made 14 such calls per document and the api
- * about 8; on two saturated cores that CPU is taken from the pipeline. fsync waits for the disk, so
- * it stays on the pool. Every call is bounded (reads and writes of at most 1 MiB), so the event
- * loop is held for tens of microseconds at a time, or for one disk read when the cache is cold.
+ * thread (`npm run bench:fs`). The worker made 14 such calls per document and the api about 8; on
+ * two saturated cores that CPU is taken from the pipeline. fsync waits for the disk and creating a
+ * file has no bounded cost (`openFile`), so both stay on the pool. Reads and writes are at most
+ * 1 MiB, so the event loop is held for tens of microseconds at a time, or for one disk read when
+ * the cache is cold.
  */
-import { closeSync, fsync, openSync, readSync, writevSync } from 'node:fs';
+import { closeSync, fsync, open, openSync, readSync, writevSync } from 'node:fs';
 import { Writable } from 'node:stream';
 
 /** The largest read or write done in one call. */
@@ -18,6 +19,16 @@ export const MAX_IO_BYTES = 1024 * 1024;
 export const fsyncFd = (fd: number): Promise<void> =>
   new Promise((resolve, reject) => {
     fsync(fd, (err) => (err ? reject(err) : resolve()));
+  });
+
+/**
+ * Opens on the thread pool: creating a file is the one call here whose cost is not small and not
+ * predictable (on a journal-less ext4 the allocator walks past every inode deleted in the last
+ * minutes: 60 µs to over 1 ms per file, bench section 1's row), so it must not hold the event loop.
+ */
+export const openFile = (file: string, flags: 'r' | 'w' | 'wx'): Promise<number> =>
+  new Promise((resolve, reject) => {
+    open(file, flags, (err, fd) => (err ? reject(err) : resolve(fd)));
   });
 
 /** Reads a file in pieces of `pieceBytes` (each a fresh Buffer the consumer may keep). */
@@ -69,12 +80,13 @@ export class SpoolWriteStream extends Writable {
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
-    try {
-      this.fd = openSync(this.path, this.flags);
-      cb();
-    } catch (err) {
-      cb(err as Error);
-    }
+    openFile(this.path, this.flags).then(
+      (fd) => {
+        this.fd = fd;
+        cb();
+      },
+      (err: unknown) => cb(err as Error),
+    );
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {

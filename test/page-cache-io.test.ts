@@ -52,7 +52,10 @@ describe('page-cache I/O', () => {
       yield Buffer.alloc(1000);
       throw new Error('client went away');
     }
-    await expect(pipeline(failing(), new SpoolWriteStream(target, 'wx'))).rejects.toThrow('client went away');
+    const out = new SpoolWriteStream(target, 'wx');
+    const closed = new Promise((resolve) => out.once('close', resolve));
+    await expect(pipeline(failing(), out)).rejects.toThrow('client went away');
+    await closed;
     expect(await openFds()).toBe(before);
   });
 
@@ -77,7 +80,7 @@ describe('page-cache I/O', () => {
     const data = randomBytes(300 * 1024 + 1);
     const target = path.join(dir, 'signed');
     const before = await openFds();
-    const sink = Base64FileSink.open(target);
+    const sink = await Base64FileSink.open(target);
     const text = Buffer.from(data.toString('base64'));
     for (let i = 0; i < text.length; i += 7000) await sink.push(text.subarray(i, i + 7000));
     const decoded = await sink.finish();

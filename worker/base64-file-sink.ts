@@ -4,8 +4,8 @@
  * does the decoding; `Base64FileSink` stores the bytes in a file (the adapter's signed results).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
-import { fsyncFd, writeAll } from '@signspool/shared/page-cache-io';
+import { closeSync } from 'node:fs';
+import { fsyncFd, openFile, writeAll } from '@signspool/shared/page-cache-io';
 import { Base64Decoder } from './base64-stream.js';
 
 export interface DecodedContent {
@@ -54,9 +54,9 @@ export class Base64FileSink extends Base64Sink {
     super();
   }
 
-  /** Opens (writes, closes) on the calling thread, fsyncs on the pool: shared/page-cache-io.ts. */
-  static open(path: string, flags = 'wx'): Base64FileSink {
-    return new Base64FileSink(path, openSync(path, flags));
+  /** Opens and fsyncs on the thread pool, writes and closes on the calling thread: shared/page-cache-io.ts. */
+  static async open(path: string, flags: 'w' | 'wx' = 'wx'): Promise<Base64FileSink> {
+    return new Base64FileSink(path, await openFile(path, flags));
   }
 
   /** Decodes and writes the rest; returns size and sha256. The file stays open: `close` it. */

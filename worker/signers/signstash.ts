@@ -280,7 +280,7 @@ export class SignstashSigner implements Signer {
     const sinkOf = async (c: Current): Promise<Base64FileSink> => {
       if (!c.sink) {
         const tmp = await spool.takeTmp('signed');
-        c.sink = Base64FileSink.open(tmp.path, tmp.flags);
+        c.sink = await Base64FileSink.open(tmp.path, tmp.flags);
         tmpFiles.add(c.sink.path);
       }
       return c.sink;
