@@ -265,6 +265,18 @@ describe('api without a worker', () => {
     expect(stack.api?.waitingRequests).toBe(0);
   });
 
+  it('lets go of a Prefer: wait request whose client disconnects', async () => {
+    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'g.txt', content: 'g' }]);
+    const client = new AbortController();
+    const pending = fetch(`${stack.apiUrl}/v1/operations/${res.body.id}`, { headers: { ...auth(stack.keys.acme), prefer: 'wait=60' }, signal: client.signal }).catch(
+      (err: unknown) => err,
+    );
+    await eventually('the request waiting', () => (stack.api?.waitingRequests ?? 0) === 1);
+    client.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    await eventually('no waiter left', () => (stack.api?.waitingRequests ?? 0) === 0, 5000);
+  });
+
   it('makes submissions idempotent with Idempotency-Key', async () => {
     const before = await queueState(stack);
     const form = (content: string) => {

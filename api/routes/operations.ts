@@ -260,18 +260,19 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     if (events) res.setHeader('Preference-Applied', `wait=${wait}`);
     let op;
     if (events && wait) {
-      const gone = new AbortController();
-      res.on('close', () => gone.abort());
       // Register first, then read: an end between the read and the wait is not missed.
-      const waiter = events.waitFor(id, wait * 1000, gone.signal);
+      const waiter = events.waitFor(id, wait * 1000);
       try {
         op = await loadOwned(req, id);
       } finally {
         if (!op || isTerminal(op.status)) waiter.cancel();
       }
       if (!isTerminal(op.status)) {
+        // The client going away ends the wait.
+        res.once('close', waiter.cancel);
         await waiter.done;
-        if (gone.signal.aborted) return;
+        res.off('close', waiter.cancel);
+        if (res.destroyed) return;
         op = await loadOwned(req, id);
       }
     } else {
