@@ -201,6 +201,20 @@ local st, became = settle(KEYS[1], now, retention, channel)
 return cjson.encode({ status = st, applied = applied, rejected = {}, becameTerminal = became, webhook = redis.call('HEXISTS', KEYS[1], 'webhookUrl') == 1 })
 `;
 
+// KEYS[1] op hash; ARGV: ttlMs, then field, value pairs. Writes a new record and its expiry at once
+// (one script instead of MULTI + HSET + PEXPIRE + EXEC); HSET in slices of 500 pairs (Lua's unpack limit).
+const LUA_CREATE = `
+local n = #ARGV
+local i = 2
+while i <= n do
+  local j = math.min(i + 999, n)
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
+`;
+
 // KEYS[1] op hash; ARGV: retentionMs. Ends the "accepting" phase of a new operation.
 const LUA_ACCEPTED = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -218,6 +232,7 @@ interface ScriptedRedis extends Redis {
   signspoolTransition(key: string, now: number, retention: number, channel: string, updates: string): Promise<string>;
   signspoolCancel(key: string, now: number, retention: number, channel: string, message: string): Promise<string>;
   signspoolAccepted(key: string, retention: number): Promise<number>;
+  signspoolCreate(key: string, ttl: number, ...fieldsAndValues: string[]): Promise<number>;
 }
 
 const withScripts = (redis: Redis): ScriptedRedis => {
@@ -226,6 +241,7 @@ const withScripts = (redis: Redis): ScriptedRedis => {
     redis.defineCommand('signspoolTransition', { numberOfKeys: 1, lua: LUA_TRANSITION });
     redis.defineCommand('signspoolCancel', { numberOfKeys: 1, lua: LUA_CANCEL });
     redis.defineCommand('signspoolAccepted', { numberOfKeys: 1, lua: LUA_ACCEPTED });
+    redis.defineCommand('signspoolCreate', { numberOfKeys: 1, lua: LUA_CREATE });
   }
   return r;
 };
@@ -298,7 +314,7 @@ export class OperationStore {
       const rec: DocumentRecord = { ...d, status: 'queued', acceptedAt: op.createdAt, updatedAt: op.createdAt, attempts: 0 };
       fields[`doc:${d.id}`] = JSON.stringify(rec);
     }
-    await this.redis.multi().hset(this.key(op.id), fields).pexpire(this.key(op.id), ACCEPTING_TTL_MS).exec();
+    await this.redis.signspoolCreate(this.key(op.id), ACCEPTING_TTL_MS, ...Object.entries(fields).flat());
   }
 
   /** The operation's jobs are enqueued: the record no longer expires (until it is terminal). */

@@ -91,4 +91,25 @@ describe('recovery', () => {
       await stack.stop();
     }
   });
+
+  it('a new record is written whole with an expiry (a crash before its jobs leaves nothing behind for good), then kept once accepted', async () => {
+    const stack = await startStack({ api: false, worker: false });
+    const redis = new Redis(stack.config.redisUrl ?? '');
+    try {
+      const store = new OperationStore(redis, { prefix: testPrefix(), retentionMs: 60_000 });
+      // More documents than one HSET slice of the create script (500 pairs).
+      const documents = Array.from({ length: 1234 }, (_, i) => ({ id: `doc_${i}`, name: `d${i}.pdf`, contentType: 'application/pdf', size: i, sha256: 'ab'.repeat(32) }));
+      await store.create({ id: 'op_big', tenant: 't', signatureType: 'PAdES', externalReference: 'ref', createdAt: Date.now(), documents });
+      expect(await redis.pttl(store.key('op_big'))).toBeGreaterThan(0);
+      const op = await store.get('op_big');
+      expect(op?.documents.map((d) => d.id)).toEqual(documents.map((d) => d.id));
+      expect(op?.documents[1233]).toMatchObject({ name: 'd1233.pdf', size: 1233, status: 'queued' });
+      expect(op).toMatchObject({ status: 'queued', externalReference: 'ref', counts: { queued: 1234, signing: 0 } });
+      await store.markAccepted('op_big');
+      expect(await redis.pttl(store.key('op_big'))).toBe(-1);
+    } finally {
+      await redis.quit();
+      await stack.stop();
+    }
+  });
 });
