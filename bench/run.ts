@@ -206,20 +206,33 @@ const writeRandomFile = async (file: string, size: number): Promise<void> => {
 // --- 1 + 4b: coalescing gain, load latency ---------------------------------------------------------
 const TERMINAL = ['succeeded', 'failed', 'partially_failed', 'canceled'];
 
-/** One single-document multipart submission (what each client of section 1 sends). */
-const submitOne = async (apiUrl: string, key: string, agent: Agent, doc: Buffer, i: number): Promise<{ id: string; ms: number }> => {
+/**
+ * The multipart body every client of sections 1 and 4 sends (a 200 KB document and a signature
+ * type), built once per document content: the load generator shares the two cores with what it
+ * measures, so it does not copy 200 KB per request.
+ */
+interface Submission {
+  body: Buffer;
+  contentType: string;
+}
+const submissionOf = (doc: Buffer): Submission => {
   // The boundary style of signspool's CLI (cli/multipart.ts); curl and browsers send similar lengths.
   const boundary = `----signspool${randomBytes(12).toString('hex')}`;
   const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="d${i}.pdf"\r\ncontent-type: application/pdf\r\n\r\n`),
+    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="document.pdf"\r\ncontent-type: application/pdf\r\n\r\n`),
     doc,
     Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="signatureType"\r\n\r\nPAdES\r\n--${boundary}--\r\n`),
   ]);
+  return { body, contentType: `multipart/form-data; boundary=${boundary}` };
+};
+
+/** One single-document operation (what each client of section 1 sends). */
+const submitOne = async (apiUrl: string, key: string, agent: Agent, { body, contentType }: Submission): Promise<{ id: string; ms: number }> => {
   const t0 = performance.now();
   const r = await request(`${apiUrl}/v1/operations`, {
     method: 'POST',
     dispatcher: agent,
-    headers: { authorization: `Bearer ${key}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
+    headers: { authorization: `Bearer ${key}`, 'content-type': contentType },
     body,
   });
   const res = (await r.body.json()) as { id: string };
@@ -241,7 +254,7 @@ const waitSigned = async (apiUrl: string, key: string, agent: Agent, id: string)
 };
 
 /** `docs` single-document operations from 64 clients in a closed loop, each long-polled to its end. */
-const closedLoop = async (apiUrl: string, key: string, agent: Agent, doc: Buffer, docs: number) => {
+const closedLoop = async (apiUrl: string, key: string, agent: Agent, submission: Submission, docs: number) => {
   const postTimes: number[] = [];
   const e2e: number[] = [];
   let next = 0;
@@ -249,7 +262,8 @@ const closedLoop = async (apiUrl: string, key: string, agent: Agent, doc: Buffer
   await Promise.all(
     Array.from({ length: 64 }, async () => {
       while (next < docs) {
-        const { id, ms } = await submitOne(apiUrl, key, agent, doc, next++);
+        next++;
+        const { id, ms } = await submitOne(apiUrl, key, agent, submission);
         postTimes.push(ms);
         waiters.push(waitSigned(apiUrl, key, agent, id).then((t) => void e2e.push(t)));
       }
@@ -270,15 +284,15 @@ const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, la
   const dir = await mkdtemp(path.join(tmp, `${label}-`));
   const env = stackEnv(e, dir, { BATCH_MAX_DOCS: String(maxDocs) });
   const [api, worker] = await Promise.all([startRole('api', env), startRole('worker', env)]);
-  const doc = randomBytes(200 * 1024);
+  const submission = submissionOf(randomBytes(200 * 1024));
   const agent = new Agent({ connections: 256 });
-  if (warmup > 0) await closedLoop(api.url, e.key, agent, doc, warmup);
+  if (warmup > 0) await closedLoop(api.url, e.key, agent, submission, warmup);
   await fetch(`${e.fakeUrl}/_fake/reset`, { method: 'POST' });
   const cpu0 = await machineCpu();
   const pids = { api: api.child.pid, worker: worker.child.pid, redis: e.redisPid, fake: e.fakePid, bench: process.pid };
   const cpuBefore = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuSeconds(pid)] as const)));
   const started = performance.now();
-  const { postTimes, e2e } = await closedLoop(api.url, e.key, agent, doc, docs);
+  const { postTimes, e2e } = await closedLoop(api.url, e.key, agent, submission, docs);
   const seconds = (performance.now() - started) / 1000;
   const cpu1 = await machineCpu();
   /** CPU seconds each process spent per document. */
@@ -307,10 +321,10 @@ const paced = async (e: Env, tmp: string, rate: number, seconds: number, warmup:
   const dir = await mkdtemp(path.join(tmp, 'paced-'));
   const env = stackEnv(e, dir, {});
   const [api, worker] = await Promise.all([startRole('api', env), startRole('worker', env)]);
-  const doc = randomBytes(200 * 1024);
+  const submission = submissionOf(randomBytes(200 * 1024));
   const agent = new Agent({ connections: 512 });
   // Warmed up as section 1's stacks are, then idle again before the paced arrivals start.
-  if (warmup > 0) await closedLoop(api.url, e.key, agent, doc, warmup);
+  if (warmup > 0) await closedLoop(api.url, e.key, agent, submission, warmup);
   const postTimes: number[] = [];
   const e2e: number[] = [];
   const total = Math.max(1, Math.round(rate * seconds));
@@ -321,7 +335,7 @@ const paced = async (e: Env, tmp: string, rate: number, seconds: number, warmup:
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     all.push(
-      submitOne(api.url, e.key, agent, doc, i).then(async ({ id, ms }) => {
+      submitOne(api.url, e.key, agent, submission).then(async ({ id, ms }) => {
         postTimes.push(ms);
         e2e.push(await waitSigned(api.url, e.key, agent, id));
       }),
