@@ -5,9 +5,10 @@
  * event-loop wake-up back: 12–36 µs of CPU against 3 µs for the same `stat` done on the calling
  * thread (`npm run bench:fs`). The worker made 14 such calls per document and the api about 8; on
  * two saturated cores that CPU is taken from the pipeline. fsync waits for the disk and creating a
- * file has no bounded cost (`openFile`), so both stay on the pool. Reads and writes are at most
- * 1 MiB, so the event loop is held for tens of microseconds at a time, or for one disk read when
- * the cache is cold.
+ * file has no bounded cost (`openFile`), so both stay on the pool: three pool calls per document
+ * are left in each process (open, fsync of the file, fsync of its directory). Reads and writes are
+ * about 1 MiB at most, so the event loop is held for tens of microseconds at a time, or for one
+ * disk read when the cache is cold.
  */
 import { closeSync, fsync, open, openSync, readSync, writevSync } from 'node:fs';
 import { Writable } from 'node:stream';

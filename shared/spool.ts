@@ -18,9 +18,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, renameSync, truncateSync } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { SpoolWriteStream } from './page-cache-io.js';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { SpoolWriteStream } from './page-cache-io.js';
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
