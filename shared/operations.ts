@@ -326,6 +326,13 @@ export class OperationStore {
     await this.redis.del(this.key(opId));
   }
 
+  /** Owner and status only: what a long-poll checks before it waits (the whole record is read once, at the end). */
+  async peek(opId: string): Promise<{ tenant: string; status: OperationStatus } | undefined> {
+    const [id, tenant, status] = await this.redis.hmget(this.key(opId), 'id', 'tenant', 'status');
+    if (!id) return undefined;
+    return { tenant: tenant ?? '', status: (status ?? 'queued') as OperationStatus };
+  }
+
   async get(opId: string): Promise<OperationRecord | undefined> {
     const h = await this.redis.hgetall(this.key(opId));
     if (!h['id']) return undefined;

@@ -27,7 +27,16 @@ export abstract class Base64Sink {
   /** Decodes the rest; returns size and sha256 of all decoded bytes. */
   protected async finishDecoding(): Promise<DecodedContent> {
     await this.accept(this.decoder.end());
-    return { size: this.size, sha256: this.hash.digest('hex') };
+    // A copy is digested: the running hash can still be continued (`digestWithSuffix`).
+    return { size: this.size, sha256: this.hash.copy().digest('hex') };
+  }
+
+  /**
+   * sha256 of the decoded bytes followed by `suffix`, without reading the bytes again (once, after
+   * decoding has finished).
+   */
+  protected digestWithSuffix(suffix: Buffer): string {
+    return this.hash.update(suffix).digest('hex');
   }
 
   protected abstract store(bytes: Buffer): Promise<void>;

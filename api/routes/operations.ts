@@ -126,12 +126,12 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     await enqueueWebhook(deps.webhookQueue, { opId, tenant, deliveryId, reason }, config.webhooks.scheduleMs.length);
   };
 
-  const loadOwned = async (req: Request, id: string): Promise<OperationRecord> => {
-    const op = await store.get(id);
-    // Another tenant's operation is indistinguishable from a missing one.
+  /** Another tenant's operation is indistinguishable from a missing one. */
+  const owned = <T extends { tenant: string }>(req: Request, op: T | undefined): T => {
     if (!op || op.tenant !== req.tenant) throw new SignspoolError('NOT_FOUND', { detail: 'no such operation' });
     return op;
   };
+  const loadOwned = async (req: Request, id: string): Promise<OperationRecord> => owned(req, await store.get(id));
 
   /** Bytes announced (Content-Length) by uploads in progress: the spool must have room for all of them. */
   let uploadsInFlight = 0;
@@ -261,26 +261,25 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const wait = preferredWait(req.get('prefer'));
     const events = wait === undefined ? undefined : deps.events;
     if (events) res.setHeader('Preference-Applied', `wait=${wait}`);
-    let op;
     if (events && wait) {
-      // Register first, then read: an end between the read and the wait is not missed.
+      // Register first, then check: an end between the check and the wait is not missed. The
+      // check reads owner and status only; the record is read once, when the answer is due.
       const waiter = events.waitFor(id, wait * 1000);
+      let head;
       try {
-        op = await loadOwned(req, id);
+        head = owned(req, await store.peek(id));
       } finally {
-        if (!op || isTerminal(op.status)) waiter.cancel();
+        if (!head || isTerminal(head.status)) waiter.cancel();
       }
-      if (!isTerminal(op.status)) {
+      if (!isTerminal(head.status)) {
         // The client going away ends the wait.
         res.once('close', waiter.cancel);
         await waiter.done;
         res.off('close', waiter.cancel);
         if (res.destroyed) return;
-        op = await loadOwned(req, id);
       }
-    } else {
-      op = await loadOwned(req, id);
     }
+    const op = await loadOwned(req, id);
     if (!isTerminal(op.status)) res.setHeader('Retry-After', op.status === 'queued' ? '2' : '1');
     res.json(presentOperation(op, op.webhookUrl ? await store.deliveries(op.id) : []));
   });

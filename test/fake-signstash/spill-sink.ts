@@ -30,6 +30,11 @@ export class SpillSink extends Base64Sink {
     return content;
   }
 
+  /** sha256 of the decoded bytes followed by `suffix` (the signed output: content + trailer), with no second pass. */
+  signedSha256(suffix: Buffer): string {
+    return this.digestWithSuffix(suffix);
+  }
+
   /** The decoded bytes, from memory or from the file. */
   async *chunks(readChunk = 3 * 64 * 1024): AsyncGenerator<Buffer> {
     if (this.file) {
