@@ -1,0 +1,87 @@
+/**
+ * `npm run bench:api`: the api's CPU per 200 KB upload and per status read, the api alone (no
+ * worker: nothing competes with it), against a bare `node:http` server doing the least the same
+ * requests need (bench/bare-server.ts) measured in the same run with the same client. The ratio
+ * is what signspool's upload path (multipart parsing, SHA-256, Express, auth, three Redis
+ * scripts, metrics) costs over writing the bytes durably. BENCH_API_UPLOADS sets the count.
+ */
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { generateApiKey, hashApiKey } from '@signspool/api/auth';
+import { freePort, spawnRedisServer } from '@signspool/shared/redis-server';
+import { startService } from '../test/harness/processes.js';
+
+const N = Number(process.env['BENCH_API_UPLOADS'] ?? 3000);
+const WARMUP = 500;
+const CLIENTS = 64;
+
+const cpuSeconds = async (pid: number | undefined): Promise<number> => {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+
+/** Uploads `count` copies of one multipart body, then reads a status `count` times; CPU ms of `pid` per request. */
+const measure = async (url: string, pid: number | undefined, headers: Record<string, string>) => {
+  const agent = new Agent({ connections: CLIENTS });
+  const boundary = `----signspool${randomBytes(12).toString('hex')}`;
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="document.pdf"\r\ncontent-type: application/pdf\r\n\r\n`),
+    randomBytes(200 * 1024),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const ids: string[] = [];
+  const upload = async (): Promise<void> => {
+    const r = await request(`${url}/v1/operations`, { method: 'POST', dispatcher: agent, headers: { ...headers, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+    const { id } = (await r.body.json()) as { id: string };
+    if (r.statusCode !== 202) throw new Error(`upload answered ${r.statusCode}`);
+    ids.push(id);
+  };
+  const read = async (id: string): Promise<void> => {
+    const r = await request(`${url}/v1/operations/${id}`, { dispatcher: agent, headers });
+    await r.body.dump();
+    if (r.statusCode !== 200) throw new Error(`status read answered ${r.statusCode}`);
+  };
+  const run = async (count: number, one: (i: number) => Promise<void>): Promise<number> => {
+    let next = 0;
+    const c0 = await cpuSeconds(pid);
+    await Promise.all(Array.from({ length: CLIENTS }, async () => {
+      while (next < count) await one(next++);
+    }));
+    return (((await cpuSeconds(pid)) - c0) / count) * 1000;
+  };
+  await run(WARMUP, upload);
+  const uploadMs = await run(N, upload);
+  const readMs = await run(N, (i) => read(ids[i] ?? ''));
+  await agent.close();
+  return { uploadMs, readMs };
+};
+
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'signspool-bench-api-'));
+try {
+  const bareDir = path.join(tmp, 'bare');
+  await import('node:fs/promises').then((fs) => fs.mkdir(bareDir));
+  const port = await freePort();
+  const bare = fork(path.join(import.meta.dirname, 'bare-server.ts'), { env: { ...process.env, PORT: String(port), DIR: bareDir }, execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  await new Promise((resolve) => bare.once('message', resolve));
+  const base = await measure(`http://127.0.0.1:${port}`, bare.pid, {});
+  bare.kill('SIGTERM');
+
+  const redis = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
+  const key = generateApiKey();
+  const api = await startService('api', { REDIS_URL: redis.url, DATA_DIR: path.join(tmp, 'data'), API_KEYS: `bench:${hashApiKey(key)}`, LOG_LEVEL: 'warn', SIGNER: 'local', SPOOL_MIN_FREE_BYTES: '64MiB' });
+  const ours = await measure(api.url, api.child.pid, { authorization: `Bearer ${key}` });
+  await api.stop();
+  await redis.stop();
+
+  console.log(`api alone, ${N} uploads of 200 KB then ${N} status reads, ${CLIENTS} clients; CPU of the serving process per request`);
+  const row = (what: string, ms: number, baseMs: number): void => console.log(`${what.padEnd(38)} ${ms.toFixed(3)} ms   bare server ${baseMs.toFixed(3)} ms   ${(ms / baseMs).toFixed(2)}×`);
+  row('upload (POST /v1/operations)', ours.uploadMs, base.uploadMs);
+  row('status read (GET /v1/operations/:id)', ours.readMs, base.readMs);
+} finally {
+  await rm(tmp, { recursive: true, force: true });
+}
