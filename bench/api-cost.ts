@@ -7,36 +7,26 @@
  */
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth';
 import { freePort, spawnRedisServer } from '@signspool/shared/redis-server';
 import { startService } from '../test/harness/processes.js';
+import { cpuSeconds, submissionOf } from './load.js';
 
 const N = Number(process.env['BENCH_API_UPLOADS'] ?? 3000);
 const WARMUP = 500;
 const CLIENTS = 64;
 
-const cpuSeconds = async (pid: number | undefined): Promise<number> => {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
-
 /** Uploads `count` copies of one multipart body, then reads a status `count` times; CPU ms of `pid` per request. */
 const measure = async (url: string, pid: number | undefined, headers: Record<string, string>) => {
   const agent = new Agent({ connections: CLIENTS });
-  const boundary = `----signspool${randomBytes(12).toString('hex')}`;
-  const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="document.pdf"\r\ncontent-type: application/pdf\r\n\r\n`),
-    randomBytes(200 * 1024),
-    Buffer.from(`\r\n--${boundary}--\r\n`),
-  ]);
+  const { body, contentType } = submissionOf(randomBytes(200 * 1024));
   const ids: string[] = [];
   const upload = async (): Promise<void> => {
-    const r = await request(`${url}/v1/operations`, { method: 'POST', dispatcher: agent, headers: { ...headers, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+    const r = await request(`${url}/v1/operations`, { method: 'POST', dispatcher: agent, headers: { ...headers, 'content-type': contentType }, body });
     const { id } = (await r.body.json()) as { id: string };
     if (r.statusCode !== 202) throw new Error(`upload answered ${r.statusCode}`);
     ids.push(id);
@@ -64,7 +54,7 @@ const measure = async (url: string, pid: number | undefined, headers: Record<str
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'signspool-bench-api-'));
 try {
   const bareDir = path.join(tmp, 'bare');
-  await import('node:fs/promises').then((fs) => fs.mkdir(bareDir));
+  await mkdir(bareDir);
   const port = await freePort();
   const bare = fork(path.join(import.meta.dirname, 'bare-server.ts'), { env: { ...process.env, PORT: String(port), DIR: bareDir }, execArgv: ['--import', 'tsx'], stdio: 'inherit' });
   await new Promise((resolve) => bare.once('message', resolve));

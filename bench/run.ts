@@ -29,6 +29,7 @@ import { freePort, spawnRedisServer } from '@signspool/shared/redis-server';
 import { base64Encode } from '@signspool/worker/base64-stream';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { multipartBody } from '../cli/multipart.js';
+import { cpuSeconds, submissionOf, type Submission } from './load.js';
 import { startService } from '../test/harness/processes.js';
 
 const quick = process.argv.includes('--quick');
@@ -86,14 +87,6 @@ const rssOf = async (pid: number | undefined): Promise<number> => {
   if (!pid) return 0;
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
-};
-
-/** CPU seconds (user + system) a process has used so far. */
-const cpuSeconds = async (pid: number | undefined): Promise<number> => {
-  if (!pid) return 0;
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100;
 };
 
 /** Machine-wide busy fraction of all CPUs between two readings of /proc/stat. */
@@ -205,26 +198,6 @@ const writeRandomFile = async (file: string, size: number): Promise<void> => {
 
 // --- 1 + 4b: coalescing gain, load latency ---------------------------------------------------------
 const TERMINAL = ['succeeded', 'failed', 'partially_failed', 'canceled'];
-
-/**
- * The multipart body every client of sections 1 and 4 sends (a 200 KB document and a signature
- * type), built once per document content: the load generator shares the two cores with what it
- * measures, so it does not copy 200 KB per request.
- */
-interface Submission {
-  body: Buffer;
-  contentType: string;
-}
-const submissionOf = (doc: Buffer): Submission => {
-  // The boundary style of signspool's CLI (cli/multipart.ts); curl and browsers send similar lengths.
-  const boundary = `----signspool${randomBytes(12).toString('hex')}`;
-  const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="document.pdf"\r\ncontent-type: application/pdf\r\n\r\n`),
-    doc,
-    Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="signatureType"\r\n\r\nPAdES\r\n--${boundary}--\r\n`),
-  ]);
-  return { body, contentType: `multipart/form-data; boundary=${boundary}` };
-};
 
 /** One single-document operation (what each client of section 1 sends). */
 const submitOne = async (apiUrl: string, key: string, agent: Agent, { body, contentType }: Submission): Promise<{ id: string; ms: number }> => {
