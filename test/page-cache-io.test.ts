@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -38,11 +38,20 @@ describe('page-cache I/O', () => {
     expect(await openFds()).toBe(before);
   });
 
-  it("SpoolWriteStream with 'w' rewrites a reused file from the start", async () => {
+  it("SpoolWriteStream with 'overwrite' rewrites a reused file in place and cuts it to what it wrote", async () => {
     const target = path.join(dir, 'spare');
     await writeFile(target, 'an older and longer content');
-    await pipeline(Readable.from([Buffer.from('short')]), new SpoolWriteStream(target, 'w'));
+    const ino = (await stat(target)).ino;
+    await pipeline(Readable.from([Buffer.from('sh'), Buffer.from('ort')]), new SpoolWriteStream(target, 'overwrite'));
     expect(await readFile(target, 'utf8')).toBe('short');
+    expect((await stat(target)).ino).toBe(ino);
+    // Longer than before: it grows.
+    await pipeline(Readable.from([Buffer.from('a newer content, longer than the short one')]), new SpoolWriteStream(target, 'overwrite'));
+    expect(await readFile(target, 'utf8')).toBe('a newer content, longer than the short one');
+  });
+
+  it("SpoolWriteStream with 'overwrite' does not create a file that is not there", async () => {
+    await expect(pipeline(Readable.from([Buffer.from('x')]), new SpoolWriteStream(path.join(dir, 'absent'), 'overwrite'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('SpoolWriteStream closes its descriptor when the source fails midway', async () => {
@@ -89,5 +98,17 @@ describe('page-cache I/O', () => {
     expect(decoded.size).toBe(data.length);
     expect((await readFile(target)).equals(data)).toBe(true);
     expect(await openFds()).toBe(before);
+  });
+
+  it('Base64FileSink over a longer reused file leaves exactly the decoded bytes', async () => {
+    const target = path.join(dir, 'reused');
+    await writeFile(target, randomBytes(500 * 1024));
+    const data = randomBytes(200 * 1024 + 2);
+    const sink = await Base64FileSink.open(target, 'overwrite');
+    await sink.push(Buffer.from(data.toString('base64')));
+    const decoded = await sink.finish();
+    await sink.close({ sync: true });
+    expect(decoded.size).toBe(data.length);
+    expect((await readFile(target)).equals(data)).toBe(true);
   });
 });

@@ -1,10 +1,13 @@
 /** The spool (unit, real file system): sharded layout, and file reuse (retired uploads become the next tmp files). */
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '@signspool/shared/logger';
+import type { OperationStore } from '@signspool/shared/operations';
 import { shardOf, Spool } from '@signspool/shared/spool';
+import { Janitor } from '@signspool/worker/janitor';
 
 let root: string;
 let spool: Spool;
@@ -37,19 +40,19 @@ describe('Spool.syncDir', () => {
 
 describe('Spool.retire / takeTmp', () => {
 
-  it('moves a retired file into tmp/, empties it, and hands its inode out for the next write', async () => {
+  it('moves a retired file into tmp/, keeps its blocks, and hands its inode out to be overwritten', async () => {
     const incoming = spool.incomingPath('op_1', 'doc_1');
     await mkdir(path.dirname(incoming), { recursive: true });
     await writeFile(incoming, Buffer.alloc(200_000, 1));
     const ino = (await stat(incoming)).ino;
-    await spool.retire(incoming);
+    await spool.retire(incoming, 200_000);
     await expect(stat(incoming)).rejects.toThrow(/ENOENT/);
     const spares = await readdir(spool.tmpRoot);
     expect(spares).toHaveLength(1);
-    expect((await stat(path.join(spool.tmpRoot, spares[0] ?? ''))).size).toBe(0);
+    expect((await stat(path.join(spool.tmpRoot, spares[0] ?? ''))).size).toBe(200_000);
 
     const tmp = await spool.takeTmp('signed');
-    expect(tmp.flags).toBe('w');
+    expect(tmp.flags).toBe('overwrite');
     expect((await stat(tmp.path)).ino).toBe(ino);
     // The next one is fresh: nothing left to reuse.
     const fresh = await spool.takeTmp('signed');
@@ -59,7 +62,7 @@ describe('Spool.retire / takeTmp', () => {
     // writeAtomic through a spare: the content is the new one, the old bytes are gone.
     const again = spool.incomingPath('op_1', 'doc_2');
     await writeFile(again, 'old bytes, longer than the new ones');
-    await spool.retire(again);
+    await spool.retire(again, 35);
     const dest = spool.signedPath('op_1', 'doc_2');
     const written = await spool.writeAtomic(dest, Readable.from([Buffer.from('new')]));
     expect(written.size).toBe(3);
@@ -74,7 +77,7 @@ describe('Spool.retire / takeTmp', () => {
       vi.setSystemTime(at);
       const p = path.join(spool.incomingRoot, name);
       await writeFile(p, 'x');
-      await spool.retire(p);
+      await spool.retire(p, 1);
     };
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
@@ -83,7 +86,7 @@ describe('Spool.retire / takeTmp', () => {
       await retireAt('fresh', t0 + 11 * 60_000);
       vi.setSystemTime(t0 + 11 * 60_000 + 1000);
       const first = await spool.takeTmp();
-      expect(first.flags).toBe('w');
+      expect(first.flags).toBe('overwrite');
       expect((await spool.takeTmp()).flags).toBe('wx');
       expect(await readdir(spool.tmpRoot)).toEqual([path.basename(first.path)]);
     } finally {
@@ -92,16 +95,53 @@ describe('Spool.retire / takeTmp', () => {
   });
 
   it('retiring a missing file is harmless, and dropSpares removes what is kept', async () => {
-    await spool.retire(path.join(spool.incomingRoot, 'op_x', 'nope'));
+    await spool.retire(path.join(spool.incomingRoot, 'op_x', 'nope'), 0);
     for (let i = 0; i < 3; i++) {
       const p = path.join(spool.incomingRoot, `f${i}`);
       await writeFile(p, 'x');
-      await spool.retire(p);
+      await spool.retire(p, 1);
     }
     expect(await readdir(spool.tmpRoot)).toHaveLength(3);
     await spool.dropSpares();
     expect(await readdir(spool.tmpRoot)).toEqual([]);
     expect((await spool.takeTmp()).flags).toBe('wx');
+  });
+});
+
+describe('Spool spares: blocks kept within a bound, and safe from the janitor', () => {
+  it('keeps the blocks of small spares up to 256 MiB in all; a larger file, or one past the bound, keeps only its inode', async () => {
+    /** Retires a (sparse) file of `size` bytes; returns the size its spare keeps. */
+    const retireSized = async (name: string, size: number): Promise<number> => {
+      const p = path.join(spool.incomingRoot, name);
+      await writeFile(p, '');
+      await truncate(p, size);
+      const before = new Set(await readdir(spool.tmpRoot));
+      await spool.retire(p, size);
+      const [spare, ...more] = (await readdir(spool.tmpRoot)).filter((f) => !before.has(f));
+      expect(more).toEqual([]);
+      return (await stat(path.join(spool.tmpRoot, spare ?? ''))).size;
+    };
+    expect(await retireSized('big', 17 * 1024 * 1024)).toBe(0);
+    // Sixteen spares of 16 MiB fill the 256 MiB; the seventeenth keeps only its inode.
+    for (let i = 0; i < 16; i++) expect(await retireSized(`m${i}`, 16 * 1024 * 1024)).toBe(16 * 1024 * 1024);
+    expect(await retireSized('over', 16 * 1024 * 1024)).toBe(0);
+    // Taking spares gives their bytes back to the bound.
+    for (let i = 0; i < 18; i++) expect((await spool.takeTmp()).flags).toBe('overwrite');
+    expect(await retireSized('again', 16 * 1024 * 1024)).toBe(16 * 1024 * 1024);
+  });
+
+  it('the janitor leaves a spare alone while it is young even when its mtime is old, and removes it when old', async () => {
+    const p = path.join(spool.incomingRoot, 'uploaded-long-ago');
+    await writeFile(p, 'x');
+    const longAgo = new Date(Date.now() - 5 * 3600_000);
+    await utimes(p, longAgo, longAgo);
+    await spool.retire(p, 1);
+    const store = { existing: () => Promise.resolve(new Set<string>()) } as unknown as OperationStore;
+    const janitor = new Janitor({ spool, store, logger: createLogger({ level: 'silent' }), intervalMs: 60_000, orphanGraceMs: 60_000 });
+    expect((await janitor.sweep()).removedTmpFiles).toBe(0);
+    expect(await readdir(spool.tmpRoot)).toHaveLength(1);
+    expect((await janitor.sweep(Date.now() + 2 * 3600_000)).removedTmpFiles).toBe(1);
+    expect(await readdir(spool.tmpRoot)).toEqual([]);
   });
 });
 

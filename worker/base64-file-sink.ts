@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync } from 'node:fs';
-import { fsyncFd, openFile, writeAll } from '@signspool/shared/page-cache-io';
+import { finishOverwrite, fsyncFd, openFile, writeAll, type WriteMode } from '@signspool/shared/page-cache-io';
 import { Base64Decoder } from './base64-stream.js';
 
 export interface DecodedContent {
@@ -59,19 +59,21 @@ export class Base64FileSink extends Base64Sink {
   private constructor(
     readonly path: string,
     private fd: number | undefined,
+    private readonly mode: WriteMode,
   ) {
     super();
   }
 
   /** Opens and fsyncs on the thread pool, writes and closes on the calling thread: shared/page-cache-io.ts. */
-  static async open(path: string, flags: 'w' | 'wx' = 'wx'): Promise<Base64FileSink> {
-    return new Base64FileSink(path, await openFile(path, flags));
+  static async open(path: string, mode: WriteMode = 'wx'): Promise<Base64FileSink> {
+    return new Base64FileSink(path, await openFile(path, mode), mode);
   }
 
-  /** Decodes and writes the rest; returns size and sha256. The file stays open: `close` it. */
+  /** Decodes and writes the rest (a reused file is cut to it); returns size and sha256. The file stays open: `close` it. */
   async finish(): Promise<DecodedContent> {
     const content = await this.finishDecoding();
     this.flush();
+    finishOverwrite(this.openFd(), this.mode, this.size);
     return content;
   }
 

@@ -213,7 +213,7 @@ export class BatchRunner {
         if (r.ok) {
           metrics.documentsCompleted.inc({ outcome: 'signed' });
           metrics.documentLatency.observe((now - d.data.acceptedAt) / 1000);
-          await spool.retire(d.data.path);
+          await spool.retire(d.data.path, d.data.size);
           await source.complete(d.job, { signed: true });
         } else {
           metrics.documentsCompleted.inc({ outcome: 'failed' });

@@ -54,7 +54,8 @@ export class Janitor {
     for (const name of await readdir(spool.tmpRoot).catch(() => [] as string[])) {
       const p = path.join(spool.tmpRoot, name);
       const st = await stat(p).catch(() => undefined);
-      if (st && now - st.mtimeMs >= Math.max(orphanGraceMs, 60 * 60 * 1000)) {
+      // A spare (Spool.retire) is renamed, not written, when it is kept: its ctime says when.
+      if (st && now - Math.max(st.mtimeMs, st.ctimeMs) >= Math.max(orphanGraceMs, 60 * 60 * 1000)) {
         await rm(p, { force: true, recursive: true });
         removedTmpFiles += 1;
       }
