@@ -7,11 +7,9 @@
 import { rm } from 'node:fs/promises';
 import type { Request } from 'express';
 import type { StorageEngine } from 'multer';
-import type { TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { SignspoolError } from '@signspool/shared/errors';
-import { SpoolWriteStream } from '@signspool/shared/page-cache-io';
-import { HashingCounter, newId, type Spool } from '@signspool/shared/spool';
+import { pipeInto, SpoolWriteStream } from '@signspool/shared/page-cache-io';
+import { newId, type Spool } from '@signspool/shared/spool';
 
 /** Per-request upload state, created by the route before multer runs. */
 export interface UploadContext {
@@ -41,19 +39,22 @@ export const setUploadContext = (req: Request, ctx: UploadContext): void => {
 
 export const getUploadContext = (req: Request): UploadContext | undefined => contexts.get(req);
 
-/** Hashes and counts a file part, and enforces the request's total-bytes limit (one stream hop). */
-class LimitedHashingCounter extends HashingCounter {
-  constructor(private readonly ctx: UploadContext) {
-    super();
+/** Writes a file part to the spool, hashing it, and enforces the request's total-bytes limit (no stream hop in between). */
+class UploadFileStream extends SpoolWriteStream {
+  constructor(
+    target: string,
+    private readonly ctx: UploadContext,
+  ) {
+    super(target, 'wx', { sha256: true });
   }
 
-  override _transform(chunk: Buffer, enc: BufferEncoding, cb: TransformCallback): void {
-    this.ctx.totalBytes += chunk.length;
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    for (const { chunk } of chunks) this.ctx.totalBytes += chunk.length;
     if (this.ctx.totalBytes > this.ctx.maxTotalBytes) {
       cb(new SignspoolError('REQUEST_TOO_LARGE', { detail: `the documents of one request may total at most ${this.ctx.maxTotalBytes} bytes`, extensions: { limit: this.ctx.maxTotalBytes } }));
       return;
     }
-    super._transform(chunk, enc, cb);
+    super._writev(chunks, cb);
   }
 }
 
@@ -68,16 +69,16 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
     // Files finish writing in any order; their documents keep the order of the parts.
     const index = ctx.partCount++;
     const target = spool.incomingPath(ctx.opId, docId);
-    const counter = new LimitedHashingCounter(ctx);
     void (async () => {
       await spool.ensureDir(spool.incomingDir(ctx.opId));
       // Written on the calling thread, fsynced on its own descriptor before it is closed (shared/page-cache-io.ts).
-      await pipeline(file.stream, counter, new SpoolWriteStream(target, 'wx'));
+      const out = new UploadFileStream(target, ctx);
+      await pipeInto(file.stream, out);
       const spooled: SpooledFile = {
         docId,
         path: target,
-        size: counter.bytes,
-        sha256: counter.digest(),
+        size: out.bytes,
+        sha256: out.digest(),
         originalName: file.originalname,
         mimeType: file.mimetype,
       };

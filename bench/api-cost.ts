@@ -14,7 +14,7 @@ import { Agent, request } from 'undici';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth';
 import { freePort, spawnRedisServer } from '@signspool/shared/redis-server';
 import { startService } from '../test/harness/processes.js';
-import { cpuSeconds, submissionOf } from './load.js';
+import { benchNodeArgs, cpuSeconds, submissionOf } from './load.js';
 
 const N = Number(process.env['BENCH_API_UPLOADS'] ?? 3000);
 const WARMUP = 500;
@@ -51,7 +51,8 @@ const measure = async (url: string, pid: number | undefined, headers: Record<str
   return { uploadMs, readMs };
 };
 
-const tmp = await mkdtemp(path.join(os.tmpdir(), 'signspool-bench-api-'));
+// BENCH_API_DIR: where both servers store (e.g. /dev/shm, to leave the disk's file-creation cost out).
+const tmp = await mkdtemp(path.join(process.env['BENCH_API_DIR'] ?? os.tmpdir(), 'signspool-bench-api-'));
 try {
   const bareDir = path.join(tmp, 'bare');
   await mkdir(bareDir);
@@ -63,7 +64,7 @@ try {
 
   const redis = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
   const key = generateApiKey();
-  const api = await startService('api', { REDIS_URL: redis.url, DATA_DIR: path.join(tmp, 'data'), API_KEYS: `bench:${hashApiKey(key)}`, LOG_LEVEL: 'warn', SIGNER: 'local', SPOOL_MIN_FREE_BYTES: '64MiB' });
+  const api = await startService('api', { REDIS_URL: redis.url, DATA_DIR: path.join(tmp, 'data'), API_KEYS: `bench:${hashApiKey(key)}`, LOG_LEVEL: 'warn', SIGNER: 'local', SPOOL_MIN_FREE_BYTES: '64MiB' }, { nodeArgs: benchNodeArgs() });
   const ours = await measure(api.url, api.child.pid, { authorization: `Bearer ${key}` });
   await api.stop();
   await redis.stop();

@@ -29,7 +29,7 @@ import { freePort, spawnRedisServer } from '@signspool/shared/redis-server';
 import { base64Encode } from '@signspool/worker/base64-stream';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { multipartBody } from '../cli/multipart.js';
-import { cpuSeconds, submissionOf, type Submission } from './load.js';
+import { benchNodeArgs, cpuSeconds, submissionOf, type Submission } from './load.js';
 import { startService } from '../test/harness/processes.js';
 
 const quick = process.argv.includes('--quick');
@@ -37,14 +37,7 @@ const quick = process.argv.includes('--quick');
 const onlyArg = process.argv[process.argv.indexOf('--only') + 1];
 const only = process.argv.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : undefined;
 const runs = (section: string): boolean => !only || only.has(section);
-/**
- * BENCH_PROFILE_DIR=dir: api and worker write V8 CPU profiles there. BENCH_NODE_ARGS: more node
- * flags for api and worker (e.g. `--perf-basic-prof-only-functions` for `perf record`).
- */
-const nodeArgs = [
-  ...(process.env['BENCH_PROFILE_DIR'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROFILE_DIR']}`] : []),
-  ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
-];
+const nodeArgs = benchNodeArgs();
 const startRole = (role: 'api' | 'worker', env: Record<string, string>) => startService(role, env, { nodeArgs });
 const root = path.resolve(import.meta.dirname, '..');
 const MB = 1024 * 1024;

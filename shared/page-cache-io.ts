@@ -11,7 +11,8 @@
  * disk read when the cache is cold.
  */
 import { closeSync, constants, fsync, ftruncateSync, open, openSync, readSync, writevSync } from 'node:fs';
-import { Writable } from 'node:stream';
+import { createHash, type Hash } from 'node:crypto';
+import { Writable, type Readable } from 'node:stream';
 
 /** The largest read or write done in one call. */
 export const MAX_IO_BYTES = 1024 * 1024;
@@ -82,17 +83,32 @@ export const writeAll = (fd: number, buffers: Buffer[]): void => {
 /**
  * A writable stream to a new or reused file: writes on the calling thread, and at the end an
  * fsync on the thread pool before the descriptor is closed (what `createWriteStream` with
- * `flush: true` does, with one pool round trip instead of one per call).
+ * `flush: true` does, with one pool round trip instead of one per call). It counts what it
+ * writes and, with `sha256`, hashes it on the way (no Transform in front of it).
  */
 export class SpoolWriteStream extends Writable {
   private fd: number | undefined;
   private written = 0;
+  private readonly hash: Hash | undefined;
 
   constructor(
     readonly path: string,
     private readonly flags: WriteMode,
+    opts: { sha256?: boolean } = {},
   ) {
     super({ highWaterMark: MAX_IO_BYTES });
+    this.hash = opts.sha256 ? createHash('sha256') : undefined;
+  }
+
+  /** Bytes written so far. */
+  get bytes(): number {
+    return this.written;
+  }
+
+  /** sha256 (hex) of everything written; only with `sha256`, once, after the stream finished. */
+  digest(): string {
+    if (!this.hash) throw new Error('SpoolWriteStream: constructed without sha256');
+    return this.hash.digest('hex');
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
@@ -114,7 +130,10 @@ export class SpoolWriteStream extends Writable {
       if (this.fd === undefined) throw new Error('file not open');
       const buffers = chunks.map((c) => c.chunk);
       writeAll(this.fd, buffers);
-      for (const b of buffers) this.written += b.length;
+      for (const b of buffers) {
+        this.written += b.length;
+        this.hash?.update(b);
+      }
       cb();
     } catch (err) {
       cb(err as Error);
@@ -146,3 +165,32 @@ export class SpoolWriteStream extends Writable {
     }
   }
 }
+
+/**
+ * Pipes `source` into `dest` and resolves once `dest` has finished and closed (for a
+ * SpoolWriteStream: written, fsynced and its descriptor closed); rejects, with `dest` destroyed,
+ * when either side fails or the source closes before its end. What `stream.pipeline` does for two
+ * streams, without its per-call AbortController (whose abort at the end builds a DOMException with
+ * a stack trace: measurable at hundreds of uploads per second).
+ */
+export const pipeInto = (source: Readable, dest: Writable): Promise<void> =>
+  new Promise((resolve, reject) => {
+    let settled = false;
+    const onSourceError = (err: Error): void => void dest.destroy(err);
+    const onSourceClose = (): void => {
+      if (!source.readableEnded) dest.destroy(new Error('the source closed before its end'));
+    };
+    const settle = (err: Error | undefined): void => {
+      if (settled) return;
+      settled = true;
+      source.off('error', onSourceError);
+      source.off('close', onSourceClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    source.once('error', onSourceError);
+    source.once('close', onSourceClose);
+    dest.once('error', settle);
+    dest.once('close', () => settle(dest.writableFinished ? undefined : new Error('the destination closed before it finished')));
+    source.pipe(dest);
+  });

@@ -14,11 +14,10 @@
  * Every file that becomes visible under incoming/ or signed/ is complete and durable: it was
  * written elsewhere (or under a name nobody reads yet), fsynced, renamed, and its directory fsynced.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createReadStream, renameSync, truncateSync } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SpoolWriteStream, type WriteMode } from './page-cache-io.js';
 
@@ -60,22 +59,6 @@ export const assertSafeId = (id: string): string => {
 };
 
 export const newId = (prefix: string): string => `${prefix}_${randomUUID().replaceAll('-', '')}`;
-
-/** Counts bytes and computes sha256 of what flows through it. */
-export class HashingCounter extends Transform {
-  readonly hash = createHash('sha256');
-  bytes = 0;
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    cb(null, chunk);
-  }
-
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
 
 export interface WrittenFile {
   path: string;
@@ -242,16 +225,16 @@ export class Spool {
   /** Streams `source` into `dest` (atomically: tmp file, fsync, rename, fsync dir); returns size and sha256. */
   async writeAtomic(dest: string, source: NodeJS.ReadableStream | AsyncIterable<Buffer>): Promise<WrittenFile> {
     const { path: tmp, flags } = await this.takeTmp('w');
-    const counter = new HashingCounter();
+    // The stream hashes what it writes and fsyncs the file before closing it.
+    const out = new SpoolWriteStream(tmp, flags, { sha256: true });
     try {
-      // The stream fsyncs the file before closing it.
-      await pipeline(source, counter, new SpoolWriteStream(tmp, flags));
+      await pipeline(source, out);
       await this.commit(tmp, dest, { synced: true });
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
-    return { path: dest, size: counter.bytes, sha256: counter.digest() };
+    return { path: dest, size: out.bytes, sha256: out.digest() };
   }
 
   /** fsyncs `tmp` (unless the writer already did: `synced`), renames it to `dest` and fsyncs the destination directory. */

@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readPieces, SpoolWriteStream } from '@signspool/shared/page-cache-io';
+import { pipeInto, readPieces, SpoolWriteStream } from '@signspool/shared/page-cache-io';
 import { Base64FileSink } from '@signspool/worker/base64-file-sink';
 
 const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
@@ -110,5 +110,37 @@ describe('page-cache I/O', () => {
     await sink.close({ sync: true });
     expect(decoded.size).toBe(data.length);
     expect((await readFile(target)).equals(data)).toBe(true);
+  });
+
+  it('pipeInto resolves once the file is written, hashed, fsynced and closed', async () => {
+    const data = randomBytes(700 * 1024 + 3);
+    const target = path.join(dir, 'piped');
+    const before = await openFds();
+    const out = new SpoolWriteStream(target, 'wx', { sha256: true });
+    await pipeInto(Readable.from([data.subarray(0, 65536), data.subarray(65536)]), out);
+    expect(out.bytes).toBe(data.length);
+    expect(out.digest()).toBe(createHash('sha256').update(data).digest('hex'));
+    expect((await readFile(target)).equals(data)).toBe(true);
+    expect(await openFds()).toBe(before);
+  });
+
+  it('pipeInto rejects and closes the file when the source fails, or closes before its end', async () => {
+    const before = await openFds();
+    const failing = new PassThrough();
+    const p1 = pipeInto(failing, new SpoolWriteStream(path.join(dir, 'a'), 'wx'));
+    failing.write(Buffer.alloc(1000));
+    failing.destroy(new Error('client went away'));
+    await expect(p1).rejects.toThrow('client went away');
+
+    const cut = new PassThrough();
+    const p2 = pipeInto(cut, new SpoolWriteStream(path.join(dir, 'b'), 'wx'));
+    cut.write(Buffer.alloc(1000));
+    cut.destroy();
+    await expect(p2).rejects.toThrow(/closed before its end/);
+
+    // A destination that fails (here: the file exists already) rejects too.
+    await writeFile(path.join(dir, 'c'), 'kept');
+    await expect(pipeInto(Readable.from([Buffer.from('x')]), new SpoolWriteStream(path.join(dir, 'c'), 'wx'))).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(await openFds()).toBe(before);
   });
 });
