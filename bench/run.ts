@@ -112,7 +112,7 @@ const sampleRss = (pid: number | undefined) => {
 
 const startFake = async (perRequestMs: number, bytesPerSec: number): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> => {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/fake-signstash/main.ts')], {
+  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--import', 'tsx', path.join(root, 'test/fake-signstash/main.ts')], {
     cwd: root,
     env: {
       ...process.env,

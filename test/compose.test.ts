@@ -65,17 +65,19 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('starts every process that runs the worker with the worker\'s node flags', () => {
+  it("starts every process that runs the worker, and the fake Sign'Stash, with the worker's node flags", () => {
     const scripts = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-    const launchers = {
-      'compose worker': compose.services['worker']?.command?.join(' ') ?? '',
-      'npm start': scripts['start'] ?? '',
-      'npm run start:worker': scripts['start:worker'] ?? '',
+    const launchers: Record<string, [string, string]> = {
+      'compose worker': [compose.services['worker']?.command?.join(' ') ?? '', 'bin/start.ts'],
+      'npm start': [scripts['start'] ?? '', 'bin/start.ts'],
+      'npm run start:worker': [scripts['start:worker'] ?? '', 'bin/start.ts'],
+      'compose fake-signstash': [compose.services['fake-signstash']?.command?.join(' ') ?? '', 'test/fake-signstash/main.ts'],
+      'npm run fake-signstash': [scripts['fake-signstash'] ?? '', 'test/fake-signstash/main.ts'],
     };
-    for (const [name, command] of Object.entries(launchers)) {
+    for (const [name, [command, script]] of Object.entries(launchers)) {
       for (const flag of WORKER_NODE_FLAGS) expect(command.split(' '), name).toContain(flag);
       // Node flags go before the script (after it they would be the script's arguments).
-      expect(command.indexOf(WORKER_NODE_FLAGS[0]), name).toBeLessThan(command.indexOf('bin/start.ts'));
+      expect(command.indexOf(WORKER_NODE_FLAGS[0]), name).toBeLessThan(command.indexOf(script));
     }
   });
 

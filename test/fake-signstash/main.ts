@@ -1,4 +1,5 @@
 /** `npm run fake-signstash`: the fake Sign'Stash, standalone (docker-compose, manual trials). */
+import { missingWorkerNodeFlags } from '@signspool/worker/node-flags';
 import { FakeSignstash } from './server.js';
 
 const env = process.env;
@@ -12,6 +13,8 @@ const fake = new FakeSignstash({
   tokenTtlS: Number(env['FAKE_SIGNSTASH_TOKEN_TTL_S'] ?? 86399),
 });
 
+const missing = missingWorkerNodeFlags();
+if (missing.length > 0) console.warn(`fake Sign'Stash: started without ${missing.join(' ')} (see worker/node-flags.ts): expect more GC under load`);
 await fake.start();
 console.log(`fake Sign'Stash listening: SIGNSTASH_URL=${fake.businessUrl} SIGNSTASH_AUTH_URL=${fake.authUrl}`);
 const stop = (): void => {
