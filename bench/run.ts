@@ -268,7 +268,7 @@ const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, la
   const stats = (await (await fetch(`${e.fakeUrl}/_fake/requests`)).json()) as { outcome: string; documents: number; at: number }[];
   await Promise.all([api.stop(), worker.stop()]);
   await agent.close();
-  await rm(dir, { recursive: true, force: true });
+  // `dir` (many small files) goes with the run's temp dir at the end: see main().
   return {
     machineBusy,
     cpuPerDoc,
@@ -311,7 +311,7 @@ const paced = async (e: Env, tmp: string, rate: number, seconds: number, warmup:
   const offered = total / ((performance.now() - started) / 1000);
   await Promise.all([api.stop(), worker.stop()]);
   await agent.close();
-  await rm(dir, { recursive: true, force: true });
+  // `dir` (many small files) goes with the run's temp dir at the end: see main().
   return { rate, offered, postTimes: postTimes.sort((a, b) => a - b), e2e: e2e.sort((a, b) => a - b) };
 };
 
@@ -450,7 +450,7 @@ const trickle = async (e: Env, tmp: string, seconds: number) => {
   }
   await Promise.all(pending);
   await Promise.all([api.stop(), worker.stop()]);
-  await rm(dir, { recursive: true, force: true });
+  // `dir` (many small files) goes with the run's temp dir at the end: see main().
   return lat.sort((a, b) => a - b);
 };
 
@@ -485,7 +485,7 @@ const footprint = async (e: Env, tmp: string, docs: number) => {
   }
   await api.stop();
   await redis.quit();
-  await rm(dir, { recursive: true, force: true });
+  // `dir` (many small files) goes with the run's temp dir at the end: see main().
   return { redisPerDoc: (memAfter - memBefore) / docs, spoolOverheadPerDoc: (allocated - docs * size) / docs };
 };
 
@@ -512,7 +512,7 @@ const fileCreationCost = async (tmp: string) => {
   };
   const createUs = timed(writeWith('wx'));
   const rewriteUs = timed(writeWith('w'));
-  await rm(dir, { recursive: true, force: true });
+  // `dir` (many small files) goes with the run's temp dir at the end: see main().
   return { createUs, rewriteUs };
 };
 
@@ -522,6 +522,10 @@ const n = Number(process.env['BENCH_DOCS'] ?? (quick ? 200 : 5000));
 const warmup = Number(process.env['BENCH_WARMUP'] ?? (quick ? 50 : 500));
 
 const main = async (): Promise<void> => {
+  // Directories of many small files stay in here until the run ends, not only until their section
+  // does: on a journal-less ext4 (this machine's) every file created in the minutes after a large
+  // delete scans past the deleted inodes (section 1's row "CPU to create a file"), so one section's
+  // cleanup would slow the next one's uploads. Multi-GB directories of few files go at once.
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'signspool-bench-'));
   const redisServer = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
   const fake = await startFake(LATENCY_MS, BYTES_PER_SEC);
