@@ -68,9 +68,31 @@ describe('base64 streaming', () => {
     expect(text).toBe(data.toString('base64'));
     const dec = new Base64Decoder();
     const out: Buffer[] = [];
-    for (let i = 0; i < text.length; i += 1001) out.push(dec.push(text.slice(i, i + 1001)));
-    out.push(dec.end());
+    // Decoded bytes are views of a shared buffer: a consumer that keeps them copies them.
+    const keep = (b: Buffer): void => void out.push(Buffer.from(b));
+    for (let i = 0; i < text.length; i += 1001) dec.push(text.slice(i, i + 1001), keep);
+    dec.end(keep);
     expect(Buffer.concat(out).equals(data)).toBe(true);
+  });
+
+  it('decodes chunks of 1 to 5 characters, whitespace anywhere, and unpadded endings', () => {
+    for (const size of [0, 1, 2, 3, 4, 5, 1000, 1001, 1002]) {
+      const data = randomBytes(size);
+      const b64 = data.toString('base64');
+      for (const step of [1, 2, 3, 5]) {
+        for (const text of [b64, b64.replace(/=+$/, ''), b64.replace(/(.{7})/g, '$1\r\n ')]) {
+          const dec = new Base64Decoder();
+          const out: Buffer[] = [];
+          const keep = (b: Buffer): void => void out.push(Buffer.from(b));
+          for (let i = 0; i < text.length; i += step) dec.push(Buffer.from(text.slice(i, i + step)), keep);
+          dec.end(keep);
+          expect(Buffer.concat(out).equals(data), `size ${size}, step ${step}`).toBe(true);
+        }
+      }
+    }
+    const dec = new Base64Decoder();
+    dec.push('QUJD' + 'R', () => undefined);
+    expect(() => dec.end(() => undefined)).toThrow(/truncated/);
   });
 
   it('encodes and decodes large chunks piecewise (no base64 string above V8 large-object size)', async () => {
@@ -85,7 +107,14 @@ describe('base64 streaming', () => {
     const text = Buffer.concat(encoded);
     expect(text.toString('latin1')).toBe(data.toString('base64'));
     const dec = new Base64Decoder();
-    const out = [dec.push(text.subarray(0, 700_001)), dec.push(text.subarray(700_001)), dec.end()];
+    const out: Buffer[] = [];
+    const keep = (b: Buffer): void => {
+      expect(b.length).toBeLessThanOrEqual(48 * 1024);
+      out.push(Buffer.from(b));
+    };
+    dec.push(text.subarray(0, 700_001), keep);
+    dec.push(text.subarray(700_001), keep);
+    dec.end(keep);
     expect(Buffer.concat(out).equals(data)).toBe(true);
   });
 });

@@ -71,17 +71,48 @@ describe('signstash adapter', () => {
   it('signs a batch in one request; results carry what the fake returned', async () => {
     fake.reset();
     const s = signer();
-    const contents = ['<a/>', '<b>ü</b>', ''.padEnd(300_001, 'x')];
+    // Sizes 4, 9, 5 and 300001: every remainder modulo 3 (the fake re-encodes the last partial quantum).
+    const contents = ['<a/>', '<b>ü</b>', '<c/>x', ''.padEnd(300_001, 'x')];
     const docs = await docsFor('ok', contents);
     const results = await s.signBatch(batch(docs, 'b_ok'), new AbortController().signal);
-    expect(okCount(results)).toBe(3);
+    expect(okCount(results)).toBe(4);
     for (const [i, r] of results.entries()) {
       if (!r.ok) throw new Error('not ok');
       expect(r.sha256).toBe(expectedSignedSha256(Buffer.from(contents[i] ?? ''), 'XAdES'));
       expect(r.contentType).toBe('application/xml');
     }
-    expect(fake.requests()).toMatchObject([{ externalReference: 'b_ok', documents: 3, outcome: 'ok' }]);
+    expect(fake.requests()).toMatchObject([{ externalReference: 'b_ok', documents: 4, outcome: 'ok' }]);
     await s.stop();
+  });
+
+  it("the fake answers content + trailer for padded, unpadded and wrapped base64, and refuses what is not base64", async () => {
+    const token = ((await (
+      await fetch(`${fake.authUrl}/oauth/token`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from('signspool:signspool-secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials',
+      })
+    ).json()) as { access_token: string }).access_token;
+    const send = (base64Content: string) =>
+      fetch(`${fake.businessUrl}/api/v0/document/sign/base64`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ externalReference: 'b_raw', documents: [{ documentRequest: { base64Content, contentType: 'text/plain', externalReference: 'd', name: 'd.txt' }, signatureInfo: { signatureType: 'CAdES' } }] }),
+      });
+    for (const content of ['', 'a', 'ab', 'abc', 'hello world, 26 characters']) {
+      const b64 = Buffer.from(content).toString('base64');
+      for (const text of [b64, b64.replace(/=+$/, ''), b64.replace(/(.{4})/g, '$1\r\n')]) {
+        const r = await send(text);
+        expect(r.status, JSON.stringify(text)).toBe(200);
+        const { documentList } = (await r.json()) as { documentList: { signedContent: string }[] };
+        const signed = Buffer.from(documentList[0]?.signedContent ?? '', 'base64');
+        const original = Buffer.from(content);
+        expect(signed.subarray(0, original.length).equals(original), JSON.stringify(text)).toBe(true);
+        expect(signed.toString().slice(original.length)).toBe(`\n%%SIGNSTASH-FAKE-SIGNATURE CAdES ${createHash('sha256').update(original).digest('hex')}\n`);
+        expect(createHash('sha256').update(signed).digest('hex')).toBe(expectedSignedSha256(original, 'CAdES'));
+      }
+    }
+    for (const bad of ['QUJD*', 'QU JD!', 'QUJDRA==QUJD']) expect((await send(bad)).status, bad).toBe(400);
   });
 
   it('shares one token refresh among concurrent batches', async () => {

@@ -17,16 +17,22 @@ export interface DecodedContent {
 export abstract class Base64Sink {
   private readonly decoder = new Base64Decoder();
   private readonly hash = createHash('sha256');
+  private readonly accept = (bytes: Buffer): void => {
+    this.hash.update(bytes);
+    this.size += bytes.length;
+    this.store(bytes);
+  };
   size = 0;
 
   /** Decodes a chunk of base64 text and stores the bytes. */
   push(text: Buffer): Promise<void> {
-    return this.accept(this.decoder.push(text));
+    this.decoder.push(text, this.accept);
+    return Promise.resolve();
   }
 
   /** Decodes the rest; returns size and sha256 of all decoded bytes. */
-  protected async finishDecoding(): Promise<DecodedContent> {
-    await this.accept(this.decoder.end());
+  protected finishDecoding(): DecodedContent {
+    this.decoder.end(this.accept);
     // A copy is digested: the running hash can still be continued (`digestWithSuffix`).
     return { size: this.size, sha256: this.hash.copy().digest('hex') };
   }
@@ -39,23 +45,14 @@ export abstract class Base64Sink {
     return this.hash.update(suffix).digest('hex');
   }
 
-  protected abstract store(bytes: Buffer): Promise<void>;
-
-  private async accept(bytes: Buffer): Promise<void> {
-    if (bytes.length === 0) return;
-    this.hash.update(bytes);
-    this.size += bytes.length;
-    await this.store(bytes);
-  }
+  /**
+   * Stores decoded bytes. They are a view of the decoder's shared buffer (base64-stream.ts): use or
+   * copy them before returning (hence no Promise).
+   */
+  protected abstract store(bytes: Buffer): void;
 }
 
-/** Decoded bytes gathered before one write (a response chunk decodes to at most 48 KiB). */
-const WRITE_CHUNK = 1024 * 1024;
-
 export class Base64FileSink extends Base64Sink {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-
   private constructor(
     readonly path: string,
     private fd: number | undefined,
@@ -70,11 +67,10 @@ export class Base64FileSink extends Base64Sink {
   }
 
   /** Decodes and writes the rest (a reused file is cut to it); returns size and sha256. The file stays open: `close` it. */
-  async finish(): Promise<DecodedContent> {
-    const content = await this.finishDecoding();
-    this.flush();
+  finish(): Promise<DecodedContent> {
+    const content = this.finishDecoding();
     finishOverwrite(this.openFd(), this.mode, this.size);
-    return content;
+    return Promise.resolve(content);
   }
 
   /** Closes the file, fsyncing it first when `sync` (a commit then needs no second open). */
@@ -100,18 +96,9 @@ export class Base64FileSink extends Base64Sink {
     return Promise.resolve();
   }
 
-  protected store(bytes: Buffer): Promise<void> {
-    this.pending.push(bytes);
-    this.pendingBytes += bytes.length;
-    if (this.pendingBytes >= WRITE_CHUNK) this.flush();
-    return Promise.resolve();
-  }
-
-  private flush(): void {
-    const buffers = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
-    if (buffers.length > 0) writeAll(this.openFd(), buffers);
+  /** Written at once, on the calling thread (page-cache work): the bytes are the decoder's shared buffer. */
+  protected store(bytes: Buffer): void {
+    writeAll(this.openFd(), [bytes]);
   }
 
   private openFd(): number {

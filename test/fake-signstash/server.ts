@@ -13,7 +13,6 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { base64Encode } from '@signspool/worker/base64-stream';
 import { readJsonStream } from '@signspool/worker/json-stream';
 import { SpillSink } from './spill-sink.js';
 
@@ -263,6 +262,7 @@ export class FakeSignstash {
 
   private async sign(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const started = Date.now();
+    const socket = req.socket;
     const record: RequestRecord = { id: this.nextId++, at: started, externalReference: '', documents: 0, bytes: 0, outcome: 'ok', status: 200, durationMs: 0, docs: [] };
     const finish = (outcome: RequestRecord['outcome'], status: number): void => {
       record.outcome = outcome;
@@ -281,7 +281,9 @@ export class FakeSignstash {
       try {
         await this.readSignRequest(req, dir, docs, record, sinks, budget);
       } catch (err) {
-        if (req.destroyed && !req.complete) {
+        // The client went away (reading the body stops early on a malformed request too, so the
+        // request stream being destroyed says nothing; its connection being closed does).
+        if (socket.destroyed) {
           finish('aborted', 0);
           return;
         }
@@ -375,6 +377,7 @@ export class FakeSignstash {
         if (!cur.sink || !cur.decoded || !cur.externalReference || !cur.name || !cur.signatureType || !['PAdES', 'CAdES', 'XAdES'].includes(cur.signatureType)) {
           throw new Error(`document ${String(p[1])}: base64Content, externalReference, name and signatureInfo.signatureType are required`);
         }
+        if (!cur.sink.wellFormed) throw new Error(`document ${String(p[1])}: base64Content is not valid base64`);
         docs.push({
           externalReference: cur.externalReference,
           name: cur.name,
@@ -412,11 +415,7 @@ export class FakeSignstash {
     for (const [i, d] of docs.entries()) {
       const trailer = fakeTrailer(d.signatureType, d.sha256);
       await write(`${i ? ',' : ''}{"externalReference":${JSON.stringify(d.externalReference)},"name":${JSON.stringify(d.name)},"signedContent":"`);
-      async function* signed(): AsyncGenerator<Buffer> {
-        yield* d.content.chunks();
-        yield trailer;
-      }
-      for await (const piece of base64Encode(signed())) await write(piece);
+      for await (const piece of d.content.signedBase64(trailer)) await write(piece);
       await write('"}');
       const rec = record.docs[i];
       // The signed output is the content + the trailer: its hash continues the one taken while decoding.
