@@ -1,5 +1,5 @@
 /** The api process: start() connects Redis, prepares the spool and listens; stop() drains and closes. */
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import type { Express } from 'express';
@@ -67,11 +67,12 @@ export class ApiServer {
     await this.events.start();
     const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, webhookQueue: this.webhookQueue, store, spool, events: this.events });
     this.app = app;
-    const server = app.listen(config.port, config.host);
+    const server = http.createServer(app);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', () => resolve());
       server.once('error', reject);
+      server.listen({ port: config.port, host: config.host, backlog: config.httpBacklog });
     });
     // Uploads of 1 GB over slow links take time: no request timeout, but headers must come fast.
     server.requestTimeout = 0;

@@ -192,6 +192,21 @@ const writeRandomFile = async (file: string, size: number): Promise<void> => {
 // --- 1 + 4b: coalescing gain, load latency ---------------------------------------------------------
 const TERMINAL = ['succeeded', 'failed', 'partially_failed', 'canceled'];
 
+/**
+ * The load generator's connections: uploads and long-polls on separate pools, as separate client
+ * systems would have. On one shared pool, the hundreds of long-polls a second of load keeps open
+ * took every connection, and uploads waited in the client for one to free: their "response time"
+ * then measured the pool (in section 4's open loop at full rate, uploads queued for seconds).
+ */
+interface Clients {
+  upload: Agent;
+  poll: Agent;
+}
+const newClients = (uploadConnections: number): Clients => ({ upload: new Agent({ connections: uploadConnections }), poll: new Agent({ connections: 8192 }) });
+const closeClients = async (c: Clients): Promise<void> => {
+  await Promise.all([c.upload.close(), c.poll.close()]);
+};
+
 /** One single-document operation (what each client of section 1 sends). */
 const submitOne = async (apiUrl: string, key: string, agent: Agent, { body, contentType }: Submission): Promise<{ id: string; ms: number }> => {
   const t0 = performance.now();
@@ -220,7 +235,7 @@ const waitSigned = async (apiUrl: string, key: string, agent: Agent, id: string)
 };
 
 /** `docs` single-document operations from 64 clients in a closed loop, each long-polled to its end. */
-const closedLoop = async (apiUrl: string, key: string, agent: Agent, submission: Submission, docs: number) => {
+const closedLoop = async (apiUrl: string, key: string, clients: Clients, submission: Submission, docs: number) => {
   const postTimes: number[] = [];
   const e2e: number[] = [];
   let next = 0;
@@ -229,9 +244,9 @@ const closedLoop = async (apiUrl: string, key: string, agent: Agent, submission:
     Array.from({ length: 64 }, async () => {
       while (next < docs) {
         next++;
-        const { id, ms } = await submitOne(apiUrl, key, agent, submission);
+        const { id, ms } = await submitOne(apiUrl, key, clients.upload, submission);
         postTimes.push(ms);
-        waiters.push(waitSigned(apiUrl, key, agent, id).then((t) => void e2e.push(t)));
+        waiters.push(waitSigned(apiUrl, key, clients.poll, id).then((t) => void e2e.push(t)));
       }
     }),
   );
@@ -251,14 +266,14 @@ const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, la
   const env = stackEnv(e, dir, { BATCH_MAX_DOCS: String(maxDocs) });
   const [api, worker] = await Promise.all([startRole('api', env), startRole('worker', env)]);
   const submission = submissionOf(randomBytes(200 * 1024));
-  const agent = new Agent({ connections: 256 });
-  if (warmup > 0) await closedLoop(api.url, e.key, agent, submission, warmup);
+  const clients = newClients(64);
+  if (warmup > 0) await closedLoop(api.url, e.key, clients, submission, warmup);
   await fetch(`${e.fakeUrl}/_fake/reset`, { method: 'POST' });
   const cpu0 = await machineCpu();
   const pids = { api: api.child.pid, worker: worker.child.pid, redis: e.redisPid, fake: e.fakePid, bench: process.pid };
   const cpuBefore = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuSeconds(pid)] as const)));
   const started = performance.now();
-  const { postTimes, e2e } = await closedLoop(api.url, e.key, agent, submission, docs);
+  const { postTimes, e2e } = await closedLoop(api.url, e.key, clients, submission, docs);
   const seconds = (performance.now() - started) / 1000;
   const cpu1 = await machineCpu();
   /** CPU seconds each process spent per document. */
@@ -267,7 +282,7 @@ const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, la
   const machineBusy = (cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total);
   const stats = (await (await fetch(`${e.fakeUrl}/_fake/requests`)).json()) as { outcome: string; documents: number; at: number }[];
   await Promise.all([api.stop(), worker.stop()]);
-  await agent.close();
+  await closeClients(clients);
   // `dir` (many small files) goes with the run's temp dir at the end: see main().
   return {
     machineBusy,
@@ -288,9 +303,9 @@ const paced = async (e: Env, tmp: string, rate: number, seconds: number, warmup:
   const env = stackEnv(e, dir, {});
   const [api, worker] = await Promise.all([startRole('api', env), startRole('worker', env)]);
   const submission = submissionOf(randomBytes(200 * 1024));
-  const agent = new Agent({ connections: 512 });
+  const clients = newClients(1024);
   // Warmed up as section 1's stacks are, then idle again before the paced arrivals start.
-  if (warmup > 0) await closedLoop(api.url, e.key, agent, submission, warmup);
+  if (warmup > 0) await closedLoop(api.url, e.key, clients, submission, warmup);
   const postTimes: number[] = [];
   const e2e: number[] = [];
   const total = Math.max(1, Math.round(rate * seconds));
@@ -301,16 +316,16 @@ const paced = async (e: Env, tmp: string, rate: number, seconds: number, warmup:
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     all.push(
-      submitOne(api.url, e.key, agent, submission).then(async ({ id, ms }) => {
+      submitOne(api.url, e.key, clients.upload, submission).then(async ({ id, ms }) => {
         postTimes.push(ms);
-        e2e.push(await waitSigned(api.url, e.key, agent, id));
+        e2e.push(await waitSigned(api.url, e.key, clients.poll, id));
       }),
     );
   }
   await Promise.all(all);
   const offered = total / ((performance.now() - started) / 1000);
   await Promise.all([api.stop(), worker.stop()]);
-  await agent.close();
+  await closeClients(clients);
   // `dir` (many small files) goes with the run's temp dir at the end: see main().
   return { rate, offered, postTimes: postTimes.sort((a, b) => a - b), e2e: e2e.sort((a, b) => a - b) };
 };

@@ -179,6 +179,7 @@ const schema = z
 
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: int(8080, 0, 65535),
+    HTTP_BACKLOG: int(4096, 1, 65535),
     WORKER_METRICS_PORT: int(9464, 0, 65535),
     PUBLIC_URL: optionalUrl,
     TRUST_PROXY: bool(false),
@@ -262,6 +263,12 @@ export interface Config {
   spoolMinFreeBytes: number;
   host: string;
   port: number;
+  /**
+   * Pending connections the api's listening socket queues (the kernel caps it at
+   * net.core.somaxconn). Node's default, 511, overflowed under bursts of new client connections:
+   * dropped SYNs are retried after 1 s, then 3 s, which showed as seconds-long upload times.
+   */
+  httpBacklog: number;
   /** The worker's own HTTP port: /metrics, /healthz, /readyz. */
   workerMetricsPort: number;
   publicUrl: string | undefined;
@@ -352,6 +359,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
     spoolMinFreeBytes: c.SPOOL_MIN_FREE_BYTES,
     host: c.HOST,
     port: c.PORT,
+    httpBacklog: c.HTTP_BACKLOG,
     workerMetricsPort: c.WORKER_METRICS_PORT,
     publicUrl: c.PUBLIC_URL,
     trustProxy: c.TRUST_PROXY,

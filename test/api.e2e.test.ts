@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -106,10 +107,20 @@ describe('api without a worker', () => {
   let stack: Stack;
 
   beforeAll(async () => {
-    stack = await startStack({ worker: false, env: LIMITS });
+    stack = await startStack({ worker: false, env: { ...LIMITS, HTTP_BACKLOG: '1234' } });
   });
   afterAll(async () => {
     await stack?.stop();
+  });
+
+  it('listens with the configured backlog (HTTP_BACKLOG), not Node\'s 511', () => {
+    // For a listening TCP socket, ss shows the accept-queue limit as Send-Q.
+    const port = new URL(stack.apiUrl).port;
+    const out = spawnSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' });
+    expect(out.status, 'ss (iproute2) is needed for this check').toBe(0);
+    const sendQ = Number(out.stdout.trim().split(/\s+/)[2]);
+    const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    expect(sendQ).toBe(Math.min(1234, somaxconn));
   });
 
   it('answers 401 problem+json without a valid key', async () => {
