@@ -82,13 +82,17 @@ const rssOf = async (pid: number | undefined): Promise<number> => {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
 };
 
-/** Machine-wide busy fraction of all CPUs between two readings of /proc/stat. */
-const machineCpu = async (): Promise<{ busy: number; total: number }> => {
+/**
+ * Machine-wide CPU ticks from /proc/stat: busy (everything but idle, iowait and steal), steal (time
+ * the hypervisor gave this VM's CPUs to others) and the total.
+ */
+const machineCpu = async (): Promise<{ busy: number; steal: number; total: number }> => {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  const steal = v[7] ?? 0;
   const total = v.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
+  return { busy: total - idle - steal, steal, total };
 };
 
 /** Samples a process's RSS until stopped; returns the peak. */
@@ -280,12 +284,14 @@ const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, la
   const cpuPerDoc: Record<string, number> = {};
   for (const [k, pid] of Object.entries(pids)) cpuPerDoc[k] = ((await cpuSeconds(pid)) - (cpuBefore[k] ?? 0)) / docs;
   const machineBusy = (cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total);
+  const machineSteal = (cpu1.steal - cpu0.steal) / Math.max(1, cpu1.total - cpu0.total);
   const stats = (await (await fetch(`${e.fakeUrl}/_fake/requests`)).json()) as { outcome: string; documents: number; at: number }[];
   await Promise.all([api.stop(), worker.stop()]);
   await closeClients(clients);
   // `dir` (many small files) goes with the run's temp dir at the end: see main().
   return {
     machineBusy,
+    machineSteal,
     cpuPerDoc,
     docsPerSec: docs / seconds,
     requests: stats.filter((s) => s.outcome === 'ok'),
@@ -589,6 +595,8 @@ const main = async (): Promise<void> => {
         target: `≤ ${MAX_DOCS}`,
       });
       add({ section: '1 coalescing', metric: 'machine CPU busy during the run', value: ours.machineBusy * 100, unit: '%' });
+      // The machine is shared: time the hypervisor took from this VM is time the run did not get.
+      add({ section: '1 coalescing', metric: 'machine CPU stolen by the hypervisor during the run', value: ours.machineSteal * 100, unit: '%' });
       // Where the CPU goes, and the throughput the machine's cores allow at that cost (a bound computed
       // from this run: every core busy with nothing but this work).
       const cores = os.cpus().length;
