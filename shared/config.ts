@@ -187,6 +187,7 @@ const schema = z
 
     UPLOAD_MAX_FILE_BYTES: bytes('25MiB', 1),
     UPLOAD_MAX_FILES: int(100, 1, 10_000),
+    UPLOAD_CONCURRENCY: int(16, 1, 100_000),
     UPLOAD_MAX_TOTAL_BYTES: bytes('1280MiB', 1),
     UPLOAD_MAX_FIELDS: int(20, 0, 1000),
     UPLOAD_MAX_FIELD_BYTES: bytes('4KiB', 1),
@@ -274,7 +275,15 @@ export interface Config {
   publicUrl: string | undefined;
   trustProxy: boolean;
   apiKeys: ApiKeyEntry[] | undefined;
-  upload: { maxFileBytes: number; maxFiles: number; maxTotalBytes: number; maxFields: number; maxFieldBytes: number };
+  upload: {
+    maxFileBytes: number;
+    maxFiles: number;
+    maxTotalBytes: number;
+    maxFields: number;
+    maxFieldBytes: number;
+    /** Upload bodies one api process reads at once; more wait their turn (api/upload-admission.ts). */
+    concurrency: number;
+  };
   signer: Parsed['SIGNER'];
   defaultSignatureType: 'PAdES' | 'CAdES' | 'XAdES';
   signstash: {
@@ -370,6 +379,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
       maxTotalBytes: c.UPLOAD_MAX_TOTAL_BYTES,
       maxFields: c.UPLOAD_MAX_FIELDS,
       maxFieldBytes: c.UPLOAD_MAX_FIELD_BYTES,
+      concurrency: c.UPLOAD_CONCURRENCY,
     },
     signer: c.SIGNER,
     defaultSignatureType: c.DEFAULT_SIGNATURE_TYPE ?? (c.SIGNER === 'local' ? 'CAdES' : 'PAdES'),

@@ -149,6 +149,12 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       registers,
     }),
     batchesInFlight: new Gauge({ name: 'signspool_batches_in_flight', help: 'Upstream batches in flight', registers }),
+    uploads: new Gauge({
+      name: 'signspool_uploads',
+      help: 'Upload requests of this api process: being read, or waiting for a turn (UPLOAD_CONCURRENCY)',
+      labelNames: ['state'] as const,
+      registers,
+    }),
   };
 };
 

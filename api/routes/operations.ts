@@ -21,6 +21,7 @@ import { enqueueWebhook, firstDeliveryId, signatureTypeSchema, signJobId, type S
 import { newId, type Spool } from '@signspool/shared/spool';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
+import { UploadAdmission } from '../upload-admission.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload-storage.js';
 
 export interface OperationsRouteDeps {
@@ -162,7 +163,16 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       upload(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
     });
 
+  const admission = new UploadAdmission(config.upload.concurrency, ({ active, waiting }) => {
+    metrics.uploads.set({ state: 'reading' }, active);
+    metrics.uploads.set({ state: 'waiting' }, waiting);
+  });
+
   router.post('/', async (req: Request, res: Response, next: NextFunction) => {
+    // Wait for a turn before reading the body; a client that leaves while waiting leaves the queue.
+    const release = await admission.admit((cancel) => res.once('close', cancel));
+    if (!release) return;
+    res.once('close', release);
     const idempotencyKey = IdempotencyStore.parseKey(req.get('idempotency-key'));
     const announced = await preflight(req);
     uploadsInFlight += announced;
