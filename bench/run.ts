@@ -12,7 +12,7 @@
  *  5. footprint         Redis bytes per queued document; spool bytes per document beyond its size
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, openSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -93,6 +93,24 @@ const machineCpu = async (): Promise<{ busy: number; steal: number; total: numbe
   const steal = v[7] ?? 0;
   const total = v.reduce((a, b) => a + b, 0);
   return { busy: total - idle - steal, steal, total };
+};
+
+/**
+ * Milliseconds of a fixed CPU workload (hashing, object churn, JSON), on this process alone: the
+ * machine is shared and its speed changes from minute to minute (the same code's section 1 ran at
+ * 220 and at 349 docs/s an hour apart), so runs are compared by this probe too. Lower is faster.
+ */
+const speedProbe = (): number => {
+  const t0 = performance.now();
+  const block = Buffer.alloc(1 << 20, 7);
+  for (let i = 0; i < 64; i++) createHash('sha256').update(block).digest();
+  let keep: { i: number; s: string }[] = [];
+  for (let i = 0; i < 200_000; i++) {
+    keep.push({ i, s: String(i) });
+    if (keep.length > 1000) keep = [];
+  }
+  for (let i = 0; i < 2000; i++) JSON.parse(JSON.stringify({ id: `op_${i}`, documents: [{ id: 'doc', size: i, status: 'queued' }] }));
+  return performance.now() - t0;
 };
 
 /** Samples a process's RSS until stopped; returns the peak. */
@@ -273,12 +291,14 @@ const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, la
   const clients = newClients(64);
   if (warmup > 0) await closedLoop(api.url, e.key, clients, submission, warmup);
   await fetch(`${e.fakeUrl}/_fake/reset`, { method: 'POST' });
+  const probeBefore = speedProbe();
   const cpu0 = await machineCpu();
   const pids = { api: api.child.pid, worker: worker.child.pid, redis: e.redisPid, fake: e.fakePid, bench: process.pid };
   const cpuBefore = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuSeconds(pid)] as const)));
   const started = performance.now();
   const { postTimes, e2e } = await closedLoop(api.url, e.key, clients, submission, docs);
   const seconds = (performance.now() - started) / 1000;
+  const probeAfter = speedProbe();
   const cpu1 = await machineCpu();
   /** CPU seconds each process spent per document. */
   const cpuPerDoc: Record<string, number> = {};
@@ -292,6 +312,7 @@ const coalescing = async (e: Env, tmp: string, docs: number, maxDocs: number, la
   return {
     machineBusy,
     machineSteal,
+    probe: [probeBefore, probeAfter] as const,
     cpuPerDoc,
     docsPerSec: docs / seconds,
     requests: stats.filter((s) => s.outcome === 'ok'),
@@ -595,6 +616,12 @@ const main = async (): Promise<void> => {
         target: `≤ ${MAX_DOCS}`,
       });
       add({ section: '1 coalescing', metric: 'machine CPU busy during the run', value: ours.machineBusy * 100, unit: '%' });
+      add({
+        section: '1 coalescing',
+        metric: 'machine speed probe: fixed CPU work just before / after the run (lower is faster; compare runs by it)',
+        value: ours.probe[0],
+        unit: `/ ${fmt(ours.probe[1])} ms`,
+      });
       // The machine is shared: time the hypervisor took from this VM is time the run did not get.
       add({ section: '1 coalescing', metric: 'machine CPU stolen by the hypervisor during the run', value: ours.machineSteal * 100, unit: '%' });
       // Where the CPU goes, and the throughput the machine's cores allow at that cost (a bound computed
