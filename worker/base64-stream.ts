@@ -62,7 +62,7 @@ export class Base64Decoder {
       this.decode(this.carry, onBytes);
       this.carry = '';
     }
-    const usable = at + (text.length - at) - ((text.length - at) % 4);
+    const usable = text.length - ((text.length - at) % 4);
     for (let p = at; p < usable; p += DECODE_PIECE) this.decode(text.toString('latin1', p, Math.min(usable, p + DECODE_PIECE)), onBytes);
     if (usable < text.length) this.carry = text.toString('latin1', usable);
   }

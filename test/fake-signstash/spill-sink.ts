@@ -33,8 +33,9 @@ export class SpillSink extends Base64Sink {
 
   /** Checks and hashes a chunk of base64 text, and keeps the text. */
   override async push(text: Buffer): Promise<void> {
-    await super.push(text);
+    // Stripped once: the decoder then finds no whitespace to strip again.
     const clean = withoutWhitespace(text);
+    await super.push(clean);
     this.textLength += clean.length;
     await this.keep(clean);
   }
