@@ -165,7 +165,7 @@ const durationList = (def: string) =>
       return list as number[];
     });
 
-const schema = z
+const envSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -252,111 +252,8 @@ const schema = z
     }
   });
 
-type Parsed = z.infer<typeof schema>;
-
-export interface Config {
-  env: Parsed['NODE_ENV'];
-  logLevel: Parsed['LOG_LEVEL'];
-  redisUrl: string | undefined;
-  queuePrefix: string;
-  dataDir: string;
-  spoolDir: string;
-  spoolMinFreeBytes: number;
-  host: string;
-  port: number;
-  /**
-   * Pending connections the api's listening socket queues (the kernel caps it at
-   * net.core.somaxconn). Node's default, 511, overflowed under bursts of new client connections:
-   * dropped SYNs are retried after 1 s, then 3 s, which showed as seconds-long upload times.
-   */
-  httpBacklog: number;
-  /** The worker's own HTTP port: /metrics, /healthz, /readyz. */
-  workerMetricsPort: number;
-  publicUrl: string | undefined;
-  trustProxy: boolean;
-  apiKeys: ApiKeyEntry[] | undefined;
-  upload: {
-    maxFileBytes: number;
-    maxFiles: number;
-    maxTotalBytes: number;
-    maxFields: number;
-    maxFieldBytes: number;
-    /** Upload bodies one api process reads at once; more wait their turn (api/upload-admission.ts). */
-    concurrency: number;
-  };
-  signer: Parsed['SIGNER'];
-  defaultSignatureType: 'PAdES' | 'CAdES' | 'XAdES';
-  signstash: {
-    url: string;
-    authUrl: string;
-    clientId: string;
-    clientSecret: string;
-    tokenSkewMs: number;
-    connectTimeoutMs: number;
-    headersTimeoutMs: number;
-    bodyTimeoutMs: number;
-    applyTimestamp: boolean;
-    reason: string | undefined;
-    location: string | undefined;
-  };
-  localSigner: { keyFile: string | undefined; certFile: string | undefined };
-  batch: { maxDocs: number; maxBytes: number; lingerMs: number };
-  upstream: { concurrency: number; maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number };
-  jobs: { lockDurationMs: number; maxStalled: number };
-  webhooks: {
-    secrets: WebhookSecretEntry[];
-    endpoints: Record<string, string>;
-    allow: string[];
-    allowHttp: boolean;
-    timeoutMs: number;
-    /** Delay before each attempt; the first is normally 0 (immediately). */
-    scheduleMs: number[];
-    concurrency: number;
-  };
-  retentionMs: number;
-  idempotencyTtlMs: number;
-  janitorIntervalMs: number;
-  orphanGraceMs: number;
-  shutdownTimeoutMs: number;
-}
-
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-/** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
-export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'WEBHOOK_SECRETS'] as const;
-
-const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
-  const out: Record<string, string | undefined> = { ...env };
-  for (const name of SECRET_VARIABLES) {
-    const file = env[`${name}_FILE`];
-    if (file === undefined || file === '') continue;
-    if (env[name] !== undefined && env[name] !== '') throw new ConfigError(`${name}: set either ${name} or ${name}_FILE, not both`);
-    try {
-      out[name] = readFileSync(file, 'utf8').trim();
-    } catch (err) {
-      throw new ConfigError(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-  }
-  return out;
-};
-
-/** Parses the environment. Throws ConfigError with one line per bad variable. */
-export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
-  const result = schema.safeParse(resolveFileVariables(env));
-  if (!result.success) {
-    const lines = result.error.issues.map((issue) => {
-      const name = issue.path.join('.') || 'config';
-      // Never echo the value: it may be a secret.
-      return `${name}: ${issue.message}`;
-    });
-    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
-  }
-  const c = result.data;
+/** The settings as the code uses them: built from the parsed variables, typed by the schema. */
+const configSchema = envSchema.transform((c) => {
   const dataDir = path.resolve(c.DATA_DIR);
   return {
     env: c.NODE_ENV,
@@ -411,6 +308,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
       allow: c.WEBHOOK_ALLOW,
       allowHttp: c.WEBHOOK_ALLOW_HTTP,
       timeoutMs: c.WEBHOOK_TIMEOUT,
+      /** Delay before each attempt; the first is normally 0 (immediately). */
       scheduleMs: c.WEBHOOK_SCHEDULE,
       concurrency: c.WEBHOOK_CONCURRENCY,
     },
@@ -420,4 +318,48 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
     orphanGraceMs: c.ORPHAN_GRACE,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
   };
+});
+
+export type Config = z.output<typeof configSchema>;
+
+/** Every environment variable signspool reads (README and deployment manifests are checked against it). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
+export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'WEBHOOK_SECRETS'] as const;
+
+const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
+  const out: Record<string, string | undefined> = { ...env };
+  for (const name of SECRET_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined || file === '') continue;
+    if (env[name] !== undefined && env[name] !== '') throw new ConfigError(`${name}: set either ${name} or ${name}_FILE, not both`);
+    try {
+      out[name] = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  return out;
+};
+
+/** Parses the environment. Throws ConfigError with one line per bad variable. */
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
+  const result = configSchema.safeParse(resolveFileVariables(env));
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const name = issue.path.join('.') || 'config';
+      // Never echo the value: it may be a secret.
+      return `${name}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+  }
+  return result.data;
 };
