@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import type { OperationStore } from '@signspool/shared/operations';
+import type { OperationStore } from '@signspool/shared/operation-store';
 import type { Spool } from '@signspool/shared/spool';
 import { requireApiKey } from './auth.js';
 import type { OperationEvents } from './operation-events.js';

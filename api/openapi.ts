@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { errorCatalog, type ErrorCode } from '@signspool/shared/errors';
-import { DOCUMENT_STATUSES, OPERATION_STATUSES } from '@signspool/shared/operations';
+import { DOCUMENT_STATUSES, OPERATION_STATUSES } from '@signspool/shared/operation-states';
 import { docParamsSchema, operationParamsSchema, submitFieldsSchema } from './routes/operations.js';
 
 const isoDate = z.string().describe('RFC 3339 timestamp');

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import { OperationStore } from '@signspool/shared/operations';
+import { OperationStore } from '@signspool/shared/operation-store';
 import { QUEUES } from '@signspool/shared/queue';
 import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { request, type Dispatcher } from 'undici';
+import { isTerminal } from '@signspool/shared/operation-states';
 import { multipartBody, type MultipartFile } from './multipart.js';
 
 const USAGE = `usage:
@@ -38,7 +39,6 @@ class CliError extends Error {
   }
 }
 
-const TERMINAL = new Set(['succeeded', 'partially_failed', 'failed', 'canceled']);
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const err = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -119,7 +119,7 @@ class Client {
     for (;;) {
       const left = Math.max(1, Math.min(30, Math.ceil((deadline - Date.now()) / 1000)));
       const { body, headers } = await this.json<Operation>('GET', `/v1/operations/${id}`, { headers: { prefer: `wait=${left}` } });
-      if (TERMINAL.has(body.status)) return body;
+      if (isTerminal(body.status)) return body;
       if (Date.now() >= deadline) throw new CliError(`operation ${id} is still ${body.status} after ${Math.round(timeoutMs / 1000)} s`);
       if (!headers['preference-applied']) {
         const retryAfter = Number(headers['retry-after'] ?? 0) * 1000;
@@ -213,7 +213,7 @@ export const main = async (argv: string[]): Promise<number> => {
       const { body } = await client.json<Operation>('GET', `/v1/operations/${encodeURIComponent(id)}`);
       const written = await client.download(body, values.out ?? '.');
       summary(body, written);
-      return TERMINAL.has(body.status) ? exitFor(body) : 2;
+      return isTerminal(body.status) ? exitFor(body) : 2;
     }
     default:
       throw new CliError(`unknown command ${command}\n${USAGE}`);

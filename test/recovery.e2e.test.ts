@@ -6,7 +6,7 @@ import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@signspool/shared/logger';
-import { OperationStore } from '@signspool/shared/operations';
+import { OperationStore } from '@signspool/shared/operation-store';
 import { Spool } from '@signspool/shared/spool';
 import { Janitor } from '@signspool/worker/janitor';
 import { FakeSignstash } from './fake-signstash/server.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@signspool/shared/logger';
-import type { OperationStore } from '@signspool/shared/operations';
+import type { OperationStore } from '@signspool/shared/operation-store';
 import { shardOf, Spool } from '@signspool/shared/spool';
 import { Janitor } from '@signspool/worker/janitor';
 

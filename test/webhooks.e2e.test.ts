@@ -10,7 +10,7 @@ import { Webhook } from 'standardwebhooks';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '@signspool/shared/metrics';
-import { OperationStore } from '@signspool/shared/operations';
+import { OperationStore } from '@signspool/shared/operation-store';
 import { SsrfGuard } from '@signspool/worker/ssrf-guard';
 import { WebhookDispatcher } from '@signspool/worker/webhook-dispatcher';
 import { auth, eventually, getOperation, submit } from './harness/client.js';

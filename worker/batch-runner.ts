@@ -10,7 +10,9 @@ import type { Config } from '@signspool/shared/config';
 import { SignspoolError, toSignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import { isTerminal, type DocumentUpdate, type OperationStatus, type OperationStore, type TransitionResult } from '@signspool/shared/operations';
+import type { DocumentUpdate, TransitionResult } from '@signspool/shared/operation-record';
+import { isTerminal } from '@signspool/shared/operation-states';
+import type { OperationStore } from '@signspool/shared/operation-store';
 import type { SignDocumentJob } from '@signspool/shared/queue';
 import type { Spool } from '@signspool/shared/spool';
 import type { Batchable } from './batcher.js';
@@ -108,7 +110,7 @@ export class BatchRunner {
       const status = r?.rejected.find((x) => x.docId === d.data.docId)?.status ?? r?.status ?? 'missing';
       log.info({ opId: d.data.opId, docId: d.data.docId, status }, 'document not claimable, dropping its job');
       // A re-run of a batch that ended its operation: make sure the end was announced.
-      if (r && isTerminal(r.status as OperationStatus) && r.webhook) await this.deps.onOperationTerminal?.(d.data.opId, d.data.tenant, r);
+      if (r && isTerminal(r.status) && r.webhook) await this.deps.onOperationTerminal?.(d.data.opId, d.data.tenant, r);
       await this.deps.source.complete(d.job, { dropped: status });
     }
     return claimed;

@@ -6,7 +6,7 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '@signspool/shared/logger';
-import type { OperationStore } from '@signspool/shared/operations';
+import type { OperationStore } from '@signspool/shared/operation-store';
 import type { Spool } from '@signspool/shared/spool';
 
 export interface JanitorOptions {

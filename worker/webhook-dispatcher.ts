@@ -10,7 +10,10 @@ import { Agent, request } from 'undici';
 import type { Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import type { OperationRecord, OperationStore, WebhookAttempt } from '@signspool/shared/operations';
+import { documentView, operationPath } from '@signspool/shared/document-view';
+import type { OperationRecord } from '@signspool/shared/operation-record';
+import type { OperationStore } from '@signspool/shared/operation-store';
+import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
 import { enqueueWebhook, firstDeliveryId, parseJobData, QUEUES, WEBHOOK_BACKOFF } from '@signspool/shared/queue';
 import { parseRetryAfter } from './http-util.js';
 import { SsrfGuard } from './ssrf-guard.js';
@@ -25,7 +28,7 @@ class DeliveryError extends Error {
   }
 }
 
-/** The event body: ids, statuses, error codes and links; never document bytes. */
+/** The event body: the same document view as the status response, with absolute links; never document bytes. */
 export const completedEvent = (op: OperationRecord, publicUrl: string) => ({
   type: 'operation.completed',
   timestamp: new Date(op.completedAt ?? Date.now()).toISOString(),
@@ -35,14 +38,8 @@ export const completedEvent = (op: OperationRecord, publicUrl: string) => ({
     externalReference: op.externalReference ?? null,
     signatureType: op.signatureType,
     counts: op.counts,
-    documents: op.documents.map((d) => ({
-      id: d.id,
-      name: d.name,
-      status: d.status,
-      ...(d.error ? { error: d.error } : {}),
-      ...(d.signed ? { href: `${publicUrl}/v1/operations/${op.id}/documents/${d.id}`, sha256: d.signed.sha256 } : {}),
-    })),
-    links: { self: `${publicUrl}/v1/operations/${op.id}` },
+    documents: op.documents.map((d) => documentView(op.id, d, publicUrl)),
+    links: { self: `${publicUrl}${operationPath(op.id)}` },
   },
 });
 
@@ -120,7 +117,7 @@ export class WebhookDispatcher {
     if (!url) return 'no endpoint';
     const attempt = job.attemptsMade + 1;
     const record = async (a: Omit<WebhookAttempt, 'deliveryId' | 'attempt' | 'url' | 'at'>, at: number): Promise<void> => {
-      await store.recordDelivery(op.id, { deliveryId: data.deliveryId, attempt, url, at, ...a });
+      await store.deliveries.record(op.id, { deliveryId: data.deliveryId, attempt, url, at, ...a });
       metrics.webhookDeliveries.inc({ outcome: a.outcome });
     };
     const started = Date.now();

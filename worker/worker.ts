@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import { OperationStore } from '@signspool/shared/operations';
+import { OperationStore } from '@signspool/shared/operation-store';
 import { assertHandlers, parseJobData, QUEUES, type JobName } from '@signspool/shared/queue';
 import { closeRedis, createWorkerRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';

@@ -16,7 +16,11 @@ import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import { isTerminal, newOperationRecord, type OperationRecord, type OperationStore, type WebhookAttempt } from '@signspool/shared/operations';
+import { documentView, operationPath } from '@signspool/shared/document-view';
+import { newOperationRecord, type OperationRecord } from '@signspool/shared/operation-record';
+import { isTerminal } from '@signspool/shared/operation-states';
+import type { OperationStore } from '@signspool/shared/operation-store';
+import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
 import { enqueueWebhook, firstDeliveryId, signatureTypeSchema, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
 import { newId, type Spool } from '@signspool/shared/spool';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
@@ -56,7 +60,7 @@ export const sanitizeFileName = (raw: string | undefined, index: number): string
 
 const MIME = /^[\w.+-]+\/[\w.+-]+$/;
 
-export const operationLocation = (opId: string): string => `/v1/operations/${opId}`;
+export const operationLocation = operationPath;
 
 /** The public view of an operation. */
 export const presentOperation = (op: OperationRecord, deliveries: WebhookAttempt[] = []) => ({
@@ -68,27 +72,7 @@ export const presentOperation = (op: OperationRecord, deliveries: WebhookAttempt
   updatedAt: new Date(op.updatedAt).toISOString(),
   completedAt: op.completedAt === undefined ? null : new Date(op.completedAt).toISOString(),
   counts: op.counts,
-  documents: op.documents.map((d) => ({
-    id: d.id,
-    name: d.name,
-    contentType: d.contentType,
-    size: d.size,
-    sha256: d.sha256,
-    status: d.status,
-    ...(d.error ? { error: d.error } : {}),
-    ...(d.signed
-      ? {
-          signed: {
-            size: d.signed.size,
-            sha256: d.signed.sha256,
-            contentType: d.signed.contentType,
-            fileName: d.signed.fileName,
-            signedAt: new Date(d.signed.signedAt).toISOString(),
-            href: `${operationLocation(op.id)}/documents/${d.id}`,
-          },
-        }
-      : {}),
-  })),
+  documents: op.documents.map((d) => documentView(op.id, d)),
   webhook: op.webhookUrl
     ? {
         url: op.webhookUrl,
@@ -291,7 +275,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     }
     const op = await loadOwned(req, id);
     if (!isTerminal(op.status)) res.setHeader('Retry-After', op.status === 'queued' ? '2' : '1');
-    res.json(presentOperation(op, op.webhookUrl ? await store.deliveries(op.id) : []));
+    res.json(presentOperation(op, op.webhookUrl ? await store.deliveries.list(op.id) : []));
   });
 
   router.get('/:id/documents/:docId', async (req: Request, res: Response) => {

@@ -1,5 +1,6 @@
 /** Small HTTP helpers for tests: submit, poll with a deadline, download. */
 import { expect } from 'vitest';
+import { isTerminal } from '@signspool/shared/operation-states';
 
 export interface UploadFile {
   name: string;
@@ -44,8 +45,6 @@ export const getOperation = async (apiUrl: string, key: string, id: string): Pro
   return { status: res.status, body: (await res.json()) as OperationView & Record<string, unknown> };
 };
 
-const TERMINAL = ['succeeded', 'partially_failed', 'failed', 'canceled'];
-
 /** Long-polls (Prefer: wait) until the operation is terminal; fails the test at the deadline. */
 export const waitForTerminal = async (apiUrl: string, key: string, id: string, timeoutMs = 30_000): Promise<OperationView> => {
   const deadline = Date.now() + timeoutMs;
@@ -54,7 +53,7 @@ export const waitForTerminal = async (apiUrl: string, key: string, id: string, t
     const res = await fetch(`${apiUrl}/v1/operations/${id}`, { headers: { ...auth(key), prefer: `wait=${left}` } });
     expect(res.status).toBe(200);
     const body = (await res.json()) as OperationView;
-    if (TERMINAL.includes(body.status)) return body;
+    if (isTerminal(body.status)) return body;
     if (Date.now() > deadline) throw new Error(`operation ${id} still ${body.status} after ${timeoutMs} ms`);
   }
 };
