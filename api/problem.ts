@@ -6,6 +6,7 @@ import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { MulterError } from 'multer';
 import { SignspoolError, isSignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
+import { isRedisUnavailable, redisUnavailableError } from '@signspool/shared/redis-unavailable';
 
 export const sendProblem = (res: Response, err: SignspoolError, instance?: string): void => {
   if (err.retryAfterMs !== undefined) res.setHeader('Retry-After', String(Math.ceil(err.retryAfterMs / 1000)));
@@ -34,6 +35,7 @@ const multerToCatalog = (err: MulterError, limits: { maxFileBytes: number; maxFi
 export const toApiError = (err: unknown, limits: { maxFileBytes: number; maxFiles: number }): SignspoolError => {
   if (isSignspoolError(err)) return err;
   if (err instanceof MulterError) return multerToCatalog(err, limits);
+  if (isRedisUnavailable(err)) return redisUnavailableError();
   const e = err as { type?: string; status?: number; message?: string };
   if (e?.message === 'Request aborted' || e?.message === 'Request closed' || e?.message === 'Unexpected end of form' || e?.message === 'Malformed part header') {
     return new SignspoolError('UPLOAD_ABORTED');

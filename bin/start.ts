@@ -15,7 +15,7 @@ import { createMetrics } from '@signspool/shared/metrics';
 import { DEFAULT_REDIS_URL } from '@signspool/shared/redis';
 import { isPortOpen, spawnRedisServer } from '@signspool/shared/redis-server';
 import { ShutdownManager } from '@signspool/shared/shutdown';
-import { WorkerHttpServer } from '@signspool/worker/metrics-server';
+import { WorkerHttpServer } from '@signspool/worker/worker-http-server';
 import { missingWorkerNodeFlags } from '@signspool/worker/node-flags';
 import { SigningWorker } from '@signspool/worker/worker';
 
@@ -49,7 +49,7 @@ const main = async (): Promise<void> => {
     await worker.start();
     shutdown.register('worker', () => worker.stop());
     if (mode === 'worker') {
-      const http = new WorkerHttpServer({ host: cfg.host, port: cfg.workerMetricsPort, metrics, ready: () => worker.isReady() });
+      const http = new WorkerHttpServer({ host: cfg.host, port: cfg.workerMetricsPort, metrics, readiness: () => worker.readiness() });
       const url = await http.start();
       logger.info({ url }, 'worker metrics listening');
       shutdown.register('worker-http', () => http.stop());

@@ -215,6 +215,8 @@ const envSchema = z
     UPSTREAM_MAX_ATTEMPTS: int(6, 1, 100),
     UPSTREAM_BACKOFF_BASE: duration('1s'),
     UPSTREAM_BACKOFF_MAX: duration('60s'),
+    UPSTREAM_BREAKER_THRESHOLD: int(5, 1, 1000),
+    UPSTREAM_BREAKER_COOLDOWN: duration('30s', 100),
     JOB_LOCK_DURATION: duration('60s', 5000),
     JOB_MAX_STALLED: int(5, 0, 1000),
 
@@ -300,6 +302,8 @@ const configSchema = envSchema.transform((c) => {
       maxAttempts: c.UPSTREAM_MAX_ATTEMPTS,
       backoffBaseMs: c.UPSTREAM_BACKOFF_BASE,
       backoffMaxMs: c.UPSTREAM_BACKOFF_MAX,
+      breakerThreshold: c.UPSTREAM_BREAKER_THRESHOLD,
+      breakerCooldownMs: c.UPSTREAM_BREAKER_COOLDOWN,
     },
     jobs: { lockDurationMs: c.JOB_LOCK_DURATION, maxStalled: c.JOB_MAX_STALLED },
     webhooks: {

@@ -44,6 +44,7 @@ export const errorCatalog = {
   DOCUMENT_STALLED: entry(500, false, 'The document was abandoned by workers too many times'),
   SIGNATURE_TYPE_UNSUPPORTED: entry(422, false, 'The configured signer does not support this signature type'),
   SIGNER_FAILED: entry(500, false, 'The local signer failed'),
+  SPOOL_FULL: entry(507, true, "The worker's spool is full: the document waits in the queue until space is freed"),
 
   // --- Upstream (Sign'Stash) ------------------------------------------------------------------
   UPSTREAM_OAUTH_INVALID_CLIENT: entry(502, false, "Sign'Stash OAuth rejected the client credentials"),

@@ -149,6 +149,23 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       registers,
     }),
     batchesInFlight: new Gauge({ name: 'signspool_batches_in_flight', help: 'Upstream batches in flight', registers }),
+    upstreamCircuit: new Gauge({
+      name: 'signspool_upstream_circuit',
+      help: "State of this worker's upstream circuit breaker (1 for the current state)",
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    documentsResent: new Counter({
+      name: 'signspool_documents_resent_total',
+      help: 'Documents sent upstream again after an earlier request had already carried them (at-least-once cost)',
+      registers,
+    }),
+    workerPaused: new Gauge({
+      name: 'signspool_worker_paused',
+      help: 'Whether the worker stopped pulling documents, by reason (spool_full, circuit_open)',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     uploads: new Gauge({
       name: 'signspool_uploads',
       help: 'Upload requests of this api process: being read, or waiting for a turn (UPLOAD_CONCURRENCY)',

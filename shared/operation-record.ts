@@ -75,8 +75,8 @@ export type DocumentUpdate = { docId: string; claim?: string } & (
 export interface TransitionResult {
   /** Documents that moved. */
   applied: string[];
-  /** Documents that could not move, with the state they are in ('missing' when unknown). */
-  rejected: { docId: string; status: DocumentStatus | 'missing' }[];
+  /** Documents that could not move, with the state they are in ('missing' when unknown, 'accepting' while the submission is not committed). */
+  rejected: { docId: string; status: DocumentStatus | 'missing' | 'accepting' }[];
   /** The operation's status after the change ('missing' when the record does not exist). */
   status: OperationStatus | 'missing';
   /** True when this very call made the operation terminal. */

@@ -15,6 +15,7 @@ const SCRIPTS = {
   signspoolCancel: { file: 'cancel', numberOfKeys: 1 },
   signspoolAccepted: { file: 'accepted', numberOfKeys: 1 },
   signspoolCreate: { file: 'create', numberOfKeys: 1 },
+  signspoolAbandon: { file: 'abandon', numberOfKeys: 1 },
 } as const;
 
 interface ScriptedRedis extends Redis {
@@ -22,6 +23,7 @@ interface ScriptedRedis extends Redis {
   signspoolCancel(key: string, now: number, retention: number, channel: string, message: string): Promise<string>;
   signspoolAccepted(key: string, retention: number): Promise<number>;
   signspoolCreate(key: string, ttl: number, ...fieldsAndValues: string[]): Promise<number>;
+  signspoolAbandon(key: string): Promise<'abandoned' | 'committed' | 'missing'>;
 }
 
 // cjson encodes an empty Lua table as {}: both forms are accepted.
@@ -39,14 +41,14 @@ const parseTransition = (raw: string): TransitionResult => {
   return {
     status: r.status as OperationStatus | 'missing',
     applied: r.applied,
-    rejected: r.rejected.map((x) => ({ docId: x.docId, status: x.status as DocumentStatus | 'missing' })),
+    rejected: r.rejected.map((x) => ({ docId: x.docId, status: x.status as DocumentStatus | 'missing' | 'accepting' })),
     becameTerminal: r.becameTerminal,
     webhook: r.webhook,
   };
 };
 
 /** TTL of a record whose upload never finished being accepted (api died between record and jobs). */
-const ACCEPTING_TTL_MS = 60 * 60 * 1000;
+const ACCEPTING_TTL_MS = 10 * 60 * 1000;
 
 export class OperationStore {
   readonly redis: ScriptedRedis;
@@ -79,8 +81,9 @@ export class OperationStore {
     await this.redis.signspoolAccepted(this.key(opId), this.retentionMs);
   }
 
-  async remove(opId: string): Promise<void> {
-    await this.redis.del(this.key(opId));
+  /** Deletes a record still accepting (a failed submission); says whether it was already committed. */
+  async abandon(opId: string): Promise<'abandoned' | 'committed' | 'missing'> {
+    return this.redis.signspoolAbandon(this.key(opId));
   }
 
   /** Owner and status only: what a long-poll checks before it waits (the whole record is read once, at the end). */

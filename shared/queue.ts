@@ -1,6 +1,7 @@
 /**
  * The queue contract between api (producer) and worker (consumer): queue names, the job-name
- * union and the zod schema of each job's data. Job data carries ids and spool paths, never bytes;
+ * union and the zod schema of each job's data. Job data carries ids, never bytes or paths (the
+ * consumer derives spool paths from the ids);
  * the consumer re-validates every payload with the same schema.
  */
 import { z } from 'zod';
@@ -26,7 +27,6 @@ export const signDocumentJobSchema = z.object({
   contentType: z.string().min(1).max(255),
   size: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  path: z.string().min(1),
   acceptedAt: z.number().int().positive(),
 });
 export type SignDocumentJob = z.infer<typeof signDocumentJobSchema>;
@@ -74,7 +74,7 @@ export const enqueueWebhook = async (
 
 export const firstDeliveryId = (opId: string): string => `msg_${opId.replace(/^op_/, '')}`;
 
-/** Job ids are the document ids: a document is enqueued at most once. */
+/** A document's sign job has the document's id as job id: a document is enqueued at most once. */
 export const signJobId = (docId: string): string => docId;
 
 /**

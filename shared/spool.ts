@@ -2,7 +2,7 @@
  * The disk spool: where uploaded documents wait and signed results are kept until RETENTION.
  *
  *   <root>/incoming/<shard>/<opId>.<docId>   uploaded bytes, written by the api
- *   <root>/signed/<shard>/<opId>.<docId>     signed result, written by a worker
+ *   <root>/signed/<shard>/<opId>.<docId>.<batchId>   signed result, written by the batch that signed it
  *   <root>/tmp/                              partial writes (renamed into place once complete and
  *                                            fsynced) and spare files kept for reuse
  *
@@ -15,7 +15,7 @@
  * written elsewhere (or under a name nobody reads yet), fsynced, renamed, and its directory fsynced.
  */
 import { randomUUID } from 'node:crypto';
-import { createReadStream, renameSync, truncateSync } from 'node:fs';
+import { renameSync, truncateSync, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -46,10 +46,11 @@ export const shardOf = (opId: string): string => {
 
 const fileNameOf = (opId: string, docId: string): string => `${assertSafeId(opId)}.${assertSafeId(docId)}`;
 
-/** The operation id of a spool file name (`<opId>.<docId>`), or undefined for anything else. */
+/** The operation id of a spool file name (`<opId>.<docId>` or `<opId>.<docId>.<tag>`), or undefined for anything else. */
 const opIdOfFile = (name: string): string | undefined => {
   const [opId, docId, ...rest] = name.split('.');
-  return opId && docId && rest.length === 0 && ID_PATTERN.test(opId) && ID_PATTERN.test(docId) ? opId : undefined;
+  const tagOk = rest.length === 0 || (rest.length === 1 && ID_PATTERN.test(rest[0] ?? ''));
+  return opId && docId && tagOk && ID_PATTERN.test(opId) && ID_PATTERN.test(docId) ? opId : undefined;
 };
 
 /** Ids end up in paths: only a strict alphabet is allowed, so no id can escape the spool. */
@@ -107,8 +108,9 @@ export class Spool {
     return path.join(this.signedRoot, shardOf(assertSafeId(opId)));
   }
 
-  signedPath(opId: string, docId: string): string {
-    return path.join(this.signedDir(opId), fileNameOf(opId, docId));
+  /** A signed result: `tag` names the batch that wrote it (absent on results written before tags existed). */
+  signedPath(opId: string, docId: string, tag?: string): string {
+    return path.join(this.signedDir(opId), tag === undefined ? fileNameOf(opId, docId) : `${fileNameOf(opId, docId)}.${assertSafeId(tag)}`);
   }
 
   private readonly readyDirs = new Set<string>();
@@ -245,8 +247,15 @@ export class Spool {
     await this.syncDir(path.dirname(dest));
   }
 
-  openRead(p: string): NodeJS.ReadableStream {
-    return createReadStream(p);
+  /** Opens a file for streaming, or undefined when it does not exist. */
+  async openResult(p: string): Promise<ReadStream | undefined> {
+    try {
+      const fh = await open(p, 'r');
+      return fh.createReadStream();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
   }
 
   async exists(p: string): Promise<boolean> {

@@ -32,7 +32,7 @@ describe('LocalSigner', () => {
     const p = spool.incomingPath('op_local', docId);
     await mkdir(path.dirname(p), { recursive: true });
     await writeFile(p, content);
-    return { opId: 'op_local', docId, name, contentType: 'application/octet-stream', size: content.length, sha256: sha(content), path: p };
+    return { opId: 'op_local', docId, name, contentType: 'application/octet-stream', size: content.length, sha256: sha(content), path: p, resultPath: spool.signedPath('op_local', docId, 'b1') };
   };
 
   const signer = (dataDir: string, keyFile?: string, certFile?: string) =>

@@ -166,14 +166,20 @@ describe('pipeline through the fake Sign\'Stash', () => {
       expect(fake.requests().map((r) => r.outcome)).toEqual(['reset', 'ok']);
     });
 
-    it('finds the one document the upstream rejects by bisection; the others are signed', async () => {
-      fake.setRejectDocumentsNamed(['bad.pdf']);
-      const files = Array.from({ length: 8 }, (_, i) => ({ name: i === 5 ? 'bad.pdf' : `ok-${i}.pdf`, content: `doc ${i}` }));
+    // A rejected document's name must not decide the batch's fate (the upstream's message quotes it).
+    it.each([
+      ['named by the upstream', 'bad.pdf', false],
+      ['named my-certificate.pdf', 'my-certificate.pdf', false],
+      ['named "not active.pdf"', 'not active.pdf', false],
+      ['not named by the upstream (found by halving)', 'bad.pdf', true],
+    ])('fails only the document the upstream rejects (%s); the others are signed', async (_label, bad, unnamed) => {
+      fake.setRejectDocumentsNamed([bad], { unnamed });
+      const files = Array.from({ length: 8 }, (_, i) => ({ name: i === 5 ? bad : `ok-${i}.pdf`, content: `doc ${i}` }));
       const res = await submit(stack.apiUrl, stack.keys.acme, files);
       const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
       expect(done.status).toBe('partially_failed');
       expect(done.documents.map((d) => [d.name, d.status, d.error?.code ?? null])).toEqual(
-        files.map((f) => [f.name, f.name === 'bad.pdf' ? 'failed' : 'signed', f.name === 'bad.pdf' ? 'UPSTREAM_DOCUMENT_REJECTED' : null]),
+        files.map((f) => [f.name, f.name === bad ? 'failed' : 'signed', f.name === bad ? 'UPSTREAM_DOCUMENT_REJECTED' : null]),
       );
     });
   });

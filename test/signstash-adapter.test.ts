@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '@signspool/shared/logger';
 import { Spool } from '@signspool/shared/spool';
 import type { BatchDocument, DocumentResult } from '@signspool/worker/signer';
-import { mapFailure, parseRetryAfter, SignstashSigner } from '@signspool/worker/signers/signstash';
+import { parseRetryAfter } from '@signspool/worker/http-util';
+import { mapFailure, SignstashSigner } from '@signspool/worker/signers/signstash';
 import { expectedSignedSha256, FakeSignstash } from './fake-signstash/server.js';
 
 const run = promisify(execFile);
@@ -62,7 +63,7 @@ describe('signstash adapter', () => {
         const file = spool.incomingPath('op_adapter', docId);
         await mkdir(path.dirname(file), { recursive: true });
         await writeFile(file, c);
-        return { opId: 'op_adapter', docId, name: `${docId}.xml`, contentType: 'application/xml', size: Buffer.byteLength(c), sha256: createHash('sha256').update(c).digest('hex'), path: file };
+        return { opId: 'op_adapter', docId, name: `${docId}.xml`, contentType: 'application/xml', size: Buffer.byteLength(c), sha256: createHash('sha256').update(c).digest('hex'), path: file, resultPath: spool.signedPath('op_adapter', docId, 'b1') };
       }),
     );
   const batch = (documents: BatchDocument[], batchId = 'b_test') => ({ batchId, tenant: 't', signatureType: 'XAdES' as const, documents });
@@ -156,6 +157,10 @@ describe('signstash adapter', () => {
     expect(f(429, undefined, undefined, 3000)).toMatchObject({ code: 'UPSTREAM_RATE_LIMITED', retryable: true, retryAfterMs: 3000 });
     expect(f(502)).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', retryable: true });
     expect(f(400, 'INVALID_DOCUMENT')).toMatchObject({ code: 'UPSTREAM_DOCUMENT_REJECTED', extensions: { externalReference: 'doc_x' } });
+    // A document's name in the message never overrides the code.
+    expect(f(400, 'INVALID_DOCUMENT', 'Document my-certificate.pdf could not be signed').code).toBe('UPSTREAM_DOCUMENT_REJECTED');
+    expect(f(400, 'INVALID_DOCUMENT', 'Document not active.pdf could not be signed').code).toBe('UPSTREAM_DOCUMENT_REJECTED');
+    expect(f(400, undefined, 'Document not active.pdf could not be signed').code).toBe('UPSTREAM_REJECTED');
     expect(f(404)).toMatchObject({ code: 'UPSTREAM_REJECTED', retryable: false });
     expect([parseRetryAfter('2'), parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:27:58 GMT')), parseRetryAfter('soon')]).toEqual([2000, 2000, undefined]);
   });

@@ -1,22 +1,27 @@
 /**
- * Runs one flushed batch to the end: claims its documents (queued → signing), calls the signer
- * once per attempt, retries retryable failures with capped exponential backoff and jitter
- * (honouring Retry-After), bisects a batch the upstream rejects because of one document, records
- * every document's outcome and settles its job.
+ * Runs one flushed batch to the end: claims its documents (queued → signing, under the batch's id),
+ * calls the signer once per attempt, retries retryable failures with capped exponential backoff
+ * and jitter (honouring Retry-After), waits while the upstream circuit is open, bisects a batch the
+ * upstream rejects because of one document, records every document's outcome and settles its job.
+ * Documents go back to the queue, without an outcome, when this worker cannot store results (spool
+ * full), cannot reach Redis, lost their lock, or is shutting down.
  */
 import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import type { Job } from 'bullmq';
 import type { Config } from '@signspool/shared/config';
-import { SignspoolError, toSignspoolError } from '@signspool/shared/errors';
+import { SignspoolError, toSignspoolError, type ErrorCode } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import type { DocumentUpdate, TransitionResult } from '@signspool/shared/operation-record';
 import { isTerminal } from '@signspool/shared/operation-states';
 import type { OperationStore } from '@signspool/shared/operation-store';
 import type { SignDocumentJob } from '@signspool/shared/queue';
+import { isRedisUnavailable } from '@signspool/shared/redis-unavailable';
 import type { Spool } from '@signspool/shared/spool';
 import type { Batchable } from './batcher.js';
-import type { JobSource } from './job-source.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
+import type { SignJobConsumer } from './sign-job-consumer.js';
 import type { DocumentResult, SignBatch, Signer } from './signer.js';
 
 export interface HeldDocument extends Batchable {
@@ -30,7 +35,10 @@ export interface BatchRunnerDeps {
   store: OperationStore;
   /** Uploaded files of signed documents are retired (kept for reuse) through it. */
   spool: Spool;
-  source: JobSource;
+  source: SignJobConsumer;
+  breaker: CircuitBreaker;
+  /** False when the spool is below its free-space floor: the batch goes back to the queue unsent. */
+  hasRoom: () => Promise<boolean>;
   metrics: Metrics;
   logger: Logger;
   upstream: Config['upstream'];
@@ -75,31 +83,50 @@ const groupByOp = (items: HeldDocument[], update: (d: HeldDocument) => DocumentU
   return m;
 };
 
+/** Failures that say the upstream is unavailable: they feed the circuit breaker. */
+const UNAVAILABLE: ReadonlySet<ErrorCode> = new Set(['UPSTREAM_UNAVAILABLE', 'UPSTREAM_NETWORK', 'UPSTREAM_TIMEOUT']);
+/** How long documents wait in the queue when this worker cannot store results or reach Redis. */
+const REQUEUE_DELAY_MS = 5000;
+const ACCEPTING_RETRY_MS = 1000;
+
+class Requeue extends Error {
+  constructor(readonly reason: 'spool_full' | 'redis') {
+    super(reason);
+  }
+}
+
 export class BatchRunner {
   constructor(private readonly deps: BatchRunnerDeps) {}
 
-  /** Runs a flushed batch. Never throws: every document ends settled or released. */
+  /** Runs a flushed batch. Never throws: every document ends settled or given back to the queue. */
   async run(items: HeldDocument[]): Promise<void> {
     const batchId = `b_${randomUUID().replaceAll('-', '')}`;
     const log = this.deps.logger.child({ batchId });
-    let claimed: HeldDocument[] = [];
     try {
-      claimed = await this.claim(items, log);
-      if (claimed.length > 0) await this.execute(claimed, batchId, log);
+      const claimed = await this.claim(items, batchId, log);
+      if (claimed.length > 0) await this.execute(claimed, batchId, batchId, log);
     } catch (err) {
       if (this.deps.signal.aborted) {
-        await this.release(claimed.length ? claimed : items, claimed.length > 0);
+        await this.requeue(items, batchId, 0, log);
         log.warn({ documents: items.length }, 'batch released at shutdown');
         return;
       }
+      if (err instanceof Requeue || isRedisUnavailable(err)) {
+        log.warn({ reason: err instanceof Requeue ? err.reason : 'redis', documents: items.length }, 'batch given back to the queue');
+        await this.requeue(items, batchId, REQUEUE_DELAY_MS, log);
+        return;
+      }
       log.error({ err }, 'batch failed unexpectedly');
-      await this.finish(claimed, new Map(), toSignspoolError(err), log);
+      await this.finish(items.filter((d) => this.deps.source.owns(d.job)), batchId, new Map(), toSignspoolError(err), log).catch(async (again: unknown) => {
+        log.error({ err: again }, 'could not record the failure; giving the batch back to the queue');
+        await this.requeue(items, batchId, REQUEUE_DELAY_MS, log);
+      });
     }
   }
 
-  /** queued → signing for every document; drops the ones already terminal (a re-run of a finished batch). */
-  private async claim(items: HeldDocument[], log: Logger): Promise<HeldDocument[]> {
-    const results = await this.deps.store.transitionMany(groupByOp(items, (d) => ({ docId: d.data.docId, to: 'signing' })));
+  /** queued → signing for every document, under claim `batchId`; drops the ones already terminal (a re-run of a finished batch). */
+  private async claim(items: HeldDocument[], batchId: string, log: Logger): Promise<HeldDocument[]> {
+    const results = await this.deps.store.transitionMany(groupByOp(items, (d) => ({ docId: d.data.docId, to: 'signing', claim: batchId })));
     const claimed: HeldDocument[] = [];
     for (const d of items) {
       const r = results.get(d.data.opId);
@@ -108,6 +135,11 @@ export class BatchRunner {
         continue;
       }
       const status = r?.rejected.find((x) => x.docId === d.data.docId)?.status ?? r?.status ?? 'missing';
+      if (status === 'accepting') {
+        // Its submission is not committed yet (or failed and will expire): ask again shortly.
+        await this.deps.source.release(d.job, ACCEPTING_RETRY_MS);
+        continue;
+      }
       log.info({ opId: d.data.opId, docId: d.data.docId, status }, 'document not claimable, dropping its job');
       // A re-run of a batch that ended its operation: make sure the end was announced.
       if (r && isTerminal(r.status) && r.webhook) await this.deps.onOperationTerminal?.(d.data.opId, d.data.tenant, r);
@@ -116,10 +148,21 @@ export class BatchRunner {
     return claimed;
   }
 
-  private async execute(items: HeldDocument[], batchId: string, log: Logger): Promise<void> {
-    const { signer, upstream, metrics, signal } = this.deps;
-    const batch: SignBatch = {
-      batchId,
+  /** Drops documents whose job lock was lost: another worker holds them now. */
+  private owned(items: HeldDocument[], log: Logger): HeldDocument[] {
+    const kept = items.filter((d) => this.deps.source.owns(d.job));
+    for (const d of items) {
+      if (kept.includes(d)) continue;
+      log.warn({ opId: d.data.opId, docId: d.data.docId }, 'job lock lost; leaving the document to its new owner');
+      this.deps.source.forget(d.job);
+    }
+    return kept;
+  }
+
+  private batchOf(items: HeldDocument[], sendId: string, claim: string): SignBatch {
+    const { spool } = this.deps;
+    return {
+      batchId: sendId,
       tenant: items[0]?.data.tenant ?? '',
       signatureType: items[0]?.data.signatureType ?? 'CAdES',
       documents: items.map(({ data }) => ({
@@ -129,38 +172,66 @@ export class BatchRunner {
         contentType: data.contentType,
         size: data.size,
         sha256: data.sha256,
-        path: data.path,
+        path: spool.incomingPath(data.opId, data.docId),
+        resultPath: spool.signedPath(data.opId, data.docId, claim),
       })),
     };
+  }
+
+  /** Signs `items` (claimed under `claim`) with up to maxAttempts calls; `probe` when this call already holds the circuit's probe. */
+  private async execute(all: HeldDocument[], sendId: string, claim: string, log: Logger, probe = false): Promise<void> {
+    const { signer, upstream, metrics, signal, breaker } = this.deps;
+    let items = all;
+    let counted = 0;
     for (let attempt = 1; ; attempt++) {
+      items = this.owned(items, log);
+      if (items.length === 0) return;
+      if (!(await this.deps.hasRoom())) throw new Requeue('spool_full');
+      const permit = probe ? 'probe' : await breaker.acquire(signal);
+      probe = false;
+      if (permit === 'probe' && items.length > 1) {
+        // The half-open probe is one document; the rest follow once the circuit has its answer.
+        log.info({ documents: items.length }, 'upstream circuit half-open: probing with one document');
+        await this.execute(items.slice(0, 1), `${sendId}p`.slice(0, 64), claim, log, true);
+        await this.execute(items.slice(1), sendId, claim, log);
+        return;
+      }
+      if (attempt > 1) metrics.documentsResent.inc(items.length);
       const started = performance.now();
       metrics.batchesInFlight.inc();
       try {
-        const results = await signer.signBatch(batch, signal);
+        const results = await signer.signBatch(this.batchOf(items, sendId, claim), signal);
+        breaker.success();
         metrics.upstreamDuration.observe({ signer: signer.name, outcome: 'ok' }, (performance.now() - started) / 1000);
-        await this.finish(items, new Map(results.map((r) => [r.docId, r])), undefined, log);
+        if (results.some((r) => !r.ok && r.error.code === 'SPOOL_FULL')) {
+          await Promise.all(results.map((r) => (r.ok ? rm(r.path, { force: true }) : undefined)));
+          throw new Requeue('spool_full');
+        }
+        await this.finish(items, claim, new Map(results.map((r) => [r.docId, r])), undefined, log);
         return;
       } catch (raw) {
-        if (signal.aborted) throw raw;
+        if (signal.aborted || raw instanceof Requeue) throw raw;
         const err = toSignspoolError(raw, 'UPSTREAM_NETWORK');
+        if (err.code === 'SPOOL_FULL') throw new Requeue('spool_full');
         metrics.upstreamDuration.observe({ signer: signer.name, outcome: err.code }, (performance.now() - started) / 1000);
         metrics.upstreamErrors.inc({ code: err.code });
+        if (UNAVAILABLE.has(err.code)) breaker.failure();
+        else breaker.release();
         if (err.code === 'UPSTREAM_DOCUMENT_REJECTED') {
-          await this.bisect(items, batchId, err, log);
+          await this.bisect(items, sendId, claim, err, log);
           return;
         }
-        if (err.retryable && attempt < upstream.maxAttempts) {
-          const delay = backoffDelay(attempt, upstream.backoffBaseMs, upstream.backoffMaxMs, err.retryAfterMs);
-          log.warn({ code: err.code, attempt, delayMs: delay, documents: items.length }, 'batch failed, retrying');
-          await sleep(delay, signal);
+        // Attempts made while the circuit is open (or that opened it) do not count: an outage costs time, not attempts.
+        if (!(UNAVAILABLE.has(err.code) && breaker.state !== 'closed')) counted++;
+        if (err.retryable && counted < upstream.maxAttempts) {
+          const delay = breaker.state === 'closed' ? backoffDelay(counted || 1, upstream.backoffBaseMs, upstream.backoffMaxMs, err.retryAfterMs) : 0;
+          log.warn({ code: err.code, attempt, delayMs: delay, circuit: breaker.state, documents: items.length }, 'batch failed, retrying');
+          if (delay > 0) await sleep(delay, signal);
           continue;
         }
         log.error({ code: err.code, attempt, documents: items.length, detail: err.detail }, 'batch failed');
-        const final =
-          err.retryable && attempt > 1
-            ? new SignspoolError(err.code, { detail: `${err.detail} (gave up after ${attempt} attempts)` })
-            : err;
-        await this.finish(items, new Map(), final, log);
+        const final = err.retryable && attempt > 1 ? new SignspoolError(err.code, { detail: `${err.detail} (gave up after ${attempt} attempts)` }) : err;
+        await this.finish(items, claim, new Map(), final, log);
         return;
       } finally {
         metrics.batchesInFlight.dec();
@@ -168,26 +239,30 @@ export class BatchRunner {
     }
   }
 
-  /** One document made the upstream reject the whole request: find it by halving. */
-  private async bisect(items: HeldDocument[], batchId: string, err: SignspoolError, log: Logger): Promise<void> {
+  /** The upstream rejected the request because of a document: fail the one it names, or find it by halving. */
+  private async bisect(items: HeldDocument[], sendId: string, claim: string, err: SignspoolError, log: Logger): Promise<void> {
     const culpritRef = err.extensions['externalReference'];
     const named = items.find((d) => d.data.docId === culpritRef);
     if (items.length === 1 || named) {
       const bad = named ?? items[0];
       if (!bad) return;
-      await this.finish([bad], new Map(), err, log);
+      await this.finish([bad], claim, new Map(), err, log);
       const rest = items.filter((d) => d !== bad);
-      if (rest.length > 0) await this.execute(rest, `${batchId}r`.slice(0, 64), log);
+      if (rest.length > 0) await this.execute(rest, `${sendId}r`.slice(0, 64), claim, log);
       return;
     }
     const mid = Math.ceil(items.length / 2);
-    log.info({ documents: items.length }, 'upstream rejected a document; bisecting');
-    await this.execute(items.slice(0, mid), `${batchId}l`.slice(0, 64), log);
-    await this.execute(items.slice(mid), `${batchId}r`.slice(0, 64), log);
+    log.info({ documents: items.length }, 'upstream rejected a document without naming it; bisecting');
+    await this.execute(items.slice(0, mid), `${sendId}l`.slice(0, 64), claim, log);
+    await this.execute(items.slice(mid), `${sendId}r`.slice(0, 64), claim, log);
   }
 
-  /** Records outcomes (results by docId; `error` for every document without one) and settles jobs. */
-  private async finish(items: HeldDocument[], results: Map<string, DocumentResult>, error: SignspoolError | undefined, log: Logger): Promise<void> {
+  /**
+   * Records outcomes (results by docId; `error` for every document without one) and settles jobs.
+   * A result whose transition was refused (the document was re-claimed elsewhere) is removed, and
+   * the upload is retired only when the document's end was recorded.
+   */
+  private async finish(items: HeldDocument[], claim: string, results: Map<string, DocumentResult>, error: SignspoolError | undefined, log: Logger): Promise<void> {
     if (items.length === 0) return;
     const { store, source, metrics, spool } = this.deps;
     const outcome = (d: HeldDocument): DocumentResult =>
@@ -196,8 +271,8 @@ export class BatchRunner {
     const updates = groupByOp(items, (d): DocumentUpdate => {
       const r = outcome(d);
       return r.ok
-        ? { docId: d.data.docId, to: 'signed', signed: { size: r.size, sha256: r.sha256, contentType: r.contentType, fileName: r.fileName } }
-        : { docId: d.data.docId, to: 'failed', error: { code: r.error.code, message: r.error.detail } };
+        ? { docId: d.data.docId, claim, to: 'signed', signed: { size: r.size, sha256: r.sha256, contentType: r.contentType, fileName: r.fileName, file: claim } }
+        : { docId: d.data.docId, claim, to: 'failed', error: { code: r.error.code, message: r.error.detail } };
     });
     const transitions = await store.transitionMany(updates);
     // Before the jobs are settled: if this process dies now, the jobs come back, the re-run finds
@@ -212,24 +287,38 @@ export class BatchRunner {
     await Promise.all(
       items.map(async (d) => {
         const r = outcome(d);
+        const upload = spool.incomingPath(d.data.opId, d.data.docId);
+        if (!transitions.get(d.data.opId)?.applied.includes(d.data.docId)) {
+          // Re-claimed by another worker (or already ended): its owner records the outcome.
+          log.warn({ opId: d.data.opId, docId: d.data.docId }, 'outcome not recorded: the document was claimed by another batch');
+          if (r.ok) await rm(r.path, { force: true });
+          source.forget(d.job);
+          return;
+        }
         if (r.ok) {
           metrics.documentsCompleted.inc({ outcome: 'signed' });
           metrics.documentLatency.observe((now - d.data.acceptedAt) / 1000);
-          await spool.retire(d.data.path, d.data.size);
+          await spool.retire(upload, d.data.size);
           await source.complete(d.job, { signed: true });
         } else {
           metrics.documentsCompleted.inc({ outcome: 'failed' });
+          // Nothing will read the upload again, unless the failure may be retried later.
+          if (!r.error.retryable) await rm(upload, { force: true });
           await source.fail(d.job, new Error(`${r.error.code}: ${r.error.detail}`));
         }
       }),
     );
   }
 
-  /** Shutdown: documents go back to the queue (and to `queued` when they were claimed). */
-  private async release(items: HeldDocument[], claimed: boolean): Promise<void> {
-    if (claimed) {
-      await this.deps.store.transitionMany(groupByOp(items, (d) => ({ docId: d.data.docId, to: 'queued' })));
+  /** Documents go back to the queue (and to `queued` when this batch holds their claim), after `delayMs`. */
+  private async requeue(items: HeldDocument[], claim: string, delayMs: number, log: Logger): Promise<void> {
+    const held = items.filter((d) => this.deps.source.owns(d.job));
+    try {
+      await this.deps.store.transitionMany(groupByOp(held, (d) => ({ docId: d.data.docId, claim, to: 'queued' })));
+    } catch (err) {
+      // Redis unreachable: the locks expire and the stalled-job checker brings the jobs back.
+      log.warn({ err: { message: (err as Error).message } }, 'could not put the documents back to queued');
     }
-    await Promise.all(items.map((d) => this.deps.source.release(d.job)));
+    await Promise.all(held.map((d) => this.deps.source.release(d.job, delayMs)));
   }
 }

@@ -13,8 +13,10 @@ export interface BatchDocument {
   contentType: string;
   size: number;
   sha256: string;
-  /** Absolute path of the uploaded bytes in the spool. */
+  /** Absolute path of the uploaded bytes in the spool (derived from the ids, never from the job). */
   path: string;
+  /** Where the signed result must be written: unique per batch, so concurrent attempts never share a file. */
+  resultPath: string;
 }
 
 export interface SignBatch {
@@ -28,7 +30,7 @@ export interface SignBatch {
 export interface SignedDocument {
   ok: true;
   docId: string;
-  /** Where the signed result was written: always Spool.signedPath(opId, docId). */
+  /** Where the signed result was written: the document's resultPath. */
   path: string;
   size: number;
   sha256: string;

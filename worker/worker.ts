@@ -16,7 +16,8 @@ import { Spool } from '@signspool/shared/spool';
 import { Batcher } from './batcher.js';
 import { BatchRunner, type HeldDocument } from './batch-runner.js';
 import { Janitor } from './janitor.js';
-import { JobSource } from './job-source.js';
+import { CircuitBreaker, type CircuitState } from './circuit-breaker.js';
+import { SignJobConsumer } from './sign-job-consumer.js';
 import type { Signer } from './signer.js';
 import { WebhookDispatcher } from './webhook-dispatcher.js';
 import { createSigner } from './signers/index.js';
@@ -35,7 +36,10 @@ export class SigningWorker {
   private readonly deps: WorkerDeps;
   private readonly log: Logger;
   private redis: Redis | undefined;
-  private source: JobSource | undefined;
+  private source: SignJobConsumer | undefined;
+  private breaker: CircuitBreaker | undefined;
+  /** Last reading of the spool's free-space floor (the worker stops pulling below it). */
+  private spoolFull = false;
   private signer: Signer | undefined;
   private batcher: Batcher<HeldDocument> | undefined;
   private runner: BatchRunner | undefined;
@@ -83,7 +87,7 @@ export class SigningWorker {
     await this.webhooks.start();
     this.signer = this.deps.signer ?? (await createSigner(config, spool, this.deps.logger, metrics));
     await this.signer.start();
-    this.source = new JobSource({
+    this.source = new SignJobConsumer({
       connection: this.redis,
       prefix: config.queuePrefix,
       lockDurationMs: config.jobs.lockDurationMs,
@@ -92,11 +96,29 @@ export class SigningWorker {
       onStalledOut: (job, reason) => void this.failAbandoned(store, job, reason),
     });
     await this.source.start();
+    const circuitStates: CircuitState[] = ['closed', 'open', 'half_open'];
+    const showCircuit = (state: CircuitState): void => {
+      for (const s of circuitStates) metrics.upstreamCircuit.set({ state: s }, s === state ? 1 : 0);
+      metrics.workerPaused.set({ reason: 'circuit_open' }, state === 'closed' ? 0 : 1);
+      if (state === 'closed') this.wakePuller?.();
+    };
+    showCircuit('closed');
+    metrics.workerPaused.set({ reason: 'spool_full' }, 0);
+    this.breaker = new CircuitBreaker({
+      threshold: config.upstream.breakerThreshold,
+      cooldownMs: config.upstream.breakerCooldownMs,
+      onStateChange: (state) => {
+        this.log.warn({ circuit: state }, state === 'open' ? 'upstream circuit open: no batch is sent until the cool-down ends' : `upstream circuit ${state}`);
+        showCircuit(state);
+      },
+    });
     this.runner = new BatchRunner({
       signer: this.signer,
       store,
       spool,
       source: this.source,
+      breaker: this.breaker,
+      hasRoom: () => this.hasRoom(),
       metrics,
       logger: this.log,
       upstream: config.upstream,
@@ -122,14 +144,53 @@ export class SigningWorker {
     this.log.info({ signer: this.signer.name, batch: config.batch, concurrency: config.upstream.concurrency }, 'worker started');
   }
 
+  /** Whether the spool has room for signed results (free space above SPOOL_MIN_FREE_BYTES). */
+  private async hasRoom(): Promise<boolean> {
+    const spool = this.spool;
+    if (!spool) return false;
+    const free = await spool.freeBytes(1000).catch(() => 0);
+    const full = free < this.deps.config.spoolMinFreeBytes;
+    if (full !== this.spoolFull) {
+      this.spoolFull = full;
+      this.deps.metrics.workerPaused.set({ reason: 'spool_full' }, full ? 1 : 0);
+      if (full) this.log.error({ freeBytes: free, floor: this.deps.config.spoolMinFreeBytes }, 'spool below its free-space floor: not pulling documents until space is freed');
+      else this.log.info({ freeBytes: free }, 'spool has room again: pulling documents');
+    }
+    return !full;
+  }
+
+  /** Why the worker is not pulling documents now (empty when it is). */
+  pauseReasons(): string[] {
+    const reasons: string[] = [];
+    if (this.spoolFull) reasons.push('spool_full');
+    if (this.breaker && this.breaker.state !== 'closed') reasons.push(`circuit_${this.breaker.state}`);
+    return reasons;
+  }
+
+  /** Sleeps until woken (capacity, circuit closed) or `ms` passed. */
+  private async pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakePuller = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wakePuller = undefined;
+  }
+
   private async pullLoop(): Promise<void> {
     const source = this.source;
     const batcher = this.batcher;
     if (!source || !batcher) return;
     while (this.state === 'running') {
       if (this.heldDocuments >= this.maxHeld) {
-        await new Promise<void>((resolve) => (this.wakePuller = resolve));
-        this.wakePuller = undefined;
+        await this.pause(60_000);
+        continue;
+      }
+      // Documents wait in the queue (where other workers can take them) while this one cannot sign.
+      if (!(await this.hasRoom()) || (this.breaker && this.breaker.state !== 'closed')) {
+        await this.pause(1000);
         continue;
       }
       let job: Job | undefined;
@@ -172,7 +233,10 @@ export class SigningWorker {
       metrics.batchBytes.observe(bytes);
       metrics.batchFillRatio.observe(Math.min(1, Math.max(items.length / config.batch.maxDocs, bytes / config.batch.maxBytes)));
       for (const d of items) metrics.bucketWait.observe((now - d.enteredAt) / 1000);
-      const p = runner.run(items).finally(() => {
+      const p = runner
+        .run(items)
+        .catch((err: unknown) => this.log.error({ err }, 'batch runner failed'))
+        .finally(() => {
         this.inFlight.delete(p);
         this.dispatch();
         if (this.pending.length === 0) this.batcher?.onCapacity();
@@ -200,10 +264,26 @@ export class SigningWorker {
     }
   }
 
-  /** Ready when running and Redis answers. */
-  async isReady(): Promise<boolean> {
-    if (this.state !== 'running' || !this.redis) return false;
-    return (await this.redis.ping()) === 'PONG';
+  /** Ready when running, Redis answers within `timeoutMs` and the spool has room; `checks` details each (and the circuit's state). */
+  async readiness(timeoutMs = 1000): Promise<{ ready: boolean; checks: Record<string, string> }> {
+    const checks: Record<string, string> = { state: this.state };
+    const redis = this.redis;
+    let redisOk = false;
+    if (redis) {
+      let timer: NodeJS.Timeout | undefined;
+      // ping() would wait in ioredis's offline queue while Redis is down: race it against a deadline.
+      const answer = await Promise.race([
+        redis.ping().catch((err: unknown) => `error: ${(err as Error).message}`),
+        new Promise<string>((r) => (timer = setTimeout(() => r(`no answer within ${timeoutMs} ms`), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      redisOk = answer === 'PONG';
+      checks['redis'] = redisOk ? 'ok' : answer;
+    }
+    checks['circuit'] = this.breaker?.state ?? 'closed';
+    checks['spool'] = this.spoolFull ? 'below its free-space floor' : 'ok';
+    const ready = this.state === 'running' && redisOk && !this.spoolFull;
+    return { ready, checks };
   }
 
   /** Number of batches currently being signed. */
@@ -249,6 +329,7 @@ export class SigningWorker {
       await Promise.allSettled([...this.inFlight]);
     }
     for (const d of this.batcher?.stop() ?? []) await this.source?.release(d.job);
+    this.breaker?.stop();
     await this.source?.close();
     await this.janitor?.stop();
     await this.webhooks?.stop();

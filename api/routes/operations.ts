@@ -7,6 +7,7 @@
  * removes the files, the record and the jobs: a failed request leaves nothing behind.
  */
 import { rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
@@ -21,9 +22,10 @@ import { newOperationRecord, type OperationRecord } from '@signspool/shared/oper
 import { isTerminal } from '@signspool/shared/operation-states';
 import type { OperationStore } from '@signspool/shared/operation-store';
 import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
-import { enqueueWebhook, firstDeliveryId, signatureTypeSchema, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
+import { enqueueWebhook, firstDeliveryId, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
 import { newId, type Spool } from '@signspool/shared/spool';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
+import { acceptSubmission } from '../submissions.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
 import { UploadAdmission } from '../upload-admission.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload-storage.js';
@@ -164,7 +166,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const opId = newId('op');
     const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, partCount: 0, files: [] };
     setUploadContext(req, ctx);
-    let recorded = false;
+    let submitted = false;
     // Built when something is logged: a pino child with redaction costs ~5 % of an upload's CPU.
     const log = (): Logger => logger.child({ opId, tenant: req.tenant });
     const reservation: Reservation | undefined = idempotencyKey === undefined ? undefined : await idempotency.reserve(req.tenant ?? '', idempotencyKey, opId);
@@ -203,28 +205,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         sha256: f.sha256,
       }));
       const newOp = { id: opId, tenant: req.tenant ?? '', signatureType, externalReference: fields.data.externalReference, webhookUrl, createdAt: acceptedAt, documents };
-      await store.create(newOp);
-      recorded = true;
-      const jobs = documents.map((d, i) => {
-        const data: SignDocumentJob = {
-          opId,
-          docId: d.id,
-          tenant: req.tenant ?? '',
-          signatureType,
-          name: d.name,
-          contentType: d.contentType,
-          size: d.size,
-          sha256: d.sha256,
-          path: files[i]?.path ?? '',
-          acceptedAt,
-        };
-        return { name: 'sign-document' as const, data, opts: { jobId: signJobId(d.id) } };
-      });
-      // One document (the common case) needs no MULTI around its one script: add, not addBulk.
-      const [only] = jobs;
-      if (jobs.length === 1 && only) await queue.add(only.name, only.data, only.opts);
-      else await queue.addBulk(jobs);
-      await store.markAccepted(opId);
+      submitted = true;
+      await acceptSubmission({ store, queue, spool, logger }, newOp);
       metrics.documentsAccepted.inc(documents.length);
       metrics.uploadedBytes.inc(ctx.totalBytes);
       if (logger.isLevelEnabled('info')) log().info({ documents: documents.length, bytes: ctx.totalBytes }, 'operation accepted');
@@ -234,16 +216,10 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       res.status(202).location(operationLocation(opId)).json(body);
     } catch (err) {
       if (reservation?.kind === 'reserved') await reservation.release().catch(() => undefined);
-      await spool.removeOperation(opId, ['incoming']);
-      if (recorded) {
-        await Promise.allSettled([store.remove(opId), ...ctx.files.map((f) => queue.remove(signJobId(f.docId)))]);
-      }
+      // acceptSubmission undoes its own part; before it, only the spooled files exist.
+      if (!submitted) await spool.removeOperation(opId, ['incoming']);
       if (req.socket.destroyed || res.destroyed) {
         log().info({ bytes: ctx.totalBytes }, 'upload aborted by the client; nothing kept');
-        return;
-      }
-      if (err instanceof Error && /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED/.test(err.message)) {
-        next(new SignspoolError('SERVICE_UNAVAILABLE', { detail: 'the queue is unavailable; nothing was kept, retry later', retryAfterMs: 5000 }));
         return;
       }
       next(err);
@@ -286,8 +262,10 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     if (doc.status !== 'signed' || !doc.signed) {
       throw new SignspoolError('DOCUMENT_NOT_SIGNED', { detail: `the document is ${doc.status}`, extensions: { documentStatus: doc.status } });
     }
-    const file = spool.signedPath(op.id, doc.id);
-    if (!(await spool.exists(file))) throw new SignspoolError('NOT_FOUND', { detail: 'the signed document is no longer kept' });
+    const file = spool.signedPath(op.id, doc.id, doc.signed.file);
+    // Opened before the headers: a result removed meanwhile is a 404, not a broken 200.
+    const stream = await spool.openResult(file);
+    if (!stream) throw new SignspoolError('NOT_FOUND', { detail: 'the signed document is no longer kept' });
     // attachment() sets Content-Disposition (and a type guessed from the name, replaced just below).
     res.attachment(doc.signed.fileName);
     res.setHeader('Content-Type', doc.signed.contentType);
@@ -296,11 +274,9 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     res.setHeader('Cache-Control', 'private, no-store');
     res.setHeader('ETag', `"${doc.signed.sha256}"`);
     res.setHeader('Repr-Digest', `sha-256=:${Buffer.from(doc.signed.sha256, 'hex').toString('base64')}:`);
-    await new Promise<void>((resolve, reject) => {
-      const stream = spool.openRead(file);
-      stream.on('error', reject);
-      res.on('close', () => resolve());
-      stream.pipe(res);
+    // pipeline destroys the file stream when the client goes away: no descriptor is left open.
+    await pipeline(stream, res).catch((err: unknown) => {
+      if (!res.destroyed) throw err;
     });
   });
 

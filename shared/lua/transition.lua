@@ -11,8 +11,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return cjson.encode({ status = 'missi
 local now, retention, channel = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local updates = cjson.decode(ARGV[4])
 local applied, rejected = {}, {}
+-- A submission not yet committed by the api: nothing is claimed (the worker asks again later).
+local accepting = redis.call('HGET', KEYS[1], 'accepting') == '1'
 for _, u in ipairs(updates) do
-  local ok, st = apply(KEYS[1], u, now)
+  local ok, st
+  if accepting and u.to == 'signing' then ok, st = false, 'accepting' else ok, st = apply(KEYS[1], u, now) end
   if ok then table.insert(applied, u.docId) else table.insert(rejected, { docId = u.docId, status = st }) end
 end
 local status, became = settle(KEYS[1], now, retention, channel)

@@ -109,6 +109,7 @@ export class FakeSignstash {
   private readonly tokens = new Map<string, number>();
   private readonly records: RequestRecord[] = [];
   private rejectNames = new Set<string>();
+  private rejectUnnamed = false;
   private tmpDir = '';
   private nextId = 1;
   private stopPromise: Promise<void> | undefined;
@@ -189,8 +190,10 @@ export class FakeSignstash {
     this.faults.push({ ...f, left: f.times ?? 1 });
   }
 
-  setRejectDocumentsNamed(names: string[]): void {
+  /** Rejects (400 INVALID_DOCUMENT) every request carrying a document so named; `unnamed`: without saying which one. */
+  setRejectDocumentsNamed(names: string[], opts: { unnamed?: boolean } = {}): void {
     this.rejectNames = new Set(names);
+    this.rejectUnnamed = opts.unnamed ?? false;
   }
 
   /** Every token issued so far becomes invalid (as if expired). */
@@ -323,6 +326,7 @@ export class FakeSignstash {
       const rejected = docs.find((d) => this.rejectNames.has(d.name));
       if (rejected) {
         finish('rejected', 400);
+        if (this.rejectUnnamed) return json(res, 400, { errorCode: 'INVALID_DOCUMENT', errorMessage: 'A document of the request could not be signed' });
         return json(res, 400, { errorCode: 'INVALID_DOCUMENT', errorMessage: `Document ${rejected.name} could not be signed`, externalReference: rejected.externalReference });
       }
       // The latency model.

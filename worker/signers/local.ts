@@ -138,7 +138,7 @@ export class LocalSigner implements Signer {
     }
     try {
       const der = this.signedData(digest);
-      const written = await this.deps.spool.writeAtomic(this.deps.spool.signedPath(doc.opId, doc.docId), Readable.from([der]));
+      const written = await this.deps.spool.writeAtomic(doc.resultPath, Readable.from([der]));
       return { ok: true, docId: doc.docId, path: written.path, size: written.size, sha256: written.sha256, contentType: 'application/pkcs7-signature', fileName: `${doc.name}.p7s` };
     } catch (err) {
       this.deps.logger.error({ err: { message: (err as Error).message }, docId: doc.docId }, 'local signing failed');

@@ -1,7 +1,8 @@
 /**
- * Pulls sign jobs from BullMQ by hand (a Worker without processor: getNextJob, then
- * moveToCompleted / moveToFailed / moveToWait), keeps the locks of every held job extended, and
- * runs BullMQ's stalled-job checker so jobs of a dead worker come back.
+ * Consumes the sign queue by hand: a BullMQ Worker without processor (getNextJob, then
+ * moveToCompleted / moveToFailed / moveToWait / moveToDelayed). It extends the locks of every held
+ * job in one call, notices jobs whose lock was lost (another worker owns them now), and runs
+ * BullMQ's stalled-job checker so jobs of a dead worker come back.
  */
 import { randomUUID } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
@@ -9,7 +10,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '@signspool/shared/logger';
 import { QUEUES } from '@signspool/shared/queue';
 
-export interface JobSourceOptions {
+export interface SignJobConsumerOptions {
   connection: Redis;
   prefix: string;
   lockDurationMs: number;
@@ -19,15 +20,17 @@ export interface JobSourceOptions {
   onStalledOut?: (job: Job, reason: string) => void;
 }
 
-export class JobSource {
+export class SignJobConsumer {
   readonly token = randomUUID();
   private readonly worker: Worker;
   private readonly held = new Map<string, Job>();
-  private readonly opts: JobSourceOptions;
+  private readonly opts: SignJobConsumerOptions;
+  /** Held jobs whose lock could not be extended: their results must not be recorded by this worker. */
+  private readonly lost = new Set<string>();
   private lockTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(opts: JobSourceOptions) {
+  constructor(opts: SignJobConsumerOptions) {
     this.opts = opts;
     this.worker = new Worker(QUEUES.sign, null, {
       connection: opts.connection,
@@ -72,9 +75,21 @@ export class JobSource {
     await this.settle(job, () => job.moveToFailed(err, this.token, false));
   }
 
-  /** Gives a job back to the queue (shutdown): another worker, or this one after restart, takes it. */
-  async release(job: Job): Promise<void> {
-    await this.settle(job, () => job.moveToWait(this.token));
+  /** Gives a job back to the queue, at once or after `delayMs`; another worker, or this one later, takes it. */
+  async release(job: Job, delayMs = 0): Promise<void> {
+    await this.settle(job, () => (delayMs > 0 ? job.moveToDelayed(Date.now() + delayMs, this.token) : job.moveToWait(this.token)));
+  }
+
+  /** False once the job's lock was lost: another worker may be signing it. */
+  owns(job: Job): boolean {
+    return job.id !== undefined && this.held.has(job.id) && !this.lost.has(job.id);
+  }
+
+  /** Forgets a job whose lock was lost, without touching it in Redis (its new owner settles it). */
+  forget(job: Job): void {
+    if (!job.id) return;
+    this.held.delete(job.id);
+    this.lost.delete(job.id);
   }
 
   private async settle(job: Job, op: () => Promise<unknown>): Promise<void> {
@@ -84,21 +99,25 @@ export class JobSource {
       // Lock lost (the job stalled and was taken back): the record in Redis decides what happens.
       this.opts.logger.warn({ err, jobId: job.id }, 'could not settle job');
     } finally {
-      if (job.id) this.held.delete(job.id);
+      this.forget(job);
     }
   }
 
   private async extendLocks(): Promise<void> {
-    const jobs = [...this.held.values()];
-    await Promise.all(
-      jobs.map(async (job) => {
-        try {
-          await job.extendLock(this.token, this.opts.lockDurationMs);
-        } catch (err) {
-          this.opts.logger.warn({ err, jobId: job.id }, 'could not extend job lock');
-        }
-      }),
-    );
+    const jobs = [...this.held.values()].filter((j) => j.id !== undefined && !this.lost.has(j.id));
+    if (jobs.length === 0) return;
+    const ids = jobs.map((j) => j.id ?? '');
+    try {
+      const failed = await this.worker.extendJobLocks(ids, ids.map(() => this.token), this.opts.lockDurationMs);
+      for (const id of failed) {
+        if (!this.held.has(id)) continue;
+        this.lost.add(id);
+        this.opts.logger.warn({ jobId: id }, 'lost the lock of a held job; its result will not be recorded here');
+      }
+    } catch (err) {
+      // Redis unreachable: the locks may expire; the state machine's claim decides who records a result.
+      this.opts.logger.warn({ err: { message: (err as Error).message }, jobs: jobs.length }, 'could not extend job locks');
+    }
   }
 
   /** Idempotent. Held jobs should have been settled or released before. */

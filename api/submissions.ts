@@ -1,0 +1,58 @@
+/**
+ * Accepting a submission whose files are already in the spool: operation record (in its
+ * "accepting" phase) → one job per document → commit (the record stops expiring). Workers leave a
+ * document alone while its operation is accepting, so a submission that fails before the commit is
+ * undone without a trace: the record is deleted (or expires), its jobs are dropped, its files
+ * removed. A failure after the commit reached Redis is not a failure: the submission stands.
+ */
+import type { Queue } from 'bullmq';
+import type { Logger } from '@signspool/shared/logger';
+import type { NewOperation } from '@signspool/shared/operation-record';
+import type { OperationStore } from '@signspool/shared/operation-store';
+import { signJobId, type SignDocumentJob } from '@signspool/shared/queue';
+import type { Spool } from '@signspool/shared/spool';
+
+export interface SubmissionDeps {
+  store: OperationStore;
+  queue: Queue;
+  spool: Spool;
+  logger: Logger;
+}
+
+const jobsOf = (op: NewOperation) =>
+  op.documents.map((d) => {
+    const data: SignDocumentJob = {
+      opId: op.id,
+      docId: d.id,
+      tenant: op.tenant,
+      signatureType: op.signatureType,
+      name: d.name,
+      contentType: d.contentType,
+      size: d.size,
+      sha256: d.sha256,
+      acceptedAt: op.createdAt,
+    };
+    return { name: 'sign-document' as const, data, opts: { jobId: signJobId(d.id) } };
+  });
+
+/** Records and enqueues `op`. Throws when it was not accepted; then nothing of it will be processed. */
+export const acceptSubmission = async (deps: SubmissionDeps, op: NewOperation): Promise<void> => {
+  const { store, queue, spool } = deps;
+  try {
+    await store.create(op);
+    const jobs = jobsOf(op);
+    // One document (the common case) needs no MULTI around its one script: add, not addBulk.
+    const [only] = jobs;
+    if (jobs.length === 1 && only) await queue.add(only.name, only.data, only.opts);
+    else await queue.addBulk(jobs);
+    await store.markAccepted(op.id);
+  } catch (err) {
+    const outcome = await store.abandon(op.id).catch(() => 'unknown' as const);
+    if (outcome === 'committed') return;
+    // Abandoned (or unreachable: an accepting record expires, and workers never sign its documents).
+    await Promise.allSettled(op.documents.map((d) => queue.remove(signJobId(d.id))));
+    await spool.removeOperation(op.id, ['incoming']);
+    deps.logger.warn({ opId: op.id, outcome, err: { message: (err as Error).message } }, 'submission not accepted; undone');
+    throw err;
+  }
+};

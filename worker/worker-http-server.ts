@@ -1,0 +1,62 @@
+/** The worker's small HTTP server: /metrics (its own registry), /healthz and /readyz (with the detail of each check). */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SignspoolError } from '@signspool/shared/errors';
+import type { Metrics } from '@signspool/shared/metrics';
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, string>;
+}
+
+const sendJson = (res: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void => {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(JSON.stringify(body));
+};
+
+const sendProblem = (res: http.ServerResponse, err: SignspoolError, instance: string): void => sendJson(res, err.status, err.toProblem(instance), 'application/problem+json');
+
+export class WorkerHttpServer {
+  private server: http.Server | undefined;
+  private stopPromise: Promise<void> | undefined;
+  url = '';
+
+  constructor(private readonly opts: { host: string; port: number; metrics: Metrics; readiness: () => Promise<Readiness> }) {}
+
+  async start(): Promise<string> {
+    const { metrics, readiness } = this.opts;
+    this.server = http.createServer((req, res) => {
+      void (async () => {
+        const url = (req.url ?? '/').split('?')[0] ?? '/';
+        if (req.method === 'GET' && url === '/metrics') {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(await metrics.registry.metrics());
+        } else if (req.method === 'GET' && url === '/healthz') {
+          sendJson(res, 200, { status: 'ok' });
+        } else if (req.method === 'GET' && url === '/readyz') {
+          const r = await readiness().catch((err: unknown) => ({ ready: false, checks: { readiness: (err as Error).message } }));
+          if (r.ready) sendJson(res, 200, { status: 'ready', checks: r.checks });
+          else sendProblem(res, new SignspoolError('SERVICE_UNAVAILABLE', { detail: 'worker not ready', extensions: { checks: r.checks } }), url);
+        } else {
+          sendProblem(res, new SignspoolError('ROUTE_NOT_FOUND', { detail: `no route ${req.method ?? ''} ${url}` }), url);
+        }
+      })().catch(() => res.destroy());
+    });
+    const server = this.server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    const addr = server.address() as AddressInfo;
+    this.url = `http://127.0.0.1:${addr.port}`;
+    return this.url;
+  }
+
+  stop(): Promise<void> {
+    this.stopPromise ??= new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    return this.stopPromise;
+  }
+}
