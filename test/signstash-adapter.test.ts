@@ -14,6 +14,8 @@ import { Spool } from '@signspool/shared/spool';
 import type { BatchDocument, DocumentResult } from '@signspool/worker/signer';
 import { parseRetryAfter } from '@signspool/worker/http-util';
 import { mapFailure, SignstashSigner } from '@signspool/worker/signers/signstash';
+import { SignstashTokenManager } from '@signspool/worker/signers/signstash-token';
+import { Agent } from 'undici';
 import { expectedSignedSha256, FakeSignstash } from './fake-signstash/server.js';
 
 const run = promisify(execFile);
@@ -147,6 +149,22 @@ describe('signstash adapter', () => {
     const s = signer({ url: 'http://127.0.0.1:9/signstash/einvoice-integration-client-ws', authUrl: 'http://127.0.0.1:9/oauth2/authorization-server' });
     await expect(s.signBatch(batch(await docsFor('net', ['n'])), new AbortController().signal)).rejects.toMatchObject({ code: 'UPSTREAM_NETWORK', retryable: true });
     await s.stop();
+  });
+
+  // A lifetime at or below SIGNSTASH_TOKEN_SKEW must not mean a token request before every batch.
+  it.each([60, 10])('reuses a %i s token for several batches although SIGNSTASH_TOKEN_SKEW is 60 s', async (ttl) => {
+    const short = new FakeSignstash({ perRequestMs: 1, bytesPerSec: 1e9, tokenTtlS: ttl });
+    await short.start();
+    const agent = new Agent();
+    try {
+      const tokens = new SignstashTokenManager({ authUrl: short.authUrl, clientId: 'signspool', clientSecret: 'signspool-secret', skewMs: 60_000, dispatcher: agent, logger: silentLogger() });
+      const got = [await tokens.getToken(), await tokens.getToken(), await tokens.getToken()];
+      expect(new Set(got).size).toBe(1);
+      expect(short.tokenRequests).toBe(1);
+    } finally {
+      await agent.close();
+      await short.stop();
+    }
   });
 
   it('maps upstream failures to the catalog', () => {

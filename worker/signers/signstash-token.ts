@@ -22,6 +22,8 @@ export interface TokenManagerOptions {
 interface CachedToken {
   value: string;
   expiresAt: number;
+  /** When to fetch the next one: SIGNSTASH_TOKEN_SKEW before expiry, but never less than half the lifetime in. */
+  refreshAt: number;
 }
 
 export class SignstashTokenManager {
@@ -34,7 +36,7 @@ export class SignstashTokenManager {
   /** A valid token, from cache or a (shared) refresh. */
   async getToken(signal?: AbortSignal): Promise<string> {
     const now = Date.now();
-    if (this.current && now < this.current.expiresAt - this.opts.skewMs) return this.current.value;
+    if (this.current && now < this.current.refreshAt) return this.current.value;
     this.inflight ??= this.fetchToken(signal).finally(() => {
       this.inflight = undefined;
     });
@@ -86,7 +88,9 @@ export class SignstashTokenManager {
       throw new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: `Sign'Stash OAuth server answered ${res.statusCode} without an access token` });
     }
     const expiresIn = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 300;
-    const token = { value: parsed.access_token, expiresAt: Date.now() + expiresIn * 1000 };
+    const lifetimeMs = expiresIn * 1000;
+    const issuedAt = Date.now();
+    const token = { value: parsed.access_token, expiresAt: issuedAt + lifetimeMs, refreshAt: issuedAt + lifetimeMs - Math.min(this.opts.skewMs, lifetimeMs / 2) };
     this.current = token;
     this.opts.logger.debug({ expiresIn }, "obtained a Sign'Stash token");
     return token;
