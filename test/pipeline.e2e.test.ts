@@ -184,6 +184,27 @@ describe('pipeline through the fake Sign\'Stash', () => {
     });
   });
 
+  it('ends an upstream outage longer than every retry with each document signed once (circuit breaker, one-document probes)', async () => {
+    const stack = await startStack({
+      env: signstashEnv(fake, { BATCH_LINGER: '50ms', UPSTREAM_MAX_ATTEMPTS: '3', UPSTREAM_BREAKER_THRESHOLD: '2', UPSTREAM_BREAKER_COOLDOWN: '300ms' }),
+    });
+    try {
+      fake.injectFault({ kind: 'server_error', status: 503, times: 12 });
+      const files = Array.from({ length: 5 }, (_, i) => ({ name: `outage-${i}.pdf`, content: `outage document ${i}` }));
+      const res = await submit(stack.apiUrl, stack.keys.acme, files);
+      const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id, 60_000);
+      expect(done.documents.map((d) => d.status)).toEqual(files.map(() => 'signed'));
+      const requests = fake.requests();
+      expect(requests.filter((r) => r.outcome !== 'ok')).toHaveLength(12);
+      // Once open, the circuit lets one document through per probe.
+      expect(requests.slice(2).filter((r) => r.outcome !== 'ok').every((r) => r.documents === 1)).toBe(true);
+      const signedOnce = requests.filter((r) => r.outcome === 'ok').flatMap((r) => r.docs.map((d) => d.externalReference));
+      expect(signedOnce.sort()).toEqual(done.documents.map((d) => d.id).sort());
+    } finally {
+      await stack.stop();
+    }
+  });
+
   it('fails with UPSTREAM_OAUTH_INVALID_CLIENT when the client credentials are wrong', async () => {
     const stack = await startStack({ env: signstashEnv(fake, { SIGNSTASH_CLIENT_SECRET: 'wrong', BATCH_LINGER: '20ms' }) });
     try {
