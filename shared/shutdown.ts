@@ -60,5 +60,7 @@ export class ShutdownManager {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // A rejection nobody handles is a bug: it is logged; it must not take in-flight batches down with it.
+    process.on('unhandledRejection', (reason) => this.logger.error({ err: reason }, 'unhandled promise rejection'));
   }
 }

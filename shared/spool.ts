@@ -33,7 +33,7 @@ const MAX_SPARES = 1024;
 const MAX_SPARE_BYTES = 256 * 1024 * 1024;
 const MAX_KEPT_SPARE_BYTES = 16 * 1024 * 1024;
 /** A spare older than this is removed, not reused: far younger than the janitor's one-hour tmp limit. */
-const SPARE_MAX_AGE_MS = 10 * 60 * 1000;
+export const SPARE_MAX_AGE_MS = 10 * 60 * 1000;
 
 const SHARDS = 64;
 

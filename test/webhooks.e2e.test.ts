@@ -114,16 +114,24 @@ describe('webhooks', () => {
     expect(hook.received.slice(before).every((r) => r.path === '/redirecting')).toBe(true);
   });
 
-  it('disables an endpoint that answers 410 Gone, and redelivers on request', async () => {
+  it('disables an endpoint that answers 410 Gone (for a bounded time), and a redelivery request enables it again', async () => {
     hook.script((_q, r) => r.writeHead(410).end());
     const opId = await endedOperation(hook.url('/gone'));
     await eventually('410 recorded', async () => (await deliveries(opId)).some((d) => d.outcome === 'disabled'));
+    // Another operation to the same endpoint is not even attempted.
+    const second = await endedOperation(hook.url('/gone'));
+    await eventually('second delivery recorded', async () => (await deliveries(second)).length > 0);
+    expect((await deliveries(second))[0]).toMatchObject({ outcome: 'disabled', status: null });
+    const keys = await redis.keys(`${stack.config.queuePrefix}:webhook:disabled*`);
+    expect(keys).toHaveLength(1);
+    expect(await redis.ttl(keys[0] ?? '')).toBeGreaterThan(0);
+    // The endpoint is back: the tenant asks for a redelivery.
+    hook.script((_q, r) => r.writeHead(204).end());
     const redeliver = await fetch(`${stack.apiUrl}/v1/operations/${opId}/webhook/redeliver`, { method: 'POST', headers: auth(stack.keys.acme) });
     expect(redeliver.status).toBe(202);
     const { deliveryId } = (await redeliver.json()) as { deliveryId: string };
     await eventually('redelivery recorded', async () => (await deliveries(opId)).some((d) => d.deliveryId === deliveryId));
-    const last = (await deliveries(opId)).find((d) => d.deliveryId === deliveryId);
-    expect(last).toMatchObject({ outcome: 'disabled', status: null });
+    expect((await deliveries(opId)).find((d) => d.deliveryId === deliveryId)).toMatchObject({ outcome: 'delivered', status: 204 });
   });
 
   it('refuses webhook URLs at submission without https or a tenant secret', async () => {

@@ -7,7 +7,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '@signspool/shared/logger';
 import type { OperationStore } from '@signspool/shared/operation-store';
-import type { Spool } from '@signspool/shared/spool';
+import { SPARE_MAX_AGE_MS, type Spool } from '@signspool/shared/spool';
 
 export interface JanitorOptions {
   spool: Spool;
@@ -54,8 +54,10 @@ export class Janitor {
     for (const name of await readdir(spool.tmpRoot).catch(() => [] as string[])) {
       const p = path.join(spool.tmpRoot, name);
       const st = await stat(p).catch(() => undefined);
-      // A spare (Spool.retire) is renamed, not written, when it is kept: its ctime says when.
-      if (st && now - Math.max(st.mtimeMs, st.ctimeMs) >= Math.max(orphanGraceMs, 60 * 60 * 1000)) {
+      // A spare (Spool.retire) is renamed, not written, when it is kept: its ctime says when. Its
+      // owner reuses or removes it within SPARE_MAX_AGE, so an older one belongs to a dead process.
+      const limit = name.startsWith('spare-') ? SPARE_MAX_AGE_MS + 5 * 60 * 1000 : Math.max(orphanGraceMs, 60 * 60 * 1000);
+      if (st && now - Math.max(st.mtimeMs, st.ctimeMs) >= limit) {
         await rm(p, { force: true, recursive: true });
         removedTmpFiles += 1;
       }

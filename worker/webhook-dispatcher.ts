@@ -14,6 +14,7 @@ import { documentView, operationPath } from '@signspool/shared/document-view';
 import type { OperationRecord } from '@signspool/shared/operation-record';
 import type { OperationStore } from '@signspool/shared/operation-store';
 import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
+import { DisabledEndpoints } from '@signspool/shared/webhook-endpoints';
 import { enqueueWebhook, firstDeliveryId, parseJobData, QUEUES, WEBHOOK_BACKOFF } from '@signspool/shared/queue';
 import { parseRetryAfter } from './http-util.js';
 import { SsrfGuard } from './ssrf-guard.js';
@@ -68,9 +69,11 @@ export class WebhookDispatcher {
   private stopPromise: Promise<void> | undefined;
 
   static readonly handlers = ['deliver-webhook'] as const;
+  private readonly disabled: DisabledEndpoints;
 
   constructor(private readonly deps: WebhookDispatcherDeps) {
     const { webhooks } = deps.config;
+    this.disabled = new DisabledEndpoints(deps.redis, deps.config.queuePrefix);
     this.guard = new SsrfGuard({ allow: webhooks.allow, ...(deps.resolve ? { resolve: deps.resolve } : {}) });
     this.agent = new Agent({
       connect: this.guard.connector(),
@@ -80,9 +83,6 @@ export class WebhookDispatcher {
     });
   }
 
-  private get disabledKey(): string {
-    return `${this.deps.config.queuePrefix}:webhook:disabled`;
-  }
 
   async start(): Promise<void> {
     const { config, redis } = this.deps;
@@ -121,7 +121,7 @@ export class WebhookDispatcher {
       metrics.webhookDeliveries.inc({ outcome: a.outcome });
     };
     const started = Date.now();
-    if ((await this.deps.redis.sismember(this.disabledKey, `${op.tenant}|${url}`)) === 1) {
+    if (await this.disabled.isDisabled(op.tenant, url)) {
       await record({ status: null, latencyMs: 0, outcome: 'disabled', error: 'the endpoint answered 410 Gone earlier and is disabled' }, started);
       throw new UnrecoverableError('endpoint disabled');
     }
@@ -156,7 +156,7 @@ export class WebhookDispatcher {
         return `delivered ${status}`;
       }
       if (status === 410) {
-        await this.deps.redis.sadd(this.disabledKey, `${op.tenant}|${url}`);
+        await this.disabled.disable(op.tenant, url);
         await record({ status, latencyMs, outcome: 'disabled', error: '410 Gone: endpoint disabled' }, started);
         log.warn('webhook endpoint answered 410 Gone; disabled');
         throw new UnrecoverableError('410 Gone');

@@ -18,6 +18,7 @@ import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { documentView, operationPath } from '@signspool/shared/document-view';
+import { DisabledEndpoints } from '@signspool/shared/webhook-endpoints';
 import { newOperationRecord, type OperationRecord } from '@signspool/shared/operation-record';
 import { isTerminal } from '@signspool/shared/operation-states';
 import type { OperationStore } from '@signspool/shared/operation-store';
@@ -88,6 +89,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const { config, store, queue, spool, metrics, logger } = deps;
   const router = Router();
   const idempotency = new IdempotencyStore(store.redis, config.queuePrefix, config.idempotencyTtlMs);
+  const disabledEndpoints = new DisabledEndpoints(store.redis, config.queuePrefix);
   const upload = multer({
     storage: createSpoolStorage(spool),
     defParamCharset: 'utf8',
@@ -301,6 +303,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     if (!op.webhookUrl) throw new SignspoolError('VALIDATION_FAILED', { detail: 'this operation has no webhook endpoint' });
     if (!isTerminal(op.status)) throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; its webhook is sent when it does' });
     const deliveryId = newId('msg');
+    // Asking for a redelivery says the endpoint is back: an endpoint disabled by 410 Gone is enabled again.
+    await disabledEndpoints.enable(op.tenant, op.webhookUrl);
     await enqueueCompleted(id, op.tenant, deliveryId, 'redeliver');
     res.status(202).json({ deliveryId, links: { operation: operationLocation(id) } });
   });
