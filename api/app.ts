@@ -3,6 +3,7 @@ import express, { type Express } from 'express';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
+import type { Durability } from '@signspool/shared/durability';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import type { OperationStore } from '@signspool/shared/operation-store';
@@ -24,6 +25,7 @@ export interface AppDeps {
   webhookQueue: Queue;
   store: OperationStore;
   spool: Spool;
+  durability: Durability;
   apiKeys: ApiKeyEntry[];
   events?: OperationEvents;
 }

@@ -8,6 +8,7 @@ import type { ApiKeyEntry, Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { OperationStore } from '@signspool/shared/operation-store';
+import { Durability } from '@signspool/shared/durability';
 import { QUEUES } from '@signspool/shared/queue';
 import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';
@@ -51,6 +52,7 @@ export class ApiServer {
     this.redis = createApiRedis(config.redisUrl);
     this.redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection error'));
     await waitForRedis(this.redis, 10_000);
+    const durability = await Durability.check(this.redis, config.durability, logger);
     this.queue = new Queue(QUEUES.sign, {
       connection: this.redis,
       prefix: config.queuePrefix,
@@ -65,7 +67,7 @@ export class ApiServer {
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.events = new OperationEvents(this.redis, store.channel, logger);
     await this.events.start();
-    const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, webhookQueue: this.webhookQueue, store, spool, events: this.events });
+    const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, webhookQueue: this.webhookQueue, store, spool, durability, events: this.events });
     this.app = app;
     const server = http.createServer(app);
     this.server = server;

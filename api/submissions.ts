@@ -6,6 +6,7 @@
  * removed. A failure after the commit reached Redis is not a failure: the submission stands.
  */
 import type { Queue } from 'bullmq';
+import type { Durability } from '@signspool/shared/durability';
 import type { Logger } from '@signspool/shared/logger';
 import type { NewOperation } from '@signspool/shared/operation-record';
 import type { OperationStore } from '@signspool/shared/operation-store';
@@ -17,6 +18,7 @@ export interface SubmissionDeps {
   queue: Queue;
   spool: Spool;
   logger: Logger;
+  durability: Durability;
 }
 
 const jobsOf = (op: NewOperation) =>
@@ -55,4 +57,7 @@ export const acceptSubmission = async (deps: SubmissionDeps, op: NewOperation): 
     deps.logger.warn({ opId: op.id, outcome, err: { message: (err as Error).message } }, 'submission not accepted; undone');
     throw err;
   }
+  // DURABILITY=strict: no 202 before the commit is on disk (and on REDIS_MIN_REPLICAS replicas).
+  // A timeout here is the one ambiguous answer: the submission stands but was not confirmed (503).
+  await deps.durability.sync(store.redis);
 };

@@ -26,7 +26,7 @@ const resolveRedis = async (config: Config, mode: Mode, logger: Logger, shutdown
   if (mode !== 'all' || (await isPortOpen(6379))) return DEFAULT_REDIS_URL;
   const dir = path.join(config.dataDir, 'redis');
   logger.info({ dir }, 'no Redis at REDIS_URL or 127.0.0.1:6379: starting redis-server');
-  const server = await spawnRedisServer({ dir, appendOnly: true });
+  const server = await spawnRedisServer({ dir, appendOnly: true, appendFsync: config.durability.mode === 'strict' ? 'always' : 'everysec' });
   shutdown.register('redis-server', () => server.stop());
   return server.url;
 };

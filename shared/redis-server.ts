@@ -9,8 +9,10 @@ import net from 'node:net';
 export interface RedisServerOptions {
   dir: string;
   port?: number;
-  /** Append-only file, fsync every second (what production uses). */
+  /** Append-only file (what production uses). */
   appendOnly?: boolean;
+  /** AOF fsync policy: every second (default) or before every reply (DURABILITY=strict on Redis < 7.2). */
+  appendFsync?: 'everysec' | 'always';
 }
 
 export interface RunningRedisServer {
@@ -53,7 +55,7 @@ export const spawnRedisServer = async (options: RedisServerOptions): Promise<Run
     '--dir', options.dir,
     '--save', '',
     '--appendonly', options.appendOnly ? 'yes' : 'no',
-    '--appendfsync', 'everysec',
+    '--appendfsync', options.appendFsync ?? 'everysec',
     '--maxmemory-policy', 'noeviction',
     // Operation records and job hashes hold values of a few hundred bytes: keep them listpack-encoded
     // (about half the memory per queued document). See README, "Redis".

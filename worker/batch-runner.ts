@@ -11,6 +11,7 @@ import { rm } from 'node:fs/promises';
 import type { Job } from 'bullmq';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError, toSignspoolError, type ErrorCode } from '@signspool/shared/errors';
+import type { Durability } from '@signspool/shared/durability';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import type { DocumentUpdate, TransitionResult } from '@signspool/shared/operation-record';
@@ -39,6 +40,8 @@ export interface BatchRunnerDeps {
   breaker: CircuitBreaker;
   /** False when the spool is below its free-space floor: the batch goes back to the queue unsent. */
   hasRoom: () => Promise<boolean>;
+  /** Outcomes are durable (DURABILITY) before an upload is retired. */
+  durability: Durability;
   metrics: Metrics;
   logger: Logger;
   upstream: Config['upstream'];
@@ -275,6 +278,7 @@ export class BatchRunner {
         : { docId: d.data.docId, claim, to: 'failed', error: { code: r.error.code, message: r.error.detail } };
     });
     const transitions = await store.transitionMany(updates);
+    if (results.size > 0) await this.deps.durability.sync(store.redis);
     // Before the jobs are settled: if this process dies now, the jobs come back, the re-run finds
     // the operation terminal (claim) and calls this again.
     for (const [opId, t] of transitions) {

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
+import { Durability } from '@signspool/shared/durability';
 import { OperationStore } from '@signspool/shared/operation-store';
 import { assertHandlers, parseJobData, QUEUES, type JobName } from '@signspool/shared/queue';
 import { closeRedis, createWorkerRedis } from '@signspool/shared/redis';
@@ -82,6 +83,7 @@ export class SigningWorker {
     this.spool = spool;
     if (metrics.spoolSources.length === 0) metrics.spoolSources.push(spool);
     this.redis = createWorkerRedis(config.redisUrl);
+    const durability = await Durability.check(this.redis, config.durability, this.log);
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.webhooks = new WebhookDispatcher({ config, redis: this.redis, store, metrics, logger: this.log });
     await this.webhooks.start();
@@ -119,6 +121,7 @@ export class SigningWorker {
       source: this.source,
       breaker: this.breaker,
       hasRoom: () => this.hasRoom(),
+      durability,
       metrics,
       logger: this.log,
       upstream: config.upstream,

@@ -15,6 +15,7 @@ import { z } from 'zod';
 import type { Queue } from 'bullmq';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
+import type { Durability } from '@signspool/shared/durability';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { documentView, operationPath } from '@signspool/shared/document-view';
@@ -39,6 +40,7 @@ export interface OperationsRouteDeps {
   queue: Queue;
   webhookQueue: Queue;
   spool: Spool;
+  durability: Durability;
   /** Wakes `Prefer: wait` requests; without it, GET answers at once. */
   events?: OperationEvents;
 }
@@ -208,7 +210,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       }));
       const newOp = { id: opId, tenant: req.tenant ?? '', signatureType, externalReference: fields.data.externalReference, webhookUrl, createdAt: acceptedAt, documents };
       submitted = true;
-      await acceptSubmission({ store, queue, spool, logger }, newOp);
+      await acceptSubmission({ store, queue, spool, logger, durability: deps.durability }, newOp);
       metrics.documentsAccepted.inc(documents.length);
       metrics.uploadedBytes.inc(ctx.totalBytes);
       if (logger.isLevelEnabled('info')) log().info({ documents: documents.length, bytes: ctx.totalBytes }, 'operation accepted');
