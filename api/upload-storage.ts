@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import type { Request } from 'express';
 import type { StorageEngine } from 'multer';
 import { SignspoolError } from '@signspool/shared/errors';
-import { pipeInto, SpoolWriteStream } from '@signspool/shared/page-cache-io';
+import { pipeInto, SpoolWriteStream } from '@signspool/shared/spool-file-io';
 import { newId, type Spool } from '@signspool/shared/spool';
 
 /** Per-request upload state, created by the route before multer runs. */
@@ -71,7 +71,7 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
     const target = spool.incomingPath(ctx.opId, docId);
     void (async () => {
       await spool.ensureDir(spool.incomingDir(ctx.opId));
-      // Written on the calling thread, fsynced on its own descriptor before it is closed (shared/page-cache-io.ts).
+      // Written on the calling thread, fsynced on its own descriptor before it is closed (shared/spool-file-io.ts).
       const out = new UploadFileStream(target, ctx);
       await pipeInto(file.stream, out);
       const spooled: SpooledFile = {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { pipeInto, readPieces, SpoolWriteStream } from '@signspool/shared/page-cache-io';
+import { pipeInto, readPieces, SpoolWriteStream } from '@signspool/shared/spool-file-io';
 import { Base64FileSink } from '@signspool/worker/base64-file-sink';
 
 const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;

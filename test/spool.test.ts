@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@signspool/shared/logger';
 import type { OperationStore } from '@signspool/shared/operation-store';
 import { shardOf, Spool } from '@signspool/shared/spool';
+import { listOperationIds, newestMtime } from '@signspool/shared/spool-scan';
 import { Janitor } from '@signspool/worker/janitor';
 
 let root: string;
@@ -102,7 +103,7 @@ describe('Spool.retire / takeTmp', () => {
       await spool.retire(p, 1);
     }
     expect(await readdir(spool.tmpRoot)).toHaveLength(3);
-    await spool.dropSpares();
+    await spool.spares.drop();
     expect(await readdir(spool.tmpRoot)).toEqual([]);
     expect((await spool.takeTmp()).flags).toBe('wx');
   });
@@ -160,8 +161,8 @@ describe('Spool layout', () => {
       await writeFile(spool.incomingPath(op, 'doc_1'), 'in');
       await writeFile(spool.signedPath(op, 'doc_1'), 'out');
     }
-    expect([...(await spool.listOperationIds())].sort()).toEqual([a, b].sort());
-    expect(await spool.newestMtime(a)).toBeGreaterThan(0);
+    expect([...(await listOperationIds(spool))].sort()).toEqual([a, b].sort());
+    expect(await newestMtime(spool, a)).toBeGreaterThan(0);
     await spool.removeOperation(a, ['incoming']);
     expect(await spool.exists(spool.incomingPath(a, 'doc_1'))).toBe(false);
     expect(await spool.exists(spool.signedPath(a, 'doc_1'))).toBe(true);
@@ -169,7 +170,7 @@ describe('Spool layout', () => {
     expect(await spool.exists(spool.signedPath(a, 'doc_1'))).toBe(false);
     expect(await spool.exists(spool.incomingPath(b, 'doc_1'))).toBe(true);
     expect(await spool.exists(spool.signedPath(b, 'doc_1'))).toBe(true);
-    expect([...(await spool.listOperationIds())]).toEqual([b]);
-    expect(await spool.newestMtime(a)).toBe(0);
+    expect([...(await listOperationIds(spool))]).toEqual([b]);
+    expect(await newestMtime(spool, a)).toBe(0);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync } from 'node:fs';
-import { finishOverwrite, fsyncFd, openFile, writeAll, type WriteMode } from '@signspool/shared/page-cache-io';
+import { finishOverwrite, fsyncFd, openFile, writeAll, type WriteMode } from '@signspool/shared/spool-file-io';
 import { Base64Decoder } from './base64-stream.js';
 
 export interface DecodedContent {
@@ -61,7 +61,7 @@ export class Base64FileSink extends Base64Sink {
     super();
   }
 
-  /** Opens and fsyncs on the thread pool, writes and closes on the calling thread: shared/page-cache-io.ts. */
+  /** Opens and fsyncs on the thread pool, writes and closes on the calling thread: shared/spool-file-io.ts. */
   static async open(path: string, mode: WriteMode = 'wx'): Promise<Base64FileSink> {
     return new Base64FileSink(path, await openFile(path, mode), mode);
   }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Logger } from '@signspool/shared/logger';
 import type { OperationStore } from '@signspool/shared/operation-store';
 import { SPARE_MAX_AGE_MS, type Spool } from '@signspool/shared/spool';
+import { listOperationIds, newestMtime } from '@signspool/shared/spool-scan';
 
 export interface JanitorOptions {
   spool: Spool;
@@ -39,14 +40,14 @@ export class Janitor {
 
   async sweep(now = Date.now()): Promise<SweepResult> {
     const { spool, store, orphanGraceMs, logger } = this.opts;
-    const ids = [...(await spool.listOperationIds())];
+    const ids = [...(await listOperationIds(spool))];
     const alive = new Set<string>();
     for (let i = 0; i < ids.length; i += 1000) for (const id of await store.existing(ids.slice(i, i + 1000))) alive.add(id);
     const removedOperations: string[] = [];
     for (const opId of ids) {
       if (alive.has(opId)) continue;
       // No record: expired, or an upload still being written (its record comes after the files).
-      if (now - (await spool.newestMtime(opId)) < orphanGraceMs) continue;
+      if (now - (await newestMtime(spool, opId)) < orphanGraceMs) continue;
       await spool.removeOperation(opId);
       removedOperations.push(opId);
     }

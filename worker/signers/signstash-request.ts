@@ -4,7 +4,7 @@
  * and the exact Content-Length is known before the first byte is sent.
  */
 import { createHash } from 'node:crypto';
-import { readPieces } from '@signspool/shared/page-cache-io';
+import { readPieces } from '@signspool/shared/spool-file-io';
 import { base64Encode, base64Length } from '../base64-stream.js';
 import type { BatchDocument, SignBatch } from '../signer.js';
 

@@ -1,14 +1,8 @@
 /**
- * Spool file I/O on the calling thread, except fsync and file creation. Reading, writing, renaming,
- * truncating and closing a spool file only touch the page cache and cost a few microseconds of
- * kernel time; through libuv's thread pool each call also costs a pool thread's wake-up and an
- * event-loop wake-up back: 12–36 µs of CPU against 3 µs for the same `stat` done on the calling
- * thread (`npm run bench:fs`). The worker made 14 such calls per document and the api about 8; on
- * two saturated cores that CPU is taken from the pipeline. fsync waits for the disk and creating a
- * file has no bounded cost (`openFile`), so both stay on the pool: three pool calls per document
- * are left in each process (open, fsync of the file, fsync of its directory). Reads and writes are
- * about 1 MiB at most, so the event loop is held for tens of microseconds at a time, or for one
- * disk read when the cache is cold.
+ * Reading and writing spool files on the calling thread, except fsync and file creation, which
+ * stay on libuv's pool: page-cache work costs a few microseconds, a pool round trip several times
+ * that (figures in the README's Performance section, `npm run bench:fs`). Each call moves at most
+ * MAX_IO_BYTES, so the event loop is held for tens of microseconds at a time.
  */
 import { closeSync, constants, fsync, ftruncateSync, open, openSync, readSync, writevSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
