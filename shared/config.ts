@@ -200,7 +200,7 @@ const envSchema = z
     SIGNSTASH_CLIENT_SECRET: optionalString,
     SIGNSTASH_TOKEN_SKEW: duration('60s'),
     SIGNSTASH_CONNECT_TIMEOUT: duration('10s', 1),
-    SIGNSTASH_HEADERS_TIMEOUT: duration('300s', 1),
+    SIGNSTASH_HEADERS_TIMEOUT: duration('120s', 1),
     SIGNSTASH_BODY_TIMEOUT: duration('300s', 1),
     SIGNSTASH_APPLY_TIMESTAMP: bool(false),
     SIGNSTASH_REASON: optionalString,
