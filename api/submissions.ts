@@ -8,7 +8,8 @@
 import type { Queue } from 'bullmq';
 import type { Durability } from '@signspool/shared/durability';
 import type { Logger } from '@signspool/shared/logger';
-import type { NewOperation } from '@signspool/shared/operation-record';
+import { DOCUMENT_FAULTS, isRetryable } from '@signspool/shared/errors';
+import type { NewOperation, OperationRecord } from '@signspool/shared/operation-record';
 import type { OperationStore } from '@signspool/shared/operation-store';
 import { signJobId, type SignDocumentJob } from '@signspool/shared/queue';
 import type { Spool } from '@signspool/shared/spool';
@@ -21,7 +22,7 @@ export interface SubmissionDeps {
   durability: Durability;
 }
 
-const jobsOf = (op: NewOperation) =>
+const jobsOf = (op: NewOperation, round = 0) =>
   op.documents.map((d) => {
     const data: SignDocumentJob = {
       opId: op.id,
@@ -34,7 +35,7 @@ const jobsOf = (op: NewOperation) =>
       sha256: d.sha256,
       acceptedAt: op.createdAt,
     };
-    return { name: 'sign-document' as const, data, opts: { jobId: signJobId(d.id) } };
+    return { name: 'sign-document' as const, data, opts: { jobId: signJobId(d.id, round) } };
   });
 
 /** Records and enqueues `op`. Throws when it was not accepted; then nothing of it will be processed. */
@@ -60,4 +61,24 @@ export const acceptSubmission = async (deps: SubmissionDeps, op: NewOperation): 
   // DURABILITY=strict: no 202 before the commit is on disk (and on REDIS_MIN_REPLICAS replicas).
   // A timeout here is the one ambiguous answer: the submission stands but was not confirmed (503).
   await deps.durability.sync(store.redis);
+};
+
+/**
+ * Re-queues failed documents of an ended operation: those failed with a retryable code, or every
+ * failed one (`all`) whose upload is still in the spool. Returns the ids re-queued.
+ */
+export const retryOperation = async (deps: SubmissionDeps, op: OperationRecord, all: boolean): Promise<string[]> => {
+  const { store, queue, spool } = deps;
+  const candidates = op.documents.filter(
+    (d) => d.status === 'failed' && d.error !== undefined && !DOCUMENT_FAULTS.has(d.error.code) && (all || isRetryable(d.error.code)),
+  );
+  const present = await Promise.all(candidates.map(async (d) => ((await spool.exists(spool.incomingPath(op.id, d.id))) ? d : undefined)));
+  const chosen = present.filter((d): d is NonNullable<typeof d> => d !== undefined);
+  if (chosen.length === 0) return [];
+  const result = await store.retry(op.id, chosen.map((d) => d.id));
+  const applied = new Set(result.applied);
+  const jobs = jobsOf({ ...op, createdAt: Date.now(), documents: chosen.filter((d) => applied.has(d.id)) }, result.round);
+  await queue.addBulk(jobs);
+  await deps.durability.sync(store.redis);
+  return result.applied;
 };

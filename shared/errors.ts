@@ -31,6 +31,7 @@ export const errorCatalog = {
   DOCUMENT_NOT_SIGNED: entry(409, false, 'The document has no signed result (yet)'),
   OPERATION_TERMINAL: entry(409, false, 'The operation has already ended'),
   OPERATION_NOT_TERMINAL: entry(409, false, 'The operation has not ended yet'),
+  NOTHING_TO_RETRY: entry(409, false, 'The operation has no document that can be retried'),
   IDEMPOTENCY_KEY_IN_USE: entry(409, true, 'A request with this Idempotency-Key is still in progress'),
   IDEMPOTENCY_KEY_MISMATCH: entry(422, false, 'This Idempotency-Key was used for a different request'),
   INSUFFICIENT_STORAGE: entry(507, true, 'The spool has not enough free space for this upload'),
@@ -61,6 +62,11 @@ export const errorCatalog = {
 } as const satisfies Record<string, CatalogEntry>;
 
 export type ErrorCode = keyof typeof errorCatalog;
+
+export const isRetryable = (code: string): boolean => (errorCatalog as Record<string, CatalogEntry | undefined>)[code]?.retryable ?? false;
+
+/** Document failures where the document itself is at fault: retrying cannot help, so its upload is removed at once. */
+export const DOCUMENT_FAULTS: ReadonlySet<string> = new Set(['UPSTREAM_DOCUMENT_REJECTED', 'SPOOL_FILE_MISSING', 'SPOOL_FILE_CORRUPT']);
 
 export const isErrorCode = (value: string): value is ErrorCode => Object.hasOwn(errorCatalog, value);
 

@@ -14,7 +14,8 @@ const SCRIPTS = {
   signspoolTransition: { file: 'transition', numberOfKeys: 1 },
   signspoolCancel: { file: 'cancel', numberOfKeys: 1 },
   signspoolAccepted: { file: 'accepted', numberOfKeys: 1 },
-  signspoolCreate: { file: 'create', numberOfKeys: 1 },
+  signspoolCreate: { file: 'create', numberOfKeys: 2 },
+  signspoolRetry: { file: 'retry', numberOfKeys: 1 },
   signspoolAbandon: { file: 'abandon', numberOfKeys: 1 },
 } as const;
 
@@ -22,7 +23,8 @@ interface ScriptedRedis extends Redis {
   signspoolTransition(key: string, now: number, retention: number, channel: string, updates: string): Promise<string>;
   signspoolCancel(key: string, now: number, retention: number, channel: string, message: string): Promise<string>;
   signspoolAccepted(key: string, retention: number): Promise<number>;
-  signspoolCreate(key: string, ttl: number, ...fieldsAndValues: string[]): Promise<number>;
+  signspoolCreate(key: string, index: string, ttl: number, createdAt: number, opId: string, ...fieldsAndValues: string[]): Promise<number>;
+  signspoolRetry(key: string, now: number, retention: number, channel: string, docIds: string): Promise<string>;
   signspoolAbandon(key: string): Promise<'abandoned' | 'committed' | 'missing'>;
 }
 
@@ -46,6 +48,30 @@ const parseTransition = (raw: string): TransitionResult => {
     webhook: r.webhook,
   };
 };
+
+const retryResultSchema = z.object({ status: z.string(), applied: list(z.string()), round: z.number() });
+
+export interface ListQuery {
+  limit: number;
+  after?: string | undefined;
+  status?: OperationStatus | undefined;
+  externalReference?: string | undefined;
+  createdAfter?: number | undefined;
+  createdBefore?: number | undefined;
+}
+
+const encodeCursor = (c: { score: number; id: string }): string => Buffer.from(`${c.score}:${c.id}`).toString('base64url');
+const decodeCursor = (cursor: string): { score: number; id: string } => {
+  const [score, id] = Buffer.from(cursor, 'base64url').toString().split(':');
+  if (!id || !/^op_[0-9a-f]{32}$/.test(id) || !Number.isFinite(Number(score))) throw new InvalidCursorError();
+  return { score: Number(score), id };
+};
+
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('invalid cursor');
+  }
+}
 
 /** TTL of a record whose upload never finished being accepted (api died between record and jobs). */
 const ACCEPTING_TTL_MS = 10 * 60 * 1000;
@@ -71,9 +97,69 @@ export class OperationStore {
     return `${this.prefix}:op:${opId}`;
   }
 
+  /** A tenant's operations by creation time (sorted set); entries whose record expired are dropped when met. */
+  indexKey(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:ops`;
+  }
+
+  /**
+   * One page of a tenant's operations, newest first, from its index (no scan over records).
+   * `after` is the cursor of the last operation of the previous page; operations created after
+   * the first page was read never appear on later pages, and none appears twice.
+   */
+  async list(tenant: string, q: ListQuery): Promise<{ operations: OperationRecord[]; nextCursor: string | null }> {
+    const index = this.indexKey(tenant);
+    const out: OperationRecord[] = [];
+    let bound = q.after ? decodeCursor(q.after) : { score: q.createdBefore ?? Number.POSITIVE_INFINITY, id: undefined };
+    const min = q.createdAfter ?? Number.NEGATIVE_INFINITY;
+    const chunk = Math.max(q.limit * 2, 50);
+    for (;;) {
+      const raw = await this.redis.zrevrangebyscore(index, bound.score === Number.POSITIVE_INFINITY ? '+inf' : bound.score, min === Number.NEGATIVE_INFINITY ? '-inf' : `(${min}`, 'WITHSCORES', 'LIMIT', 0, chunk);
+      const entries: { id: string; score: number }[] = [];
+      for (let i = 0; i + 1 < raw.length; i += 2) entries.push({ id: raw[i] ?? '', score: Number(raw[i + 1]) });
+      // Same-millisecond entries already returned (members of equal score come in descending order).
+      const fresh = entries.filter((e) => bound.id === undefined || e.score < bound.score || e.id < bound.id);
+      if (fresh.length === 0) return { operations: out, nextCursor: null };
+      const pipe = this.redis.pipeline();
+      for (const e of fresh) pipe.hgetall(this.key(e.id));
+      const records = (await pipe.exec()) ?? [];
+      const gone: string[] = [];
+      for (const [i, e] of fresh.entries()) {
+        const h = (records[i]?.[1] ?? {}) as Record<string, string>;
+        bound = { score: e.score, id: e.id };
+        if (!h['id']) {
+          gone.push(e.id);
+          continue;
+        }
+        const op = parseOperation(h);
+        if (q.status && op.status !== q.status) continue;
+        if (q.externalReference !== undefined && op.externalReference !== q.externalReference) continue;
+        out.push(op);
+        if (out.length === q.limit) {
+          if (gone.length) await this.redis.zrem(index, ...gone);
+          return { operations: out, nextCursor: encodeCursor(bound) };
+        }
+      }
+      if (gone.length) await this.redis.zrem(index, ...gone);
+      if (entries.length < chunk) return { operations: out, nextCursor: null };
+    }
+  }
+
+  /** Re-queues failed documents (`docIds`, chosen by the caller): the operation runs again. */
+  async retry(opId: string, docIds: string[]): Promise<{ status: OperationStatus | 'missing'; applied: string[]; round: number }> {
+    const raw = await this.redis.signspoolRetry(this.key(opId), Date.now(), this.retentionMs, this.channel, JSON.stringify(docIds));
+    const r = retryResultSchema.parse(JSON.parse(raw));
+    return { status: r.status as OperationStatus | 'missing', applied: r.applied, round: r.round };
+  }
+
+  /** How many times the operation was retried (the round of its next `operation.completed`). */
+  async round(opId: string): Promise<number> {
+    return Number((await this.redis.hget(this.key(opId), 'retries')) ?? 0);
+  }
+
   /** Writes a new operation in the "accepting" phase (expires unless `markAccepted` follows). */
   async create(op: NewOperation): Promise<void> {
-    await this.redis.signspoolCreate(this.key(op.id), ACCEPTING_TTL_MS, ...Object.entries(operationFields(op)).flat());
+    await this.redis.signspoolCreate(this.key(op.id), this.indexKey(op.tenant), ACCEPTING_TTL_MS, op.createdAt, op.id, ...Object.entries(operationFields(op)).flat());
   }
 
   /** The operation's jobs are enqueued: the record no longer expires (until it is terminal). */

@@ -72,10 +72,11 @@ export const enqueueWebhook = async (
   });
 };
 
-export const firstDeliveryId = (opId: string): string => `msg_${opId.replace(/^op_/, '')}`;
+/** The delivery id of `operation.completed` for the operation's `round`-th end (0: first, n: after the n-th retry). */
+export const completedDeliveryId = (opId: string, round = 0): string => `msg_${opId.replace(/^op_/, '')}${round === 0 ? '' : `_r${round}`}`;
 
-/** A document's sign job has the document's id as job id: a document is enqueued at most once. */
-export const signJobId = (docId: string): string => docId;
+/** A document's sign job id: its id, and the retry round after a retry, so a document is enqueued at most once per round. */
+export const signJobId = (docId: string, round = 0): string => (round === 0 ? docId : `${docId}-r${round}`);
 
 /**
  * Checks, at start, that every job name of `queue` has exactly one handler and that no handler

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { Job } from 'bullmq';
 import type { Config } from '@signspool/shared/config';
-import { SignspoolError, toSignspoolError, type ErrorCode } from '@signspool/shared/errors';
+import { DOCUMENT_FAULTS, SignspoolError, toSignspoolError, type ErrorCode } from '@signspool/shared/errors';
 import type { Durability } from '@signspool/shared/durability';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
@@ -306,8 +306,8 @@ export class BatchRunner {
           await source.complete(d.job, { signed: true });
         } else {
           metrics.documentsCompleted.inc({ outcome: 'failed' });
-          // Nothing will read the upload again, unless the failure may be retried later.
-          if (!r.error.retryable) await rm(upload, { force: true });
+          // The upload stays for POST …/retry unless the document itself is at fault.
+          if (DOCUMENT_FAULTS.has(r.error.code)) await rm(upload, { force: true });
           await source.fail(d.job, new Error(`${r.error.code}: ${r.error.detail}`));
         }
       }),

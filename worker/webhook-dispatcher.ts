@@ -15,7 +15,7 @@ import type { OperationRecord } from '@signspool/shared/operation-record';
 import type { OperationStore } from '@signspool/shared/operation-store';
 import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
 import { DisabledEndpoints } from '@signspool/shared/webhook-endpoints';
-import { enqueueWebhook, firstDeliveryId, parseJobData, QUEUES, WEBHOOK_BACKOFF } from '@signspool/shared/queue';
+import { completedDeliveryId, enqueueWebhook, parseJobData, QUEUES, WEBHOOK_BACKOFF } from '@signspool/shared/queue';
 import { parseRetryAfter } from './http-util.js';
 import { SsrfGuard } from './ssrf-guard.js';
 import { webhookHeaders } from './webhook-signature.js';
@@ -103,7 +103,8 @@ export class WebhookDispatcher {
   /** Enqueues the first delivery for an operation that just ended. */
   async enqueueCompleted(opId: string, tenant: string): Promise<void> {
     if (!this.queue) return;
-    await enqueueWebhook(this.queue, { opId, tenant, deliveryId: firstDeliveryId(opId), reason: 'completed' }, this.deps.config.webhooks.scheduleMs.length);
+    const round = await this.deps.store.round(opId);
+    await enqueueWebhook(this.queue, { opId, tenant, deliveryId: completedDeliveryId(opId, round), reason: 'completed' }, this.deps.config.webhooks.scheduleMs.length);
   }
 
   private async process(job: Job): Promise<string> {

@@ -21,13 +21,13 @@ import type { Metrics } from '@signspool/shared/metrics';
 import { documentView, operationPath } from '@signspool/shared/document-view';
 import { DisabledEndpoints } from '@signspool/shared/webhook-endpoints';
 import { newOperationRecord, type OperationRecord } from '@signspool/shared/operation-record';
-import { isTerminal } from '@signspool/shared/operation-states';
-import type { OperationStore } from '@signspool/shared/operation-store';
+import { isTerminal, OPERATION_STATUSES } from '@signspool/shared/operation-states';
+import { InvalidCursorError, type OperationStore } from '@signspool/shared/operation-store';
 import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
-import { enqueueWebhook, firstDeliveryId, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
+import { completedDeliveryId, enqueueWebhook, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
 import { newId, type Spool } from '@signspool/shared/spool';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
-import { acceptSubmission } from '../submissions.js';
+import { acceptSubmission, retryOperation } from '../submissions.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
 import { UploadAdmission } from '../upload-admission.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload-storage.js';
@@ -52,6 +52,19 @@ export const submitFieldsSchema = z
     webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048).optional(),
   })
   .strict();
+
+export const listQuerySchema = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    starting_after: z.string().max(200).optional(),
+    status: z.enum(OPERATION_STATUSES).optional(),
+    externalReference: z.string().max(255).optional(),
+    created_after: z.iso.datetime({ offset: true }).optional(),
+    created_before: z.iso.datetime({ offset: true }).optional(),
+  })
+  .strict();
+
+export const documentsQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(100).default(50), starting_after: z.string().max(64).optional() }).strict();
 
 export const operationParamsSchema = z.object({ id: z.string().regex(/^op_[0-9a-f]{32}$/) });
 export const docParamsSchema = operationParamsSchema.extend({ docId: z.string().regex(/^doc_[0-9a-f]{32}$/) });
@@ -230,6 +243,55 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     }
   });
 
+  router.get('/', async (req: Request, res: Response) => {
+    const q = listQuerySchema.safeParse(req.query);
+    if (!q.success) throw new SignspoolError('VALIDATION_FAILED', { detail: q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+    let page;
+    try {
+      page = await store.list(req.tenant ?? '', {
+        limit: q.data.limit,
+        after: q.data.starting_after,
+        status: q.data.status,
+        externalReference: q.data.externalReference,
+        createdAfter: q.data.created_after === undefined ? undefined : Date.parse(q.data.created_after),
+        createdBefore: q.data.created_before === undefined ? undefined : Date.parse(q.data.created_before),
+      });
+    } catch (err) {
+      if (err instanceof InvalidCursorError) throw new SignspoolError('VALIDATION_FAILED', { detail: 'starting_after: not a cursor this api returned' });
+      throw err;
+    }
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({ data: page.operations.map((op) => presentOperation(op)), has_more: page.nextCursor !== null, next_cursor: page.nextCursor });
+  });
+
+  router.get('/:id/documents', async (req: Request, res: Response) => {
+    const { id } = parseParams(operationParamsSchema, req.params);
+    const q = documentsQuerySchema.safeParse(req.query);
+    if (!q.success) throw new SignspoolError('VALIDATION_FAILED', { detail: q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+    const op = await loadOwned(req, id);
+    const from = q.data.starting_after === undefined ? 0 : op.documents.findIndex((d) => d.id === q.data.starting_after) + 1;
+    if (from === 0 && q.data.starting_after !== undefined) throw new SignspoolError('VALIDATION_FAILED', { detail: 'starting_after: no such document in this operation' });
+    const slice = op.documents.slice(from, from + q.data.limit);
+    const more = from + slice.length < op.documents.length;
+    res.json({ data: slice.map((d) => documentView(op.id, d)), has_more: more, next_cursor: more ? (slice.at(-1)?.id ?? null) : null });
+  });
+
+  router.post('/:id/retry', async (req: Request, res: Response) => {
+    const { id } = parseParams(operationParamsSchema, req.params);
+    const all = req.query['all'] === 'true';
+    const op = await loadOwned(req, id);
+    if (!isTerminal(op.status)) throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; retry it once it has' });
+    if (op.status === 'canceled') throw new SignspoolError('NOTHING_TO_RETRY', { detail: 'a canceled operation is not retried' });
+    const applied = await retryOperation({ store, queue, spool, logger, durability: deps.durability }, op, all);
+    if (applied.length === 0) {
+      throw new SignspoolError('NOTHING_TO_RETRY', {
+        detail: all ? 'no failed document can be retried (documents the upstream rejected, or whose upload is gone, cannot)' : 'no document failed with a retryable code; use ?all=true once the cause is fixed',
+      });
+    }
+    logger.info({ opId: id, retried: applied.length, all }, 'operation retried');
+    res.status(202).location(operationLocation(id)).json(presentOperation((await loadOwned(req, id)) ?? op));
+  });
+
   router.get('/:id', async (req: Request, res: Response) => {
     const { id } = parseParams(operationParamsSchema, req.params);
     const wait = preferredWait(req.get('prefer'));
@@ -291,8 +353,9 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     if (result.applied.length === 0 && result.status !== 'queued' && result.status !== 'processing') {
       throw new SignspoolError('OPERATION_TERMINAL', { detail: `the operation has already ended (${result.status})` });
     }
-    if (result.becameTerminal && result.webhook) await enqueueCompleted(id, req.tenant ?? '', firstDeliveryId(id), 'completed');
-    await Promise.allSettled(result.applied.map((docId) => queue.remove(signJobId(docId))));
+    const round = await store.round(id);
+    if (result.becameTerminal && result.webhook) await enqueueCompleted(id, req.tenant ?? '', completedDeliveryId(id, round), 'completed');
+    await Promise.allSettled(result.applied.map((docId) => queue.remove(signJobId(docId, round))));
     await Promise.allSettled(result.applied.map((docId) => rm(spool.incomingPath(id, docId), { force: true })));
     logger.info({ opId: id, canceled: result.applied.length }, 'operation canceled');
     const op = await loadOwned(req, id);
