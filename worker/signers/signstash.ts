@@ -31,6 +31,7 @@ import { parseRetryAfter, readSmallBody } from '../http-util.js';
 import { readJsonStream } from '../json-stream.js';
 import type { BatchDocument, DocumentResult, SignBatch, Signer } from '../signer.js';
 import { SignstashTokenManager, transportError } from './signstash-token.js';
+import { upstreamConnector } from './upstream-tls.js';
 
 export { parseRetryAfter } from '../http-util.js';
 
@@ -130,7 +131,7 @@ export class SignstashSigner implements Signer {
   constructor(private readonly deps: SignstashSignerDeps) {
     const c = deps.config;
     this.agent = new Agent({
-      connect: { timeout: c.connectTimeoutMs },
+      connect: upstreamConnector(c),
       headersTimeout: c.headersTimeoutMs,
       bodyTimeout: c.bodyTimeoutMs,
       keepAliveTimeout: 10_000,
