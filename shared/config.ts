@@ -164,10 +164,10 @@ const webhookEndpoints = z
       const url = part.slice(i + 1);
       try {
         const u = new URL(url);
-        if (i <= 0 || (u.protocol !== 'https:' && u.protocol !== 'http:')) throw new Error('bad');
+        if (i <= 0 || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.username !== '' || u.password !== '') throw new Error('bad');
         out[tenant] = u.toString();
       } catch {
-        ctx.addIssue({ code: 'custom', message: 'entries must be tenant=https://host/path, separated by commas' });
+        ctx.addIssue({ code: 'custom', message: 'entries must be tenant=https://host/path (no credentials in the URL), separated by commas' });
         return z.NEVER;
       }
     }

@@ -12,6 +12,7 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import type { OperationRecord, OperationStore, WebhookAttempt } from '@signspool/shared/operations';
 import { enqueueWebhook, firstDeliveryId, parseJobData, QUEUES, WEBHOOK_BACKOFF } from '@signspool/shared/queue';
+import { refuseWebhookUrl, WebhookAllowList, type TargetRules } from '@signspool/shared/webhook-target';
 import { parseRetryAfter } from './http-util.js';
 import { SsrfGuard } from './ssrf-guard.js';
 import { webhookHeaders } from './webhook-signature.js';
@@ -68,6 +69,7 @@ export class WebhookDispatcher {
   private queue: Queue | undefined;
   private readonly agent: Agent;
   readonly guard: SsrfGuard;
+  private readonly rules: TargetRules;
   private stopPromise: Promise<void> | undefined;
 
   static readonly handlers = ['deliver-webhook'] as const;
@@ -75,6 +77,7 @@ export class WebhookDispatcher {
   constructor(private readonly deps: WebhookDispatcherDeps) {
     const { webhooks } = deps.config;
     this.guard = new SsrfGuard({ allow: webhooks.allow, ...(deps.resolve ? { resolve: deps.resolve } : {}) });
+    this.rules = { allow: new WebhookAllowList(webhooks.allow), allowHttp: webhooks.allowHttp };
     this.agent = new Agent({
       connect: this.guard.connector(),
       headersTimeout: webhooks.timeoutMs,
@@ -130,8 +133,10 @@ export class WebhookDispatcher {
     }
     const secrets = config.webhooks.secrets.find((s) => s.tenant === op.tenant)?.secrets ?? [];
     const target = new URL(url);
-    if (secrets.length === 0 || (target.protocol !== 'https:' && !(config.webhooks.allowHttp && target.protocol === 'http:'))) {
-      const error = secrets.length === 0 ? 'no webhook secret is configured for this tenant (WEBHOOK_SECRETS)' : 'https is required (WEBHOOK_ALLOW_HTTP=false)';
+    // Records stored before the api judged URLs at submit are judged here too; the guard checks again at connect.
+    const refused = refuseWebhookUrl(url, this.rules);
+    if (secrets.length === 0 || refused !== undefined) {
+      const error = secrets.length === 0 ? 'no webhook secret is configured for this tenant (WEBHOOK_SECRETS)' : `refused: ${refused}`;
       await record({ status: null, latencyMs: 0, outcome: 'refused', error }, started);
       throw new UnrecoverableError(error);
     }
