@@ -1,7 +1,8 @@
-/** The worker's small HTTP server: /metrics (its own registry), /healthz and /readyz. */
+/** The worker's small HTTP server: /metrics (its own registry; METRICS_TOKEN applies), /healthz and /readyz. */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Metrics } from '@signspool/shared/metrics';
+import { metricsAllowed, METRICS_CHALLENGE } from '@signspool/shared/metrics-access';
 
 export class WorkerHttpServer {
   private server: http.Server | undefined;
@@ -9,7 +10,7 @@ export class WorkerHttpServer {
   url = '';
 
   constructor(
-    private readonly opts: { host: string; port: number; metrics: Metrics; ready: () => Promise<boolean> },
+    private readonly opts: { host: string; port: number; metrics: Metrics; ready: () => Promise<boolean>; token?: string | undefined },
   ) {}
 
   async start(): Promise<string> {
@@ -17,7 +18,10 @@ export class WorkerHttpServer {
     this.server = http.createServer((req, res) => {
       void (async () => {
         const url = (req.url ?? '/').split('?')[0];
-        if (req.method === 'GET' && url === '/metrics') {
+        if (req.method === 'GET' && url === '/metrics' && !metricsAllowed(req.headers.authorization, this.opts.token)) {
+          res.writeHead(401, { 'content-type': 'application/problem+json', 'www-authenticate': METRICS_CHALLENGE });
+          res.end(JSON.stringify({ type: 'https://signspool.dev/problems/unauthorized', title: 'Missing or invalid API key or token', status: 401, code: 'UNAUTHORIZED' }));
+        } else if (req.method === 'GET' && url === '/metrics') {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
           res.end(await metrics.registry.metrics());
         } else if (req.method === 'GET' && url === '/healthz') {
