@@ -163,6 +163,21 @@ describe('authentication', () => {
     expect((await as(keys.full, 'DELETE', op)).status).toBe(200);
   });
 
+  it('answers 503 (not 401) while the JWKS cannot be fetched; API keys keep working', async () => {
+    const down = await startStack({
+      worker: false,
+      env: { API_KEYS: `acme:${hashApiKey(keys.full)}`, AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json', AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, AUTH_TENANT_CLAIM: 'org' },
+    });
+    try {
+      const res = await fetch(`${down.apiUrl}${missingOp}`, { headers: { authorization: `Bearer ${await token()}` } });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect((await fetch(`${down.apiUrl}${missingOp}`, { headers: { authorization: `Bearer ${keys.full}` } })).status).toBe(404);
+    } finally {
+      await down.stop();
+    }
+  });
+
   it('lets a tenant hold several named keys at once (rotation without downtime)', async () => {
     for (const k of [keys.full, keys.rotated]) expect((await get(missingOp, k)).status).toBe(404);
     expect((await get(missingOp, generateApiKey())).status).toBe(401);

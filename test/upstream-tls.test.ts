@@ -103,7 +103,12 @@ describe("Sign'Stash over TLS", () => {
       await trusted.stop();
 
       const untrusted = signer(fake, {});
-      const err = await untrusted.signBatch(await oneDoc(), new AbortController().signal).then(() => undefined, (e: unknown) => e as { code?: string; retryable?: boolean; detail?: string });
+      // Not even Node's global switch turns verification off.
+      process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0';
+      const err = await untrusted
+        .signBatch(await oneDoc(), new AbortController().signal)
+        .then(() => undefined, (e: unknown) => e as { code?: string; retryable?: boolean; detail?: string })
+        .finally(() => delete process.env['NODE_TLS_REJECT_UNAUTHORIZED']);
       expect(err).toMatchObject({ code: 'UPSTREAM_TLS', retryable: false });
       expect(err?.detail).toContain('SIGNSTASH_CA_FILE');
       await untrusted.stop();
