@@ -1,14 +1,20 @@
-/** The express application: createApp(deps) wires routes, auth, metrics and problem+json errors. */
+/**
+ * The express application: createApp(deps) wires routes, auth, metrics and problem+json errors.
+ * /metrics is here unless METRICS_PORT moves it to its own server (api/metrics-server.ts);
+ * /docs and /openapi.json only with DOCS_PUBLIC=true.
+ */
 import express, { type Express } from 'express';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
 import type { Durability } from '@signspool/shared/durability';
+import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import type { OperationStore } from '@signspool/shared/operation-store';
 import type { Spool } from '@signspool/shared/spool';
-import { requireApiKey } from './auth.js';
+import { metricsAllowed, METRICS_CHALLENGE } from '@signspool/shared/metrics-access';
+import { authenticate, operationScope, requireScope } from './auth.js';
 import type { OperationEvents } from './operation-events.js';
 import { buildOpenApi } from './openapi.js';
 import { docsRouter } from './routes/docs.js';
@@ -47,15 +53,23 @@ export const createApp = (deps: AppDeps): Express => {
   });
 
   app.use(healthRouter(deps.redis, deps.spool, config.spoolMinFreeBytes));
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-  const openapi = buildOpenApi(config.publicUrl);
-  app.get('/openapi.json', (_req, res) => {
-    res.json(openapi);
-  });
-  app.use(docsRouter());
-  app.use('/v1/operations', requireApiKey(deps.apiKeys), operationsRouter(deps));
+  if (config.metrics.port === undefined) {
+    app.get('/metrics', async (req, res) => {
+      if (!metricsAllowed(req.headers.authorization, config.metrics.token)) {
+        res.setHeader('WWW-Authenticate', METRICS_CHALLENGE);
+        throw new SignspoolError('UNAUTHORIZED', { detail: 'send Authorization: Bearer <METRICS_TOKEN>' });
+      }
+      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    });
+  }
+  if (config.docsPublic) {
+    const openapi = buildOpenApi({ serverUrl: config.publicUrl, metricsHere: config.metrics.port === undefined, jwt: config.jwt !== undefined });
+    app.get('/openapi.json', (_req, res) => {
+      res.json(openapi);
+    });
+    app.use(docsRouter());
+  }
+  app.use('/v1/operations', authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), operationsRouter(deps));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger, config.upload));
   return app;

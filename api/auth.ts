@@ -1,48 +1,121 @@
 /**
- * API keys: `Authorization: Bearer <key>`. Keys are known only by their sha256; a presented key
- * is hashed and compared in constant time against every configured hash.
+ * Who is calling: `Authorization: Bearer <credential>`, an API key (known only by its sha256,
+ * compared in constant time against every configured hash) or, when AUTH_JWKS_URL is set, a JWT
+ * from the identity provider (api/jwt-verifier.ts). Either gives a tenant and scopes; each route
+ * needs one scope (operationScope), and a credential without it is answered 403.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { RequestHandler } from 'express';
-import type { ApiKeyEntry } from '@signspool/shared/config';
+import type { Request, RequestHandler, Response } from 'express';
+import { generateApiKey, hashApiKey, parseApiKeyEntry, SCOPES, type ApiKeyEntry, type Scope } from '@signspool/shared/api-key';
 import { SignspoolError } from '@signspool/shared/errors';
+import { JwtVerifier, looksLikeJwt, TokenRejected, type JwtSettings } from './jwt-verifier.js';
 
-export const hashApiKey = (key: string): string => createHash('sha256').update(key, 'utf8').digest('hex');
+export { generateApiKey, hashApiKey };
 
-export const generateApiKey = (): string => `ssk_${randomBytes(32).toString('base64url')}`;
-
-/** Finds the tenant of a presented key; undefined when none matches. Always checks every entry. */
-export const tenantOfKey = (entries: readonly ApiKeyEntry[], key: string): string | undefined => {
+/** Finds the entry of a presented key; undefined when none matches. Always checks every entry. */
+export const keyEntryOf = (entries: readonly ApiKeyEntry[], key: string): ApiKeyEntry | undefined => {
   const presented = Buffer.from(hashApiKey(key), 'hex');
-  let tenant: string | undefined;
+  let found: ApiKeyEntry | undefined;
   for (const e of entries) {
     const expected = Buffer.from(e.hash, 'hex');
-    if (expected.length === presented.length && timingSafeEqual(expected, presented) && tenant === undefined) tenant = e.tenant;
+    if (expected.length === presented.length && timingSafeEqual(expected, presented) && found === undefined) found = e;
   }
-  return tenant;
+  return found;
 };
+
+/** Finds the tenant of a presented key; undefined when none matches. */
+export const tenantOfKey = (entries: readonly ApiKeyEntry[], key: string): string | undefined => keyEntryOf(entries, key)?.tenant;
+
+export interface Principal {
+  tenant: string;
+  via: 'api-key' | 'jwt';
+  /** The key's name, or the token's subject (for logs). */
+  name: string;
+  scopes: readonly Scope[];
+}
 
 declare module 'express-serve-static-core' {
   interface Request {
     tenant?: string;
+    principal?: Principal;
   }
 }
 
-export const requireApiKey =
-  (entries: readonly ApiKeyEntry[]): RequestHandler =>
-  (req, res, next) => {
+const REALM = 'Bearer realm="signspool"';
+const quoted = (s: string): string => s.replace(/["\\]/g, '');
+
+/** RFC 6750 §3: the challenge names the error (and the scope) so clients can tell what to fix. */
+const challenge = (res: Response, error?: 'invalid_token' | 'insufficient_scope', description?: string, scope?: Scope): void => {
+  const parts = [REALM];
+  if (error) parts.push(`error="${error}"`);
+  if (description) parts.push(`error_description="${quoted(description)}"`);
+  if (scope) parts.push(`scope="${scope}"`);
+  res.setHeader('WWW-Authenticate', parts.join(', '));
+};
+
+export interface AuthOptions {
+  keys: readonly ApiKeyEntry[];
+  /** Bearer JWTs are accepted only when set. */
+  jwt?: JwtSettings | undefined;
+}
+
+/** Authenticates the request and sets req.tenant and req.principal; 401 (503 when the JWKS is unreachable) otherwise. */
+export const authenticate = (opts: AuthOptions): RequestHandler => {
+  const verifier = opts.jwt ? new JwtVerifier(opts.jwt) : undefined;
+  const how = verifier ? 'send Authorization: Bearer <api key or access token>' : 'send Authorization: Bearer <api key>';
+  return (req, res, next) => {
     const header = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S{1,512})$/i.exec(header);
-    const tenant = m?.[1] ? tenantOfKey(entries, m[1]) : undefined;
-    if (!tenant) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="signspool"');
-      next(new SignspoolError('UNAUTHORIZED', { detail: header ? 'the API key is not valid' : 'send Authorization: Bearer <api key>' }));
+    const credential = /^Bearer\s+(\S{1,8192})$/i.exec(header)?.[1];
+    const key = credential && credential.length <= 512 ? keyEntryOf(opts.keys, credential) : undefined;
+    if (key) {
+      req.tenant = key.tenant;
+      req.principal = { tenant: key.tenant, via: 'api-key', name: key.name, scopes: key.scopes };
+      next();
       return;
     }
-    req.tenant = tenant;
-    next();
+    if (!credential || !verifier || !looksLikeJwt(credential)) {
+      challenge(res, credential ? 'invalid_token' : undefined);
+      next(new SignspoolError('UNAUTHORIZED', { detail: credential ? 'the API key is not valid' : how }));
+      return;
+    }
+    verifier.verify(credential).then(
+      (token) => {
+        req.tenant = token.tenant;
+        req.principal = { tenant: token.tenant, via: 'jwt', name: token.subject, scopes: token.scopes };
+        next();
+      },
+      (err: unknown) => {
+        if (err instanceof TokenRejected && err.kind === 'invalid') {
+          challenge(res, 'invalid_token', err.message);
+          next(new SignspoolError('UNAUTHORIZED', { detail: err.message }));
+        } else {
+          next(new SignspoolError('SERVICE_UNAVAILABLE', { detail: err instanceof Error ? err.message : 'tokens cannot be verified now', retryAfterMs: 5000 }));
+        }
+      },
+    );
+  };
+};
+
+/** The scope each /v1/operations route needs (paths relative to the router's mount point). */
+export const operationScope = (req: Request): Scope => {
+  if (req.method === 'GET' || req.method === 'HEAD') return 'operations:read';
+  if (req.method === 'POST' && /^\/[^/]+\/webhook\/redeliver\/?$/.test(req.path)) return 'webhooks:redeliver';
+  return 'operations:write';
+};
+
+/** 403 INSUFFICIENT_SCOPE unless the authenticated principal holds the scope the route needs. */
+export const requireScope =
+  (scopeOf: (req: Request) => Scope): RequestHandler =>
+  (req, res, next) => {
+    const needed = scopeOf(req);
+    if (req.principal?.scopes.includes(needed)) {
+      next();
+      return;
+    }
+    challenge(res, 'insufficient_scope', `this request needs the ${needed} scope`, needed);
+    next(new SignspoolError('INSUFFICIENT_SCOPE', { detail: `this request needs the ${needed} scope`, extensions: { requiredScope: needed } }));
   };
 
 export interface ResolvedKeys {
@@ -66,9 +139,9 @@ export const resolveApiKeys = async (configured: ApiKeyEntry[] | undefined, data
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'))
       .map((l) => {
-        const [tenant, hash] = l.split(':');
-        if (!tenant || !hash || !/^[0-9a-f]{64}$/.test(hash)) throw new Error(`${file}: malformed line`);
-        return { tenant, hash };
+        const entry = parseApiKeyEntry(l);
+        if (typeof entry === 'string') throw new Error(`${file}: malformed line (${entry})`);
+        return entry;
       });
     if (entries.length > 0) return { entries, file };
   } catch (err) {
@@ -77,7 +150,7 @@ export const resolveApiKeys = async (configured: ApiKeyEntry[] | undefined, data
   const key = generateApiKey();
   await mkdir(dataDir, { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `# tenant:sha256(api key) — generated on first start\ndefault:${hashApiKey(key)}\n`, { mode: 0o600 });
+  await writeFile(tmp, `# tenant[/name]:sha256(api key)[:scopes] — generated on first start\ndefault/first:${hashApiKey(key)}\n`, { mode: 0o600 });
   await rename(tmp, file);
-  return { entries: [{ tenant: 'default', hash: hashApiKey(key) }], generatedKey: key, file };
+  return { entries: [{ tenant: 'default', name: 'first', hash: hashApiKey(key), scopes: [...SCOPES] }], generatedKey: key, file };
 };

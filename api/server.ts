@@ -13,6 +13,7 @@ import { QUEUES } from '@signspool/shared/queue';
 import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';
 import { createApp } from './app.js';
+import { ApiMetricsServer } from './metrics-server.js';
 import { OperationEvents } from './operation-events.js';
 
 export interface ApiServerDeps {
@@ -31,6 +32,9 @@ export class ApiServer {
   private queue: Queue | undefined;
   private webhookQueue: Queue | undefined;
   private events: OperationEvents | undefined;
+  private metricsServer: ApiMetricsServer | undefined;
+  /** The /metrics URL when METRICS_PORT serves it on its own port. */
+  metricsUrl = '';
   private stopPromise: Promise<void> | undefined;
 
   constructor(private readonly deps: ApiServerDeps) {}
@@ -84,6 +88,11 @@ export class ApiServer {
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
     logger.info({ url: this.url }, 'api listening');
+    if (config.metrics.port !== undefined) {
+      this.metricsServer = new ApiMetricsServer({ host: config.host, port: config.metrics.port, token: config.metrics.token, metrics: this.deps.metrics });
+      this.metricsUrl = `${await this.metricsServer.start()}/metrics`;
+      logger.info({ url: this.metricsUrl }, 'api metrics listening');
+    }
     return this.url;
   }
 
@@ -93,6 +102,7 @@ export class ApiServer {
       const server = this.server;
       // Waiting requests answer now with the current state.
       await this.events?.stop();
+      await this.metricsServer?.stop();
       if (server) {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();

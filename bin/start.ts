@@ -49,7 +49,7 @@ const main = async (): Promise<void> => {
     await worker.start();
     shutdown.register('worker', () => worker.stop());
     if (mode === 'worker') {
-      const http = new WorkerHttpServer({ host: cfg.host, port: cfg.workerMetricsPort, metrics, readiness: () => worker.readiness() });
+      const http = new WorkerHttpServer({ host: cfg.host, port: cfg.workerMetricsPort, metrics, readiness: () => worker.readiness(), token: cfg.metrics.token });
       const url = await http.start();
       logger.info({ url }, 'worker metrics listening');
       shutdown.register('worker-http', () => http.stop());

@@ -4,6 +4,7 @@
  *   signspool sign <files...> [--type PAdES|CAdES|XAdES] [--reference R] [--wait] [--out <dir>] [--timeout <s>]
  *   signspool status <operation-id>
  *   signspool download <operation-id> [--out <dir>]
+ *   signspool keys create --tenant <t> [--name <n>] [--scopes <s,s>]   (offline: prints a new API key once)
  *
  * Reads SIGNSPOOL_URL (default http://127.0.0.1:8080) and SIGNSPOOL_API_KEY. Files are streamed,
  * never read whole. Exit codes: 0 every document signed (or the command succeeded), 1 an error
@@ -16,12 +17,14 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { request, type Dispatcher } from 'undici';
 import { isTerminal } from '@signspool/shared/operation-states';
+import { createKey } from './keys.js';
 import { multipartBody, type MultipartFile } from './multipart.js';
 
 const USAGE = `usage:
   signspool sign <files...> [--type PAdES|CAdES|XAdES] [--reference <text>] [--wait] [--out <dir>] [--timeout <seconds>]
   signspool status <operation-id>
   signspool download <operation-id> [--out <dir>]
+  signspool keys create --tenant <tenant> [--name <name>] [--scopes operations:write,operations:read,webhooks:redeliver]
 environment: SIGNSPOOL_URL (default http://127.0.0.1:8080), SIGNSPOOL_API_KEY (required)`;
 
 interface Operation {
@@ -165,12 +168,22 @@ export const main = async (argv: string[]): Promise<number> => {
       out: { type: 'string' },
       timeout: { type: 'string', default: '600' },
       help: { type: 'boolean', short: 'h', default: false },
+      tenant: { type: 'string' },
+      name: { type: 'string' },
+      scopes: { type: 'string' },
     },
   });
   const [command, ...args] = positionals;
   if (values.help || !command) {
     out(USAGE);
     return values.help ? 0 : 1;
+  }
+  if (command === 'keys') {
+    if (args[0] !== 'create' || !values.tenant) throw new CliError(`keys create needs --tenant\n${USAGE}`);
+    const made = createKey(values.tenant, values.name, values.scopes);
+    if (typeof made === 'string') throw new CliError(made);
+    out(made.text);
+    return 0;
   }
   const key = process.env['SIGNSPOOL_API_KEY'];
   if (!key) throw new CliError('SIGNSPOOL_API_KEY is not set');

@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseApiKeyList, type ApiKeyEntry } from './api-key.js';
 import { signatureTypeSchema } from './queue.js';
+import { parseAllowEntry } from './webhook-target.js';
 
 const MiB = 1024 * 1024;
 
@@ -82,27 +84,47 @@ const optionalUrl = z
     }
   });
 
-export interface ApiKeyEntry {
-  tenant: string;
-  /** sha256 of the key, hex. */
-  hash: string;
-}
+export type { ApiKeyEntry } from './api-key.js';
 
 const apiKeys = z
   .string()
   .optional()
   .transform((raw, ctx): ApiKeyEntry[] | undefined => {
     if (raw === undefined || raw.trim() === '') return undefined;
-    const entries: ApiKeyEntry[] = [];
-    for (const part of raw.split(/[,\s]+/).filter(Boolean)) {
-      const m = /^([A-Za-z0-9_-]{1,64}):([0-9a-fA-F]{64})$/.exec(part);
-      if (!m?.[1] || !m[2]) {
-        ctx.addIssue({ code: 'custom', message: 'entries must be tenant:sha256hex-of-key, separated by commas' });
-        return z.NEVER;
-      }
-      entries.push({ tenant: m[1], hash: m[2].toLowerCase() });
+    const entries = parseApiKeyList(raw);
+    if (typeof entries === 'string') {
+      ctx.addIssue({ code: 'custom', message: `${entries}, separated by commas` });
+      return z.NEVER;
     }
     return entries;
+  });
+
+/** JWS algorithms a token may be signed with: asymmetric only (never `none`, never a shared secret). */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const jwtAlgorithms = z
+  .string()
+  .default('RS256,PS256,ES256,EdDSA')
+  .transform((raw, ctx) => {
+    const list = raw.split(/[,\s]+/).filter(Boolean);
+    const bad = list.find((a) => !(JWT_ALGORITHMS as readonly string[]).includes(a));
+    if (list.length === 0 || bad !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `must list algorithms among ${JWT_ALGORITHMS.join(', ')}` });
+      return z.NEVER;
+    }
+    return list;
+  });
+
+const webhookAllow = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const list = (v ?? '').split(/[,\s]+/).filter(Boolean);
+    if (list.some((e) => parseAllowEntry(e) === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'entries are host, host:port, host:*, CIDR, CIDR:port or [IPv6 CIDR]:port, separated by commas' });
+      return z.NEVER;
+    }
+    return list;
   });
 
 export interface WebhookSecretEntry {
@@ -142,10 +164,10 @@ const webhookEndpoints = z
       const url = part.slice(i + 1);
       try {
         const u = new URL(url);
-        if (i <= 0 || (u.protocol !== 'https:' && u.protocol !== 'http:')) throw new Error('bad');
+        if (i <= 0 || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.username !== '' || u.password !== '') throw new Error('bad');
         out[tenant] = u.toString();
       } catch {
-        ctx.addIssue({ code: 'custom', message: 'entries must be tenant=https://host/path, separated by commas' });
+        ctx.addIssue({ code: 'custom', message: 'entries must be tenant=https://host/path (no credentials in the URL), separated by commas' });
         return z.NEVER;
       }
     }
@@ -184,6 +206,16 @@ const envSchema = z
     PUBLIC_URL: optionalUrl,
     TRUST_PROXY: bool(false),
     API_KEYS: apiKeys,
+    AUTH_JWKS_URL: optionalUrl,
+    AUTH_ISSUER: optionalString,
+    AUTH_AUDIENCE: optionalString,
+    AUTH_TENANT_CLAIM: z.string().min(1).default('tenant'),
+    AUTH_ALGORITHMS: jwtAlgorithms,
+    AUTH_CLOCK_TOLERANCE: duration('30s'),
+    AUTH_JWKS_COOLDOWN: duration('30s'),
+    METRICS_PORT: z.coerce.number().int('must be a whole number').min(0).max(65535).optional(),
+    METRICS_TOKEN: optionalString,
+    DOCS_PUBLIC: bool(true),
 
     UPLOAD_MAX_FILE_BYTES: bytes('25MiB', 1),
     UPLOAD_MAX_FILES: int(100, 1, 10_000),
@@ -205,6 +237,9 @@ const envSchema = z
     SIGNSTASH_APPLY_TIMESTAMP: bool(false),
     SIGNSTASH_REASON: optionalString,
     SIGNSTASH_LOCATION: optionalString,
+    SIGNSTASH_CA_FILE: optionalString,
+    SIGNSTASH_CLIENT_CERT_FILE: optionalString,
+    SIGNSTASH_CLIENT_KEY_FILE: optionalString,
     LOCAL_SIGNER_KEY_FILE: optionalString,
     LOCAL_SIGNER_CERT_FILE: optionalString,
 
@@ -224,10 +259,7 @@ const envSchema = z
 
     WEBHOOK_SECRETS: webhookSecrets,
     WEBHOOK_ENDPOINTS: webhookEndpoints,
-    WEBHOOK_ALLOW: z
-      .string()
-      .optional()
-      .transform((v) => (v ?? '').split(/[,\s]+/).filter(Boolean)),
+    WEBHOOK_ALLOW: webhookAllow,
     WEBHOOK_ALLOW_HTTP: bool(false),
     WEBHOOK_TIMEOUT: duration('15s', 1),
     WEBHOOK_SCHEDULE: durationList('0,5s,5m,30m,2h,5h,10h,14h,20h,24h'),
@@ -247,6 +279,17 @@ const envSchema = z
     }
     if ((c.LOCAL_SIGNER_KEY_FILE === undefined) !== (c.LOCAL_SIGNER_CERT_FILE === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['LOCAL_SIGNER_CERT_FILE'], message: 'LOCAL_SIGNER_KEY_FILE and LOCAL_SIGNER_CERT_FILE go together' });
+    }
+    if ((c.SIGNSTASH_CLIENT_CERT_FILE === undefined) !== (c.SIGNSTASH_CLIENT_KEY_FILE === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['SIGNSTASH_CLIENT_KEY_FILE'], message: 'SIGNSTASH_CLIENT_CERT_FILE and SIGNSTASH_CLIENT_KEY_FILE go together' });
+    }
+    if (c.AUTH_JWKS_URL !== undefined) {
+      for (const key of ['AUTH_ISSUER', 'AUTH_AUDIENCE'] as const) {
+        if (c[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when AUTH_JWKS_URL is set' });
+      }
+    }
+    if (c.METRICS_TOKEN !== undefined && c.METRICS_TOKEN.length < 16) {
+      ctx.addIssue({ code: 'custom', path: ['METRICS_TOKEN'], message: 'must be at least 16 characters' });
     }
     if (c.UPLOAD_MAX_FILE_BYTES > c.UPLOAD_MAX_TOTAL_BYTES) {
       ctx.addIssue({ code: 'custom', path: ['UPLOAD_MAX_FILE_BYTES'], message: 'must not exceed UPLOAD_MAX_TOTAL_BYTES' });
@@ -275,6 +318,22 @@ const configSchema = envSchema.transform((c) => {
     publicUrl: c.PUBLIC_URL,
     trustProxy: c.TRUST_PROXY,
     apiKeys: c.API_KEYS,
+    /** Bearer JWTs beside API keys: set when AUTH_JWKS_URL is. */
+    jwt:
+      c.AUTH_JWKS_URL === undefined
+        ? undefined
+        : {
+            jwksUrl: c.AUTH_JWKS_URL,
+            issuer: c.AUTH_ISSUER ?? '',
+            audience: c.AUTH_AUDIENCE ?? '',
+            tenantClaim: c.AUTH_TENANT_CLAIM,
+            algorithms: c.AUTH_ALGORITHMS,
+            clockToleranceMs: c.AUTH_CLOCK_TOLERANCE,
+            jwksCooldownMs: c.AUTH_JWKS_COOLDOWN,
+          },
+    /** The api's /metrics: on its own port when set (else on the api's port), behind a bearer token when set. */
+    metrics: { port: c.METRICS_PORT, token: c.METRICS_TOKEN },
+    docsPublic: c.DOCS_PUBLIC,
     upload: {
       maxFileBytes: c.UPLOAD_MAX_FILE_BYTES,
       maxFiles: c.UPLOAD_MAX_FILES,
@@ -297,6 +356,9 @@ const configSchema = envSchema.transform((c) => {
       applyTimestamp: c.SIGNSTASH_APPLY_TIMESTAMP,
       reason: c.SIGNSTASH_REASON,
       location: c.SIGNSTASH_LOCATION,
+      ...(c.SIGNSTASH_CA_FILE === undefined ? {} : { caFile: c.SIGNSTASH_CA_FILE }),
+      ...(c.SIGNSTASH_CLIENT_CERT_FILE === undefined ? {} : { clientCertFile: c.SIGNSTASH_CLIENT_CERT_FILE }),
+      ...(c.SIGNSTASH_CLIENT_KEY_FILE === undefined ? {} : { clientKeyFile: c.SIGNSTASH_CLIENT_KEY_FILE }),
     },
     localSigner: { keyFile: c.LOCAL_SIGNER_KEY_FILE, certFile: c.LOCAL_SIGNER_CERT_FILE },
     batch: { maxDocs: c.BATCH_MAX_DOCS, maxBytes: c.BATCH_MAX_BYTES, lingerMs: c.BATCH_LINGER },
@@ -340,7 +402,7 @@ export class ConfigError extends Error {
 }
 
 /** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
-export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'WEBHOOK_SECRETS'] as const;
+export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'WEBHOOK_SECRETS', 'METRICS_TOKEN'] as const;
 
 const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
   const out: Record<string, string | undefined> = { ...env };

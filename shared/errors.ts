@@ -16,7 +16,8 @@ const entry = (status: number, retryable: boolean, title: string): CatalogEntry 
 
 export const errorCatalog = {
   // --- API: request errors -------------------------------------------------------------------
-  UNAUTHORIZED: entry(401, false, 'Missing or invalid API key'),
+  UNAUTHORIZED: entry(401, false, 'Missing or invalid API key or token'),
+  INSUFFICIENT_SCOPE: entry(403, false, 'The credential lacks the scope this request needs'),
   NOT_FOUND: entry(404, false, 'Not found'),
   ROUTE_NOT_FOUND: entry(404, false, 'No such route'),
   METHOD_NOT_ALLOWED: entry(405, false, 'Method not allowed'),
@@ -34,6 +35,7 @@ export const errorCatalog = {
   NOTHING_TO_RETRY: entry(409, false, 'The operation has no document that can be retried'),
   IDEMPOTENCY_KEY_IN_USE: entry(409, true, 'A request with this Idempotency-Key is still in progress'),
   IDEMPOTENCY_KEY_MISMATCH: entry(422, false, 'This Idempotency-Key was used for a different request'),
+  WEBHOOK_URL_REFUSED: entry(422, false, 'The webhook URL is not an allowed target'),
   INSUFFICIENT_STORAGE: entry(507, true, 'The spool has not enough free space for this upload'),
   SERVICE_UNAVAILABLE: entry(503, true, 'A dependency (Redis or the spool) is unavailable'),
   INTERNAL: entry(500, true, 'Internal error'),
@@ -57,6 +59,7 @@ export const errorCatalog = {
   UPSTREAM_RATE_LIMITED: entry(503, true, "Sign'Stash is rate limiting"),
   UPSTREAM_UNAVAILABLE: entry(503, true, "Sign'Stash answered with a server error"),
   UPSTREAM_NETWORK: entry(503, true, "Sign'Stash could not be reached"),
+  UPSTREAM_TLS: entry(502, false, "The TLS connection to Sign'Stash failed verification"),
   UPSTREAM_TIMEOUT: entry(504, true, "Sign'Stash did not answer in time"),
   UPSTREAM_BAD_RESPONSE: entry(502, true, "Sign'Stash answered with a response signspool cannot read"),
 } as const satisfies Record<string, CatalogEntry>;

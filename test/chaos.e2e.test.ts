@@ -47,7 +47,7 @@ describe('chaos: SIGKILLed worker and a Redis restart', () => {
       UPSTREAM_BACKOFF_BASE: '200ms',
       UPSTREAM_BACKOFF_MAX: '1s',
       WEBHOOK_SECRETS: `acme:whsec_${Buffer.from('chaos-webhook-secret-0123456789').toString('base64')}`,
-      WEBHOOK_ALLOW: '127.0.0.1',
+      WEBHOOK_ALLOW: '127.0.0.1:*',
       WEBHOOK_ALLOW_HTTP: 'true',
     });
   });

@@ -51,11 +51,37 @@ describe('config', () => {
 
   it('parses API_KEYS entries', () => {
     const hash = 'a'.repeat(64);
+    const all = ['operations:write', 'operations:read', 'webhooks:redeliver'];
+    // The first syntax (tenant:hash) still parses, with a derived name and every scope.
     expect(loadConfig({ API_KEYS: `acme:${hash}, globex:${'B'.repeat(64)}` }).apiKeys).toEqual([
-      { tenant: 'acme', hash },
-      { tenant: 'globex', hash: 'b'.repeat(64) },
+      { tenant: 'acme', name: 'key-aaaaaaaa', hash, scopes: all },
+      { tenant: 'globex', name: 'key-bbbbbbbb', hash: 'b'.repeat(64), scopes: all },
     ]);
-    expect(() => loadConfig({ API_KEYS: 'acme:short' })).toThrow(/API_KEYS/);
+    // Several named keys per tenant, with scopes.
+    expect(loadConfig({ API_KEYS: `acme/old:${hash},acme/new-2027:${'c'.repeat(64)}:operations:read+webhooks:redeliver` }).apiKeys).toEqual([
+      { tenant: 'acme', name: 'old', hash, scopes: all },
+      { tenant: 'acme', name: 'new-2027', hash: 'c'.repeat(64), scopes: ['operations:read', 'webhooks:redeliver'] },
+    ]);
+    for (const bad of ['acme:short', `acme:${hash}:operations:admin`, `acme/x:${hash},acme/x:${'c'.repeat(64)}`, `acme/a:${hash},globex/b:${hash}`, `ac me:${hash}`]) {
+      expect(() => loadConfig({ API_KEYS: bad }), bad).toThrow(/API_KEYS/);
+    }
+  });
+
+  it('parses WEBHOOK_ALLOW entries with ports, and refuses malformed ones', () => {
+    const ok = ['hooks.internal', 'hooks.internal:8443', 'hooks.internal:*', '10.0.0.0/8', '10.0.0.0/8:8443', '10.1.2.3:*', '[fd00::/8]:443', '[::1]:*', 'fd00::/8'];
+    expect(loadConfig({ WEBHOOK_ALLOW: ok.join(',') }).webhooks.allow).toEqual(ok);
+    for (const bad of ['hooks.internal:0', 'hooks.internal:70000', 'hooks.internal:http', '10.0.0.0/33', '[hooks.internal]:443', 'a/b/c', 'under_score.example']) {
+      expect(() => loadConfig({ WEBHOOK_ALLOW: bad }), bad).toThrow(/WEBHOOK_ALLOW/);
+    }
+  });
+
+  it('requires issuer and audience with AUTH_JWKS_URL, and client certificate and key together', () => {
+    expect(() => loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks' })).toThrow(/AUTH_ISSUER.*AUTH_AUDIENCE/);
+    expect(() => loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALGORITHMS: 'none' })).toThrow(/AUTH_ALGORITHMS/);
+    expect(() => loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALGORITHMS: 'HS256' })).toThrow(/AUTH_ALGORITHMS/);
+    expect(loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }).jwt).toMatchObject({ tenantClaim: 'tenant', algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'] });
+    expect(() => loadConfig({ SIGNSTASH_CLIENT_CERT_FILE: '/c.pem' })).toThrow(/SIGNSTASH_CLIENT_KEY_FILE/);
+    expect(() => loadConfig({ WEBHOOK_ENDPOINTS: 'acme=https://u:p@hooks.example/x' })).toThrow(/WEBHOOK_ENDPOINTS/);
   });
 
   it('parses durations and sizes', () => {

@@ -43,6 +43,20 @@ describe('OpenAPI', () => {
     expect(doc.components.securitySchemes).toHaveProperty('bearer');
   });
 
+  it('documents bearer JWTs beside API keys, and the scope of every /v1 route with its 403', () => {
+    expect(doc.components.securitySchemes['jwt']).toMatchObject({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+    const v1 = Object.entries(doc.paths).filter(([p]) => p.startsWith('/v1/'));
+    expect(v1.length).toBeGreaterThanOrEqual(3);
+    for (const [p, ops] of v1) {
+      for (const [method, op] of Object.entries(ops as Record<string, { security: Record<string, string[]>[]; responses: Record<string, { description: string }> }>)) {
+        const scope = op.security[0]?.['bearer']?.[0];
+        expect(scope, `${method} ${p}`).toMatch(/^(operations:write|operations:read|webhooks:redeliver)$/);
+        expect(op.security).toEqual([{ bearer: [scope] }, { jwt: [scope] }]);
+        expect(op.responses['403']?.description, `${method} ${p}`).toContain('INSUFFICIENT_SCOPE');
+      }
+    }
+  });
+
   it('documents exactly the routes express registers', () => {
     const router = (stack.api?.app as unknown as { router: { stack: Layer[] } }).router;
     const registered = new Set(expressRoutes(router.stack));

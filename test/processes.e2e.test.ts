@@ -35,7 +35,7 @@ describe('api and worker as separate processes', () => {
       BATCH_LINGER: '100ms',
       SPOOL_MIN_FREE_BYTES: '1MiB',
       WEBHOOK_SECRETS: `acme:${SECRET}`,
-      WEBHOOK_ALLOW: '127.0.0.1',
+      WEBHOOK_ALLOW: '127.0.0.1:*',
       WEBHOOK_ALLOW_HTTP: 'true',
       SHUTDOWN_TIMEOUT: '5s',
     };

@@ -32,7 +32,8 @@ describe('webhooks', () => {
       worker: false,
       env: {
         WEBHOOK_SECRETS: `acme:${NEW_SECRET}|${OLD_SECRET}`,
-        WEBHOOK_ALLOW: '127.0.0.1',
+        // Any port of 127.0.0.1 (the receiver's is random); 10.9.9.9 only on 8443.
+        WEBHOOK_ALLOW: '127.0.0.1:*,10.9.9.9:8443',
         WEBHOOK_ALLOW_HTTP: 'true',
         WEBHOOK_SCHEDULE: '0,100ms,200ms,300ms',
         PUBLIC_URL: 'https://signspool.example',
@@ -141,6 +142,43 @@ describe('webhooks', () => {
     const notUrl = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a', content: 'a' }], { webhookUrl: 'javascript:alert(1)' });
     expect(notUrl.status).toBe(400);
   });
+
+  it('refuses at submission what can be judged before DNS (422 WEBHOOK_URL_REFUSED with the reason), keeping nothing', async () => {
+    const refused: [string, RegExp][] = [
+      ['https://user:secret@hooks.example/x', /credentials/],
+      ['https://:secret@hooks.example/x', /credentials/],
+      ['https://[::127.0.0.1]/x', /loopback, private/],
+      ['https://[::ffff:0:127.0.0.1]/x', /loopback, private/],
+      ['https://[64:ff9b::10.0.0.1]/x', /loopback, private/],
+      ['https://[2002:a00:1::1]/x', /loopback, private/],
+      ['https://10.0.0.5/x', /loopback, private/],
+      ['https://0x7f000002:6379/x', /127\.0\.0\.2 is a loopback/],
+      ['https://10.9.9.9/x', /other ports, not 443/],
+      ['https://localhost/x', /names this machine/],
+      ['https://a.b.localhost/x', /names this machine/],
+    ];
+    const { readdir } = await import('node:fs/promises');
+    // Files only: the spool's two-character shard directories stay once made.
+    const incoming = async () =>
+      (await readdir(`${stack.config.spoolDir}/incoming`, { recursive: true, withFileTypes: true }))
+        .filter((e) => e.isFile())
+        .map((e) => `${e.parentPath}/${e.name}`)
+        .sort();
+    const before = await incoming();
+    for (const [webhookUrl, reason] of refused) {
+      const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a', content: 'a' }], { webhookUrl });
+      expect([res.status, res.body['code']], webhookUrl).toEqual([422, 'WEBHOOK_URL_REFUSED']);
+      expect(String(res.body['detail']), webhookUrl).toMatch(reason);
+      expect(String(res.body['detail']), webhookUrl).not.toContain('secret');
+    }
+    // Nothing was kept: the spool's incoming directory is as it was.
+    expect(await incoming()).toEqual(before);
+    // Allowed on its listed port; a public name is judged at connect time.
+    for (const webhookUrl of ['https://10.9.9.9:8443/x', 'https://hooks.example/x', `http://127.0.0.1:${new URL(hook.url()).port}/x`]) {
+      const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a', content: 'a' }], { webhookUrl });
+      expect(res.status, webhookUrl).toBe(202);
+    }
+  });
 });
 
 describe('SSRF guard', () => {
@@ -168,6 +206,15 @@ describe('SSRF guard', () => {
     'http://[::ffff:127.0.0.1]/',
     'http://[::ffff:169.254.169.254]/',
     'http://[::ffff:10.0.0.1]/',
+    'http://[::127.0.0.1]/', // IPv4-compatible
+    'http://[::10.0.0.1]/',
+    'http://[::ffff:0:127.0.0.1]/', // IPv4-translated
+    'http://[::ffff:0:a9fe:a9fe]/',
+    'http://[64:ff9b::127.0.0.1]/', // NAT64
+    'http://[64:ff9b:1::a00:1]/', // local-use NAT64
+    'http://[2002:7f00:1::1]/', // 6to4 of 127.0.0.1
+    'http://[2002:a9fe:a9fe::1]/', // 6to4 of 169.254.169.254
+    'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/', // Teredo (embeds 127.0.0.1, inverted)
     'http://2130706433/', // decimal 127.0.0.1
     'http://0177.0.0.1/', // octal
     'http://0x7f.0.0.1/', // hex
@@ -209,12 +256,24 @@ describe('SSRF guard', () => {
       expect(err?.message, host).toMatch(/refused/);
     }
     expect(connections).toBe(0);
-    // The allowlist admits it (what tests and local development use).
-    const allowed = new Agent({ connect: new SsrfGuard({ allow: ['127.0.0.1'] }).connector() });
-    const ok = await request(`http://127.0.0.1:${port}/`, { dispatcher: allowed });
-    expect(await ok.body.text()).toBe('reached');
-    expect(connections).toBe(1);
-    await Promise.all([agent.close(), allowed.close()]);
+    // A plain host or CIDR in the allowlist admits ports 80 and 443 only, not this one (it could be Redis).
+    for (const allow of [['127.0.0.1'], ['127.0.0.0/8'], ['127.0.0.1:6379'], ['localhost'], [`[::1]:${port}`]]) {
+      const plain = new Agent({ connect: new SsrfGuard({ allow, resolve }).connector() });
+      const err = await request(`http://127.0.0.1:${port}/`, { dispatcher: plain }).then(() => undefined, (e: unknown) => e as Error);
+      expect(err?.message, allow.join()).toMatch(/refused/);
+      await plain.close();
+    }
+    expect(connections).toBe(0);
+    // The listed port (or any, with :*) admits it (what tests and local development use).
+    for (const allow of [[`127.0.0.1:${port}`], [`127.0.0.0/8:${port}`], ['127.0.0.1:*'], [`localhost:${port}`]]) {
+      const allowed = new Agent({ connect: new SsrfGuard({ allow, resolve }).connector() });
+      const host = allow[0]?.startsWith('localhost') ? 'localhost' : '127.0.0.1';
+      const ok = await request(`http://${host}:${port}/`, { dispatcher: allowed });
+      expect(await ok.body.text(), allow.join()).toBe('reached');
+      await allowed.close();
+    }
+    expect(connections).toBe(4);
+    await agent.close();
     await new Promise<void>((r) => server.close(() => r()));
   });
 

@@ -16,6 +16,7 @@ import type { OperationStore } from '@signspool/shared/operation-store';
 import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
 import { DisabledEndpoints } from '@signspool/shared/webhook-endpoints';
 import { completedDeliveryId, enqueueWebhook, parseJobData, QUEUES, WEBHOOK_BACKOFF } from '@signspool/shared/queue';
+import { refuseWebhookUrl, WebhookAllowList, type TargetRules } from '@signspool/shared/webhook-target';
 import { parseRetryAfter } from './http-util.js';
 import { SsrfGuard } from './ssrf-guard.js';
 import { webhookHeaders } from './webhook-signature.js';
@@ -66,6 +67,7 @@ export class WebhookDispatcher {
   private queue: Queue | undefined;
   private readonly agent: Agent;
   readonly guard: SsrfGuard;
+  private readonly rules: TargetRules;
   private stopPromise: Promise<void> | undefined;
 
   static readonly handlers = ['deliver-webhook'] as const;
@@ -75,6 +77,7 @@ export class WebhookDispatcher {
     const { webhooks } = deps.config;
     this.disabled = new DisabledEndpoints(deps.redis, deps.config.queuePrefix);
     this.guard = new SsrfGuard({ allow: webhooks.allow, ...(deps.resolve ? { resolve: deps.resolve } : {}) });
+    this.rules = { allow: new WebhookAllowList(webhooks.allow), allowHttp: webhooks.allowHttp };
     this.agent = new Agent({
       connect: this.guard.connector(),
       headersTimeout: webhooks.timeoutMs,
@@ -128,8 +131,10 @@ export class WebhookDispatcher {
     }
     const secrets = config.webhooks.secrets.find((s) => s.tenant === op.tenant)?.secrets ?? [];
     const target = new URL(url);
-    if (secrets.length === 0 || (target.protocol !== 'https:' && !(config.webhooks.allowHttp && target.protocol === 'http:'))) {
-      const error = secrets.length === 0 ? 'no webhook secret is configured for this tenant (WEBHOOK_SECRETS)' : 'https is required (WEBHOOK_ALLOW_HTTP=false)';
+    // Records stored before the api judged URLs at submit are judged here too; the guard checks again at connect.
+    const refused = refuseWebhookUrl(url, this.rules);
+    if (secrets.length === 0 || refused !== undefined) {
+      const error = secrets.length === 0 ? 'no webhook secret is configured for this tenant (WEBHOOK_SECRETS)' : `refused: ${refused}`;
       await record({ status: null, latencyMs: 0, outcome: 'refused', error }, started);
       throw new UnrecoverableError(error);
     }

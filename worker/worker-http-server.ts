@@ -1,8 +1,9 @@
-/** The worker's small HTTP server: /metrics (its own registry), /healthz and /readyz (with the detail of each check). */
+/** The worker's small HTTP server: /metrics (its own registry; METRICS_TOKEN applies), /healthz and /readyz (with the detail of each check). */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Metrics } from '@signspool/shared/metrics';
+import { metricsAllowed, METRICS_CHALLENGE } from '@signspool/shared/metrics-access';
 
 export interface Readiness {
   ready: boolean;
@@ -20,14 +21,17 @@ export class WorkerHttpServer {
   private stopPromise: Promise<void> | undefined;
   url = '';
 
-  constructor(private readonly opts: { host: string; port: number; metrics: Metrics; readiness: () => Promise<Readiness> }) {}
+  constructor(private readonly opts: { host: string; port: number; metrics: Metrics; readiness: () => Promise<Readiness>; token?: string | undefined }) {}
 
   async start(): Promise<string> {
     const { metrics, readiness } = this.opts;
     this.server = http.createServer((req, res) => {
       void (async () => {
         const url = (req.url ?? '/').split('?')[0] ?? '/';
-        if (req.method === 'GET' && url === '/metrics') {
+        if (req.method === 'GET' && url === '/metrics' && !metricsAllowed(req.headers.authorization, this.opts.token)) {
+          res.setHeader('www-authenticate', METRICS_CHALLENGE);
+          sendProblem(res, new SignspoolError('UNAUTHORIZED', { detail: 'send the metrics token as a bearer token' }), url);
+        } else if (req.method === 'GET' && url === '/metrics') {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
           res.end(await metrics.registry.metrics());
         } else if (req.method === 'GET' && url === '/healthz') {

@@ -26,6 +26,7 @@ import { InvalidCursorError, type OperationStore } from '@signspool/shared/opera
 import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
 import { completedDeliveryId, enqueueWebhook, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
 import { newId, type Spool } from '@signspool/shared/spool';
+import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhook-target';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { acceptSubmission, retryOperation } from '../submissions.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
@@ -117,10 +118,11 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     },
   }).array('file', config.upload.maxFiles);
 
+  const webhookRules = { allow: new WebhookAllowList(config.webhooks.allow), allowHttp: config.webhooks.allowHttp };
   const checkWebhookTarget = (url: string, tenant: string): void => {
-    if (new URL(url).protocol !== 'https:' && !config.webhooks.allowHttp) {
-      throw new SignspoolError('VALIDATION_FAILED', { detail: 'webhookUrl must use https' });
-    }
+    // What can be judged before DNS (scheme, credentials, literal addresses, ports); the worker checks again at connect.
+    const refused = refuseWebhookUrl(url, webhookRules);
+    if (refused !== undefined) throw new SignspoolError('WEBHOOK_URL_REFUSED', { detail: `webhookUrl refused: ${refused}` });
     if (!config.webhooks.secrets.some((s) => s.tenant === tenant)) {
       throw new SignspoolError('VALIDATION_FAILED', { detail: 'webhooks need a signing secret for this tenant: ask the operator to set WEBHOOK_SECRETS' });
     }

@@ -10,6 +10,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,6 +68,8 @@ export interface FakeSignstashOptions {
   /** Time per decoded byte: bytes per second. */
   bytesPerSec?: number;
   tokenTtlS?: number;
+  /** Serve HTTPS with this key and certificate (and `requestCert`/`ca` to require client certificates). */
+  tls?: https.ServerOptions;
 }
 
 export const fakeTrailer = (signatureType: string, sha256: string): Buffer => Buffer.from(`\n%%SIGNSTASH-FAKE-SIGNATURE ${signatureType} ${sha256}\n`);
@@ -104,7 +107,7 @@ interface IncomingDoc {
 
 export class FakeSignstash {
   private server: http.Server | undefined;
-  private readonly opts: Required<Omit<FakeSignstashOptions, 'host' | 'port'>> & { host: string; port: number };
+  private readonly opts: Required<Omit<FakeSignstashOptions, 'host' | 'port' | 'tls'>> & { host: string; port: number; tls: https.ServerOptions | undefined };
   private readonly faults: (Fault & { left: number })[] = [];
   private readonly tokens = new Map<string, number>();
   private readonly records: RequestRecord[] = [];
@@ -125,6 +128,7 @@ export class FakeSignstash {
       perRequestMs: opts.perRequestMs ?? 100,
       bytesPerSec: opts.bytesPerSec ?? 50e6,
       tokenTtlS: opts.tokenTtlS ?? 86399,
+      tls: opts.tls,
     };
   }
 
@@ -150,12 +154,13 @@ export class FakeSignstash {
 
   async start(): Promise<{ url: string }> {
     this.tmpDir = await mkdtemp(path.join(os.tmpdir(), `fake-signstash-${process.pid}-`));
-    this.server = http.createServer((req, res) => {
+    const handler: http.RequestListener = (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent) json(res, 500, { errorCode: 'INTERNAL', errorMessage: err instanceof Error ? err.message : 'error' });
         else res.destroy();
       });
-    });
+    };
+    this.server = this.opts.tls ? https.createServer(this.opts.tls, handler) : http.createServer(handler);
     this.server.requestTimeout = 0;
     this.server.keepAliveTimeout = 30_000;
     const server = this.server;
@@ -164,7 +169,7 @@ export class FakeSignstash {
       server.listen(this.opts.port, this.opts.host, () => resolve());
     });
     const addr = server.address() as AddressInfo;
-    this.url = `http://${this.opts.host === '0.0.0.0' ? '127.0.0.1' : this.opts.host}:${addr.port}`;
+    this.url = `${this.opts.tls ? 'https' : 'http'}://${this.opts.host === '0.0.0.0' ? '127.0.0.1' : this.opts.host}:${addr.port}`;
     return { url: this.url };
   }
 

@@ -7,6 +7,7 @@ import { request, type Dispatcher } from 'undici';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import { readSmallBody } from '../http-util.js';
+import { tlsFailure } from './upstream-tls.js';
 
 export interface TokenManagerOptions {
   authUrl: string;
@@ -99,6 +100,8 @@ export class SignstashTokenManager {
 
 /** Maps an undici/socket error to the catalog. */
 export const transportError = (err: unknown, what: string): SignspoolError => {
+  const tls = tlsFailure(err, what);
+  if (tls) return tls;
   const code = (err as { code?: string })?.code ?? '';
   const message = err instanceof Error ? err.message : String(err);
   if (/TIMEOUT/.test(code) || err instanceof Error && err.name.includes('Timeout')) {

@@ -18,6 +18,7 @@ import { mapFailure, readFailure } from './signstash-failure.js';
 import { SignRequestEncoder } from './signstash-request.js';
 import { SignedListDecoder } from './signstash-response.js';
 import { SignstashTokenManager, transportError } from './signstash-token.js';
+import { upstreamConnector } from './upstream-tls.js';
 
 export { signedOutput } from './signed-output.js';
 export { mapFailure, type UpstreamFailure } from './signstash-failure.js';
@@ -47,7 +48,7 @@ export class SignstashSigner implements Signer {
   constructor(private readonly deps: SignstashSignerDeps) {
     const c = deps.config;
     this.agent = new Agent({
-      connect: { timeout: c.connectTimeoutMs },
+      connect: upstreamConnector(c),
       headersTimeout: c.headersTimeoutMs,
       bodyTimeout: c.bodyTimeoutMs,
       keepAliveTimeout: 10_000,

@@ -1,0 +1,76 @@
+/**
+ * What the network sees on each port: by default /metrics, /docs and /openapi.json on the api's
+ * port; METRICS_PORT moves /metrics to its own server; METRICS_TOKEN puts it behind a bearer
+ * token (api and worker); DOCS_PUBLIC=false removes the reference pages.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { createMetrics } from '@signspool/shared/metrics';
+import { WorkerHttpServer } from '@signspool/worker/worker-http-server';
+import { startStack, type Stack } from './harness/stack.js';
+
+const TOKEN = 'metrics-token-0123456789abcdef';
+
+describe('what each port exposes', () => {
+  const stacks: Stack[] = [];
+  afterAll(async () => {
+    await Promise.all(stacks.map((s) => s.stop()));
+  });
+  const start = async (env: Record<string, string>): Promise<Stack> => {
+    const s = await startStack({ worker: false, env });
+    stacks.push(s);
+    return s;
+  };
+  const status = async (url: string, headers: Record<string, string> = {}) => (await fetch(url, { headers })).status;
+
+  it('by default serves /metrics, /docs and /openapi.json on the api port', async () => {
+    const s = await start({});
+    expect(await status(`${s.apiUrl}/metrics`)).toBe(200);
+    expect(await status(`${s.apiUrl}/docs`)).toBe(200);
+    expect(await status(`${s.apiUrl}/openapi.json`)).toBe(200);
+    expect(s.api?.metricsUrl).toBe('');
+  });
+
+  it('with METRICS_PORT and DOCS_PUBLIC=false, the api port serves the API only', async () => {
+    const s = await start({ METRICS_PORT: '0', METRICS_TOKEN: TOKEN, DOCS_PUBLIC: 'false' });
+    for (const p of ['/metrics', '/docs', '/openapi.json', '/docs/assets/swagger-ui.css']) {
+      const res = await fetch(`${s.apiUrl}${p}`);
+      expect(res.status, p).toBe(404);
+      expect(((await res.json()) as { code: string }).code, p).toBe('ROUTE_NOT_FOUND');
+    }
+    const metricsUrl = s.api?.metricsUrl ?? '';
+    expect(metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect(new URL(metricsUrl).port).not.toBe(new URL(s.apiUrl).port);
+    const denied = await fetch(metricsUrl);
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('www-authenticate')).toContain('Bearer');
+    expect(await status(metricsUrl, { authorization: `Bearer ${TOKEN}x` })).toBe(401);
+    const ok = await fetch(metricsUrl, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('signspool_');
+    // Nothing else on the metrics port, not even the API.
+    expect(await status(metricsUrl.replace('/metrics', '/v1/operations'), { authorization: `Bearer ${TOKEN}` })).toBe(404);
+    // The health checks stay open on the api port.
+    expect(await status(`${s.apiUrl}/healthz`)).toBe(200);
+  });
+
+  it('with METRICS_TOKEN alone, /metrics on the api port needs the token', async () => {
+    const s = await start({ METRICS_TOKEN: TOKEN });
+    const denied = await fetch(`${s.apiUrl}/metrics`);
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('content-type')).toContain('application/problem+json');
+    expect(await status(`${s.apiUrl}/metrics`, { authorization: `Bearer ${TOKEN}` })).toBe(200);
+  });
+
+  it("the worker's /metrics needs METRICS_TOKEN when set; its health checks do not", async () => {
+    const server = new WorkerHttpServer({ host: '127.0.0.1', port: 0, metrics: createMetrics({ defaultMetrics: false }), readiness: async () => ({ ready: true, checks: {} }), token: TOKEN });
+    const url = await server.start();
+    try {
+      expect(await status(`${url}/metrics`)).toBe(401);
+      expect(await status(`${url}/metrics`, { authorization: `Bearer ${TOKEN}` })).toBe(200);
+      expect(await status(`${url}/healthz`)).toBe(200);
+      expect(await status(`${url}/readyz`)).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+});
