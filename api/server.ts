@@ -9,6 +9,7 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { OperationStore } from '@signspool/shared/operations';
 import { QUEUES } from '@signspool/shared/queue';
+import { redisTargetOptions } from '@signspool/shared/redis-target';
 import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';
 import { createApp } from './app.js';
@@ -48,7 +49,7 @@ export class ApiServer {
     const spool = new Spool(config.spoolDir);
     await spool.init();
     this.spool = spool;
-    this.redis = createApiRedis(config.redisUrl);
+    this.redis = createApiRedis(config.redisUrl, redisTargetOptions(config));
     this.redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection error'));
     await waitForRedis(this.redis, 10_000);
     this.queue = new Queue(QUEUES.sign, {

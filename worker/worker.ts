@@ -11,6 +11,7 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { OperationStore } from '@signspool/shared/operations';
 import { assertHandlers, parseJobData, QUEUES, type JobName } from '@signspool/shared/queue';
+import { redisTargetOptions } from '@signspool/shared/redis-target';
 import { closeRedis, createWorkerRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';
 import { Batcher } from './batcher.js';
@@ -77,7 +78,7 @@ export class SigningWorker {
     await spool.init();
     this.spool = spool;
     if (metrics.spoolSources.length === 0) metrics.spoolSources.push(spool);
-    this.redis = createWorkerRedis(config.redisUrl);
+    this.redis = createWorkerRedis(config.redisUrl, redisTargetOptions(config));
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.webhooks = new WebhookDispatcher({ config, redis: this.redis, store, metrics, logger: this.log });
     await this.webhooks.start();
