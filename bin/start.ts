@@ -104,7 +104,8 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
   banner['spool'] = cfg.spoolDir;
   banner['signer'] = describeSigner(cfg);
   logger.info({ mode, ...banner }, 'signspool started');
-  logger.flush();
+  // The log line first, then any text written straight to stdout.
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
   if (config.logFormat === 'pretty' || process.stdout.isTTY) {
     const lines = Object.entries(banner).map(([k, v]) => `  ${k.padEnd(8)} ${v}`);
     process.stdout.write(`\nsignspool (${mode}) is running\n${lines.join('\n')}\n\n`);

@@ -61,6 +61,9 @@ const run = async () => {
     entryPoints: Object.fromEntries(Object.entries(ENTRIES)),
     outdir: dist,
     bundle: true,
+    // Dynamic imports (the signer adapters) stay separate chunks, loaded only when used.
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
     platform: 'node',
     format: 'esm',
     target: 'node20',
