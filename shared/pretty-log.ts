@@ -31,7 +31,7 @@ export const formatPrettyLine = (line: string, color: boolean): string => {
 };
 
 /** A destination for createLogger that writes pretty lines to `out` (stdout by default). */
-export const prettyDestination = (out: NodeJS.WriteStream = process.stdout): Writable =>
+export const prettyDestination = (out: { write(text: string): unknown; isTTY?: boolean } = process.stdout): Writable =>
   new Writable({
     decodeStrings: false,
     write(chunk: string | Buffer, _enc, done) {
