@@ -138,6 +138,7 @@ const run = async (): Promise<void> => {
     const message = err instanceof Error ? err.message : String(err);
     if (!known) logger.error({ err }, 'failed to start');
     await shutdown.shutdown('start failed');
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
     process.stderr.write(`signspool: failed to start: ${message}\n`);
     process.exit(1);
   }

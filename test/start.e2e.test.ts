@@ -25,7 +25,10 @@ const inPrivateNet = (cmd: string[]): string[] => ['unshare', '--net', 'sh', '-c
 
 interface Run {
   pid: number;
+  /** stdout and stderr, in arrival order. */
   output: () => string;
+  /** The last line written to stderr (where start writes its one-line failure). */
+  lastError: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   waitFor(text: string, timeoutMs?: number): Promise<void>;
 }
@@ -39,6 +42,8 @@ const start = (cmd: string[], env: Record<string, string>): Run => {
   const [file, ...args] = cmd;
   const child = spawn(file ?? 'false', args, { cwd: root, env: { ...process.env, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '5s', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const waiters = new Set<() => void>();
   const keep = (d: Buffer): void => {
     out += d.toString();
@@ -50,6 +55,7 @@ const start = (cmd: string[], env: Record<string, string>): Run => {
   const run: Run = {
     pid: child.pid ?? -1,
     output: () => out,
+    lastError: () => err.trim().split('\n').at(-1) ?? '',
     exited,
     waitFor: (text, timeoutMs = 60_000) =>
       new Promise<void>((resolve, reject) => {
@@ -167,8 +173,7 @@ describe('node dist/bin/start.js', () => {
     expect(warn?.['error']).toBe('ECONNREFUSED');
     // Warned before the timeout ran out; gave up after it.
     expect(warnedAfter).toBeLessThan(elapsed - 1500);
-    const last = run.output().trim().split('\n').at(-1);
-    expect(last).toBe(`signspool: failed to start: cannot reach Redis at redis://127.0.0.1:${port} after 2 s (ECONNREFUSED); check REDIS_URL`);
+    expect(run.lastError()).toBe(`signspool: failed to start: cannot reach Redis at redis://127.0.0.1:${port} after 2 s (ECONNREFUSED); check REDIS_URL`);
     expect(run.output()).not.toContain('hunter2secret');
     expect(run.output()).not.toContain('Generated an API key');
   });
@@ -182,7 +187,7 @@ describe('node dist/bin/start.js', () => {
       const run = start(['node', 'dist/bin/start.js', 'all'], { DATA_DIR: dir, PORT: String(port) });
       const exit = await run.exited;
       expect(exit.code).toBe(1);
-      expect(run.output().trim().split('\n').at(-1)).toBe(`signspool: failed to start: PORT=${port}: 127.0.0.1:${port} is already in use`);
+      expect(run.lastError()).toBe(`signspool: failed to start: PORT=${port}: 127.0.0.1:${port} is already in use`);
       expect(run.output()).not.toContain('Generated an API key');
       expect(existsSync(path.join(dir, 'redis'))).toBe(false);
       expect(existsSync(path.join(dir, 'api-keys'))).toBe(false);
@@ -199,7 +204,7 @@ describe('node dist/bin/start.js', () => {
     await run.waitFor('starting redis-server');
     const exit = await run.exited;
     expect(exit.code).toBe(1);
-    expect(run.output().trim().split('\n').at(-1)).toMatch(/^signspool: failed to start: .*api-keys: malformed line$/);
+    expect(run.lastError()).toMatch(/^signspool: failed to start: .*api-keys: malformed line$/);
     expect(existsSync(path.join(dir, 'redis'))).toBe(true);
     expect(processesIn(path.join(dir, 'redis'))).toEqual([]);
   });
