@@ -1,22 +1,41 @@
 # syntax=docker/dockerfile:1
 # One image for api, worker and the fake Sign'Stash; the command chooses the role.
-FROM node:20-bookworm-slim AS deps
+# build:   every dependency, then `npm run build` bundles the TypeScript into dist/.
+# runtime: production dependencies and dist/ only, run by node directly (PID 1 gets SIGTERM).
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY shared/package.json shared/
 COPY api/package.json api/
 COPY worker/package.json worker/
 COPY test/package.json test/
-RUN npm ci --no-audit --no-fund
+# Install scripts stay off, as in package.json "allowScripts" (esbuild's binary is its own package).
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY scripts/build.mjs scripts/
+COPY bin bin
+COPY cli cli
+COPY shared shared
+COPY api api
+COPY worker worker
+COPY test/fake-signstash test/fake-signstash
+RUN npm run build
 
-FROM node:20-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 DATA_DIR=/data
 WORKDIR /app
-RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/* \
-  && mkdir -p /data && chown node:node /data
-COPY --from=deps /app/node_modules ./node_modules
-COPY . .
+COPY package.json package-lock.json ./
+COPY shared/package.json shared/
+COPY api/package.json api/
+COPY worker/package.json worker/
+COPY test/package.json test/
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force \
+  && mkdir -p /data /spool && chown node:node /data /spool
+COPY --from=build /app/dist dist
+COPY bin/signspool.mjs bin/
 USER node
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s --retries=5 CMD curl -fsS "http://127.0.0.1:${PORT}/readyz" || exit 1
-CMD ["npx", "tsx", "bin/start.ts", "api"]
+HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.PORT + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "--initial-old-space-size=128", "--enable-source-maps", "dist/bin/start.js", "all"]

@@ -10,6 +10,7 @@ import type { Metrics } from '@signspool/shared/metrics';
 import { OperationStore } from '@signspool/shared/operation-store';
 import { Durability } from '@signspool/shared/durability';
 import { QUEUES } from '@signspool/shared/queue';
+import { redisTargetOptions } from '@signspool/shared/redis-target';
 import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';
 import { createApp } from './app.js';
@@ -53,7 +54,7 @@ export class ApiServer {
     const spool = new Spool(config.spoolDir);
     await spool.init();
     this.spool = spool;
-    this.redis = createApiRedis(config.redisUrl);
+    this.redis = createApiRedis(config.redisUrl, redisTargetOptions(config));
     this.redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection error'));
     await waitForRedis(this.redis, 10_000);
     const durability = await Durability.check(this.redis, config.durability, logger);

@@ -1,79 +1,147 @@
 /**
- * Composition root: `tsx bin/start.ts all|api|worker`.
+ * Composition root: `node dist/bin/start.js all|api|worker` (built by `npm run build`; `npm run dev`
+ * runs this file through tsx).
  * all    — api and worker in one process (npm start); with no REDIS_URL it uses 127.0.0.1:6379,
  *          or starts its own redis-server with a data dir under DATA_DIR.
  * api    — the HTTP api only (scale-out).
  * worker — the signing worker only (scale-out).
+ *
+ * Start order: configuration, checks of what can fail (ports, directories), Redis (spawned or
+ * reached within REDIS_CONNECT_TIMEOUT), the components, then one banner. A failure at any step
+ * stops whatever was started (a spawned redis-server included) and exits 1 with one line.
  */
 import './threadpool.js';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ApiServer } from '@signspool/api/server';
 import { resolveApiKeys } from '@signspool/api/auth';
 import { ConfigError, loadConfig, type Config } from '@signspool/shared/config';
 import { createLogger, type Logger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';
+import { prettyDestination } from '@signspool/shared/pretty-log';
 import { DEFAULT_REDIS_URL } from '@signspool/shared/redis';
 import { isPortOpen, spawnRedisServer } from '@signspool/shared/redis-server';
+import { describeRedis, RedisUnreachableError, sentinelUrl, waitUntilReachable } from '@signspool/shared/redis-target';
 import { ShutdownManager } from '@signspool/shared/shutdown';
 import { WorkerHttpServer } from '@signspool/worker/worker-http-server';
 import { missingWorkerNodeFlags } from '@signspool/worker/node-flags';
 import { SigningWorker } from '@signspool/worker/worker';
+import { assertPortFree, assertWritableDir, StartError } from './preflight.js';
 
 type Mode = 'all' | 'api' | 'worker';
 
-const resolveRedis = async (config: Config, mode: Mode, logger: Logger, shutdown: ShutdownManager): Promise<string> => {
-  if (config.redisUrl) return config.redisUrl;
-  if (mode !== 'all' || (await isPortOpen(6379))) return DEFAULT_REDIS_URL;
+interface ResolvedRedis {
+  url: string;
+  /** How the banner names it. */
+  description: string;
+}
+
+const resolveRedis = async (config: Config, mode: Mode, logger: Logger, shutdown: ShutdownManager): Promise<ResolvedRedis> => {
+  if (config.redisSentinel) {
+    const url = sentinelUrl(config);
+    return { url, description: describeRedis(url, config) };
+  }
+  if (config.redisUrl) return { url: config.redisUrl, description: describeRedis(config.redisUrl, config) };
+  if (mode !== 'all' || (await isPortOpen(6379))) return { url: DEFAULT_REDIS_URL, description: `${DEFAULT_REDIS_URL} (default)` };
   const dir = path.join(config.dataDir, 'redis');
   logger.info({ dir }, 'no Redis at REDIS_URL or 127.0.0.1:6379: starting redis-server');
   const server = await spawnRedisServer({ dir, appendOnly: true, appendFsync: config.durability.mode === 'strict' ? 'always' : 'everysec' });
+  // Whatever way this process ends, its redis-server ends with it.
+  process.once('exit', () => server.process.kill('SIGTERM'));
   shutdown.register('redis-server', () => server.stop());
-  return server.url;
+  return { url: server.url, description: `${server.url} (redis-server started by signspool, data in ${dir})` };
 };
 
-const main = async (): Promise<void> => {
-  const mode = (process.argv[2] ?? 'all') as Mode;
-  if (!['all', 'api', 'worker'].includes(mode)) throw new ConfigError(`usage: start.ts all|api|worker (got ${mode})`);
-  const config = loadConfig();
-  const logger = createLogger({ level: config.logLevel, name: `signspool-${mode}` });
-  const shutdown = new ShutdownManager(logger, config.shutdownTimeoutMs + 5000);
-  shutdown.installSignalHandlers();
-  const redisUrl = await resolveRedis(config, mode, logger, shutdown);
-  const cfg: Config = { ...config, redisUrl };
+const describeSigner = (config: Config): string => {
+  if (config.signer === 'signstash') return `signstash ${config.signstash.url} (client ${config.signstash.clientId})`;
+  if (config.localSigner.certFile) return `local (certificate ${config.localSigner.certFile})`;
+  return `local (self-signed development certificate in ${path.join(config.dataDir, 'local-signer')})`;
+};
+
+const main = async (mode: Mode, config: Config, logger: Logger, shutdown: ShutdownManager): Promise<void> => {
+  // What can fail without Redis is checked before anything is spawned or generated.
+  if (mode !== 'worker') await assertPortFree(config.host, config.port, 'PORT');
+  if (mode === 'worker') await assertPortFree(config.host, config.workerMetricsPort, 'WORKER_METRICS_PORT');
+  await assertWritableDir(config.dataDir, 'DATA_DIR');
+  await assertWritableDir(config.spoolDir, 'SPOOL_DIR');
+
+  const redis = await resolveRedis(config, mode, logger, shutdown);
+  logger.info({ redis: redis.description }, 'connecting to Redis');
+  await waitUntilReachable(redis.url, config, logger);
+  const cfg: Config = { ...config, redisUrl: redis.url };
   const metrics = createMetrics();
+  const banner: Record<string, string> = {};
 
   if (mode === 'all' || mode === 'worker') {
     const missing = missingWorkerNodeFlags();
     if (missing.length > 0) logger.warn({ missing }, 'the worker runs best with these node flags (see worker/node-flags.ts): under load, expect frequent major GCs without them');
     const worker = new SigningWorker({ config: cfg, logger, metrics });
-    await worker.start();
     shutdown.register('worker', () => worker.stop());
+    await worker.start();
     if (mode === 'worker') {
       const http = new WorkerHttpServer({ host: cfg.host, port: cfg.workerMetricsPort, metrics, readiness: () => worker.readiness(), token: cfg.metrics.token });
-      const url = await http.start();
-      logger.info({ url }, 'worker metrics listening');
       shutdown.register('worker-http', () => http.stop());
+      banner['metrics'] = `${await http.start()}/metrics`;
     }
   }
+  let generatedKey: { key: string; file: string } | undefined;
   if (mode === 'all' || mode === 'api') {
     const keys = await resolveApiKeys(cfg.apiKeys, cfg.dataDir);
-    if (keys.generatedKey) {
-      // Printed once, on purpose, to the terminal: only its hash is kept (in keys.file).
-      process.stdout.write(
-        `\nGenerated an API key for tenant "default" (only its hash is kept in ${keys.file}):\n\n  ${keys.generatedKey}\n\nKeep it now: it will not be shown again.\n\n`,
-      );
-    }
     const api = new ApiServer({ config: cfg, logger, metrics, apiKeys: keys.entries });
-    await api.start();
     shutdown.register('api', () => api.stop());
+    try {
+      await api.start();
+    } catch (err) {
+      // Nobody saw the key: do not keep a hash that locks the next start out.
+      if (keys.generatedKey && keys.file) await rm(keys.file, { force: true });
+      throw err;
+    }
+    if (keys.generatedKey && keys.file) generatedKey = { key: keys.generatedKey, file: keys.file };
+    banner['api'] = api.url;
+    banner['docs'] = `${api.url}/docs`;
+  }
+  banner['redis'] = redis.description;
+  banner['spool'] = cfg.spoolDir;
+  banner['signer'] = describeSigner(cfg);
+  logger.info({ mode, ...banner }, 'signspool started');
+  // The log line first, then any text written straight to stdout.
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  if (config.logFormat === 'pretty' || process.stdout.isTTY) {
+    const lines = Object.entries(banner).map(([k, v]) => `  ${k.padEnd(8)} ${v}`);
+    process.stdout.write(`\nsignspool (${mode}) is running\n${lines.join('\n')}\n\n`);
+  }
+  if (generatedKey) {
+    // Printed once, on purpose, to the terminal (never to a log line): only its hash is kept.
+    process.stdout.write(
+      `\nGenerated an API key for tenant "default" (only its hash is kept in ${generatedKey.file}):\n\n  ${generatedKey.key}\n\nKeep it now: it will not be shown again.\n\n`,
+    );
   }
 };
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`signspool: ${err.message}\n`);
-  } else {
-    process.stderr.write(`signspool: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+const run = async (): Promise<void> => {
+  const mode = (process.argv[2] ?? 'all') as Mode;
+  let config: Config;
+  try {
+    if (!['all', 'api', 'worker'].includes(mode)) throw new ConfigError(`usage: start.js all|api|worker (got ${mode})`);
+    config = loadConfig();
+  } catch (err) {
+    process.stderr.write(`signspool: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
   }
-  process.exit(1);
-});
+  const logger = createLogger({ level: config.logLevel, name: `signspool-${mode}` }, config.logFormat === 'pretty' ? prettyDestination() : undefined);
+  const shutdown = new ShutdownManager(logger, config.shutdownTimeoutMs + 5000);
+  shutdown.installSignalHandlers();
+  try {
+    await main(mode, config, logger, shutdown);
+  } catch (err) {
+    const known = err instanceof StartError || err instanceof RedisUnreachableError || err instanceof ConfigError;
+    const message = err instanceof Error ? err.message : String(err);
+    if (!known) logger.error({ err }, 'failed to start');
+    await shutdown.shutdown('start failed');
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    process.stderr.write(`signspool: failed to start: ${message}\n`);
+    process.exit(1);
+  }
+};
+
+await run();

@@ -174,6 +174,31 @@ const webhookEndpoints = z
     return out;
   });
 
+export interface RedisSentinelSettings {
+  sentinels: { host: string; port: number }[];
+  /** The primary's name as the sentinels know it (`sentinel monitor <name> …`). */
+  name: string;
+  password: string | undefined;
+}
+
+const hostPortList = z
+  .string()
+  .optional()
+  .transform((raw, ctx): { host: string; port: number }[] | undefined => {
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const out: { host: string; port: number }[] = [];
+    for (const part of raw.split(/[,\s]+/).filter(Boolean)) {
+      const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(part);
+      const port = Number(m?.[2]);
+      if (!m?.[1] || !(port > 0 && port < 65536)) {
+        ctx.addIssue({ code: 'custom', message: 'entries must be host:port, separated by commas' });
+        return z.NEVER;
+      }
+      out.push({ host: m[1].replace(/^\[|\]$/g, ''), port });
+    }
+    return out;
+  });
+
 const durationList = (def: string) =>
   z
     .string()
@@ -191,8 +216,13 @@ const envSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
 
     REDIS_URL: optionalString,
+    REDIS_CONNECT_TIMEOUT: duration('30s'),
+    REDIS_SENTINELS: hostPortList,
+    REDIS_SENTINEL_NAME: optionalString,
+    REDIS_SENTINEL_PASSWORD: optionalString,
     QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:{}_-]{1,64}$/, 'letters, digits, : { } _ - only').default('signspool'),
 
     DATA_DIR: z.string().min(1).default('./data'),
@@ -277,6 +307,9 @@ const envSchema = z
         if (c[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when SIGNER=signstash' });
       }
     }
+    if ((c.REDIS_SENTINELS === undefined) !== (c.REDIS_SENTINEL_NAME === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINEL_NAME'], message: 'REDIS_SENTINELS and REDIS_SENTINEL_NAME go together' });
+    }
     if ((c.LOCAL_SIGNER_KEY_FILE === undefined) !== (c.LOCAL_SIGNER_CERT_FILE === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['LOCAL_SIGNER_CERT_FILE'], message: 'LOCAL_SIGNER_KEY_FILE and LOCAL_SIGNER_CERT_FILE go together' });
     }
@@ -305,8 +338,14 @@ const configSchema = envSchema.transform((c) => {
   return {
     env: c.NODE_ENV,
     logLevel: c.LOG_LEVEL,
+    logFormat: c.LOG_FORMAT,
     redisUrl: c.REDIS_URL,
     durability: { mode: c.DURABILITY, minReplicas: c.REDIS_MIN_REPLICAS, timeoutMs: 5000 },
+    redisConnectTimeoutMs: c.REDIS_CONNECT_TIMEOUT,
+    redisSentinel:
+      c.REDIS_SENTINELS && c.REDIS_SENTINEL_NAME
+        ? ({ sentinels: c.REDIS_SENTINELS, name: c.REDIS_SENTINEL_NAME, password: c.REDIS_SENTINEL_PASSWORD } satisfies RedisSentinelSettings)
+        : undefined,
     queuePrefix: c.QUEUE_PREFIX,
     dataDir,
     spoolDir: path.resolve(c.SPOOL_DIR ?? path.join(dataDir, 'spool')),
@@ -402,7 +441,7 @@ export class ConfigError extends Error {
 }
 
 /** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
-export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'WEBHOOK_SECRETS', 'METRICS_TOKEN'] as const;
+export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'WEBHOOK_SECRETS', 'METRICS_TOKEN'] as const;
 
 const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
   const out: Record<string, string | undefined> = { ...env };

@@ -4,11 +4,12 @@
  * once; the include "states" is generated from operation-states.ts, so the state machine's facts
  * are written only there.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { DOCUMENT_TRANSITIONS, TERMINAL_OPERATION_STATUSES } from './operation-states.js';
 
-const LUA_DIR = new URL('./lua/', import.meta.url);
+// Beside this module in the sources; dist/lua in the build (this code then sits in dist/<dir>/).
+const LUA_DIR = [new URL('./lua/', import.meta.url), new URL('../lua/', import.meta.url)].find((u) => existsSync(new URL('transition.lua', u))) ?? new URL('./lua/', import.meta.url);
 const INCLUDE = /^--\s*@include\s+"([a-z0-9-]+)"\s*$/gm;
 
 const luaSet = (names: readonly string[]): string => `{ ${names.map((n) => `['${n}'] = true`).join(', ')} }`;

@@ -19,6 +19,7 @@ interface Service {
   healthcheck?: { test: string[] };
   depends_on?: Record<string, { condition: string }> | string[];
   secrets?: string[];
+  stop_grace_period?: string;
 }
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -68,16 +69,41 @@ describe('docker-compose.yml', () => {
   it("starts every process that runs the worker, and the fake Sign'Stash, with the worker's node flags", () => {
     const scripts = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
     const launchers: Record<string, [string, string]> = {
-      'compose worker': [compose.services['worker']?.command?.join(' ') ?? '', 'bin/start.ts'],
-      'npm start': [scripts['start'] ?? '', 'bin/start.ts'],
-      'npm run start:worker': [scripts['start:worker'] ?? '', 'bin/start.ts'],
-      'compose fake-signstash': [compose.services['fake-signstash']?.command?.join(' ') ?? '', 'test/fake-signstash/main.ts'],
+      'compose worker': [compose.services['worker']?.command?.join(' ') ?? '', 'dist/bin/start.js'],
+      'npm start': [scripts['start'] ?? '', 'dist/bin/start.js'],
+      'npm run start:worker': [scripts['start:worker'] ?? '', 'dist/bin/start.js'],
+      'npm run dev': [scripts['dev'] ?? '', 'bin/start.ts'],
+      'compose fake-signstash': [compose.services['fake-signstash']?.command?.join(' ') ?? '', 'dist/test/fake-signstash/main.js'],
       'npm run fake-signstash': [scripts['fake-signstash'] ?? '', 'test/fake-signstash/main.ts'],
     };
     for (const [name, [command, script]] of Object.entries(launchers)) {
       for (const flag of WORKER_NODE_FLAGS) expect(command.split(' '), name).toContain(flag);
       // Node flags go before the script (after it they would be the script's arguments).
       expect(command.indexOf(WORKER_NODE_FLAGS[0]), name).toBeLessThan(command.indexOf(script));
+    }
+  });
+
+  it('runs node itself, in exec form, on the built entry points (SIGTERM reaches it, no tsx at run time)', () => {
+    const built = readFileSync(path.join(root, 'scripts/build.mjs'), 'utf8');
+    for (const name of ['api', 'worker', 'fake-signstash']) {
+      const command = compose.services[name]?.command;
+      // A list (exec form), not a string that a shell would run as PID 1.
+      expect(Array.isArray(command), name).toBe(true);
+      expect(command?.[0], name).toBe('node');
+      expect(command?.join(' '), name).not.toMatch(/tsx|npx|npm/);
+      const script = command?.find((a) => a.startsWith('dist/')) ?? '-';
+      // dist/<entry>.js is built from the entry `'<entry>': '<entry>.ts'` of scripts/build.mjs.
+      const entry = script.replace(/^dist\//, '').replace(/\.js$/, '');
+      expect(built, name).toContain(`'${entry}': '${entry}.ts'`);
+      expect(existsSync(path.join(root, `${entry}.ts`)), name).toBe(true);
+    }
+  });
+
+  it('gives api and worker more time to stop than their drain takes', () => {
+    const timeout = loadConfig({}).shutdownTimeoutMs;
+    for (const name of ['api', 'worker']) {
+      const grace = /^(\d+)s$/.exec(compose.services[name]?.stop_grace_period ?? '');
+      expect(Number(grace?.[1]) * 1000, name).toBeGreaterThan(timeout);
     }
   });
 
@@ -90,7 +116,5 @@ describe('docker-compose.yml', () => {
       }
     }
     for (const s of Object.values(compose.secrets)) expect(existsSync(path.join(root, s.file))).toBe(true);
-    const entry = compose.services['fake-signstash']?.command?.at(-1) ?? '';
-    expect(existsSync(path.join(root, entry)), entry).toBe(true);
   });
 });

@@ -12,6 +12,7 @@ import type { Metrics } from '@signspool/shared/metrics';
 import { Durability } from '@signspool/shared/durability';
 import { OperationStore } from '@signspool/shared/operation-store';
 import { assertHandlers, parseJobData, QUEUES, type JobName } from '@signspool/shared/queue';
+import { redisTargetOptions } from '@signspool/shared/redis-target';
 import { closeRedis, createWorkerRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';
 import { Batcher } from './batcher.js';
@@ -82,7 +83,7 @@ export class SigningWorker {
     await spool.init();
     this.spool = spool;
     if (metrics.spoolSources.length === 0) metrics.spoolSources.push(spool);
-    this.redis = createWorkerRedis(config.redisUrl);
+    this.redis = createWorkerRedis(config.redisUrl, redisTargetOptions(config));
     const durability = await Durability.check(this.redis, config.durability, this.log);
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.webhooks = new WebhookDispatcher({ config, redis: this.redis, store, metrics, logger: this.log });
