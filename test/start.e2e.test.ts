@@ -204,7 +204,7 @@ describe('node dist/bin/start.js', () => {
     await run.waitFor('starting redis-server');
     const exit = await run.exited;
     expect(exit.code).toBe(1);
-    expect(run.lastError()).toMatch(/^signspool: failed to start: .*api-keys: malformed line$/);
+    expect(run.lastError()).toMatch(/^signspool: failed to start: .*api-keys: malformed line\b/);
     expect(existsSync(path.join(dir, 'redis'))).toBe(true);
     expect(processesIn(path.join(dir, 'redis'))).toEqual([]);
   });
