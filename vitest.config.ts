@@ -11,7 +11,8 @@ export const E2E_TESTS = 'test/*.e2e.test.ts';
 export default defineConfig({
   test: {
     testTimeout: 120_000,
-    hookTimeout: 60_000,
+    // Hooks start servers and processes (each may take up to 60 s to be ready on a busy machine).
+    hookTimeout: 120_000,
     pool: 'forks',
     // Two cores: run at most two test files at once (each e2e file starts real servers).
     maxWorkers: 2,

@@ -25,8 +25,7 @@ export interface Env {
 }
 
 const nodeArgs = benchNodeArgs();
-/** Ready within 60 s: on the shared machine under load a start took longer than the harness's 20 s. */
-export const startRole = (role: 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> => startService(role, env, { nodeArgs, readyTimeoutMs: 60_000 });
+export const startRole = (role: 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> => startService(role, env, { nodeArgs });
 
 /** The environment of an api or worker of the run, in its own data dir and queue prefix; `extra` overrides. */
 export const stackEnv = (s: Settings, e: Env, dir: string, extra: Record<string, string>): Record<string, string> => ({
