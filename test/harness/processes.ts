@@ -23,7 +23,8 @@ export const startService = async (
   env: Record<string, string>,
   opts: { readyTimeoutMs?: number; nodeArgs?: string[] } = {},
 ): Promise<ServiceProcess> => {
-  const readyTimeoutMs = opts.readyTimeoutMs ?? 20_000;
+  // Generous: on the shared 2-core machine under load a cold start (tsx compiling every module) took over 20 s.
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
   const port = await freePort();
   const portEnv = role === 'worker' ? { WORKER_METRICS_PORT: String(port) } : { PORT: String(port) };
   // The flags the launchers (package.json, compose) give a process that runs the worker.

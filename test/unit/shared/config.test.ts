@@ -1,9 +1,10 @@
-/** Config parsing (unit): defaults, one line naming each bad variable, *_FILE secrets. */
+/** Config parsing (unit): defaults, one line naming each bad variable, *_FILE secrets; the README's table. */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseBytes, parseDuration } from '@signspool/shared/config';
+import { CONFIG_VARIABLES, ConfigError, loadConfig, parseBytes, parseDuration } from '@signspool/shared/config';
 import { assertHandlers } from '@signspool/shared/queue';
 
 describe('config', () => {
@@ -94,5 +95,32 @@ describe('config', () => {
     expect(() => assertHandlers('sign', [])).toThrow(/missing: sign-document/);
     expect(() => assertHandlers('sign', ['sign-document', 'sign-document'])).toThrow(/duplicated: sign-document/);
     expect(() => assertHandlers('sign', ['sign-document', 'other'])).toThrow(/unknown: other/);
+  });
+});
+
+/**
+ * The variables the README's configuration table names: the backquoted names in the first cell of
+ * each row of the table under `## Configuration` (a cell may name several: `A` / `B`).
+ */
+const readmeVariables = (readme: string): string[] => {
+  const section = readme.split(/^## /m).find((s) => s.startsWith('Configuration')) ?? '';
+  return section
+    .split('\n')
+    .filter((line) => line.startsWith('| `'))
+    .flatMap((line) => [...(line.split('|')[1] ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1] ?? ''));
+};
+
+describe("README's configuration table", () => {
+  const readme = readFileSync(path.resolve(import.meta.dirname, '../../../README.md'), 'utf8');
+  const documented = readmeVariables(readme);
+
+  it('names every variable of CONFIG_VARIABLES, and only those', () => {
+    expect(documented.length).toBeGreaterThan(20);
+    expect(CONFIG_VARIABLES.filter((v) => !documented.includes(v)), 'in CONFIG_VARIABLES, missing from the README').toEqual([]);
+    expect(documented.filter((v) => !CONFIG_VARIABLES.includes(v)), 'in the README, not in CONFIG_VARIABLES').toEqual([]);
+  });
+
+  it('names each variable once', () => {
+    expect(documented.filter((v, i) => documented.indexOf(v) !== i)).toEqual([]);
   });
 });

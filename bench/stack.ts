@@ -1,0 +1,83 @@
+/**
+ * What a section runs against: the run's private redis-server and fake Sign'Stash (started once by
+ * run.ts), and api and worker processes started per section with `stackEnv`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { hashApiKey } from '@signspool/api/auth';
+import { freePort } from '@signspool/shared/redis-server';
+import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
+import { startService, type ServiceProcess } from '../test/harness/processes.js';
+import { benchNodeArgs } from './load.js';
+import type { Settings } from './settings.js';
+
+export const root = path.resolve(import.meta.dirname, '..');
+export const MB = 1024 * 1024;
+
+/** The run's shared services and the api key every stack accepts. */
+export interface Env {
+  redisUrl: string;
+  key: string;
+  fakeUrl: string;
+  fakePid: number | undefined;
+  redisPid: number | undefined;
+}
+
+const nodeArgs = benchNodeArgs();
+export const startRole = (role: 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> => startService(role, env, { nodeArgs });
+
+/** The environment of an api or worker of the run, in its own data dir and queue prefix; `extra` overrides. */
+export const stackEnv = (s: Settings, e: Env, dir: string, extra: Record<string, string>): Record<string, string> => ({
+  REDIS_URL: e.redisUrl,
+  QUEUE_PREFIX: `b${randomBytes(4).toString('hex')}`,
+  DATA_DIR: dir,
+  API_KEYS: `bench:${hashApiKey(e.key)}`,
+  LOG_LEVEL: 'warn',
+  SIGNER: 'signstash',
+  SIGNSTASH_URL: `${e.fakeUrl}/signstash/einvoice-integration-client-ws`,
+  SIGNSTASH_AUTH_URL: `${e.fakeUrl}/oauth2/authorization-server`,
+  SIGNSTASH_CLIENT_ID: 'signspool',
+  SIGNSTASH_CLIENT_SECRET: 'signspool-secret',
+  UPSTREAM_CONCURRENCY: String(s.concurrency),
+  BATCH_MAX_DOCS: String(s.maxDocs),
+  BATCH_LINGER: `${s.lingerMs}ms`,
+  SPOOL_MIN_FREE_BYTES: '64MiB',
+  UPLOAD_MAX_TOTAL_BYTES: '1100MiB',
+  ...extra,
+});
+
+/** The fake Sign'Stash as its own process, answering after `perRequestMs` plus the body at `bytesPerSec`. */
+export const startFake = async (perRequestMs: number, bytesPerSec: number): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> => {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--import', 'tsx', path.join(root, 'test/fake-signstash/main.ts')], {
+    cwd: root,
+    env: {
+      ...process.env,
+      FAKE_SIGNSTASH_PORT: String(port),
+      FAKE_SIGNSTASH_LATENCY_MS: String(perRequestMs),
+      FAKE_SIGNSTASH_BYTES_PER_SEC: String(bytesPerSec),
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 400; i++) {
+    if (
+      await fetch(`${url}/_fake/stats`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    url,
+    child,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+};
