@@ -71,6 +71,8 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
     const target = spool.incomingPath(ctx.opId, docId);
     void (async () => {
       await spool.ensureDir(spool.incomingDir(ctx.opId));
+      // The part may have failed (client gone, body cut) while the directory was made: no file then.
+      if (file.stream.destroyed && !file.stream.readableEnded) throw file.stream.errored ?? new Error('the upload ended before this file did');
       // Written on the calling thread, fsynced on its own descriptor before it is closed (shared/page-cache-io.ts).
       const out = new UploadFileStream(target, ctx);
       await pipeInto(file.stream, out);
