@@ -1,5 +1,5 @@
 /** The express application: createApp(deps) wires routes, auth, metrics and problem+json errors. */
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
@@ -14,6 +14,7 @@ import { docsRouter } from './routes/docs.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { healthRouter } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
+import { TenantRateLimits } from './rate-limits.js';
 
 export interface AppDeps {
   config: Config;
@@ -27,6 +28,12 @@ export interface AppDeps {
   apiKeys: ApiKeyEntry[];
   events?: OperationEvents;
 }
+
+/** Operation JSON is per tenant and changes: no cache keeps it (the download sets its own). */
+const noStore: RequestHandler = (_req, res, next) => {
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+};
 
 export const createApp = (deps: AppDeps): Express => {
   const { config, metrics } = deps;
@@ -53,7 +60,8 @@ export const createApp = (deps: AppDeps): Express => {
     res.json(openapi);
   });
   app.use(docsRouter());
-  app.use('/v1/operations', requireApiKey(deps.apiKeys), operationsRouter(deps));
+  const limits = new TenantRateLimits(deps.redis, config.queuePrefix, config.limits, metrics, deps.logger);
+  app.use('/v1/operations', requireApiKey(deps.apiKeys), limits.requests(), noStore, operationsRouter({ ...deps, limits }));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger, config.upload));
   return app;

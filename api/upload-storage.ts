@@ -76,6 +76,7 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
       // Written on the calling thread, fsynced on its own descriptor before it is closed (shared/page-cache-io.ts).
       const out = new UploadFileStream(target, ctx);
       await pipeInto(file.stream, out);
+      if (out.bytes === 0) throw new SignspoolError('EMPTY_FILE', { detail: `file part ${index + 1} carries no bytes: empty documents are not signed`, extensions: { part: index + 1 } });
       const spooled: SpooledFile = {
         docId,
         path: target,

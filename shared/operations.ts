@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { ErrorCode } from './errors.js';
 import { signatureTypeSchema, type SignatureType } from './queue.js';
+import { backlogKey, LUA_BACKLOG } from './tenant-backlog.js';
 
 export const DOCUMENT_STATUSES = ['queued', 'signing', 'signed', 'failed', 'canceled'] as const;
 export type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
@@ -113,8 +114,9 @@ export interface OperationEvent {
   status: OperationStatus;
 }
 
-// Lua shared by the scripts: apply one update to one document of the hash KEYS[1].
-const LUA_PRELUDE = `
+// Lua shared by the scripts: apply one update to one document of the hash KEYS[1]; KEYS[2] is the
+// tenants' backlog (shared/tenant-backlog.ts), which loses a document when one ends.
+const LUA_PRELUDE = `${LUA_BACKLOG}
 local allowed = {
   queued = { signing = true, canceled = true, failed = true },
   signing = { signing = true, queued = true, signed = true, failed = true },
@@ -134,6 +136,7 @@ local function apply(key, u, now)
   redis.call('HSET', key, 'doc:' .. u.docId, cjson.encode(d))
   redis.call('HINCRBY', key, 'n_' .. from, -1)
   redis.call('HINCRBY', key, 'n_' .. u.to, 1)
+  if u.to == 'signed' or u.to == 'failed' or u.to == 'canceled' then backlog_add(key, KEYS[2], -1) end
   return true, u.to
 end
 local function settle(key, now, retention, channel)
@@ -162,7 +165,7 @@ local function settle(key, now, retention, channel)
 end
 `;
 
-// KEYS[1] op hash; ARGV: now, retentionMs, channel, updates JSON
+// KEYS[1] op hash, KEYS[2] backlog hash; ARGV: now, retentionMs, channel, updates JSON
 const LUA_TRANSITION = `${LUA_PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 0 then return cjson.encode({ status = 'missing', applied = {}, rejected = {}, becameTerminal = false }) end
 local now, retention, channel = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -176,7 +179,7 @@ local status, became = settle(KEYS[1], now, retention, channel)
 return cjson.encode({ status = status, applied = applied, rejected = rejected, becameTerminal = became, webhook = redis.call('HEXISTS', KEYS[1], 'webhookUrl') == 1 })
 `;
 
-// KEYS[1] op hash; ARGV: now, retentionMs, channel, error message. Cancels every queued document.
+// KEYS[1] op hash, KEYS[2] backlog hash; ARGV: now, retentionMs, channel, error message. Cancels every queued document.
 const LUA_CANCEL = `${LUA_PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 0 then return cjson.encode({ status = 'missing', applied = {}, rejected = {}, becameTerminal = false }) end
 local now, retention, channel = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -215,10 +218,13 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 1
 `;
 
-// KEYS[1] op hash; ARGV: retentionMs. Ends the "accepting" phase of a new operation.
-const LUA_ACCEPTED = `
+// KEYS[1] op hash, KEYS[2] backlog hash; ARGV: retentionMs. Ends the "accepting" phase of a new
+// operation; its documents not ended yet join the tenant's backlog.
+const LUA_ACCEPTED = `${LUA_BACKLOG}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HDEL', KEYS[1], 'accepting')
+local open = redis.call('HMGET', KEYS[1], 'n_queued', 'n_signing')
+backlog_add(KEYS[1], KEYS[2], (tonumber(open[1]) or 0) + (tonumber(open[2]) or 0))
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'succeeded' or status == 'partially_failed' or status == 'failed' or status == 'canceled' then
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
@@ -229,18 +235,18 @@ return 1
 `;
 
 interface ScriptedRedis extends Redis {
-  signspoolTransition(key: string, now: number, retention: number, channel: string, updates: string): Promise<string>;
-  signspoolCancel(key: string, now: number, retention: number, channel: string, message: string): Promise<string>;
-  signspoolAccepted(key: string, retention: number): Promise<number>;
+  signspoolTransition(key: string, backlog: string, now: number, retention: number, channel: string, updates: string): Promise<string>;
+  signspoolCancel(key: string, backlog: string, now: number, retention: number, channel: string, message: string): Promise<string>;
+  signspoolAccepted(key: string, backlog: string, retention: number): Promise<number>;
   signspoolCreate(key: string, ttl: number, ...fieldsAndValues: string[]): Promise<number>;
 }
 
 const withScripts = (redis: Redis): ScriptedRedis => {
   const r = redis as ScriptedRedis;
   if (typeof r.signspoolTransition !== 'function') {
-    redis.defineCommand('signspoolTransition', { numberOfKeys: 1, lua: LUA_TRANSITION });
-    redis.defineCommand('signspoolCancel', { numberOfKeys: 1, lua: LUA_CANCEL });
-    redis.defineCommand('signspoolAccepted', { numberOfKeys: 1, lua: LUA_ACCEPTED });
+    redis.defineCommand('signspoolTransition', { numberOfKeys: 2, lua: LUA_TRANSITION });
+    redis.defineCommand('signspoolCancel', { numberOfKeys: 2, lua: LUA_CANCEL });
+    redis.defineCommand('signspoolAccepted', { numberOfKeys: 2, lua: LUA_ACCEPTED });
     redis.defineCommand('signspoolCreate', { numberOfKeys: 1, lua: LUA_CREATE });
   }
   return r;
@@ -283,7 +289,11 @@ export class OperationStore {
     this.prefix = opts.prefix;
     this.retentionMs = opts.retentionMs;
     this.channel = `${opts.prefix}:events`;
+    this.backlogKey = backlogKey(opts.prefix);
   }
+
+  /** The tenants' backlog hash (shared/tenant-backlog.ts). */
+  readonly backlogKey: string;
 
   key(opId: string): string {
     return `${this.prefix}:op:${opId}`;
@@ -319,7 +329,7 @@ export class OperationStore {
 
   /** The operation's jobs are enqueued: the record no longer expires (until it is terminal). */
   async markAccepted(opId: string): Promise<void> {
-    await this.redis.signspoolAccepted(this.key(opId), this.retentionMs);
+    await this.redis.signspoolAccepted(this.key(opId), this.backlogKey, this.retentionMs);
   }
 
   async remove(opId: string): Promise<void> {
@@ -340,7 +350,7 @@ export class OperationStore {
   }
 
   async transition(opId: string, updates: DocumentUpdate[]): Promise<TransitionResult> {
-    const raw = await this.redis.signspoolTransition(this.key(opId), Date.now(), this.retentionMs, this.channel, JSON.stringify(updates));
+    const raw = await this.redis.signspoolTransition(this.key(opId), this.backlogKey, Date.now(), this.retentionMs, this.channel, JSON.stringify(updates));
     return parseTransition(raw);
   }
 
@@ -351,7 +361,7 @@ export class OperationStore {
     const pipe = this.redis.pipeline();
     const now = Date.now();
     for (const [opId, ups] of entries) {
-      (pipe as unknown as ScriptedRedis).signspoolTransition(this.key(opId), now, this.retentionMs, this.channel, JSON.stringify(ups));
+      (pipe as unknown as ScriptedRedis).signspoolTransition(this.key(opId), this.backlogKey, now, this.retentionMs, this.channel, JSON.stringify(ups));
     }
     const res = (await pipe.exec()) ?? [];
     const out = new Map<string, TransitionResult>();
@@ -364,7 +374,7 @@ export class OperationStore {
   }
 
   async cancel(opId: string): Promise<TransitionResult> {
-    const raw = await this.redis.signspoolCancel(this.key(opId), Date.now(), this.retentionMs, this.channel, 'canceled by the caller before it was sent for signing');
+    const raw = await this.redis.signspoolCancel(this.key(opId), this.backlogKey, Date.now(), this.retentionMs, this.channel, 'canceled by the caller before it was sent for signing');
     return parseTransition(raw);
   }
 

@@ -37,6 +37,8 @@ export interface RawConnection {
   response: Promise<RawResponse | undefined>;
   /** Resolves when the socket has closed (either side). */
   closed: Promise<void>;
+  /** Resolves when the server has ended its side (FIN) or the socket closed. */
+  ended: Promise<void>;
 }
 
 /** Opens a connection to `baseUrl` and writes `chunks`; `end` half-closes the socket after them. */
@@ -47,6 +49,10 @@ export const rawConnect = (baseUrl: string, chunks: (string | Buffer)[], opts: {
   let resolveResponse: (r: RawResponse | undefined) => void = () => undefined;
   const response = new Promise<RawResponse | undefined>((resolve) => (resolveResponse = resolve));
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const ended = new Promise<void>((resolve) => {
+    socket.once('end', () => resolve());
+    socket.once('close', () => resolve());
+  });
   socket.on('data', (d: Buffer) => {
     received += d.toString('latin1');
     const parsed = parseResponse(received);
@@ -58,7 +64,7 @@ export const rawConnect = (baseUrl: string, chunks: (string | Buffer)[], opts: {
     for (const c of chunks) socket.write(c);
     if (opts.end) socket.end();
   });
-  return { socket, response, closed };
+  return { socket, response, closed, ended };
 };
 
 /** A multipart POST /v1/operations request head for `bodyLength` bytes of body. */

@@ -1,0 +1,28 @@
+/**
+ * The backlog of each tenant: how many of its accepted documents have not ended yet (queued or
+ * signing). One Redis hash, `<prefix>:backlog`, tenant → count, kept by the operation scripts
+ * (shared/operations.ts) in the same atomic step as the state change: an operation adds its
+ * unfinished documents when it is accepted (`markAccepted`), and every document that ends
+ * (signed, failed, canceled) afterwards takes one off. Documents that end while their operation
+ * is still being accepted are never counted, so a request that fails half-way, or an api that
+ * dies before `markAccepted`, leaves the count exact. The api reads it for the backlog quota.
+ */
+import type { Redis } from 'ioredis';
+
+export const backlogKey = (prefix: string): string => `${prefix}:backlog`;
+
+/**
+ * Lua for the operation scripts: `backlog_add(opKey, backlogKey, n)` moves n (negative: ends) of
+ * an accepted operation's documents in or out of its tenant's backlog.
+ */
+export const LUA_BACKLOG = `
+local function backlog_add(opkey, backlogkey, n)
+  if n == 0 or redis.call('HEXISTS', opkey, 'accepting') == 1 then return end
+  local tenant = redis.call('HGET', opkey, 'tenant')
+  if not tenant then return end
+  if redis.call('HINCRBY', backlogkey, tenant, n) <= 0 then redis.call('HDEL', backlogkey, tenant) end
+end
+`;
+
+/** Unfinished documents of `tenant` (0 when none). */
+export const readBacklog = async (redis: Redis, prefix: string, tenant: string): Promise<number> => Number((await redis.hget(backlogKey(prefix), tenant)) ?? 0);
