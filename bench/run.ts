@@ -190,6 +190,10 @@ const stackEnv = (e: Env, dir: string, extra: Record<string, string>): Record<st
   BATCH_LINGER: `${LINGER_MS}ms`,
   SPOOL_MIN_FREE_BYTES: '64MiB',
   UPLOAD_MAX_TOTAL_BYTES: '1100MiB',
+  // One tenant drives the whole load: its per-tenant limits are off.
+  RATE_LIMIT_REQUESTS: '0',
+  RATE_LIMIT_UPLOAD_BYTES: '0',
+  BACKLOG_MAX_DOCUMENTS: '0',
   ...extra,
 });
 
