@@ -1,5 +1,6 @@
 /** The express application: createApp(deps) wires routes, auth, metrics and problem+json errors. */
 import express, { type Express, type RequestHandler } from 'express';
+import helmet from 'helmet';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
@@ -41,6 +42,15 @@ export const createApp = (deps: AppDeps): Express => {
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
+  // Security headers on every answer: nosniff, no framing, a CSP that allows nothing (the API
+  // serves JSON; /docs sets its own). HSTS belongs to the TLS terminator in front of the api.
+  app.use(
+    helmet({
+      contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+      strictTransportSecurity: false,
+      frameguard: { action: 'deny' },
+    }),
+  );
 
   app.use((req, res, next) => {
     const started = performance.now();
@@ -61,7 +71,7 @@ export const createApp = (deps: AppDeps): Express => {
   });
   app.use(docsRouter());
   const limits = new TenantRateLimits(deps.redis, config.queuePrefix, config.limits, metrics, deps.logger);
-  app.use('/v1/operations', requireApiKey(deps.apiKeys), limits.requests(), noStore, operationsRouter({ ...deps, limits }));
+  app.use('/v1/operations', noStore, requireApiKey(deps.apiKeys), limits.requests(), operationsRouter({ ...deps, limits }));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger, config.upload));
   return app;

@@ -12,6 +12,7 @@ import { QUEUES } from '@signspool/shared/queue';
 import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';
 import { createApp } from './app.js';
+import { onClientError } from './client-errors.js';
 import { OperationEvents } from './operation-events.js';
 
 export interface ApiServerDeps {
@@ -69,6 +70,10 @@ export class ApiServer {
     this.app = app;
     const server = http.createServer(app);
     this.server = server;
+    // Parser errors (431, malformed framing) answered as problem+json (client-errors.ts).
+    server.on('clientError', onClientError(logger));
+    // A client that half-closes after sending its request still gets the answer (Node aborts it otherwise).
+    (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', () => resolve());
       server.once('error', reject);

@@ -42,7 +42,8 @@ export interface OperationsRouteDeps {
 export const submitFieldsSchema = z
   .object({
     signatureType: signatureTypeSchema.optional(),
-    externalReference: z.string().min(1).max(255).regex(/^[^\p{Cc}]*$/u, 'no control characters').optional(),
+    // Refused, not stripped (file names are stripped): a reference changed silently would no longer match the caller's.
+    externalReference: z.string().min(1).max(255).regex(/^[^\p{Cc}\p{Cf}]*$/u, 'no control or invisible format characters (bidi controls, zero-width)').optional(),
     webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048).optional(),
   })
   .strict();
