@@ -63,9 +63,15 @@ export class UploadGate {
     const tenant = req.tenant ?? '';
     const announced = await this.preflight(req);
     await this.deps.limits.checkUpload(tenant, announced, res);
+    // A client gone during the checks takes no slot (its 'close' has passed: nothing would free it).
+    if (res.destroyed) return undefined;
     // A client that leaves while waiting leaves the queue.
     const release = await this.admission.admit(tenant, (cancel) => res.once('close', cancel));
     if (!release) return undefined;
+    if (res.destroyed) {
+      release();
+      return undefined;
+    }
     res.once('close', release);
     this.uploadsInFlight += announced;
     res.once('close', () => (this.uploadsInFlight -= announced));

@@ -14,7 +14,7 @@ export interface RawResponse {
   body: string;
 }
 
-/** Parses the first response on a socket's received bytes (Content-Length bodies; enough for problem+json). */
+/** Parses the first response in a socket's received bytes, given as latin1 (Content-Length bodies; enough for JSON answers). */
 export const parseResponse = (raw: string): RawResponse | undefined => {
   const end = raw.indexOf('\r\n\r\n');
   if (end === -1) return undefined;
@@ -27,8 +27,10 @@ export const parseResponse = (raw: string): RawResponse | undefined => {
   }
   const length = Number(headers['content-length'] ?? NaN);
   const body = raw.slice(end + 4);
-  if (Number.isFinite(length) && Buffer.byteLength(body) < length) return undefined;
-  return { status, headers, body: Number.isFinite(length) ? Buffer.from(body).subarray(0, length).toString() : body };
+  // `raw` holds bytes as latin1 characters: one character per byte.
+  if (Number.isFinite(length) && body.length < length) return undefined;
+  const bytes = Buffer.from(body, 'latin1');
+  return { status, headers, body: (Number.isFinite(length) ? bytes.subarray(0, length) : bytes).toString('utf8') };
 };
 
 export interface RawConnection {
@@ -55,6 +57,8 @@ export const rawConnect = (baseUrl: string, chunks: (string | Buffer)[], opts: {
   });
   socket.on('data', (d: Buffer) => {
     received += d.toString('latin1');
+    // Interim answers (100 Continue) come before the response.
+    for (let m = /^HTTP\/1\.[01] 1\d\d[^\r]*\r\n(?:[^\r]+\r\n)*\r\n/.exec(received); m; m = /^HTTP\/1\.[01] 1\d\d[^\r]*\r\n(?:[^\r]+\r\n)*\r\n/.exec(received)) received = received.slice(m[0].length);
     const parsed = parseResponse(received);
     if (parsed) resolveResponse(parsed);
   });
