@@ -12,6 +12,7 @@ import { requireApiKey } from './auth.js';
 import type { OperationEvents } from './operation-events.js';
 import { buildOpenApi } from './openapi.js';
 import { docsRouter } from './routes/docs.js';
+import { dropHalfClosedReaders } from './half-close.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { healthRouter } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
@@ -61,6 +62,7 @@ export const createApp = (deps: AppDeps): Express => {
     next();
   });
 
+  app.use(dropHalfClosedReaders);
   app.use(healthRouter(deps.redis, deps.spool, config.spoolMinFreeBytes));
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

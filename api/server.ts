@@ -13,6 +13,7 @@ import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redi
 import { Spool } from '@signspool/shared/spool';
 import { createApp } from './app.js';
 import { onClientError } from './client-errors.js';
+import { allowHalfOpen } from './half-close.js';
 import { OperationEvents } from './operation-events.js';
 
 export interface ApiServerDeps {
@@ -72,8 +73,8 @@ export class ApiServer {
     this.server = server;
     // Parser errors (431, malformed framing) answered as problem+json (client-errors.ts).
     server.on('clientError', onClientError(logger));
-    // A client that half-closes after sending its request still gets the answer (Node aborts it otherwise).
-    (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    // A client that half-closes after sending its request still gets the answer (half-close.ts).
+    allowHalfOpen(server);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', () => resolve());
       server.once('error', reject);

@@ -30,7 +30,8 @@ describe('pipeline through the fake Sign\'Stash', () => {
   describe('coalescing', () => {
     let stack: Stack;
     beforeAll(async () => {
-      stack = await startStack({ env: signstashEnv(fake, { BATCH_MAX_DOCS: '50', BATCH_LINGER: '200ms', UPSTREAM_CONCURRENCY: '4' }) });
+      // 200 uploads at once from one tenant: its requests-per-second limit is off.
+      stack = await startStack({ env: signstashEnv(fake, { BATCH_MAX_DOCS: '50', BATCH_LINGER: '200ms', UPSTREAM_CONCURRENCY: '4', RATE_LIMIT_REQUESTS: '0' }) });
     });
     afterAll(async () => {
       await stack?.stop();
