@@ -3,7 +3,8 @@
  * /metrics is here unless METRICS_PORT moves it to its own server (api/metrics-server.ts);
  * /docs and /openapi.json only with DOCS_PUBLIC=true.
  */
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
+import helmet from 'helmet';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
@@ -18,9 +19,11 @@ import { authenticate, operationScope, requireScope } from './auth.js';
 import type { OperationEvents } from './operation-events.js';
 import { buildOpenApi } from './openapi.js';
 import { docsRouter } from './routes/docs.js';
+import { dropHalfClosedReaders } from './half-close.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { healthRouter } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
+import { TenantRateLimits } from './rate-limits.js';
 
 export interface AppDeps {
   config: Config;
@@ -36,12 +39,27 @@ export interface AppDeps {
   events?: OperationEvents;
 }
 
+/** Operation JSON is per tenant and changes: no cache keeps it (the download sets its own). */
+const noStore: RequestHandler = (_req, res, next) => {
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+};
+
 export const createApp = (deps: AppDeps): Express => {
   const { config, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
+  // Security headers on every answer: nosniff, no framing, a CSP that allows nothing (the API
+  // serves JSON; /docs sets its own). HSTS belongs to the TLS terminator in front of the api.
+  app.use(
+    helmet({
+      contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+      strictTransportSecurity: false,
+      frameguard: { action: 'deny' },
+    }),
+  );
 
   app.use((req, res, next) => {
     const started = performance.now();
@@ -52,6 +70,7 @@ export const createApp = (deps: AppDeps): Express => {
     next();
   });
 
+  app.use(dropHalfClosedReaders);
   app.use(healthRouter(deps.redis, deps.spool, config.spoolMinFreeBytes));
   if (config.metrics.port === undefined) {
     app.get('/metrics', async (req, res) => {
@@ -69,7 +88,8 @@ export const createApp = (deps: AppDeps): Express => {
     });
     app.use(docsRouter());
   }
-  app.use('/v1/operations', authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), operationsRouter(deps));
+  const limits = new TenantRateLimits(deps.redis, config.queuePrefix, config.limits, metrics, deps.logger);
+  app.use('/v1/operations', noStore, authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limits.requests(), operationsRouter({ ...deps, limits }));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger, config.upload));
   return app;

@@ -83,8 +83,19 @@ const pageOf = (item: Record<string, unknown>) => ({
 const pathParams = (schema: z.ZodObject) =>
   Object.entries(schema.shape).map(([name, s]) => ({ name, in: 'path', required: true, schema: json(s as z.ZodType) }));
 
+/** A 429: Retry-After and the IETF RateLimit fields name the limit (api/rate-limits.ts). */
+const limited = (description: string, codes: ErrorCode[]) => ({
+  ...problem(description, codes),
+  headers: {
+    'Retry-After': { schema: { type: 'integer' }, description: 'Seconds to wait' },
+    'RateLimit-Policy': { schema: { type: 'string' }, description: 'The limit, e.g. `"requests";q=100;w=1` (draft-ietf-httpapi-ratelimit-headers)' },
+    RateLimit: { schema: { type: 'string' }, description: 'What is left of it, e.g. `"requests";r=0;t=1`' },
+  },
+});
+
 const common = {
   401: problem('Missing or invalid API key or token (WWW-Authenticate: Bearer, RFC 6750)', ['UNAUTHORIZED']),
+  429: limited("Over the tenant's requests per second (RATE_LIMIT_REQUESTS)", ['RATE_LIMITED']),
   503: problem('Redis or the spool is unavailable', ['SERVICE_UNAVAILABLE']),
   500: problem('Internal error', ['INTERNAL']),
 };
@@ -164,14 +175,17 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
               headers: { Location: { schema: { type: 'string' } } },
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Operation' } } },
             },
-            400: problem('Invalid request', ['VALIDATION_FAILED', 'NO_FILES', 'UPLOAD_ABORTED']),
+            400: problem('Invalid request', ['VALIDATION_FAILED', 'NO_FILES', 'EMPTY_FILE', 'UPLOAD_ABORTED', 'MALFORMED_REQUEST']),
+            408: problem('The upload stalled (UPLOAD_IDLE_TIMEOUT) or crawled (UPLOAD_MIN_RATE); nothing was kept', ['UPLOAD_TIMEOUT']),
             409: problem('Idempotency-Key in use', ['IDEMPOTENCY_KEY_IN_USE']),
             413: problem('Over a limit', ['FILE_TOO_LARGE', 'TOO_MANY_FILES', 'REQUEST_TOO_LARGE', 'TOO_MANY_FIELDS']),
             ...forbidden('operations:write'),
             415: problem('Not multipart/form-data', ['UNSUPPORTED_MEDIA_TYPE']),
             422: problem('Idempotency-Key used for another request, or a webhook URL that is not an allowed target', ['IDEMPOTENCY_KEY_MISMATCH', 'WEBHOOK_URL_REFUSED']),
-            507: problem('Spool full', ['INSUFFICIENT_STORAGE']),
             ...common,
+            429: limited("Over a limit of the tenant: requests per second, uploaded bytes per second, documents waiting (BACKLOG_MAX_DOCUMENTS)", ['RATE_LIMITED', 'BACKLOG_FULL']),
+            431: problem('Request headers too large', ['HEADERS_TOO_LARGE']),
+            507: problem('Spool full', ['INSUFFICIENT_STORAGE']),
           },
         },
         get: {
@@ -276,6 +290,7 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
             404: problem('No such operation', ['NOT_FOUND']),
             409: problem('Not ended yet', ['OPERATION_NOT_TERMINAL']),
             ...common,
+            429: limited('Over the requests per second, or the redeliveries of this operation per hour (REDELIVERY_LIMIT)', ['RATE_LIMITED']),
           },
         },
       },
@@ -301,6 +316,7 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
           }
         : {}),
       '/docs': { get: { operationId: 'docs', summary: 'This reference, as a page', security: [], responses: { 200: { description: 'HTML' } } } },
+      '/docs/init.js': { get: { operationId: 'docsScript', summary: "The page's start script (no inline script: the page's CSP allows scripts from this origin only)", security: [], responses: { 200: { description: 'JavaScript' } } } },
       '/openapi.json': { get: { operationId: 'openapi', summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } } },
     },
   };

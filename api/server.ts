@@ -15,6 +15,8 @@ import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redi
 import { Spool } from '@signspool/shared/spool';
 import { createApp } from './app.js';
 import { ApiMetricsServer } from './metrics-server.js';
+import { onClientError } from './client-errors.js';
+import { allowHalfOpen } from './half-close.js';
 import { OperationEvents } from './operation-events.js';
 
 export interface ApiServerDeps {
@@ -76,6 +78,10 @@ export class ApiServer {
     this.app = app;
     const server = http.createServer(app);
     this.server = server;
+    // Parser errors (431, malformed framing) answered as problem+json (client-errors.ts).
+    server.on('clientError', onClientError(logger));
+    // A client that half-closes after sending its request still gets the answer (half-close.ts).
+    allowHalfOpen(server);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', () => resolve());
       server.once('error', reject);

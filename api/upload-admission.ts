@@ -1,26 +1,51 @@
 /**
- * Admission of uploads: at most UPLOAD_CONCURRENCY request bodies are read at once; the others
- * wait, in arrival order, with their bytes left in the kernel's socket buffers (TCP pushes back on
- * the client). Under a burst of more uploads than the api can take, reading all of them at once
- * shares the CPU among hundreds of half-read bodies (every one slow, buffers and GC growing with
- * their number); taking them a few at a time keeps the api at its best rate and answers them
- * first come, first served.
+ * Admission of uploads, per tenant: at most UPLOAD_CONCURRENCY request bodies are read at once,
+ * and one tenant's uploads hold at most UPLOAD_TENANT_SHARE of those slots. The others wait with
+ * their bytes left in the kernel's socket buffers (TCP pushes back on the client). When a slot
+ * frees, the waiting tenant with the fewest uploads being read goes first, ties in round-robin
+ * order (the tenant served longest ago), each tenant's uploads in arrival order. So a tenant with
+ * many uploads (or many stalled ones) cannot make another tenant's upload wait for all of them.
+ *
+ * Reading a few uploads at a time rather than all at once keeps the api at its best rate under a
+ * burst: hundreds of half-read bodies sharing the CPU are each slow, and buffers and GC grow with
+ * their number.
  */
+
+interface TenantState {
+  active: number;
+  waiting: (() => void)[];
+  /** Admission sequence number of its last upload (round-robin among equals). */
+  lastServed: number;
+}
+
 export class UploadAdmission {
   private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private waitingCount = 0;
+  private served = 0;
+  private readonly tenants = new Map<string, TenantState>();
+  /** Slots one tenant may hold. */
+  readonly perTenant: number;
 
   constructor(
     private readonly limit: number,
+    /** Share of the slots one tenant may hold (0 < share <= 1; at least one slot). */
+    share = 1,
     /** Told the counts after every change (the api's `signspool_uploads` gauge). */
     private readonly onChange: (counts: { active: number; waiting: number }) => void = () => undefined,
   ) {
+    this.perTenant = Math.max(1, Math.min(limit, Math.floor(limit * share)));
     this.changed();
   }
 
   /** Uploads being read now, and waiting for their turn (metrics, tests). */
   get counts(): { active: number; waiting: number } {
-    return { active: this.active, waiting: this.waiting.length };
+    return { active: this.active, waiting: this.waitingCount };
+  }
+
+  /** Uploads of one tenant being read and waiting. */
+  tenantCounts(tenant: string): { active: number; waiting: number } {
+    const t = this.tenants.get(tenant);
+    return { active: t?.active ?? 0, waiting: t?.waiting.length ?? 0 };
   }
 
   /**
@@ -28,39 +53,79 @@ export class UploadAdmission {
    * function to call when the client goes away: a waiting upload then leaves the queue and
    * resolves with undefined (after admission, cancel does nothing).
    */
-  admit(onGone: (cancel: () => void) => void): Promise<(() => void) | undefined> {
-    if (this.active < this.limit) {
-      this.active++;
+  admit(tenant: string, onGone: (cancel: () => void) => void): Promise<(() => void) | undefined> {
+    const t = this.tenant(tenant);
+    if (this.active < this.limit && t.active < this.perTenant && t.waiting.length === 0) {
+      this.start(t);
       this.changed();
-      return Promise.resolve(this.releaser());
+      return Promise.resolve(this.releaser(tenant, t));
     }
     return new Promise((resolve) => {
       const turn = (): void => {
-        this.active++;
-        resolve(this.releaser());
+        this.start(t);
+        resolve(this.releaser(tenant, t));
       };
-      this.waiting.push(turn);
+      t.waiting.push(turn);
+      this.waitingCount++;
       this.changed();
       onGone(() => {
-        const i = this.waiting.indexOf(turn);
+        const i = t.waiting.indexOf(turn);
         if (i === -1) return;
-        this.waiting.splice(i, 1);
+        t.waiting.splice(i, 1);
+        this.waitingCount--;
+        this.forget(tenant, t);
         this.changed();
         resolve(undefined);
       });
     });
   }
 
+  private tenant(name: string): TenantState {
+    let t = this.tenants.get(name);
+    if (!t) {
+      t = { active: 0, waiting: [], lastServed: -1 };
+      this.tenants.set(name, t);
+    }
+    return t;
+  }
+
+  private start(t: TenantState): void {
+    this.active++;
+    t.active++;
+    t.lastServed = this.served++;
+  }
+
+  private forget(name: string, t: TenantState): void {
+    if (t.active === 0 && t.waiting.length === 0) this.tenants.delete(name);
+  }
+
   /** A release that works once. */
-  private releaser(): () => void {
+  private releaser(name: string, t: TenantState): () => void {
     let done = false;
     return () => {
       if (done) return;
       done = true;
       this.active--;
-      this.waiting.shift()?.();
+      t.active--;
+      this.forget(name, t);
+      this.admitNext();
       this.changed();
     };
+  }
+
+  /** Fills free slots: fewest uploads being read first, then the tenant served longest ago. */
+  private admitNext(): void {
+    while (this.active < this.limit && this.waitingCount > 0) {
+      let next: TenantState | undefined;
+      for (const t of this.tenants.values()) {
+        if (t.waiting.length === 0 || t.active >= this.perTenant) continue;
+        if (!next || t.active < next.active || (t.active === next.active && t.lastServed < next.lastServed)) next = t;
+      }
+      const turn = next?.waiting.shift();
+      if (!turn) return;
+      this.waitingCount--;
+      turn();
+    }
   }
 
   private changed(): void {

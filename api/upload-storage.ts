@@ -71,9 +71,12 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
     const target = spool.incomingPath(ctx.opId, docId);
     void (async () => {
       await spool.ensureDir(spool.incomingDir(ctx.opId));
+      // The part may have failed (client gone, body cut) while the directory was made: no file then.
+      if (file.stream.destroyed && !file.stream.readableEnded) throw file.stream.errored ?? new Error('the upload ended before this file did');
       // Written on the calling thread, fsynced on its own descriptor before it is closed (shared/spool-file-io.ts).
       const out = new UploadFileStream(target, ctx);
       await pipeInto(file.stream, out);
+      if (out.bytes === 0) throw new SignspoolError('EMPTY_FILE', { detail: `file part ${index + 1} carries no bytes: empty documents are not signed`, extensions: { part: index + 1 } });
       const spooled: SpooledFile = {
         docId,
         path: target,

@@ -64,7 +64,7 @@ try {
 
   const redis = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
   const key = generateApiKey();
-  const api = await startService('api', { REDIS_URL: redis.url, DATA_DIR: path.join(tmp, 'data'), API_KEYS: `bench:${hashApiKey(key)}`, LOG_LEVEL: 'warn', SIGNER: 'local', SPOOL_MIN_FREE_BYTES: '64MiB' }, { nodeArgs: benchNodeArgs() });
+  const api = await startService('api', { REDIS_URL: redis.url, DATA_DIR: path.join(tmp, 'data'), API_KEYS: `bench:${hashApiKey(key)}`, LOG_LEVEL: 'warn', SIGNER: 'local', SPOOL_MIN_FREE_BYTES: '64MiB', RATE_LIMIT_REQUESTS: '0', RATE_LIMIT_UPLOAD_BYTES: '0', BACKLOG_MAX_DOCUMENTS: '0' }, { nodeArgs: benchNodeArgs() });
   const ours = await measure(api.url, api.child.pid, { authorization: `Bearer ${key}` });
   await api.stop();
   await redis.stop();

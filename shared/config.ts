@@ -199,6 +199,42 @@ const hostPortList = z
     return out;
   });
 
+/** Per-tenant limits; 0 means no limit. */
+export interface TenantLimits {
+  requestsPerSecond: number;
+  uploadBytesPerSecond: number;
+  backlogDocuments: number;
+  redeliveriesPerHour: number;
+}
+
+/** A tenant's overrides of the default limits (TENANT_LIMITS). */
+export type TenantLimitOverrides = { [K in keyof TenantLimits]?: number | undefined };
+
+const limitValue = z.union([z.number().int().min(0), z.string().transform((v, ctx) => parseBytes(v) ?? (ctx.addIssue({ code: 'custom', message: 'must be a number or a size' }), z.NEVER))]);
+
+const tenantLimits = z
+  .string()
+  .optional()
+  .transform((raw, ctx): Record<string, TenantLimitOverrides> => {
+    if (raw === undefined || raw.trim() === '') return {};
+    const schema = z.record(
+      z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+      z.object({ requestsPerSecond: limitValue, uploadBytesPerSecond: limitValue, backlogDocuments: limitValue, redeliveriesPerHour: limitValue }).partial().strict(),
+    );
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      parsed = undefined;
+    }
+    const r = schema.safeParse(parsed);
+    if (!r.success) {
+      ctx.addIssue({ code: 'custom', message: 'must be JSON: {"<tenant>": {"requestsPerSecond": n, "uploadBytesPerSecond": n|"50MB", "backlogDocuments": n, "redeliveriesPerHour": n}}' });
+      return z.NEVER;
+    }
+    return r.data;
+  });
+
 const durationList = (def: string) =>
   z
     .string()
@@ -253,6 +289,16 @@ const envSchema = z
     UPLOAD_MAX_TOTAL_BYTES: bytes('1280MiB', 1),
     UPLOAD_MAX_FIELDS: int(20, 0, 1000),
     UPLOAD_MAX_FIELD_BYTES: bytes('4KiB', 1),
+    UPLOAD_TENANT_SHARE: z.coerce.number().gt(0, 'must be more than 0').max(1, 'must be at most 1').default(0.5),
+    UPLOAD_IDLE_TIMEOUT: duration('30s', 100),
+    UPLOAD_MIN_RATE: bytes('1KiB'),
+    UPLOAD_MIN_RATE_WINDOW: duration('30s', 100),
+
+    RATE_LIMIT_REQUESTS: int(100),
+    RATE_LIMIT_UPLOAD_BYTES: bytes('200MiB'),
+    BACKLOG_MAX_DOCUMENTS: int(100_000),
+    REDELIVERY_LIMIT: int(10),
+    TENANT_LIMITS: tenantLimits,
 
     SIGNER: z.enum(['local', 'signstash']).default('local'),
     DEFAULT_SIGNATURE_TYPE: signatureTypeSchema.optional(),
@@ -380,6 +426,19 @@ const configSchema = envSchema.transform((c) => {
       maxFields: c.UPLOAD_MAX_FIELDS,
       maxFieldBytes: c.UPLOAD_MAX_FIELD_BYTES,
       concurrency: c.UPLOAD_CONCURRENCY,
+      tenantShare: c.UPLOAD_TENANT_SHARE,
+      idleTimeoutMs: c.UPLOAD_IDLE_TIMEOUT,
+      minBytesPerSecond: c.UPLOAD_MIN_RATE,
+      minRateWindowMs: c.UPLOAD_MIN_RATE_WINDOW,
+    },
+    limits: {
+      defaults: {
+        requestsPerSecond: c.RATE_LIMIT_REQUESTS,
+        uploadBytesPerSecond: c.RATE_LIMIT_UPLOAD_BYTES,
+        backlogDocuments: c.BACKLOG_MAX_DOCUMENTS,
+        redeliveriesPerHour: c.REDELIVERY_LIMIT,
+      } satisfies TenantLimits,
+      tenants: c.TENANT_LIMITS,
     },
     signer: c.SIGNER,
     defaultSignatureType: c.DEFAULT_SIGNATURE_TYPE ?? (c.SIGNER === 'local' ? 'CAdES' : 'PAdES'),

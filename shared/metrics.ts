@@ -166,6 +166,17 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       labelNames: ['reason'] as const,
       registers,
     }),
+    rateLimitDecisions: new Counter({
+      name: 'signspool_rate_limit_decisions_total',
+      help: 'Per-tenant limit checks by limit (requests, upload_bytes, backlog, redeliveries) and outcome (allowed, limited, error: Redis unreachable, answered 503)',
+      labelNames: ['limit', 'outcome'] as const,
+      registers,
+    }),
+    uploadTimeouts: initLabels(
+      new Counter({ name: 'signspool_upload_timeouts_total', help: 'Uploads ended with 408, by reason (idle, slow)', labelNames: ['reason'] as const, registers }),
+      'reason',
+      ['idle', 'slow'],
+    ),
     uploads: new Gauge({
       name: 'signspool_uploads',
       help: 'Upload requests of this api process: being read, or waiting for a turn (UPLOAD_CONCURRENCY)',

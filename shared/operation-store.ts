@@ -8,23 +8,24 @@ import { z } from 'zod';
 import type { DocumentStatus, OperationStatus } from './operation-states.js';
 import { operationFields, parseOperation, type DocumentUpdate, type NewOperation, type OperationRecord, type TransitionResult } from './operation-record.js';
 import { defineScripts } from './redis-scripts.js';
+import { backlogKey } from './tenant-backlog.js';
 import { WebhookDeliveryLog } from './webhook-deliveries.js';
 
 const SCRIPTS = {
-  signspoolTransition: { file: 'transition', numberOfKeys: 1 },
-  signspoolCancel: { file: 'cancel', numberOfKeys: 1 },
-  signspoolAccepted: { file: 'accepted', numberOfKeys: 1 },
+  signspoolTransition: { file: 'transition', numberOfKeys: 2 },
+  signspoolCancel: { file: 'cancel', numberOfKeys: 2 },
+  signspoolAccepted: { file: 'accepted', numberOfKeys: 2 },
   signspoolCreate: { file: 'create', numberOfKeys: 2 },
-  signspoolRetry: { file: 'retry', numberOfKeys: 1 },
+  signspoolRetry: { file: 'retry', numberOfKeys: 2 },
   signspoolAbandon: { file: 'abandon', numberOfKeys: 1 },
 } as const;
 
 interface ScriptedRedis extends Redis {
-  signspoolTransition(key: string, now: number, retention: number, channel: string, updates: string): Promise<string>;
-  signspoolCancel(key: string, now: number, retention: number, channel: string, message: string): Promise<string>;
-  signspoolAccepted(key: string, retention: number): Promise<number>;
+  signspoolTransition(key: string, backlog: string, now: number, retention: number, channel: string, updates: string): Promise<string>;
+  signspoolCancel(key: string, backlog: string, now: number, retention: number, channel: string, message: string): Promise<string>;
+  signspoolAccepted(key: string, backlog: string, retention: number): Promise<number>;
   signspoolCreate(key: string, index: string, ttl: number, createdAt: number, opId: string, ...fieldsAndValues: string[]): Promise<number>;
-  signspoolRetry(key: string, now: number, retention: number, channel: string, docIds: string): Promise<string>;
+  signspoolRetry(key: string, backlog: string, now: number, retention: number, channel: string, docIds: string): Promise<string>;
   signspoolAbandon(key: string): Promise<'abandoned' | 'committed' | 'missing'>;
 }
 
@@ -83,6 +84,8 @@ export class OperationStore {
   readonly channel: string;
   /** Each operation's webhook delivery attempts. */
   readonly deliveries: WebhookDeliveryLog;
+  /** The tenants' backlog hash (tenant-backlog.ts). */
+  readonly backlogKey: string;
 
   constructor(redis: Redis, opts: { prefix: string; retentionMs: number }) {
     defineScripts(redis, SCRIPTS);
@@ -91,6 +94,7 @@ export class OperationStore {
     this.retentionMs = opts.retentionMs;
     this.channel = `${opts.prefix}:events`;
     this.deliveries = new WebhookDeliveryLog(redis, opts.prefix, opts.retentionMs);
+    this.backlogKey = backlogKey(opts.prefix);
   }
 
   key(opId: string): string {
@@ -147,7 +151,7 @@ export class OperationStore {
 
   /** Re-queues failed documents (`docIds`, chosen by the caller): the operation runs again. */
   async retry(opId: string, docIds: string[]): Promise<{ status: OperationStatus | 'missing'; applied: string[]; round: number }> {
-    const raw = await this.redis.signspoolRetry(this.key(opId), Date.now(), this.retentionMs, this.channel, JSON.stringify(docIds));
+    const raw = await this.redis.signspoolRetry(this.key(opId), this.backlogKey, Date.now(), this.retentionMs, this.channel, JSON.stringify(docIds));
     const r = retryResultSchema.parse(JSON.parse(raw));
     return { status: r.status as OperationStatus | 'missing', applied: r.applied, round: r.round };
   }
@@ -164,7 +168,7 @@ export class OperationStore {
 
   /** The operation's jobs are enqueued: the record no longer expires (until it is terminal). */
   async markAccepted(opId: string): Promise<void> {
-    await this.redis.signspoolAccepted(this.key(opId), this.retentionMs);
+    await this.redis.signspoolAccepted(this.key(opId), this.backlogKey, this.retentionMs);
   }
 
   /** Deletes a record still accepting (a failed submission); says whether it was already committed. */
@@ -186,7 +190,7 @@ export class OperationStore {
   }
 
   async transition(opId: string, updates: DocumentUpdate[]): Promise<TransitionResult> {
-    const raw = await this.redis.signspoolTransition(this.key(opId), Date.now(), this.retentionMs, this.channel, JSON.stringify(updates));
+    const raw = await this.redis.signspoolTransition(this.key(opId), this.backlogKey, Date.now(), this.retentionMs, this.channel, JSON.stringify(updates));
     return parseTransition(raw);
   }
 
@@ -196,7 +200,7 @@ export class OperationStore {
     if (entries.length === 0) return new Map();
     const pipe = this.redis.pipeline() as unknown as ScriptedRedis & { exec(): Promise<[Error | null, unknown][] | null> };
     const now = Date.now();
-    for (const [opId, ups] of entries) void pipe.signspoolTransition(this.key(opId), now, this.retentionMs, this.channel, JSON.stringify(ups));
+    for (const [opId, ups] of entries) void pipe.signspoolTransition(this.key(opId), this.backlogKey, now, this.retentionMs, this.channel, JSON.stringify(ups));
     const res = (await pipe.exec()) ?? [];
     const out = new Map<string, TransitionResult>();
     entries.forEach(([opId], i) => {
@@ -208,7 +212,7 @@ export class OperationStore {
   }
 
   async cancel(opId: string): Promise<TransitionResult> {
-    const raw = await this.redis.signspoolCancel(this.key(opId), Date.now(), this.retentionMs, this.channel, 'canceled by the caller before it was sent for signing');
+    const raw = await this.redis.signspoolCancel(this.key(opId), this.backlogKey, Date.now(), this.retentionMs, this.channel, 'canceled by the caller before it was sent for signing');
     return parseTransition(raw);
   }
 

@@ -186,5 +186,10 @@ export const pipeInto = (source: Readable, dest: Writable): Promise<void> =>
     source.once('close', onSourceClose);
     dest.once('error', settle);
     dest.once('close', () => settle(dest.writableFinished ? undefined : new Error('the destination closed before it finished')));
+    // A source that failed or closed before this call emits nothing more: fail now, not never.
+    if (source.destroyed && !source.readableEnded) {
+      dest.destroy(source.errored ?? new Error('the source closed before its end'));
+      return;
+    }
     source.pipe(dest);
   });

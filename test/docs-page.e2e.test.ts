@@ -41,7 +41,14 @@ describe('API docs page', () => {
     page.on('request', (r) => {
       if (!r.url().startsWith(stack.apiUrl)) external.push(r.url());
     });
-    await page.goto(`${stack.apiUrl}/docs`);
+    // The page runs under its Content-Security-Policy: nothing it needs may be blocked.
+    const blocked: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) blocked.push(m.text());
+    });
+    const answer = await page.goto(`${stack.apiUrl}/docs`);
+    expect(answer?.headers()['content-security-policy']).toMatch(/frame-ancestors 'none'/);
+    expect(answer?.headers()['x-content-type-options']).toBe('nosniff');
     await page.waitForSelector('.opblock-summary-path', { timeout: 20_000 });
     const shown = await page.$$eval('.opblock', (blocks) =>
       blocks.map((b) => `${b.querySelector('.opblock-summary-method')?.textContent?.trim()} ${b.querySelector('.opblock-summary-path')?.getAttribute('data-path') ?? b.querySelector('.opblock-summary-path')?.textContent?.trim()}`),
@@ -49,6 +56,7 @@ describe('API docs page', () => {
     const expected = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
     expect(shown.map((s) => s.replace(/\u200b/g, '')).sort()).toEqual(expected.sort());
     expect(external).toEqual([]);
+    expect(blocked).toEqual([]);
     const screenshot = process.env['DOCS_SCREENSHOT'] ? path.resolve(root, process.env['DOCS_SCREENSHOT']) : path.join(tmp, 'docs-page.png');
     await page.screenshot({ path: screenshot, fullPage: false });
     expect((await stat(screenshot)).size).toBeGreaterThan(10_000);

@@ -28,7 +28,7 @@ describe('pipeline through the fake Sign\'Stash', () => {
   });
 
   describe('coalescing', () => {
-    const env = (): Record<string, string> => signstashEnv(fake, { BATCH_MAX_DOCS: '50', BATCH_LINGER: '2s', UPSTREAM_CONCURRENCY: '4' });
+    const env = (): Record<string, string> => signstashEnv(fake, { BATCH_MAX_DOCS: '50', BATCH_LINGER: '2s', UPSTREAM_CONCURRENCY: '4', RATE_LIMIT_REQUESTS: '0' });
     // The api alone first: all 200 documents are queued before a worker starts, so how many share a
     // request does not depend on how fast this machine accepts uploads (that is bench section 1).
     let stack: Stack;

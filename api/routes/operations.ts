@@ -30,7 +30,8 @@ import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhook-ta
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { acceptSubmission, retryOperation } from '../submissions.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
-import { UploadAdmission } from '../upload-admission.js';
+import type { TenantRateLimits } from '../rate-limits.js';
+import { UploadGate } from '../upload-gate.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload-storage.js';
 
 export interface OperationsRouteDeps {
@@ -44,12 +45,15 @@ export interface OperationsRouteDeps {
   durability: Durability;
   /** Wakes `Prefer: wait` requests; without it, GET answers at once. */
   events?: OperationEvents;
+  /** Per-tenant limits (rate-limits.ts). */
+  limits: TenantRateLimits;
 }
 
 export const submitFieldsSchema = z
   .object({
     signatureType: signatureTypeSchema.optional(),
-    externalReference: z.string().min(1).max(255).regex(/^[^\p{Cc}]*$/u, 'no control characters').optional(),
+    // Refused, not stripped (file names are stripped): a reference changed silently would no longer match the caller's.
+    externalReference: z.string().min(1).max(255).regex(/^[^\p{Cc}\p{Cf}]*$/u, 'no control or invisible format characters (bidi controls, zero-width)').optional(),
     webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048).optional(),
   })
   .strict();
@@ -106,8 +110,12 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const router = Router();
   const idempotency = new IdempotencyStore(store.redis, config.queuePrefix, config.idempotencyTtlMs);
   const disabledEndpoints = new DisabledEndpoints(store.redis, config.queuePrefix);
-  const upload = multer({
+  // Checks before a slot, per-tenant admission, upload timeouts (upload-gate.ts).
+  const gate = new UploadGate({ config, spool, metrics, limits: deps.limits });
+  const uploadOptions = {
     storage: createSpoolStorage(spool),
+    // The gate keeps each request's parser, to stop it when the upload times out.
+    streamHandler: gate.streamHandler,
     defParamCharset: 'utf8',
     limits: {
       fileSize: config.upload.maxFileBytes,
@@ -116,7 +124,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       fieldSize: config.upload.maxFieldBytes,
       parts: config.upload.maxFiles + config.upload.maxFields,
     },
-  }).array('file', config.upload.maxFiles);
+  };
+  const upload = multer(uploadOptions).array('file', config.upload.maxFiles);
 
   const webhookRules = { allow: new WebhookAllowList(config.webhooks.allow), allowHttp: config.webhooks.allowHttp };
   const checkWebhookTarget = (url: string, tenant: string): void => {
@@ -139,49 +148,16 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   };
   const loadOwned = async (req: Request, id: string): Promise<OperationRecord> => owned(req, await store.get(id));
 
-  /** Bytes announced (Content-Length) by uploads in progress: the spool must have room for all of them. */
-  let uploadsInFlight = 0;
-
-  /** Checks what can be checked before reading the body; returns the bytes the upload announced. */
-  const preflight = async (req: Request): Promise<number> => {
-    if (!req.is('multipart/form-data')) {
-      throw new SignspoolError('UNSUPPORTED_MEDIA_TYPE', { detail: 'send documents as multipart/form-data with one "file" part per document' });
-    }
-    const declared = Number(req.headers['content-length'] ?? NaN);
-    // Multipart framing adds a little per part; a declared length far over the limit is refused before reading.
-    const framing = 4096 * (config.upload.maxFiles + config.upload.maxFields + 1);
-    if (Number.isFinite(declared) && declared > config.upload.maxTotalBytes + framing) {
-      throw new SignspoolError('REQUEST_TOO_LARGE', { detail: `the documents of one request may total at most ${config.upload.maxTotalBytes} bytes`, extensions: { limit: config.upload.maxTotalBytes } });
-    }
-    // Read at most every 250 ms (a statfs per upload is measurable at hundreds of uploads per
-    // second); the bytes of uploads in progress are counted against it.
-    const free = (await spool.freeBytes(250)) - uploadsInFlight;
-    const announced = Number.isFinite(declared) ? declared : 0;
-    if (free < announced + config.spoolMinFreeBytes) {
-      throw new SignspoolError('INSUFFICIENT_STORAGE', { detail: 'the spool is too full to accept this upload now; retry later', retryAfterMs: 60_000 });
-    }
-    return announced;
-  };
-
   const runMulter = (req: Request, res: Response): Promise<void> =>
     new Promise((resolve, reject) => {
       upload(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
     });
 
-  const admission = new UploadAdmission(config.upload.concurrency, ({ active, waiting }) => {
-    metrics.uploads.set({ state: 'reading' }, active);
-    metrics.uploads.set({ state: 'waiting' }, waiting);
-  });
-
   router.post('/', async (req: Request, res: Response, next: NextFunction) => {
-    // Wait for a turn before reading the body; a client that leaves while waiting leaves the queue.
-    const release = await admission.admit((cancel) => res.once('close', cancel));
-    if (!release) return;
-    res.once('close', release);
+    // Cheap checks first (413, 415, 429, 507 never wait), then a turn among the tenant's uploads.
+    const pass = await gate.enter(req, res);
+    if (!pass) return;
     const idempotencyKey = IdempotencyStore.parseKey(req.get('idempotency-key'));
-    const announced = await preflight(req);
-    uploadsInFlight += announced;
-    res.once('close', () => (uploadsInFlight -= announced));
     const opId = newId('op');
     const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, partCount: 0, files: [] };
     setUploadContext(req, ctx);
@@ -190,7 +166,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const log = (): Logger => logger.child({ opId, tenant: req.tenant });
     const reservation: Reservation | undefined = idempotencyKey === undefined ? undefined : await idempotency.reserve(req.tenant ?? '', idempotencyKey, opId);
     try {
-      await runMulter(req, res);
+      await pass.read(runMulter(req, res));
       const fields = submitFieldsSchema.safeParse({ ...(req.body as Record<string, unknown>) });
       if (!fields.success) {
         throw new SignspoolError('VALIDATION_FAILED', {
@@ -200,6 +176,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       const files = (getUploadContext(req)?.files ?? []).filter((f): f is NonNullable<typeof f> => f !== undefined);
       if (files.length === 0) throw new SignspoolError('NO_FILES', { detail: 'attach at least one document as a "file" part' });
       const fingerprint = submissionFingerprint({ ...fields.data }, files);
+      if (reservation?.kind !== 'completed') await deps.limits.checkBacklog(req.tenant ?? '', files.length, res);
       if (reservation?.kind === 'completed') {
         // A replay: nothing new is kept or enqueued.
         await spool.removeOperation(opId, ['incoming']);
@@ -369,6 +346,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const op = await loadOwned(req, id);
     if (!op.webhookUrl) throw new SignspoolError('VALIDATION_FAILED', { detail: 'this operation has no webhook endpoint' });
     if (!isTerminal(op.status)) throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; its webhook is sent when it does' });
+    await deps.limits.redelivery(op.tenant, id, res);
     const deliveryId = newId('msg');
     // Asking for a redelivery says the endpoint is back: an endpoint disabled by 410 Gone is enabled again.
     await disabledEndpoints.enable(op.tenant, op.webhookUrl);

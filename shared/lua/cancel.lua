@@ -1,10 +1,11 @@
 --[[
   Cancels every queued document of an operation (documents being signed finish).
-  KEYS[1] operation hash
+  KEYS[1] operation hash  KEYS[2] tenants' backlog hash
   ARGV[1] now (ms)  ARGV[2] retention (ms)  ARGV[3] event channel  ARGV[4] error message
   Returns JSON { status, applied, rejected, becameTerminal, webhook }.
 ]]
 -- @include "states"
+-- @include "backlog"
 -- @include "apply"
 -- @include "settle"
 if redis.call('EXISTS', KEYS[1]) == 0 then return cjson.encode({ status = 'missing', applied = {}, rejected = {}, becameTerminal = false }) end

@@ -1,12 +1,13 @@
 --[[
   Re-queues failed documents of an operation (the caller chose which and checked their uploads).
   The operation is no longer terminal: it stops expiring and ends again, with a new webhook round.
-  KEYS[1] operation hash
+  KEYS[1] operation hash  KEYS[2] tenants' backlog hash (re-queued documents join it again)
   ARGV[1] now (ms)  ARGV[2] retention (ms)  ARGV[3] event channel  ARGV[4] document ids (JSON array)
   Returns JSON { status, applied, round }.
 ]]
 -- @include "states"
 -- @include "settle"
+-- @include "backlog"
 if redis.call('EXISTS', KEYS[1]) == 0 then return cjson.encode({ status = 'missing', applied = {}, round = 0 }) end
 local now = tonumber(ARGV[1])
 local applied = {}
@@ -29,6 +30,7 @@ end
 local round = tonumber(redis.call('HGET', KEYS[1], 'retries') or '0')
 if #applied > 0 then
   round = redis.call('HINCRBY', KEYS[1], 'retries', 1)
+  backlog_add(KEYS[1], KEYS[2], #applied)
   redis.call('HDEL', KEYS[1], 'completedAt')
   redis.call('HSET', KEYS[1], 'status', 'processing')
   redis.call('PERSIST', KEYS[1])

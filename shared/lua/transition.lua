@@ -1,10 +1,11 @@
 --[[
   Moves documents of one operation and recomputes its status, atomically.
-  KEYS[1] operation hash
+  KEYS[1] operation hash  KEYS[2] tenants' backlog hash
   ARGV[1] now (ms)  ARGV[2] retention (ms)  ARGV[3] event channel  ARGV[4] updates (JSON array)
   Returns JSON { status, applied, rejected, becameTerminal, webhook }.
 ]]
 -- @include "states"
+-- @include "backlog"
 -- @include "apply"
 -- @include "settle"
 if redis.call('EXISTS', KEYS[1]) == 0 then return cjson.encode({ status = 'missing', applied = {}, rejected = {}, becameTerminal = false }) end

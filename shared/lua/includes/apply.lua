@@ -2,6 +2,7 @@
   Applies one update to one document of the operation hash `key`.
   u: { docId, to, claim?, error?, signed? }. A move out of `signing` that carries a claim id is
   refused when the document was re-claimed since (another worker owns it now).
+  A document that ends leaves its tenant's backlog (KEYS[2] of the calling script).
   Returns ok, status (the new status, or the one that refused the move).
 ]]
 local function apply(key, u, now)
@@ -24,5 +25,6 @@ local function apply(key, u, now)
   redis.call('HSET', key, 'doc:' .. u.docId, cjson.encode(d))
   redis.call('HINCRBY', key, 'n_' .. from, -1)
   redis.call('HINCRBY', key, 'n_' .. u.to, 1)
+  if u.to == 'signed' or u.to == 'failed' or u.to == 'canceled' then backlog_add(key, KEYS[2], -1) end
   return true, u.to
 end

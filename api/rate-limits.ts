@@ -1,0 +1,194 @@
+/**
+ * Per-tenant limits, counted in Redis so that every api process shares them
+ * (rate-limiter-flexible's RateLimiterRedis on the api's ioredis connection):
+ *   requests       requests per second, every /v1/operations request          RATE_LIMIT_REQUESTS
+ *   upload_bytes   uploaded bytes per second, averaged over 10 s               RATE_LIMIT_UPLOAD_BYTES
+ *   backlog        documents accepted and not ended yet (shared/tenant-backlog)  BACKLOG_MAX_DOCUMENTS
+ *   redeliveries   webhook redeliveries per operation and hour                 REDELIVERY_LIMIT
+ * with per-tenant overrides (TENANT_LIMITS); 0 turns a limit off. Over a limit the answer is 429
+ * problem+json with Retry-After and the IETF RateLimit-Policy / RateLimit fields
+ * (draft-ietf-httpapi-ratelimit-headers). Every response of a limited route carries the requests
+ * policy and what is left of it.
+ *
+ * Redis unreachable: the check fails closed with 503 SERVICE_UNAVAILABLE (Retry-After), as every
+ * other route does then, and is counted as outcome "error". Failing open would only move the
+ * failure to the next Redis call of the same request (the record, the jobs), after the body has
+ * been read.
+ */
+import type { RequestHandler, Response } from 'express';
+import type { Redis } from 'ioredis';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Config, TenantLimits } from '@signspool/shared/config';
+import { SignspoolError } from '@signspool/shared/errors';
+import type { Logger } from '@signspool/shared/logger';
+import type { Metrics } from '@signspool/shared/metrics';
+import { readBacklog } from '@signspool/shared/tenant-backlog';
+
+export type LimitName = 'requests' | 'upload_bytes' | 'backlog' | 'redeliveries';
+const LIMIT_NAMES: readonly LimitName[] = ['requests', 'upload_bytes', 'backlog', 'redeliveries'];
+
+/** Window of the uploaded-bytes limit: a rate averaged over 10 s lets a burst of one large upload through. */
+export const UPLOAD_BYTES_WINDOW_S = 10;
+const REDELIVERY_WINDOW_S = 3600;
+/** Retry-After of a full backlog: documents end at the worker's pace, not on a clock. */
+const BACKLOG_RETRY_AFTER_MS = 30_000;
+
+interface Window {
+  name: LimitName;
+  /** Policy name in the RateLimit fields. */
+  policy: string;
+  seconds: number;
+  unit?: 'content-bytes';
+}
+
+const WINDOWS = {
+  requests: { name: 'requests', policy: 'requests', seconds: 1 },
+  upload_bytes: { name: 'upload_bytes', policy: 'upload-bytes', seconds: UPLOAD_BYTES_WINDOW_S, unit: 'content-bytes' },
+  redeliveries: { name: 'redeliveries', policy: 'redeliveries', seconds: REDELIVERY_WINDOW_S },
+} as const satisfies Record<string, Window>;
+
+/** `"name";q=100;w=1` (RateLimit-Policy item). */
+const policyItem = (w: Window, quota: number): string => `"${w.policy}";q=${quota};w=${w.seconds}${w.unit ? `;qu="${w.unit}"` : ''}`;
+/** `"name";r=42;t=1` (RateLimit item). */
+const limitItem = (w: Window, remaining: number, resetMs: number): string => `"${w.policy}";r=${Math.max(0, remaining)};t=${Math.max(0, Math.ceil(resetMs / 1000))}`;
+
+export class TenantRateLimits {
+  private readonly limiters = new Map<string, RateLimiterRedis>();
+  private lastErrorLog = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly config: Config['limits'],
+    private readonly metrics: Metrics,
+    private readonly logger: Logger,
+  ) {
+    for (const limit of LIMIT_NAMES) for (const outcome of ['allowed', 'limited', 'error']) metrics.rateLimitDecisions.inc({ limit, outcome }, 0);
+  }
+
+  /** The limits of a tenant: its overrides over the defaults. */
+  limitsOf(tenant: string): TenantLimits {
+    const o = this.config.tenants[tenant] ?? {};
+    const d = this.config.defaults;
+    return {
+      requestsPerSecond: o.requestsPerSecond ?? d.requestsPerSecond,
+      uploadBytesPerSecond: o.uploadBytesPerSecond ?? d.uploadBytesPerSecond,
+      backlogDocuments: o.backlogDocuments ?? d.backlogDocuments,
+      redeliveriesPerHour: o.redeliveriesPerHour ?? d.redeliveriesPerHour,
+    };
+  }
+
+  /** Middleware: the tenant's requests per second (after authentication). */
+  requests(): RequestHandler {
+    return (req, res, next) => {
+      const quota = this.limitsOf(req.tenant ?? '').requestsPerSecond;
+      if (quota === 0) return next();
+      this.take(WINDOWS.requests, quota, req.tenant ?? '', 1, res).then(
+        () => next(),
+        (err: unknown) => next(err),
+      );
+    };
+  }
+
+  /**
+   * Before an upload takes a slot: the tenant's backlog is under its quota, and its uploaded
+   * bytes per second leave room. `announced` (Content-Length) is counted now; an upload that
+   * announced nothing (chunked) is counted when read (`chargeUploaded`). One upload larger than
+   * the window's quota is let through when the window was not exhausted before it.
+   */
+  async checkUpload(tenant: string, announced: number, res: Response): Promise<void> {
+    const limits = this.limitsOf(tenant);
+    await Promise.all([this.checkBacklog(tenant, 0, res), limits.uploadBytesPerSecond === 0 ? undefined : this.take(WINDOWS.upload_bytes, limits.uploadBytesPerSecond * UPLOAD_BYTES_WINDOW_S, tenant, Math.max(1, announced), res, true)]);
+  }
+
+  /** Counts bytes of an upload that announced no length, once read (never refuses). */
+  async chargeUploaded(tenant: string, bytes: number): Promise<void> {
+    const perSecond = this.limitsOf(tenant).uploadBytesPerSecond;
+    if (perSecond === 0 || bytes <= 0) return;
+    await this.limiter(WINDOWS.upload_bytes, perSecond * UPLOAD_BYTES_WINDOW_S)
+      .penalty(tenant, bytes)
+      .catch(() => undefined);
+  }
+
+  /** Refuses `documents` more when the tenant's backlog would pass its quota (429 BACKLOG_FULL). */
+  async checkBacklog(tenant: string, documents: number, res: Response): Promise<void> {
+    const quota = this.limitsOf(tenant).backlogDocuments;
+    if (quota === 0) return;
+    let backlog: number;
+    try {
+      backlog = await readBacklog(this.redis, this.prefix, tenant);
+    } catch (err) {
+      throw this.storeError('backlog', err);
+    }
+    // Before the body is read (documents 0) the backlog must have room for one more.
+    if (backlog + Math.max(1, documents) <= quota) {
+      this.metrics.rateLimitDecisions.inc({ limit: 'backlog', outcome: 'allowed' });
+      return;
+    }
+    this.metrics.rateLimitDecisions.inc({ limit: 'backlog', outcome: 'limited' });
+    res.setHeader('RateLimit-Policy', `"backlog";q=${quota}`);
+    res.setHeader('RateLimit', `"backlog";r=${Math.max(0, quota - backlog)};t=${BACKLOG_RETRY_AFTER_MS / 1000}`);
+    throw new SignspoolError('BACKLOG_FULL', {
+      detail: `this tenant has ${backlog} documents waiting to be signed and may have at most ${quota}; retry when some have ended`,
+      retryAfterMs: BACKLOG_RETRY_AFTER_MS,
+      extensions: { limit: quota, backlog },
+    });
+  }
+
+  /** A webhook redelivery of `opId` (per operation and hour). */
+  async redelivery(tenant: string, opId: string, res: Response): Promise<void> {
+    const quota = this.limitsOf(tenant).redeliveriesPerHour;
+    if (quota === 0) return;
+    await this.take(WINDOWS.redeliveries, quota, opId, 1, res);
+  }
+
+  private limiter(w: Window, points: number): RateLimiterRedis {
+    const id = `${w.name}:${points}`;
+    let l = this.limiters.get(id);
+    if (!l) {
+      l = new RateLimiterRedis({ storeClient: this.redis, keyPrefix: `${this.prefix}:rl:${w.name}`, points, duration: w.seconds, rejectIfRedisNotReady: true });
+      this.limiters.set(id, l);
+    }
+    return l;
+  }
+
+  /**
+   * Consumes `cost` of `key`'s window; 429 when over. With `oneOver`, the request that first
+   * crosses the quota passes (its cost may exceed the whole quota), and a refused one is refunded.
+   */
+  private async take(w: Window, quota: number, key: string, cost: number, res: Response, oneOver = false): Promise<void> {
+    let r: RateLimiterRes;
+    try {
+      r = await this.limiter(w, quota).consume(key, cost);
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) throw this.storeError(w.name, err);
+      r = err;
+      if (!(oneOver && r.consumedPoints - cost < quota)) {
+        if (oneOver) await this.limiter(w, quota).reward(key, cost).catch(() => undefined);
+        this.metrics.rateLimitDecisions.inc({ limit: w.name, outcome: 'limited' });
+        res.setHeader('RateLimit-Policy', policyItem(w, quota));
+        res.setHeader('RateLimit', limitItem(w, 0, r.msBeforeNext));
+        throw new SignspoolError('RATE_LIMITED', {
+          detail: `over this tenant's limit of ${quota} ${w.unit === 'content-bytes' ? 'uploaded bytes' : w.name} per ${w.seconds} s; retry after the time in Retry-After`,
+          retryAfterMs: Math.max(1000, r.msBeforeNext),
+          extensions: { policy: w.policy, limit: quota, windowSeconds: w.seconds },
+        });
+      }
+    }
+    this.metrics.rateLimitDecisions.inc({ limit: w.name, outcome: 'allowed' });
+    if (w.name === 'requests') {
+      res.setHeader('RateLimit-Policy', policyItem(w, quota));
+      res.setHeader('RateLimit', limitItem(w, r.remainingPoints, r.msBeforeNext));
+    }
+  }
+
+  private storeError(limit: LimitName, err: unknown): SignspoolError {
+    this.metrics.rateLimitDecisions.inc({ limit, outcome: 'error' });
+    const now = Date.now();
+    if (now - this.lastErrorLog > 10_000) {
+      this.lastErrorLog = now;
+      this.logger.warn({ limit, err: { message: err instanceof Error ? err.message : String(err) } }, 'rate limit store unreachable: answering 503');
+    }
+    return new SignspoolError('SERVICE_UNAVAILABLE', { detail: 'the limits store is unavailable; nothing was kept, retry later', retryAfterMs: 5000 });
+  }
+}
