@@ -23,7 +23,7 @@ const list = async (s: Stack, key: string, query: Record<string, string>): Promi
 describe('listing', () => {
   let stack: Stack;
   beforeAll(async () => {
-    stack = await startStack({ worker: false });
+    stack = await startStack({ worker: false, env: { RATE_LIMIT_REQUESTS: '0' } });
   });
   afterAll(async () => stack?.stop());
 
@@ -108,7 +108,7 @@ describe('retry', () => {
         UPSTREAM_MAX_ATTEMPTS: '1',
         UPSTREAM_BREAKER_THRESHOLD: '100',
         WEBHOOK_SECRETS: `acme:whsec_${Buffer.from('retry-webhook-secret-0123456789').toString('base64')}`,
-        WEBHOOK_ALLOW: '127.0.0.1',
+        WEBHOOK_ALLOW: '127.0.0.1:*',
         WEBHOOK_ALLOW_HTTP: 'true',
       }),
     });
