@@ -15,6 +15,8 @@ import { docsRouter } from './routes/docs.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { healthRouter } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
+import { ADMIN_QUEUES_PATH, adminQueuesRouter, adminStatsRouter } from './routes/admin.js';
+import { limitsRouter } from './routes/limits.js';
 
 export interface AppDeps {
   config: Config;
@@ -56,6 +58,12 @@ export const createApp = (deps: AppDeps): Express => {
   });
   app.use(docsRouter());
   app.use('/v1/operations', requireApiKey(deps.apiKeys), operationsRouter(deps));
+  app.use('/v1/limits', requireApiKey(deps.apiKeys), limitsRouter(config));
+  if (config.adminToken) {
+    const admin = { token: config.adminToken, redis: deps.redis, prefix: config.queuePrefix, queue: deps.queue, webhookQueue: deps.webhookQueue };
+    app.use('/v1/admin', adminStatsRouter(admin));
+    app.use(ADMIN_QUEUES_PATH, adminQueuesRouter(admin));
+  }
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger, config.upload));
   return app;

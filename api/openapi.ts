@@ -1,11 +1,13 @@
 /**
  * The OpenAPI 3.1 document of the api, built from the same zod schemas the routes validate with
- * (request fields, path parameters) and zod schemas of the responses (checked against real
- * responses by the tests). Served at /openapi.json.
+ * (request fields, path parameters) and zod schemas of the responses and of the webhook event
+ * (checked against real responses and real deliveries by the tests, and linted by Redocly).
+ * Served at /openapi.json. Every operation lists each error code it can answer.
  */
 import { z } from 'zod';
 import { errorCatalog, type ErrorCode } from '@signspool/shared/errors';
-import { DOCUMENT_STATUSES, OPERATION_STATUSES } from '@signspool/shared/operation-states';
+import { DOCUMENT_STATUSES, OPERATION_STATUSES, TERMINAL_OPERATION_STATUSES } from '@signspool/shared/operation-states';
+import { SIGNATURE_TYPES } from '@signspool/shared/queue';
 import { docParamsSchema, operationParamsSchema, submitFieldsSchema } from './routes/operations.js';
 
 const isoDate = z.string().describe('RFC 3339 timestamp');
@@ -53,7 +55,53 @@ export const operationViewSchema = z.object({
   links: z.object({ self: z.string() }),
 });
 
-export const problemSchema = z.object({
+/** The body of an `operation.completed` delivery (worker/webhook-dispatcher.ts `completedEvent`). */
+export const completedEventSchema = z.object({
+  type: z.literal('operation.completed'),
+  timestamp: isoDate,
+  data: z.object({
+    id: z.string(),
+    status: z.enum(TERMINAL_OPERATION_STATUSES),
+    externalReference: z.string().nullable(),
+    signatureType: z.enum(SIGNATURE_TYPES),
+    counts: z.record(z.string(), z.number().int()),
+    documents: z.array(documentViewSchema).describe('The same document view as GET /v1/operations/{id}, with absolute links (PUBLIC_URL)'),
+    links: z.object({ self: z.string() }),
+  }),
+});
+
+export const limitsSchema = z.object({
+  maxFileBytes: z.number().int().describe('Largest document accepted (UPLOAD_MAX_FILE_BYTES)'),
+  maxFiles: z.number().int().describe('Most documents in one request (UPLOAD_MAX_FILES)'),
+  maxTotalBytes: z.number().int().describe('Most bytes of documents in one request (UPLOAD_MAX_TOTAL_BYTES)'),
+  maxFields: z.number().int(),
+  maxFieldBytes: z.number().int(),
+  signatureTypes: z.array(z.enum(SIGNATURE_TYPES)),
+  defaultSignatureType: z.enum(SIGNATURE_TYPES),
+});
+
+const circuitStateSchema = z.enum(['closed', 'open', 'half_open']);
+export const adminStatsSchema = z.object({
+  generatedAt: isoDate,
+  queues: z.record(z.string(), z.record(z.string(), z.number().int())).describe('Job counts by state of the sign and webhook queues'),
+  backlog: z.object({
+    waiting: z.number().int(),
+    scanned: z.number().int().describe('Waiting jobs read to count per tenant (the oldest first, at most 5000)'),
+    complete: z.boolean().describe('false when more jobs wait than were scanned'),
+    byTenant: z.record(z.string(), z.number().int()),
+  }),
+  oldestWaiting: z
+    .object({ opId: z.string(), docId: z.string(), tenant: z.string(), acceptedAt: isoDate, ageSeconds: z.number().int() })
+    .nullable(),
+  inFlight: z.object({ documents: z.number().int().describe('Documents held by workers: in a batch bucket or in an upstream call (BullMQ active jobs)') }),
+  circuit: z.object({
+    state: circuitStateSchema.describe('The worst state over live workers'),
+    workers: z.array(z.object({ worker: z.string(), state: circuitStateSchema.exclude(['closed']), since: isoDate })),
+  }),
+});
+
+/** RFC 9457: members beyond these are extensions (e.g. `limit`, `documentStatus`). */
+export const problemSchema = z.looseObject({
   type: z.string(),
   title: z.string(),
   status: z.number().int(),
@@ -65,19 +113,43 @@ export const problemSchema = z.object({
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { target: 'draft-2020-12', unrepresentable: 'any' });
 
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
 const problem = (description: string, codes: ErrorCode[]) => ({
   description: `${description} (codes: ${codes.join(', ')})`,
-  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+  content: { 'application/problem+json': { schema: ref('Problem') } },
 });
+
+const retryAfter = { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } };
+
+const ok = (description: string, schemaName: string) => ({ description, content: { 'application/json': { schema: ref(schemaName) } } });
 
 const pathParams = (schema: z.ZodObject) =>
   Object.entries(schema.shape).map(([name, s]) => ({ name, in: 'path', required: true, schema: json(s as z.ZodType) }));
 
+/** Answered by every route behind an API key. */
 const common = {
   401: problem('Missing or invalid API key', ['UNAUTHORIZED']),
-  503: problem('Redis or the spool is unavailable', ['SERVICE_UNAVAILABLE']),
+  503: { ...problem('Redis or the spool is unavailable', ['SERVICE_UNAVAILABLE']), headers: retryAfter },
   500: problem('Internal error', ['INTERNAL']),
 };
+
+const admin = {
+  401: problem('Missing or invalid admin token (ADMIN_TOKEN)', ['UNAUTHORIZED']),
+  404: problem('ADMIN_TOKEN is not configured: the admin routes do not exist', ['ROUTE_NOT_FOUND']),
+  503: { ...problem('Redis is unavailable', ['SERVICE_UNAVAILABLE']), headers: retryAfter },
+  500: problem('Internal error', ['INTERNAL']),
+};
+
+const header = (name: string, description: string, schema: Record<string, unknown>) => ({ name, in: 'header', required: true, description, schema });
+
+export const TAGS = [
+  { name: 'operations', description: 'Submit documents, follow an operation, cancel it, download signed documents' },
+  { name: 'webhooks', description: 'The `operation.completed` event (Standard Webhooks) and its redelivery' },
+  { name: 'limits', description: 'The limits of this deployment, for clients that check before they upload' },
+  { name: 'admin', description: 'Operators only: `Authorization: Bearer <ADMIN_TOKEN>`; absent (404) unless ADMIN_TOKEN is set' },
+  { name: 'service', description: 'Probes, metrics and this reference; no credentials' },
+];
 
 export const buildOpenApi = (serverUrl?: string) => {
   const fields = json(submitFieldsSchema) as { properties?: Record<string, unknown> };
@@ -88,21 +160,33 @@ export const buildOpenApi = (serverUrl?: string) => {
       version: '1',
       description:
         "Asynchronous document signing: submit documents, they are signed in batches through Sign'Stash, poll (or long-poll with `Prefer: wait=N`) or receive a Standard Webhooks `operation.completed` event, then download the signed results. Every error is application/problem+json (RFC 9457) with a stable `code`.",
+      contact: { name: 'signspool maintainers', url: 'https://signspool.dev/' },
+      license: { name: 'MIT', identifier: 'MIT' },
     },
-    ...(serverUrl ? { servers: [{ url: serverUrl }] } : {}),
+    servers: [serverUrl ? { url: serverUrl, description: 'This deployment (PUBLIC_URL)' } : { url: '/', description: 'The host serving this document' }],
+    tags: TAGS,
     security: [{ bearer: [] }],
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key: Authorization: Bearer <key>' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'API key: Authorization: Bearer <key>' },
+        admin: { type: 'http', scheme: 'bearer', description: 'Operators: Authorization: Bearer <ADMIN_TOKEN> (Basic with the token as password also works)' },
+      },
+      headers: {
+        RetryAfter: { description: 'Seconds to wait before retrying', schema: { type: 'integer' } },
+      },
       schemas: {
         Operation: json(operationViewSchema),
         Problem: json(problemSchema),
-        ErrorCodes: { type: 'string', enum: Object.keys(errorCatalog), description: 'Every code of the error catalog' },
+        OperationCompletedEvent: json(completedEventSchema),
+        Limits: json(limitsSchema),
+        AdminStats: json(adminStatsSchema),
       },
     },
     paths: {
       '/v1/operations': {
         post: {
           operationId: 'submitOperation',
+          tags: ['operations'],
           summary: 'Submit documents for signing',
           parameters: [
             { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 }, description: 'Makes retries safe (per tenant, kept IDEMPOTENCY_TTL)' },
@@ -123,14 +207,14 @@ export const buildOpenApi = (serverUrl?: string) => {
             202: {
               description: 'Accepted: durable on disk and in the queue',
               headers: { Location: { schema: { type: 'string' } } },
-              content: { 'application/json': { schema: { $ref: '#/components/schemas/Operation' } } },
+              content: { 'application/json': { schema: ref('Operation') } },
             },
-            400: problem('Invalid request', ['VALIDATION_FAILED', 'NO_FILES', 'UPLOAD_ABORTED']),
-            409: problem('Idempotency-Key in use', ['IDEMPOTENCY_KEY_IN_USE']),
-            413: problem('Over a limit', ['FILE_TOO_LARGE', 'TOO_MANY_FILES', 'REQUEST_TOO_LARGE', 'TOO_MANY_FIELDS']),
+            400: problem('Invalid request (fields, Idempotency-Key, multipart body)', ['VALIDATION_FAILED', 'NO_FILES', 'UPLOAD_ABORTED']),
+            409: { ...problem('Idempotency-Key in use', ['IDEMPOTENCY_KEY_IN_USE']), headers: retryAfter },
+            413: problem('Over a limit (see GET /v1/limits)', ['FILE_TOO_LARGE', 'TOO_MANY_FILES', 'REQUEST_TOO_LARGE', 'TOO_MANY_FIELDS']),
             415: problem('Not multipart/form-data', ['UNSUPPORTED_MEDIA_TYPE']),
             422: problem('Idempotency-Key used for another request', ['IDEMPOTENCY_KEY_MISMATCH']),
-            507: problem('Spool full', ['INSUFFICIENT_STORAGE']),
+            507: { ...problem('Spool full', ['INSUFFICIENT_STORAGE']), headers: retryAfter },
             ...common,
           },
         },
@@ -138,23 +222,25 @@ export const buildOpenApi = (serverUrl?: string) => {
       '/v1/operations/{id}': {
         get: {
           operationId: 'getOperation',
+          tags: ['operations'],
           summary: 'Status and per-document results',
           parameters: [
             ...pathParams(operationParamsSchema),
-            { name: 'Prefer', in: 'header', required: false, schema: { type: 'string', example: 'wait=30' }, description: 'RFC 7240 wait=N (≤ 60 s): answer when the operation ends' },
+            { name: 'Prefer', in: 'header', required: false, schema: { type: 'string', examples: ['wait=30'] }, description: 'RFC 7240 wait=N (≤ 60 s): answer when the operation ends' },
           ],
           responses: {
-            200: { description: 'The operation', content: { 'application/json': { schema: { $ref: '#/components/schemas/Operation' } } } },
+            200: ok('The operation', 'Operation'),
             404: problem('No such operation (or another tenant’s)', ['NOT_FOUND']),
             ...common,
           },
         },
         delete: {
           operationId: 'cancelOperation',
+          tags: ['operations'],
           summary: 'Cancel documents not yet sent for signing',
           parameters: pathParams(operationParamsSchema),
           responses: {
-            200: { description: 'The operation after cancellation', content: { 'application/json': { schema: { $ref: '#/components/schemas/Operation' } } } },
+            200: ok('The operation after cancellation', 'Operation'),
             404: problem('No such operation', ['NOT_FOUND']),
             409: problem('Already ended', ['OPERATION_TERMINAL']),
             ...common,
@@ -164,6 +250,7 @@ export const buildOpenApi = (serverUrl?: string) => {
       '/v1/operations/{id}/documents/{docId}': {
         get: {
           operationId: 'downloadDocument',
+          tags: ['operations'],
           summary: 'The signed document',
           parameters: pathParams(docParamsSchema),
           responses: {
@@ -177,10 +264,18 @@ export const buildOpenApi = (serverUrl?: string) => {
       '/v1/operations/{id}/webhook/redeliver': {
         post: {
           operationId: 'redeliverWebhook',
+          tags: ['webhooks'],
           summary: 'Queue a new delivery of the operation.completed webhook',
           parameters: pathParams(operationParamsSchema),
           responses: {
-            202: { description: 'Queued', content: { 'application/json': { schema: { type: 'object', properties: { deliveryId: { type: 'string' } } } } } },
+            202: {
+              description: 'Queued',
+              content: {
+                'application/json': {
+                  schema: { type: 'object', properties: { deliveryId: { type: 'string' }, links: { type: 'object', properties: { operation: { type: 'string' } } } } },
+                },
+              },
+            },
             400: problem('No webhook endpoint', ['VALIDATION_FAILED']),
             404: problem('No such operation', ['NOT_FOUND']),
             409: problem('Not ended yet', ['OPERATION_NOT_TERMINAL']),
@@ -188,18 +283,122 @@ export const buildOpenApi = (serverUrl?: string) => {
           },
         },
       },
-      '/healthz': { get: { operationId: 'health', summary: 'Process alive', security: [], responses: { 200: { description: 'Alive' } } } },
+      '/v1/limits': {
+        get: {
+          operationId: 'getLimits',
+          tags: ['limits'],
+          summary: 'Upload limits of this deployment',
+          description: 'A client can refuse a file over `maxFileBytes` before sending it (the `signspool` CLI does).',
+          responses: { 200: ok('The limits', 'Limits'), 401: common[401], 500: common[500] },
+        },
+      },
+      '/v1/admin/stats': {
+        get: {
+          operationId: 'getAdminStats',
+          tags: ['admin'],
+          summary: 'Backlog per tenant, oldest waiting document, documents in flight, circuit states',
+          security: [{ admin: [] }],
+          responses: { 200: ok('Queue statistics, read from Redis', 'AdminStats'), ...admin },
+        },
+      },
+      '/healthz': {
+        get: { operationId: 'health', tags: ['service'], summary: 'Process alive', security: [], responses: { 200: { description: 'Alive' } } },
+      },
       '/readyz': {
         get: {
           operationId: 'ready',
+          tags: ['service'],
           summary: 'Redis reachable, spool writable with free space',
           security: [],
           responses: { 200: { description: 'Ready' }, 503: problem('Not ready', ['SERVICE_UNAVAILABLE']) },
         },
       },
-      '/metrics': { get: { operationId: 'metrics', summary: 'Prometheus metrics', security: [], responses: { 200: { description: 'Text exposition' } } } },
-      '/docs': { get: { operationId: 'docs', summary: 'This reference, as a page', security: [], responses: { 200: { description: 'HTML' } } } },
-      '/openapi.json': { get: { operationId: 'openapi', summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } } },
+      '/metrics': {
+        get: { operationId: 'metrics', tags: ['service'], summary: 'Prometheus metrics', security: [], responses: { 200: { description: 'Text exposition', content: { 'text/plain': { schema: { type: 'string' } } } } } },
+      },
+      '/docs': {
+        get: { operationId: 'docs', tags: ['service'], summary: 'This reference, as a page', security: [], responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } },
+      },
+      '/openapi.json': {
+        get: { operationId: 'openapi', tags: ['service'], summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } } },
+      },
+    },
+    webhooks: {
+      'operation.completed': {
+        post: {
+          operationId: 'operationCompleted',
+          tags: ['webhooks'],
+          summary: 'An operation ended (succeeded, partially_failed, failed or canceled)',
+          description:
+            'POSTed to the operation’s `webhookUrl` (or the tenant’s WEBHOOK_ENDPOINTS entry), signed per Standard Webhooks: verify `webhook-signature` over `webhook-id.webhook-timestamp.body` with the tenant’s `whsec_` secret. Only 2xx counts; 410 Gone disables the endpoint; anything else is retried on WEBHOOK_SCHEDULE with the same `webhook-id`.',
+          security: [],
+          parameters: [
+            header('webhook-id', 'Delivery id: the same for every retry of one delivery (deduplicate on it)', { type: 'string', pattern: '^msg_[A-Za-z0-9_-]+$' }),
+            header('webhook-timestamp', 'Unix seconds when this attempt was signed (reject old ones)', { type: 'string', pattern: '^[0-9]+$' }),
+            header('webhook-signature', 'Space-separated `v1,<base64 HMAC-SHA256>` entries, one per active secret of the tenant', {
+              type: 'string',
+              pattern: '^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$',
+            }),
+          ],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('OperationCompletedEvent') } } },
+          responses: {
+            200: { description: 'Any 2xx acknowledges the delivery' },
+            410: { description: 'Gone: the endpoint is disabled for this tenant and URL until a redelivery is requested' },
+          },
+        },
+      },
     },
   };
+};
+
+/**
+ * The listing and retry routes (the state machine's branch adds them): merge into `paths` with
+ * their routes. Query parameters follow that contract.
+ */
+export const listingAndRetryPaths = {
+  '/v1/operations': {
+    get: {
+      operationId: 'listOperations',
+      tags: ['operations'],
+      summary: 'This tenant’s operations, newest first, with cursor pagination',
+      parameters: [
+        { name: 'status', in: 'query', required: false, schema: { type: 'string', enum: [...OPERATION_STATUSES] } },
+        { name: 'externalReference', in: 'query', required: false, schema: { type: 'string', maxLength: 255 } },
+        { name: 'created_after', in: 'query', required: false, schema: { type: 'string', format: 'date-time' } },
+        { name: 'created_before', in: 'query', required: false, schema: { type: 'string', format: 'date-time' } },
+        { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+        { name: 'starting_after', in: 'query', required: false, schema: { type: 'string' }, description: 'The `next_cursor` of the previous page' },
+      ],
+      responses: {
+        200: {
+          description: 'One page',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['data', 'has_more', 'next_cursor'],
+                properties: { data: { type: 'array', items: ref('Operation') }, has_more: { type: 'boolean' }, next_cursor: { type: ['string', 'null'] } },
+              },
+            },
+          },
+        },
+        400: problem('Invalid filter or cursor', ['VALIDATION_FAILED']),
+        ...common,
+      },
+    },
+  },
+  '/v1/operations/{id}/retry': {
+    post: {
+      operationId: 'retryOperation',
+      tags: ['operations'],
+      summary: 'Queue the failed documents again (retryable codes; every failed one with all=true)',
+      parameters: [...pathParams(operationParamsSchema), { name: 'all', in: 'query', required: false, schema: { type: 'boolean', default: false } }],
+      responses: {
+        202: ok('The operation with its documents queued again', 'Operation'),
+        404: problem('No such operation', ['NOT_FOUND']),
+        409: problem('Nothing can be retried, or the operation has not ended', ['OPERATION_NOT_TERMINAL']),
+        ...common,
+      },
+    },
+  },
 };

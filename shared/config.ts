@@ -184,6 +184,17 @@ const envSchema = z
     PUBLIC_URL: optionalUrl,
     TRUST_PROXY: bool(false),
     API_KEYS: apiKeys,
+    ADMIN_TOKEN: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        if (v === undefined || v.trim() === '') return undefined;
+        if (!/^[\x21-\x7e]{24,512}$/.test(v.trim())) {
+          ctx.addIssue({ code: 'custom', message: 'must be 24 to 512 printable characters without spaces' });
+          return z.NEVER;
+        }
+        return v.trim();
+      }),
 
     UPLOAD_MAX_FILE_BYTES: bytes('25MiB', 1),
     UPLOAD_MAX_FILES: int(100, 1, 10_000),
@@ -275,6 +286,8 @@ const configSchema = envSchema.transform((c) => {
     publicUrl: c.PUBLIC_URL,
     trustProxy: c.TRUST_PROXY,
     apiKeys: c.API_KEYS,
+    /** Bearer token of /v1/admin/* and /admin/queues; those routes do not exist without it. */
+    adminToken: c.ADMIN_TOKEN,
     upload: {
       maxFileBytes: c.UPLOAD_MAX_FILE_BYTES,
       maxFiles: c.UPLOAD_MAX_FILES,
@@ -340,7 +353,7 @@ export class ConfigError extends Error {
 }
 
 /** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
-export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'WEBHOOK_SECRETS'] as const;
+export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'WEBHOOK_SECRETS', 'ADMIN_TOKEN'] as const;
 
 const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
   const out: Record<string, string | undefined> = { ...env };
