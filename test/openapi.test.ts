@@ -104,7 +104,7 @@ describe('OpenAPI', () => {
     }
   });
 
-  it('documents exactly the routes express registers (Bull Board's own routes apart)', () => {
+  it('documents exactly the routes express registers (Bull Board’s own routes apart)', () => {
     const router = (stack.api?.app as unknown as { router: { stack: Layer[] } }).router;
     const registered = new Set(expressRoutes(router.stack).filter((r) => !isBullBoard(r)));
     const documented = new Set(Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)));
