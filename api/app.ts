@@ -24,6 +24,8 @@ import { errorHandler, notFoundHandler } from './problem.js';
 import { healthRouter } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
 import { TenantRateLimits } from './rate-limits.js';
+import { ADMIN_QUEUES_PATH, adminQueuesRouter, adminStatsRouter } from './routes/admin.js';
+import { limitsRouter } from './routes/limits.js';
 
 export interface AppDeps {
   config: Config;
@@ -90,6 +92,12 @@ export const createApp = (deps: AppDeps): Express => {
   }
   const limits = new TenantRateLimits(deps.redis, config.queuePrefix, config.limits, metrics, deps.logger);
   app.use('/v1/operations', noStore, authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limits.requests(), operationsRouter({ ...deps, limits }));
+  app.use('/v1/limits', authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limitsRouter(config));
+  if (config.adminToken) {
+    const admin = { token: config.adminToken, redis: deps.redis, prefix: config.queuePrefix, queue: deps.queue, webhookQueue: deps.webhookQueue };
+    app.use('/v1/admin', adminStatsRouter(admin));
+    app.use(ADMIN_QUEUES_PATH, adminQueuesRouter(admin));
+  }
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger, config.upload));
   return app;

@@ -1,12 +1,14 @@
 /**
  * The OpenAPI 3.1 document of the api, built from the same zod schemas the routes validate with
- * (request fields, path parameters) and zod schemas of the responses (checked against real
- * responses by the tests). Served at /openapi.json.
+ * (request fields, path parameters) and zod schemas of the responses and of the webhook event
+ * (checked against real responses and real deliveries by the tests, and linted by Redocly).
+ * Served at /openapi.json. Every operation lists each error code it can answer.
  */
 import { z } from 'zod';
 import { errorCatalog, type ErrorCode } from '@signspool/shared/errors';
 import { SCOPES, type Scope } from '@signspool/shared/api-key';
-import { DOCUMENT_STATUSES, OPERATION_STATUSES } from '@signspool/shared/operation-states';
+import { DOCUMENT_STATUSES, OPERATION_STATUSES, TERMINAL_OPERATION_STATUSES } from '@signspool/shared/operation-states';
+import { SIGNATURE_TYPES } from '@signspool/shared/queue';
 import { docParamsSchema, documentsQuerySchema, listQuerySchema, operationParamsSchema, submitFieldsSchema } from './routes/operations.js';
 
 const isoDate = z.string().describe('RFC 3339 timestamp');
@@ -54,7 +56,53 @@ export const operationViewSchema = z.object({
   links: z.object({ self: z.string() }),
 });
 
-export const problemSchema = z.object({
+/** The body of an `operation.completed` delivery (worker/webhook-dispatcher.ts `completedEvent`). */
+export const completedEventSchema = z.object({
+  type: z.literal('operation.completed'),
+  timestamp: isoDate,
+  data: z.object({
+    id: z.string(),
+    status: z.enum(TERMINAL_OPERATION_STATUSES),
+    externalReference: z.string().nullable(),
+    signatureType: z.enum(SIGNATURE_TYPES),
+    counts: z.record(z.string(), z.number().int()),
+    documents: z.array(documentViewSchema).describe('The same document view as GET /v1/operations/{id}, with absolute links (PUBLIC_URL)'),
+    links: z.object({ self: z.string() }),
+  }),
+});
+
+export const limitsSchema = z.object({
+  maxFileBytes: z.number().int().describe('Largest document accepted (UPLOAD_MAX_FILE_BYTES)'),
+  maxFiles: z.number().int().describe('Most documents in one request (UPLOAD_MAX_FILES)'),
+  maxTotalBytes: z.number().int().describe('Most bytes of documents in one request (UPLOAD_MAX_TOTAL_BYTES)'),
+  maxFields: z.number().int(),
+  maxFieldBytes: z.number().int(),
+  signatureTypes: z.array(z.enum(SIGNATURE_TYPES)),
+  defaultSignatureType: z.enum(SIGNATURE_TYPES),
+});
+
+const circuitStateSchema = z.enum(['closed', 'open', 'half_open']);
+export const adminStatsSchema = z.object({
+  generatedAt: isoDate,
+  queues: z.record(z.string(), z.record(z.string(), z.number().int())).describe('Job counts by state of the sign and webhook queues'),
+  backlog: z.object({
+    waiting: z.number().int(),
+    scanned: z.number().int().describe('Waiting jobs read to count per tenant (the oldest first, at most 5000)'),
+    complete: z.boolean().describe('false when more jobs wait than were scanned'),
+    byTenant: z.record(z.string(), z.number().int()),
+  }),
+  oldestWaiting: z
+    .object({ opId: z.string(), docId: z.string(), tenant: z.string(), acceptedAt: isoDate, ageSeconds: z.number().int() })
+    .nullable(),
+  inFlight: z.object({ documents: z.number().int().describe('Documents held by workers: in a batch bucket or in an upstream call (BullMQ active jobs)') }),
+  circuit: z.object({
+    state: circuitStateSchema.describe('The worst state over live workers'),
+    workers: z.array(z.object({ worker: z.string(), state: circuitStateSchema.exclude(['closed']), since: isoDate })),
+  }),
+});
+
+/** RFC 9457: members beyond these are extensions (e.g. `limit`, `documentStatus`). */
+export const problemSchema = z.looseObject({
   type: z.string(),
   title: z.string(),
   status: z.number().int(),
@@ -66,10 +114,16 @@ export const problemSchema = z.object({
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { target: 'draft-2020-12', unrepresentable: 'any' });
 
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
 const problem = (description: string, codes: ErrorCode[]) => ({
   description: `${description} (codes: ${codes.join(', ')})`,
-  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+  content: { 'application/problem+json': { schema: ref('Problem') } },
 });
+
+const retryAfter = { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } };
+
+const ok = (description: string, schemaName: string) => ({ description, content: { 'application/json': { schema: ref(schemaName) } } });
 
 const queryParams = (schema: z.ZodObject) =>
   Object.entries(schema.shape).map(([name, s]) => ({ name, in: 'query', required: false, schema: json(s as z.ZodType) }));
@@ -80,33 +134,48 @@ const pageOf = (item: Record<string, unknown>) => ({
   properties: { data: { type: 'array', items: item }, has_more: { type: 'boolean' }, next_cursor: { type: ['string', 'null'], description: 'Pass as starting_after for the next page' } },
 });
 
-const pathParams = (schema: z.ZodObject) =>
-  Object.entries(schema.shape).map(([name, s]) => ({ name, in: 'path', required: true, schema: json(s as z.ZodType) }));
-
 /** A 429: Retry-After and the IETF RateLimit fields name the limit (api/rate-limits.ts). */
 const limited = (description: string, codes: ErrorCode[]) => ({
   ...problem(description, codes),
   headers: {
-    'Retry-After': { schema: { type: 'integer' }, description: 'Seconds to wait' },
+    ...retryAfter,
     'RateLimit-Policy': { schema: { type: 'string' }, description: 'The limit, e.g. `"requests";q=100;w=1` (draft-ietf-httpapi-ratelimit-headers)' },
     RateLimit: { schema: { type: 'string' }, description: 'What is left of it, e.g. `"requests";r=0;t=1`' },
   },
 });
 
+/** Each route's scope: 403 names it, and both schemes list it. */
+const scoped = (scope: Scope) => ({ security: [{ bearer: [scope] }, { jwt: [scope] }], 'x-required-scope': scope });
+
+const forbidden = (scope: Scope) => ({ 403: problem(`The credential lacks the ${scope} scope (WWW-Authenticate: error="insufficient_scope")`, ['INSUFFICIENT_SCOPE']) });
+
+const pathParams = (schema: z.ZodObject) =>
+  Object.entries(schema.shape).map(([name, s]) => ({ name, in: 'path', required: true, schema: json(s as z.ZodType) }));
+
+/** Answered by every route behind an API key or token. */
 const common = {
   401: problem('Missing or invalid API key or token (WWW-Authenticate: Bearer, RFC 6750)', ['UNAUTHORIZED']),
   429: limited("Over the tenant's requests per second (RATE_LIMIT_REQUESTS)", ['RATE_LIMITED']),
-  503: problem('Redis or the spool is unavailable', ['SERVICE_UNAVAILABLE']),
+  503: { ...problem('Redis or the spool is unavailable', ['SERVICE_UNAVAILABLE']), headers: retryAfter },
   500: problem('Internal error', ['INTERNAL']),
 };
 
-/** Each route's scope: 403 names it, and both schemes list it. */
-const scoped = (scope: Scope) => ({
-  security: [{ bearer: [scope] }, { jwt: [scope] }],
-  'x-required-scope': scope,
-});
+const admin = {
+  401: problem('Missing or invalid admin token (ADMIN_TOKEN)', ['UNAUTHORIZED']),
+  404: problem('ADMIN_TOKEN is not configured: the admin routes do not exist', ['ROUTE_NOT_FOUND']),
+  503: { ...problem('Redis is unavailable', ['SERVICE_UNAVAILABLE']), headers: retryAfter },
+  500: problem('Internal error', ['INTERNAL']),
+};
 
-const forbidden = (scope: Scope) => ({ 403: problem(`The credential lacks the ${scope} scope (WWW-Authenticate: error="insufficient_scope")`, ['INSUFFICIENT_SCOPE']) });
+const header = (name: string, description: string, schema: Record<string, unknown>) => ({ name, in: 'header', required: true, description, schema });
+
+export const TAGS = [
+  { name: 'operations', description: 'Submit documents, follow an operation, cancel it, download signed documents' },
+  { name: 'webhooks', description: 'The `operation.completed` event (Standard Webhooks) and its redelivery' },
+  { name: 'limits', description: 'The limits of this deployment, for clients that check before they upload' },
+  { name: 'admin', description: 'Operators only: `Authorization: Bearer <ADMIN_TOKEN>`; absent (404) unless ADMIN_TOKEN is set' },
+  { name: 'service', description: 'Probes, metrics and this reference; no credentials' },
+];
 
 export interface OpenApiOptions {
   serverUrl?: string | undefined;
@@ -125,33 +194,39 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
       version: '1',
       description:
         "Asynchronous document signing: submit documents, they are signed in batches through Sign'Stash, poll (or long-poll with `Prefer: wait=N`) or receive a Standard Webhooks `operation.completed` event, then download the signed results. Every error is application/problem+json (RFC 9457) with a stable `code`.",
+      contact: { name: 'signspool maintainers', url: 'https://signspool.dev/' },
+      license: { name: 'MIT', identifier: 'MIT' },
     },
-    ...(serverUrl ? { servers: [{ url: serverUrl }] } : {}),
+    servers: [serverUrl ? { url: serverUrl, description: 'This deployment (PUBLIC_URL)' } : { url: '/', description: 'The host serving this document' }],
+    tags: TAGS,
     security: [{ bearer: [] }, { jwt: [] }],
     components: {
       securitySchemes: {
-        bearer: {
-          type: 'http',
-          scheme: 'bearer',
-          description: `API key: Authorization: Bearer <key>. Each key has scopes (${SCOPES.join(', ')}; all by default).`,
-        },
+        bearer: { type: 'http', scheme: 'bearer', description: `API key: Authorization: Bearer <key>. Each key has scopes (${SCOPES.join(', ')}; all by default).` },
         jwt: {
           type: 'http',
           scheme: 'bearer',
           bearerFormat: 'JWT',
           description: `Access token from the identity provider (AUTH_JWKS_URL${jwt ? '' : ', not configured on this server'}): Authorization: Bearer <JWT>, tenant from AUTH_TENANT_CLAIM, scopes from the scope or scp claim (${SCOPES.join(', ')}).`,
         },
+        admin: { type: 'http', scheme: 'bearer', description: 'Operators: Authorization: Bearer <ADMIN_TOKEN> (Basic with the token as password also works)' },
+      },
+      headers: {
+        RetryAfter: { description: 'Seconds to wait before retrying', schema: { type: 'integer' } },
       },
       schemas: {
         Operation: json(operationViewSchema),
         Problem: json(problemSchema),
-        ErrorCodes: { type: 'string', enum: Object.keys(errorCatalog), description: 'Every code of the error catalog' },
+        OperationCompletedEvent: json(completedEventSchema),
+        Limits: json(limitsSchema),
+        AdminStats: json(adminStatsSchema),
       },
     },
     paths: {
       '/v1/operations': {
         post: {
           operationId: 'submitOperation',
+          tags: ['operations'],
           summary: 'Submit documents for signing',
           ...scoped('operations:write'),
           parameters: [
@@ -173,28 +248,29 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
             202: {
               description: 'Accepted: durable on disk and in the queue',
               headers: { Location: { schema: { type: 'string' } } },
-              content: { 'application/json': { schema: { $ref: '#/components/schemas/Operation' } } },
+              content: { 'application/json': { schema: ref('Operation') } },
             },
-            400: problem('Invalid request', ['VALIDATION_FAILED', 'NO_FILES', 'EMPTY_FILE', 'UPLOAD_ABORTED', 'MALFORMED_REQUEST']),
-            408: problem('The upload stalled (UPLOAD_IDLE_TIMEOUT) or crawled (UPLOAD_MIN_RATE); nothing was kept', ['UPLOAD_TIMEOUT']),
-            409: problem('Idempotency-Key in use', ['IDEMPOTENCY_KEY_IN_USE']),
-            413: problem('Over a limit', ['FILE_TOO_LARGE', 'TOO_MANY_FILES', 'REQUEST_TOO_LARGE', 'TOO_MANY_FIELDS']),
+            400: problem('Invalid request (fields, Idempotency-Key, multipart body)', ['VALIDATION_FAILED', 'NO_FILES', 'EMPTY_FILE', 'UPLOAD_ABORTED', 'MALFORMED_REQUEST']),
             ...forbidden('operations:write'),
+            408: problem('The upload stalled (UPLOAD_IDLE_TIMEOUT) or crawled (UPLOAD_MIN_RATE); nothing was kept', ['UPLOAD_TIMEOUT']),
+            409: { ...problem('Idempotency-Key in use', ['IDEMPOTENCY_KEY_IN_USE']), headers: retryAfter },
+            413: problem('Over a limit (see GET /v1/limits)', ['FILE_TOO_LARGE', 'TOO_MANY_FILES', 'REQUEST_TOO_LARGE', 'TOO_MANY_FIELDS']),
             415: problem('Not multipart/form-data', ['UNSUPPORTED_MEDIA_TYPE']),
             422: problem('Idempotency-Key used for another request, or a webhook URL that is not an allowed target', ['IDEMPOTENCY_KEY_MISMATCH', 'WEBHOOK_URL_REFUSED']),
             ...common,
-            429: limited("Over a limit of the tenant: requests per second, uploaded bytes per second, documents waiting (BACKLOG_MAX_DOCUMENTS)", ['RATE_LIMITED', 'BACKLOG_FULL']),
+            429: limited('Over a limit of the tenant: requests per second, uploaded bytes per second, documents waiting (BACKLOG_MAX_DOCUMENTS)', ['RATE_LIMITED', 'BACKLOG_FULL']),
             431: problem('Request headers too large', ['HEADERS_TOO_LARGE']),
-            507: problem('Spool full', ['INSUFFICIENT_STORAGE']),
+            507: { ...problem('Spool full', ['INSUFFICIENT_STORAGE']), headers: retryAfter },
           },
         },
         get: {
           operationId: 'listOperations',
+          tags: ['operations'],
           summary: "The tenant's operations, newest first, a page at a time",
           ...scoped('operations:read'),
           parameters: queryParams(listQuerySchema),
           responses: {
-            200: { description: 'One page', content: { 'application/json': { schema: pageOf({ $ref: '#/components/schemas/Operation' }) } } },
+            200: { description: 'One page', content: { 'application/json': { schema: pageOf(ref('Operation')) } } },
             400: problem('Bad filter or cursor', ['VALIDATION_FAILED']),
             ...forbidden('operations:read'),
             ...common,
@@ -204,6 +280,7 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
       '/v1/operations/{id}/documents': {
         get: {
           operationId: 'listDocuments',
+          tags: ['operations'],
           summary: "An operation's documents, a page at a time",
           ...scoped('operations:read'),
           parameters: [...pathParams(operationParamsSchema), ...queryParams(documentsQuerySchema)],
@@ -219,12 +296,13 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
       '/v1/operations/{id}/retry': {
         post: {
           operationId: 'retryOperation',
+          tags: ['operations'],
           summary: 'Re-queue failed documents of an ended operation',
           description: 'Documents failed with a retryable code, or (`all=true`, once the cause is fixed) every failed document whose upload is kept. The operation runs again and its webhook fires again when it ends.',
           ...scoped('operations:write'),
-          parameters: [...pathParams(operationParamsSchema), { name: 'all', in: 'query', required: false, schema: { type: 'boolean' } }],
+          parameters: [...pathParams(operationParamsSchema), { name: 'all', in: 'query', required: false, schema: { type: 'boolean', default: false } }],
           responses: {
-            202: { description: 'The operation, running again', content: { 'application/json': { schema: { $ref: '#/components/schemas/Operation' } } } },
+            202: ok('The operation, running again', 'Operation'),
             ...forbidden('operations:write'),
             404: problem('No such operation', ['NOT_FOUND']),
             409: problem('Not ended, or nothing to retry', ['OPERATION_NOT_TERMINAL', 'NOTHING_TO_RETRY']),
@@ -235,14 +313,15 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
       '/v1/operations/{id}': {
         get: {
           operationId: 'getOperation',
+          tags: ['operations'],
           summary: 'Status and per-document results',
           ...scoped('operations:read'),
           parameters: [
             ...pathParams(operationParamsSchema),
-            { name: 'Prefer', in: 'header', required: false, schema: { type: 'string', example: 'wait=30' }, description: 'RFC 7240 wait=N (≤ 60 s): answer when the operation ends' },
+            { name: 'Prefer', in: 'header', required: false, schema: { type: 'string', examples: ['wait=30'] }, description: 'RFC 7240 wait=N (≤ 60 s): answer when the operation ends' },
           ],
           responses: {
-            200: { description: 'The operation', content: { 'application/json': { schema: { $ref: '#/components/schemas/Operation' } } } },
+            200: ok('The operation', 'Operation'),
             ...forbidden('operations:read'),
             404: problem('No such operation (or another tenant’s)', ['NOT_FOUND']),
             ...common,
@@ -250,11 +329,12 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
         },
         delete: {
           operationId: 'cancelOperation',
+          tags: ['operations'],
           summary: 'Cancel documents not yet sent for signing',
           ...scoped('operations:write'),
           parameters: pathParams(operationParamsSchema),
           responses: {
-            200: { description: 'The operation after cancellation', content: { 'application/json': { schema: { $ref: '#/components/schemas/Operation' } } } },
+            200: ok('The operation after cancellation', 'Operation'),
             ...forbidden('operations:write'),
             404: problem('No such operation', ['NOT_FOUND']),
             409: problem('Already ended', ['OPERATION_TERMINAL']),
@@ -265,6 +345,7 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
       '/v1/operations/{id}/documents/{docId}': {
         get: {
           operationId: 'downloadDocument',
+          tags: ['operations'],
           summary: 'The signed document',
           ...scoped('operations:read'),
           parameters: pathParams(docParamsSchema),
@@ -280,11 +361,19 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
       '/v1/operations/{id}/webhook/redeliver': {
         post: {
           operationId: 'redeliverWebhook',
-          summary: 'Queue a new delivery of the operation.completed webhook',
+          tags: ['webhooks'],
+          summary: 'Queue a new delivery of the operation.completed webhook (enables an endpoint disabled by 410 again)',
           ...scoped('webhooks:redeliver'),
           parameters: pathParams(operationParamsSchema),
           responses: {
-            202: { description: 'Queued', content: { 'application/json': { schema: { type: 'object', properties: { deliveryId: { type: 'string' } } } } } },
+            202: {
+              description: 'Queued',
+              content: {
+                'application/json': {
+                  schema: { type: 'object', properties: { deliveryId: { type: 'string' }, links: { type: 'object', properties: { operation: { type: 'string' } } } } },
+                },
+              },
+            },
             400: problem('No webhook endpoint', ['VALIDATION_FAILED']),
             ...forbidden('webhooks:redeliver'),
             404: problem('No such operation', ['NOT_FOUND']),
@@ -294,10 +383,32 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
           },
         },
       },
-      '/healthz': { get: { operationId: 'health', summary: 'Process alive', security: [], responses: { 200: { description: 'Alive' } } } },
+      '/v1/limits': {
+        get: {
+          operationId: 'getLimits',
+          tags: ['limits'],
+          summary: 'Upload limits of this deployment',
+          description: 'A client can refuse a file over `maxFileBytes` before sending it (the `signspool` CLI does).',
+          ...scoped('operations:read'),
+          responses: { 200: ok('The limits', 'Limits'), 401: common[401], ...forbidden('operations:read'), 500: common[500] },
+        },
+      },
+      '/v1/admin/stats': {
+        get: {
+          operationId: 'getAdminStats',
+          tags: ['admin'],
+          summary: 'Backlog per tenant, oldest waiting document, documents in flight, circuit states',
+          security: [{ admin: [] }],
+          responses: { 200: ok('Queue statistics, read from Redis', 'AdminStats'), ...admin },
+        },
+      },
+      '/healthz': {
+        get: { operationId: 'health', tags: ['service'], summary: 'Process alive', security: [], responses: { 200: { description: 'Alive' } } },
+      },
       '/readyz': {
         get: {
           operationId: 'ready',
+          tags: ['service'],
           summary: 'Redis reachable, spool writable with free space',
           security: [],
           responses: { 200: { description: 'Ready' }, 503: problem('Not ready', ['SERVICE_UNAVAILABLE']) },
@@ -308,16 +419,57 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
             '/metrics': {
               get: {
                 operationId: 'metrics',
+                tags: ['service'],
                 summary: 'Prometheus metrics (Authorization: Bearer <METRICS_TOKEN> when set; on METRICS_PORT instead when set)',
                 security: [],
-                responses: { 200: { description: 'Text exposition' }, 401: problem('METRICS_TOKEN is set and was not sent', ['UNAUTHORIZED']) },
+                responses: {
+                  200: { description: 'Text exposition', content: { 'text/plain': { schema: { type: 'string' } } } },
+                  401: problem('METRICS_TOKEN is set and was not sent', ['UNAUTHORIZED']),
+                },
               },
             },
           }
         : {}),
-      '/docs': { get: { operationId: 'docs', summary: 'This reference, as a page', security: [], responses: { 200: { description: 'HTML' } } } },
-      '/docs/init.js': { get: { operationId: 'docsScript', summary: "The page's start script (no inline script: the page's CSP allows scripts from this origin only)", security: [], responses: { 200: { description: 'JavaScript' } } } },
-      '/openapi.json': { get: { operationId: 'openapi', summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } } },
+      '/docs': {
+        get: { operationId: 'docs', tags: ['service'], summary: 'This reference, as a page', security: [], responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } },
+      },
+      '/docs/init.js': {
+        get: {
+          operationId: 'docsScript',
+          tags: ['service'],
+          summary: "The page's start script (no inline script: the page's CSP allows scripts from this origin only)",
+          security: [],
+          responses: { 200: { description: 'JavaScript', content: { 'text/javascript': { schema: { type: 'string' } } } } },
+        },
+      },
+      '/openapi.json': {
+        get: { operationId: 'openapi', tags: ['service'], summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } } },
+      },
+    },
+    webhooks: {
+      'operation.completed': {
+        post: {
+          operationId: 'operationCompleted',
+          tags: ['webhooks'],
+          summary: 'An operation ended (succeeded, partially_failed, failed or canceled)',
+          description:
+            'POSTed to the operation’s `webhookUrl` (or the tenant’s WEBHOOK_ENDPOINTS entry), signed per Standard Webhooks: verify `webhook-signature` over `webhook-id.webhook-timestamp.body` with the tenant’s `whsec_` secret. Only 2xx counts; 410 Gone disables the endpoint; anything else is retried on WEBHOOK_SCHEDULE with the same `webhook-id`.',
+          security: [],
+          parameters: [
+            header('webhook-id', 'Delivery id: the same for every retry of one delivery (deduplicate on it)', { type: 'string', pattern: '^msg_[A-Za-z0-9_-]+$' }),
+            header('webhook-timestamp', 'Unix seconds when this attempt was signed (reject old ones)', { type: 'string', pattern: '^[0-9]+$' }),
+            header('webhook-signature', 'Space-separated `v1,<base64 HMAC-SHA256>` entries, one per active secret of the tenant', {
+              type: 'string',
+              pattern: '^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$',
+            }),
+          ],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('OperationCompletedEvent') } } },
+          responses: {
+            200: { description: 'Any 2xx acknowledges the delivery' },
+            410: { description: 'Gone: the endpoint is disabled for this tenant and URL until a redelivery is requested' },
+          },
+        },
+      },
     },
   };
 };

@@ -282,6 +282,17 @@ const envSchema = z
     METRICS_PORT: z.coerce.number().int('must be a whole number').min(0).max(65535).optional(),
     METRICS_TOKEN: optionalString,
     DOCS_PUBLIC: bool(true),
+    ADMIN_TOKEN: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        if (v === undefined || v.trim() === '') return undefined;
+        if (!/^[\x21-\x7e]{24,512}$/.test(v.trim())) {
+          ctx.addIssue({ code: 'custom', message: 'must be 24 to 512 printable characters without spaces' });
+          return z.NEVER;
+        }
+        return v.trim();
+      }),
 
     UPLOAD_MAX_FILE_BYTES: bytes('25MiB', 1),
     UPLOAD_MAX_FILES: int(100, 1, 10_000),
@@ -419,6 +430,8 @@ const configSchema = envSchema.transform((c) => {
     /** The api's /metrics: on its own port when set (else on the api's port), behind a bearer token when set. */
     metrics: { port: c.METRICS_PORT, token: c.METRICS_TOKEN },
     docsPublic: c.DOCS_PUBLIC,
+    /** Bearer token of /v1/admin/* and /admin/queues; those routes do not exist without it. */
+    adminToken: c.ADMIN_TOKEN,
     upload: {
       maxFileBytes: c.UPLOAD_MAX_FILE_BYTES,
       maxFiles: c.UPLOAD_MAX_FILES,
@@ -500,7 +513,7 @@ export class ConfigError extends Error {
 }
 
 /** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
-export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'WEBHOOK_SECRETS', 'METRICS_TOKEN'] as const;
+export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'WEBHOOK_SECRETS', 'METRICS_TOKEN', 'ADMIN_TOKEN'] as const;
 
 const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
   const out: Record<string, string | undefined> = { ...env };

@@ -1,7 +1,7 @@
 /**
  * /docs in a real headless Chromium (Debian's, driven by playwright-core): the page renders every
- * route of the OpenAPI document. Takes a screenshot into a temp dir; `npm run docs:screenshot`
- * (DOCS_SCREENSHOT=<path>) writes it over the tracked docs/docs-page.png instead.
+ * route of the OpenAPI document grouped by tag, and the webhook event. Takes a screenshot into a temp
+ * dir; `npm run docs:screenshot` (DOCS_SCREENSHOT=<path>) writes it over the tracked docs/docs-page.png.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -34,8 +34,12 @@ describe('API docs page', () => {
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
-  it('lists every route of the OpenAPI document', async () => {
-    const doc = (await (await fetch(`${stack.apiUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+  it('lists every route and webhook of the OpenAPI document, grouped by tag', async () => {
+    const doc = (await (await fetch(`${stack.apiUrl}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+      webhooks: Record<string, Record<string, unknown>>;
+      tags: { name: string }[];
+    };
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     const external: string[] = [];
     page.on('request', (r) => {
@@ -53,12 +57,15 @@ describe('API docs page', () => {
     const shown = await page.$$eval('.opblock', (blocks) =>
       blocks.map((b) => `${b.querySelector('.opblock-summary-method')?.textContent?.trim()} ${b.querySelector('.opblock-summary-path')?.getAttribute('data-path') ?? b.querySelector('.opblock-summary-path')?.textContent?.trim()}`),
     );
-    const expected = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+    const expected = [doc.paths, doc.webhooks].flatMap((group) => Object.entries(group).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)));
     expect(shown.map((s) => s.replace(/\u200b/g, '')).sort()).toEqual(expected.sort());
+    const tags = await page.$$eval('.opblock-tag', (els) => els.map((e) => e.getAttribute('data-tag') ?? ''));
+    expect(tags.filter((t) => t !== '').sort()).toEqual(doc.tags.map((t) => t.name).sort());
+    expect(await page.locator('text=Webhooks').count()).toBeGreaterThan(0);
     expect(external).toEqual([]);
     expect(blocked).toEqual([]);
     const screenshot = process.env['DOCS_SCREENSHOT'] ? path.resolve(root, process.env['DOCS_SCREENSHOT']) : path.join(tmp, 'docs-page.png');
-    await page.screenshot({ path: screenshot, fullPage: false });
+    await page.screenshot({ path: screenshot, fullPage: true });
     expect((await stat(screenshot)).size).toBeGreaterThan(10_000);
   });
 });

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
+import { publishCircuitState } from '@signspool/shared/circuit-state';
 import { Durability } from '@signspool/shared/durability';
 import { OperationStore } from '@signspool/shared/operation-store';
 import { assertHandlers, parseJobData, QUEUES, type JobName } from '@signspool/shared/queue';
@@ -113,6 +114,9 @@ export class SigningWorker {
       onStateChange: (state) => {
         this.log.warn({ circuit: state }, state === 'open' ? 'upstream circuit open: no batch is sent until the cool-down ends' : `upstream circuit ${state}`);
         showCircuit(state);
+        // For GET /v1/admin/stats: an open circuit is listed until it closes or this worker is gone.
+        const ttlMs = config.upstream.breakerCooldownMs + config.signstash.headersTimeoutMs + config.signstash.bodyTimeoutMs;
+        if (this.redis) void publishCircuitState(this.redis, config.queuePrefix, state, ttlMs).catch(() => undefined);
       },
     });
     this.runner = new BatchRunner({

@@ -1,0 +1,46 @@
+/**
+ * Operators' views, mounted only when ADMIN_TOKEN is set (otherwise these paths are 404 like any
+ * unknown route): GET /v1/admin/stats (JSON) and Bull Board under /admin/queues (the sign and
+ * webhook queues, in the browser). Both take the admin token, never an API key.
+ */
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import { Router } from 'express';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { requireAdminToken } from '../admin-auth.js';
+import { AdminStatsReader } from '../admin-stats.js';
+
+export const ADMIN_QUEUES_PATH = '/admin/queues';
+
+export interface AdminRouteDeps {
+  token: string;
+  redis: Redis;
+  prefix: string;
+  queue: Queue;
+  webhookQueue: Queue;
+}
+
+/** GET /v1/admin/stats. */
+export const adminStatsRouter = (deps: AdminRouteDeps): Router => {
+  const router = Router();
+  const reader = new AdminStatsReader(deps.redis, deps.prefix, { sign: deps.queue, webhook: deps.webhookQueue });
+  router.use(requireAdminToken(deps.token));
+  router.get('/stats', async (_req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(await reader.read());
+  });
+  return router;
+};
+
+/** Bull Board's UI and its JSON API, under ADMIN_QUEUES_PATH; Basic auth lets a browser ask for the token. */
+export const adminQueuesRouter = (deps: AdminRouteDeps): Router => {
+  const adapter = new ExpressAdapter();
+  adapter.setBasePath(ADMIN_QUEUES_PATH);
+  createBullBoard({ queues: [new BullMQAdapter(deps.queue), new BullMQAdapter(deps.webhookQueue)], serverAdapter: adapter });
+  const router = Router();
+  router.use(requireAdminToken(deps.token, 'Basic'));
+  router.use(adapter.getRouter() as Router);
+  return router;
+};
