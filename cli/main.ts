@@ -7,7 +7,7 @@
  * 4xx/5xx, a file over a limit), 2 bad usage (unknown command or option, bad option value; the
  * usage is printed) or an operation that ended with documents not signed.
  */
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -30,7 +30,9 @@ const USAGE = `usage:
   signspool --version | --help
 environment: SIGNSPOOL_URL (default http://127.0.0.1:8080), SIGNSPOOL_API_KEY (required)`;
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+// The root package.json: one level up from cli/main.ts, two from the build's dist/cli/main.js.
+const packageJson = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u));
+const VERSION = packageJson ? (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version : 'unknown';
 
 interface Operation {
   id: string;

@@ -30,7 +30,7 @@ describe('signspool CLI', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'signspool-cli-'));
-    stack = await startStack({ env: { WEBHOOK_SECRETS: `acme:${SECRET}`, WEBHOOK_ALLOW_HTTP: 'true' } });
+    stack = await startStack({ env: { WEBHOOK_SECRETS: `acme:${SECRET}`, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOW: '127.0.0.1:*' } });
     env = { SIGNSPOOL_URL: stack.apiUrl, SIGNSPOOL_API_KEY: stack.keys.acme };
     await writeFile(path.join(dir, 'a.txt'), 'alpha\n');
     await writeFile(path.join(dir, 'b.xml'), '<b/>\n');

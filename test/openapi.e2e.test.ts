@@ -67,7 +67,7 @@ describe('OpenAPI', () => {
   beforeAll(async () => {
     hook = await startReceiver();
     stack = await startStack({
-      env: { ADMIN_TOKEN, WEBHOOK_SECRETS: `acme:${SECRET}`, WEBHOOK_ALLOW: '127.0.0.1', WEBHOOK_ALLOW_HTTP: 'true', PUBLIC_URL: 'https://signspool.example' },
+      env: { ADMIN_TOKEN, WEBHOOK_SECRETS: `acme:${SECRET}`, WEBHOOK_ALLOW: '127.0.0.1:*', WEBHOOK_ALLOW_HTTP: 'true', PUBLIC_URL: 'https://signspool.example' },
     });
     const res = await fetch(`${stack.apiUrl}/openapi.json`);
     expect(res.status).toBe(200);
