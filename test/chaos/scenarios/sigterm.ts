@@ -1,0 +1,30 @@
+/**
+ * SIGTERM under load, as an orchestrator does on a rollout: the api (uploads in progress; a new
+ * api takes its port) and then each worker (batches in flight; a replacement is started). What
+ * was acknowledged must be signed; what was not acknowledged must not be processed.
+ */
+import type { Scenario } from '../driver.js';
+
+export const sigtermApi: Scenario = {
+  name: 'sigterm-api',
+  title: 'the api SIGTERMed under load and restarted',
+  async run(ctx) {
+    await ctx.waitAcked(8);
+    await ctx.restartApi('SIGTERM');
+    await ctx.waitAcked(ctx.acks().length + 5);
+    await ctx.restartApi('SIGTERM');
+  },
+};
+
+export const sigtermWorker: Scenario = {
+  name: 'sigterm-worker',
+  title: 'each worker SIGTERMed with batches in flight and replaced',
+  settings: () => ({ fake: { perRequestMs: 1200, bytesPerSec: 500e6 } }),
+  async run(ctx) {
+    await ctx.waitAcked(3);
+    for (let i = 0; i < ctx.workers.length; i++) {
+      await ctx.waitFor(`worker ${i} with a batch in flight`, async () => (await ctx.batchesInFlight(i)) >= 1, 60_000);
+      await ctx.replaceWorker(i, 'SIGTERM');
+    }
+  },
+};
