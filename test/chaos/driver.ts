@@ -56,7 +56,7 @@ export interface Ack {
   docs: { id: string; name: string; sha256: string }[];
 }
 
-interface DocOutcome {
+export interface DocOutcome {
   status: string;
   errorCode?: string | undefined;
   recordSha256?: string | undefined;
@@ -64,12 +64,14 @@ interface DocOutcome {
   downloadStatus?: number | undefined;
 }
 
-interface Tracked {
+export interface Tracked {
   ack: Ack;
   /** 'terminal' | 'missing' (404 before it was seen terminal) | 'pending' (still open at the deadline). */
   state: 'pending' | 'terminal' | 'missing';
   opStatus?: string;
   terminalAt?: number;
+  /** The last status read and when (ms after the 202), to judge a 404. */
+  lastSeen?: string;
   docs: Map<string, DocOutcome>;
   done: Promise<void>;
 }
@@ -231,11 +233,11 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       ...settings.env,
     });
     const http = new Http(key);
-    const api: { p: ServiceProcess } = { p: await startService('api', env) };
+    const api: { p: ServiceProcess } = { p: await startService('api', env, { readyTimeoutMs: 90_000 }) };
     procs.push(api.p);
     const workers: ServiceProcess[] = [];
     for (let i = 0; i < settings.workers; i++) {
-      const w = await startService('worker', env);
+      const w = await startService('worker', env, { readyTimeoutMs: 90_000 });
       workers.push(w);
       procs.push(w);
     }
@@ -276,11 +278,15 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     // Follows one operation until terminal (long-poll), downloading its signed documents at once.
     const follow = (ack: Ack): Tracked => {
       const t: Tracked = { ack, state: 'pending', docs: new Map(), done: Promise.resolve() };
+      // Long-polls much shorter than RETENTION: an operation seen as 404 never was seen terminal,
+      // and cannot have ended and expired in between (unless the api was unreachable that long).
+      const waitS = Math.max(1, Math.floor(settings.retentionMs / 4000));
       t.done = (async () => {
         while (!followStop) {
-          const res = await http.call(`${api.p.url}/v1/operations/${ack.opId}`, { headers: { prefer: 'wait=10' }, timeoutMs: 20_000 });
+          const res = await http.call(`${api.p.url}/v1/operations/${ack.opId}`, { headers: { prefer: `wait=${waitS}` }, timeoutMs: 20_000 });
           if (res.status === 404) {
             t.state = 'missing';
+            t.lastSeen = `${t.lastSeen ?? 'never read'}, 404 at +${Date.now() - ack.at} ms`;
             return;
           }
           if (res.status !== 200) {
@@ -288,6 +294,7 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
             continue;
           }
           const op = JSON.parse(res.body.toString()) as { status: string; documents: { id: string; status: string; error?: { code: string }; signed?: { sha256: string } }[] };
+          t.lastSeen = `${op.status} at +${Date.now() - ack.at} ms`;
           if (!TERMINAL.has(op.status)) continue;
           t.state = 'terminal';
           t.opStatus = op.status;
@@ -348,7 +355,7 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
         const port = Number(new URL(api.p.url).port);
         const code = await api.p.stop(signal);
         say(`api stopped with ${signal} (exit ${code})`);
-        api.p = await startService('api', env, { port });
+        api.p = await startService('api', env, { port, readyTimeoutMs: 90_000 });
         procs.push(api.p);
       },
       async replaceWorker(i, signal) {
@@ -356,7 +363,7 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
         if (!w) throw new Error(`no worker ${i}`);
         const code = await w.stop(signal);
         say(`worker ${i} stopped with ${signal} (exit ${code})`);
-        const next = await startService('worker', env);
+        const next = await startService('worker', env, { readyTimeoutMs: 90_000 });
         workers[i] = next;
         procs.push(next);
       },
@@ -466,7 +473,7 @@ export const computeFigures = (result: ScenarioResult, scenario: Scenario, track
       const out = t.docs.get(d.id);
       if (t.state === 'missing' || !out || !DOC_FINAL.has(out.status)) {
         result.lost += 1;
-        example('lost', `${t.ack.opId}/${d.id}: ${t.state === 'missing' ? 'record missing' : `document ${out?.status ?? 'absent'}`}`);
+        example('lost', `${t.ack.opId}/${d.id}: ${t.state === 'missing' ? `record missing (last read: ${t.lastSeen ?? '-'})` : `document ${out?.status ?? 'absent'}`}`);
         continue;
       }
       if (out.status === 'signed') {
