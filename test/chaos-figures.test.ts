@@ -7,11 +7,12 @@ import { describe, expect, it } from 'vitest';
 import type { RequestRecord } from './fake-signstash/server.js';
 import { computeFigures, judge, type ScenarioResult, type Tracked } from './chaos/driver.js';
 
-const row = (): ScenarioResult => ({ scenario: 't', result: 'PASS', durationS: 0, acknowledged: 0, lost: 0, wrong: 0, failed: 0, stuck: 0, http5xx: 0, ghost: 0, multiSigned: 0, filesLeft: 0, keysLeft: 0, misses: [], notes: [], details: {} });
+const row = (): ScenarioResult => ({ scenario: 't', result: 'PASS', durationS: 0, acknowledged: 0, lost: 0, wrong: 0, failed: 0, stuck: 0, unverified: 0, http5xx: 0, ghost: 0, multiSigned: 0, filesLeft: 0, keysLeft: 0, misses: [], notes: [], details: {} });
 
 const tracked = (opId: string, docs: [string, string][], state: Tracked['state'], outcomes: Record<string, Tracked['docs'] extends Map<string, infer V> ? V : never> = {}): Tracked => ({
   ack: { opId, at: 0, docs: docs.map(([id, sha]) => ({ id, name: `${id}.pdf`, sha256: sha })) },
   state,
+  lastOkAt: 0,
   docs: new Map(Object.entries(outcomes)),
   done: Promise.resolve(),
 });
@@ -36,7 +37,7 @@ describe('chaos figures', () => {
     expect(r).toMatchObject({ acknowledged: 1, lost: 0, wrong: 0, failed: 0, stuck: 0, http5xx: 0, ghost: 0, multiSigned: 0, result: 'PASS' });
   });
 
-  it('sees lost, wrong, failed, stuck, 5xx, ghosts and double signing', () => {
+  it('sees lost, wrong, failed, stuck, unverified, 5xx, ghosts and double signing', () => {
     const r = row();
     const scenario = { name: 't', title: '', run: async () => undefined, acceptsFailure: (id: string, code: string | undefined) => id === 'ok-fail' && code === 'SPOOL_FILE_MISSING' };
     const t = [
@@ -49,6 +50,8 @@ describe('chaos figures', () => {
         'from-other-input': { status: 'signed', recordSha256: 'G1', downloadSha256: 'G1' },
         'no-download': { status: 'signed', recordSha256: 'H1', downloadStatus: 500 },
       }),
+      tracked('op6', [['expired-unseen', 'k']], 'unverified'),
+      tracked('op7', [['expired-before-download', 'l']], 'terminal', { 'expired-before-download': { status: 'signed', recordSha256: 'L1', downloadStatus: 404, downloadTooLate: true } }),
       tracked('op5', [['bad-fail', 'i'], ['ok-fail', 'j']], 'terminal', { 'bad-fail': { status: 'failed', errorCode: 'UPSTREAM_UNAVAILABLE' }, 'ok-fail': { status: 'failed', errorCode: 'SPOOL_FILE_MISSING' } }),
     ];
     const records = [
@@ -58,6 +61,6 @@ describe('chaos figures', () => {
     ];
     computeFigures(r, scenario, t, records, { statuses: new Map([[500, 3], [502, 1], [503, 9], [507, 2], [0, 5]]) });
     judge(r);
-    expect(r).toMatchObject({ acknowledged: 10, lost: 3, stuck: 1, wrong: 4, failed: 1, http5xx: 4, ghost: 1, multiSigned: 1, result: 'FAIL' });
+    expect(r).toMatchObject({ acknowledged: 12, lost: 3, stuck: 1, unverified: 2, wrong: 4, failed: 1, http5xx: 4, ghost: 1, multiSigned: 1, result: 'FAIL' });
   });
 });

@@ -10,8 +10,8 @@ import { scenarioNamed } from './chaos/scenarios/index.js';
 import { chaosSettings } from './chaos/settings.js';
 import { formatTable } from './chaos/table.js';
 
-type Column = 'lost' | 'wrong' | 'failed' | 'stuck' | 'http5xx' | 'ghost' | 'filesLeft' | 'keysLeft';
-const COLUMNS: Column[] = ['lost', 'wrong', 'failed', 'stuck', 'http5xx', 'ghost', 'filesLeft', 'keysLeft'];
+type Column = 'lost' | 'wrong' | 'failed' | 'stuck' | 'unverified' | 'http5xx' | 'ghost' | 'filesLeft' | 'keysLeft';
+const COLUMNS: Column[] = ['lost', 'wrong', 'failed', 'stuck', 'unverified', 'http5xx', 'ghost', 'filesLeft', 'keysLeft'];
 
 /**
  * Columns that miss their target until the fixes of issue 12 land (empty this as they do):

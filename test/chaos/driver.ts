@@ -62,12 +62,20 @@ export interface DocOutcome {
   recordSha256?: string | undefined;
   downloadSha256?: string | undefined;
   downloadStatus?: number | undefined;
+  /** The download's 404 came after the record's expiry (completedAt + RETENTION): nothing to judge. */
+  downloadTooLate?: boolean;
 }
 
 export interface Tracked {
   ack: Ack;
-  /** 'terminal' | 'missing' (404 before it was seen terminal) | 'pending' (still open at the deadline). */
-  state: 'pending' | 'terminal' | 'missing';
+  /**
+   * 'terminal'; 'missing' (404 before it was seen terminal, while it cannot have expired);
+   * 'unverified' (404 after the driver could not read it for RETENTION: it may have ended and
+   * expired meanwhile); 'pending' (still open at the deadline).
+   */
+  state: 'pending' | 'terminal' | 'missing' | 'unverified';
+  /** When the driver last read it (or got its 202). */
+  lastOkAt: number;
   opStatus?: string;
   terminalAt?: number;
   /** The last status read and when (ms after the 202), to judge a 404. */
@@ -90,6 +98,8 @@ export interface ScenarioResult {
   failed: number;
   /** Documents of operations not terminal when the bounded wait ended. */
   stuck: number;
+  /** Documents the driver could not judge: their record expired before it could read it (RETENTION too short for the machine). */
+  unverified: number;
   /** Answers with a 5xx status other than 503 (unavailable) and 507 (spool full). */
   http5xx: number;
   /** Documents the upstream received that were never acknowledged (a POST with no 202 that was processed). */
@@ -182,6 +192,7 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     wrong: 0,
     failed: 0,
     stuck: 0,
+    unverified: 0,
     http5xx: 0,
     ghost: 0,
     multiSigned: 0,
@@ -277,7 +288,7 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     };
     // Follows one operation until terminal (long-poll), downloading its signed documents at once.
     const follow = (ack: Ack): Tracked => {
-      const t: Tracked = { ack, state: 'pending', docs: new Map(), done: Promise.resolve() };
+      const t: Tracked = { ack, state: 'pending', lastOkAt: ack.at, docs: new Map(), done: Promise.resolve() };
       // Long-polls much shorter than RETENTION: an operation seen as 404 never was seen terminal,
       // and cannot have ended and expired in between (unless the api was unreachable that long).
       const waitS = Math.max(1, Math.floor(settings.retentionMs / 4000));
@@ -285,7 +296,7 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
         while (!followStop) {
           const res = await http.call(`${api.p.url}/v1/operations/${ack.opId}`, { headers: { prefer: `wait=${waitS}` }, timeoutMs: 20_000 });
           if (res.status === 404) {
-            t.state = 'missing';
+            t.state = Date.now() - t.lastOkAt >= settings.retentionMs ? 'unverified' : 'missing';
             t.lastSeen = `${t.lastSeen ?? 'never read'}, 404 at +${Date.now() - ack.at} ms`;
             return;
           }
@@ -293,7 +304,8 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
             await sleep(250);
             continue;
           }
-          const op = JSON.parse(res.body.toString()) as { status: string; documents: { id: string; status: string; error?: { code: string }; signed?: { sha256: string } }[] };
+          t.lastOkAt = Date.now();
+          const op = JSON.parse(res.body.toString()) as { status: string; completedAt: string | null; documents: { id: string; status: string; error?: { code: string }; signed?: { sha256: string } }[] };
           t.lastSeen = `${op.status} at +${Date.now() - ack.at} ms`;
           if (!TERMINAL.has(op.status)) continue;
           t.state = 'terminal';
@@ -310,6 +322,8 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
                 out.downloadSha256 = sha256(dl.body);
                 break;
               }
+              // A 404 past the record's expiry says nothing about the document (the driver came too late).
+              if (dl.status === 404 && op.completedAt && Date.now() >= Date.parse(op.completedAt) + settings.retentionMs - 500) out.downloadTooLate = true;
               if (dl.status !== 0 && dl.status < 500) break;
               await sleep(250);
             }
@@ -456,7 +470,7 @@ export const computeFigures = (result: ScenarioResult, scenario: Scenario, track
     }
   }
   const ackedIds = new Set<string>();
-  const examples: Record<string, string[]> = { lost: [], wrong: [], failed: [], stuck: [], ghost: [] };
+  const examples: Record<string, string[]> = { lost: [], wrong: [], failed: [], stuck: [], unverified: [], ghost: [] };
   const example = (k: string, s: string): void => {
     const list = examples[k];
     if (list && list.length < 5) list.push(s);
@@ -470,13 +484,21 @@ export const computeFigures = (result: ScenarioResult, scenario: Scenario, track
         example('stuck', `${t.ack.opId}/${d.id}`);
         continue;
       }
+      if (t.state === 'unverified') {
+        result.unverified += 1;
+        example('unverified', `${t.ack.opId}/${d.id}: 404 after ${t.lastSeen ?? '-'}`);
+        continue;
+      }
       const out = t.docs.get(d.id);
       if (t.state === 'missing' || !out || !DOC_FINAL.has(out.status)) {
         result.lost += 1;
         example('lost', `${t.ack.opId}/${d.id}: ${t.state === 'missing' ? `record missing (last read: ${t.lastSeen ?? '-'})` : `document ${out?.status ?? 'absent'}`}`);
         continue;
       }
-      if (out.status === 'signed') {
+      if (out.status === 'signed' && out.downloadTooLate) {
+        result.unverified += 1;
+        example('unverified', `${t.ack.opId}/${d.id}: download 404 after the record's expiry`);
+      } else if (out.status === 'signed') {
         const fromFake = returned.get(d.id) ?? [];
         const ok = out.downloadSha256 !== undefined && out.downloadSha256 === out.recordSha256 && fromFake.some((f) => f.in === d.sha256 && f.out === out.downloadSha256);
         if (!ok) {
@@ -507,6 +529,7 @@ export const judge = (r: ScenarioResult): void => {
     ['wrong', 'wrong bytes'],
     ['failed', 'failed'],
     ['stuck', 'stuck'],
+    ['unverified', 'unverified (RETENTION too short for this machine)'],
     ['http5xx', '5xx'],
     ['ghost', 'processed without a 202'],
     ['filesLeft', 'files left'],

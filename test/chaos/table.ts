@@ -8,6 +8,7 @@ const COLUMNS: [string, (r: ScenarioResult) => string][] = [
   ['wrong bytes', (r) => String(r.wrong)],
   ['failed', (r) => String(r.failed)],
   ['stuck', (r) => String(r.stuck)],
+  ['unverified', (r) => String(r.unverified)],
   ['5xx (not 503/507)', (r) => String(r.http5xx)],
   ['processed without 202', (r) => String(r.ghost)],
   ['signed >1 upstream', (r) => String(r.multiSigned)],
@@ -22,5 +23,5 @@ export const formatTable = (rows: ScenarioResult[]): string => {
   const lines = [`| ${COLUMNS.map((c) => c[0]).join(' | ')} |`, `| ${COLUMNS.map(() => '---').join(' | ')} |`];
   for (const r of rows) lines.push(`| ${COLUMNS.map(([name, f]) => (skipped(r) && !['scenario', 's', 'result'].includes(name) ? '' : f(r))).join(' | ')} |`);
   const notes = rows.flatMap((r) => r.notes.map((n) => `- ${r.scenario}: ${n}`));
-  return [...lines, '', 'Targets: lost, wrong bytes, failed, stuck, 5xx, processed without 202, files left, keys left all 0.', ...(notes.length ? ['', 'Notes:', ...notes] : [])].join('\n');
+  return [...lines, '', 'Targets: lost, wrong bytes, failed, stuck, unverified, 5xx, processed without 202, files left, keys left all 0.', ...(notes.length ? ['', 'Notes:', ...notes] : [])].join('\n');
 };

@@ -8,6 +8,8 @@ import type { Scenario } from '../driver.js';
 export const sigtermApi: Scenario = {
   name: 'sigterm-api',
   title: 'the api SIGTERMed under load and restarted',
+  // Operations that end while no api answers must still be readable when one does again.
+  settings: (base) => ({ retentionMs: Math.max(base.retentionMs, 30_000), orphanGraceMs: Math.max(base.orphanGraceMs, 30_000) }),
   async run(ctx) {
     await ctx.waitAcked(8);
     await ctx.restartApi('SIGTERM');
