@@ -315,15 +315,20 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
           for (const d of op.documents) {
             if (d.status !== 'signed') continue;
             const out = t.docs.get(d.id);
-            for (let attempt = 0; attempt < 40 && out; attempt++) {
+            // Retried while no api answers (restart, Redis down), until the record's expiry.
+            const expiresAt = (op.completedAt ? Date.parse(op.completedAt) : Date.now()) + settings.retentionMs;
+            while (out) {
               const dl = await http.call(`${api.p.url}/v1/operations/${ack.opId}/documents/${d.id}`, { timeoutMs: 20_000 });
               out.downloadStatus = dl.status;
               if (dl.status === 200) {
                 out.downloadSha256 = sha256(dl.body);
                 break;
               }
-              // A 404 past the record's expiry says nothing about the document (the driver came too late).
-              if (dl.status === 404 && op.completedAt && Date.now() >= Date.parse(op.completedAt) + settings.retentionMs - 500) out.downloadTooLate = true;
+              // A 404 (or no answer) past the record's expiry says nothing about the document: the driver came too late.
+              if ((dl.status === 404 || dl.status === 0 || dl.status >= 500) && Date.now() >= expiresAt - 500) {
+                out.downloadTooLate = true;
+                break;
+              }
               if (dl.status !== 0 && dl.status < 500) break;
               await sleep(250);
             }
