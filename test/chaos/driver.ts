@@ -128,8 +128,11 @@ export interface ChaosContext {
   waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs?: number): Promise<void>;
   /** Stops the api with `signal` and starts a new one on the same port. */
   restartApi(signal: NodeJS.Signals): Promise<void>;
-  /** Stops worker `i` with `signal` and starts a replacement in its place. */
-  replaceWorker(i: number, signal: NodeJS.Signals): Promise<void>;
+  /**
+   * Stops worker `i` with `signal` and starts a replacement in its place; with `wait: false` it
+   * returns once the worker has exited (the driver waits for the replacement after the fault).
+   */
+  replaceWorker(i: number, signal: NodeJS.Signals, opts?: { wait?: boolean }): Promise<void>;
   /** Batches in flight in worker `i` (its /metrics), 0 when it does not answer. */
   batchesInFlight(i: number): Promise<number>;
   /** The service environment (e.g. to start another process). */
@@ -150,6 +153,9 @@ export interface Scenario {
 }
 
 export class SkipScenario extends Error {}
+
+/** How long the load goes on after the fault: what is submitted after a recovery must be answered too. */
+const LOAD_TAIL_MS = 5000;
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -244,21 +250,23 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       ...settings.env,
     });
     const http = new Http(key);
-    const api: { p: ServiceProcess } = { p: await startService('api', env, { readyTimeoutMs: 90_000 }) };
-    procs.push(api.p);
-    const workers: ServiceProcess[] = [];
-    for (let i = 0; i < settings.workers; i++) {
-      const w = await startService('worker', env, { readyTimeoutMs: 90_000 });
-      workers.push(w);
-      procs.push(w);
-    }
+    // Started side by side: on a busy machine most of a scenario's time is processes starting.
+    const starting = [startService('api', env, { readyTimeoutMs: 90_000 }), ...Array.from({ length: settings.workers }, () => startService('worker', env, { readyTimeoutMs: 90_000 }))];
+    const starts = await Promise.allSettled(starting);
+    for (const r of starts) if (r.status === 'fulfilled') procs.push(r.value);
+    for (const r of starts) if (r.status === 'rejected') throw r.reason;
+    const [apiProc, ...workers] = starts.map((r) => (r as PromiseFulfilledResult<ServiceProcess>).value);
+    if (!apiProc) throw new Error('no api');
+    const api: { p: ServiceProcess } = { p: apiProc };
+    const replacements: Promise<unknown>[] = [];
     say(`started: redis (appendfsync ${settings.appendFsync}), api, ${settings.workers} workers, fake; ${settings.docs} documents at ${settings.docsPerSec}/s`);
 
     // --- The load: steady rate, every answer kept. ---
     const acks: Ack[] = [];
     const tracked: Tracked[] = [];
-    // The load covers the whole fault: it runs until `docs` are submitted and the fault is over.
-    let faultOver = false;
+    // The load covers the whole fault and the recovery: it runs until `docs` are submitted and
+    // LOAD_TAIL_MS after the fault is over.
+    let faultOverAt = 0;
     let followStop = false;
     const inflight = new Set<Promise<void>>();
     let seq = 0;
@@ -342,7 +350,7 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       const intervalMs = (1000 * settings.docsPerOp) / settings.docsPerSec;
       const ops = Math.ceil(settings.docs / settings.docsPerOp);
       const t0 = Date.now();
-      for (let i = 0; i < ops || !faultOver; i++) {
+      for (let i = 0; i < ops || !faultOverAt || Date.now() < faultOverAt + LOAD_TAIL_MS; i++) {
         const due = t0 + i * intervalMs;
         if (due > Date.now()) await sleep(due - Date.now());
         const p = submitOne().finally(() => inflight.delete(p));
@@ -377,14 +385,17 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
         api.p = await startService('api', env, { port, readyTimeoutMs: 90_000 });
         procs.push(api.p);
       },
-      async replaceWorker(i, signal) {
+      async replaceWorker(i, signal, opts = {}) {
         const w = workers[i];
         if (!w) throw new Error(`no worker ${i}`);
         const code = await w.stop(signal);
         say(`worker ${i} stopped with ${signal} (exit ${code})`);
-        const next = await startService('worker', env, { readyTimeoutMs: 90_000 });
-        workers[i] = next;
-        procs.push(next);
+        const next = startService('worker', env, { readyTimeoutMs: 90_000 }).then((p) => {
+          workers[i] = p;
+          procs.push(p);
+        });
+        replacements.push(next);
+        if (opts.wait ?? true) await next;
       },
       async batchesInFlight(i) {
         const w = workers[i];
@@ -399,9 +410,10 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     try {
       await scenario.run(ctx);
     } finally {
-      faultOver = true;
+      faultOverAt = Date.now();
     }
     say('fault over');
+    await Promise.all(replacements);
     await loadDone;
     const acked = acks.length;
     say(`load over: ${acked} operations acknowledged; waiting for them to end (at most ${settings.settleTimeoutMs / 1000} s)`);
