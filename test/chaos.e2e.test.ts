@@ -1,6 +1,6 @@
 /**
  * The chaos suite's short form (`npm run chaos` runs every scenario at full size): three scenarios
- * with few documents, side by side, each with real processes (api, workers, its own redis-server
+ * with few documents, each with real processes (api, workers, its own redis-server
  * with AOF) and the fake upstream, asserting the targets of issue 12 on every column. A scenario listed in
  * PENDING_FIXES is still run and printed, and every column not listed for it is still asserted.
  */
@@ -31,8 +31,8 @@ const SHORT = ['worker-sigkill-x3', 'redis-down', 'upstream-outage'];
 process.env['CHAOS_OUTAGE_MS'] ??= '20000';
 process.env['CHAOS_REDIS_DOWN_MS'] ??= '6000';
 
-// The scenarios run side by side (each has its own processes, Redis and spool): most of a run is waiting.
-describe.concurrent('chaos (short form): every acknowledged document gets one correct answer', () => {
+// One after the other: side by side, three stacks starting at once did not get ready within 90 s on the shared machine.
+describe('chaos (short form): every acknowledged document gets one correct answer', () => {
   const rows: ScenarioResult[] = [];
   const settings = chaosSettings('short');
   afterAll(() => {
