@@ -135,6 +135,8 @@ export interface ChaosContext {
   replaceWorker(i: number, signal: NodeJS.Signals, opts?: { wait?: boolean }): Promise<void>;
   /** Batches in flight in worker `i` (its /metrics), 0 when it does not answer. */
   batchesInFlight(i: number): Promise<number>;
+  /** Waits until worker `i` has a batch in flight; false (and a note) if none is seen in time. */
+  waitInFlight(i: number, timeoutMs?: number): Promise<boolean>;
   /** The service environment (e.g. to start another process). */
   readonly env: Record<string, string>;
   note(text: string): void;
@@ -400,8 +402,13 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       async batchesInFlight(i) {
         const w = workers[i];
         if (!w) return 0;
-        const text = await fetch(`${w.url}/metrics`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text(), () => '');
+        const text = await fetch(`${w.url}/metrics`, { signal: AbortSignal.timeout(5000) }).then((r) => r.text(), () => '');
         return Number(/^signspool_batches_in_flight (\d+)/m.exec(text)?.[1] ?? 0);
+      },
+      async waitInFlight(i, timeoutMs = 60_000) {
+        const seen = await ctx.waitFor(`worker ${i} with a batch in flight`, async () => (await ctx.batchesInFlight(i)) >= 1, timeoutMs).then(() => true, () => false);
+        if (!seen) ctx.note(`worker ${i}: no batch seen in flight within ${timeoutMs / 1000} s; stopped anyway`);
+        return seen;
       },
       note: (text) => result.notes.push(text),
       log: say,

@@ -17,7 +17,7 @@ export const chaosSettings = (size: 'full' | 'short'): ChaosSettings => {
   const full = size === 'full';
   // Retention must outlast the time between an operation's end and the driver seeing it (it
   // downloads at once); the janitor's grace stays above an upload's duration.
-  const retentionMs = num('CHAOS_RETENTION_MS', full ? 30_000 : 20_000);
+  const retentionMs = num('CHAOS_RETENTION_MS', 30_000);
   return {
     docs: num('CHAOS_DOCS', full ? 400 : 60),
     docsPerOp: 2,

@@ -25,7 +25,7 @@ export const sigtermWorker: Scenario = {
   async run(ctx) {
     await ctx.waitAcked(3);
     for (let i = 0; i < ctx.workers.length; i++) {
-      await ctx.waitFor(`worker ${i} with a batch in flight`, async () => (await ctx.batchesInFlight(i)) >= 1, 60_000);
+      await ctx.waitInFlight(i);
       await ctx.replaceWorker(i, 'SIGTERM');
     }
   },

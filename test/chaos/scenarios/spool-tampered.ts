@@ -14,8 +14,9 @@ const tampered = new Map<string, 'deleted' | 'altered'>();
 export const spoolTampered: Scenario = {
   name: 'spool-file-deleted-or-altered',
   title: 'upload files deleted or altered in the spool before they are signed',
-  // A slow upstream and one batch at a time per worker: a queue builds up, whose files we touch.
-  settings: () => ({ fake: { perRequestMs: 2000, bytesPerSec: 500e6 }, env: { UPSTREAM_CONCURRENCY: '1', BATCH_MAX_DOCS: '5' } }),
+  // A slow upstream (2 workers × 5 documents / 2 s = 5 documents/s) fed at 8/s: a queue builds up,
+  // whose files we touch, and drains within the settle time once the load stops.
+  settings: (base) => ({ docs: Math.min(base.docs, 80), docsPerSec: 8, fake: { perRequestMs: 2000, bytesPerSec: 500e6 }, env: { UPSTREAM_CONCURRENCY: '1', BATCH_MAX_DOCS: '5' } }),
   async run(ctx) {
     tampered.clear();
     await ctx.waitAcked(12);

@@ -13,7 +13,7 @@ export const workerSigkill: Scenario = {
     await ctx.waitAcked(3);
     for (let k = 0; k < 3; k++) {
       const i = k % ctx.workers.length;
-      await ctx.waitFor(`worker ${i} with a batch in flight`, async () => (await ctx.batchesInFlight(i)) >= 1, 60_000);
+      await ctx.waitInFlight(i);
       // Not waiting for the replacement: the next kill may hit the other worker first.
       await ctx.replaceWorker(i, 'SIGKILL', { wait: false });
     }
