@@ -214,6 +214,8 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
   const redis = new ChaosRedis(path.join(dir, 'redis'), settings.appendFsync);
   const fake = new FakeSignstash(settings.fake);
   const procs: ServiceProcess[] = [];
+  // Workers still starting (replaceWorker with wait: false): awaited before anything is killed.
+  const replacements: Promise<unknown>[] = [];
   let mounted = '';
   const say = (s: string): void => log(`[${scenario.name} +${((Date.now() - started) / 1000).toFixed(1)}s] ${s}`);
   try {
@@ -260,7 +262,6 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     const [apiProc, ...workers] = starts.map((r) => (r as PromiseFulfilledResult<ServiceProcess>).value);
     if (!apiProc) throw new Error('no api');
     const api: { p: ServiceProcess } = { p: apiProc };
-    const replacements: Promise<unknown>[] = [];
     say(`started: redis (appendfsync ${settings.appendFsync}), api, ${settings.workers} workers, fake; ${settings.docs} documents at ${settings.docsPerSec}/s`);
 
     // --- The load: steady rate, every answer kept. ---
@@ -462,6 +463,7 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       for (const p of procs) result.notes.push(`${p.role} output tail: ${p.output().slice(-800)}`);
     }
   } finally {
+    await Promise.allSettled(replacements);
     await Promise.all(procs.map((p) => p.stop('SIGKILL')));
     await fake.stop();
     await redis.stop('SIGKILL');
