@@ -36,6 +36,13 @@ export interface Fault {
   delayMs?: number;
 }
 
+/** A time-bounded outage (chaos suite): every sign request fails this way until `until`. */
+export interface Outage {
+  until: number;
+  kind: 'server_error' | 'rate_limit' | 'reset';
+  status: number;
+}
+
 export interface RequestDocRecord {
   externalReference: string;
   name: string;
@@ -113,6 +120,7 @@ export class FakeSignstash {
   private readonly records: RequestRecord[] = [];
   private rejectNames = new Set<string>();
   private rejectUnnamed = false;
+  private outage: Outage | undefined;
   private tmpDir = '';
   private nextId = 1;
   private stopPromise: Promise<void> | undefined;
@@ -211,10 +219,35 @@ export class FakeSignstash {
     if (l.bytesPerSec !== undefined) this.opts.bytesPerSec = l.bytesPerSec;
   }
 
+  // --- Chaos suite (test/chaos): an outage bounded in time rather than in requests. ---
+
+  /** Every sign request fails with `kind` (server_error: `status`, default 503) for `durationMs`. */
+  setOutage(durationMs: number, kind: Outage['kind'] = 'server_error', status = 503): void {
+    this.outage = { until: Date.now() + durationMs, kind, status };
+  }
+
+  /** Ends the outage now. */
+  endOutage(): void {
+    this.outage = undefined;
+  }
+
+  private outageFault(): Fault | undefined {
+    const o = this.outage;
+    if (!o) return undefined;
+    if (Date.now() >= o.until) {
+      this.outage = undefined;
+      return undefined;
+    }
+    return { kind: o.kind, status: o.status, retryAfterS: 1 };
+  }
+
+  // --- end of the chaos suite's outage ---
+
   /** Forgets records and faults (tokens stay valid). */
   reset(): void {
     this.records.length = 0;
     this.faults.length = 0;
+    this.outage = undefined;
     this.rejectNames.clear();
   }
 
@@ -304,7 +337,7 @@ export class FakeSignstash {
         finish('unauthorized', 401);
         return json(res, 401, { errorCode: 'INVALID_TOKEN', errorMessage: 'OAuth token is invalid' });
       }
-      const fault = this.takeFault(['service_inactive', 'certificate_not_provisioned', 'rate_limit', 'server_error', 'reset', 'slow']);
+      const fault = this.outageFault() ?? this.takeFault(['service_inactive', 'certificate_not_provisioned', 'rate_limit', 'server_error', 'reset', 'slow']);
       switch (fault?.kind) {
         case 'service_inactive':
           finish(fault.kind, 403);

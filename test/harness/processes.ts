@@ -21,11 +21,11 @@ export interface ServiceProcess {
 export const startService = async (
   role: 'api' | 'worker' | 'all',
   env: Record<string, string>,
-  opts: { readyTimeoutMs?: number; nodeArgs?: string[] } = {},
+  opts: { readyTimeoutMs?: number; nodeArgs?: string[]; port?: number } = {},
 ): Promise<ServiceProcess> => {
   // Generous: on the shared 2-core machine under load a cold start (tsx compiling every module) took over 20 s.
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const portEnv = role === 'worker' ? { WORKER_METRICS_PORT: String(port) } : { PORT: String(port) };
   // The flags the launchers (package.json, compose) give a process that runs the worker.
   const roleArgs = role === 'api' ? [] : WORKER_NODE_FLAGS;
