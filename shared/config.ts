@@ -207,6 +207,12 @@ const envSchema = z
     SIGNSTASH_LOCATION: optionalString,
     LOCAL_SIGNER_KEY_FILE: optionalString,
     LOCAL_SIGNER_CERT_FILE: optionalString,
+    LOCAL_SIGNER_P12_FILE: optionalString,
+    LOCAL_SIGNER_P12_PASSWORD: optionalString,
+    LOCAL_SIGNER_CADES_ATTACHED: bool(false),
+    TSA_URL: optionalUrl,
+    TSA_TIMEOUT: duration('10s', 1),
+    TSA_CONCURRENCY: int(4, 1, 256),
 
     BATCH_MAX_DOCS: int(50, 1, 10_000),
     BATCH_MAX_BYTES: bytes('128MiB', 1),
@@ -243,6 +249,9 @@ const envSchema = z
     }
     if ((c.LOCAL_SIGNER_KEY_FILE === undefined) !== (c.LOCAL_SIGNER_CERT_FILE === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['LOCAL_SIGNER_CERT_FILE'], message: 'LOCAL_SIGNER_KEY_FILE and LOCAL_SIGNER_CERT_FILE go together' });
+    }
+    if (c.LOCAL_SIGNER_P12_FILE !== undefined && c.LOCAL_SIGNER_KEY_FILE !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['LOCAL_SIGNER_P12_FILE'], message: 'set either LOCAL_SIGNER_P12_FILE or LOCAL_SIGNER_KEY_FILE/LOCAL_SIGNER_CERT_FILE, not both' });
     }
     if (c.UPLOAD_MAX_FILE_BYTES > c.UPLOAD_MAX_TOTAL_BYTES) {
       ctx.addIssue({ code: 'custom', path: ['UPLOAD_MAX_FILE_BYTES'], message: 'must not exceed UPLOAD_MAX_TOTAL_BYTES' });
@@ -293,7 +302,14 @@ const configSchema = envSchema.transform((c) => {
       reason: c.SIGNSTASH_REASON,
       location: c.SIGNSTASH_LOCATION,
     },
-    localSigner: { keyFile: c.LOCAL_SIGNER_KEY_FILE, certFile: c.LOCAL_SIGNER_CERT_FILE },
+    localSigner: {
+      keyFile: c.LOCAL_SIGNER_KEY_FILE,
+      certFile: c.LOCAL_SIGNER_CERT_FILE,
+      p12File: c.LOCAL_SIGNER_P12_FILE,
+      p12Password: c.LOCAL_SIGNER_P12_PASSWORD,
+      cadesAttached: c.LOCAL_SIGNER_CADES_ATTACHED,
+      tsa: c.TSA_URL === undefined ? undefined : { url: c.TSA_URL, timeoutMs: c.TSA_TIMEOUT, concurrency: c.TSA_CONCURRENCY },
+    },
     batch: { maxDocs: c.BATCH_MAX_DOCS, maxBytes: c.BATCH_MAX_BYTES, lingerMs: c.BATCH_LINGER },
     upstream: {
       concurrency: c.UPSTREAM_CONCURRENCY,
@@ -333,7 +349,7 @@ export class ConfigError extends Error {
 }
 
 /** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
-export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'WEBHOOK_SECRETS'] as const;
+export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'WEBHOOK_SECRETS', 'LOCAL_SIGNER_P12_PASSWORD'] as const;
 
 const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
   const out: Record<string, string | undefined> = { ...env };
