@@ -25,6 +25,8 @@ export interface LocalSignerDeps {
   tsa?: { url: string; timeoutMs: number; concurrency: number } | undefined;
   spool: Spool;
   logger: Logger;
+  /** The time the certificate's validity is checked against at start (tests). */
+  now?: Date;
 }
 
 export class LocalSigner implements Signer {
