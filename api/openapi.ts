@@ -17,9 +17,21 @@ export const documentViewSchema = z.object({
   size: z.number().int(),
   sha256: z.string(),
   status: z.enum(DOCUMENT_STATUSES),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  error: z
+    .object({ code: z.string(), message: z.string() })
+    .describe(
+      'Why the document failed: a code of the catalog, e.g. DOCUMENT_NOT_SIGNABLE (the local signer cannot add this signature, e.g. an encrypted PDF), TSA_UNAVAILABLE / TSA_REJECTED / TSA_BAD_RESPONSE (time-stamp authority), SPOOL_FILE_CORRUPT, UPSTREAM_*',
+    )
+    .optional(),
   signed: z
-    .object({ size: z.number().int(), sha256: z.string(), contentType: z.string(), fileName: z.string(), signedAt: isoDate, href: z.string() })
+    .object({
+      size: z.number().int(),
+      sha256: z.string(),
+      contentType: z.string().describe('application/pdf (PAdES), application/xml (XAdES), application/pkcs7-signature (CAdES detached, .p7s) or application/pkcs7-mime (CAdES attached, .p7m)'),
+      fileName: z.string(),
+      signedAt: isoDate,
+      href: z.string(),
+    })
     .optional(),
 });
 
@@ -129,7 +141,10 @@ export const buildOpenApi = (serverUrl?: string) => {
             409: problem('Idempotency-Key in use', ['IDEMPOTENCY_KEY_IN_USE']),
             413: problem('Over a limit', ['FILE_TOO_LARGE', 'TOO_MANY_FILES', 'REQUEST_TOO_LARGE', 'TOO_MANY_FIELDS']),
             415: problem('Not multipart/form-data', ['UNSUPPORTED_MEDIA_TYPE']),
-            422: problem('Idempotency-Key used for another request', ['IDEMPOTENCY_KEY_MISMATCH']),
+            422: problem(
+              'Idempotency-Key used for another request, or a document that cannot take the signature type (PAdES: not a PDF; XAdES: not well-formed UTF-8 XML; the problem names it in `document`, 1-based)',
+              ['IDEMPOTENCY_KEY_MISMATCH', 'DOCUMENT_NOT_PDF', 'DOCUMENT_NOT_XML'],
+            ),
             507: problem('Spool full', ['INSUFFICIENT_STORAGE']),
             ...common,
           },

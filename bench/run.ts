@@ -181,6 +181,8 @@ const stackEnv = (e: Env, dir: string, extra: Record<string, string>): Record<st
   API_KEYS: `bench:${hashApiKey(e.key)}`,
   LOG_LEVEL: 'warn',
   SIGNER: 'signstash',
+  // The documents are random bytes: as PAdES they would be refused at submit (DOCUMENT_NOT_PDF).
+  DEFAULT_SIGNATURE_TYPE: 'CAdES',
   SIGNSTASH_URL: `${e.fakeUrl}/signstash/einvoice-integration-client-ws`,
   SIGNSTASH_AUTH_URL: `${e.fakeUrl}/oauth2/authorization-server`,
   SIGNSTASH_CLIENT_ID: 'signspool',
@@ -472,7 +474,7 @@ const trickle = async (e: Env, tmp: string, seconds: number) => {
   const pending: Promise<void>[] = [];
   for (let i = 0; i < seconds; i++) {
     const form = new FormData();
-    form.append('signatureType', 'PAdES');
+    form.append('signatureType', 'CAdES');
     form.append('file', new Blob([doc]), `t${i}.pdf`);
     const r = await fetch(`${api.url}/v1/operations`, { method: 'POST', headers: { authorization: `Bearer ${e.key}` }, body: form });
     const { id } = (await r.json()) as { id: string };

@@ -35,6 +35,8 @@ describe('chaos: SIGKILLed worker and a Redis restart', () => {
     await fake.start();
     hook = await startReceiver();
     env = fake.clientEnv({
+      // The documents are arbitrary bytes: as PAdES (the default with SIGNER=signstash) they would be refused at submit.
+      DEFAULT_SIGNATURE_TYPE: 'CAdES',
       REDIS_URL: redis.url,
       QUEUE_PREFIX: testPrefix(),
       DATA_DIR: path.join(dir, 'data'),

@@ -19,6 +19,7 @@ import type { Metrics } from '@signspool/shared/metrics';
 import { isTerminal, newOperationRecord, type OperationRecord, type OperationStore, type WebhookAttempt } from '@signspool/shared/operations';
 import { enqueueWebhook, firstDeliveryId, signatureTypeSchema, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
 import { newId, type Spool } from '@signspool/shared/spool';
+import { assertDocumentFormats } from '../document-format.js';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
 import { UploadAdmission } from '../upload-admission.js';
@@ -208,6 +209,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       await spool.syncDir(spool.incomingDir(opId));
 
       const signatureType = fields.data.signatureType ?? config.defaultSignatureType;
+      await assertDocumentFormats(signatureType, files);
       const webhookUrl = fields.data.webhookUrl ?? config.webhooks.endpoints[req.tenant ?? ''];
       if (webhookUrl !== undefined) checkWebhookTarget(webhookUrl, req.tenant ?? '');
       const acceptedAt = Date.now();
