@@ -64,7 +64,7 @@ describe('pipeline through the fake Sign\'Stash', () => {
         expect(doc?.status).toBe('signed');
         const dl = await download(stack.apiUrl, stack.keys.acme, op.id, doc?.id ?? '');
         expect(dl.status).toBe(200);
-        expect(dl.headers.get('content-type')).toBe('application/pdf');
+        expect(dl.headers.get('content-type')).toBe('application/pkcs7-signature');
         expect(sha256(dl.body)).toBe(returned.get(doc?.id ?? ''));
         expect(dl.body.subarray(0, docs[i]?.length).equals(docs[i] ?? Buffer.alloc(0))).toBe(true);
       }

@@ -16,7 +16,7 @@ import type { SigningIdentity } from './local-cert.js';
 import { buildPadesUpdate, PdfNotSignableError } from './pades-update.js';
 import { PdfReader, PdfSyntaxError } from './pdf-reader.js';
 import type { TsaClient } from './tsa-client.js';
-import { XadesSigner, XmlNotSignableError } from './xades.js';
+import type { XadesSigner, XmlNotSignableError } from './xades.js';
 
 export interface DocumentSignerOptions {
   /** CAdES with the document inside the CMS (.p7m) instead of detached (.p7s). */
@@ -65,15 +65,15 @@ async function* concat(...parts: (Buffer | (() => Readable))[]): AsyncGenerator<
 
 export class DocumentSigner {
   private readonly cms: CmsBuilder;
-  private readonly xades: XadesSigner;
+  /** Loaded on the first XML: xadesjs and its DOM take seconds to load, most workers never need them. */
+  private xades: Promise<{ signer: XadesSigner; XmlNotSignableError: typeof XmlNotSignableError }> | undefined;
   private readonly placeholderBytes: number;
 
   constructor(
-    identity: SigningIdentity,
+    private readonly identity: SigningIdentity,
     private readonly opts: DocumentSignerOptions,
   ) {
     this.cms = new CmsBuilder(identity);
-    this.xades = new XadesSigner(identity);
     const certBytes = [identity.certificateDer, ...identity.chainDer].reduce((n, c) => n + c.length, 0);
     this.placeholderBytes = CMS_BASE_BYTES + certBytes + (opts.tsa ? TIMESTAMP_BYTES : 0);
   }
@@ -152,11 +152,13 @@ export class DocumentSigner {
       throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a XAdES signature: the XML is encoded as ${declared}; submit UTF-8` });
     }
     const tsa = this.opts.tsa;
+    const loading = (this.xades ??= import('./xades.js').then((m) => ({ signer: new m.XadesSigner(this.identity), XmlNotSignableError: m.XmlNotSignableError })));
+    const xades = await loading;
     let xml: string;
     try {
-      xml = await this.xades.sign(new TextDecoder('utf-8', { fatal: true }).decode(bytes), tsa ? (data) => tsa.timestamp(data, signal) : undefined, new Date());
+      xml = await xades.signer.sign(new TextDecoder('utf-8', { fatal: true }).decode(bytes), tsa ? (data) => tsa.timestamp(data, signal) : undefined, new Date());
     } catch (err) {
-      if (err instanceof XmlNotSignableError || err instanceof TypeError) {
+      if (err instanceof xades.XmlNotSignableError || err instanceof TypeError) {
         throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a XAdES signature: ${err.message}` });
       }
       throw err;
