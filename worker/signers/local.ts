@@ -12,7 +12,7 @@ import type { Spool } from '@signspool/shared/spool';
 import type { BatchDocument, DocumentResult, SignBatch, Signer } from '../signer.js';
 import { DocumentSigner } from './document-signer.js';
 import { loadOrCreateSigningIdentity, type SigningIdentity } from './local-cert.js';
-import { TsaClient } from './tsa-client.js';
+import type { TsaClient } from './tsa-client.js';
 
 export interface LocalSignerDeps {
   dataDir: string;
@@ -39,7 +39,8 @@ export class LocalSigner implements Signer {
 
   async start(): Promise<void> {
     this.identity = await loadOrCreateSigningIdentity({ ...this.deps });
-    this.tsa = this.deps.tsa ? new TsaClient(this.deps.tsa) : undefined;
+    // Loaded only with TSA_URL (the TSP schemas cost start time).
+    this.tsa = this.deps.tsa ? new (await import('./tsa-client.js')).TsaClient(this.deps.tsa) : undefined;
     this.signer = new DocumentSigner(this.identity, { cadesAttached: this.deps.cadesAttached ?? false, tsa: this.tsa, reason: this.deps.reason });
   }
 
