@@ -20,9 +20,21 @@ export const documentViewSchema = z.object({
   size: z.number().int(),
   sha256: z.string(),
   status: z.enum(DOCUMENT_STATUSES),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  error: z
+    .object({ code: z.string(), message: z.string() })
+    .describe(
+      'Why the document failed: a code of the catalog, e.g. DOCUMENT_NOT_SIGNABLE (the local signer cannot add this signature, e.g. an encrypted PDF), TSA_UNAVAILABLE / TSA_REJECTED / TSA_BAD_RESPONSE (time-stamp authority), SPOOL_FILE_CORRUPT, UPSTREAM_*',
+    )
+    .optional(),
   signed: z
-    .object({ size: z.number().int(), sha256: z.string(), contentType: z.string(), fileName: z.string(), signedAt: isoDate, href: z.string() })
+    .object({
+      size: z.number().int(),
+      sha256: z.string(),
+      contentType: z.string().describe('application/pdf (PAdES), application/xml (XAdES), application/pkcs7-signature (CAdES detached, .p7s) or application/pkcs7-mime (CAdES attached, .p7m)'),
+      fileName: z.string(),
+      signedAt: isoDate,
+      href: z.string(),
+    })
     .optional(),
 });
 
@@ -256,7 +268,10 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
             409: { ...problem('Idempotency-Key in use', ['IDEMPOTENCY_KEY_IN_USE']), headers: retryAfter },
             413: problem('Over a limit (see GET /v1/limits)', ['FILE_TOO_LARGE', 'TOO_MANY_FILES', 'REQUEST_TOO_LARGE', 'TOO_MANY_FIELDS']),
             415: problem('Not multipart/form-data', ['UNSUPPORTED_MEDIA_TYPE']),
-            422: problem('Idempotency-Key used for another request, or a webhook URL that is not an allowed target', ['IDEMPOTENCY_KEY_MISMATCH', 'WEBHOOK_URL_REFUSED']),
+            422: problem(
+              'Idempotency-Key used for another request, a webhook URL that is not an allowed target, or a document that cannot take the signature type (PAdES: not a PDF; XAdES: not well-formed UTF-8 XML; the problem names it in `document`, 1-based)',
+              ['IDEMPOTENCY_KEY_MISMATCH', 'WEBHOOK_URL_REFUSED', 'DOCUMENT_NOT_PDF', 'DOCUMENT_NOT_XML'],
+            ),
             ...common,
             429: limited('Over a limit of the tenant: requests per second, uploaded bytes per second, documents waiting (BACKLOG_MAX_DOCUMENTS)', ['RATE_LIMITED', 'BACKLOG_FULL']),
             431: problem('Request headers too large', ['HEADERS_TOO_LARGE']),

@@ -35,6 +35,8 @@ export const stackEnv = (s: Settings, e: Env, dir: string, extra: Record<string,
   API_KEYS: `bench:${hashApiKey(e.key)}`,
   LOG_LEVEL: 'warn',
   SIGNER: 'signstash',
+  // The documents are random bytes: as PAdES they would be refused at submit (DOCUMENT_NOT_PDF).
+  DEFAULT_SIGNATURE_TYPE: 'CAdES',
   SIGNSTASH_URL: `${e.fakeUrl}/signstash/einvoice-integration-client-ws`,
   SIGNSTASH_AUTH_URL: `${e.fakeUrl}/oauth2/authorization-server`,
   SIGNSTASH_CLIENT_ID: 'signspool',
@@ -61,6 +63,8 @@ export const startFake = async (perRequestMs: number, bytesPerSec: number): Prom
       FAKE_SIGNSTASH_PORT: String(port),
       FAKE_SIGNSTASH_LATENCY_MS: String(perRequestMs),
       FAKE_SIGNSTASH_BYTES_PER_SEC: String(bytesPerSec),
+      // The benchmarks measure signspool: the fake's cheap trailer, not real signatures.
+      FAKE_SIGNSTASH_SIGNATURES: 'trailer',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -329,6 +329,12 @@ const envSchema = z
     SIGNSTASH_CLIENT_KEY_FILE: optionalString,
     LOCAL_SIGNER_KEY_FILE: optionalString,
     LOCAL_SIGNER_CERT_FILE: optionalString,
+    LOCAL_SIGNER_P12_FILE: optionalString,
+    LOCAL_SIGNER_P12_PASSWORD: optionalString,
+    LOCAL_SIGNER_CADES_ATTACHED: bool(false),
+    TSA_URL: optionalUrl,
+    TSA_TIMEOUT: duration('10s', 1),
+    TSA_CONCURRENCY: int(4, 1, 256),
 
     BATCH_MAX_DOCS: int(50, 1, 10_000),
     BATCH_MAX_BYTES: bytes('128MiB', 1),
@@ -380,6 +386,9 @@ const envSchema = z
     }
     if (c.METRICS_TOKEN !== undefined && c.METRICS_TOKEN.length < 16) {
       ctx.addIssue({ code: 'custom', path: ['METRICS_TOKEN'], message: 'must be at least 16 characters' });
+    }
+    if (c.LOCAL_SIGNER_P12_FILE !== undefined && c.LOCAL_SIGNER_KEY_FILE !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['LOCAL_SIGNER_P12_FILE'], message: 'set either LOCAL_SIGNER_P12_FILE or LOCAL_SIGNER_KEY_FILE/LOCAL_SIGNER_CERT_FILE, not both' });
     }
     if (c.UPLOAD_MAX_FILE_BYTES > c.UPLOAD_MAX_TOTAL_BYTES) {
       ctx.addIssue({ code: 'custom', path: ['UPLOAD_MAX_FILE_BYTES'], message: 'must not exceed UPLOAD_MAX_TOTAL_BYTES' });
@@ -471,7 +480,14 @@ const configSchema = envSchema.transform((c) => {
       ...(c.SIGNSTASH_CLIENT_CERT_FILE === undefined ? {} : { clientCertFile: c.SIGNSTASH_CLIENT_CERT_FILE }),
       ...(c.SIGNSTASH_CLIENT_KEY_FILE === undefined ? {} : { clientKeyFile: c.SIGNSTASH_CLIENT_KEY_FILE }),
     },
-    localSigner: { keyFile: c.LOCAL_SIGNER_KEY_FILE, certFile: c.LOCAL_SIGNER_CERT_FILE },
+    localSigner: {
+      keyFile: c.LOCAL_SIGNER_KEY_FILE,
+      certFile: c.LOCAL_SIGNER_CERT_FILE,
+      p12File: c.LOCAL_SIGNER_P12_FILE,
+      p12Password: c.LOCAL_SIGNER_P12_PASSWORD,
+      cadesAttached: c.LOCAL_SIGNER_CADES_ATTACHED,
+      tsa: c.TSA_URL === undefined ? undefined : { url: c.TSA_URL, timeoutMs: c.TSA_TIMEOUT, concurrency: c.TSA_CONCURRENCY },
+    },
     batch: { maxDocs: c.BATCH_MAX_DOCS, maxBytes: c.BATCH_MAX_BYTES, lingerMs: c.BATCH_LINGER },
     upstream: {
       concurrency: c.UPSTREAM_CONCURRENCY,
@@ -513,7 +529,7 @@ export class ConfigError extends Error {
 }
 
 /** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
-export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'WEBHOOK_SECRETS', 'METRICS_TOKEN', 'ADMIN_TOKEN'] as const;
+export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'WEBHOOK_SECRETS', 'METRICS_TOKEN', 'ADMIN_TOKEN', 'LOCAL_SIGNER_P12_PASSWORD'] as const;
 
 const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
   const out: Record<string, string | undefined> = { ...env };

@@ -33,6 +33,8 @@ export const errorCatalog = {
   OPERATION_TERMINAL: entry(409, false, 'The operation has already ended'),
   OPERATION_NOT_TERMINAL: entry(409, false, 'The operation has not ended yet'),
   NOTHING_TO_RETRY: entry(409, false, 'The operation has no document that can be retried'),
+  DOCUMENT_NOT_PDF: entry(422, false, 'The document submitted for a PAdES signature is not a PDF'),
+  DOCUMENT_NOT_XML: entry(422, false, 'The document submitted for a XAdES signature is not well-formed XML'),
   IDEMPOTENCY_KEY_IN_USE: entry(409, true, 'A request with this Idempotency-Key is still in progress'),
   IDEMPOTENCY_KEY_MISMATCH: entry(422, false, 'This Idempotency-Key was used for a different request'),
   WEBHOOK_URL_REFUSED: entry(422, false, 'The webhook URL is not an allowed target'),
@@ -54,6 +56,10 @@ export const errorCatalog = {
   SIGNATURE_TYPE_UNSUPPORTED: entry(422, false, 'The configured signer does not support this signature type'),
   SIGNER_FAILED: entry(500, false, 'The local signer failed'),
   SPOOL_FULL: entry(507, true, "The worker's spool is full: the document waits in the queue until space is freed"),
+  DOCUMENT_NOT_SIGNABLE: entry(422, false, 'The local signer cannot sign this document in the requested format (e.g. an encrypted PDF)'),
+  TSA_UNAVAILABLE: entry(503, true, 'The time-stamp authority could not be reached or answered with a server error'),
+  TSA_REJECTED: entry(502, false, 'The time-stamp authority refused the request'),
+  TSA_BAD_RESPONSE: entry(502, true, 'The time-stamp authority answered with a reply signspool cannot use'),
 
   // --- Upstream (Sign'Stash) ------------------------------------------------------------------
   UPSTREAM_OAUTH_INVALID_CLIENT: entry(502, false, "Sign'Stash OAuth rejected the client credentials"),

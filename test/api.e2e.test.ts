@@ -97,10 +97,11 @@ describe('api with the local signer', () => {
   });
 
   it('fails documents the signer cannot sign, with a catalog code', async () => {
-    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'x.pdf', content: '%PDF-1.7' }], { signatureType: 'PAdES' });
+    // PDF-shaped enough for the check at submit, but with no cross-reference section to update.
+    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'x.pdf', content: '%PDF-1.7\nnot a real PDF\n%%EOF\n' }], { signatureType: 'PAdES' });
     const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
     expect(done.status).toBe('failed');
-    expect(done.documents[0]?.error?.code).toBe('SIGNATURE_TYPE_UNSUPPORTED');
+    expect(done.documents[0]?.error?.code).toBe('DOCUMENT_NOT_SIGNABLE');
     const dl = await download(stack.apiUrl, stack.keys.acme, done.id, done.documents[0]?.id ?? '');
     expect(dl.status).toBe(409);
   });

@@ -66,9 +66,10 @@ describe('signspool CLI', () => {
   });
 
   it('exits 2 when a document is not signed', async () => {
-    const r = await cli(['sign', 'a.txt', '--type', 'PAdES', '--wait'], env, dir);
+    await writeFile(path.join(dir, 'broken.pdf'), '%PDF-1.7\nno cross-reference section\n%%EOF\n');
+    const r = await cli(['sign', 'broken.pdf', '--type', 'PAdES', '--wait'], env, dir);
     expect(r.code).toBe(2);
-    expect(r.stdout).toMatch(/failed SIGNATURE_TYPE_UNSUPPORTED/);
+    expect(r.stdout).toMatch(/failed DOCUMENT_NOT_SIGNABLE/);
   });
 
   it('exits 1 with a clear message on errors', async () => {

@@ -11,7 +11,8 @@ import { startStack, type Stack } from './harness/stack.js';
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
 const signstashEnv = (fake: FakeSignstash, extra: Record<string, string> = {}): Record<string, string> =>
-  fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'PAdES', UPSTREAM_BACKOFF_BASE: '20ms', UPSTREAM_BACKOFF_MAX: '200ms', ...extra });
+  // CAdES: the documents are arbitrary bytes (as PAdES they would be refused at submit: DOCUMENT_NOT_PDF).
+  fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', UPSTREAM_BACKOFF_BASE: '20ms', UPSTREAM_BACKOFF_MAX: '200ms', ...extra });
 
 describe('pipeline through the fake Sign\'Stash', () => {
   let fake: FakeSignstash;
@@ -66,7 +67,7 @@ describe('pipeline through the fake Sign\'Stash', () => {
         expect(doc?.status).toBe('signed');
         const dl = await download(stack.apiUrl, stack.keys.acme, op.id, doc?.id ?? '');
         expect(dl.status).toBe(200);
-        expect(dl.headers.get('content-type')).toBe('application/pdf');
+        expect(dl.headers.get('content-type')).toBe('application/pkcs7-signature');
         expect(sha256(dl.body)).toBe(returned.get(doc?.id ?? ''));
         expect(dl.body.subarray(0, docs[i]?.length).equals(docs[i] ?? Buffer.alloc(0))).toBe(true);
       }

@@ -25,7 +25,7 @@ describe('recovery', () => {
   });
 
   it('a worker stopped past its deadline releases its batch; another worker signs every document once', async () => {
-    const env = fake.clientEnv({ BATCH_LINGER: '20ms', SHUTDOWN_TIMEOUT: '300ms' });
+    const env = fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', BATCH_LINGER: '20ms', SHUTDOWN_TIMEOUT: '300ms' });
     const api = await startStack({ env, worker: false });
     const reuse = { dir: api.dir, prefix: api.config.queuePrefix };
     try {

@@ -27,6 +27,7 @@ import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
 import { completedDeliveryId, enqueueWebhook, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
 import { newId, type Spool } from '@signspool/shared/spool';
 import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhook-target';
+import { assertDocumentFormats } from '../document-format.js';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { acceptSubmission, retryOperation } from '../submissions.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
@@ -190,6 +191,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       await spool.syncDir(spool.incomingDir(opId));
 
       const signatureType = fields.data.signatureType ?? config.defaultSignatureType;
+      await assertDocumentFormats(signatureType, files);
       const webhookUrl = fields.data.webhookUrl ?? config.webhooks.endpoints[req.tenant ?? ''];
       if (webhookUrl !== undefined) checkWebhookTarget(webhookUrl, req.tenant ?? '');
       const acceptedAt = Date.now();

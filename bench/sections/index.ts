@@ -7,7 +7,8 @@ import { coalescingSection } from './coalescing.js';
 import { footprintSection } from './footprint.js';
 import { ingestSection } from './ingest.js';
 import { latencySection } from './latency.js';
+import { localSignerSection } from './local-signer.js';
 import { longPollSection } from './long-poll.js';
 import { streamingSection } from './streaming.js';
 
-export const SECTIONS: readonly Section<unknown>[] = [coalescingSection, ingestSection, streamingSection, latencySection, footprintSection, longPollSection];
+export const SECTIONS: readonly Section<unknown>[] = [coalescingSection, ingestSection, streamingSection, latencySection, footprintSection, longPollSection, localSignerSection];

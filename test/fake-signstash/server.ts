@@ -5,16 +5,28 @@
  * Requests are parsed as streams (documents are decoded into memory up to 32 MiB per request, then
  * into temp files) and answers are streamed back, so it can be sent 1 GB requests.
  *
- * Signed content = original bytes + "\n%%SIGNSTASH-FAKE-SIGNATURE <type> <sha256 of original>\n".
+ * Signed content, by default: original bytes + "\n%%SIGNSTASH-FAKE-SIGNATURE <type> <sha256 of original>\n"
+ * (cheap: the benchmarks measure signspool, not signing). With `signatures: 'real'` (the standalone
+ * fake's default, for demos) it signs with the local signer's code (worker/signers/document-signer.ts)
+ * and a development certificate (GET /_fake/certificate), so the files it returns pass pdfsig,
+ * xmlsec1 and openssl; a document that cannot take its signature type is rejected (400).
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { isSignspoolError } from '@signspool/shared/errors';
+import { silentLogger } from '@signspool/shared/logger';
+import type { SignatureType } from '@signspool/shared/queue';
+import { base64Encode } from '@signspool/worker/base64-stream';
 import { readJsonStream } from '@signspool/worker/json-stream';
+import { DocumentSigner } from '@signspool/worker/signers/document-signer';
+import { loadOrCreateSigningIdentity, type SigningIdentity } from '@signspool/worker/signers/local-cert';
 import { SpillSink } from './spill-sink.js';
 
 export type FaultKind =
@@ -77,6 +89,10 @@ export interface FakeSignstashOptions {
   tokenTtlS?: number;
   /** Serve HTTPS with this key and certificate (and `requestCert`/`ca` to require client certificates). */
   tls?: https.ServerOptions;
+  /** 'trailer' (default): original + a text trailer; 'real': PAdES/XAdES/CAdES signatures. */
+  signatures?: 'trailer' | 'real';
+  /** Where the 'real' mode keeps its development certificate (default: a temp dir). */
+  certificateDir?: string;
 }
 
 export const fakeTrailer = (signatureType: string, sha256: string): Buffer => Buffer.from(`\n%%SIGNSTASH-FAKE-SIGNATURE ${signatureType} ${sha256}\n`);
@@ -110,11 +126,14 @@ interface IncomingDoc {
   content: SpillSink;
   size: number;
   sha256: string;
+  /** 'real' mode: the signed document, in the request's temp dir. */
+  signedFile?: string;
 }
 
 export class FakeSignstash {
   private server: http.Server | undefined;
-  private readonly opts: Required<Omit<FakeSignstashOptions, 'host' | 'port' | 'tls'>> & { host: string; port: number; tls: https.ServerOptions | undefined };
+  private readonly opts: Required<Omit<FakeSignstashOptions, 'host' | 'port' | 'tls' | 'certificateDir'>> & { host: string; port: number; tls: https.ServerOptions | undefined; certificateDir: string | undefined };
+  private signer: { identity: SigningIdentity; documents: DocumentSigner } | undefined;
   private readonly faults: (Fault & { left: number })[] = [];
   private readonly tokens = new Map<string, number>();
   private readonly records: RequestRecord[] = [];
@@ -137,6 +156,8 @@ export class FakeSignstash {
       bytesPerSec: opts.bytesPerSec ?? 50e6,
       tokenTtlS: opts.tokenTtlS ?? 86399,
       tls: opts.tls,
+      signatures: opts.signatures ?? 'trailer',
+      certificateDir: opts.certificateDir,
     };
   }
 
@@ -162,6 +183,10 @@ export class FakeSignstash {
 
   async start(): Promise<{ url: string }> {
     this.tmpDir = await mkdtemp(path.join(os.tmpdir(), `fake-signstash-${process.pid}-`));
+    if (this.opts.signatures === 'real') {
+      const identity = await loadOrCreateSigningIdentity({ dataDir: this.opts.certificateDir ?? this.tmpDir, keyFile: undefined, certFile: undefined, logger: silentLogger() });
+      this.signer = { identity, documents: new DocumentSigner(identity, { cadesAttached: false }) };
+    }
     const handler: http.RequestListener = (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent) json(res, 500, { errorCode: 'INTERNAL', errorMessage: err instanceof Error ? err.message : 'error' });
@@ -271,6 +296,12 @@ export class FakeSignstash {
       for await (const chunk of req) bytes += (chunk as Buffer).length;
       return json(res, 200, { bytes });
     }
+    if (req.method === 'GET' && url === '/_fake/certificate') {
+      if (!this.signer) return json(res, 404, { errorCode: 'NOT_FOUND', errorMessage: 'the fake signs for real only with signatures: real' });
+      res.writeHead(200, { 'content-type': 'application/x-pem-file' });
+      res.end(this.signer.identity.certificatePem);
+      return;
+    }
     if (req.method === 'GET' && url === '/_fake/stats') return json(res, 200, { tokenRequests: this.tokenRequests, signRequests: this.records.length });
     if (req.method === 'POST' && url.startsWith('/_fake/')) {
       const body = await readSmallBody(req);
@@ -373,6 +404,13 @@ export class FakeSignstash {
         finish('aborted', 0);
         return;
       }
+      if (this.signer) {
+        const bad = await this.signAll(this.signer.documents, docs, dir);
+        if (bad) {
+          finish('rejected', 400);
+          return json(res, 400, { errorCode: 'INVALID_DOCUMENT', errorMessage: `Document ${bad.name} could not be signed`, externalReference: bad.externalReference });
+        }
+      }
       record.docs = docs.map((d) => ({ externalReference: d.externalReference, name: d.name, size: d.size, sha256In: d.sha256, sha256Out: '' }));
       await this.respond(res, docs, record);
       finish('ok', 200);
@@ -435,6 +473,24 @@ export class FakeSignstash {
     if (docs.length === 0) throw new Error('documents must not be empty');
   }
 
+  /** 'real' mode: decodes and signs every document into the request's temp dir; returns the first that cannot be signed. */
+  private async signAll(signer: DocumentSigner, docs: IncomingDoc[], dir: string): Promise<IncomingDoc | undefined> {
+    await mkdir(dir, { recursive: true });
+    for (const [i, d] of docs.entries()) {
+      const original = path.join(dir, `original-${i}`);
+      await pipeline(decodeBase64(d.content.signedBase64(Buffer.alloc(0))), createWriteStream(original));
+      try {
+        const out = await signer.sign(d.signatureType as SignatureType, { path: original, name: d.name }, new AbortController().signal);
+        d.signedFile = path.join(dir, `signed-${i}`);
+        await pipeline(out.body, createWriteStream(d.signedFile));
+      } catch (err) {
+        if (isSignspoolError(err) && err.code === 'DOCUMENT_NOT_SIGNABLE') return d;
+        throw err;
+      }
+    }
+    return undefined;
+  }
+
   /** Streams {"documentList":[...]} with each signed document base64-encoded on the fly. */
   private async respond(res: http.ServerResponse, docs: IncomingDoc[], record: RequestRecord): Promise<void> {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -457,14 +513,39 @@ export class FakeSignstash {
     for (const [i, d] of docs.entries()) {
       const trailer = fakeTrailer(d.signatureType, d.sha256);
       await write(`${i ? ',' : ''}{"externalReference":${JSON.stringify(d.externalReference)},"name":${JSON.stringify(d.name)},"signedContent":"`);
-      for await (const piece of d.content.signedBase64(trailer)) await write(piece);
-      await write('"}');
       const rec = record.docs[i];
-      // The signed output is the content + the trailer: its hash continues the one taken while decoding.
-      if (rec) rec.sha256Out = d.content.signedSha256(trailer);
+      if (d.signedFile) {
+        const hash = createHash('sha256');
+        for await (const piece of base64Encode(hashed(createReadStream(d.signedFile), hash))) await write(piece);
+        if (rec) rec.sha256Out = hash.digest('hex');
+      } else {
+        for await (const piece of d.content.signedBase64(trailer)) await write(piece);
+        // The signed output is the content + the trailer: its hash continues the one taken while decoding.
+        if (rec) rec.sha256Out = d.content.signedSha256(trailer);
+      }
+      await write('"}');
     }
     await new Promise<void>((resolve) => res.end(']}', () => resolve()));
   }
+}
+
+async function* hashed(source: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash>): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    hash.update(chunk);
+    yield chunk;
+  }
+}
+
+/** Decodes base64 text pieces of any length (carrying the len % 4 rest). */
+async function* decodeBase64(text: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let carry = '';
+  for await (const piece of text) {
+    const all = carry + piece.toString('latin1');
+    const usable = all.length - (all.length % 4);
+    if (usable > 0) yield Buffer.from(all.slice(0, usable), 'base64');
+    carry = all.slice(usable);
+  }
+  if (carry) yield Buffer.from(carry, 'base64');
 }
 
 const readSmallBody = async (req: http.IncomingMessage, limit = 64 * 1024): Promise<string> => {

@@ -20,8 +20,7 @@ export const createSigner = async (config: Config, spool: Spool, logger: Logger,
       const { LocalSigner } = await import('./local.js');
       return new LocalSigner({
         dataDir: config.dataDir,
-        keyFile: config.localSigner.keyFile,
-        certFile: config.localSigner.certFile,
+        ...config.localSigner,
         spool,
         logger: logger.child({ signer: 'local' }),
       });

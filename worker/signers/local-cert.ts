@@ -1,38 +1,105 @@
 /**
- * The local signer's identity: a configured key and certificate (PEM), or a self-signed development
+ * The local signer's identity: a configured key and certificate (PEM, the certificate file may
+ * carry the chain after the signer's certificate), a PKCS#12 file, or a self-signed development
  * certificate generated on first start and kept in <DATA_DIR>/local-signer/ (key mode 0600).
+ * A configured identity that cannot sign (key not matching, certificate expired or not yet
+ * valid, key type unsupported) stops start with one line that names the file and the reason.
  */
 import { createPrivateKey, createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { ConfigError } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
+import { readPkcs12 } from './pkcs12.js';
 
 export interface SigningIdentity {
   privateKey: KeyObject;
+  /** 'rsa' or 'ec' (P-256). */
+  keyType: 'rsa' | 'ec';
   certificateDer: Buffer;
+  /** The issuing certificates (intermediates, root) to include in signatures, leaf excluded. */
+  chainDer: Buffer[];
   certificatePem: string;
-  certPath: string;
+  /** A PEM file of the signer's certificate, when there is one (PEM identities). */
+  certPath: string | undefined;
+  notAfter: Date;
 }
 
-const pemToDer = (pem: string): Buffer => {
-  const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
-  if (!m?.[1]) throw new Error('no PEM certificate found');
-  return Buffer.from(m[1].replace(/\s+/g, ''), 'base64');
+export interface IdentitySource {
+  dataDir: string;
+  keyFile: string | undefined;
+  certFile: string | undefined;
+  p12File?: string | undefined;
+  p12Password?: string | undefined;
+  logger: Logger;
+  now?: Date;
+}
+
+const pemCertificates = (pem: string): Buffer[] =>
+  [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/g)].map((m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'));
+
+const toPem = (der: Buffer): string => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').trim()}\n-----END CERTIFICATE-----\n`;
+
+const spkiOf = (der: Buffer): Buffer =>
+  Buffer.from(createPublicKey({ key: Buffer.from(new x509.X509Certificate(der).publicKey.rawData), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'der' }));
+
+/** Puts the certificate of `privateKey` first and checks that it can sign now. */
+const assemble = (privateKey: KeyObject, certs: Buffer[], source: string, certPath: string | undefined, now: Date): SigningIdentity => {
+  const ours = Buffer.from(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }));
+  const leaf = certs.find((c) => spkiOf(c).equals(ours));
+  if (!leaf) throw new ConfigError(`${source}: the private key does not belong to the certificate`);
+  const type = privateKey.asymmetricKeyType;
+  const curve = privateKey.asymmetricKeyDetails?.namedCurve;
+  if (type !== 'rsa' && !(type === 'ec' && curve === 'prime256v1')) {
+    throw new ConfigError(`${source}: the key is ${type ?? 'unknown'}${curve ? ` ${curve}` : ''}; the local signer signs with RSA or ECDSA P-256`);
+  }
+  const cert = new x509.X509Certificate(leaf);
+  if (cert.notAfter.getTime() <= now.getTime()) throw new ConfigError(`${source}: the certificate "${cert.subject}" expired on ${cert.notAfter.toISOString()}`);
+  if (cert.notBefore.getTime() > now.getTime()) throw new ConfigError(`${source}: the certificate "${cert.subject}" is not valid before ${cert.notBefore.toISOString()}`);
+  return {
+    privateKey,
+    keyType: type,
+    certificateDer: leaf,
+    chainDer: certs.filter((c) => c !== leaf),
+    certificatePem: toPem(leaf),
+    certPath,
+    notAfter: cert.notAfter,
+  };
 };
 
-const load = async (keyFile: string, certFile: string): Promise<SigningIdentity> => {
-  const [keyPem, certPem] = await Promise.all([readFile(keyFile, 'utf8'), readFile(certFile, 'utf8')]);
-  const privateKey = createPrivateKey(keyPem);
-  const certificateDer = pemToDer(certPem);
-  const cert = new x509.X509Certificate(certificateDer);
-  const certKey = createPublicKey({ key: Buffer.from(cert.publicKey.rawData), format: 'der', type: 'spki' });
-  const ours = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
-  if (!Buffer.from(certKey.export({ type: 'spki', format: 'der' })).equals(Buffer.from(ours))) {
-    throw new Error(`the key in ${keyFile} does not belong to the certificate in ${certFile}`);
+const readOrRefuse = async (file: string, variable: string): Promise<Buffer> => {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw err;
+    throw new ConfigError(`${variable}: cannot read ${file} (${code ?? 'error'})`);
   }
-  return { privateKey, certificateDer, certificatePem: certPem, certPath: certFile };
+};
+
+const loadPem = async (keyFile: string, certFile: string, now: Date): Promise<SigningIdentity> => {
+  const [keyPem, certPem] = await Promise.all([readOrRefuse(keyFile, 'LOCAL_SIGNER_KEY_FILE'), readOrRefuse(certFile, 'LOCAL_SIGNER_CERT_FILE')]);
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(keyPem);
+  } catch {
+    throw new ConfigError(`LOCAL_SIGNER_KEY_FILE: ${keyFile} holds no readable unencrypted private key`);
+  }
+  const certs = pemCertificates(certPem.toString('utf8'));
+  if (certs.length === 0) throw new ConfigError(`LOCAL_SIGNER_CERT_FILE: ${certFile} holds no PEM certificate`);
+  return assemble(privateKey, certs, `LOCAL_SIGNER_KEY_FILE/LOCAL_SIGNER_CERT_FILE (${keyFile}, ${certFile})`, certFile, now);
+};
+
+const loadP12 = async (file: string, password: string, now: Date): Promise<SigningIdentity> => {
+  let contents;
+  try {
+    contents = readPkcs12(await readFile(file), password);
+  } catch (err) {
+    throw new ConfigError(`LOCAL_SIGNER_P12_FILE: ${file}: ${(err as Error).message}`);
+  }
+  return assemble(contents.privateKey, contents.certificates, `LOCAL_SIGNER_P12_FILE (${file})`, undefined, now);
 };
 
 const generate = async (): Promise<{ keyPem: string; certPem: string }> => {
@@ -69,18 +136,22 @@ const writeOnce = async (target: string, content: string, mode: number): Promise
   }
 };
 
-export const loadOrCreateSigningIdentity = async (opts: {
-  dataDir: string;
-  keyFile: string | undefined;
-  certFile: string | undefined;
-  logger: Logger;
-}): Promise<SigningIdentity> => {
-  if (opts.keyFile && opts.certFile) return load(opts.keyFile, opts.certFile);
+export const loadOrCreateSigningIdentity = async (opts: IdentitySource): Promise<SigningIdentity> => {
+  const now = opts.now ?? new Date();
+  if (opts.p12File) return loadP12(opts.p12File, opts.p12Password ?? '', now);
+  if (opts.keyFile && opts.certFile) {
+    try {
+      return await loadPem(opts.keyFile, opts.certFile, now);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ConfigError(`LOCAL_SIGNER_KEY_FILE/LOCAL_SIGNER_CERT_FILE: ${(err as NodeJS.ErrnoException).path ?? 'file'} does not exist`);
+      throw err;
+    }
+  }
   const dir = path.join(opts.dataDir, 'local-signer');
   const keyFile = path.join(dir, 'key.pem');
   const certFile = path.join(dir, 'cert.pem');
   try {
-    return await load(keyFile, certFile);
+    return await loadPem(keyFile, certFile, now);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
@@ -109,5 +180,5 @@ export const loadOrCreateSigningIdentity = async (opts: {
     }
   }
   opts.logger.info({ certPath: certFile }, 'generated a self-signed development certificate for the local signer');
-  return load(keyFile, certFile);
+  return loadPem(keyFile, certFile, now);
 };

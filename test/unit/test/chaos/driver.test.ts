@@ -4,8 +4,8 @@
  * broken pipeline cannot show 0 (lost, wrong bytes, failed, stuck, 5xx, processed without 202).
  */
 import { describe, expect, it } from 'vitest';
-import type { RequestRecord } from './fake-signstash/server.js';
-import { computeFigures, judge, type ScenarioResult, type Tracked } from './chaos/driver.js';
+import type { RequestRecord } from '../../../fake-signstash/server.js';
+import { computeFigures, judge, type ScenarioResult, type Tracked } from '../../../chaos/driver.js';
 
 const row = (): ScenarioResult => ({ scenario: 't', result: 'PASS', durationS: 0, acknowledged: 0, lost: 0, wrong: 0, failed: 0, stuck: 0, unverified: 0, http5xx: 0, ghost: 0, multiSigned: 0, filesLeft: 0, keysLeft: 0, misses: [], notes: [], details: {} });
 

@@ -1,0 +1,199 @@
+/**
+ * `npm run bench:signer`: the local signer's cost. For 200 KB PDFs (PAdES), XMLs (XAdES) and
+ * binaries (CAdES), batches of 50 signed through LocalSigner.signBatch in a child process (a
+ * worker's work: read from the spool, sign, write the result): documents per CPU-second (per
+ * core) and the child's peak RSS, beside the bare signature measured in the same child (CMS over
+ * the document's SHA-256 with the bytes already in memory; for XML, XAdES over a one-element
+ * document plus hashing the bytes): the ratio is what the document handling costs. Then the peak
+ * RSS growth for one large document of each kind (20 MB PDF and binary, 2 MB XML), and the
+ * submit-time format check per document.
+ *
+ * As a section of `npm run bench`: `const rows = await localSignerSection()` (rows as printed).
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PDFDocument } from 'pdf-lib';
+import { documentFormatError } from '@signspool/api/document-format';
+import { silentLogger } from '@signspool/shared/logger';
+import type { SignatureType } from '@signspool/shared/queue';
+import { Spool } from '@signspool/shared/spool';
+import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
+import type { BatchDocument } from '@signspool/worker/signer';
+import { CmsBuilder } from '@signspool/worker/signers/cms';
+import { LocalSigner } from '@signspool/worker/signers/local';
+import { loadOrCreateSigningIdentity } from '@signspool/worker/signers/local-cert';
+import { XadesSigner } from '@signspool/worker/signers/xades';
+
+const KB = 1024;
+const MB = 1024 * KB;
+const BATCH = 50;
+const BATCHES = Number(process.env['BENCH_SIGNER_BATCHES'] ?? 6);
+/** XAdES costs seconds per 200 KB document (xadesjs clones the DOM): fewer batches. */
+const XML_BATCHES = Number(process.env['BENCH_SIGNER_XML_BATCHES'] ?? 1);
+
+export interface SignerRow {
+  metric: string;
+  value: number;
+  unit: string;
+  baseline?: number;
+  ratio?: number;
+}
+
+/** A PDF of about `size` bytes (a page and an incompressible stream), made with pdf-lib. */
+export const makePdf = async (size: number): Promise<Buffer> => {
+  const pdf = await PDFDocument.create();
+  pdf.addPage();
+  pdf.context.register(pdf.context.stream(randomBytes(size)));
+  return Buffer.from(await pdf.save());
+};
+/** An invoice-like UTF-8 XML of about `size` bytes. */
+export const makeXml = (size: number): Buffer => {
+  const line = (i: number): string => `<Line><ID>${i}</ID><Item>Widget ${i} – größe ${i % 7}</Item><Amount currency="EUR">${(i * 1.37).toFixed(2)}</Amount></Line>\n`;
+  const parts = ['<?xml version="1.0" encoding="UTF-8"?>\n<Invoice xmlns="urn:signspool:bench">\n'];
+  let n = parts[0]?.length ?? 0;
+  for (let i = 0; n < size - 20; i++) {
+    const l = line(i);
+    parts.push(l);
+    n += Buffer.byteLength(l);
+  }
+  parts.push('</Invoice>\n');
+  return Buffer.from(parts.join(''));
+};
+const makeDoc = (type: SignatureType, size: number): Promise<Buffer> | Buffer => (type === 'PAdES' ? makePdf(size) : type === 'XAdES' ? makeXml(size) : randomBytes(size));
+
+const status = async (field: string): Promise<number> => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(await readFile('/proc/self/status', 'utf8'))?.[1] ?? 0) * KB;
+/** Resets this process's peak RSS (VmHWM), so it measures what follows. */
+const resetPeak = (): Promise<void> => writeFile('/proc/self/clear_refs', '5').catch(() => undefined);
+const cpu = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+/** In the child: signs batches of `size`-byte documents; prints a JSON result. */
+const child = async (type: SignatureType, size: number, batches: number): Promise<void> => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-signer-'));
+  try {
+    const spool = new Spool(path.join(dir, 'spool'));
+    await spool.init();
+    const signer = new LocalSigner({ dataDir: path.join(dir, 'data'), keyFile: undefined, certFile: undefined, spool, logger: silentLogger() });
+    await signer.start();
+    const content = await makeDoc(type, size);
+    const sha256 = createHash('sha256').update(content).digest('hex');
+    const perBatch = Math.min(BATCH, batches === 0 ? 1 : BATCH);
+    const docs: BatchDocument[] = [];
+    for (let i = 0; i < perBatch; i++) {
+      const p = spool.incomingPath('op_bench', `doc_${i}`);
+      await mkdir(path.dirname(p), { recursive: true });
+      await writeFile(p, content);
+      docs.push({ opId: 'op_bench', docId: `doc_${i}`, name: `d${i}`, contentType: 'application/octet-stream', size, sha256, path: p, resultPath: spool.signedPath('op_bench', `doc_${i}`, 'b1') });
+    }
+    const signal = new AbortController().signal;
+    const run = async (documents = docs): Promise<void> => {
+      const results = await signer.signBatch({ batchId: 'bench', tenant: 't', signatureType: type, documents }, signal);
+      if (results.some((r) => !r.ok)) throw new Error(`${type}: a document failed`);
+    };
+    await run(docs.slice(0, 2)); // warm-up (JIT, key import)
+    global.gc?.();
+    await resetPeak();
+    const rssBefore = await status('VmRSS');
+    const n = Math.max(1, batches);
+    const c0 = cpu();
+    const t0 = performance.now();
+    for (let b = 0; b < n; b++) await run();
+    const wallS = (performance.now() - t0) / 1000;
+    const cpuS = cpu() - c0;
+    const peak = await status('VmHWM');
+    // The bare signature, in the same process: no spool, no document handling.
+    const identity = await loadOrCreateSigningIdentity({ dataDir: path.join(dir, 'data'), keyFile: undefined, certFile: undefined, logger: silentLogger() });
+    const cms = new CmsBuilder(identity);
+    const xades = new XadesSigner(identity);
+    const bareN = perBatch * n;
+    const b0 = cpu();
+    for (let i = 0; i < bareN; i++) {
+      const digest = createHash('sha256').update(content).digest();
+      if (type === 'XAdES') await xades.sign('<a/>');
+      else cms.encode(cms.sign(digest, { signingTime: type !== 'PAdES' }));
+    }
+    const bareCpuS = cpu() - b0;
+    process.stdout.write(`${JSON.stringify({ docs: perBatch * n, wallS, cpuS, rssBefore, peak, bareN, bareCpuS })}\n`);
+    await signer.stop();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+};
+
+interface ChildResult {
+  docs: number;
+  wallS: number;
+  cpuS: number;
+  rssBefore: number;
+  peak: number;
+  bareN: number;
+  bareCpuS: number;
+}
+
+const runChild = (type: SignatureType, size: number, batches: number): Promise<ChildResult> =>
+  new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--expose-gc', '--import', 'tsx', import.meta.filename, '--child', type, String(size), String(batches)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildResult) : reject(new Error(`bench child ${type} exited ${code}`))));
+  });
+
+export const localSignerSection = async (print: (row: SignerRow) => void = printRow): Promise<SignerRow[]> => {
+  const rows: SignerRow[] = [];
+  const add = (r: SignerRow): void => {
+    rows.push(r);
+    print(r);
+  };
+  for (const type of ['PAdES', 'XAdES', 'CAdES'] as const) {
+    const r = await runChild(type, 200 * KB, type === 'XAdES' ? XML_BATCHES : BATCHES);
+    const perCore = r.docs / r.cpuS;
+    const bare = r.bareN / r.bareCpuS;
+    add({ metric: `${type} 200 KB, batches of ${BATCH}: documents per CPU-second (bare signature as baseline)`, value: perCore, unit: 'docs/s/core', baseline: bare, ratio: perCore / bare });
+    add({ metric: `${type} 200 KB: wall-clock documents/s (one process)`, value: r.docs / r.wallS, unit: 'docs/s' });
+    add({ metric: `${type} 200 KB: worker peak RSS while signing (before: ${fmt(r.rssBefore / MB)} MB)`, value: r.peak / MB, unit: 'MB' });
+  }
+  // XML is signed as a DOM: measured at 2 MB (20 MB takes minutes and GBs).
+  for (const [type, size] of [['PAdES', 20 * MB], ['CAdES', 20 * MB], ['XAdES', 2 * MB]] as const) {
+    const r = await runChild(type, size, 0);
+    const growth = (r.peak - r.rssBefore) / MB;
+    add({ metric: `${type} one ${size / MB} MB document: peak RSS growth over the warmed-up process (baseline: the document's size)`, value: growth, unit: 'MB', baseline: size / MB, ratio: growth / (size / MB) });
+  }
+  // The check at submit (api/document-format.ts), per 200 KB document.
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-format-'));
+  try {
+    for (const type of ['PAdES', 'XAdES'] as const) {
+      const file = path.join(dir, type);
+      await writeFile(file, await makeDoc(type, 200 * KB));
+      for (let i = 0; i < 20; i++) await documentFormatError(type, file);
+      const c0 = cpu();
+      const N = 200;
+      for (let i = 0; i < N; i++) if ((await documentFormatError(type, file)) !== null) throw new Error('format check refused a good document');
+      add({ metric: `${type} submit-time format check, 200 KB document (api CPU)`, value: ((cpu() - c0) / N) * 1e6, unit: 'µs/doc' });
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return rows;
+};
+
+const fmt = (n: number): string => (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2));
+const printRow = (r: SignerRow): void => {
+  console.log(['signer', r.metric, `${fmt(r.value)} ${r.unit}`, r.baseline === undefined ? '' : `${fmt(r.baseline)} ${r.unit}`, r.ratio === undefined ? '' : `${fmt(r.ratio)}×`].join(' | '));
+};
+
+const argv = process.argv;
+if (argv[2] === '--child') {
+  await child(argv[3] as SignatureType, Number(argv[4]), Number(argv[5]));
+} else if (import.meta.filename === path.resolve(argv[1] ?? '')) {
+  console.log(`signspool bench:signer: ${BATCHES} batches of ${BATCH} per type (XAdES: ${XML_BATCHES}) after a warm-up batch, ${os.cpus().length} CPUs (shared machine: compare ratios)`);
+  console.log('section | metric | value | baseline | ratio');
+  await localSignerSection();
+}
