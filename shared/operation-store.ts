@@ -216,6 +216,31 @@ export class OperationStore {
     return parseTransition(raw);
   }
 
+  /**
+   * Drops index entries whose record is gone (expired after RETENTION), looking only at entries
+   * older than `olderThanMs` (for the janitor; listing also drops the ones it meets).
+   */
+  async pruneIndexes(olderThanMs: number): Promise<number> {
+    let removed = 0;
+    const upTo = Date.now() - olderThanMs;
+    for await (const keys of this.redis.scanStream({ match: `${this.prefix}:tenant:*:ops`, count: 100 }) as AsyncIterable<string[]>) {
+      for (const index of keys) {
+        for (let offset = 0; ; offset += 1000) {
+          const ids = await this.redis.zrangebyscore(index, '-inf', upTo, 'LIMIT', offset, 1000);
+          if (ids.length === 0) break;
+          const alive = await this.existing(ids);
+          const gone = ids.filter((id) => !alive.has(id));
+          if (gone.length > 0) {
+            removed += await this.redis.zrem(index, ...gone);
+            offset -= gone.length;
+          }
+          if (ids.length < 1000) break;
+        }
+      }
+    }
+    return removed;
+  }
+
   /** Ids of operations that have a record (for the janitor). */
   async existing(opIds: string[]): Promise<Set<string>> {
     if (opIds.length === 0) return new Set();

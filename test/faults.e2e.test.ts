@@ -136,7 +136,9 @@ describe('faults', () => {
     await fake.start();
     onTestFinished(() => fake.stop());
     const s = await stackOf(fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'PAdES', BATCH_LINGER: '20ms' }));
-    const res = await submit(s.apiUrl, s.keys.acme, [{ name: 'big.pdf', content: Buffer.alloc(16 * 1024 * 1024, 7) }]);
+    // A PDF's frame around 16 MiB of filler: what the submit-time PAdES check looks for.
+    const pdf = Buffer.concat([Buffer.from('%PDF-1.7\n'), Buffer.alloc(16 * 1024 * 1024, 7), Buffer.from('\n%%EOF\n')]);
+    const res = await submit(s.apiUrl, s.keys.acme, [{ name: 'big.pdf', content: pdf }]);
     const done = await waitForTerminal(s.apiUrl, s.keys.acme, res.body.id);
     const doc = done.documents[0];
     expect(doc?.status).toBe('signed');

@@ -103,7 +103,7 @@ describe('retry', () => {
     hook = await startReceiver();
     stack = await startStack({
       env: fake.clientEnv({
-        DEFAULT_SIGNATURE_TYPE: 'PAdES',
+        DEFAULT_SIGNATURE_TYPE: 'CAdES',
         BATCH_LINGER: '20ms',
         UPSTREAM_MAX_ATTEMPTS: '1',
         UPSTREAM_BREAKER_THRESHOLD: '100',

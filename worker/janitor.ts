@@ -63,7 +63,9 @@ export class Janitor {
         removedTmpFiles += 1;
       }
     }
-    if (removedOperations.length || removedTmpFiles) logger.info({ removedOperations: removedOperations.length, removedTmpFiles }, 'janitor removed spool files');
+    // The tenants' listing indexes lose the operations whose records expired (none can before RETENTION).
+    const removedIndexEntries = await store.pruneIndexes(store.retentionMs);
+    if (removedOperations.length || removedTmpFiles || removedIndexEntries) logger.info({ removedOperations: removedOperations.length, removedTmpFiles, removedIndexEntries }, 'janitor removed spool files and expired index entries');
     return { removedOperations, removedTmpFiles };
   }
 

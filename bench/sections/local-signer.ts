@@ -11,6 +11,6 @@ export const localSignerSection: Section = {
   title: 'local signer',
   run: async (ctx: BenchContext) => {
     const add = ctx.report.section('7 local signer');
-    return runLocalSigner((r) => add(r));
+    return runLocalSigner((r) => add(r), { quick: ctx.settings.quick });
   },
 };

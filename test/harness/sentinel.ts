@@ -1,5 +1,5 @@
 /**
- * A Redis Sentinel deployment for tests: a primary, one replica and three sentinels
+ * A Redis Sentinel deployment for tests: a primary, two replicas and three sentinels
  * (`redis-server <conf> --sentinel`), each on a free port with its own directory. Quorum 2,
  * the primary is declared down after 1 s.
  */
@@ -19,6 +19,8 @@ export interface SentinelNode {
 export interface SentinelSetup {
   primary: SentinelNode;
   replica: SentinelNode;
+  /** A second replica: after a failover one replica is left to confirm writes (REDIS_MIN_REPLICAS=1). */
+  replica2: SentinelNode;
   sentinels: SentinelNode[];
   /** REDIS_SENTINELS / REDIS_SENTINEL_NAME for the service. */
   env: Record<string, string>;
@@ -52,8 +54,9 @@ const dataNodeArgs = (port: number, dir: string): string[] => [
   '',
   '--appendonly',
   'yes',
+  // DURABILITY=strict on Redis < 7.2 needs appendfsync always.
   '--appendfsync',
-  'everysec',
+  'always',
   '--maxmemory-policy',
   'noeviction',
   '--loglevel',
@@ -68,13 +71,18 @@ const stopNode = async (node: SentinelNode): Promise<void> => {
 };
 
 export const startSentinelSetup = async (dir: string): Promise<SentinelSetup> => {
-  const [pPort, rPort, ...sPorts] = await Promise.all(Array.from({ length: 5 }, () => freePort()));
-  if (!pPort || !rPort) throw new Error('no free ports');
+  const [pPort, rPort, r2Port, ...sPorts] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+  if (!pPort || !rPort || !r2Port) throw new Error('no free ports');
   const primary = await startNode(path.join(dir, 'primary'), dataNodeArgs(pPort, path.join(dir, 'primary')), pPort);
   const replica = await startNode(
     path.join(dir, 'replica'),
     [...dataNodeArgs(rPort, path.join(dir, 'replica')), '--replicaof', '127.0.0.1', String(pPort)],
     rPort,
+  );
+  const replica2 = await startNode(
+    path.join(dir, 'replica2'),
+    [...dataNodeArgs(r2Port, path.join(dir, 'replica2')), '--replicaof', '127.0.0.1', String(pPort)],
+    r2Port,
   );
   const sentinels: SentinelNode[] = [];
   for (const [i, port] of sPorts.entries()) {
@@ -117,7 +125,7 @@ export const startSentinelSetup = async (dir: string): Promise<SentinelSetup> =>
             await r.connect();
             const master = (await r.call('SENTINEL', 'MASTER', SENTINEL_MASTER)) as string[];
             const field = (name: string): number => Number(master[master.indexOf(name) + 1]);
-            return field('num-slaves') >= 1 && field('num-other-sentinels') >= 2;
+            return field('num-slaves') >= 2 && field('num-other-sentinels') >= 2;
           } catch {
             return false;
           } finally {
@@ -134,11 +142,12 @@ export const startSentinelSetup = async (dir: string): Promise<SentinelSetup> =>
     discovered,
     primary,
     replica,
+    replica2,
     sentinels,
     env: { REDIS_SENTINELS: sPorts.map((p) => `127.0.0.1:${p}`).join(','), REDIS_SENTINEL_NAME: SENTINEL_MASTER },
     currentPrimaryPort: () => ask(async (r) => Number(((await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER)) as string[])[1])),
     async stop() {
-      await Promise.all([...sentinels, replica, primary].map(stopNode));
+      await Promise.all([...sentinels, replica, replica2, primary].map(stopNode));
     },
   };
 };

@@ -137,7 +137,7 @@ describe('Spool spares: blocks kept within a bound, and safe from the janitor', 
     const longAgo = new Date(Date.now() - 5 * 3600_000);
     await utimes(p, longAgo, longAgo);
     await spool.retire(p, 1);
-    const store = { existing: () => Promise.resolve(new Set<string>()) } as unknown as OperationStore;
+    const store = { existing: () => Promise.resolve(new Set<string>()), pruneIndexes: () => Promise.resolve(0), retentionMs: 1000 } as unknown as OperationStore;
     const janitor = new Janitor({ spool, store, logger: createLogger({ level: 'silent' }), intervalMs: 60_000, orphanGraceMs: 60_000 });
     expect((await janitor.sweep()).removedTmpFiles).toBe(0);
     expect(await readdir(spool.tmpRoot)).toHaveLength(1);
