@@ -3,7 +3,7 @@
  * Same token rule as everywhere (METRICS_TOKEN); nothing else is served here.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listen } from '@signspool/shared/http-listen';
 import type { Metrics } from '@signspool/shared/metrics';
 import { metricsAllowed, METRICS_CHALLENGE } from '@signspool/shared/metrics-access';
 
@@ -32,22 +32,12 @@ export class ApiMetricsServer {
       })().catch(() => res.destroy());
     });
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, this.opts.host, () => resolve());
-    });
-    const addr = server.address() as AddressInfo;
-    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    this.url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
+    this.url = await listen(server, this.opts.port, this.opts.host);
     return this.url;
   }
 
   stop(): Promise<void> {
-    this.stopPromise ??= new Promise<void>((resolve) => {
-      if (!this.server) return resolve();
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    this.stopPromise ??= closeServer(this.server);
     return this.stopPromise;
   }
 }

@@ -1,7 +1,7 @@
 /** The worker's small HTTP server: /metrics (its own registry; METRICS_TOKEN applies), /healthz and /readyz (with the detail of each check). */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { SignspoolError } from '@signspool/shared/errors';
+import { closeServer, listen } from '@signspool/shared/http-listen';
 import type { Metrics } from '@signspool/shared/metrics';
 import { metricsAllowed, METRICS_CHALLENGE } from '@signspool/shared/metrics-access';
 
@@ -46,21 +46,12 @@ export class WorkerHttpServer {
       })().catch(() => res.destroy());
     });
     const server = this.server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, this.opts.host, () => resolve());
-    });
-    const addr = server.address() as AddressInfo;
-    this.url = `http://127.0.0.1:${addr.port}`;
+    this.url = await listen(server, this.opts.port, this.opts.host);
     return this.url;
   }
 
   stop(): Promise<void> {
-    this.stopPromise ??= new Promise<void>((resolve) => {
-      if (!this.server) return resolve();
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    this.stopPromise ??= closeServer(this.server);
     return this.stopPromise;
   }
 }
