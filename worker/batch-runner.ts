@@ -308,7 +308,8 @@ export class BatchRunner {
           metrics.documentsCompleted.inc({ outcome: 'failed' });
           // The upload stays for POST …/retry unless the document itself is at fault.
           if (DOCUMENT_FAULTS.has(r.error.code)) await rm(upload, { force: true });
-          await source.fail(d.job, new Error(`${r.error.code}: ${r.error.detail}`));
+          // The record holds the failure; the job is done either way (removed at once, nothing left in Redis).
+          await source.complete(d.job, { failed: r.error.code });
         }
       }),
     );

@@ -57,14 +57,17 @@ const trickle = async (ctx: BenchContext, seconds: number) => {
   const pending: Promise<void>[] = [];
   for (let i = 0; i < seconds; i++) {
     const form = new FormData();
-    form.append('signatureType', 'PAdES');
+    // Random bytes: as PAdES they would be refused at submit (DOCUMENT_NOT_PDF).
+    form.append('signatureType', 'CAdES');
     form.append('file', new Blob([doc]), `t${i}.pdf`);
     const r = await fetch(`${api.url}/v1/operations`, { method: 'POST', headers: { authorization: `Bearer ${e.key}` }, body: form });
+    if (r.status !== 202) throw new Error(`trickle: submit answered ${r.status}`);
     const { id } = (await r.json()) as { id: string };
     pending.push(
       (async () => {
         for (;;) {
           const g = await fetch(`${api.url}/v1/operations/${id}`, { headers: { authorization: `Bearer ${e.key}`, prefer: 'wait=30' } });
+          if (g.status !== 200) throw new Error(`trickle: GET answered ${g.status}`);
           const b = (await g.json()) as { status: string; createdAt: string; completedAt: string | null };
           if (b.completedAt) {
             lat.push(Date.parse(b.completedAt) - Date.parse(b.createdAt));
