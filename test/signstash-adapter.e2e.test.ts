@@ -40,20 +40,7 @@ describe('signstash adapter', () => {
 
   const signer = (over: Partial<ConstructorParameters<typeof SignstashSigner>[0]['config']> = {}) =>
     new SignstashSigner({
-      config: {
-        url: fake.businessUrl,
-        authUrl: fake.authUrl,
-        clientId: 'signspool',
-        clientSecret: 'signspool-secret',
-        tokenSkewMs: 1000,
-        connectTimeoutMs: 2000,
-        headersTimeoutMs: 10_000,
-        bodyTimeoutMs: 10_000,
-        applyTimestamp: false,
-        reason: 'invoice',
-        location: 'Lisboa',
-        ...over,
-      },
+      config: fake.signerConfig({ reason: 'invoice', location: 'Lisboa', ...over }),
       spool,
       logger: silentLogger(),
     });

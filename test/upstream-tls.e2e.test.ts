@@ -60,20 +60,7 @@ describe("Sign'Stash over TLS", () => {
 
   const signer = (fake: FakeSignstash, tls: { caFile?: string; clientCertFile?: string; clientKeyFile?: string }) =>
     new SignstashSigner({
-      config: {
-        url: fake.businessUrl,
-        authUrl: fake.authUrl,
-        clientId: 'signspool',
-        clientSecret: 'signspool-secret',
-        tokenSkewMs: 1000,
-        connectTimeoutMs: 2000,
-        headersTimeoutMs: 10_000,
-        bodyTimeoutMs: 10_000,
-        applyTimestamp: false,
-        reason: undefined,
-        location: undefined,
-        ...tls,
-      },
+      config: fake.signerConfig(tls),
       spool,
       logger: silentLogger(),
     });

@@ -20,6 +20,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { Config } from '@signspool/shared/config';
 import { isSignspoolError } from '@signspool/shared/errors';
 import { silentLogger } from '@signspool/shared/logger';
 import type { SignatureType } from '@signspool/shared/queue';
@@ -167,6 +168,24 @@ export class FakeSignstash {
 
   get businessUrl(): string {
     return `${this.url}/signstash/einvoice-integration-client-ws`;
+  }
+
+  /** A Sign'Stash signer configuration pointing at this fake, with short timeouts (tests that build the signer directly). */
+  signerConfig(over: Partial<Config['signstash']> = {}): Config['signstash'] {
+    return {
+      url: this.businessUrl,
+      authUrl: this.authUrl,
+      clientId: this.opts.clientId,
+      clientSecret: this.opts.clientSecret,
+      tokenSkewMs: 1000,
+      connectTimeoutMs: 2000,
+      headersTimeoutMs: 10_000,
+      bodyTimeoutMs: 10_000,
+      applyTimestamp: false,
+      reason: undefined,
+      location: undefined,
+      ...over,
+    };
   }
 
   /** The environment that points signspool at this fake (SIGNER=signstash). */
