@@ -7,6 +7,7 @@
  */
 import type { Queue } from 'bullmq';
 import type { Durability } from '@signspool/shared/durability';
+import type { FairShare } from '@signspool/shared/fair-share';
 import type { Logger } from '@signspool/shared/logger';
 import { DOCUMENT_FAULTS, isRetryable } from '@signspool/shared/errors';
 import type { NewOperation, OperationRecord } from '@signspool/shared/operation-record';
@@ -20,10 +21,13 @@ export interface SubmissionDeps {
   spool: Spool;
   logger: Logger;
   durability: Durability;
+  /** The jobs' priorities: tenants are served round-robin (fair-share.ts). */
+  fairShare: FairShare;
 }
 
-const jobsOf = (op: NewOperation, round = 0) =>
-  op.documents.map((d) => {
+const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0) => {
+  const priorities = await fairShare.priorities(op.tenant, op.documents.map((d) => d.size));
+  return op.documents.map((d, i) => {
     const data: SignDocumentJob = {
       opId: op.id,
       docId: d.id,
@@ -35,15 +39,17 @@ const jobsOf = (op: NewOperation, round = 0) =>
       sha256: d.sha256,
       acceptedAt: op.createdAt,
     };
-    return { name: 'sign-document' as const, data, opts: { jobId: signJobId(d.id, round) } };
+    const priority = priorities[i];
+    return { name: 'sign-document' as const, data, opts: { jobId: signJobId(d.id, round), ...(priority === undefined ? {} : { priority }) } };
   });
+};
 
 /** Records and enqueues `op`. Throws when it was not accepted; then nothing of it will be processed. */
 export const acceptSubmission = async (deps: SubmissionDeps, op: NewOperation): Promise<void> => {
   const { store, queue, spool } = deps;
   try {
     await store.create(op);
-    const jobs = jobsOf(op);
+    const jobs = await jobsOf(deps.fairShare, op);
     // One document (the common case) needs no MULTI around its one script: add, not addBulk.
     const [only] = jobs;
     if (jobs.length === 1 && only) await queue.add(only.name, only.data, only.opts);
@@ -77,7 +83,7 @@ export const retryOperation = async (deps: SubmissionDeps, op: OperationRecord, 
   if (chosen.length === 0) return [];
   const result = await store.retry(op.id, chosen.map((d) => d.id));
   const applied = new Set(result.applied);
-  const jobs = jobsOf({ ...op, createdAt: Date.now(), documents: chosen.filter((d) => applied.has(d.id)) }, result.round);
+  const jobs = await jobsOf(deps.fairShare, { ...op, createdAt: Date.now(), documents: chosen.filter((d) => applied.has(d.id)) }, result.round);
   await queue.addBulk(jobs);
   await deps.durability.sync(store.redis);
   return result.applied;

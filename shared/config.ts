@@ -339,6 +339,8 @@ const envSchema = z
     BATCH_MAX_DOCS: int(50, 1, 10_000),
     BATCH_MAX_BYTES: bytes('128MiB', 1),
     BATCH_LINGER: duration('250ms'),
+    TENANT_SCHEDULING: z.enum(['fair', 'fifo']).default('fair'),
+    TENANT_QUANTUM: int(0, 0, 1_000_000),
     UPSTREAM_CONCURRENCY: int(4, 1, 256),
     UPSTREAM_MAX_ATTEMPTS: int(6, 1, 100),
     UPSTREAM_BACKOFF_BASE: duration('1s'),
@@ -489,6 +491,7 @@ const configSchema = envSchema.transform((c) => {
       tsa: c.TSA_URL === undefined ? undefined : { url: c.TSA_URL, timeoutMs: c.TSA_TIMEOUT, concurrency: c.TSA_CONCURRENCY },
     },
     batch: { maxDocs: c.BATCH_MAX_DOCS, maxBytes: c.BATCH_MAX_BYTES, lingerMs: c.BATCH_LINGER },
+    scheduling: { mode: c.TENANT_SCHEDULING, quantum: c.TENANT_QUANTUM || c.BATCH_MAX_DOCS },
     upstream: {
       concurrency: c.UPSTREAM_CONCURRENCY,
       maxAttempts: c.UPSTREAM_MAX_ATTEMPTS,

@@ -77,11 +77,11 @@ export class Batcher<T extends Batchable> {
     else if (bucket.bytes >= this.opts.maxBytes) this.flush(bucket, 'bytes');
   }
 
-  /** Called when an upstream slot frees: sends the oldest bucket whose linger has expired. */
-  onCapacity(): void {
+  /** Called when an upstream slot frees: sends the oldest bucket whose linger has expired, if opened before `before`. */
+  onCapacity(before = Infinity): void {
     let oldest: Bucket<T> | undefined;
     for (const b of this.buckets.values()) {
-      if (b.due && (!oldest || b.openedAt < oldest.openedAt)) oldest = b;
+      if (b.due && b.openedAt < before && (!oldest || b.openedAt < oldest.openedAt)) oldest = b;
     }
     if (oldest) this.flush(oldest, 'linger');
   }

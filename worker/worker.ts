@@ -34,6 +34,7 @@ export interface WorkerDeps {
 }
 
 const bucketKeyOf = (tenant: string, signatureType: string): string => `${tenant}\u0000${signatureType}`;
+const oldestOf = (items: readonly HeldDocument[]): number => items.reduce((t, d) => Math.min(t, d.enteredAt), Infinity);
 
 export class SigningWorker {
   private readonly deps: WorkerDeps;
@@ -141,7 +142,9 @@ export class SigningWorker {
       hasCapacity: () => this.inFlight.size < config.upstream.concurrency && this.pending.length === 0,
       onFlush: (items, reason) => {
         metrics.batchFlushes.inc({ reason });
-        this.pending.push(items);
+        // Oldest first: a small tenant's lingered batch goes before a busy tenant's newer full one.
+        const at = this.pending.findIndex((p) => oldestOf(p) > oldestOf(items));
+        this.pending.splice(at < 0 ? this.pending.length : at, 0, items);
         this.dispatch();
       },
     });
@@ -245,11 +248,12 @@ export class SigningWorker {
         .run(items)
         .catch((err: unknown) => this.log.error({ err }, 'batch runner failed'))
         .finally(() => {
-        this.inFlight.delete(p);
-        this.dispatch();
-        if (this.pending.length === 0) this.batcher?.onCapacity();
-        this.wakePuller?.();
-      });
+          this.inFlight.delete(p);
+          // A bucket past its linger that is older than every pending batch takes the free slot.
+          this.batcher?.onCapacity(this.pending[0] ? oldestOf(this.pending[0]) : Infinity);
+          this.dispatch();
+          this.wakePuller?.();
+        });
       this.inFlight.add(p);
     }
   }

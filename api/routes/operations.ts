@@ -24,7 +24,8 @@ import { newOperationRecord, type OperationRecord } from '@signspool/shared/oper
 import { isTerminal, OPERATION_STATUSES } from '@signspool/shared/operation-states';
 import { InvalidCursorError, type OperationStore } from '@signspool/shared/operation-store';
 import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
-import { completedDeliveryId, enqueueWebhook, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
+import { completedDeliveryId, enqueueWebhook, QUEUES, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
+import { FairShare } from '@signspool/shared/fair-share';
 import { newId, type Spool } from '@signspool/shared/spool';
 import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhook-target';
 import { assertDocumentFormats } from '../document-format.js';
@@ -111,6 +112,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const router = Router();
   const idempotency = new IdempotencyStore(store.redis, config.queuePrefix, config.idempotencyTtlMs);
   const disabledEndpoints = new DisabledEndpoints(store.redis, config.queuePrefix);
+  const fairShare = new FairShare(store.redis, { prefix: config.queuePrefix, queue: QUEUES.sign, scheduling: config.scheduling.mode, quantum: config.scheduling.quantum, ...config.batch });
   // Checks before a slot, per-tenant admission, upload timeouts (upload-gate.ts).
   const gate = new UploadGate({ config, spool, metrics, limits: deps.limits });
   const uploadOptions = {
@@ -204,7 +206,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       }));
       const newOp = { id: opId, tenant: req.tenant ?? '', signatureType, externalReference: fields.data.externalReference, webhookUrl, createdAt: acceptedAt, documents };
       submitted = true;
-      await acceptSubmission({ store, queue, spool, logger, durability: deps.durability }, newOp);
+      await acceptSubmission({ store, queue, spool, logger, durability: deps.durability, fairShare }, newOp);
       metrics.documentsAccepted.inc(documents.length);
       metrics.uploadedBytes.inc(ctx.totalBytes);
       if (logger.isLevelEnabled('info')) log().info({ documents: documents.length, bytes: ctx.totalBytes }, 'operation accepted');
@@ -263,7 +265,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const op = await loadOwned(req, id);
     if (!isTerminal(op.status)) throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; retry it once it has' });
     if (op.status === 'canceled') throw new SignspoolError('NOTHING_TO_RETRY', { detail: 'a canceled operation is not retried' });
-    const applied = await retryOperation({ store, queue, spool, logger, durability: deps.durability }, op, all);
+    const applied = await retryOperation({ store, queue, spool, logger, durability: deps.durability, fairShare }, op, all);
     if (applied.length === 0) {
       throw new SignspoolError('NOTHING_TO_RETRY', {
         detail: all ? 'no failed document can be retried (documents the upstream rejected, or whose upload is gone, cannot)' : 'no document failed with a retryable code; use ?all=true once the cause is fixed',

@@ -5,6 +5,7 @@
 import type { Section } from '../section.js';
 import { coalescingSection } from './coalescing.js';
 import { durabilitySection } from './durability.js';
+import { fairnessSection } from './fairness.js';
 import { footprintSection } from './footprint.js';
 import { ingestSection } from './ingest.js';
 import { latencySection } from './latency.js';
@@ -12,4 +13,4 @@ import { localSignerSection } from './local-signer.js';
 import { longPollSection } from './long-poll.js';
 import { streamingSection } from './streaming.js';
 
-export const SECTIONS: readonly Section<unknown>[] = [coalescingSection, ingestSection, streamingSection, latencySection, footprintSection, longPollSection, localSignerSection, durabilitySection];
+export const SECTIONS: readonly Section<unknown>[] = [coalescingSection, ingestSection, streamingSection, latencySection, footprintSection, longPollSection, localSignerSection, durabilitySection, fairnessSection];

@@ -1,0 +1,131 @@
+/**
+ * Fair scheduling across tenants: the priorities lua/fair-share.lua hands out, and the pipeline
+ * serving a small tenant's document ahead of another tenant's backlog while batches stay full.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { FairShare, type FairShareOptions } from '@signspool/shared/fair-share';
+import { FakeSignstash } from './fake-signstash/server.js';
+import { submit, waitForTerminal } from './harness/client.js';
+import { startStack, testPrefix } from './harness/stack.js';
+
+describe('fair-share priorities', () => {
+  let redis: Redis;
+  beforeAll(() => {
+    redis = new Redis(inject('redisUrl'));
+  });
+  afterAll(async () => {
+    await redis?.quit();
+  });
+
+  const share = (over: Partial<FairShareOptions> = {}): { fair: FairShare; prioritized: string; prefix: string } => {
+    const prefix = testPrefix();
+    const opts: FairShareOptions = { prefix, queue: 'sign', scheduling: 'fair', quantum: 4, maxDocs: 4, maxBytes: 4000, ...over };
+    return { fair: new FairShare(redis, opts), prioritized: `${prefix}:sign:prioritized`, prefix };
+  };
+  const small = (n: number): number[] => Array.from({ length: n }, () => 10);
+
+  it('fills one round per tenant with a quantum of documents, in order', async () => {
+    const { fair } = share();
+    expect(await fair.priorities('a', small(10))).toEqual([1, 1, 1, 1, 2, 2, 2, 2, 3, 3]);
+    // A tenant's later documents follow its own earlier ones.
+    expect(await fair.priorities('a', small(3))).toEqual([3, 3, 4]);
+    // Another tenant starts at the round being served, not behind a's backlog.
+    expect(await fair.priorities('b', small(5))).toEqual([1, 1, 1, 1, 2]);
+  });
+
+  it('starts a tenant with nothing queued at the head of the queue', async () => {
+    const { fair, prioritized } = share();
+    expect(await fair.priorities('a', small(12))).toEqual([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
+    // Workers took rounds 1 and 2: the head of the prioritized set is round 3.
+    await redis.zadd(prioritized, 3 * 2 ** 32 + 9, 'job-a9');
+    expect(await fair.priorities('b', small(1))).toEqual([3]);
+    // b had its turn in round 1 long ago: that does not push it behind the head either.
+    expect(await fair.priorities('c', small(1))).toEqual([3]);
+    expect(await fair.priorities('a', small(1))).toEqual([4]);
+  });
+
+  it('charges a large document its share of BATCH_MAX_BYTES', async () => {
+    const { fair } = share();
+    expect(fair.cost(10)).toBe(1);
+    expect(fair.cost(2500)).toBe(3);
+    // 1 + 3 fill the round; the next small one opens round 2, a document over the quantum gets a round alone.
+    expect(await fair.priorities('a', [10, 2500, 10, 9000, 10])).toEqual([1, 1, 2, 3, 4]);
+  });
+
+  it('hands out no priority with TENANT_SCHEDULING=fifo', async () => {
+    const { fair, prefix } = share({ scheduling: 'fifo' });
+    expect(await fair.priorities('a', small(3))).toEqual([undefined, undefined, undefined]);
+    expect(await redis.exists(`${prefix}:fair`)).toBe(0);
+  });
+});
+
+describe('a small tenant behind a large backlog', () => {
+  let fake: FakeSignstash;
+  beforeAll(async () => {
+    fake = new FakeSignstash({ clientId: 'signspool', clientSecret: 'signspool-secret', perRequestMs: 20, bytesPerSec: 500e6 });
+    await fake.start();
+  });
+  afterAll(async () => {
+    await fake?.stop();
+  });
+
+  const BACKLOG_OPS = 20;
+  const PER_OP = 10;
+  const B_SIZE = 1500;
+
+  /** acme queues 200 documents, then globex one; a worker with one upstream slot starts after. Returns acme documents sent before globex's, and acme's batch sizes. */
+  const run = async (scheduling: 'fair' | 'fifo'): Promise<{ acmeBefore: number; acmeBatches: number[] }> => {
+    fake.reset();
+    const env = fake.clientEnv({
+      DEFAULT_SIGNATURE_TYPE: 'CAdES',
+      TENANT_SCHEDULING: scheduling,
+      BATCH_MAX_DOCS: String(PER_OP),
+      BATCH_LINGER: '200ms',
+      UPSTREAM_CONCURRENCY: '1',
+      RATE_LIMIT_REQUESTS: '0',
+    });
+    const api = await startStack({ env, worker: false });
+    let worker: Awaited<ReturnType<typeof startStack>> | undefined;
+    try {
+      const ops: string[] = [];
+      for (let i = 0; i < BACKLOG_OPS; i++) {
+        const files = Array.from({ length: PER_OP }, (_, j) => ({ name: `a-${i}-${j}.bin`, content: randomBytes(1000), type: 'application/octet-stream' }));
+        const r = await submit(api.apiUrl, api.keys.acme, files);
+        expect(r.status).toBe(202);
+        ops.push(r.body.id);
+      }
+      const b = await submit(api.apiUrl, api.keys.globex, [{ name: 'b.bin', content: randomBytes(B_SIZE), type: 'application/octet-stream' }]);
+      expect(b.status).toBe(202);
+      worker = await startStack({ env, api: false, reuse: { dir: api.dir, prefix: api.config.queuePrefix } });
+      const bDone = await waitForTerminal(api.apiUrl, api.keys.globex, b.body.id, 60_000);
+      expect(bDone.status).toBe('succeeded');
+      for (const id of ops) expect((await waitForTerminal(api.apiUrl, api.keys.acme, id, 60_000)).status).toBe('succeeded');
+      const requests = fake.requests().filter((r) => r.outcome === 'ok');
+      const bAt = requests.findIndex((r) => r.docs.some((d) => d.size === B_SIZE));
+      expect(bAt).toBeGreaterThanOrEqual(0);
+      const acmeBefore = requests.slice(0, bAt).reduce((n, r) => n + r.documents, 0);
+      const acmeBatches = requests.filter((r) => r.docs.every((d) => d.size !== B_SIZE)).map((r) => r.documents);
+      console.log(`${scheduling}: ${acmeBefore} acme documents sent before globex's one; acme's batches: ${acmeBatches.join(',')}`);
+      return { acmeBefore, acmeBatches };
+    } finally {
+      await worker?.stop();
+      await api.stop();
+    }
+  };
+
+  it('signs the small tenant\'s document after about one batch of the backlog, with full batches', async () => {
+    const { acmeBefore, acmeBatches } = await run('fair');
+    // The worker holds two batches' worth when it starts: globex's document is in the first ones it takes.
+    expect(acmeBefore).toBeLessThanOrEqual(3 * PER_OP);
+    expect(acmeBatches.reduce((a, b) => a + b, 0)).toBe(BACKLOG_OPS * PER_OP);
+    expect(acmeBatches.every((n) => n === PER_OP)).toBe(true);
+  }, 120_000);
+
+  it('serves in arrival order with TENANT_SCHEDULING=fifo', async () => {
+    const { acmeBefore } = await run('fifo');
+    expect(acmeBefore).toBe(BACKLOG_OPS * PER_OP);
+  }, 120_000);
+});
