@@ -2,12 +2,16 @@
  * The Grafana dashboard against what signspool really exports: every metric its queries (panels
  * and template variables) use is in the Prometheus exposition of a running api + worker, with the
  * labels the queries use; each query is structurally sound (balanced brackets, known functions);
- * every panel follows the datasource, job and instance variables.
+ * every panel follows the datasource, job and instance variables; every metric signspool defines has
+ * a panel (or a stated reason not to); the per-tenant limit panels (429s by limit, the refused
+ * share, 408s by reason) select series that this run really moved (a 429 and a 408 happen first).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { submit, waitForTerminal } from './harness/client.js';
+import { createMetrics } from '@signspool/shared/metrics';
+import { auth, eventually, submit, waitForTerminal } from './harness/client.js';
+import { rawConnect, uploadHead } from './harness/raw-http.js';
 import { startStack, type Stack } from './harness/stack.js';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -15,11 +19,21 @@ interface Datasource {
   type: string;
   uid: string;
 }
+interface Panel {
+  type: string;
+  title: string;
+  gridPos: { x: number; y: number; w: number; h: number };
+  /** Absent on rows. */
+  datasource?: Datasource;
+  targets?: { expr: string; datasource?: Datasource }[];
+}
 const dashboard = JSON.parse(readFileSync(path.join(root, 'deploy/grafana/dashboards/signspool.json'), 'utf8')) as {
-  panels: { title: string; datasource: Datasource; targets: { expr: string; datasource?: Datasource }[] }[];
+  panels: Panel[];
   templating: { list: { name: string; type: string; query: string | { query: string } }[] };
 };
-const panelQueries = dashboard.panels.flatMap((p) => p.targets.map((t) => ({ panel: p.title, expr: t.expr })));
+const rows = dashboard.panels.filter((p) => p.type === 'row');
+const panels = dashboard.panels.filter((p) => p.type !== 'row');
+const panelQueries = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
 const variableQueries = dashboard.templating.list
   .filter((v) => v.type === 'query')
   .map((v) => ({ panel: `variable $${v.name}`, expr: typeof v.query === 'string' ? v.query : v.query.query }));
@@ -28,34 +42,103 @@ const queries = [...panelQueries, ...variableQueries];
 /** Labels Prometheus adds to every scraped series (not in the exposition). */
 const TARGET_LABELS = new Set(['job', 'instance']);
 
-/** metric name → label names seen in a text exposition (histogram series folded to their base name). */
-const parseExposition = (text: string): Map<string, Set<string>> => {
-  const out = new Map<string, Set<string>>();
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The samples of a text exposition. */
+const parseSamples = (text: string): Sample[] => {
+  const out: Sample[] = [];
   for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s/.exec(line);
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
     if (!m?.[1]) continue;
-    const labels = [...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)].map((x) => x[1] ?? '');
-    for (const name of [m[1], m[1].replace(/_(bucket|sum|count)$/, '')]) {
+    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1] ?? '', x[2] ?? '']));
+    out.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return out;
+};
+
+/** metric name → label names seen in the samples (histogram series folded to their base name). */
+const labelsByMetric = (samples: Sample[]): Map<string, Set<string>> => {
+  const out = new Map<string, Set<string>>();
+  for (const s of samples) {
+    for (const name of [s.name, s.name.replace(/_(bucket|sum|count)$/, '')]) {
       const set = out.get(name) ?? new Set<string>();
-      labels.forEach((l) => set.add(l));
+      Object.keys(s.labels).forEach((l) => set.add(l));
       out.set(name, set);
     }
   }
   return out;
 };
 
-const FUNCTIONS = new Set(['sum', 'max', 'min', 'avg', 'rate', 'increase', 'histogram_quantile', 'by', 'without', 'count', 'label_values']);
+/** The samples of `name` that a selector's matchers (`{a="x", b=~"y|z"}`) pick; job and instance are Prometheus's, not the exposition's. */
+const select = (samples: Sample[], name: string, matchers: string): Sample[] => {
+  const ms = [...matchers.matchAll(/([a-z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)].filter(([, label]) => !TARGET_LABELS.has(label ?? ''));
+  return samples.filter(
+    (s) =>
+      s.name === name &&
+      ms.every(([, label = '', op, value = '']) => {
+        const actual = s.labels[label] ?? '';
+        const re = new RegExp(`^(?:${value})$`);
+        return op === '=' ? actual === value : op === '!=' ? actual !== value : op === '=~' ? re.test(actual) : !re.test(actual);
+      }),
+  );
+};
+
+/** The panels under a row (down to the next row). */
+const panelsInRow = (title: string): Panel[] => {
+  const row = rows.find((r) => r.title === title);
+  if (!row) return [];
+  const next = Math.min(...rows.filter((r) => r.gridPos.y > row.gridPos.y).map((r) => r.gridPos.y));
+  return panels.filter((p) => p.gridPos.y > row.gridPos.y && p.gridPos.y < next);
+};
+
+/** Metrics signspool defines that no panel shows, and why. */
+const UNPANELLED: Record<string, string> = {
+  signspool_batch_bytes: 'Batch fill ratio shows batch sizes against the tighter of BATCH_MAX_DOCS and BATCH_MAX_BYTES',
+  signspool_bucket_wait_seconds: 'part of End-to-end latency, bounded by BATCH_LINGER',
+};
+
+/** The per-tenant limit panels: what each must show, and a series of it this run moved (beforeAll). */
+const LIMIT_PANELS = [
+  { panel: 'refusals / s by limit', metric: 'signspool_rate_limit_decisions_total', matcher: 'outcome="limited"', by: 'limit', moved: { limit: 'requests', outcome: 'limited' } },
+  { panel: 'share of limit checks refused', metric: 'signspool_rate_limit_decisions_total', matcher: 'outcome="limited"', by: 'limit', moved: { limit: 'requests', outcome: 'limited' } },
+  { panel: '408', metric: 'signspool_upload_timeouts_total', matcher: '', by: 'reason', moved: { reason: 'idle' } },
+];
+const LIMITS_ROW = 'Limits and uploads';
+
+const FUNCTIONS = new Set(['sum', 'max', 'min', 'avg', 'rate', 'increase', 'histogram_quantile', 'by', 'without', 'count', 'label_values', 'clamp_min']);
 
 describe('Grafana dashboard', () => {
   let stack: Stack;
+  let samples: Sample[];
   let exposition: Map<string, Set<string>>;
 
   beforeAll(async () => {
-    stack = await startStack();
+    // globex may make one request per second; an upload that sends nothing for 1 s ends with 408.
+    stack = await startStack({ env: { TENANT_LIMITS: JSON.stringify({ globex: { requestsPerSecond: 1 } }), UPLOAD_IDLE_TIMEOUT: '1s' } });
     // Exercise the pipeline once so every labelled series exists.
     const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'm.txt', content: 'metrics' }]);
     await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
-    exposition = parseExposition(await (await fetch(`${stack.apiUrl}/metrics`)).text());
+    // A request refused by the requests limit.
+    await eventually('globex is answered 429', async () => {
+      const r = await fetch(`${stack.apiUrl}/v1/operations/op_${'0'.repeat(32)}`, { headers: auth(stack.keys.globex) });
+      await r.arrayBuffer();
+      return r.status === 429;
+    });
+    // An upload that stalls: 408 (idle).
+    const stalled = rawConnect(stack.apiUrl, [
+      uploadHead(stack.keys.acme, 'stall', 1000),
+      '--stall\r\ncontent-disposition: form-data; name="file"; filename="s.bin"\r\n\r\n',
+      'x',
+    ]);
+    const answer = await stalled.response;
+    stalled.socket.destroy();
+    expect(answer?.status).toBe(408);
+    samples = parseSamples(await (await fetch(`${stack.apiUrl}/metrics`)).text());
+    exposition = labelsByMetric(samples);
   });
   afterAll(async () => {
     await stack?.stop();
@@ -63,20 +146,45 @@ describe('Grafana dashboard', () => {
 
   it('has panels for throughput, batching, latency, queues, upstream, webhooks and spool', () => {
     const titles = dashboard.panels.map((p) => p.title.toLowerCase()).join(' | ');
-    for (const word of ['signed', 'per batch', 'flush', 'fill', 'latency', 'queue depth', 'upstream', 'webhook', 'spool', 'circuit', 'paused', 'resent']) expect(titles).toContain(word);
+    for (const word of ['accepted', 'signed', 'per batch', 'flush', 'fill', 'latency', 'queue depth', 'upstream', 'webhook', 'spool', 'circuit', 'paused', 'resent']) expect(titles).toContain(word);
   });
 
   it('has datasource, job and instance variables that every panel and query follows', () => {
     expect(dashboard.templating.list.map((v) => `${v.name}:${v.type}`)).toEqual(['datasource:datasource', 'job:query', 'instance:query']);
-    for (const p of dashboard.panels) {
-      expect(p.datasource.uid, p.title).toBe('${datasource}');
-      for (const t of p.targets) {
+    for (const p of panels) {
+      expect(p.datasource?.uid, p.title).toBe('${datasource}');
+      expect(p.targets?.length, p.title).toBeGreaterThan(0);
+      for (const t of p.targets ?? []) {
         expect(t.datasource?.uid ?? '${datasource}', p.title).toBe('${datasource}');
         for (const [selector] of t.expr.matchAll(/signspool_[a-z0-9_]+(\{[^}]*\})?/g)) {
           expect(selector, p.title).toContain('job=~"$job"');
           expect(selector, p.title).toContain('instance=~"$instance"');
         }
       }
+    }
+  });
+
+  it('has a panel for every metric signspool defines, but those UNPANELLED says why not', () => {
+    const defined = createMetrics({ defaultMetrics: false })
+      .registry.getMetricsAsArray()
+      .map((m) => m.name);
+    const shown = new Set(panelQueries.flatMap(({ expr }) => [...expr.matchAll(/signspool_[a-z0-9_]+/g)].map(([m]) => m.replace(/_(bucket|sum|count)$/, ''))));
+    for (const name of defined) expect(shown.has(name) !== name in UNPANELLED, `${name}: a panel shows it, or UNPANELLED says why not (not both)`).toBe(true);
+    for (const name of Object.keys(UNPANELLED)) expect(defined, name).toContain(name);
+  });
+
+  it.each(LIMIT_PANELS)(`row "${LIMITS_ROW}" has "$panel": $metric{$matcher} by ($by), and this run moved it`, ({ panel, metric, matcher, by, moved }) => {
+    const p = panelsInRow(LIMITS_ROW).find((x) => x.title.toLowerCase().includes(panel));
+    expect(p, `a panel titled "…${panel}…" under the row "${LIMITS_ROW}"`).toBeDefined();
+    const exprs = (p?.targets ?? [])
+      .map((t) => t.expr)
+      .filter((e) => e.includes(metric) && e.includes(matcher) && new RegExp(`by \\([^)]*\\b${by}\\b`).test(e));
+    expect(exprs, `${p?.title}: a query of ${metric}{${matcher}} by (${by})`).not.toHaveLength(0);
+    // The series the query selects include the one this run moved, above zero.
+    for (const expr of exprs) {
+      const [, selector = ''] = new RegExp(`${metric}(\\{[^}]*\\})`).exec(expr) ?? [];
+      const picked = select(samples, metric, selector).filter((s) => Object.entries(moved).every(([l, v]) => s.labels[l] === v));
+      expect(picked.some((s) => s.value > 0), `${expr} selects ${JSON.stringify(moved)} > 0`).toBe(true);
     }
   });
 
