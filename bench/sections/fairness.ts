@@ -91,8 +91,8 @@ const run = async (ctx: BenchContext, label: string, scheduling: 'fair' | 'fifo'
     let left = total;
     const marks: { at95?: number; at5?: number } = {};
     const bBody = multipartOf(1, B_DOC_BYTES);
-    // B's operations are read once A has drained: long-polls held open meanwhile would cost the api
-    // CPU on every state change, taken from the worker on this shared machine, in both modes alike.
+    // B's operations are read once A has drained, not long-polled meanwhile: during the drain the
+    // load generator does the same small work in every run.
     const bIds: string[] = [];
     const trickle = (async () => {
       if (!withB) return;
