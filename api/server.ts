@@ -13,6 +13,7 @@ import { QUEUES } from '@signspool/shared/queue';
 import { redisTargetOptions } from '@signspool/shared/redis-target';
 import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redis';
 import { Spool } from '@signspool/shared/spool';
+import { TenantBacklogReader } from '@signspool/shared/tenant-backlog';
 import { createApp } from './app.js';
 import { ApiMetricsServer } from './metrics-server.js';
 import { onClientError } from './client-errors.js';
@@ -71,6 +72,10 @@ export class ApiServer {
     this.deps.metrics.queueSources.push({ name: QUEUES.sign, getJobCounts: (...s) => this.queue?.getJobCounts(...(s as never[])) ?? Promise.resolve({}) });
     this.deps.metrics.queueSources.push({ name: QUEUES.webhook, getJobCounts: (...s) => this.webhookQueue?.getJobCounts(...(s as never[])) ?? Promise.resolve({}) });
     this.deps.metrics.spoolSources.push(spool);
+    // Per-tenant backlog series come from the api only (every api reads the same hash; workers do not).
+    if (config.metrics.tenantSeries > 0) {
+      this.deps.metrics.tenantBacklogSources.push(new TenantBacklogReader(this.redis, config.queuePrefix, config.metrics.tenantSeries, logger));
+    }
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.events = new OperationEvents(this.redis, store.channel, logger);
     await this.events.start();

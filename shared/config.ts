@@ -281,6 +281,7 @@ const envSchema = z
     AUTH_JWKS_COOLDOWN: duration('30s'),
     METRICS_PORT: z.coerce.number().int('must be a whole number').min(0).max(65535).optional(),
     METRICS_TOKEN: optionalString,
+    METRICS_TENANT_SERIES: int(20, 0, 1000),
     DOCS_PUBLIC: bool(true),
     ADMIN_TOKEN: z
       .string()
@@ -438,8 +439,11 @@ const configSchema = envSchema.transform((c) => {
             clockToleranceMs: c.AUTH_CLOCK_TOLERANCE,
             jwksCooldownMs: c.AUTH_JWKS_COOLDOWN,
           },
-    /** The api's /metrics: on its own port when set (else on the api's port), behind a bearer token when set. */
-    metrics: { port: c.METRICS_PORT, token: c.METRICS_TOKEN },
+    /**
+     * The api's /metrics: on its own port when set (else on the api's port), behind a bearer token when
+     * set; `tenantSeries`: tenants with a series of their own in signspool_tenant_backlog_documents (0: none).
+     */
+    metrics: { port: c.METRICS_PORT, token: c.METRICS_TOKEN, tenantSeries: c.METRICS_TENANT_SERIES },
     docsPublic: c.DOCS_PUBLIC,
     /** Bearer token of /v1/admin/* and /admin/queues; those routes do not exist without it. */
     adminToken: c.ADMIN_TOKEN,

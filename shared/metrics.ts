@@ -1,9 +1,13 @@
 /**
  * The one prom-client Registry of a process, and every metric signspool exports. Labels stay
- * low-cardinality: outcomes, reasons, catalog codes, routes; never operation ids or tenants.
+ * low-cardinality: outcomes, reasons, catalog codes, routes; never operation ids. Tenants are not a
+ * bounded set (JWT tenants come from a claim), so no metric has a tenant label but one:
+ * `signspool_tenant_backlog_documents`, bounded to the METRICS_TENANT_SERIES largest backlogs plus
+ * `tenant="_other"` (at most N + 1 series).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { errorCatalog } from './errors.js';
+import { topTenants } from './tenant-backlog.js';
 
 export type FlushReason = 'docs' | 'bytes' | 'linger' | 'shutdown';
 
@@ -17,6 +21,14 @@ export interface QueueDepthSource {
 export interface SpoolUsageSource {
   usedBytes(): Promise<number>;
   freeBytes(): Promise<number>;
+}
+
+/** The backlog of every tenant (tenant → unfinished documents), read at scrape time (TenantBacklogReader). */
+export interface TenantBacklogSource {
+  /** Tenants that get a series of their own; the rest are summed into tenant="_other". 0: no series. */
+  readonly series: number;
+  /** Rejects when the backlog cannot be read (the gauge keeps its last values). */
+  read(): Promise<Record<string, number>>;
 }
 
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'prioritized', 'waiting-children'] as const;
@@ -33,12 +45,15 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
   const registers = [registry];
   const queueSources: QueueDepthSource[] = [];
   const spoolSources: SpoolUsageSource[] = [];
+  const tenantBacklogSources: TenantBacklogSource[] = [];
   return {
     registry,
     /** Queues whose depth this process reports (the api registers its queues). */
     queueSources,
     /** The spool this process reports on. */
     spoolSources,
+    /** The per-tenant backlog this process reports (only the api registers one: one place). */
+    tenantBacklogSources,
     queueDepth: new Gauge({
       name: 'signspool_queue_jobs',
       help: 'Jobs in each queue by state',
@@ -50,6 +65,22 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
           if (!counts) continue;
           for (const state of QUEUE_STATES) this.set({ queue: q.name, state }, counts[state] ?? 0);
         }
+      },
+    }),
+    tenantBacklog: new Gauge({
+      name: 'signspool_tenant_backlog_documents',
+      help: 'Unfinished documents (queued or signing) of the METRICS_TENANT_SERIES tenants with the largest backlog; tenant="_other" sums the rest (at most METRICS_TENANT_SERIES + 1 series)',
+      labelNames: ['tenant'] as const,
+      registers,
+      async collect() {
+        const s = tenantBacklogSources[0];
+        if (!s || s.series <= 0) return;
+        // A failed read keeps the last values (the scrape itself never fails); the reader logs it.
+        const backlog = await s.read().catch(() => undefined);
+        if (!backlog) return;
+        // Tenants that left the top N, or whose backlog ended, disappear from the exposition.
+        this.reset();
+        for (const [tenant, n] of topTenants(backlog, s.series)) this.set({ tenant }, n);
       },
     }),
     spoolUsedBytes: new Gauge({

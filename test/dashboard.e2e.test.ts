@@ -4,7 +4,9 @@
  * labels the queries use; each query is structurally sound (balanced brackets, known functions);
  * every panel follows the datasource, job and instance variables; every metric signspool defines has
  * a panel (or a stated reason not to); the per-tenant limit panels (429s by limit, the refused
- * share, 408s by reason) select series that this run really moved (a 429 and a 408 happen first).
+ * share, 408s by reason) select series that this run really moved (a 429 and a 408 happen first);
+ * Backlog per tenant, beside Queue depth, selects the series of a tenant whose document this run
+ * leaves queued (the worker is stopped first).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -109,6 +111,9 @@ const LIMIT_PANELS = [
 ];
 const LIMITS_ROW = 'Limits and uploads';
 
+/** The per-tenant backlog panel, beside Queue depth: max (every api reports the same hash) by tenant. */
+const BACKLOG_PANEL = { title: 'Backlog per tenant', beside: 'Queue depth by state', metric: 'signspool_tenant_backlog_documents', tenant: 'acme' };
+
 const FUNCTIONS = new Set(['sum', 'max', 'min', 'avg', 'rate', 'increase', 'histogram_quantile', 'by', 'without', 'count', 'label_values', 'clamp_min']);
 
 describe('Grafana dashboard', () => {
@@ -137,6 +142,9 @@ describe('Grafana dashboard', () => {
     const answer = await stalled.response;
     stalled.socket.destroy();
     expect(answer?.status).toBe(408);
+    // A document left queued (no worker any more): acme has a backlog while the exposition is read.
+    await stack.worker?.stop();
+    expect((await submit(stack.apiUrl, stack.keys.acme, [{ name: 'queued.txt', content: 'queued' }])).status).toBe(202);
     samples = parseSamples(await (await fetch(`${stack.apiUrl}/metrics`)).text());
     exposition = labelsByMetric(samples);
   });
@@ -186,6 +194,21 @@ describe('Grafana dashboard', () => {
       const picked = select(samples, metric, selector).filter((s) => Object.entries(moved).every(([l, v]) => s.labels[l] === v));
       expect(picked.some((s) => s.value > 0), `${expr} selects ${JSON.stringify(moved)} > 0`).toBe(true);
     }
+  });
+
+  it(`has "${BACKLOG_PANEL.title}" beside "${BACKLOG_PANEL.beside}": max by (tenant) of ${BACKLOG_PANEL.metric}, selecting a queued tenant`, () => {
+    const p = panels.find((x) => x.title === BACKLOG_PANEL.title);
+    const beside = panels.find((x) => x.title === BACKLOG_PANEL.beside);
+    expect(p, `a panel titled "${BACKLOG_PANEL.title}"`).toBeDefined();
+    expect(p?.gridPos.y, `on the same grid row as ${BACKLOG_PANEL.beside}`).toBe(beside?.gridPos.y);
+    const exprs = (p?.targets ?? []).map((t) => t.expr);
+    expect(exprs).toHaveLength(1);
+    const [expr = ''] = exprs;
+    expect(expr).toMatch(new RegExp(`^max by \\(tenant\\) \\(${BACKLOG_PANEL.metric}\\{[^}]*\\}\\)$`));
+    // The series it selects include the tenant whose document this run left queued, above zero.
+    const [, selector = ''] = new RegExp(`${BACKLOG_PANEL.metric}(\\{[^}]*\\})`).exec(expr) ?? [];
+    const picked = select(samples, BACKLOG_PANEL.metric, selector).filter((s) => s.labels['tenant'] === BACKLOG_PANEL.tenant);
+    expect(picked.map((s) => s.value), `${expr} selects tenant="${BACKLOG_PANEL.tenant}" > 0`).toEqual([1]);
   });
 
   it.each(queries)('$panel: $expr', ({ expr }) => {
