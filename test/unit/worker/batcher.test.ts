@@ -89,6 +89,20 @@ describe('Batcher', () => {
     expect(flushed).toEqual([{ ids: [1, 2], reason: 'linger', key: 'acme/CAdES' }]);
   });
 
+  it('gives a free slot to a lingered bucket only if it is older than the batch waiting for one', () => {
+    vi.useFakeTimers();
+    const { batcher, flushed } = setup({ maxDocs: 5, lingerMs: 100, capacity: () => false });
+    const opened = Date.now();
+    batcher.add(item(1, 10, 'globex/CAdES'));
+    vi.advanceTimersByTime(150);
+    // A batch waiting since the bucket opened keeps its turn...
+    batcher.onCapacity(opened);
+    expect(flushed).toEqual([]);
+    // ...one formed after it (a busy tenant's next full batch) lets the lingered bucket go first.
+    batcher.onCapacity(opened + 50);
+    expect(flushed).toEqual([{ ids: [1], reason: 'linger', key: 'globex/CAdES' }]);
+  });
+
   it('flushes everything on shutdown', () => {
     const { batcher, flushed } = setup();
     batcher.add(item(1, 10, 'a'));
