@@ -28,12 +28,14 @@ describe('fair-share priorities', () => {
   const small = (n: number): number[] => Array.from({ length: n }, () => 10);
 
   it('fills one round per tenant with a quantum of documents, in order', async () => {
-    const { fair } = share();
+    const { fair, prefix } = share();
     expect(await fair.priorities('a', small(10))).toEqual([1, 1, 1, 1, 2, 2, 2, 2, 3, 3]);
     // A tenant's later documents follow its own earlier ones.
     expect(await fair.priorities('a', small(3))).toEqual([3, 3, 4]);
     // Another tenant starts at the round being served, not behind a's backlog.
     expect(await fair.priorities('b', small(5))).toEqual([1, 1, 1, 1, 2]);
+    // The rounds are bookkeeping: they expire when nobody submits for a week.
+    expect(await redis.pttl(`${prefix}:fair`)).toBeGreaterThan(6 * 24 * 3600 * 1000);
   });
 
   it('starts a tenant with nothing queued at the head of the queue', async () => {

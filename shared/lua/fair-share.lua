@@ -10,10 +10,12 @@
 
   fairKey hash: `floor` (last round seen at the head), `r:<tenant>` (its last round),
   `u:<tenant>` (cost already in that round). Rounds start again at 1 once the prioritized set is
-  empty and the floor has passed REBASE, well below BullMQ's priority limit.
+  empty and the floor has passed REBASE, well below BullMQ's priority limit. The hash expires after
+  IDLE_MS without a submission (its tenants' rounds then start again at the head).
 ]]
 local LIMIT = 2097151
 local REBASE = 1000000
+local IDLE_MS = 7 * 24 * 3600 * 1000
 local fairkey, prioritized = KEYS[1], KEYS[2]
 local tenant, quantum = ARGV[1], tonumber(ARGV[2])
 
@@ -52,4 +54,5 @@ for i = 3, #ARGV do
   out[#out + 1] = math.min(round, LIMIT)
 end
 redis.call('HSET', fairkey, 'r:' .. tenant, round, 'u:' .. tenant, used)
+redis.call('PEXPIRE', fairkey, IDLE_MS)
 return out

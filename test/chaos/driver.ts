@@ -15,6 +15,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { fairShareKey } from '@signspool/shared/fair-share';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth';
 import { QUEUES } from '@signspool/shared/queue';
 import { FakeSignstash, type RequestRecord } from '../fake-signstash/server.js';
@@ -594,7 +595,8 @@ export const leftoverKeys = async (url: string, prefix: string): Promise<string[
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   try {
-    const keep = new Set(Object.values(QUEUES).flatMap((q) => QUEUE_BOOKKEEPING.map((k) => `${prefix}:${q}:${k}`)));
+    // The fair-scheduling rounds (shared/fair-share.ts): one small hash per prefix, expiring when idle.
+    const keep = new Set([...Object.values(QUEUES).flatMap((q) => QUEUE_BOOKKEEPING.map((k) => `${prefix}:${q}:${k}`)), fairShareKey(prefix)]);
     const out: string[] = [];
     let cursor = '0';
     do {
