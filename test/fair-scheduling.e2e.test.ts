@@ -7,8 +7,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { FairShare, type FairShareOptions } from '@signspool/shared/fair-share';
-import { FakeSignstash } from './fake-signstash/server.js';
 import { submit, waitForTerminal } from './harness/client.js';
+import { useFakeSignstash } from './harness/fake-upstream.js';
 import { startStack, testPrefix } from './harness/stack.js';
 
 describe('fair-share priorities', () => {
@@ -65,14 +65,7 @@ describe('fair-share priorities', () => {
 });
 
 describe('a small tenant behind a large backlog', () => {
-  let fake: FakeSignstash;
-  beforeAll(async () => {
-    fake = new FakeSignstash({ clientId: 'signspool', clientSecret: 'signspool-secret', perRequestMs: 20, bytesPerSec: 500e6 });
-    await fake.start();
-  });
-  afterAll(async () => {
-    await fake?.stop();
-  });
+  const fake = useFakeSignstash();
 
   const BACKLOG_OPS = 20;
   const PER_OP = 10;
@@ -80,8 +73,8 @@ describe('a small tenant behind a large backlog', () => {
 
   /** acme queues 200 documents, then globex one; a worker with one upstream slot starts after. Returns acme documents sent before globex's, and acme's batch sizes. */
   const run = async (scheduling: 'fair' | 'fifo'): Promise<{ acmeBefore: number; acmeBatches: number[] }> => {
-    fake.reset();
-    const env = fake.clientEnv({
+    fake().reset();
+    const env = fake().clientEnv({
       DEFAULT_SIGNATURE_TYPE: 'CAdES',
       TENANT_SCHEDULING: scheduling,
       BATCH_MAX_DOCS: String(PER_OP),
@@ -105,7 +98,7 @@ describe('a small tenant behind a large backlog', () => {
       const bDone = await waitForTerminal(api.apiUrl, api.keys.globex, b.body.id, 60_000);
       expect(bDone.status).toBe('succeeded');
       for (const id of ops) expect((await waitForTerminal(api.apiUrl, api.keys.acme, id, 60_000)).status).toBe('succeeded');
-      const requests = fake.requests().filter((r) => r.outcome === 'ok');
+      const requests = fake().requests().filter((r) => r.outcome === 'ok');
       const bAt = requests.findIndex((r) => r.docs.some((d) => d.size === B_SIZE));
       expect(bAt).toBeGreaterThanOrEqual(0);
       const acmeBefore = requests.slice(0, bAt).reduce((n, r) => n + r.documents, 0);

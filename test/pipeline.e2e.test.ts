@@ -4,8 +4,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FakeSignstash } from './fake-signstash/server.js';
 import { download, submit, waitForTerminal } from './harness/client.js';
+import type { FakeSignstash } from './fake-signstash/server.js';
+import { useFakeSignstash } from './harness/fake-upstream.js';
 import { startStack, type Stack } from './harness/stack.js';
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
@@ -15,21 +16,13 @@ const signstashEnv = (fake: FakeSignstash, extra: Record<string, string> = {}): 
   fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', UPSTREAM_BACKOFF_BASE: '20ms', UPSTREAM_BACKOFF_MAX: '200ms', ...extra });
 
 describe('pipeline through the fake Sign\'Stash', () => {
-  let fake: FakeSignstash;
-
-  beforeAll(async () => {
-    fake = new FakeSignstash({ clientId: 'signspool', clientSecret: 'signspool-secret', perRequestMs: 20, bytesPerSec: 500e6 });
-    await fake.start();
-  });
-  afterAll(async () => {
-    await fake?.stop();
-  });
+  const fake = useFakeSignstash();
   afterEach(() => {
-    fake.reset();
+    fake().reset();
   });
 
   describe('coalescing', () => {
-    const env = (): Record<string, string> => signstashEnv(fake, { BATCH_MAX_DOCS: '50', BATCH_LINGER: '2s', UPSTREAM_CONCURRENCY: '4', RATE_LIMIT_REQUESTS: '0' });
+    const env = (): Record<string, string> => signstashEnv(fake(), { BATCH_MAX_DOCS: '50', BATCH_LINGER: '2s', UPSTREAM_CONCURRENCY: '4', RATE_LIMIT_REQUESTS: '0' });
     // The api alone first: all 200 documents are queued before a worker starts, so how many share a
     // request does not depend on how fast this machine accepts uploads (that is bench section 1).
     let stack: Stack;
@@ -50,7 +43,7 @@ describe('pipeline through the fake Sign\'Stash', () => {
       const done = await Promise.all(accepted.map((a) => waitForTerminal(stack.apiUrl, stack.keys.acme, a.body.id, 60_000)));
       expect(done.map((d) => d.status)).toEqual(docs.map(() => 'succeeded'));
 
-      const requests = fake.requests().filter((r) => r.outcome === 'ok');
+      const requests = fake().requests().filter((r) => r.outcome === 'ok');
       const perRequest = requests.map((r) => r.documents);
       const mean = 200 / requests.length;
       console.log(`200 single-document operations → ${requests.length} upstream requests (documents per request: ${perRequest.join(', ')}; mean ${mean.toFixed(1)})`);
@@ -77,7 +70,7 @@ describe('pipeline through the fake Sign\'Stash', () => {
   describe('bounds', () => {
     let stack: Stack;
     beforeAll(async () => {
-      stack = await startStack({ env: signstashEnv(fake, { BATCH_MAX_DOCS: '50', BATCH_MAX_BYTES: '100KiB', BATCH_LINGER: '300ms' }) });
+      stack = await startStack({ env: signstashEnv(fake(), { BATCH_MAX_DOCS: '50', BATCH_MAX_BYTES: '100KiB', BATCH_LINGER: '300ms' }) });
     });
     afterAll(async () => {
       await stack?.stop();
@@ -88,7 +81,7 @@ describe('pipeline through the fake Sign\'Stash', () => {
       const res = await submit(stack.apiUrl, stack.keys.acme, files);
       const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
       expect(done.status).toBe('succeeded');
-      const requests = fake.requests().filter((r) => r.outcome === 'ok');
+      const requests = fake().requests().filter((r) => r.outcome === 'ok');
       // Two 40 KiB documents fit in 100 KiB, three do not: at least 3 requests (more if a linger
       // expired between two jobs' arrival), every one within the bound, each document sent once.
       expect(requests.length).toBeGreaterThanOrEqual(3);
@@ -101,7 +94,7 @@ describe('pipeline through the fake Sign\'Stash', () => {
       const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'lone.pdf', content: 'lone' }]);
       const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
       expect(done.status).toBe('succeeded');
-      const [request] = fake.requests();
+      const [request] = fake().requests();
       const waited = (request?.at ?? 0) - sent;
       console.log(`lone document reached the upstream ${waited} ms after submission (BATCH_LINGER=300ms)`);
       expect(waited).toBeGreaterThanOrEqual(300 - 10);
@@ -113,7 +106,7 @@ describe('pipeline through the fake Sign\'Stash', () => {
   describe('failures', () => {
     let stack: Stack;
     beforeAll(async () => {
-      stack = await startStack({ env: signstashEnv(fake, { BATCH_LINGER: '50ms', UPSTREAM_MAX_ATTEMPTS: '3' }) });
+      stack = await startStack({ env: signstashEnv(fake(), { BATCH_LINGER: '50ms', UPSTREAM_MAX_ATTEMPTS: '3' }) });
     });
     afterAll(async () => {
       await stack?.stop();
@@ -129,49 +122,49 @@ describe('pipeline through the fake Sign\'Stash', () => {
       ['service_inactive', 'UPSTREAM_CLIENT_SERVICE_INACTIVE', /backoffice/i],
       ['certificate_not_provisioned', 'UPSTREAM_CERTIFICATE_NOT_PROVISIONED', /certificate/i],
     ] as const)('%s fails the documents at once with %s', async (kind, code, hint) => {
-      fake.injectFault({ kind, times: 1 });
+      fake().injectFault({ kind, times: 1 });
       const done = await one();
       expect(done.status).toBe('failed');
       expect(done.documents[0]?.error?.code).toBe(code);
       expect(done.documents[0]?.error?.message).toMatch(hint);
-      expect(fake.requests().length).toBe(1);
+      expect(fake().requests().length).toBe(1);
     });
 
     it('refreshes an expired token once and the batch succeeds', async () => {
       await one('warm-up.pdf');
-      const before = fake.tokenRequests;
-      fake.expireTokens();
+      const before = fake().tokenRequests;
+      fake().expireTokens();
       const done = await one();
       expect(done.status).toBe('succeeded');
-      expect(fake.tokenRequests).toBe(before + 1);
-      expect(fake.requests().map((r) => r.outcome)).toEqual(['ok', 'unauthorized', 'ok']);
+      expect(fake().tokenRequests).toBe(before + 1);
+      expect(fake().requests().map((r) => r.outcome)).toEqual(['ok', 'unauthorized', 'ok']);
     });
 
     it('retries 429 honouring Retry-After, then succeeds', async () => {
-      fake.injectFault({ kind: 'rate_limit', retryAfterS: 1, times: 1 });
+      fake().injectFault({ kind: 'rate_limit', retryAfterS: 1, times: 1 });
       const started = Date.now();
       const done = await one();
       expect(done.status).toBe('succeeded');
-      const [limited, ok] = fake.requests();
+      const [limited, ok] = fake().requests();
       expect(limited?.outcome).toBe('rate_limit');
       expect((ok?.at ?? 0) - (limited?.at ?? 0)).toBeGreaterThanOrEqual(950);
       expect(Date.now() - started).toBeLessThan(10_000);
     });
 
     it('gives up on persistent 5xx after UPSTREAM_MAX_ATTEMPTS with UPSTREAM_UNAVAILABLE', async () => {
-      fake.injectFault({ kind: 'server_error', status: 503, times: 3 });
+      fake().injectFault({ kind: 'server_error', status: 503, times: 3 });
       const done = await one();
       expect(done.status).toBe('failed');
       expect(done.documents[0]?.error?.code).toBe('UPSTREAM_UNAVAILABLE');
       expect(done.documents[0]?.error?.message).toMatch(/after 3 attempts/);
-      expect(fake.requests().length).toBe(3);
+      expect(fake().requests().length).toBe(3);
     });
 
     it('recovers from a connection reset', async () => {
-      fake.injectFault({ kind: 'reset', times: 1 });
+      fake().injectFault({ kind: 'reset', times: 1 });
       const done = await one();
       expect(done.status).toBe('succeeded');
-      expect(fake.requests().map((r) => r.outcome)).toEqual(['reset', 'ok']);
+      expect(fake().requests().map((r) => r.outcome)).toEqual(['reset', 'ok']);
     });
 
     // A rejected document's name must not decide the batch's fate (the upstream's message quotes it).
@@ -181,7 +174,7 @@ describe('pipeline through the fake Sign\'Stash', () => {
       ['named "not active.pdf"', 'not active.pdf', false],
       ['not named by the upstream (found by halving)', 'bad.pdf', true],
     ])('fails only the document the upstream rejects (%s); the others are signed', async (_label, bad, unnamed) => {
-      fake.setRejectDocumentsNamed([bad], { unnamed });
+      fake().setRejectDocumentsNamed([bad], { unnamed });
       const files = Array.from({ length: 8 }, (_, i) => ({ name: i === 5 ? bad : `ok-${i}.pdf`, content: `doc ${i}` }));
       const res = await submit(stack.apiUrl, stack.keys.acme, files);
       const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
@@ -194,15 +187,15 @@ describe('pipeline through the fake Sign\'Stash', () => {
 
   it('ends an upstream outage longer than every retry with each document signed once (circuit breaker, one-document probes)', async () => {
     const stack = await startStack({
-      env: signstashEnv(fake, { BATCH_LINGER: '50ms', UPSTREAM_MAX_ATTEMPTS: '3', UPSTREAM_BREAKER_THRESHOLD: '2', UPSTREAM_BREAKER_COOLDOWN: '300ms' }),
+      env: signstashEnv(fake(), { BATCH_LINGER: '50ms', UPSTREAM_MAX_ATTEMPTS: '3', UPSTREAM_BREAKER_THRESHOLD: '2', UPSTREAM_BREAKER_COOLDOWN: '300ms' }),
     });
     try {
-      fake.injectFault({ kind: 'server_error', status: 503, times: 12 });
+      fake().injectFault({ kind: 'server_error', status: 503, times: 12 });
       const files = Array.from({ length: 5 }, (_, i) => ({ name: `outage-${i}.pdf`, content: `outage document ${i}` }));
       const res = await submit(stack.apiUrl, stack.keys.acme, files);
       const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id, 60_000);
       expect(done.documents.map((d) => d.status)).toEqual(files.map(() => 'signed'));
-      const requests = fake.requests();
+      const requests = fake().requests();
       expect(requests.filter((r) => r.outcome !== 'ok')).toHaveLength(12);
       // Once open, the circuit lets one document through per probe.
       expect(requests.slice(2).filter((r) => r.outcome !== 'ok').every((r) => r.documents === 1)).toBe(true);
@@ -214,14 +207,14 @@ describe('pipeline through the fake Sign\'Stash', () => {
   });
 
   it('fails with UPSTREAM_OAUTH_INVALID_CLIENT when the client credentials are wrong', async () => {
-    const stack = await startStack({ env: signstashEnv(fake, { SIGNSTASH_CLIENT_SECRET: 'wrong', BATCH_LINGER: '20ms' }) });
+    const stack = await startStack({ env: signstashEnv(fake(), { SIGNSTASH_CLIENT_SECRET: 'wrong', BATCH_LINGER: '20ms' }) });
     try {
       const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a.pdf', content: 'a' }]);
       const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
       expect(done.status).toBe('failed');
       expect(done.documents[0]?.error?.code).toBe('UPSTREAM_OAUTH_INVALID_CLIENT');
       expect(done.documents[0]?.error?.message).toMatch(/SIGNSTASH_CLIENT_ID/);
-      expect(fake.requests()).toEqual([]);
+      expect(fake().requests()).toEqual([]);
     } finally {
       await stack.stop();
     }

@@ -4,28 +4,20 @@
  */
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '@signspool/shared/logger';
 import { OperationStore } from '@signspool/shared/operation-store';
 import { Spool } from '@signspool/shared/spool';
 import { Janitor } from '@signspool/worker/janitor';
-import { FakeSignstash } from './fake-signstash/server.js';
 import { eventually, getOperation, submit, waitForTerminal } from './harness/client.js';
+import { useFakeSignstash } from './harness/fake-upstream.js';
 import { startStack, testPrefix } from './harness/stack.js';
 
 describe('recovery', () => {
-  let fake: FakeSignstash;
-
-  beforeAll(async () => {
-    fake = new FakeSignstash({ clientId: 'signspool', clientSecret: 'signspool-secret', perRequestMs: 2000, bytesPerSec: 500e6 });
-    await fake.start();
-  });
-  afterAll(async () => {
-    await fake?.stop();
-  });
+  const fake = useFakeSignstash({ perRequestMs: 2000 });
 
   it('a worker stopped past its deadline releases its batch; another worker signs every document once', async () => {
-    const env = fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', BATCH_LINGER: '20ms', SHUTDOWN_TIMEOUT: '300ms' });
+    const env = fake().clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', BATCH_LINGER: '20ms', SHUTDOWN_TIMEOUT: '300ms' });
     const api = await startStack({ env, worker: false });
     const reuse = { dir: api.dir, prefix: api.config.queuePrefix };
     try {
@@ -39,13 +31,13 @@ describe('recovery', () => {
       const released = await getOperation(api.apiUrl, api.keys.acme, res.body.id);
       expect(released.body.documents.map((d) => d.status)).toEqual(files.map(() => 'queued'));
 
-      fake.setLatency({ perRequestMs: 10 });
+      fake().setLatency({ perRequestMs: 10 });
       const secondStartedAt = Date.now();
       const second = await startStack({ env, api: false, reuse });
       try {
         const done = await waitForTerminal(api.apiUrl, api.keys.acme, res.body.id);
         expect(done.status).toBe('succeeded');
-        const ok = fake.requests().filter((r) => r.outcome === 'ok' && r.at >= secondStartedAt);
+        const ok = fake().requests().filter((r) => r.outcome === 'ok' && r.at >= secondStartedAt);
         // Every document signed exactly once by the second worker: none lost, none recorded twice.
         expect(ok.flatMap((r) => r.docs.map((d) => d.externalReference)).sort()).toEqual(done.documents.map((d) => d.id).sort());
       } finally {
