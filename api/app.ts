@@ -26,6 +26,7 @@ import { operationsRouter } from './routes/operations.js';
 import { TenantRateLimits } from './rate-limits.js';
 import { ADMIN_QUEUES_PATH, adminQueuesRouter, adminStatsRouter } from './routes/admin.js';
 import { limitsRouter } from './routes/limits.js';
+import type { SubmissionUndo } from './submission-undo.js';
 
 export interface AppDeps {
   config: Config;
@@ -39,6 +40,7 @@ export interface AppDeps {
   durability: Durability;
   apiKeys: ApiKeyEntry[];
   events?: OperationEvents;
+  undo: SubmissionUndo;
 }
 
 /** Operation JSON is per tenant and changes: no cache keeps it (the download sets its own). */

@@ -19,6 +19,7 @@ import { ApiMetricsServer } from './metrics-server.js';
 import { onClientError } from './client-errors.js';
 import { allowHalfOpen } from './half-close.js';
 import { OperationEvents } from './operation-events.js';
+import { SubmissionUndo } from './submission-undo.js';
 
 export interface ApiServerDeps {
   config: Config;
@@ -35,6 +36,7 @@ export class ApiServer {
   private redis: Redis | undefined;
   private queue: Queue | undefined;
   private webhookQueue: Queue | undefined;
+  private undo: SubmissionUndo | undefined;
   private events: OperationEvents | undefined;
   private metricsServer: ApiMetricsServer | undefined;
   /** The /metrics URL when METRICS_PORT serves it on its own port. */
@@ -79,7 +81,8 @@ export class ApiServer {
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.events = new OperationEvents(this.redis, store.channel, logger);
     await this.events.start();
-    const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, webhookQueue: this.webhookQueue, store, spool, durability, events: this.events });
+    this.undo = new SubmissionUndo({ store, queue: this.queue, spool, logger });
+    const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, webhookQueue: this.webhookQueue, store, spool, durability, events: this.events, undo: this.undo });
     this.app = app;
     const server = http.createServer(app);
     this.server = server;
@@ -122,6 +125,7 @@ export class ApiServer {
         await closed;
         clearTimeout(timer);
       }
+      this.undo?.stop();
       await this.queue?.close();
       await this.webhookQueue?.close();
       if (this.redis) await closeRedis(this.redis);

@@ -2,8 +2,8 @@
  * Accepting a submission whose files are already in the spool: operation record (in its
  * "accepting" phase) → one job per document → commit (the record stops expiring). Workers leave a
  * document alone while its operation is accepting, so a submission that fails before the commit is
- * undone without a trace: the record is deleted (or expires), its jobs are dropped, its files
- * removed. A failure after the commit reached Redis is not a failure: the submission stands.
+ * undone without a trace: the record is deleted, its jobs are dropped, its files removed
+ * (submission-undo.ts; once Redis answers again when it could not be reached). A failure after the commit reached Redis is not a failure: the submission stands.
  */
 import type { Queue } from 'bullmq';
 import type { Durability } from '@signspool/shared/durability';
@@ -14,6 +14,7 @@ import type { NewOperation, OperationRecord } from '@signspool/shared/operation-
 import type { OperationStore } from '@signspool/shared/operation-store';
 import { signJobId, type SignDocumentJob } from '@signspool/shared/queue';
 import type { Spool } from '@signspool/shared/spool';
+import type { SubmissionUndo } from './submission-undo.js';
 
 export interface SubmissionDeps {
   store: OperationStore;
@@ -23,6 +24,7 @@ export interface SubmissionDeps {
   durability: Durability;
   /** The jobs' priorities: tenants are served round-robin (fair-share.ts). */
   fairShare: FairShare;
+  undo: SubmissionUndo;
 }
 
 const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0) => {
@@ -46,7 +48,7 @@ const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0) => {
 
 /** Records and enqueues `op`. Throws when it was not accepted; then nothing of it will be processed. */
 export const acceptSubmission = async (deps: SubmissionDeps, op: NewOperation): Promise<void> => {
-  const { store, queue, spool } = deps;
+  const { store, queue } = deps;
   try {
     await store.create(op);
     const jobs = await jobsOf(deps.fairShare, op);
@@ -56,12 +58,10 @@ export const acceptSubmission = async (deps: SubmissionDeps, op: NewOperation): 
     else await queue.addBulk(jobs);
     await store.markAccepted(op.id);
   } catch (err) {
-    const outcome = await store.abandon(op.id).catch(() => 'unknown' as const);
+    const outcome = await deps.undo.undo(op);
     if (outcome === 'committed') return;
-    // Abandoned (or unreachable: an accepting record expires, and workers never sign its documents).
-    await Promise.allSettled(op.documents.map((d) => queue.remove(signJobId(d.id))));
-    await spool.removeOperation(op.id, ['incoming']);
-    deps.logger.warn({ opId: op.id, outcome, err: { message: (err as Error).message } }, 'submission not accepted; undone');
+    // Abandoned, or unreachable (undone once Redis answers; workers never sign an accepting operation's documents).
+    deps.logger.warn({ opId: op.id, outcome, err: { message: (err as Error).message } }, outcome === 'unknown' ? 'submission not accepted; undone once Redis answers' : 'submission not accepted; undone');
     throw err;
   }
   // DURABILITY=strict: no 202 before the commit is on disk (and on REDIS_MIN_REPLICAS replicas).

@@ -30,6 +30,7 @@ import { newId, type Spool } from '@signspool/shared/spool';
 import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhook-target';
 import { assertDocumentFormats } from '../document-format.js';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
+import type { SubmissionUndo } from '../submission-undo.js';
 import { acceptSubmission, retryOperation } from '../submissions.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
 import type { TenantRateLimits } from '../rate-limits.js';
@@ -49,6 +50,8 @@ export interface OperationsRouteDeps {
   events?: OperationEvents;
   /** Per-tenant limits (rate-limits.ts). */
   limits: TenantRateLimits;
+  /** Undoes failed submissions, later when Redis cannot be reached (submission-undo.ts). */
+  undo: SubmissionUndo;
 }
 
 export const submitFieldsSchema = z
@@ -113,6 +116,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const idempotency = new IdempotencyStore(store.redis, config.queuePrefix, config.idempotencyTtlMs);
   const disabledEndpoints = new DisabledEndpoints(store.redis, config.queuePrefix);
   const fairShare = new FairShare(store.redis, { prefix: config.queuePrefix, queue: QUEUES.sign, scheduling: config.scheduling.mode, quantum: config.scheduling.quantum, ...config.batch });
+  const submissions = { store, queue, spool, logger, durability: deps.durability, fairShare, undo: deps.undo };
   // Checks before a slot, per-tenant admission, upload timeouts (upload-gate.ts).
   const gate = new UploadGate({ config, spool, metrics, limits: deps.limits });
   const uploadOptions = {
@@ -206,7 +210,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       }));
       const newOp = { id: opId, tenant: req.tenant ?? '', signatureType, externalReference: fields.data.externalReference, webhookUrl, createdAt: acceptedAt, documents };
       submitted = true;
-      await acceptSubmission({ store, queue, spool, logger, durability: deps.durability, fairShare }, newOp);
+      await acceptSubmission(submissions, newOp);
       metrics.documentsAccepted.inc(documents.length);
       metrics.uploadedBytes.inc(ctx.totalBytes);
       if (logger.isLevelEnabled('info')) log().info({ documents: documents.length, bytes: ctx.totalBytes }, 'operation accepted');
@@ -265,7 +269,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const op = await loadOwned(req, id);
     if (!isTerminal(op.status)) throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; retry it once it has' });
     if (op.status === 'canceled') throw new SignspoolError('NOTHING_TO_RETRY', { detail: 'a canceled operation is not retried' });
-    const applied = await retryOperation({ store, queue, spool, logger, durability: deps.durability, fairShare }, op, all);
+    const applied = await retryOperation(submissions, op, all);
     if (applied.length === 0) {
       throw new SignspoolError('NOTHING_TO_RETRY', {
         detail: all ? 'no failed document can be retried (documents the upstream rejected, or whose upload is gone, cannot)' : 'no document failed with a retryable code; use ?all=true once the cause is fixed',

@@ -447,6 +447,8 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     result.filesLeft = files.length;
     const keys = redis.running ? await leftoverKeys(redis.url, prefix) : ['(redis not running)'];
     result.keysLeft = keys.length;
+    if (files.length > 0) result.notes.push(`files left: ${files.slice(0, 5).join(', ')}`);
+    if (keys.length > 0) result.notes.push(`keys left: ${keys.slice(0, 5).join(', ')}`);
 
     // --- The figures. ---
     const records = fake.requests();
