@@ -6,9 +6,10 @@
  * api    — the HTTP api only (scale-out).
  * worker — the signing worker only (scale-out).
  *
- * Start order: configuration, checks of what can fail (ports, directories), Redis (spawned or
- * reached within REDIS_CONNECT_TIMEOUT), the components, then one banner. A failure at any step
- * stops whatever was started (a spawned redis-server included) and exits 1 with one line.
+ * Start order: configuration, checks of what can fail (ports, directories), tracing
+ * (shared/tracing.ts), Redis (spawned or reached within REDIS_CONNECT_TIMEOUT), the components,
+ * then one banner. A failure at any step stops whatever was started (a spawned redis-server
+ * included) and exits 1 with one line.
  */
 import './threadpool.js';
 import { rm } from 'node:fs/promises';
@@ -23,6 +24,7 @@ import { DEFAULT_REDIS_URL } from '@signspool/shared/redis';
 import { isPortOpen, spawnRedisServer } from '@signspool/shared/redis-server';
 import { describeRedis, RedisUnreachableError, sentinelUrl, waitUntilReachable } from '@signspool/shared/redis-target';
 import { ShutdownManager } from '@signspool/shared/shutdown';
+import { startTracing } from '@signspool/shared/tracing';
 import { WorkerHttpServer } from '@signspool/worker/worker-http-server';
 import { missingWorkerNodeFlags } from '@signspool/worker/node-flags';
 import { SigningWorker } from '@signspool/worker/worker';
@@ -65,6 +67,10 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
   await assertWritableDir(config.dataDir, 'DATA_DIR');
   await assertWritableDir(config.spoolDir, 'SPOOL_DIR');
 
+  // First started, last stopped: spans of the drain are exported too.
+  const tracing = await startTracing(config.tracing, mode, logger);
+  shutdown.register('tracing', () => tracing.stop());
+
   const redis = await resolveRedis(config, mode, logger, shutdown);
   logger.info({ redis: redis.description }, 'connecting to Redis');
   await waitUntilReachable(redis.url, config, logger);
@@ -103,6 +109,7 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
   banner['redis'] = redis.description;
   banner['spool'] = cfg.spoolDir;
   banner['signer'] = describeSigner(cfg);
+  banner['tracing'] = tracing.enabled ? `${config.tracing.tracesUrl ?? ''} (${config.tracing.protocol})` : 'off';
   logger.info({ mode, ...banner }, 'signspool started');
   // The log line first, then any text written straight to stdout.
   await new Promise<void>((resolve) => logger.flush(() => resolve()));

@@ -235,6 +235,31 @@ const tenantLimits = z
     return r.data;
   });
 
+/** OTEL_EXPORTER_OTLP_HEADERS: `name=value,…`, values percent-encoded (as the OpenTelemetry specification has it). */
+const otlpHeaders = z
+  .string()
+  .optional()
+  .transform((raw, ctx): Record<string, string> => {
+    const out: Record<string, string> = {};
+    if (raw === undefined || raw.trim() === '') return out;
+    for (const part of raw.split(',')) {
+      const i = part.indexOf('=');
+      const name = part.slice(0, i).trim();
+      let value: string | undefined;
+      try {
+        value = decodeURIComponent(part.slice(i + 1).trim());
+      } catch {
+        value = undefined;
+      }
+      if (i <= 0 || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || value === undefined || /[\r\n]/.test(value)) {
+        ctx.addIssue({ code: 'custom', message: 'entries must be name=value (value percent-encoded), separated by commas' });
+        return z.NEVER;
+      }
+      out[name.toLowerCase()] = value;
+    }
+    return out;
+  });
+
 const durationList = (def: string) =>
   z
     .string()
@@ -366,6 +391,12 @@ const envSchema = z
     JANITOR_INTERVAL: duration('5m', 100),
     ORPHAN_GRACE: duration('1h', 0),
     SHUTDOWN_TIMEOUT: duration('25s', 100),
+
+    OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalUrl,
+    OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json'], 'must be http/protobuf or http/json').default('http/protobuf'),
+    OTEL_EXPORTER_OTLP_HEADERS: otlpHeaders,
+    OTEL_SERVICE_NAME: optionalString,
   })
   .superRefine((c, ctx) => {
     if (c.SIGNER === 'signstash') {
@@ -520,6 +551,14 @@ const configSchema = envSchema.transform((c) => {
     janitorIntervalMs: c.JANITOR_INTERVAL,
     orphanGraceMs: c.ORPHAN_GRACE,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
+    /** OpenTelemetry tracing (shared/tracing.ts): on when an OTLP endpoint is set. */
+    tracing: {
+      /** Where spans are sent: the traces endpoint as given, or <OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces. */
+      tracesUrl: c.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (c.OTEL_EXPORTER_OTLP_ENDPOINT === undefined ? undefined : `${c.OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`),
+      protocol: c.OTEL_EXPORTER_OTLP_PROTOCOL,
+      headers: c.OTEL_EXPORTER_OTLP_HEADERS,
+      serviceName: c.OTEL_SERVICE_NAME,
+    },
   };
 });
 
@@ -536,7 +575,7 @@ export class ConfigError extends Error {
 }
 
 /** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
-export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'WEBHOOK_SECRETS', 'METRICS_TOKEN', 'ADMIN_TOKEN', 'LOCAL_SIGNER_P12_PASSWORD'] as const;
+export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'WEBHOOK_SECRETS', 'METRICS_TOKEN', 'ADMIN_TOKEN', 'LOCAL_SIGNER_P12_PASSWORD', 'OTEL_EXPORTER_OTLP_HEADERS'] as const;
 
 const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
   const out: Record<string, string | undefined> = { ...env };

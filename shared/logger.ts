@@ -1,8 +1,10 @@
 /**
  * pino, with redaction: no authorization header, secret, token, API key or document content
- * ever reaches a log line. Child loggers carry opId / batchId.
+ * ever reaches a log line. Child loggers carry opId / batchId; a line written while a span is
+ * active carries its trace_id and span_id (shared/spans.ts).
  */
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { activeTraceIds } from './spans.js';
 
 export type { Logger } from 'pino';
 
@@ -54,6 +56,8 @@ export const createLogger = (settings: LoggerSettings, destination?: NodeJS.Writ
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       serializers: { err: pino.stdSerializers.err },
+      // A new object each time: pino merges the line's own fields into it.
+      mixin: () => activeTraceIds() ?? {},
     },
     destination as pino.DestinationStream | undefined,
   );

@@ -18,6 +18,16 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 
+/**
+ * The W3C trace context of the span that produced a job (shared/spans.ts), so the consumer's spans
+ * join or link its trace. Optional: absent when tracing is off, and in jobs queued before it existed.
+ */
+export const traceCarrierSchema = z.object({
+  traceparent: z.string().regex(/^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/),
+  tracestate: z.string().max(512).optional(),
+});
+export type TraceCarrier = z.infer<typeof traceCarrierSchema>;
+
 export const signDocumentJobSchema = z.object({
   opId: idSchema,
   docId: idSchema,
@@ -28,6 +38,8 @@ export const signDocumentJobSchema = z.object({
   size: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   acceptedAt: z.number().int().positive(),
+  /** The upload's trace: the batch span joins or links it. */
+  trace: traceCarrierSchema.optional(),
 });
 export type SignDocumentJob = z.infer<typeof signDocumentJobSchema>;
 
@@ -37,6 +49,8 @@ export const deliverWebhookJobSchema = z.object({
   /** Standard Webhooks `webhook-id`: the same for every retry of one delivery. */
   deliveryId: idSchema,
   reason: z.enum(['completed', 'redeliver']),
+  /** The operation's trace: the delivery span joins it. */
+  trace: traceCarrierSchema.optional(),
 });
 export type DeliverWebhookJob = z.infer<typeof deliverWebhookJobSchema>;
 

@@ -85,6 +85,32 @@ describe('config', () => {
     expect(() => loadConfig({ WEBHOOK_ENDPOINTS: 'acme=https://u:p@hooks.example/x' })).toThrow(/WEBHOOK_ENDPOINTS/);
   });
 
+  it('turns tracing on only with an OTLP endpoint, and parses its settings', async () => {
+    expect(loadConfig({}).tracing).toEqual({ tracesUrl: undefined, protocol: 'http/protobuf', headers: {}, serviceName: undefined });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing.tracesUrl).toBe('http://collector:4318/v1/traces');
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example/base' }).tracing.tracesUrl).toBe('https://otlp.example/base/v1/traces');
+    // The traces endpoint is taken as it is, and wins.
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:9999/custom' }).tracing.tracesUrl).toBe('http://b:9999/custom');
+    const c = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'sp-eu', OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer%20abc, x-tenant = t1' });
+    expect(c.tracing).toEqual({ tracesUrl: 'http://a:4318/v1/traces', protocol: 'http/json', serviceName: 'sp-eu', headers: { authorization: 'Bearer abc', 'x-tenant': 't1' } });
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL: must be http\/protobuf or http\/json/);
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
+    for (const bad of ['novalue', '=x', 'a b=c', 'a=%zz', 'a=x%0Ay']) {
+      let msg = '';
+      try {
+        loadConfig({ OTEL_EXPORTER_OTLP_HEADERS: bad });
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      expect(msg, bad).toMatch(/^invalid configuration: OTEL_EXPORTER_OTLP_HEADERS: /);
+      expect(msg).not.toContain(bad);
+    }
+    // The headers may hold a vendor's key: they may come from a file.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cfg-'));
+    await writeFile(path.join(dir, 'headers'), 'api-key=s3cret\n');
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_HEADERS_FILE: path.join(dir, 'headers') }).tracing.headers).toEqual({ 'api-key': 's3cret' });
+  });
+
   it('parses durations and sizes', () => {
     expect([parseDuration('250'), parseDuration('250ms'), parseDuration('2s'), parseDuration('24h'), parseDuration('x')]).toEqual([250, 250, 2000, 86_400_000, undefined]);
     expect([parseBytes('1024'), parseBytes('20MB'), parseBytes('20MiB'), parseBytes('1 GiB')]).toEqual([1024, 20_000_000, 20 * 1024 * 1024, 1024 ** 3]);
