@@ -24,6 +24,7 @@ import { errorHandler, notFoundHandler } from './problem.js';
 import { healthRouter } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
 import { TenantRateLimits } from './rate-limits.js';
+import { traceUploads } from './upload-span.js';
 import { ADMIN_QUEUES_PATH, adminQueuesRouter, adminStatsRouter } from './routes/admin.js';
 import { limitsRouter } from './routes/limits.js';
 import type { SubmissionUndo } from './submission-undo.js';
@@ -93,7 +94,7 @@ export const createApp = (deps: AppDeps): Express => {
     app.use(docsRouter());
   }
   const limits = new TenantRateLimits(deps.redis, config.queuePrefix, config.limits, metrics, deps.logger);
-  app.use('/v1/operations', noStore, authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limits.requests(), operationsRouter({ ...deps, limits }));
+  app.use('/v1/operations', traceUploads, noStore, authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limits.requests(), operationsRouter({ ...deps, limits }));
   app.use('/v1/limits', authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limitsRouter(config));
   if (config.adminToken) {
     const admin = { token: config.adminToken, redis: deps.redis, prefix: config.queuePrefix, queue: deps.queue, webhookQueue: deps.webhookQueue };

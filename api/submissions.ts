@@ -12,7 +12,8 @@ import type { Logger } from '@signspool/shared/logger';
 import { DOCUMENT_FAULTS, isRetryable } from '@signspool/shared/errors';
 import type { NewOperation, OperationRecord } from '@signspool/shared/operation-record';
 import type { OperationStore } from '@signspool/shared/operation-store';
-import { signJobId, type SignDocumentJob } from '@signspool/shared/queue';
+import { QUEUES, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
+import { ATTR, inSpan, SpanKind, SPANS, traceCarrier } from '@signspool/shared/spans';
 import type { Spool } from '@signspool/shared/spool';
 import type { SubmissionUndo } from './submission-undo.js';
 
@@ -27,7 +28,9 @@ export interface SubmissionDeps {
   undo: SubmissionUndo;
 }
 
+/** One job per document; each carries the active trace context (the upload's span), so the worker's batch joins or links it. */
 const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0) => {
+  const trace = traceCarrier();
   const priorities = await fairShare.priorities(op.tenant, op.documents.map((d) => d.size));
   return op.documents.map((d, i) => {
     const data: SignDocumentJob = {
@@ -40,11 +43,17 @@ const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0) => {
       size: d.size,
       sha256: d.sha256,
       acceptedAt: op.createdAt,
+      ...(trace === undefined ? {} : { trace }),
     };
     const priority = priorities[i];
     return { name: 'sign-document' as const, data, opts: { jobId: signJobId(d.id, round), ...(priority === undefined ? {} : { priority }) } };
   });
 };
+
+const enqueueSpan = (opId: string, jobs: number) => ({
+  kind: SpanKind.PRODUCER,
+  attributes: { 'messaging.system': 'bullmq', 'messaging.operation.type': 'send', 'messaging.destination.name': QUEUES.sign, 'messaging.batch.message_count': jobs, [ATTR.operationId]: opId },
+});
 
 /** Records and enqueues `op`. Throws when it was not accepted; then nothing of it will be processed. */
 export const acceptSubmission = async (deps: SubmissionDeps, op: NewOperation): Promise<void> => {
@@ -52,10 +61,12 @@ export const acceptSubmission = async (deps: SubmissionDeps, op: NewOperation): 
   try {
     await store.create(op);
     const jobs = await jobsOf(deps.fairShare, op);
-    // One document (the common case) needs no MULTI around its one script: add, not addBulk.
-    const [only] = jobs;
-    if (jobs.length === 1 && only) await queue.add(only.name, only.data, only.opts);
-    else await queue.addBulk(jobs);
+    await inSpan(SPANS.enqueue, enqueueSpan(op.id, jobs.length), async () => {
+      // One document (the common case) needs no MULTI around its one script: add, not addBulk.
+      const [only] = jobs;
+      if (jobs.length === 1 && only) await queue.add(only.name, only.data, only.opts);
+      else await queue.addBulk(jobs);
+    });
     await store.markAccepted(op.id);
   } catch (err) {
     const outcome = await deps.undo.undo(op);
@@ -84,7 +95,7 @@ export const retryOperation = async (deps: SubmissionDeps, op: OperationRecord, 
   const result = await store.retry(op.id, chosen.map((d) => d.id));
   const applied = new Set(result.applied);
   const jobs = await jobsOf(deps.fairShare, { ...op, createdAt: Date.now(), documents: chosen.filter((d) => applied.has(d.id)) }, result.round);
-  await queue.addBulk(jobs);
+  await inSpan(SPANS.enqueue, enqueueSpan(op.id, jobs.length), () => queue.addBulk(jobs));
   await deps.durability.sync(store.redis);
   return result.applied;
 };

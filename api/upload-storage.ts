@@ -8,6 +8,7 @@ import { rm } from 'node:fs/promises';
 import type { Request } from 'express';
 import type { StorageEngine } from 'multer';
 import { SignspoolError } from '@signspool/shared/errors';
+import { ATTR, recordError, SPANS, tracer, type Context } from '@signspool/shared/spans';
 import { pipeInto, SpoolWriteStream } from '@signspool/shared/spool-file-io';
 import { newId, type Spool } from '@signspool/shared/spool';
 
@@ -20,6 +21,8 @@ export interface UploadContext {
   partCount: number;
   /** By part index; complete once multer has finished. */
   files: SpooledFile[];
+  /** The request's trace context: each file's spool.write span is its child (parts arrive outside it). */
+  traceContext: Context;
 }
 
 export interface SpooledFile {
@@ -69,6 +72,7 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
     // Files finish writing in any order; their documents keep the order of the parts.
     const index = ctx.partCount++;
     const target = spool.incomingPath(ctx.opId, docId);
+    const span = tracer.startSpan(SPANS.spoolWrite, { attributes: { [ATTR.operationId]: ctx.opId, [ATTR.documentId]: docId } }, ctx.traceContext);
     void (async () => {
       await spool.ensureDir(spool.incomingDir(ctx.opId));
       // The part may have failed (client gone, body cut) while the directory was made: no file then.
@@ -88,8 +92,14 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
       ctx.files[index] = spooled;
       return spooled;
     })().then(
-      (spooled) => cb(null, { path: spooled.path, size: spooled.size, filename: spooled.docId }),
+      (spooled) => {
+        span.setAttribute(ATTR.bytes, spooled.size);
+        span.end();
+        cb(null, { path: spooled.path, size: spooled.size, filename: spooled.docId });
+      },
       (err: unknown) => {
+        recordError(span, err);
+        span.end();
         void rm(target, { force: true }).finally(() => cb(err instanceof Error ? err : new Error(String(err))));
       },
     );

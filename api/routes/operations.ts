@@ -9,6 +9,7 @@
 import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
+import { context, trace } from '@opentelemetry/api';
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
 import { z } from 'zod';
@@ -27,6 +28,7 @@ import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
 import { completedDeliveryId, enqueueWebhook, QUEUES, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
 import { FairShare } from '@signspool/shared/fair-share';
 import { newId, type Spool } from '@signspool/shared/spool';
+import { ATTR } from '@signspool/shared/spans';
 import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhook-target';
 import { assertDocumentFormats } from '../document-format.js';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
@@ -166,7 +168,10 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     if (!pass) return;
     const idempotencyKey = IdempotencyStore.parseKey(req.get('idempotency-key'));
     const opId = newId('op');
-    const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, partCount: 0, files: [] };
+    // The request's span (upload-span.ts): the spool writes are its children.
+    const traceContext = context.active();
+    trace.getSpan(traceContext)?.setAttributes({ [ATTR.operationId]: opId, [ATTR.tenant]: req.tenant ?? '' });
+    const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, partCount: 0, files: [], traceContext };
     setUploadContext(req, ctx);
     let submitted = false;
     // Built when something is logged: a pino child with redaction costs ~5 % of an upload's CPU.
@@ -213,6 +218,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       await acceptSubmission(submissions, newOp);
       metrics.documentsAccepted.inc(documents.length);
       metrics.uploadedBytes.inc(ctx.totalBytes);
+      trace.getSpan(traceContext)?.setAttributes({ [ATTR.documents]: documents.length, [ATTR.bytes]: ctx.totalBytes });
       if (logger.isLevelEnabled('info')) log().info({ documents: documents.length, bytes: ctx.totalBytes }, 'operation accepted');
       // The answer describes the operation as accepted (no extra read: a worker may already be at it).
       const body = presentOperation(newOperationRecord(newOp));
