@@ -5,9 +5,14 @@
  * upstream rejects because of one document, records every document's outcome and settles its job.
  * Documents go back to the queue, without an outcome, when this worker cannot store results (spool
  * full), cannot reach Redis, lost their lock, or is shutting down.
+ *
+ * Tracing: a `batch` span per run, a child of the first sampled document's upload span (so a lone
+ * document's upload, batch and upstream call are one trace) and linked to every document's upload;
+ * an `upstream.sign` span per signer call. The operation's webhook is enqueued in its own trace.
  */
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import { context, trace, type Link } from '@opentelemetry/api';
 import type { Job } from 'bullmq';
 import type { Config } from '@signspool/shared/config';
 import { DOCUMENT_FAULTS, SignspoolError, toSignspoolError, type ErrorCode } from '@signspool/shared/errors';
@@ -18,6 +23,7 @@ import type { DocumentUpdate, TransitionResult } from '@signspool/shared/operati
 import { isTerminal } from '@signspool/shared/operation-states';
 import type { OperationStore } from '@signspool/shared/operation-store';
 import type { SignDocumentJob } from '@signspool/shared/queue';
+import { ATTR, contextOf, inSpan, isSampled, recordError, SpanKind, SPANS, spanContextOf, tracer, type Context, type Span } from '@signspool/shared/spans';
 import { isRedisUnavailable } from '@signspool/shared/redis-unavailable';
 import type { Spool } from '@signspool/shared/spool';
 import type { Batchable } from './batcher.js';
@@ -86,6 +92,11 @@ const groupByOp = (items: HeldDocument[], update: (d: HeldDocument) => DocumentU
   return m;
 };
 
+const upstreamSpan = (signer: string, attempt: number, sendId: string, documents: number) => ({
+  kind: signer === 'local' ? SpanKind.INTERNAL : SpanKind.CLIENT,
+  attributes: { [ATTR.signer]: signer, [ATTR.attempt]: attempt, [ATTR.batchId]: sendId, [ATTR.documents]: documents },
+});
+
 /** Failures that say the upstream is unavailable: they feed the circuit breaker. */
 const UNAVAILABLE: ReadonlySet<ErrorCode> = new Set(['UPSTREAM_UNAVAILABLE', 'UPSTREAM_NETWORK', 'UPSTREAM_TIMEOUT']);
 /** How long documents wait in the queue when this worker cannot store results or reach Redis. */
@@ -98,33 +109,93 @@ class Requeue extends Error {
   }
 }
 
+/** Documents signed and failed by one run, for its span. */
+interface Tally {
+  signed: number;
+  failed: number;
+}
+
+/** The batch span: its parent is the first sampled document's upload (else the first one's), and it links every upload. */
+const startBatchSpan = (items: HeldDocument[], batchId: string): { span: Span; parent: Context } => {
+  const links: Link[] = [];
+  let parent: Context | undefined;
+  let parentSampled = false;
+  for (const { data } of items) {
+    const sc = spanContextOf(data.trace);
+    if (!sc) continue;
+    links.push({ context: sc, attributes: { [ATTR.operationId]: data.opId, [ATTR.documentId]: data.docId } });
+    if (parent === undefined || (!parentSampled && isSampled(sc))) {
+      parent = contextOf(data.trace);
+      parentSampled = isSampled(sc);
+    }
+  }
+  const root = parent ?? context.active();
+  const attributes = {
+    [ATTR.batchId]: batchId,
+    [ATTR.documents]: items.length,
+    [ATTR.bytes]: items.reduce((n, d) => n + d.data.size, 0),
+    [ATTR.tenant]: items[0]?.data.tenant ?? '',
+    [ATTR.signatureType]: items[0]?.data.signatureType ?? '',
+  };
+  return { span: tracer.startSpan(SPANS.batch, { kind: SpanKind.CONSUMER, links, attributes }, root), parent: root };
+};
+
 export class BatchRunner {
   constructor(private readonly deps: BatchRunnerDeps) {}
+
+  /** Outcomes recorded per running batch (by claim), for the batch span. */
+  private readonly tallies = new Map<string, Tally>();
 
   /** Runs a flushed batch. Never throws: every document ends settled or given back to the queue. */
   async run(items: HeldDocument[]): Promise<void> {
     const batchId = `b_${randomUUID().replaceAll('-', '')}`;
+    const { span, parent } = startBatchSpan(items, batchId);
+    const tally: Tally = { signed: 0, failed: 0 };
+    this.tallies.set(batchId, tally);
+    try {
+      // The batch's log lines carry its trace_id.
+      const outcome = await context.with(trace.setSpan(parent, span), () => this.runIn(items, batchId, span));
+      const ended = tally.signed + tally.failed === 0 ? 'none' : tally.failed === 0 ? 'signed' : tally.signed === 0 ? 'failed' : 'partial';
+      span.setAttributes({ [ATTR.outcome]: outcome ?? ended, [ATTR.signed]: tally.signed, [ATTR.failed]: tally.failed });
+    } finally {
+      this.tallies.delete(batchId);
+      span.end();
+    }
+  }
+
+  /** The body of run(); returns how the batch ended when its documents got no outcome here. */
+  private async runIn(items: HeldDocument[], batchId: string, span: Span): Promise<'released' | 'requeued' | 'error' | undefined> {
     const log = this.deps.logger.child({ batchId });
     try {
       const claimed = await this.claim(items, batchId, log);
       if (claimed.length > 0) await this.execute(claimed, batchId, batchId, log);
+      return undefined;
     } catch (err) {
       if (this.deps.signal.aborted) {
         await this.requeue(items, batchId, 0, log);
         log.warn({ documents: items.length }, 'batch released at shutdown');
-        return;
+        return 'released';
       }
       if (err instanceof Requeue || isRedisUnavailable(err)) {
         log.warn({ reason: err instanceof Requeue ? err.reason : 'redis', documents: items.length }, 'batch given back to the queue');
         await this.requeue(items, batchId, REQUEUE_DELAY_MS, log);
-        return;
+        return 'requeued';
       }
       log.error({ err }, 'batch failed unexpectedly');
+      recordError(span, err);
       await this.finish(items.filter((d) => this.deps.source.owns(d.job)), batchId, new Map(), toSignspoolError(err), log).catch(async (again: unknown) => {
         log.error({ err: again }, 'could not record the failure; giving the batch back to the queue');
         await this.requeue(items, batchId, REQUEUE_DELAY_MS, log);
       });
+      return 'error';
     }
+  }
+
+  /** Announces an operation's end in the operation's own trace (its upload's), else in the batch's. */
+  private announceEnd(opId: string, items: HeldDocument[], result: TransitionResult): Promise<void> {
+    const doc = items.find((d) => d.data.opId === opId);
+    const ctx = doc?.data.trace ? contextOf(doc.data.trace) : context.active();
+    return context.with(ctx, async () => this.deps.onOperationTerminal?.(opId, doc?.data.tenant ?? '', result));
   }
 
   /** queued → signing for every document, under claim `batchId`; drops the ones already terminal (a re-run of a finished batch). */
@@ -145,7 +216,7 @@ export class BatchRunner {
       }
       log.info({ opId: d.data.opId, docId: d.data.docId, status }, 'document not claimable, dropping its job');
       // A re-run of a batch that ended its operation: make sure the end was announced.
-      if (r && isTerminal(r.status) && r.webhook) await this.deps.onOperationTerminal?.(d.data.opId, d.data.tenant, r);
+      if (r && isTerminal(r.status) && r.webhook) await this.announceEnd(d.data.opId, [d], r);
       await this.deps.source.complete(d.job, { dropped: status });
     }
     return claimed;
@@ -203,7 +274,7 @@ export class BatchRunner {
       const started = performance.now();
       metrics.batchesInFlight.inc();
       try {
-        const results = await signer.signBatch(this.batchOf(items, sendId, claim), signal);
+        const results = await inSpan(SPANS.upstream, upstreamSpan(signer.name, attempt, sendId, items.length), () => signer.signBatch(this.batchOf(items, sendId, claim), signal));
         breaker.success();
         metrics.upstreamDuration.observe({ signer: signer.name, outcome: 'ok' }, (performance.now() - started) / 1000);
         if (results.some((r) => !r.ok && r.error.code === 'SPOOL_FULL')) {
@@ -284,7 +355,15 @@ export class BatchRunner {
     for (const [opId, t] of transitions) {
       if (t.becameTerminal) {
         log.info({ opId, status: t.status }, 'operation completed');
-        await this.deps.onOperationTerminal?.(opId, items.find((d) => d.data.opId === opId)?.data.tenant ?? '', t);
+        await this.announceEnd(opId, items, t);
+      }
+    }
+    const tally = this.tallies.get(claim);
+    if (tally) {
+      for (const d of items) {
+        if (!transitions.get(d.data.opId)?.applied.includes(d.data.docId)) continue;
+        if (outcome(d).ok) tally.signed++;
+        else tally.failed++;
       }
     }
     const now = Date.now();

@@ -2,7 +2,8 @@
  * Delivers `operation.completed` webhooks from their own BullMQ queue, never inline in the signing
  * path. Standard Webhooks signing; only 2xx counts; redirects are not followed; 410 disables the
  * endpoint; retries follow WEBHOOK_SCHEDULE with jitter and honour Retry-After; every attempt is
- * recorded on the operation. Targets pass the SSRF guard at connect time.
+ * recorded on the operation. Targets pass the SSRF guard at connect time. Each attempt is a
+ * `webhook.deliver` span in the operation's trace (carried by the job from the upload).
  */
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -15,7 +16,8 @@ import type { OperationRecord } from '@signspool/shared/operation-record';
 import type { OperationStore } from '@signspool/shared/operation-store';
 import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
 import { DisabledEndpoints } from '@signspool/shared/webhook-endpoints';
-import { completedDeliveryId, enqueueWebhook, parseJobData, QUEUES, WEBHOOK_BACKOFF } from '@signspool/shared/queue';
+import { completedDeliveryId, enqueueWebhook, parseJobData, QUEUES, WEBHOOK_BACKOFF, type DeliverWebhookJob } from '@signspool/shared/queue';
+import { ATTR, contextOf, inSpan, SpanKind, SPANS, traceCarrier, type Span } from '@signspool/shared/spans';
 import { refuseWebhookUrl, WebhookAllowList, type TargetRules } from '@signspool/shared/webhook-target';
 import { parseRetryAfter } from './http-util.js';
 import { SsrfGuard } from './ssrf-guard.js';
@@ -103,17 +105,27 @@ export class WebhookDispatcher {
     await this.worker.waitUntilReady();
   }
 
-  /** Enqueues the first delivery for an operation that just ended. */
+  /** Enqueues the first delivery for an operation that just ended; the job carries the active trace context (the operation's). */
   async enqueueCompleted(opId: string, tenant: string): Promise<void> {
     if (!this.queue) return;
     const round = await this.deps.store.round(opId);
-    await enqueueWebhook(this.queue, { opId, tenant, deliveryId: completedDeliveryId(opId, round), reason: 'completed' }, this.deps.config.webhooks.scheduleMs.length);
+    const trace = traceCarrier();
+    await enqueueWebhook(
+      this.queue,
+      { opId, tenant, deliveryId: completedDeliveryId(opId, round), reason: 'completed', ...(trace === undefined ? {} : { trace }) },
+      this.deps.config.webhooks.scheduleMs.length,
+    );
   }
 
   private async process(job: Job): Promise<string> {
-    const { config, store, metrics } = this.deps;
     if (job.name !== 'deliver-webhook') throw new UnrecoverableError(`unknown job ${job.name}`);
     const data = parseJobData('deliver-webhook', job.data);
+    const attributes = { [ATTR.operationId]: data.opId, [ATTR.deliveryId]: data.deliveryId, [ATTR.attempt]: job.attemptsMade + 1 };
+    return inSpan(SPANS.webhook, { kind: SpanKind.CLIENT, attributes }, (span) => this.deliver(job, data, span), contextOf(data.trace));
+  }
+
+  private async deliver(job: Job, data: DeliverWebhookJob, span: Span): Promise<string> {
+    const { config, store, metrics } = this.deps;
     const log = this.deps.logger.child({ opId: data.opId, deliveryId: data.deliveryId });
     const op = await store.get(data.opId);
     if (!op) return 'operation expired';
@@ -121,6 +133,7 @@ export class WebhookDispatcher {
     if (!url) return 'no endpoint';
     const attempt = job.attemptsMade + 1;
     const record = async (a: Omit<WebhookAttempt, 'deliveryId' | 'attempt' | 'url' | 'at'>, at: number): Promise<void> => {
+      span.setAttributes({ [ATTR.outcome]: a.outcome, ...(a.status === null ? {} : { 'http.response.status_code': a.status }) });
       await store.deliveries.record(op.id, { deliveryId: data.deliveryId, attempt, url, at, ...a });
       metrics.webhookDeliveries.inc({ outcome: a.outcome });
     };

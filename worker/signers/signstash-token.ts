@@ -1,11 +1,14 @@
 /**
  * OAuth2 client_credentials tokens for one Sign'Stash client service: cached until shortly before
  * expiry (skew), refreshed single-flight (concurrent batches share one token request), dropped on
- * a 401 so the next caller fetches a new one.
+ * a 401 so the next caller fetches a new one. Each request is a `signstash.token` span (a child
+ * of the batch call that needed it).
  */
+import { trace } from '@opentelemetry/api';
 import { request, type Dispatcher } from 'undici';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
+import { inSpan, SpanKind, SPANS } from '@signspool/shared/spans';
 import { readSmallBody } from '../http-util.js';
 import { tlsFailure } from './upstream-tls.js';
 
@@ -38,7 +41,7 @@ export class SignstashTokenManager {
   async getToken(signal?: AbortSignal): Promise<string> {
     const now = Date.now();
     if (this.current && now < this.current.refreshAt) return this.current.value;
-    this.inflight ??= this.fetchToken(signal).finally(() => {
+    this.inflight ??= inSpan(SPANS.token, { kind: SpanKind.CLIENT, attributes: { 'server.address': hostOf(this.opts.authUrl) } }, () => this.fetchToken(signal)).finally(() => {
       this.inflight = undefined;
     });
     return (await this.inflight).value;
@@ -68,6 +71,7 @@ export class SignstashTokenManager {
       throw transportError(err, "Sign'Stash OAuth server");
     }
     const text = await readSmallBody(res.body);
+    trace.getActiveSpan()?.setAttribute('http.response.status_code', res.statusCode);
     if (res.statusCode === 401 || res.statusCode === 400 || res.statusCode === 403) {
       throw new SignspoolError('UPSTREAM_OAUTH_INVALID_CLIENT', {
         detail:
@@ -97,6 +101,14 @@ export class SignstashTokenManager {
     return token;
   }
 }
+
+const hostOf = (url: string): string => {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return '';
+  }
+};
 
 /** Maps an undici/socket error to the catalog. */
 export const transportError = (err: unknown, what: string): SignspoolError => {

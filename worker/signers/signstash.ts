@@ -3,11 +3,13 @@
  * POST {SIGNSTASH_URL}/api/v0/document/sign/base64 with a bearer token (signstash-token.ts). The
  * request is encoded by signstash-request.ts, a 200 answer decoded by signstash-response.ts, any
  * other answer mapped by signstash-failure.ts. 401 means the token is invalid or expired: it is
- * fetched again and the request retried once.
+ * fetched again and the request retried once. It runs inside the batch runner's `upstream.sign`
+ * span, which gets the answer's status (and an event for a refreshed token).
  */
 import { statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { trace } from '@opentelemetry/api';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
@@ -111,8 +113,11 @@ export class SignstashSigner implements Signer {
         if (signal.aborted) throw signal.reason;
         throw transportError(err, "Sign'Stash");
       }
+      const span = trace.getActiveSpan();
+      span?.setAttribute('http.response.status_code', res.statusCode);
       if (res.statusCode === 401) {
         await res.body.dump({ limit: ERROR_BODY_LIMIT }).catch(() => undefined);
+        span?.addEvent('token rejected (401)');
         this.tokens.invalidate(token);
         if (attempt >= 2) {
           throw new SignspoolError('UPSTREAM_TOKEN_INVALID', { detail: "Sign'Stash rejected a freshly issued OAuth token twice" });
