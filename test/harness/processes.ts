@@ -1,6 +1,7 @@
 /**
- * Runs signspool roles as real processes (`node --import tsx bin/start.ts <role>`), as a user
- * would, for tests that cross process boundaries (and kill processes).
+ * Runs signspool roles as real processes (`node --import tsx bin/start.ts <role>`, or the built
+ * `dist/bin/start.js` with `dist`), as a user would, for tests that cross process boundaries (and
+ * kill processes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -21,7 +22,7 @@ export interface ServiceProcess {
 export const startService = async (
   role: 'api' | 'worker' | 'all',
   env: Record<string, string>,
-  opts: { readyTimeoutMs?: number; nodeArgs?: string[]; port?: number } = {},
+  opts: { readyTimeoutMs?: number; nodeArgs?: string[]; port?: number; dist?: boolean } = {},
 ): Promise<ServiceProcess> => {
   // Generous: on the shared 2-core machine under load a cold start (tsx compiling every module) took over 20 s.
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
@@ -29,7 +30,8 @@ export const startService = async (
   const portEnv = role === 'worker' ? { WORKER_METRICS_PORT: String(port) } : { PORT: String(port) };
   // The flags the launchers (package.json, compose) give a process that runs the worker.
   const roleArgs = role === 'api' ? [] : WORKER_NODE_FLAGS;
-  const child = spawn(process.execPath, [...roleArgs, ...(opts.nodeArgs ?? []), '--import', 'tsx', path.join(root, 'bin/start.ts'), role], {
+  const entry = opts.dist ? [path.join(root, 'dist/bin/start.js')] : ['--import', 'tsx', path.join(root, 'bin/start.ts')];
+  const child = spawn(process.execPath, [...roleArgs, ...(opts.nodeArgs ?? []), ...entry, role], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'info', ...env, ...portEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
