@@ -11,8 +11,8 @@ import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@o
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SPANS } from '@signspool/shared/spans';
-import { FakeSignstash } from './fake-signstash/server.js';
 import { auth, eventually, waitForTerminal, type OperationView } from './harness/client.js';
+import { useFakeSignstash } from './harness/fake-upstream.js';
 import { startStack, type Stack } from './harness/stack.js';
 import { startReceiver, type Receiver } from './harness/webhook-receiver.js';
 
@@ -44,17 +44,14 @@ const only = (list: ReadableSpan[], what: string): ReadableSpan => {
 };
 
 describe('tracing (in-process, in-memory exporter)', () => {
-  let fake: FakeSignstash;
+  const fake = useFakeSignstash();
   let hook: Receiver;
 
   beforeAll(async () => {
     provider.register();
-    fake = new FakeSignstash({ clientId: 'signspool', clientSecret: 'signspool-secret' });
-    await fake.start();
     hook = await startReceiver();
   });
   afterAll(async () => {
-    await fake?.stop();
     await hook?.close();
     await provider.shutdown();
   });
@@ -63,7 +60,7 @@ describe('tracing (in-process, in-memory exporter)', () => {
   });
 
   const env = (extra: Record<string, string> = {}): Record<string, string> =>
-    fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', UPSTREAM_BACKOFF_BASE: '20ms', UPSTREAM_BACKOFF_MAX: '200ms', WEBHOOK_SECRETS: `acme:${SECRET}`, WEBHOOK_ALLOW: '127.0.0.1:*', WEBHOOK_ALLOW_HTTP: 'true', ...extra });
+    fake().clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', UPSTREAM_BACKOFF_BASE: '20ms', UPSTREAM_BACKOFF_MAX: '200ms', WEBHOOK_SECRETS: `acme:${SECRET}`, WEBHOOK_ALLOW: '127.0.0.1:*', WEBHOOK_ALLOW_HTTP: 'true', ...extra });
 
   describe('one document', () => {
     let stack: Stack;
@@ -123,7 +120,7 @@ describe('tracing (in-process, in-memory exporter)', () => {
     });
 
     it('records a failed upstream call on its span', async () => {
-      fake.injectFault({ kind: 'server_error', status: 503 });
+      fake().injectFault({ kind: 'server_error', status: 503 });
       const traceId = hex(16);
       const op = await submitTraced(stack, [{ name: 'two.txt', content: 'second\n' }], { traceparent: `00-${traceId}-${hex(8)}-01` });
       const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, op.id, 60_000);
