@@ -1,25 +1,13 @@
 /** The logger (unit): a line written inside a span carries its trace_id and span_id; redaction still holds. */
-import { Writable } from 'node:stream';
 import { context, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@signspool/shared/logger';
+import { captureLogs } from '../../harness/log-capture.js';
 import { inSpan, tracer } from '@signspool/shared/spans';
 
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new InMemorySpanExporter())] });
 
-/** A logger writing JSON lines into an array. */
-const capture = (): { lines: Record<string, unknown>[]; logger: ReturnType<typeof createLogger> } => {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { lines, logger: createLogger({ level: 'info' }, sink) };
-};
 
 describe('logger', () => {
   beforeAll(() => {
@@ -30,7 +18,7 @@ describe('logger', () => {
   });
 
   it('adds trace_id and span_id to the lines written inside a span, and only there', async () => {
-    const { lines, logger } = capture();
+    const { lines, logger } = captureLogs();
     const child = logger.child({ batchId: 'b_1' });
     logger.info('before');
     let ids: { traceId: string; spanId: string } | undefined;
@@ -48,7 +36,7 @@ describe('logger', () => {
   });
 
   it('still redacts secrets, tokens and content inside a span', () => {
-    const { lines, logger } = capture();
+    const { lines, logger } = captureLogs();
     const span = tracer.startSpan('redaction');
     context.with(trace.setSpan(context.active(), span), () => {
       logger.info({ req: { headers: { authorization: 'Bearer ssk_topsecret' } }, token: 'tok_secret', signedContent: 'QkFTRTY0', config: { signstash: { clientSecret: 'hunter2' } } }, 'with secrets');
@@ -60,7 +48,7 @@ describe('logger', () => {
   });
 
   it('lets a line\'s own fields win over the span\'s', () => {
-    const { lines, logger } = capture();
+    const { lines, logger } = captureLogs();
     const span = tracer.startSpan('own');
     context.with(trace.setSpan(context.active(), span), () => logger.info({ trace_id: 'given' }, 'own'));
     span.end();

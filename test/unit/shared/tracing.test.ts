@@ -1,20 +1,9 @@
 /** Tracing start/stop (unit): off without an endpoint (nothing registered); on, spans record and stop flushes within its deadline, once. */
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '@signspool/shared/logger';
+import { captureLogs } from '../../harness/log-capture.js';
 import { tracer } from '@signspool/shared/spans';
 import { defaultServiceName, startTracing } from '@signspool/shared/tracing';
 
-const capture = (): { lines: Record<string, unknown>[]; logger: ReturnType<typeof createLogger> } => {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { lines, logger: createLogger({ level: 'info' }, sink) };
-};
 
 describe('tracing', () => {
   it('names the service by role', () => {
@@ -22,7 +11,7 @@ describe('tracing', () => {
   });
 
   it('is off without an endpoint: nothing is registered, spans record nothing', async () => {
-    const { lines, logger } = capture();
+    const { lines, logger } = captureLogs();
     const tracing = await startTracing({ tracesUrl: undefined, protocol: 'http/protobuf', headers: {}, serviceName: undefined }, 'api', logger);
     expect(tracing.enabled).toBe(false);
     const span = tracer.startSpan('off');
@@ -33,7 +22,7 @@ describe('tracing', () => {
   });
 
   it('is on with an endpoint; stop gives up at its deadline when the collector cannot be reached, and is idempotent', async () => {
-    const { lines, logger } = capture();
+    const { lines, logger } = captureLogs();
     // Port 9 (discard) on loopback: nothing listens.
     const tracing = await startTracing({ tracesUrl: 'http://127.0.0.1:9/v1/traces', protocol: 'http/json', headers: {}, serviceName: 'unit' }, 'worker', logger);
     expect(tracing.enabled).toBe(true);
