@@ -36,7 +36,7 @@ export const toApiError = (err: unknown, limits: { maxFileBytes: number; maxFile
   if (isSignspoolError(err)) return err;
   if (err instanceof MulterError) return multerToCatalog(err, limits);
   if (isRedisUnavailable(err)) return redisUnavailableError();
-  const e = err as { type?: string; status?: number; message?: string };
+  const e = err as { type?: string; status?: number; message?: string; code?: string };
   if (e?.message === 'Request aborted' || e?.message === 'Request closed' || e?.message === 'Unexpected end of form' || e?.message === 'Malformed part header') {
     return new SignspoolError('UPLOAD_ABORTED');
   }
@@ -44,6 +44,10 @@ export const toApiError = (err: unknown, limits: { maxFileBytes: number; maxFile
     return new SignspoolError('UNSUPPORTED_MEDIA_TYPE');
   }
   if (e?.status === 413) return new SignspoolError('REQUEST_TOO_LARGE');
+  // The spool filled up after the free-space check let the upload in.
+  if (e?.code === 'ENOSPC' || e?.code === 'EDQUOT') {
+    return new SignspoolError('INSUFFICIENT_STORAGE', { detail: 'the spool ran out of space during this upload; retry later', retryAfterMs: 60_000 });
+  }
   return new SignspoolError('INTERNAL', { cause: err });
 };
 
