@@ -57,6 +57,18 @@ describe('docker-compose.yml', () => {
     expect(worker).not.toHaveProperty('ports');
   });
 
+  it('adds Jaeger with docker-compose.tracing.yml, and api and worker export to its OTLP port', () => {
+    const tracing = parse(readFileSync(path.join(root, 'docker-compose.tracing.yml'), 'utf8')) as { services: Record<string, Service> };
+    expect(tracing.services['jaeger']?.image).toMatch(/^jaegertracing\/all-in-one:\d/);
+    for (const name of ['api', 'worker']) {
+      // Compose merges an overlay's environment into the service's.
+      const env = { ...compose.services[name]?.environment, ...tracing.services[name]?.environment };
+      env['SIGNSTASH_CLIENT_SECRET_FILE'] = path.join(root, compose.secrets['signstash_client_secret']?.file ?? '-');
+      expect(loadConfig(env).tracing.tracesUrl, name).toBe('http://jaeger:4318/v1/traces');
+      expect(tracing.services[name]?.depends_on, name).toHaveProperty('jaeger');
+    }
+  });
+
   it('gives api and worker a configuration that parses', () => {
     for (const name of ['api', 'worker']) {
       const env = { ...compose.services[name]?.environment };
