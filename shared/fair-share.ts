@@ -10,14 +10,16 @@
  * tenant's later documents one round back. With `TENANT_SCHEDULING=fifo` jobs carry no priority.
  */
 import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
 import { defineScripts } from './redis-scripts.js';
 
-export type TenantScheduling = 'fair' | 'fifo';
+export type TenantScheduling = Config['scheduling']['mode'];
 
 export interface FairShareOptions {
-  /** The BullMQ prefix and the sign queue's name: the prioritized set is `<prefix>:<queue>:prioritized`. */
+  /** The queue prefix (the rounds' hash is `<prefix>:fair`). */
   prefix: string;
-  queue: string;
+  /** The sign queue's prioritized set, as BullMQ names it (`queue.toKey('prioritized')`). */
+  prioritizedKey: string;
   scheduling: TenantScheduling;
   /** Cost units per tenant and round. */
   quantum: number;
@@ -53,7 +55,7 @@ export class FairShare {
   /** The priority of each of `sizes` (a tenant's new documents, in order); undefined for FIFO. */
   async priorities(tenant: string, sizes: readonly number[]): Promise<(number | undefined)[]> {
     if (this.opts.scheduling === 'fifo' || sizes.length === 0) return sizes.map(() => undefined);
-    const { prefix, queue, quantum } = this.opts;
-    return this.redis.signspoolFairShare(fairShareKey(prefix), `${prefix}:${queue}:prioritized`, tenant, quantum, ...sizes.map((s) => this.cost(s)));
+    const { prefix, prioritizedKey, quantum } = this.opts;
+    return this.redis.signspoolFairShare(fairShareKey(prefix), prioritizedKey, tenant, quantum, ...sizes.map((s) => this.cost(s)));
   }
 }

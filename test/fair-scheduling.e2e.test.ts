@@ -22,8 +22,9 @@ describe('fair-share priorities', () => {
 
   const share = (over: Partial<FairShareOptions> = {}): { fair: FairShare; prioritized: string; prefix: string } => {
     const prefix = testPrefix();
-    const opts: FairShareOptions = { prefix, queue: 'sign', scheduling: 'fair', quantum: 4, maxDocs: 4, maxBytes: 4000, ...over };
-    return { fair: new FairShare(redis, opts), prioritized: `${prefix}:sign:prioritized`, prefix };
+    const prioritized = `${prefix}:sign:prioritized`;
+    const opts: FairShareOptions = { prefix, prioritizedKey: prioritized, scheduling: 'fair', quantum: 4, maxDocs: 4, maxBytes: 4000, ...over };
+    return { fair: new FairShare(redis, opts), prioritized, prefix };
   };
   const small = (n: number): number[] => Array.from({ length: n }, () => 10);
 

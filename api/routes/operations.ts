@@ -25,7 +25,7 @@ import { newOperationRecord, type OperationRecord } from '@signspool/shared/oper
 import { isTerminal, OPERATION_STATUSES } from '@signspool/shared/operation-states';
 import { InvalidCursorError, type OperationStore } from '@signspool/shared/operation-store';
 import type { WebhookAttempt } from '@signspool/shared/webhook-deliveries';
-import { completedDeliveryId, enqueueWebhook, QUEUES, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
+import { completedDeliveryId, enqueueWebhook, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
 import { FairShare } from '@signspool/shared/fair-share';
 import { newId, type Spool } from '@signspool/shared/spool';
 import { ATTR } from '@signspool/shared/spans';
@@ -117,7 +117,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const router = Router();
   const idempotency = new IdempotencyStore(store.redis, config.queuePrefix, config.idempotencyTtlMs);
   const disabledEndpoints = new DisabledEndpoints(store.redis, config.queuePrefix);
-  const fairShare = new FairShare(store.redis, { prefix: config.queuePrefix, queue: QUEUES.sign, scheduling: config.scheduling.mode, quantum: config.scheduling.quantum, ...config.batch });
+  const fairShare = new FairShare(store.redis, { prefix: config.queuePrefix, prioritizedKey: queue.toKey('prioritized'), scheduling: config.scheduling.mode, quantum: config.scheduling.quantum, ...config.batch });
   const submissions = { store, queue, spool, logger, durability: deps.durability, fairShare, undo: deps.undo };
   // Checks before a slot, per-tenant admission, upload timeouts (upload-gate.ts).
   const gate = new UploadGate({ config, spool, metrics, limits: deps.limits });
