@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { errorCatalog, type ErrorCode } from '@signspool/shared/errors';
 import { SCOPES, type Scope } from '@signspool/shared/api-key';
-import { DOCUMENT_STATUSES, OPERATION_STATUSES, TERMINAL_OPERATION_STATUSES } from '@signspool/shared/operation-states';
+import { DOCUMENT_STATUSES, OPERATION_STATUSES, TERMINAL_OPERATION_STATUSES } from '@signspool/shared/operations/states';
 import { SIGNATURE_TYPES } from '@signspool/shared/queue';
 import { docParamsSchema, documentsQuerySchema, listQuerySchema, operationParamsSchema, submitFieldsSchema } from './routes/operations.js';
 
@@ -68,7 +68,7 @@ export const operationViewSchema = z.object({
   links: z.object({ self: z.string() }),
 });
 
-/** The body of an `operation.completed` delivery (worker/webhook-dispatcher.ts `completedEvent`). */
+/** The body of an `operation.completed` delivery (worker/webhooks/dispatcher.ts `completedEvent`). */
 export const completedEventSchema = z.object({
   type: z.literal('operation.completed'),
   timestamp: isoDate,

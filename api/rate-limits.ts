@@ -22,7 +22,7 @@ import type { Config, TenantLimits } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import { readBacklog } from '@signspool/shared/tenant-backlog';
+import { readBacklog } from '@signspool/shared/scheduling/tenant-backlog';
 
 export type LimitName = 'requests' | 'upload_bytes' | 'backlog' | 'redeliveries';
 const LIMIT_NAMES: readonly LimitName[] = ['requests', 'upload_bytes', 'backlog', 'redeliveries'];

@@ -7,10 +7,10 @@
  */
 import type { Queue } from 'bullmq';
 import type { Logger } from '@signspool/shared/logger';
-import type { NewOperation } from '@signspool/shared/operation-record';
-import type { OperationStore } from '@signspool/shared/operation-store';
+import type { NewOperation } from '@signspool/shared/operations/record';
+import type { OperationStore } from '@signspool/shared/operations/store';
 import { signJobId } from '@signspool/shared/queue';
-import type { Spool } from '@signspool/shared/spool';
+import type { Spool } from '@signspool/shared/spool/spool';
 
 export type UndoOutcome = 'abandoned' | 'committed' | 'missing' | 'unknown';
 

@@ -7,14 +7,14 @@
  */
 import type { Queue } from 'bullmq';
 import type { Durability } from '@signspool/shared/durability';
-import type { FairShare } from '@signspool/shared/fair-share';
+import type { FairShare } from '@signspool/shared/scheduling/fair-share';
 import type { Logger } from '@signspool/shared/logger';
 import { DOCUMENT_FAULTS, isRetryable } from '@signspool/shared/errors';
-import type { NewOperation, OperationRecord } from '@signspool/shared/operation-record';
-import type { OperationStore } from '@signspool/shared/operation-store';
+import type { NewOperation, OperationRecord } from '@signspool/shared/operations/record';
+import type { OperationStore } from '@signspool/shared/operations/store';
 import { QUEUES, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
 import { ATTR, inSpan, SpanKind, SPANS, traceCarrier } from '@signspool/shared/spans';
-import type { Spool } from '@signspool/shared/spool';
+import type { Spool } from '@signspool/shared/spool/spool';
 import type { SubmissionUndo } from './submission-undo.js';
 
 export interface SubmissionDeps {

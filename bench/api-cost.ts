@@ -11,8 +11,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
-import { generateApiKey, hashApiKey } from '@signspool/api/auth';
-import { freePort, spawnRedisServer } from '@signspool/shared/redis-server';
+import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
+import { freePort, spawnRedisServer } from '../bin/redis-server.js';
 import { startService } from '../test/harness/processes.js';
 import { benchNodeArgs, cpuSeconds, submissionOf } from './load.js';
 

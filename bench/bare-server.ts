@@ -8,7 +8,7 @@ import { open } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { SpoolWriteStream } from '@signspool/shared/spool-file-io';
+import { SpoolWriteStream } from '@signspool/shared/spool/file-io';
 
 const dir = process.env['DIR'] ?? '.';
 // The directory is fsynced through a descriptor kept open, as signspool's spool does.

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:fs`: two measurements behind the spool's file I/O (shared/spool-file-io.ts).
+ * `npm run bench:fs`: two measurements behind the spool's file I/O (shared/spool/file-io.ts).
  *  1. What a file-system call costs through libuv's thread pool against the same call on the
  *     calling thread (CPU of the whole process, pool threads included): why page-cache I/O is done
  *     on the calling thread. Ratios against the synchronous call.

@@ -16,16 +16,16 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PDFDocument } from 'pdf-lib';
-import { documentFormatError } from '@signspool/api/document-format';
+import { documentFormatError } from '@signspool/api/upload/document-format';
 import { silentLogger } from '@signspool/shared/logger';
 import type { SignatureType } from '@signspool/shared/queue';
-import { Spool } from '@signspool/shared/spool';
+import { Spool } from '@signspool/shared/spool/spool';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import type { BatchDocument } from '@signspool/worker/signer';
-import { CmsBuilder } from '@signspool/worker/signers/cms';
-import { LocalSigner } from '@signspool/worker/signers/local';
-import { loadOrCreateSigningIdentity } from '@signspool/worker/signers/local-cert';
-import { XadesSigner } from '@signspool/worker/signers/xades';
+import { CmsBuilder } from '@signspool/worker/signers/local/cms';
+import { LocalSigner } from '@signspool/worker/signers/local/local';
+import { loadOrCreateSigningIdentity } from '@signspool/worker/signers/local/cert';
+import { XadesSigner } from '@signspool/worker/signers/local/xades';
 
 const KB = 1024;
 const MB = 1024 * KB;
@@ -168,7 +168,7 @@ export const localSignerSection = async (print: (row: SignerRow) => void = print
     const growth = (r.peak - r.rssBefore) / MB;
     add({ metric: `${type} one ${size / MB} MB document: peak RSS growth over the warmed-up process (baseline: the document's size)`, value: growth, unit: 'MB', baseline: size / MB, ratio: growth / (size / MB) });
   }
-  // The check at submit (api/document-format.ts), per 200 KB document.
+  // The check at submit (api/upload/document-format.ts), per 200 KB document.
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-format-'));
   try {
     for (const type of ['PAdES', 'XAdES'] as const) {

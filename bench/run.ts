@@ -7,8 +7,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { generateApiKey } from '@signspool/api/auth';
-import { spawnRedisServer } from '@signspool/shared/redis-server';
+import { generateApiKey } from '@signspool/api/auth/auth';
+import { spawnRedisServer } from '../bin/redis-server.js';
 import { fmt, Report } from './report.js';
 import type { BenchContext, Section } from './section.js';
 import { SECTIONS } from './sections/index.js';

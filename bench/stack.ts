@@ -5,8 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { hashApiKey } from '@signspool/api/auth';
-import { freePort } from '@signspool/shared/redis-server';
+import { hashApiKey } from '@signspool/api/auth/auth';
+import { freePort } from '../bin/redis-server.js';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { startService, type ServiceProcess } from '../test/harness/processes.js';
 import { benchNodeArgs } from './load.js';

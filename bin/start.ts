@@ -7,7 +7,7 @@
  * worker — the signing worker only (scale-out).
  *
  * Start order: configuration, checks of what can fail (ports, directories), tracing
- * (shared/tracing.ts), Redis (spawned or reached within REDIS_CONNECT_TIMEOUT), the components,
+ * (bin/tracing.ts), Redis (spawned or reached within REDIS_CONNECT_TIMEOUT), the components,
  * then one banner. A failure at any step stops whatever was started (a spawned redis-server
  * included) and exits 1 with one line.
  */
@@ -15,16 +15,16 @@ import './threadpool.js';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ApiServer } from '@signspool/api/server';
-import { resolveApiKeys } from '@signspool/api/auth';
+import { resolveApiKeys } from '@signspool/api/auth/auth';
 import { ConfigError, loadConfig, type Config } from '@signspool/shared/config';
 import { createLogger, type Logger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';
-import { prettyDestination } from '@signspool/shared/pretty-log';
-import { DEFAULT_REDIS_URL } from '@signspool/shared/redis';
-import { isPortOpen, spawnRedisServer } from '@signspool/shared/redis-server';
-import { describeRedis, RedisUnreachableError, sentinelUrl, waitUntilReachable } from '@signspool/shared/redis-target';
-import { ShutdownManager } from '@signspool/shared/shutdown';
-import { startTracing } from '@signspool/shared/tracing';
+import { prettyDestination } from './pretty-log.js';
+import { DEFAULT_REDIS_URL } from '@signspool/shared/redis/clients';
+import { isPortOpen, spawnRedisServer } from './redis-server.js';
+import { describeRedis, RedisUnreachableError, sentinelUrl, waitUntilReachable } from '@signspool/shared/redis/target';
+import { ShutdownManager } from './shutdown.js';
+import { startTracing } from './tracing.js';
 import { WorkerHttpServer } from '@signspool/worker/worker-http-server';
 import { missingWorkerNodeFlags } from '@signspool/worker/node-flags';
 import { SigningWorker } from '@signspool/worker/worker';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { request, type Dispatcher } from 'undici';
-import { isTerminal, OPERATION_STATUSES } from '@signspool/shared/operation-states';
+import { isTerminal, OPERATION_STATUSES } from '@signspool/shared/operations/states';
 import { createKey } from './keys.js';
 import { multipartBody, type MultipartFile } from './multipart.js';
 

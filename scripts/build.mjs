@@ -75,7 +75,7 @@ const run = async () => {
     // `import.meta.dirname` and friends keep their meaning: each output is an ES module file.
     banner: { js: '// Built by scripts/build.mjs from the TypeScript sources; do not edit.' },
   });
-  // The Redis scripts are read at run time (shared/redis-scripts.ts finds them at dist/lua).
+  // The Redis scripts are read at run time (shared/redis/scripts.ts finds them at dist/lua).
   await cp(path.join(root, 'shared/lua'), path.join(dist, 'lua'), { recursive: true });
   await writeFile(metaFile, JSON.stringify({ inputs: result.metafile.inputs }));
   process.stderr.write(`signspool: built dist/ in ${Date.now() - started} ms\n`);

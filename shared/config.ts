@@ -7,7 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseApiKeyList, type ApiKeyEntry } from './api-key.js';
 import { signatureTypeSchema } from './queue.js';
-import { parseAllowEntry } from './webhook-target.js';
+import { parseAllowEntry } from './webhooks/target.js';
 
 const MiB = 1024 * 1024;
 
@@ -551,7 +551,7 @@ const configSchema = envSchema.transform((c) => {
     janitorIntervalMs: c.JANITOR_INTERVAL,
     orphanGraceMs: c.ORPHAN_GRACE,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
-    /** OpenTelemetry tracing (shared/tracing.ts): on when an OTLP endpoint is set. */
+    /** OpenTelemetry tracing (bin/tracing.ts): on when an OTLP endpoint is set. */
     tracing: {
       /** Where spans are sent: the traces endpoint as given, or <OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces. */
       tracesUrl: c.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (c.OTEL_EXPORTER_OTLP_ENDPOINT === undefined ? undefined : `${c.OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`),

@@ -7,7 +7,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { errorCatalog } from './errors.js';
-import { topTenants } from './tenant-backlog.js';
+import { topTenants } from './scheduling/tenant-backlog.js';
 
 export type FlushReason = 'docs' | 'bytes' | 'linger' | 'shutdown';
 

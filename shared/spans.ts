@@ -1,5 +1,5 @@
 /**
- * The spans signspool makes, through @opentelemetry/api only: no-ops until shared/tracing.ts
+ * The spans signspool makes, through @opentelemetry/api only: no-ops until bin/tracing.ts
  * starts the SDK (or a test registers a provider). Span and attribute names live here, with the
  * helpers that end a span and record its error, and that carry a trace context in job data
  * (W3C traceparent/tracestate). Attributes hold ids, counts and codes: never document content,

@@ -19,7 +19,7 @@ const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).di
 const LIMITS = { UPLOAD_MAX_FILE_BYTES: '64KiB', UPLOAD_MAX_FILES: '3', UPLOAD_MAX_TOTAL_BYTES: '150KiB' };
 
 /**
- * Every file under spool/incoming/ (`<shard>/<opId>.<docId>`, see shared/spool.ts). No catch: a
+ * Every file under spool/incoming/ (`<shard>/<opId>.<docId>`, see shared/spool/spool.ts). No catch: a
  * missing incoming/ is a changed layout, and must fail the tests that look for files here.
  */
 const incomingEntries = async (stack: Stack): Promise<string[]> => {

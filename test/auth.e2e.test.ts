@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey, hashApiKey, keyEntryOf } from '@signspool/api/auth';
+import { generateApiKey, hashApiKey, keyEntryOf } from '@signspool/api/auth/auth';
 import { loadConfig } from '@signspool/shared/config';
 import { submit } from './harness/client.js';
 import { startStack, type Stack } from './harness/stack.js';

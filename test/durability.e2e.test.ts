@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Durability, DurabilityError } from '@signspool/shared/durability';
 import { createLogger } from '@signspool/shared/logger';
-import { spawnRedisServer, type RunningRedisServer } from '@signspool/shared/redis-server';
+import { spawnRedisServer, type RunningRedisServer } from '../bin/redis-server.js';
 
 const capture = () => {
   const lines: string[] = [];

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { FairShare, type FairShareOptions } from '@signspool/shared/fair-share';
+import { FairShare, type FairShareOptions } from '@signspool/shared/scheduling/fair-share';
 import { submit, waitForTerminal } from './harness/client.js';
 import { useFakeSignstash } from './harness/fake-upstream.js';
 import { startStack, testPrefix } from './harness/stack.js';

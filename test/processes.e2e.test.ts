@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateApiKey, hashApiKey } from '@signspool/api/auth';
+import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { auth, download, eventually, submit, waitForTerminal } from './harness/client.js';
 import { startService, type ServiceProcess } from './harness/processes.js';
 import { testPrefix } from './harness/stack.js';

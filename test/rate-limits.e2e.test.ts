@@ -11,7 +11,7 @@ import { TenantRateLimits } from '@signspool/api/rate-limits';
 import { loadConfig } from '@signspool/shared/config';
 import { createLogger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';
-import { backlogKey } from '@signspool/shared/tenant-backlog';
+import { backlogKey } from '@signspool/shared/scheduling/tenant-backlog';
 import { auth, submit, waitForTerminal } from './harness/client.js';
 import { startTestRedis } from './harness/redis.js';
 import { startStack, testPrefix, type Stack } from './harness/stack.js';

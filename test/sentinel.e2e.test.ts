@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey, hashApiKey } from '@signspool/api/auth';
+import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { FakeSignstash } from './fake-signstash/server.js';
 import { getOperation, submit, waitForTerminal } from './harness/client.js';
 import { startService, type ServiceProcess } from './harness/processes.js';

@@ -10,11 +10,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '@signspool/shared/logger';
-import { Spool } from '@signspool/shared/spool';
+import { Spool } from '@signspool/shared/spool/spool';
 import type { BatchDocument, DocumentResult } from '@signspool/worker/signer';
 import { parseRetryAfter } from '@signspool/worker/http-util';
-import { mapFailure, SignstashSigner } from '@signspool/worker/signers/signstash';
-import { SignstashTokenManager } from '@signspool/worker/signers/signstash-token';
+import { mapFailure, SignstashSigner } from '@signspool/worker/signers/signstash/adapter';
+import { SignstashTokenManager } from '@signspool/worker/signers/signstash/token';
 import { Agent } from 'undici';
 import { expectedSignedSha256, FakeSignstash } from './fake-signstash/server.js';
 

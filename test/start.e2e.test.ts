@@ -15,7 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort } from '@signspool/shared/redis-server';
+import { freePort } from '../bin/redis-server.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const privateNet = spawnSync('unshare', ['--net', 'true']).status === 0;

@@ -5,10 +5,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { DOCUMENT_TRANSITIONS, TERMINAL_OPERATION_STATUSES } from '@signspool/shared/operation-states';
-import { OperationStore } from '@signspool/shared/operation-store';
-import { loadLua, statesLua } from '@signspool/shared/redis-scripts';
-import { newId } from '@signspool/shared/spool';
+import { DOCUMENT_TRANSITIONS, TERMINAL_OPERATION_STATUSES } from '@signspool/shared/operations/states';
+import { OperationStore } from '@signspool/shared/operations/store';
+import { loadLua, statesLua } from '@signspool/shared/redis/scripts';
+import { newId } from '@signspool/shared/spool/spool';
 import { testPrefix } from './harness/stack.js';
 
 describe('state machine', () => {

@@ -11,10 +11,10 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SubmissionUndo } from '@signspool/api/submission-undo';
 import { silentLogger } from '@signspool/shared/logger';
-import type { NewOperation } from '@signspool/shared/operation-record';
-import { OperationStore } from '@signspool/shared/operation-store';
+import type { NewOperation } from '@signspool/shared/operations/record';
+import { OperationStore } from '@signspool/shared/operations/store';
 import { QUEUES, signJobId } from '@signspool/shared/queue';
-import { newId, Spool } from '@signspool/shared/spool';
+import { newId, Spool } from '@signspool/shared/spool/spool';
 import { eventually } from './harness/client.js';
 import { testPrefix } from './harness/stack.js';
 

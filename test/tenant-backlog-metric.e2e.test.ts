@@ -6,7 +6,7 @@
  * answers 200 with the last values; METRICS_TENANT_SERIES=0 exports no series.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey, hashApiKey } from '@signspool/api/auth';
+import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { auth, submit, waitForTerminal } from './harness/client.js';
 import { startTestRedis, type TestRedis } from './harness/redis.js';
 import { startStack, type Stack } from './harness/stack.js';

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateApiKey, hashApiKey } from '@signspool/api/auth';
+import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { auth, eventually, waitForTerminal } from './harness/client.js';
 import { startOtlpReceiver, type OtlpReceiver } from './harness/otlp-receiver.js';
 import { startService, type ServiceProcess } from './harness/processes.js';

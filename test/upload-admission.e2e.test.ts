@@ -1,7 +1,7 @@
 /**
  * Upload admission (UPLOAD_CONCURRENCY) through a real api with one slot: a second upload waits
  * until the first is answered, a client that leaves while waiting leaves the queue, and the
- * `signspool_uploads` gauge shows both. The rule alone: test/unit/api/upload-admission.test.ts.
+ * `signspool_uploads` gauge shows both. The rule alone: test/unit/api/upload/admission.test.ts.
  */
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

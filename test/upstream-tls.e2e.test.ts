@@ -13,9 +13,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_VARIABLES } from '@signspool/shared/config';
 import { silentLogger } from '@signspool/shared/logger';
-import { Spool } from '@signspool/shared/spool';
+import { Spool } from '@signspool/shared/spool/spool';
 import type { BatchDocument } from '@signspool/worker/signer';
-import { SignstashSigner } from '@signspool/worker/signers/signstash';
+import { SignstashSigner } from '@signspool/worker/signers/signstash/adapter';
 import { FakeSignstash } from './fake-signstash/server.js';
 
 const run = promisify(execFile);

@@ -6,9 +6,9 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '@signspool/shared/logger';
-import type { OperationStore } from '@signspool/shared/operation-store';
-import { SPARE_MAX_AGE_MS, type Spool } from '@signspool/shared/spool';
-import { listOperationIds, newestMtime } from '@signspool/shared/spool-scan';
+import type { OperationStore } from '@signspool/shared/operations/store';
+import { SPARE_MAX_AGE_MS, type Spool } from '@signspool/shared/spool/spool';
+import { listOperationIds, newestMtime } from '@signspool/shared/spool/scan';
 
 export interface JanitorOptions {
   spool: Spool;

@@ -11,18 +11,18 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { publishCircuitState } from '@signspool/shared/circuit-state';
 import { Durability } from '@signspool/shared/durability';
-import { OperationStore } from '@signspool/shared/operation-store';
+import { OperationStore } from '@signspool/shared/operations/store';
 import { assertHandlers, parseJobData, QUEUES, type JobName } from '@signspool/shared/queue';
-import { redisTargetOptions } from '@signspool/shared/redis-target';
-import { closeRedis, createWorkerRedis } from '@signspool/shared/redis';
-import { Spool } from '@signspool/shared/spool';
-import { Batcher } from './batcher.js';
-import { BatchRunner, type HeldDocument } from './batch-runner.js';
+import { redisTargetOptions } from '@signspool/shared/redis/target';
+import { closeRedis, createWorkerRedis } from '@signspool/shared/redis/clients';
+import { Spool } from '@signspool/shared/spool/spool';
+import { Batcher } from './batch/batcher.js';
+import { BatchRunner, type HeldDocument } from './batch/runner.js';
 import { Janitor } from './janitor.js';
-import { CircuitBreaker, type CircuitState } from './circuit-breaker.js';
-import { SignJobConsumer } from './sign-job-consumer.js';
+import { CircuitBreaker, type CircuitState } from './batch/circuit-breaker.js';
+import { SignJobConsumer } from './batch/sign-job-consumer.js';
 import type { Signer } from './signer.js';
-import { WebhookDispatcher } from './webhook-dispatcher.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { createSigner } from './signers/index.js';
 
 export interface WorkerDeps {

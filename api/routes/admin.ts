@@ -9,7 +9,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import { Router } from 'express';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { requireAdminToken } from '../admin-auth.js';
+import { requireAdminToken } from '../auth/admin-auth.js';
 import { AdminStatsReader } from '../admin-stats.js';
 
 export const ADMIN_QUEUES_PATH = '/admin/queues';

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { Router } from 'express';
 import type { Redis } from 'ioredis';
 import { SignspoolError } from '@signspool/shared/errors';
-import type { Spool } from '@signspool/shared/spool';
-import { sendProblem } from '../problem.js';
+import type { Spool } from '@signspool/shared/spool/spool';
+import { sendProblem } from '../http/problem.js';
 
 export interface ReadinessCheck {
   ok: boolean;

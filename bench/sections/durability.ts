@@ -4,7 +4,7 @@
  * with `appendfsync always` (DURABILITY=strict on Redis < 7.2; WAITAOF on 7.2+), in the same run.
  */
 import path from 'node:path';
-import { spawnRedisServer } from '@signspool/shared/redis-server';
+import { spawnRedisServer } from '../../bin/redis-server.js';
 import { pct } from '../report.js';
 import type { BenchContext, Section } from '../section.js';
 import { loadRun } from './coalescing.js';

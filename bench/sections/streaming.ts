@@ -9,7 +9,7 @@ import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import { base64Encode } from '@signspool/worker/base64-stream';
+import { base64Encode } from '@signspool/worker/streams/base64-stream';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { writeRandomFile } from '../random-file.js';
 import type { Section } from '../section.js';

@@ -1,6 +1,6 @@
 --[[
   fair-share(fairKey, prioritizedKey; tenant, quantum, cost...): the BullMQ priority of each of
-  a tenant's new documents (shared/fair-share.ts).
+  a tenant's new documents (shared/scheduling/fair-share.ts).
 
   Rounds are priorities: a tenant's documents fill its current round until their costs reach
   `quantum`, then go to the next one. A tenant with nothing ahead of it starts at the round being

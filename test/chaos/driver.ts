@@ -15,8 +15,8 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { fairShareKey } from '@signspool/shared/fair-share';
-import { generateApiKey, hashApiKey } from '@signspool/api/auth';
+import { fairShareKey } from '@signspool/shared/scheduling/fair-share';
+import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { QUEUES } from '@signspool/shared/queue';
 import { FakeSignstash, type RequestRecord } from '../fake-signstash/server.js';
 import { startService, type ServiceProcess } from '../harness/processes.js';
@@ -597,7 +597,7 @@ export const leftoverKeys = async (url: string, prefix: string): Promise<string[
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   try {
-    // The fair-scheduling rounds (shared/fair-share.ts): one small hash per prefix, expiring when idle.
+    // The fair-scheduling rounds (shared/scheduling/fair-share.ts): one small hash per prefix, expiring when idle.
     const keep = new Set([...Object.values(QUEUES).flatMap((q) => QUEUE_BOOKKEEPING.map((k) => `${prefix}:${q}:${k}`)), fairShareKey(prefix)]);
     const out: string[] = [];
     let cursor = '0';

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { freePort, isPortOpen } from '@signspool/shared/redis-server';
+import { freePort, isPortOpen } from '../../bin/redis-server.js';
 
 export type AppendFsync = 'everysec' | 'always';
 
@@ -30,7 +30,7 @@ export class ChaosRedis {
   async start(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     if (!this.port) this.port = await freePort();
-    // The settings of shared/redis-server.ts (what `npm start` and the tests spawn), with the fsync policy open.
+    // The settings of bin/redis-server.ts (what `npm start` and the tests spawn), with the fsync policy open.
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', this.appendFsync];
     args.push('--maxmemory-policy', 'noeviction', '--hash-max-listpack-value', '1024', '--daemonize', 'no', '--loglevel', 'warning');
     const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -7,7 +7,7 @@
  *
  * Signed content, by default: original bytes + "\n%%SIGNSTASH-FAKE-SIGNATURE <type> <sha256 of original>\n"
  * (cheap: the benchmarks measure signspool, not signing). With `signatures: 'real'` (the standalone
- * fake's default, for demos) it signs with the local signer's code (worker/signers/document-signer.ts)
+ * fake's default, for demos) it signs with the local signer's code (worker/signers/local/document-signer.ts)
  * and a development certificate (GET /_fake/certificate), so the files it returns pass pdfsig,
  * xmlsec1 and openssl; a document that cannot take its signature type is rejected (400).
  */
@@ -24,10 +24,10 @@ import type { Config } from '@signspool/shared/config';
 import { isSignspoolError } from '@signspool/shared/errors';
 import { silentLogger } from '@signspool/shared/logger';
 import type { SignatureType } from '@signspool/shared/queue';
-import { base64Encode } from '@signspool/worker/base64-stream';
-import { readJsonStream } from '@signspool/worker/json-stream';
-import { DocumentSigner } from '@signspool/worker/signers/document-signer';
-import { loadOrCreateSigningIdentity, type SigningIdentity } from '@signspool/worker/signers/local-cert';
+import { base64Encode } from '@signspool/worker/streams/base64-stream';
+import { readJsonStream } from '@signspool/worker/streams/json-stream';
+import { DocumentSigner } from '@signspool/worker/signers/local/document-signer';
+import { loadOrCreateSigningIdentity, type SigningIdentity } from '@signspool/worker/signers/local/cert';
 import { SpillSink } from './spill-sink.js';
 
 export type FaultKind =

@@ -11,8 +11,8 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Base64Sink, type DecodedContent } from '@signspool/worker/base64-file-sink';
-import { withoutWhitespace } from '@signspool/worker/base64-stream';
+import { Base64Sink, type DecodedContent } from '@signspool/worker/streams/base64-file-sink';
+import { withoutWhitespace } from '@signspool/worker/streams/base64-stream';
 
 export class SpillSink extends Base64Sink {
   private memory: Buffer[] = [];

@@ -1,6 +1,6 @@
 /** Small HTTP helpers for tests: submit, poll with a deadline, download. */
 import { expect } from 'vitest';
-import { isTerminal } from '@signspool/shared/operation-states';
+import { isTerminal } from '@signspool/shared/operations/states';
 
 export interface UploadFile {
   name: string;

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { freePort } from '@signspool/shared/redis-server';
+import { freePort } from '../../bin/redis-server.js';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 
 const root = path.resolve(import.meta.dirname, '../..');

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { spawnRedisServer } from '@signspool/shared/redis-server';
+import { spawnRedisServer } from '../../bin/redis-server.js';
 
 export interface TestRedis {
   url: string;

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, isPortOpen } from '@signspool/shared/redis-server';
+import { freePort, isPortOpen } from '../../bin/redis-server.js';
 
 export const SENTINEL_MASTER = 'signspool-primary';
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
 import { ApiServer } from '@signspool/api/server';
-import { generateApiKey, hashApiKey } from '@signspool/api/auth';
+import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { loadConfig, type Config } from '@signspool/shared/config';
 import { createLogger, type Logger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';

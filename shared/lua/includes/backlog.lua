@@ -1,6 +1,6 @@
 --[[
   backlog_add(opKey, backlogKey, n): moves n (negative: documents that ended) of an accepted
-  operation's documents in or out of its tenant's backlog (shared/tenant-backlog.ts). Documents of
+  operation's documents in or out of its tenant's backlog (shared/scheduling/tenant-backlog.ts). Documents of
   an operation still accepting are never counted, so a submission undone half-way leaves the count exact.
 ]]
 local function backlog_add(opkey, backlogkey, n)

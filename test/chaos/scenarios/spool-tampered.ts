@@ -6,7 +6,7 @@
  */
 import { open, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { shardOf } from '@signspool/shared/spool';
+import { shardOf } from '@signspool/shared/spool/spool';
 import type { Scenario } from '../driver.js';
 
 const tampered = new Map<string, 'deleted' | 'altered'>();

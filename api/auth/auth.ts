@@ -1,0 +1,156 @@
+/**
+ * Who is calling: `Authorization: Bearer <credential>`, an API key (known only by its sha256,
+ * compared in constant time against every configured hash) or, when AUTH_JWKS_URL is set, a JWT
+ * from the identity provider (api/auth/jwt-verifier.ts). Either gives a tenant and scopes; each route
+ * needs one scope (operationScope), and a credential without it is answered 403.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Request, RequestHandler, Response } from 'express';
+import { generateApiKey, hashApiKey, parseApiKeyEntry, SCOPES, type ApiKeyEntry, type Scope } from '@signspool/shared/api-key';
+import { SignspoolError } from '@signspool/shared/errors';
+import { JwtVerifier, looksLikeJwt, TokenRejected, type JwtSettings } from './jwt-verifier.js';
+
+export { generateApiKey, hashApiKey };
+
+/** Finds the entry of a presented key; undefined when none matches. Always checks every entry. */
+export const keyEntryOf = (entries: readonly ApiKeyEntry[], key: string): ApiKeyEntry | undefined => {
+  const presented = Buffer.from(hashApiKey(key), 'hex');
+  let found: ApiKeyEntry | undefined;
+  for (const e of entries) {
+    const expected = Buffer.from(e.hash, 'hex');
+    if (expected.length === presented.length && timingSafeEqual(expected, presented) && found === undefined) found = e;
+  }
+  return found;
+};
+
+/** Finds the tenant of a presented key; undefined when none matches. */
+export const tenantOfKey = (entries: readonly ApiKeyEntry[], key: string): string | undefined => keyEntryOf(entries, key)?.tenant;
+
+export interface Principal {
+  tenant: string;
+  via: 'api-key' | 'jwt';
+  /** The key's name, or the token's subject (for logs). */
+  name: string;
+  scopes: readonly Scope[];
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    tenant?: string;
+    principal?: Principal;
+  }
+}
+
+const REALM = 'Bearer realm="signspool"';
+const quoted = (s: string): string => s.replace(/["\\]/g, '');
+
+/** RFC 6750 §3: the challenge names the error (and the scope) so clients can tell what to fix. */
+const challenge = (res: Response, error?: 'invalid_token' | 'insufficient_scope', description?: string, scope?: Scope): void => {
+  const parts = [REALM];
+  if (error) parts.push(`error="${error}"`);
+  if (description) parts.push(`error_description="${quoted(description)}"`);
+  if (scope) parts.push(`scope="${scope}"`);
+  res.setHeader('WWW-Authenticate', parts.join(', '));
+};
+
+export interface AuthOptions {
+  keys: readonly ApiKeyEntry[];
+  /** Bearer JWTs are accepted only when set. */
+  jwt?: JwtSettings | undefined;
+}
+
+/** Authenticates the request and sets req.tenant and req.principal; 401 (503 when the JWKS is unreachable) otherwise. */
+export const authenticate = (opts: AuthOptions): RequestHandler => {
+  const verifier = opts.jwt ? new JwtVerifier(opts.jwt) : undefined;
+  const how = verifier ? 'send Authorization: Bearer <api key or access token>' : 'send Authorization: Bearer <api key>';
+  return (req, res, next) => {
+    const header = req.headers.authorization ?? '';
+    const credential = /^Bearer\s+(\S{1,8192})$/i.exec(header)?.[1];
+    const key = credential && credential.length <= 512 ? keyEntryOf(opts.keys, credential) : undefined;
+    if (key) {
+      req.tenant = key.tenant;
+      req.principal = { tenant: key.tenant, via: 'api-key', name: key.name, scopes: key.scopes };
+      next();
+      return;
+    }
+    if (!credential || !verifier || !looksLikeJwt(credential)) {
+      challenge(res, credential ? 'invalid_token' : undefined);
+      next(new SignspoolError('UNAUTHORIZED', { detail: credential ? 'the API key is not valid' : how }));
+      return;
+    }
+    verifier.verify(credential).then(
+      (token) => {
+        req.tenant = token.tenant;
+        req.principal = { tenant: token.tenant, via: 'jwt', name: token.subject, scopes: token.scopes };
+        next();
+      },
+      (err: unknown) => {
+        if (err instanceof TokenRejected && err.kind === 'invalid') {
+          challenge(res, 'invalid_token', err.message);
+          next(new SignspoolError('UNAUTHORIZED', { detail: err.message }));
+        } else {
+          next(new SignspoolError('SERVICE_UNAVAILABLE', { detail: err instanceof Error ? err.message : 'tokens cannot be verified now', retryAfterMs: 5000 }));
+        }
+      },
+    );
+  };
+};
+
+/** The scope each /v1/operations route needs (paths relative to the router's mount point). */
+export const operationScope = (req: Request): Scope => {
+  if (req.method === 'GET' || req.method === 'HEAD') return 'operations:read';
+  if (req.method === 'POST' && /^\/[^/]+\/webhook\/redeliver\/?$/.test(req.path)) return 'webhooks:redeliver';
+  return 'operations:write';
+};
+
+/** 403 INSUFFICIENT_SCOPE unless the authenticated principal holds the scope the route needs. */
+export const requireScope =
+  (scopeOf: (req: Request) => Scope): RequestHandler =>
+  (req, res, next) => {
+    const needed = scopeOf(req);
+    if (req.principal?.scopes.includes(needed)) {
+      next();
+      return;
+    }
+    challenge(res, 'insufficient_scope', `this request needs the ${needed} scope`, needed);
+    next(new SignspoolError('INSUFFICIENT_SCOPE', { detail: `this request needs the ${needed} scope`, extensions: { requiredScope: needed } }));
+  };
+
+export interface ResolvedKeys {
+  entries: ApiKeyEntry[];
+  /** Set only when a key was generated by this call: print it once, never log it. */
+  generatedKey?: string;
+  file?: string;
+}
+
+/**
+ * API_KEYS when configured; otherwise the hash kept in <dataDir>/api-keys, generating a key for
+ * tenant `default` on first start.
+ */
+export const resolveApiKeys = async (configured: ApiKeyEntry[] | undefined, dataDir: string): Promise<ResolvedKeys> => {
+  if (configured && configured.length > 0) return { entries: configured };
+  const file = path.join(dataDir, 'api-keys');
+  try {
+    const text = await readFile(file, 'utf8');
+    const entries = text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => {
+        const entry = parseApiKeyEntry(l);
+        if (typeof entry === 'string') throw new Error(`${file}: malformed line (${entry})`);
+        return entry;
+      });
+    if (entries.length > 0) return { entries, file };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const key = generateApiKey();
+  await mkdir(dataDir, { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `# tenant[/name]:sha256(api key)[:scopes] — generated on first start\ndefault/first:${hashApiKey(key)}\n`, { mode: 0o600 });
+  await rename(tmp, file);
+  return { entries: [{ tenant: 'default', name: 'first', hash: hashApiKey(key), scopes: [...SCOPES] }], generatedKey: key, file };
+};

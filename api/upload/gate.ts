@@ -1,0 +1,133 @@
+/**
+ * The way into POST /v1/operations before its body is read, in order of cost:
+ *   1. cheap checks on the request head: content type (415), declared length (413), spool free
+ *      space (507), the tenant's uploaded bytes per second and backlog (429, rate-limits.ts);
+ *   2. a turn among the uploads being read (upload-admission.ts: per tenant, fewest first);
+ *   3. reading the body under the upload timeouts (upload-timeouts.ts: 408).
+ * So a refused request never waits for a slot, and a stalled upload gives its slot back.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Writable } from 'node:stream';
+import type { Request, Response } from 'express';
+import type { Config } from '@signspool/shared/config';
+import { SignspoolError } from '@signspool/shared/errors';
+import type { Metrics } from '@signspool/shared/metrics';
+import type { Spool } from '@signspool/shared/spool/spool';
+import type { TenantRateLimits } from '../rate-limits.js';
+import { UploadAdmission } from './admission.js';
+import { UploadWatchdog } from './timeouts.js';
+
+export interface UploadPass {
+  /** Awaits the body's reading (`work`: multer); rejects with 408 UPLOAD_TIMEOUT if the upload stalls or crawls first. */
+  read(work: Promise<void>): Promise<void>;
+}
+
+export interface UploadGateDeps {
+  config: Config;
+  spool: Spool;
+  metrics: Metrics;
+  limits: TenantRateLimits;
+}
+
+export class UploadGate {
+  readonly admission: UploadAdmission;
+  readonly watchdog: UploadWatchdog;
+  /** Bytes announced (Content-Length) by uploads being read: the spool must have room for all of them. */
+  private uploadsInFlight = 0;
+  /** Each request's multipart parser, so that a timeout can stop it. */
+  private readonly parsers = new WeakMap<IncomingMessage, Writable>();
+
+  constructor(private readonly deps: UploadGateDeps) {
+    const { config, metrics } = deps;
+    this.admission = new UploadAdmission(config.upload.concurrency, config.upload.tenantShare, ({ active, waiting }) => {
+      metrics.uploads.set({ state: 'reading' }, active);
+      metrics.uploads.set({ state: 'waiting' }, waiting);
+    });
+    this.watchdog = new UploadWatchdog(
+      { idleMs: config.upload.idleTimeoutMs, minBytesPerSecond: config.upload.minBytesPerSecond, windowMs: config.upload.minRateWindowMs },
+      (reason) => metrics.uploadTimeouts.inc({ reason }),
+    );
+  }
+
+  /** multer's `streamHandler`: feeds the body to the parser and remembers it. */
+  readonly streamHandler = (req: IncomingMessage, parser: Writable): void => {
+    this.parsers.set(req, parser);
+    req.pipe(parser);
+  };
+
+  /**
+   * Checks the request head, then waits for a turn. Throws the refusal (4xx, 507, 503); resolves
+   * undefined when the client went away while waiting.
+   */
+  async enter(req: Request, res: Response): Promise<UploadPass | undefined> {
+    const tenant = req.tenant ?? '';
+    const announced = await this.preflight(req);
+    await this.deps.limits.checkUpload(tenant, announced, res);
+    // A client gone during the checks takes no slot (its 'close' has passed: nothing would free it).
+    if (res.destroyed) return undefined;
+    // A client that leaves while waiting leaves the queue.
+    const release = await this.admission.admit(tenant, (cancel) => res.once('close', cancel));
+    if (!release) return undefined;
+    if (res.destroyed) {
+      release();
+      return undefined;
+    }
+    res.once('close', release);
+    this.uploadsInFlight += announced;
+    res.once('close', () => (this.uploadsInFlight -= announced));
+    return { read: (work) => this.read(req, res, work, announced) };
+  }
+
+  /** Checks what can be checked before reading the body; returns the bytes the upload announced. */
+  private async preflight(req: Request): Promise<number> {
+    const { config, spool } = this.deps;
+    if (!req.is('multipart/form-data')) {
+      throw new SignspoolError('UNSUPPORTED_MEDIA_TYPE', { detail: 'send documents as multipart/form-data with one "file" part per document' });
+    }
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    // Multipart framing adds a little per part; a declared length far over the limit is refused before reading.
+    const framing = 4096 * (config.upload.maxFiles + config.upload.maxFields + 1);
+    if (Number.isFinite(declared) && declared > config.upload.maxTotalBytes + framing) {
+      throw new SignspoolError('REQUEST_TOO_LARGE', { detail: `the documents of one request may total at most ${config.upload.maxTotalBytes} bytes`, extensions: { limit: config.upload.maxTotalBytes } });
+    }
+    // Read at most every 250 ms (a statfs per upload is measurable at hundreds of uploads per
+    // second); the bytes of uploads being read are counted against it.
+    const free = (await spool.freeBytes(250)) - this.uploadsInFlight;
+    const announced = Number.isFinite(declared) ? declared : 0;
+    if (free < announced + config.spoolMinFreeBytes) {
+      throw new SignspoolError('INSUFFICIENT_STORAGE', { detail: 'the spool is too full to accept this upload now; retry later', retryAfterMs: 60_000 });
+    }
+    return announced;
+  }
+
+  private read(req: Request, res: Response, work: Promise<void>, announced: number): Promise<void> {
+    const socket = req.socket;
+    const startBytes = socket.bytesRead;
+    const reading = new Promise<void>((resolve, reject) => {
+      const stop = this.watchdog.watch(socket, (err) => {
+        // Stop parsing now: the files being written fail and are removed (upload-storage.ts); the
+        // 408 closes the connection, which ends the request for multer.
+        res.setHeader('Connection', 'close');
+        const parser = this.parsers.get(req);
+        if (parser) {
+          req.unpipe(parser);
+          parser.destroy(err);
+        }
+        reject(err);
+      });
+      work.then(
+        () => {
+          stop();
+          resolve();
+        },
+        (err: unknown) => {
+          stop();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+    if (announced > 0) return reading;
+    // A chunked upload announced nothing: its bytes count once read.
+    return reading.finally(() => void this.deps.limits.chargeUploaded(req.tenant ?? '', socket.bytesRead - startBytes));
+  }
+}

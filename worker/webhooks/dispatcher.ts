@@ -1,0 +1,205 @@
+/**
+ * Delivers `operation.completed` webhooks from their own BullMQ queue, never inline in the signing
+ * path. Standard Webhooks signing; only 2xx counts; redirects are not followed; 410 disables the
+ * endpoint; retries follow WEBHOOK_SCHEDULE with jitter and honour Retry-After; every attempt is
+ * recorded on the operation. Targets pass the SSRF guard at connect time. Each attempt is a
+ * `webhook.deliver` span in the operation's trace (carried by the job from the upload).
+ */
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { Agent, request } from 'undici';
+import type { Config } from '@signspool/shared/config';
+import type { Logger } from '@signspool/shared/logger';
+import type { Metrics } from '@signspool/shared/metrics';
+import { documentView, operationPath } from '@signspool/shared/operations/document-view';
+import type { OperationRecord } from '@signspool/shared/operations/record';
+import type { OperationStore } from '@signspool/shared/operations/store';
+import type { WebhookAttempt } from '@signspool/shared/webhooks/deliveries';
+import { DisabledEndpoints } from '@signspool/shared/webhooks/endpoints';
+import { completedDeliveryId, enqueueWebhook, parseJobData, QUEUES, WEBHOOK_BACKOFF, type DeliverWebhookJob } from '@signspool/shared/queue';
+import { ATTR, contextOf, inSpan, SpanKind, SPANS, traceCarrier, type Span } from '@signspool/shared/spans';
+import { refuseWebhookUrl, WebhookAllowList, type TargetRules } from '@signspool/shared/webhooks/target';
+import { parseRetryAfter } from '../http-util.js';
+import { SsrfGuard } from './ssrf-guard.js';
+import { webhookHeaders } from './signature.js';
+
+class DeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The event body: the same document view as the status response, with absolute links; never document bytes. */
+export const completedEvent = (op: OperationRecord, publicUrl: string) => ({
+  type: 'operation.completed',
+  timestamp: new Date(op.completedAt ?? Date.now()).toISOString(),
+  data: {
+    id: op.id,
+    status: op.status,
+    externalReference: op.externalReference ?? null,
+    signatureType: op.signatureType,
+    counts: op.counts,
+    documents: op.documents.map((d) => documentView(op.id, d, publicUrl)),
+    links: { self: `${publicUrl}${operationPath(op.id)}` },
+  },
+});
+
+/** Delay before attempt `attemptsMade + 1` (BullMQ counts failed attempts), ±10 % jitter. */
+export const scheduleDelay = (scheduleMs: readonly number[], attemptsMade: number, retryAfterMs?: number, random = Math.random): number => {
+  const base = scheduleMs[Math.min(attemptsMade, scheduleMs.length - 1)] ?? 0;
+  const jittered = Math.round(base * (0.9 + random() * 0.2));
+  return Math.max(jittered, retryAfterMs ?? 0);
+};
+
+export interface WebhookDispatcherDeps {
+  config: Config;
+  redis: Redis;
+  store: OperationStore;
+  metrics: Metrics;
+  logger: Logger;
+  /** Tests inject a resolver to simulate DNS answers. */
+  resolve?: (host: string) => Promise<string[]>;
+}
+
+export class WebhookDispatcher {
+  private worker: Worker | undefined;
+  private queue: Queue | undefined;
+  private readonly agent: Agent;
+  readonly guard: SsrfGuard;
+  private readonly rules: TargetRules;
+  private stopPromise: Promise<void> | undefined;
+
+  static readonly handlers = ['deliver-webhook'] as const;
+  private readonly disabled: DisabledEndpoints;
+
+  constructor(private readonly deps: WebhookDispatcherDeps) {
+    const { webhooks } = deps.config;
+    this.disabled = new DisabledEndpoints(deps.redis, deps.config.queuePrefix);
+    this.guard = new SsrfGuard({ allow: webhooks.allow, ...(deps.resolve ? { resolve: deps.resolve } : {}) });
+    this.rules = { allow: new WebhookAllowList(webhooks.allow), allowHttp: webhooks.allowHttp };
+    this.agent = new Agent({
+      connect: this.guard.connector(),
+      headersTimeout: webhooks.timeoutMs,
+      bodyTimeout: webhooks.timeoutMs,
+      connections: 16,
+    });
+  }
+
+
+  async start(): Promise<void> {
+    const { config, redis } = this.deps;
+    this.queue = new Queue(QUEUES.webhook, { connection: redis, prefix: config.queuePrefix });
+    this.worker = new Worker(QUEUES.webhook, (job: Job) => this.process(job), {
+      connection: redis,
+      prefix: config.queuePrefix,
+      concurrency: config.webhooks.concurrency,
+      settings: {
+        backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
+          type === WEBHOOK_BACKOFF ? scheduleDelay(config.webhooks.scheduleMs, attemptsMade, err instanceof DeliveryError ? err.retryAfterMs : undefined) : 1000,
+      },
+    });
+    this.worker.on('error', (err) => this.deps.logger.error({ err }, 'webhook worker error'));
+    await this.worker.waitUntilReady();
+  }
+
+  /** Enqueues the first delivery for an operation that just ended; the job carries the active trace context (the operation's). */
+  async enqueueCompleted(opId: string, tenant: string): Promise<void> {
+    if (!this.queue) return;
+    const round = await this.deps.store.round(opId);
+    const trace = traceCarrier();
+    await enqueueWebhook(
+      this.queue,
+      { opId, tenant, deliveryId: completedDeliveryId(opId, round), reason: 'completed', ...(trace === undefined ? {} : { trace }) },
+      this.deps.config.webhooks.scheduleMs.length,
+    );
+  }
+
+  private async process(job: Job): Promise<string> {
+    if (job.name !== 'deliver-webhook') throw new UnrecoverableError(`unknown job ${job.name}`);
+    const data = parseJobData('deliver-webhook', job.data);
+    const attributes = { [ATTR.operationId]: data.opId, [ATTR.deliveryId]: data.deliveryId, [ATTR.attempt]: job.attemptsMade + 1 };
+    return inSpan(SPANS.webhook, { kind: SpanKind.CLIENT, attributes }, (span) => this.deliver(job, data, span), contextOf(data.trace));
+  }
+
+  private async deliver(job: Job, data: DeliverWebhookJob, span: Span): Promise<string> {
+    const { config, store, metrics } = this.deps;
+    const log = this.deps.logger.child({ opId: data.opId, deliveryId: data.deliveryId });
+    const op = await store.get(data.opId);
+    if (!op) return 'operation expired';
+    const url = op.webhookUrl;
+    if (!url) return 'no endpoint';
+    const attempt = job.attemptsMade + 1;
+    const record = async (a: Omit<WebhookAttempt, 'deliveryId' | 'attempt' | 'url' | 'at'>, at: number): Promise<void> => {
+      span.setAttributes({ [ATTR.outcome]: a.outcome, ...(a.status === null ? {} : { 'http.response.status_code': a.status }) });
+      await store.deliveries.record(op.id, { deliveryId: data.deliveryId, attempt, url, at, ...a });
+      metrics.webhookDeliveries.inc({ outcome: a.outcome });
+    };
+    const started = Date.now();
+    if (await this.disabled.isDisabled(op.tenant, url)) {
+      await record({ status: null, latencyMs: 0, outcome: 'disabled', error: 'the endpoint answered 410 Gone earlier and is disabled' }, started);
+      throw new UnrecoverableError('endpoint disabled');
+    }
+    const secrets = config.webhooks.secrets.find((s) => s.tenant === op.tenant)?.secrets ?? [];
+    const target = new URL(url);
+    // Records stored before the api judged URLs at submit are judged here too; the guard checks again at connect.
+    const refused = refuseWebhookUrl(url, this.rules);
+    if (secrets.length === 0 || refused !== undefined) {
+      const error = secrets.length === 0 ? 'no webhook secret is configured for this tenant (WEBHOOK_SECRETS)' : `refused: ${refused}`;
+      await record({ status: null, latencyMs: 0, outcome: 'refused', error }, started);
+      throw new UnrecoverableError(error);
+    }
+    const body = JSON.stringify(completedEvent(op, config.publicUrl ?? ''));
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': 'signspool-webhooks/1',
+      ...webhookHeaders(secrets, data.deliveryId, Math.floor(Date.now() / 1000), body),
+    };
+    let status: number | null = null;
+    try {
+      const res = await request(target, {
+        method: 'POST',
+        headers,
+        body,
+        dispatcher: this.agent,
+        signal: AbortSignal.timeout(config.webhooks.timeoutMs),
+      });
+      status = res.statusCode;
+      await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+      const latencyMs = Date.now() - started;
+      metrics.webhookLatency.observe(latencyMs / 1000);
+      if (status >= 200 && status < 300) {
+        await record({ status, latencyMs, outcome: 'delivered' }, started);
+        return `delivered ${status}`;
+      }
+      if (status === 410) {
+        await this.disabled.disable(op.tenant, url);
+        await record({ status, latencyMs, outcome: 'disabled', error: '410 Gone: endpoint disabled' }, started);
+        log.warn('webhook endpoint answered 410 Gone; disabled');
+        throw new UnrecoverableError('410 Gone');
+      }
+      const error = status >= 300 && status < 400 ? `redirect ${status} not followed` : `HTTP ${status}`;
+      await record({ status, latencyMs, outcome: 'failed', error }, started);
+      throw new DeliveryError(error, parseRetryAfter(res.headers['retry-after']));
+    } catch (err) {
+      if (err instanceof UnrecoverableError || err instanceof DeliveryError) throw err;
+      const refused = err instanceof Error && err.name === 'SsrfError';
+      const message = err instanceof Error ? err.message : String(err);
+      await record({ status, latencyMs: Date.now() - started, outcome: refused ? 'refused' : 'failed', error: message }, started);
+      if (refused) throw new UnrecoverableError(message);
+      throw new DeliveryError(message);
+    }
+  }
+
+  /** Idempotent. */
+  stop(): Promise<void> {
+    this.stopPromise ??= (async () => {
+      await this.worker?.close();
+      await this.queue?.close();
+      await this.agent.close();
+    })();
+    return this.stopPromise;
+  }
+}
