@@ -94,7 +94,15 @@ export const createApp = (deps: AppDeps): Express => {
     app.use(docsRouter());
   }
   const limits = new TenantRateLimits(deps.redis, config.queuePrefix, config.limits, metrics, deps.logger);
-  app.use('/v1/operations', traceUploads, noStore, authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limits.requests(), operationsRouter({ ...deps, limits }));
+  app.use(
+    '/v1/operations',
+    traceUploads,
+    noStore,
+    authenticate({ keys: deps.apiKeys, jwt: config.jwt }),
+    requireScope(operationScope),
+    limits.requests(),
+    operationsRouter({ ...deps, limits }),
+  );
   app.use('/v1/limits', authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limitsRouter(config));
   if (config.adminToken) {
     const admin = { token: config.adminToken, redis: deps.redis, prefix: config.queuePrefix, queue: deps.queue, webhookQueue: deps.webhookQueue };

@@ -28,7 +28,14 @@ export type CompletedSubmission = z.infer<typeof completedSchema>;
 
 export const submissionFingerprint = (fields: Record<string, string | undefined>, files: { sha256: string; size: number }[]): string =>
   createHash('sha256')
-    .update(JSON.stringify({ fields: Object.entries(fields).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)), files: files.map((f) => [f.sha256, f.size]) }))
+    .update(
+      JSON.stringify({
+        fields: Object.entries(fields)
+          .filter(([, v]) => v !== undefined)
+          .sort(([a], [b]) => a.localeCompare(b)),
+        files: files.map((f) => [f.sha256, f.size]),
+      }),
+    )
     .digest('hex');
 
 export type Reservation =

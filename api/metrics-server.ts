@@ -25,7 +25,9 @@ export class ApiMetricsServer {
         if (req.method !== 'GET' || url !== '/metrics') {
           res.writeHead(404, { 'content-type': 'application/problem+json' }).end(problem(404, 'ROUTE_NOT_FOUND', 'No such route'));
         } else if (!metricsAllowed(req.headers.authorization, token)) {
-          res.writeHead(401, { 'content-type': 'application/problem+json', 'www-authenticate': METRICS_CHALLENGE }).end(problem(401, 'UNAUTHORIZED', 'Missing or invalid API key or token'));
+          res
+            .writeHead(401, { 'content-type': 'application/problem+json', 'www-authenticate': METRICS_CHALLENGE })
+            .end(problem(401, 'UNAUTHORIZED', 'Missing or invalid API key or token'));
         } else {
           res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
         }

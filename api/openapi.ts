@@ -30,7 +30,11 @@ export const documentViewSchema = z.object({
     .object({
       size: z.number().int(),
       sha256: z.string(),
-      contentType: z.string().describe('application/pdf (PAdES), application/xml (XAdES), application/pkcs7-signature (CAdES detached, .p7s) or application/pkcs7-mime (CAdES attached, .p7m)'),
+      contentType: z
+        .string()
+        .describe(
+          'application/pdf (PAdES), application/xml (XAdES), application/pkcs7-signature (CAdES detached, .p7s) or application/pkcs7-mime (CAdES attached, .p7m)',
+        ),
       fileName: z.string(),
       signedAt: isoDate,
       href: z.string(),
@@ -103,9 +107,7 @@ export const adminStatsSchema = z.object({
     complete: z.boolean().describe('false when more jobs wait than were scanned'),
     byTenant: z.record(z.string(), z.number().int()),
   }),
-  oldestWaiting: z
-    .object({ opId: z.string(), docId: z.string(), tenant: z.string(), acceptedAt: isoDate, ageSeconds: z.number().int() })
-    .nullable(),
+  oldestWaiting: z.object({ opId: z.string(), docId: z.string(), tenant: z.string(), acceptedAt: isoDate, ageSeconds: z.number().int() }).nullable(),
   inFlight: z.object({ documents: z.number().int().describe('Documents held by workers: in a batch bucket or in an upstream call (BullMQ active jobs)') }),
   circuit: z.object({
     state: circuitStateSchema.describe('The worst state over live workers'),
@@ -143,7 +145,11 @@ const queryParams = (schema: z.ZodObject) =>
 const pageOf = (item: Record<string, unknown>) => ({
   type: 'object',
   required: ['data', 'has_more', 'next_cursor'],
-  properties: { data: { type: 'array', items: item }, has_more: { type: 'boolean' }, next_cursor: { type: ['string', 'null'], description: 'Pass as starting_after for the next page' } },
+  properties: {
+    data: { type: 'array', items: item },
+    has_more: { type: 'boolean' },
+    next_cursor: { type: ['string', 'null'], description: 'Pass as starting_after for the next page' },
+  },
 });
 
 /** A 429: Retry-After and the IETF RateLimit fields name the limit (api/rate-limits.ts). */
@@ -159,7 +165,9 @@ const limited = (description: string, codes: ErrorCode[]) => ({
 /** Each route's scope: 403 names it, and both schemes list it. */
 const scoped = (scope: Scope) => ({ security: [{ bearer: [scope] }, { jwt: [scope] }], 'x-required-scope': scope });
 
-const forbidden = (scope: Scope) => ({ 403: problem(`The credential lacks the ${scope} scope (WWW-Authenticate: error="insufficient_scope")`, ['INSUFFICIENT_SCOPE']) });
+const forbidden = (scope: Scope) => ({
+  403: problem(`The credential lacks the ${scope} scope (WWW-Authenticate: error="insufficient_scope")`, ['INSUFFICIENT_SCOPE']),
+});
 
 const pathParams = (schema: z.ZodObject) =>
   Object.entries(schema.shape).map(([name, s]) => ({ name, in: 'path', required: true, schema: json(s as z.ZodType) }));
@@ -214,7 +222,11 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
     security: [{ bearer: [] }, { jwt: [] }],
     components: {
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: `API key: Authorization: Bearer <key>. Each key has scopes (${SCOPES.join(', ')}; all by default).` },
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: `API key: Authorization: Bearer <key>. Each key has scopes (${SCOPES.join(', ')}; all by default).`,
+        },
         jwt: {
           type: 'http',
           scheme: 'bearer',
@@ -242,7 +254,13 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
           summary: 'Submit documents for signing',
           ...scoped('operations:write'),
           parameters: [
-            { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 }, description: 'Makes retries safe (per tenant, kept IDEMPOTENCY_TTL)' },
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              required: false,
+              schema: { type: 'string', maxLength: 255 },
+              description: 'Makes retries safe (per tenant, kept IDEMPOTENCY_TTL)',
+            },
           ],
           requestBody: {
             required: true,
@@ -262,7 +280,13 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
               headers: { Location: { schema: { type: 'string' } } },
               content: { 'application/json': { schema: ref('Operation') } },
             },
-            400: problem('Invalid request (fields, Idempotency-Key, multipart body)', ['VALIDATION_FAILED', 'NO_FILES', 'EMPTY_FILE', 'UPLOAD_ABORTED', 'MALFORMED_REQUEST']),
+            400: problem('Invalid request (fields, Idempotency-Key, multipart body)', [
+              'VALIDATION_FAILED',
+              'NO_FILES',
+              'EMPTY_FILE',
+              'UPLOAD_ABORTED',
+              'MALFORMED_REQUEST',
+            ]),
             ...forbidden('operations:write'),
             408: problem('The upload stalled (UPLOAD_IDLE_TIMEOUT) or crawled (UPLOAD_MIN_RATE); nothing was kept', ['UPLOAD_TIMEOUT']),
             409: { ...problem('Idempotency-Key in use', ['IDEMPOTENCY_KEY_IN_USE']), headers: retryAfter },
@@ -273,7 +297,10 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
               ['IDEMPOTENCY_KEY_MISMATCH', 'WEBHOOK_URL_REFUSED', 'DOCUMENT_NOT_PDF', 'DOCUMENT_NOT_XML'],
             ),
             ...common,
-            429: limited('Over a limit of the tenant: requests per second, uploaded bytes per second, documents waiting (BACKLOG_MAX_DOCUMENTS)', ['RATE_LIMITED', 'BACKLOG_FULL']),
+            429: limited('Over a limit of the tenant: requests per second, uploaded bytes per second, documents waiting (BACKLOG_MAX_DOCUMENTS)', [
+              'RATE_LIMITED',
+              'BACKLOG_FULL',
+            ]),
             431: problem('Request headers too large', ['HEADERS_TOO_LARGE']),
             507: { ...problem('Spool full', ['INSUFFICIENT_STORAGE']), headers: retryAfter },
           },
@@ -313,7 +340,8 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
           operationId: 'retryOperation',
           tags: ['operations'],
           summary: 'Re-queue failed documents of an ended operation',
-          description: 'Documents failed with a retryable code, or (`all=true`, once the cause is fixed) every failed document whose upload is kept. The operation runs again and its webhook fires again when it ends.',
+          description:
+            'Documents failed with a retryable code, or (`all=true`, once the cause is fixed) every failed document whose upload is kept. The operation runs again and its webhook fires again when it ends.',
           ...scoped('operations:write'),
           parameters: [...pathParams(operationParamsSchema), { name: 'all', in: 'query', required: false, schema: { type: 'boolean', default: false } }],
           responses: {
@@ -333,7 +361,13 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
           ...scoped('operations:read'),
           parameters: [
             ...pathParams(operationParamsSchema),
-            { name: 'Prefer', in: 'header', required: false, schema: { type: 'string', examples: ['wait=30'] }, description: 'RFC 7240 wait=N (≤ 60 s): answer when the operation ends' },
+            {
+              name: 'Prefer',
+              in: 'header',
+              required: false,
+              schema: { type: 'string', examples: ['wait=30'] },
+              description: 'RFC 7240 wait=N (≤ 60 s): answer when the operation ends',
+            },
           ],
           responses: {
             200: ok('The operation', 'Operation'),
@@ -365,7 +399,10 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
           ...scoped('operations:read'),
           parameters: pathParams(docParamsSchema),
           responses: {
-            200: { description: 'Signed bytes (Content-Disposition: attachment)', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+            200: {
+              description: 'Signed bytes (Content-Disposition: attachment)',
+              content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+            },
             ...forbidden('operations:read'),
             404: problem('No such document, or no longer kept', ['NOT_FOUND']),
             409: problem('Not signed (yet)', ['DOCUMENT_NOT_SIGNED']),
@@ -385,7 +422,10 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
               description: 'Queued',
               content: {
                 'application/json': {
-                  schema: { type: 'object', properties: { deliveryId: { type: 'string' }, links: { type: 'object', properties: { operation: { type: 'string' } } } } },
+                  schema: {
+                    type: 'object',
+                    properties: { deliveryId: { type: 'string' }, links: { type: 'object', properties: { operation: { type: 'string' } } } },
+                  },
                 },
               },
             },
@@ -446,7 +486,13 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
           }
         : {}),
       '/docs': {
-        get: { operationId: 'docs', tags: ['service'], summary: 'This reference, as a page', security: [], responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } },
+        get: {
+          operationId: 'docs',
+          tags: ['service'],
+          summary: 'This reference, as a page',
+          security: [],
+          responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } },
+        },
       },
       '/docs/init.js': {
         get: {
@@ -458,7 +504,13 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
         },
       },
       '/openapi.json': {
-        get: { operationId: 'openapi', tags: ['service'], summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } } },
+        get: {
+          operationId: 'openapi',
+          tags: ['service'],
+          summary: 'This document',
+          security: [],
+          responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } },
+        },
       },
     },
     webhooks: {
@@ -471,7 +523,10 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
             'POSTed to the operation’s `webhookUrl` (or the tenant’s WEBHOOK_ENDPOINTS entry), signed per Standard Webhooks: verify `webhook-signature` over `webhook-id.webhook-timestamp.body` with the tenant’s `whsec_` secret. Only 2xx counts; 410 Gone disables the endpoint; anything else is retried on WEBHOOK_SCHEDULE with the same `webhook-id`.',
           security: [],
           parameters: [
-            header('webhook-id', 'Delivery id: the same for every retry of one delivery (deduplicate on it)', { type: 'string', pattern: '^msg_[A-Za-z0-9_-]+$' }),
+            header('webhook-id', 'Delivery id: the same for every retry of one delivery (deduplicate on it)', {
+              type: 'string',
+              pattern: '^msg_[A-Za-z0-9_-]+$',
+            }),
             header('webhook-timestamp', 'Unix seconds when this attempt was signed (reject old ones)', { type: 'string', pattern: '^[0-9]+$' }),
             header('webhook-signature', 'Space-separated `v1,<base64 HMAC-SHA256>` entries, one per active secret of the tenant', {
               type: 'string',

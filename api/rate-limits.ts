@@ -50,7 +50,8 @@ const WINDOWS = {
 /** `"name";q=100;w=1` (RateLimit-Policy item). */
 const policyItem = (w: Window, quota: number): string => `"${w.policy}";q=${quota};w=${w.seconds}${w.unit ? `;qu="${w.unit}"` : ''}`;
 /** `"name";r=42;t=1` (RateLimit item). */
-const limitItem = (w: Window, remaining: number, resetMs: number): string => `"${w.policy}";r=${Math.max(0, remaining)};t=${Math.max(0, Math.ceil(resetMs / 1000))}`;
+const limitItem = (w: Window, remaining: number, resetMs: number): string =>
+  `"${w.policy}";r=${Math.max(0, remaining)};t=${Math.max(0, Math.ceil(resetMs / 1000))}`;
 
 export class TenantRateLimits {
   private readonly limiters = new Map<string, RateLimiterRedis>();
@@ -98,7 +99,12 @@ export class TenantRateLimits {
    */
   async checkUpload(tenant: string, announced: number, res: Response): Promise<void> {
     const limits = this.limitsOf(tenant);
-    await Promise.all([this.checkBacklog(tenant, 0, res), limits.uploadBytesPerSecond === 0 ? undefined : this.take(WINDOWS.upload_bytes, limits.uploadBytesPerSecond * UPLOAD_BYTES_WINDOW_S, tenant, Math.max(1, announced), res, true)]);
+    await Promise.all([
+      this.checkBacklog(tenant, 0, res),
+      limits.uploadBytesPerSecond === 0
+        ? undefined
+        : this.take(WINDOWS.upload_bytes, limits.uploadBytesPerSecond * UPLOAD_BYTES_WINDOW_S, tenant, Math.max(1, announced), res, true),
+    ]);
   }
 
   /** Counts bytes of an upload that announced no length, once read (never refuses). */
@@ -164,7 +170,10 @@ export class TenantRateLimits {
       if (!(err instanceof RateLimiterRes)) throw this.storeError(w.name, err);
       r = err;
       if (!(oneOver && r.consumedPoints - cost < quota)) {
-        if (oneOver) await this.limiter(w, quota).reward(key, cost).catch(() => undefined);
+        if (oneOver)
+          await this.limiter(w, quota)
+            .reward(key, cost)
+            .catch(() => undefined);
         this.metrics.rateLimitDecisions.inc({ limit: w.name, outcome: 'limited' });
         res.setHeader('RateLimit-Policy', policyItem(w, quota));
         res.setHeader('RateLimit', limitItem(w, 0, r.msBeforeNext));

@@ -72,7 +72,10 @@ export class ApiServer {
     });
     this.webhookQueue = new Queue(QUEUES.webhook, { connection: this.redis, prefix: config.queuePrefix });
     this.deps.metrics.queueSources.push({ name: QUEUES.sign, getJobCounts: (...s) => this.queue?.getJobCounts(...(s as never[])) ?? Promise.resolve({}) });
-    this.deps.metrics.queueSources.push({ name: QUEUES.webhook, getJobCounts: (...s) => this.webhookQueue?.getJobCounts(...(s as never[])) ?? Promise.resolve({}) });
+    this.deps.metrics.queueSources.push({
+      name: QUEUES.webhook,
+      getJobCounts: (...s) => this.webhookQueue?.getJobCounts(...(s as never[])) ?? Promise.resolve({}),
+    });
     this.deps.metrics.spoolSources.push(spool);
     // Per-tenant backlog series come from the api only (every api reads the same hash; workers do not).
     if (config.metrics.tenantSeries > 0) {
@@ -82,7 +85,17 @@ export class ApiServer {
     this.events = new OperationEvents(this.redis, store.channel, logger);
     await this.events.start();
     this.undo = new SubmissionUndo({ store, queue: this.queue, spool, logger });
-    const app = createApp({ ...this.deps, redis: this.redis, queue: this.queue, webhookQueue: this.webhookQueue, store, spool, durability, events: this.events, undo: this.undo });
+    const app = createApp({
+      ...this.deps,
+      redis: this.redis,
+      queue: this.queue,
+      webhookQueue: this.webhookQueue,
+      store,
+      spool,
+      durability,
+      events: this.events,
+      undo: this.undo,
+    });
     this.app = app;
     const server = http.createServer(app);
     this.server = server;

@@ -67,7 +67,10 @@ export class SubmissionUndo {
         const outcome = await this.attempt(op);
         if (outcome === 'unknown' && Date.now() < until) continue;
         this.pending.delete(id);
-        this.opts.logger.info({ opId: id, outcome }, outcome === 'unknown' ? 'gave up undoing a failed submission; its record expires' : 'undid a failed submission once Redis answered');
+        this.opts.logger.info(
+          { opId: id, outcome },
+          outcome === 'unknown' ? 'gave up undoing a failed submission; its record expires' : 'undid a failed submission once Redis answered',
+        );
       }
     } finally {
       this.running = false;

@@ -31,7 +31,10 @@ export interface SubmissionDeps {
 /** One job per document; each carries the active trace context (the upload's span), so the worker's batch joins or links it. */
 const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0) => {
   const trace = traceCarrier();
-  const priorities = await fairShare.priorities(op.tenant, op.documents.map((d) => d.size));
+  const priorities = await fairShare.priorities(
+    op.tenant,
+    op.documents.map((d) => d.size),
+  );
   return op.documents.map((d, i) => {
     const data: SignDocumentJob = {
       opId: op.id,
@@ -52,7 +55,13 @@ const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0) => {
 
 const enqueueSpan = (opId: string, jobs: number) => ({
   kind: SpanKind.PRODUCER,
-  attributes: { 'messaging.system': 'bullmq', 'messaging.operation.type': 'send', 'messaging.destination.name': QUEUES.sign, 'messaging.batch.message_count': jobs, [ATTR.operationId]: opId },
+  attributes: {
+    'messaging.system': 'bullmq',
+    'messaging.operation.type': 'send',
+    'messaging.destination.name': QUEUES.sign,
+    'messaging.batch.message_count': jobs,
+    [ATTR.operationId]: opId,
+  },
 });
 
 /** Records and enqueues `op`. Throws when it was not accepted; then nothing of it will be processed. */
@@ -72,7 +81,10 @@ export const acceptSubmission = async (deps: SubmissionDeps, op: NewOperation): 
     const outcome = await deps.undo.undo(op);
     if (outcome === 'committed') return;
     // Abandoned, or unreachable (undone once Redis answers; workers never sign an accepting operation's documents).
-    deps.logger.warn({ opId: op.id, outcome, err: { message: (err as Error).message } }, outcome === 'unknown' ? 'submission not accepted; undone once Redis answers' : 'submission not accepted; undone');
+    deps.logger.warn(
+      { opId: op.id, outcome, err: { message: (err as Error).message } },
+      outcome === 'unknown' ? 'submission not accepted; undone once Redis answers' : 'submission not accepted; undone',
+    );
     throw err;
   }
   // DURABILITY=strict: no 202 before the commit is on disk (and on REDIS_MIN_REPLICAS replicas).
@@ -92,7 +104,10 @@ export const retryOperation = async (deps: SubmissionDeps, op: OperationRecord, 
   const present = await Promise.all(candidates.map(async (d) => ((await spool.exists(spool.incomingPath(op.id, d.id))) ? d : undefined)));
   const chosen = present.filter((d): d is NonNullable<typeof d> => d !== undefined);
   if (chosen.length === 0) return [];
-  const result = await store.retry(op.id, chosen.map((d) => d.id));
+  const result = await store.retry(
+    op.id,
+    chosen.map((d) => d.id),
+  );
   const applied = new Set(result.applied);
   const jobs = await jobsOf(deps.fairShare, { ...op, createdAt: Date.now(), documents: chosen.filter((d) => applied.has(d.id)) }, result.round);
   await inSpan(SPANS.enqueue, enqueueSpan(op.id, jobs.length), () => queue.addBulk(jobs));

@@ -39,9 +39,11 @@ const measure = async (url: string, pid: number | undefined, headers: Record<str
   const run = async (count: number, one: (i: number) => Promise<void>): Promise<number> => {
     let next = 0;
     const c0 = await cpuSeconds(pid);
-    await Promise.all(Array.from({ length: CLIENTS }, async () => {
-      while (next < count) await one(next++);
-    }));
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        while (next < count) await one(next++);
+      }),
+    );
     return (((await cpuSeconds(pid)) - c0) / count) * 1000;
   };
   await run(WARMUP, upload);
@@ -57,20 +59,39 @@ try {
   const bareDir = path.join(tmp, 'bare');
   await mkdir(bareDir);
   const port = await freePort();
-  const bare = fork(path.join(import.meta.dirname, 'bare-server.ts'), { env: { ...process.env, PORT: String(port), DIR: bareDir }, execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const bare = fork(path.join(import.meta.dirname, 'bare-server.ts'), {
+    env: { ...process.env, PORT: String(port), DIR: bareDir },
+    execArgv: ['--import', 'tsx'],
+    stdio: 'inherit',
+  });
   await new Promise((resolve) => bare.once('message', resolve));
   const base = await measure(`http://127.0.0.1:${port}`, bare.pid, {});
   bare.kill('SIGTERM');
 
   const redis = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
   const key = generateApiKey();
-  const api = await startService('api', { REDIS_URL: redis.url, DATA_DIR: path.join(tmp, 'data'), API_KEYS: `bench:${hashApiKey(key)}`, LOG_LEVEL: 'warn', SIGNER: 'local', SPOOL_MIN_FREE_BYTES: '64MiB', RATE_LIMIT_REQUESTS: '0', RATE_LIMIT_UPLOAD_BYTES: '0', BACKLOG_MAX_DOCUMENTS: '0' }, { nodeArgs: benchNodeArgs() });
+  const api = await startService(
+    'api',
+    {
+      REDIS_URL: redis.url,
+      DATA_DIR: path.join(tmp, 'data'),
+      API_KEYS: `bench:${hashApiKey(key)}`,
+      LOG_LEVEL: 'warn',
+      SIGNER: 'local',
+      SPOOL_MIN_FREE_BYTES: '64MiB',
+      RATE_LIMIT_REQUESTS: '0',
+      RATE_LIMIT_UPLOAD_BYTES: '0',
+      BACKLOG_MAX_DOCUMENTS: '0',
+    },
+    { nodeArgs: benchNodeArgs() },
+  );
   const ours = await measure(api.url, api.child.pid, { authorization: `Bearer ${key}` });
   await api.stop();
   await redis.stop();
 
   console.log(`api alone, ${N} uploads of 200 KB then ${N} status reads, ${CLIENTS} clients; CPU of the serving process per request`);
-  const row = (what: string, ms: number, baseMs: number): void => console.log(`${what.padEnd(38)} ${ms.toFixed(3)} ms   bare server ${baseMs.toFixed(3)} ms   ${(ms / baseMs).toFixed(2)}×`);
+  const row = (what: string, ms: number, baseMs: number): void =>
+    console.log(`${what.padEnd(38)} ${ms.toFixed(3)} ms   bare server ${baseMs.toFixed(3)} ms   ${(ms / baseMs).toFixed(2)}×`);
   row('upload (POST /v1/operations)', ours.uploadMs, base.uploadMs);
   row('status read (GET /v1/operations/:id)', ours.readMs, base.readMs);
 } finally {

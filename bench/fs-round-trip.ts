@@ -45,7 +45,7 @@ const files = Math.max(50, Math.round(N / 25));
 const dir = await mkdtemp(path.join(process.env['BENCH_FS_DIR'] ?? os.tmpdir(), 'signspool-bench-fs-'));
 const doc = randomBytes(200 * 1024);
 const writeDoc = (fd: number, sync: boolean): void => {
-  for (let off = 0; off < doc.length; ) off += writeSync(fd, doc, off, Math.min(64 * 1024, doc.length - off));
+  for (let off = 0; off < doc.length;) off += writeSync(fd, doc, off, Math.min(64 * 1024, doc.length - off));
   ftruncateSync(fd, doc.length);
   if (sync) fsyncSync(fd);
   closeSync(fd);

@@ -52,7 +52,10 @@ export interface Clients {
   upload: Agent;
   poll: Agent;
 }
-export const newClients = (uploadConnections: number): Clients => ({ upload: new Agent({ connections: uploadConnections }), poll: new Agent({ connections: 8192 }) });
+export const newClients = (uploadConnections: number): Clients => ({
+  upload: new Agent({ connections: uploadConnections }),
+  poll: new Agent({ connections: 8192 }),
+});
 export const closeClients = async (c: Clients): Promise<void> => {
   await Promise.all([c.upload.close(), c.poll.close()]);
 };

@@ -51,7 +51,8 @@ export const makePdf = async (size: number): Promise<Buffer> => {
 };
 /** An invoice-like UTF-8 XML of about `size` bytes. */
 export const makeXml = (size: number): Buffer => {
-  const line = (i: number): string => `<Line><ID>${i}</ID><Item>Widget ${i} – größe ${i % 7}</Item><Amount currency="EUR">${(i * 1.37).toFixed(2)}</Amount></Line>\n`;
+  const line = (i: number): string =>
+    `<Line><ID>${i}</ID><Item>Widget ${i} – größe ${i % 7}</Item><Amount currency="EUR">${(i * 1.37).toFixed(2)}</Amount></Line>\n`;
   const parts = ['<?xml version="1.0" encoding="UTF-8"?>\n<Invoice xmlns="urn:signspool:bench">\n'];
   let n = parts[0]?.length ?? 0;
   for (let i = 0; n < size - 20; i++) {
@@ -62,9 +63,11 @@ export const makeXml = (size: number): Buffer => {
   parts.push('</Invoice>\n');
   return Buffer.from(parts.join(''));
 };
-const makeDoc = (type: SignatureType, size: number): Promise<Buffer> | Buffer => (type === 'PAdES' ? makePdf(size) : type === 'XAdES' ? makeXml(size) : randomBytes(size));
+const makeDoc = (type: SignatureType, size: number): Promise<Buffer> | Buffer =>
+  type === 'PAdES' ? makePdf(size) : type === 'XAdES' ? makeXml(size) : randomBytes(size);
 
-const status = async (field: string): Promise<number> => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(await readFile('/proc/self/status', 'utf8'))?.[1] ?? 0) * KB;
+const status = async (field: string): Promise<number> =>
+  Number(new RegExp(`${field}:\\s+(\\d+)`).exec(await readFile('/proc/self/status', 'utf8'))?.[1] ?? 0) * KB;
 /** Resets this process's peak RSS (VmHWM), so it measures what follows. */
 const resetPeak = (): Promise<void> => writeFile('/proc/self/clear_refs', '5').catch(() => undefined);
 const cpu = (): number => {
@@ -88,7 +91,16 @@ const child = async (type: SignatureType, size: number, batches: number): Promis
       const p = spool.incomingPath('op_bench', `doc_${i}`);
       await mkdir(path.dirname(p), { recursive: true });
       await writeFile(p, content);
-      docs.push({ opId: 'op_bench', docId: `doc_${i}`, name: `d${i}`, contentType: 'application/octet-stream', size, sha256, path: p, resultPath: spool.signedPath('op_bench', `doc_${i}`, 'b1') });
+      docs.push({
+        opId: 'op_bench',
+        docId: `doc_${i}`,
+        name: `d${i}`,
+        contentType: 'application/octet-stream',
+        size,
+        sha256,
+        path: p,
+        resultPath: spool.signedPath('op_bench', `doc_${i}`, 'b1'),
+      });
     }
     const signal = new AbortController().signal;
     const run = async (documents = docs): Promise<void> => {
@@ -137,13 +149,19 @@ interface ChildResult {
 
 const runChild = (type: SignatureType, size: number, batches: number): Promise<ChildResult> =>
   new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--expose-gc', '--import', 'tsx', import.meta.filename, '--child', type, String(size), String(batches)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const p = spawn(
+      process.execPath,
+      [...WORKER_NODE_FLAGS, '--expose-gc', '--import', 'tsx', import.meta.filename, '--child', type, String(size), String(batches)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     p.stdout.on('data', (c: Buffer) => (out += c.toString()));
     p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildResult) : reject(new Error(`bench child ${type} exited ${code}`))));
+    p.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildResult) : reject(new Error(`bench child ${type} exited ${code}`)),
+    );
   });
 
 /** `quick`: one batch per format and no 20 MB documents (CI's short form). */
@@ -158,15 +176,33 @@ export const localSignerSection = async (print: (row: SignerRow) => void = print
     const r = await runChild(type, 200 * KB, type === 'XAdES' ? Math.min(XML_BATCHES, batches) : batches);
     const perCore = r.docs / r.cpuS;
     const bare = r.bareN / r.bareCpuS;
-    add({ metric: `${type} 200 KB, batches of ${BATCH}: documents per CPU-second (bare signature as baseline)`, value: perCore, unit: 'docs/s/core', baseline: bare, ratio: perCore / bare });
+    add({
+      metric: `${type} 200 KB, batches of ${BATCH}: documents per CPU-second (bare signature as baseline)`,
+      value: perCore,
+      unit: 'docs/s/core',
+      baseline: bare,
+      ratio: perCore / bare,
+    });
     add({ metric: `${type} 200 KB: wall-clock documents/s (one process)`, value: r.docs / r.wallS, unit: 'docs/s' });
     add({ metric: `${type} 200 KB: worker peak RSS while signing (before: ${fmt(r.rssBefore / MB)} MB)`, value: r.peak / MB, unit: 'MB' });
   }
   // XML is signed as a DOM: measured at 2 MB (20 MB takes minutes and GBs).
-  for (const [type, size] of opts.quick ? [] : ([['PAdES', 20 * MB], ['CAdES', 20 * MB], ['XAdES', 2 * MB]] as const)) {
+  for (const [type, size] of opts.quick
+    ? []
+    : ([
+        ['PAdES', 20 * MB],
+        ['CAdES', 20 * MB],
+        ['XAdES', 2 * MB],
+      ] as const)) {
     const r = await runChild(type, size, 0);
     const growth = (r.peak - r.rssBefore) / MB;
-    add({ metric: `${type} one ${size / MB} MB document: peak RSS growth over the warmed-up process (baseline: the document's size)`, value: growth, unit: 'MB', baseline: size / MB, ratio: growth / (size / MB) });
+    add({
+      metric: `${type} one ${size / MB} MB document: peak RSS growth over the warmed-up process (baseline: the document's size)`,
+      value: growth,
+      unit: 'MB',
+      baseline: size / MB,
+      ratio: growth / (size / MB),
+    });
   }
   // The check at submit (api/upload/document-format.ts), per 200 KB document.
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-format-'));
@@ -188,14 +224,24 @@ export const localSignerSection = async (print: (row: SignerRow) => void = print
 
 const fmt = (n: number): string => (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2));
 const printRow = (r: SignerRow): void => {
-  console.log(['signer', r.metric, `${fmt(r.value)} ${r.unit}`, r.baseline === undefined ? '' : `${fmt(r.baseline)} ${r.unit}`, r.ratio === undefined ? '' : `${fmt(r.ratio)}×`].join(' | '));
+  console.log(
+    [
+      'signer',
+      r.metric,
+      `${fmt(r.value)} ${r.unit}`,
+      r.baseline === undefined ? '' : `${fmt(r.baseline)} ${r.unit}`,
+      r.ratio === undefined ? '' : `${fmt(r.ratio)}×`,
+    ].join(' | '),
+  );
 };
 
 const argv = process.argv;
 if (argv[2] === '--child') {
   await child(argv[3] as SignatureType, Number(argv[4]), Number(argv[5]));
 } else if (import.meta.filename === path.resolve(argv[1] ?? '')) {
-  console.log(`signspool bench:signer: ${BATCHES} batches of ${BATCH} per type (XAdES: ${XML_BATCHES}) after a warm-up batch, ${os.cpus().length} CPUs (shared machine: compare ratios)`);
+  console.log(
+    `signspool bench:signer: ${BATCHES} batches of ${BATCH} per type (XAdES: ${XML_BATCHES}) after a warm-up batch, ${os.cpus().length} CPUs (shared machine: compare ratios)`,
+  );
   console.log('section | metric | value | baseline | ratio');
   await localSignerSection();
 }

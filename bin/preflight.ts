@@ -20,7 +20,12 @@ export const assertPortFree = async (host: string, port: number, variable: strin
   await new Promise<void>((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', (err: NodeJS.ErrnoException) => {
-      const why = err.code === 'EADDRINUSE' ? 'is already in use' : err.code === 'EACCES' ? 'needs privileges this user does not have' : `cannot be bound (${err.code ?? err.message})`;
+      const why =
+        err.code === 'EADDRINUSE'
+          ? 'is already in use'
+          : err.code === 'EACCES'
+            ? 'needs privileges this user does not have'
+            : `cannot be bound (${err.code ?? err.message})`;
       reject(new StartError(`${variable}=${port}: ${host}:${port} ${why}`));
     });
     srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve()));

@@ -36,7 +36,10 @@ export const prettyDestination = (out: { write(text: string): unknown; isTTY?: b
     decodeStrings: false,
     write(chunk: string | Buffer, _enc, done) {
       const text = chunk.toString();
-      const lines = text.split('\n').filter(Boolean).map((l) => formatPrettyLine(l, out.isTTY === true));
+      const lines = text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => formatPrettyLine(l, out.isTTY === true));
       // stdout is synchronous on Linux for files and pipes: nothing waits in this stream's buffer.
       out.write(`${lines.join('\n')}\n`);
       done();

@@ -50,18 +50,28 @@ export const spawnRedisServer = async (options: RedisServerOptions): Promise<Run
   await mkdir(options.dir, { recursive: true });
   const port = options.port ?? (await freePort());
   const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', options.dir,
-    '--save', '',
-    '--appendonly', options.appendOnly ? 'yes' : 'no',
-    '--appendfsync', options.appendFsync ?? 'everysec',
-    '--maxmemory-policy', 'noeviction',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    options.dir,
+    '--save',
+    '',
+    '--appendonly',
+    options.appendOnly ? 'yes' : 'no',
+    '--appendfsync',
+    options.appendFsync ?? 'everysec',
+    '--maxmemory-policy',
+    'noeviction',
     // Operation records and job hashes hold values of a few hundred bytes: keep them listpack-encoded
     // (about half the memory per queued document). See README, "Redis".
-    '--hash-max-listpack-value', '1024',
-    '--daemonize', 'no',
-    '--loglevel', 'warning',
+    '--hash-max-listpack-value',
+    '1024',
+    '--daemonize',
+    'no',
+    '--loglevel',
+    'warning',
   ];
   const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -71,7 +81,9 @@ export const spawnRedisServer = async (options: RedisServerOptions): Promise<Run
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     const deadline = Date.now() + 10_000;
-    child.once('error', (err) => reject(new Error(`cannot start redis-server: ${err.message}. Install Redis 7 (e.g. apt-get install redis-server) or set REDIS_URL.`)));
+    child.once('error', (err) =>
+      reject(new Error(`cannot start redis-server: ${err.message}. Install Redis 7 (e.g. apt-get install redis-server) or set REDIS_URL.`)),
+    );
     const poll = async (): Promise<void> => {
       if (child.exitCode !== null) return reject(new Error(`redis-server exited: ${stderr.trim()}`));
       if (await isPortOpen(port)) return resolve();

@@ -13,7 +13,10 @@ export class ShutdownManager {
   private readonly components: Stoppable[] = [];
   private running: Promise<boolean> | undefined;
 
-  constructor(private readonly logger: Logger, private readonly deadlineMs: number) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly deadlineMs: number,
+  ) {}
 
   register(name: string, stop: () => Promise<void>): void {
     this.components.push({ name, stop });

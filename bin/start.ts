@@ -80,12 +80,19 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
 
   if (mode === 'all' || mode === 'worker') {
     const missing = missingWorkerNodeFlags();
-    if (missing.length > 0) logger.warn({ missing }, 'the worker runs best with these node flags (see worker/node-flags.ts): under load, expect frequent major GCs without them');
+    if (missing.length > 0)
+      logger.warn({ missing }, 'the worker runs best with these node flags (see worker/node-flags.ts): under load, expect frequent major GCs without them');
     const worker = new SigningWorker({ config: cfg, logger, metrics });
     shutdown.register('worker', () => worker.stop());
     await worker.start();
     if (mode === 'worker') {
-      const http = new WorkerHttpServer({ host: cfg.host, port: cfg.workerMetricsPort, metrics, readiness: () => worker.readiness(), token: cfg.metrics.token });
+      const http = new WorkerHttpServer({
+        host: cfg.host,
+        port: cfg.workerMetricsPort,
+        metrics,
+        readiness: () => worker.readiness(),
+        token: cfg.metrics.token,
+      });
       shutdown.register('worker-http', () => http.stop());
       banner['metrics'] = `${await http.start()}/metrics`;
     }

@@ -39,7 +39,14 @@ interface Operation {
   status: string;
   createdAt?: string;
   externalReference?: string | null;
-  documents: { id: string; name: string; status: string; size: number; error?: { code: string; message: string }; signed?: { fileName: string; href: string; size: number } }[];
+  documents: {
+    id: string;
+    name: string;
+    status: string;
+    size: number;
+    error?: { code: string; message: string };
+    signed?: { fileName: string; href: string; size: number };
+  }[];
 }
 
 interface OperationPage {
@@ -147,7 +154,11 @@ class Client {
     return res;
   }
 
-  async json<T>(method: Dispatcher.HttpMethod, p: string, opts: { headers?: Record<string, string>; body?: Dispatcher.DispatchOptions['body'] } = {}): Promise<{ body: T; headers: Dispatcher.ResponseData['headers'] }> {
+  async json<T>(
+    method: Dispatcher.HttpMethod,
+    p: string,
+    opts: { headers?: Record<string, string>; body?: Dispatcher.DispatchOptions['body'] } = {},
+  ): Promise<{ body: T; headers: Dispatcher.ResponseData['headers'] }> {
     const res = await this.call(method, p, opts);
     return { body: (await res.body.json()) as T, headers: res.headers };
   }
@@ -168,7 +179,10 @@ class Client {
     const bar = progress(mp.length);
     sent = (n) => bar.add(n);
     try {
-      const { body } = await this.json<Operation>('POST', '/v1/operations', { headers: { ...headers, 'content-type': mp.contentType, 'content-length': String(mp.length) }, body: mp.body() });
+      const { body } = await this.json<Operation>('POST', '/v1/operations', {
+        headers: { ...headers, 'content-type': mp.contentType, 'content-length': String(mp.length) },
+        body: mp.body(),
+      });
       return body;
     } finally {
       bar.done();
@@ -221,11 +235,16 @@ const exitFor = (op: Operation): number => (op.documents.every((d) => d.status =
 const checkLimits = (files: MultipartFile[], limits: Limits | undefined): void => {
   if (!limits) return;
   for (const f of files) {
-    if (f.size > limits.maxFileBytes) throw new CliError(`${f.path} is ${human(f.size)}: the server accepts files of at most ${human(limits.maxFileBytes)} (${limits.maxFileBytes} bytes); nothing was uploaded`);
+    if (f.size > limits.maxFileBytes)
+      throw new CliError(
+        `${f.path} is ${human(f.size)}: the server accepts files of at most ${human(limits.maxFileBytes)} (${limits.maxFileBytes} bytes); nothing was uploaded`,
+      );
   }
-  if (files.length > limits.maxFiles) throw new CliError(`${files.length} files: the server accepts at most ${limits.maxFiles} per operation; nothing was uploaded`);
+  if (files.length > limits.maxFiles)
+    throw new CliError(`${files.length} files: the server accepts at most ${limits.maxFiles} per operation; nothing was uploaded`);
   const total = files.reduce((n, f) => n + f.size, 0);
-  if (total > limits.maxTotalBytes) throw new CliError(`the files total ${human(total)}: the server accepts at most ${human(limits.maxTotalBytes)} per operation; nothing was uploaded`);
+  if (total > limits.maxTotalBytes)
+    throw new CliError(`the files total ${human(total)}: the server accepts at most ${human(limits.maxTotalBytes)} per operation; nothing was uploaded`);
 };
 
 const OPTIONS = {
@@ -293,18 +312,22 @@ export const main = async (argv: string[]): Promise<number> => {
   }
   const timeoutS = Number(values.timeout);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--timeout must be a number of seconds (got ${JSON.stringify(values.timeout)})`);
-  if (values.type !== undefined && !['PAdES', 'CAdES', 'XAdES'].includes(values.type)) throw new UsageError(`--type must be PAdES, CAdES or XAdES (got ${JSON.stringify(values.type)})`);
+  if (values.type !== undefined && !['PAdES', 'CAdES', 'XAdES'].includes(values.type))
+    throw new UsageError(`--type must be PAdES, CAdES or XAdES (got ${JSON.stringify(values.type)})`);
   if (values.webhook !== undefined) parseHttpUrl('--webhook', values.webhook);
   if (values.status !== undefined && !(OPERATION_STATUSES as readonly string[]).includes(values.status)) {
     throw new UsageError(`--status must be one of ${OPERATION_STATUSES.join(', ')} (got ${JSON.stringify(values.status)})`);
   }
   const limit = values.limit === undefined ? undefined : Number(values.limit);
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 100)) throw new UsageError(`--limit must be a whole number from 1 to 100 (got ${JSON.stringify(values.limit)})`);
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 100))
+    throw new UsageError(`--limit must be a whole number from 1 to 100 (got ${JSON.stringify(values.limit)})`);
   const createdAfter = parseTime('--created-after', values['created-after']);
   const createdBefore = parseTime('--created-before', values['created-before']);
   const idempotency: Record<string, string> = values['idempotency-key'] === undefined ? {} : { 'idempotency-key': values['idempotency-key'] };
 
-  const base = parseHttpUrl('SIGNSPOOL_URL', process.env['SIGNSPOOL_URL'] ?? 'http://127.0.0.1:8080').toString().replace(/\/$/, '');
+  const base = parseHttpUrl('SIGNSPOOL_URL', process.env['SIGNSPOOL_URL'] ?? 'http://127.0.0.1:8080')
+    .toString()
+    .replace(/\/$/, '');
   const key = process.env['SIGNSPOOL_API_KEY'];
   if (!key) throw new CliError('SIGNSPOOL_API_KEY is not set');
   const client = new Client(base, key);
@@ -360,7 +383,9 @@ export const main = async (argv: string[]): Promise<number> => {
         return 0;
       }
       for (const op of body.data) {
-        out(`${op.id}  ${op.status.padEnd(16)}  ${op.createdAt ?? ''}  ${String(op.documents.length).padStart(4)} docs${op.externalReference ? `  ${op.externalReference}` : ''}`);
+        out(
+          `${op.id}  ${op.status.padEnd(16)}  ${op.createdAt ?? ''}  ${String(op.documents.length).padStart(4)} docs${op.externalReference ? `  ${op.externalReference}` : ''}`,
+        );
       }
       if (body.data.length === 0) err('no operations');
       if (body.has_more && body.next_cursor) err(`more: signspool list --starting-after ${body.next_cursor}`);
@@ -372,7 +397,9 @@ export const main = async (argv: string[]): Promise<number> => {
       return 0;
     }
     case 'retry': {
-      const { body } = await client.json<Operation>('POST', `/v1/operations/${idArg(command, args)}/retry${values.all ? '?all=true' : ''}`, { headers: idempotency });
+      const { body } = await client.json<Operation>('POST', `/v1/operations/${idArg(command, args)}/retry${values.all ? '?all=true' : ''}`, {
+        headers: idempotency,
+      });
       summary(body);
       return 0;
     }

@@ -20,7 +20,9 @@ export const multipartBody = (files: MultipartFile[], fields: Record<string, str
   const boundary = `----signspool${randomBytes(12).toString('hex')}`;
   const fieldParts = Object.entries(fields).map(([k, v]) => Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="${quote(k)}"\r\n\r\n${v}\r\n`));
   const heads = files.map((f) =>
-    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${quote(f.name)}"\r\ncontent-type: ${f.contentType ?? 'application/octet-stream'}\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${quote(f.name)}"\r\ncontent-type: ${f.contentType ?? 'application/octet-stream'}\r\n\r\n`,
+    ),
   );
   const tail = Buffer.from(`--${boundary}--\r\n`);
   const length = fieldParts.reduce((n, p) => n + p.length, 0) + heads.reduce((n, h, i) => n + h.length + (files[i]?.size ?? 0) + 2, 0) + tail.length;

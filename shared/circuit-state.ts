@@ -21,7 +21,13 @@ const key = (prefix: string): string => `${prefix}:circuits`;
 export const workerIdentity = (): string => `${os.hostname()}:${process.pid}`;
 
 /** Records a worker's state; never throws (a status report must not break the worker). */
-export const publishCircuitState = async (redis: Redis, prefix: string, state: PublishedCircuitState, ttlMs: number, worker = workerIdentity()): Promise<void> => {
+export const publishCircuitState = async (
+  redis: Redis,
+  prefix: string,
+  state: PublishedCircuitState,
+  ttlMs: number,
+  worker = workerIdentity(),
+): Promise<void> => {
   try {
     if (state === 'closed') await redis.hdel(key(prefix), worker);
     else {

@@ -29,8 +29,7 @@ export const parseBytes = (raw: string): number | undefined => {
   return Math.round(Number(m[1]) * (factors[(m[2] ?? 'b').toLowerCase()] ?? 1));
 };
 
-const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int('must be a whole number').min(min).max(max).default(def);
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int('must be a whole number').min(min).max(max).default(def);
 
 const duration = (def: string, minMs = 0) =>
   z
@@ -210,7 +209,10 @@ export interface TenantLimits {
 /** A tenant's overrides of the default limits (TENANT_LIMITS). */
 export type TenantLimitOverrides = { [K in keyof TenantLimits]?: number | undefined };
 
-const limitValue = z.union([z.number().int().min(0), z.string().transform((v, ctx) => parseBytes(v) ?? (ctx.addIssue({ code: 'custom', message: 'must be a number or a size' }), z.NEVER))]);
+const limitValue = z.union([
+  z.number().int().min(0),
+  z.string().transform((v, ctx) => parseBytes(v) ?? (ctx.addIssue({ code: 'custom', message: 'must be a number or a size' }), z.NEVER)),
+]);
 
 const tenantLimits = z
   .string()
@@ -219,7 +221,10 @@ const tenantLimits = z
     if (raw === undefined || raw.trim() === '') return {};
     const schema = z.record(
       z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
-      z.object({ requestsPerSecond: limitValue, uploadBytesPerSecond: limitValue, backlogDocuments: limitValue, redeliveriesPerHour: limitValue }).partial().strict(),
+      z
+        .object({ requestsPerSecond: limitValue, uploadBytesPerSecond: limitValue, backlogDocuments: limitValue, redeliveriesPerHour: limitValue })
+        .partial()
+        .strict(),
     );
     let parsed: unknown;
     try {
@@ -229,7 +234,10 @@ const tenantLimits = z
     }
     const r = schema.safeParse(parsed);
     if (!r.success) {
-      ctx.addIssue({ code: 'custom', message: 'must be JSON: {"<tenant>": {"requestsPerSecond": n, "uploadBytesPerSecond": n|"50MB", "backlogDocuments": n, "redeliveriesPerHour": n}}' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be JSON: {"<tenant>": {"requestsPerSecond": n, "uploadBytesPerSecond": n|"50MB", "backlogDocuments": n, "redeliveriesPerHour": n}}',
+      });
       return z.NEVER;
     }
     return r.data;
@@ -284,7 +292,10 @@ const envSchema = z
     REDIS_SENTINELS: hostPortList,
     REDIS_SENTINEL_NAME: optionalString,
     REDIS_SENTINEL_PASSWORD: optionalString,
-    QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:{}_-]{1,64}$/, 'letters, digits, : { } _ - only').default('signspool'),
+    QUEUE_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9:{}_-]{1,64}$/, 'letters, digits, : { } _ - only')
+      .default('signspool'),
 
     DATA_DIR: z.string().min(1).default('./data'),
     SPOOL_DIR: optionalString,
@@ -422,7 +433,11 @@ const envSchema = z
       ctx.addIssue({ code: 'custom', path: ['METRICS_TOKEN'], message: 'must be at least 16 characters' });
     }
     if (c.LOCAL_SIGNER_P12_FILE !== undefined && c.LOCAL_SIGNER_KEY_FILE !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['LOCAL_SIGNER_P12_FILE'], message: 'set either LOCAL_SIGNER_P12_FILE or LOCAL_SIGNER_KEY_FILE/LOCAL_SIGNER_CERT_FILE, not both' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['LOCAL_SIGNER_P12_FILE'],
+        message: 'set either LOCAL_SIGNER_P12_FILE or LOCAL_SIGNER_KEY_FILE/LOCAL_SIGNER_CERT_FILE, not both',
+      });
     }
     if (c.UPLOAD_MAX_FILE_BYTES > c.UPLOAD_MAX_TOTAL_BYTES) {
       ctx.addIssue({ code: 'custom', path: ['UPLOAD_MAX_FILE_BYTES'], message: 'must not exceed UPLOAD_MAX_TOTAL_BYTES' });
@@ -554,7 +569,8 @@ const configSchema = envSchema.transform((c) => {
     /** OpenTelemetry tracing (bin/tracing.ts): on when an OTLP endpoint is set. */
     tracing: {
       /** Where spans are sent: the traces endpoint as given, or <OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces. */
-      tracesUrl: c.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (c.OTEL_EXPORTER_OTLP_ENDPOINT === undefined ? undefined : `${c.OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`),
+      tracesUrl:
+        c.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (c.OTEL_EXPORTER_OTLP_ENDPOINT === undefined ? undefined : `${c.OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`),
       protocol: c.OTEL_EXPORTER_OTLP_PROTOCOL,
       headers: c.OTEL_EXPORTER_OTLP_HEADERS,
       serviceName: c.OTEL_SERVICE_NAME,
@@ -575,7 +591,18 @@ export class ConfigError extends Error {
 }
 
 /** Every variable whose value may instead be read from the file named by `<NAME>_FILE`. */
-export const SECRET_VARIABLES = ['SIGNSTASH_CLIENT_SECRET', 'SIGNSTASH_CLIENT_ID', 'API_KEYS', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'WEBHOOK_SECRETS', 'METRICS_TOKEN', 'ADMIN_TOKEN', 'LOCAL_SIGNER_P12_PASSWORD', 'OTEL_EXPORTER_OTLP_HEADERS'] as const;
+export const SECRET_VARIABLES = [
+  'SIGNSTASH_CLIENT_SECRET',
+  'SIGNSTASH_CLIENT_ID',
+  'API_KEYS',
+  'REDIS_URL',
+  'REDIS_SENTINEL_PASSWORD',
+  'WEBHOOK_SECRETS',
+  'METRICS_TOKEN',
+  'ADMIN_TOKEN',
+  'LOCAL_SIGNER_P12_PASSWORD',
+  'OTEL_EXPORTER_OTLP_HEADERS',
+] as const;
 
 const resolveFileVariables = (env: NodeJS.ProcessEnv): Record<string, string | undefined> => {
   const out: Record<string, string | undefined> = { ...env };

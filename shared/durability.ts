@@ -39,7 +39,12 @@ const readFacts = async (redis: Redis): Promise<RedisFacts> => {
       return undefined; // CONFIG disabled (managed Redis)
     }
   };
-  return { version: [major, minor], appendonly: await config('appendonly'), appendfsync: await config('appendfsync'), maxmemoryPolicy: await config('maxmemory-policy') };
+  return {
+    version: [major, minor],
+    appendonly: await config('appendonly'),
+    appendfsync: await config('appendfsync'),
+    maxmemoryPolicy: await config('maxmemory-policy'),
+  };
 };
 
 export class Durability {
@@ -54,8 +59,10 @@ export class Durability {
     const f = await readFacts(redis);
     const version = `${f.version[0]}.${f.version[1]}`;
     const problems: string[] = [];
-    if (f.maxmemoryPolicy !== undefined && f.maxmemoryPolicy !== 'noeviction') problems.push(`maxmemory-policy is ${f.maxmemoryPolicy}: Redis may evict operation records and jobs (set noeviction)`);
-    if (f.appendonly !== undefined && f.appendonly !== 'yes') problems.push('appendonly is off: a Redis restart loses every operation and job (set appendonly yes)');
+    if (f.maxmemoryPolicy !== undefined && f.maxmemoryPolicy !== 'noeviction')
+      problems.push(`maxmemory-policy is ${f.maxmemoryPolicy}: Redis may evict operation records and jobs (set noeviction)`);
+    if (f.appendonly !== undefined && f.appendonly !== 'yes')
+      problems.push('appendonly is off: a Redis restart loses every operation and job (set appendonly yes)');
     if (f.appendonly === undefined) problems.push('CONFIG is not available: persistence and eviction policy cannot be checked');
     const hasWaitAof = f.version[0] > 7 || (f.version[0] === 7 && f.version[1] >= 2);
     if (opts.mode === 'everysec') {

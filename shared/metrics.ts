@@ -204,7 +204,12 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       registers,
     }),
     uploadTimeouts: initLabels(
-      new Counter({ name: 'signspool_upload_timeouts_total', help: 'Uploads ended with 408, by reason (idle, slow)', labelNames: ['reason'] as const, registers }),
+      new Counter({
+        name: 'signspool_upload_timeouts_total',
+        help: 'Uploads ended with 408, by reason (idle, slow)',
+        labelNames: ['reason'] as const,
+        registers,
+      }),
       'reason',
       ['idle', 'slow'],
     ),

@@ -62,8 +62,7 @@ export const JOBS = {
 export type JobName = keyof typeof JOBS;
 export type JobData<N extends JobName> = z.infer<(typeof JOBS)[N]['schema']>;
 
-export const jobNamesOf = (queue: QueueName): JobName[] =>
-  (Object.keys(JOBS) as JobName[]).filter((name) => JOBS[name].queue === queue);
+export const jobNamesOf = (queue: QueueName): JobName[] => (Object.keys(JOBS) as JobName[]).filter((name) => JOBS[name].queue === queue);
 
 /** The retry schedule's backoff type name (the worker implements it). */
 export const WEBHOOK_BACKOFF = 'webhook-schedule';
@@ -110,5 +109,4 @@ export const assertHandlers = (queue: QueueName, handlers: readonly string[]): v
   }
 };
 
-export const parseJobData = <N extends JobName>(name: N, data: unknown): JobData<N> =>
-  JOBS[name].schema.parse(data) as JobData<N>;
+export const parseJobData = <N extends JobName>(name: N, data: unknown): JobData<N> => JOBS[name].schema.parse(data) as JobData<N>;

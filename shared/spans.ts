@@ -5,7 +5,21 @@
  * (W3C traceparent/tracestate). Attributes hold ids, counts and codes: never document content,
  * file names, credentials or tokens.
  */
-import { context, isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Context, type Link, type Span, type SpanContext } from '@opentelemetry/api';
+import {
+  context,
+  isSpanContextValid,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  TraceFlags,
+  type Attributes,
+  type Context,
+  type Link,
+  type Span,
+  type SpanContext,
+} from '@opentelemetry/api';
 import { isSignspoolError } from './errors.js';
 import type { TraceCarrier } from './queue.js';
 
@@ -58,7 +72,12 @@ export const recordError = (span: Span, err: unknown): void => {
 };
 
 /** Runs `fn` in a new span (a child of `parent`, by default the active context); ends it, and records what `fn` throws. */
-export const inSpan = async <T>(name: string, options: { kind?: SpanKind; attributes?: Attributes; links?: Link[] }, fn: (span: Span) => Promise<T>, parent: Context = context.active()): Promise<T> => {
+export const inSpan = async <T>(
+  name: string,
+  options: { kind?: SpanKind; attributes?: Attributes; links?: Link[] },
+  fn: (span: Span) => Promise<T>,
+  parent: Context = context.active(),
+): Promise<T> => {
   const span = tracer.startSpan(name, options, parent);
   try {
     return await context.with(trace.setSpan(parent, span), () => fn(span));

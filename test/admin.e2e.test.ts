@@ -83,7 +83,10 @@ describe('admin routes with ADMIN_TOKEN', () => {
     expect(empty.oldestWaiting).toBeNull();
     expect(empty.circuit).toEqual({ state: 'closed', workers: [] });
 
-    const first = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a1.txt', content: 'a1' }, { name: 'a2.txt', content: 'a2' }]);
+    const first = await submit(stack.apiUrl, stack.keys.acme, [
+      { name: 'a1.txt', content: 'a1' },
+      { name: 'a2.txt', content: 'a2' },
+    ]);
     await submit(stack.apiUrl, stack.keys.globex, [{ name: 'g1.txt', content: 'g1' }]);
     await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a3.txt', content: 'a3' }]);
     const s = await stats();

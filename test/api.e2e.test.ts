@@ -77,7 +77,21 @@ describe('api with the local signer', () => {
       const original = path.join(stack.dir, `orig-${i}`);
       await writeFile(sig, dl.body);
       await writeFile(original, docs[i]?.content ?? '');
-      const verify = spawnSync('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', original, '-CAfile', cert, '-out', '/dev/null']);
+      const verify = spawnSync('openssl', [
+        'cms',
+        '-verify',
+        '-binary',
+        '-inform',
+        'DER',
+        '-in',
+        sig,
+        '-content',
+        original,
+        '-CAfile',
+        cert,
+        '-out',
+        '/dev/null',
+      ]);
       expect(verify.status, verify.stderr.toString()).toBe(0);
     }
     // Originals leave the spool once signed (just after the operation is recorded as ended).
@@ -105,7 +119,6 @@ describe('api with the local signer', () => {
     const dl = await download(stack.apiUrl, stack.keys.acme, done.id, done.documents[0]?.id ?? '');
     expect(dl.status).toBe(409);
   });
-
 });
 
 describe('api without a worker', () => {
@@ -118,7 +131,7 @@ describe('api without a worker', () => {
     await stack?.stop();
   });
 
-  it('listens with the configured backlog (HTTP_BACKLOG), not Node\'s 511', () => {
+  it("listens with the configured backlog (HTTP_BACKLOG), not Node's 511", () => {
     // For a listening TCP socket, ss shows the accept-queue limit as Send-Q.
     const port = new URL(stack.apiUrl).port;
     const out = spawnSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' });
@@ -164,7 +177,11 @@ describe('api without a worker', () => {
     expect([badType.status, badType.body['code']]).toEqual([400, 'VALIDATION_FAILED']);
     const unknownField = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a', content: 'a' }], { webhook: 'x' });
     expect([unknownField.status, unknownField.body['code']]).toEqual([400, 'VALIDATION_FAILED']);
-    const json = await fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.acme), 'content-type': 'application/json' }, body: '{}' });
+    const json = await fetch(`${stack.apiUrl}/v1/operations`, {
+      method: 'POST',
+      headers: { ...auth(stack.keys.acme), 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(json.status).toBe(415);
     const route = await fetch(`${stack.apiUrl}/nope`);
     expect(route.status).toBe(404);
@@ -285,9 +302,10 @@ describe('api without a worker', () => {
   it('lets go of a Prefer: wait request whose client disconnects', async () => {
     const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'g.txt', content: 'g' }]);
     const client = new AbortController();
-    const pending = fetch(`${stack.apiUrl}/v1/operations/${res.body.id}`, { headers: { ...auth(stack.keys.acme), prefer: 'wait=60' }, signal: client.signal }).catch(
-      (err: unknown) => err,
-    );
+    const pending = fetch(`${stack.apiUrl}/v1/operations/${res.body.id}`, {
+      headers: { ...auth(stack.keys.acme), prefer: 'wait=60' },
+      signal: client.signal,
+    }).catch((err: unknown) => err);
     await eventually('the request waiting', () => (stack.api?.waitingRequests ?? 0) === 1);
     client.abort();
     expect(await pending).toBeInstanceOf(Error);
@@ -303,7 +321,11 @@ describe('api without a worker', () => {
       return f;
     };
     const post = async (key: string, content: string) => {
-      const r = await fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.acme), 'idempotency-key': key }, body: form(content) });
+      const r = await fetch(`${stack.apiUrl}/v1/operations`, {
+        method: 'POST',
+        headers: { ...auth(stack.keys.acme), 'idempotency-key': key },
+        body: form(content),
+      });
       return { status: r.status, location: r.headers.get('location'), body: (await r.json()) as { id?: string; code?: string } };
     };
     const answers = await Promise.all(Array.from({ length: 20 }, () => post('key-20', 'same document')));
@@ -321,7 +343,11 @@ describe('api without a worker', () => {
     const other = await post('key-20', 'another document');
     expect([other.status, other.body.code]).toEqual([422, 'IDEMPOTENCY_KEY_MISMATCH']);
     // Another tenant's identical key is a different key.
-    const globex = await fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.globex), 'idempotency-key': 'key-20' }, body: form('same document') });
+    const globex = await fetch(`${stack.apiUrl}/v1/operations`, {
+      method: 'POST',
+      headers: { ...auth(stack.keys.globex), 'idempotency-key': 'key-20' },
+      body: form('same document'),
+    });
     expect(globex.status).toBe(202);
     expect(((await globex.json()) as { id: string }).id).not.toBe(accepted[0]?.body.id);
     expect((await queueState(stack)).records - before.records).toBe(2);
@@ -330,11 +356,19 @@ describe('api without a worker', () => {
   it('does not burn an Idempotency-Key on a failed upload', async () => {
     const tooBig = new FormData();
     tooBig.append('file', new Blob([randomBytes(65 * 1024)]), 'big.bin');
-    const failed = await fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.acme), 'idempotency-key': 'key-retry' }, body: tooBig });
+    const failed = await fetch(`${stack.apiUrl}/v1/operations`, {
+      method: 'POST',
+      headers: { ...auth(stack.keys.acme), 'idempotency-key': 'key-retry' },
+      body: tooBig,
+    });
     expect(failed.status).toBe(413);
     const ok = new FormData();
     ok.append('file', new Blob(['fits']), 'small.bin');
-    const retried = await fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.acme), 'idempotency-key': 'key-retry' }, body: ok });
+    const retried = await fetch(`${stack.apiUrl}/v1/operations`, {
+      method: 'POST',
+      headers: { ...auth(stack.keys.acme), 'idempotency-key': 'key-retry' },
+      body: ok,
+    });
     expect(retried.status).toBe(202);
   });
 });

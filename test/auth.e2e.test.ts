@@ -103,7 +103,10 @@ describe('authentication', () => {
       ['wrong audience', await token({}, { audience: 'someone-else' })],
       ['wrong issuer', await token({}, { issuer: 'https://evil.example/' })],
       ['wrong key (same kid)', await token({}, { key: impostor })],
-      ['alg none', `${header({ alg: 'none', kid: 'k1', typ: 'JWT' })}.${header({ org: 'acme', scope: 'operations:read', iss: ISSUER, aud: AUDIENCE, exp: now + 300 })}.`],
+      [
+        'alg none',
+        `${header({ alg: 'none', kid: 'k1', typ: 'JWT' })}.${header({ org: 'acme', scope: 'operations:read', iss: ISSUER, aud: AUDIENCE, exp: now + 300 })}.`,
+      ],
       ['no tenant claim', await token({ org: undefined })],
       ['tenant claim not a tenant id', await token({ org: '../globex' })],
     ];
@@ -166,7 +169,13 @@ describe('authentication', () => {
   it('answers 503 (not 401) while the JWKS cannot be fetched; API keys keep working', async () => {
     const down = await startStack({
       worker: false,
-      env: { API_KEYS: `acme:${hashApiKey(keys.full)}`, AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json', AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, AUTH_TENANT_CLAIM: 'org' },
+      env: {
+        API_KEYS: `acme:${hashApiKey(keys.full)}`,
+        AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json',
+        AUTH_ISSUER: ISSUER,
+        AUTH_AUDIENCE: AUDIENCE,
+        AUTH_TENANT_CLAIM: 'org',
+      },
     });
     try {
       const res = await fetch(`${down.apiUrl}${missingOp}`, { headers: { authorization: `Bearer ${await token()}` } });
@@ -186,8 +195,11 @@ describe('authentication', () => {
   it('signspool keys create prints a key once and the entry that admits it with its scopes', async () => {
     const root = path.resolve(import.meta.dirname, '..');
     const stdout = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, [path.join(root, 'bin/signspool.mjs'), 'keys', 'create', '--tenant', 'globex', '--name', 'ci-2027', '--scopes', 'operations:read,webhooks:redeliver'], { env: { ...process.env, SIGNSPOOL_API_KEY: '' } }, (err, out) =>
-        err ? reject(err) : resolve(out),
+      execFile(
+        process.execPath,
+        [path.join(root, 'bin/signspool.mjs'), 'keys', 'create', '--tenant', 'globex', '--name', 'ci-2027', '--scopes', 'operations:read,webhooks:redeliver'],
+        { env: { ...process.env, SIGNSPOOL_API_KEY: '' } },
+        (err, out) => (err ? reject(err) : resolve(out)),
       ),
     );
     const key = /^\s+(ssk_\S+)$/m.exec(stdout)?.[1] ?? '';

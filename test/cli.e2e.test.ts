@@ -48,7 +48,25 @@ describe('signspool CLI', () => {
     expect(r.stdout).toMatch(/a\.txt .* signed → signed\/a\.txt\.p7s/);
     expect((await readdir(path.join(dir, 'signed'))).sort()).toEqual(['a.txt.p7s', 'b.xml.p7s']);
     for (const f of ['a.txt', 'b.xml']) {
-      const v = spawnSync('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', `signed/${f}.p7s`, '-content', f, '-CAfile', path.join(stack.dir, 'local-signer/cert.pem'), '-out', '/dev/null'], { cwd: dir });
+      const v = spawnSync(
+        'openssl',
+        [
+          'cms',
+          '-verify',
+          '-binary',
+          '-inform',
+          'DER',
+          '-in',
+          `signed/${f}.p7s`,
+          '-content',
+          f,
+          '-CAfile',
+          path.join(stack.dir, 'local-signer/cert.pem'),
+          '-out',
+          '/dev/null',
+        ],
+        { cwd: dir },
+      );
       expect(v.status, v.stderr.toString()).toBe(0);
     }
     const id = /operation (op_[0-9a-f]+)/.exec(r.stdout)?.[1] ?? '';
@@ -107,7 +125,10 @@ describe('signspool CLI', () => {
       [['sign', 'a.txt', '--colour'], /unknown option --colour/],
       [['sign', 'a.txt', '--type', 'PDF'], /--type must be PAdES, CAdES or XAdES \(got "PDF"\)/],
       [['sign', 'a.txt', '--timeout', 'soon'], /--timeout must be a number of seconds/],
-      [['sign', 'a.txt', '--webhook', 'hooks.example.com/x'], /--webhook must start with http:\/\/ or https:\/\/ .*did you mean http:\/\/hooks\.example\.com\/x/],
+      [
+        ['sign', 'a.txt', '--webhook', 'hooks.example.com/x'],
+        /--webhook must start with http:\/\/ or https:\/\/ .*did you mean http:\/\/hooks\.example\.com\/x/,
+      ],
       [['list', '--limit', '500'], /--limit must be a whole number from 1 to 100/],
       [['list', '--status', 'done'], /--status must be one of queued, processing/],
       [['list', '--created-after', 'yesterday-ish'], /--created-after must be a date or time/],
@@ -174,21 +195,42 @@ describe('signspool CLI against an api without a worker', () => {
 /** A stand-in for GET /v1/operations and POST /v1/operations/:id/retry, answering their contract. */
 const startStub = async () => {
   const requests: { method: string; url: string; headers: http.IncomingHttpHeaders }[] = [];
-  const op = (id: string, status: string) => ({ id, status, createdAt: '2026-12-01T10:00:00.000Z', externalReference: 'ref-1', documents: [{ id: 'doc_1', name: 'a.pdf', status: status === 'queued' ? 'queued' : 'signed', size: 10 }] });
+  const op = (id: string, status: string) => ({
+    id,
+    status,
+    createdAt: '2026-12-01T10:00:00.000Z',
+    externalReference: 'ref-1',
+    documents: [{ id: 'doc_1', name: 'a.pdf', status: status === 'queued' ? 'queued' : 'signed', size: 10 }],
+  });
   const server = http.createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     const url = new URL(req.url ?? '/', 'http://stub');
     res.setHeader('content-type', 'application/json');
     if (req.method === 'GET' && url.pathname === '/v1/operations') {
       const second = url.searchParams.get('starting_after') === 'cur_2';
-      res.end(JSON.stringify(second ? { data: [op('op_3', 'failed')], has_more: false, next_cursor: null } : { data: [op('op_1', 'succeeded'), op('op_2', 'queued')], has_more: true, next_cursor: 'cur_2' }));
+      res.end(
+        JSON.stringify(
+          second
+            ? { data: [op('op_3', 'failed')], has_more: false, next_cursor: null }
+            : { data: [op('op_1', 'succeeded'), op('op_2', 'queued')], has_more: true, next_cursor: 'cur_2' },
+        ),
+      );
     } else if (req.method === 'POST' && url.pathname === '/v1/operations/op_9/retry') {
       res.statusCode = 202;
       res.end(JSON.stringify(op('op_9', 'queued')));
     } else if (req.method === 'POST' && url.pathname === '/v1/operations/op_8/retry') {
       res.statusCode = 409;
       res.setHeader('content-type', 'application/problem+json');
-      res.end(JSON.stringify({ type: 'x', title: 'Nothing to retry', status: 409, detail: 'no document failed with a retryable code', code: 'NOTHING_TO_RETRY', retryable: false }));
+      res.end(
+        JSON.stringify({
+          type: 'x',
+          title: 'Nothing to retry',
+          status: 409,
+          detail: 'no document failed with a retryable code',
+          code: 'NOTHING_TO_RETRY',
+          retryable: false,
+        }),
+      );
     } else {
       res.statusCode = 404;
       res.end('{}');
@@ -214,7 +256,11 @@ describe('signspool list and retry (contract stub)', () => {
   });
 
   it('list sends the filters as the contract names them and prints one line per operation', async () => {
-    const r = await cli(['list', '--status', 'succeeded', '--reference', 'ref 1', '--created-after', '2026-12-01', '--created-before', '2026-12-02T00:00:00Z', '--limit', '2'], env, root);
+    const r = await cli(
+      ['list', '--status', 'succeeded', '--reference', 'ref 1', '--created-after', '2026-12-01', '--created-before', '2026-12-02T00:00:00Z', '--limit', '2'],
+      env,
+      root,
+    );
     expect(r.code, r.stderr).toBe(0);
     const sent = new URL(stub.requests.at(-1)?.url ?? '', 'http://stub');
     expect(sent.pathname).toBe('/v1/operations');

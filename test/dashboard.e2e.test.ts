@@ -105,8 +105,20 @@ const UNPANELLED: Record<string, string> = {
 
 /** The per-tenant limit panels: what each must show, and a series of it this run moved (beforeAll). */
 const LIMIT_PANELS = [
-  { panel: 'refusals / s by limit', metric: 'signspool_rate_limit_decisions_total', matcher: 'outcome="limited"', by: 'limit', moved: { limit: 'requests', outcome: 'limited' } },
-  { panel: 'share of limit checks refused', metric: 'signspool_rate_limit_decisions_total', matcher: 'outcome="limited"', by: 'limit', moved: { limit: 'requests', outcome: 'limited' } },
+  {
+    panel: 'refusals / s by limit',
+    metric: 'signspool_rate_limit_decisions_total',
+    matcher: 'outcome="limited"',
+    by: 'limit',
+    moved: { limit: 'requests', outcome: 'limited' },
+  },
+  {
+    panel: 'share of limit checks refused',
+    metric: 'signspool_rate_limit_decisions_total',
+    matcher: 'outcome="limited"',
+    by: 'limit',
+    moved: { limit: 'requests', outcome: 'limited' },
+  },
   { panel: '408', metric: 'signspool_upload_timeouts_total', matcher: '', by: 'reason', moved: { reason: 'idle' } },
 ];
 const LIMITS_ROW = 'Limits and uploads';
@@ -154,7 +166,22 @@ describe('Grafana dashboard', () => {
 
   it('has panels for throughput, batching, latency, queues, upstream, webhooks and spool', () => {
     const titles = dashboard.panels.map((p) => p.title.toLowerCase()).join(' | ');
-    for (const word of ['accepted', 'signed', 'per batch', 'flush', 'fill', 'latency', 'queue depth', 'upstream', 'webhook', 'spool', 'circuit', 'paused', 'resent']) expect(titles).toContain(word);
+    for (const word of [
+      'accepted',
+      'signed',
+      'per batch',
+      'flush',
+      'fill',
+      'latency',
+      'queue depth',
+      'upstream',
+      'webhook',
+      'spool',
+      'circuit',
+      'paused',
+      'resent',
+    ])
+      expect(titles).toContain(word);
   });
 
   it('has datasource, job and instance variables that every panel and query follows', () => {
@@ -192,7 +219,10 @@ describe('Grafana dashboard', () => {
     for (const expr of exprs) {
       const [, selector = ''] = new RegExp(`${metric}(\\{[^}]*\\})`).exec(expr) ?? [];
       const picked = select(samples, metric, selector).filter((s) => Object.entries(moved).every(([l, v]) => s.labels[l] === v));
-      expect(picked.some((s) => s.value > 0), `${expr} selects ${JSON.stringify(moved)} > 0`).toBe(true);
+      expect(
+        picked.some((s) => s.value > 0),
+        `${expr} selects ${JSON.stringify(moved)} > 0`,
+      ).toBe(true);
     }
   });
 
@@ -208,7 +238,10 @@ describe('Grafana dashboard', () => {
     // The series it selects include the tenant whose document this run left queued, above zero.
     const [, selector = ''] = new RegExp(`${BACKLOG_PANEL.metric}(\\{[^}]*\\})`).exec(expr) ?? [];
     const picked = select(samples, BACKLOG_PANEL.metric, selector).filter((s) => s.labels['tenant'] === BACKLOG_PANEL.tenant);
-    expect(picked.map((s) => s.value), `${expr} selects tenant="${BACKLOG_PANEL.tenant}" > 0`).toEqual([1]);
+    expect(
+      picked.map((s) => s.value),
+      `${expr} selects tenant="${BACKLOG_PANEL.tenant}" > 0`,
+    ).toEqual([1]);
   });
 
   it.each(queries)('$panel: $expr', ({ expr }) => {
@@ -232,7 +265,8 @@ describe('Grafana dashboard', () => {
       const base = (name ?? '').replace(/_bucket$/, '');
       expect(exposition.has(name ?? ''), `${name} is exported`).toBe(true);
       const labels = exposition.get(name ?? '') ?? exposition.get(base) ?? new Set();
-      for (const [, label] of (matchers ?? '').matchAll(/([a-z_]+)\s*=/g)) expect(labels.has(label ?? '') || TARGET_LABELS.has(label ?? ''), `${name} has label ${label}`).toBe(true);
+      for (const [, label] of (matchers ?? '').matchAll(/([a-z_]+)\s*=/g))
+        expect(labels.has(label ?? '') || TARGET_LABELS.has(label ?? ''), `${name} has label ${label}`).toBe(true);
       for (const [, group] of expr.matchAll(/by \(([^)]*)\)/g)) {
         for (const label of (group ?? '').split(',').map((l) => l.trim())) {
           if (label === 'le' && /_bucket$/.test(name ?? '')) continue;

@@ -20,12 +20,21 @@ describe('API docs page', () => {
   let tmp: string;
 
   beforeAll(async () => {
-    if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}: run scripts/setup.sh (installs Debian's chromium) or set CHROMIUM_PATH`);
+    if (!existsSync(executablePath))
+      throw new Error(`no Chromium at ${executablePath}: run scripts/setup.sh (installs Debian's chromium) or set CHROMIUM_PATH`);
     stack = await startStack({ worker: false });
     tmp = await mkdtemp(path.join(os.tmpdir(), 'signspool-docs-page-'));
     browser = await chromium.launch({
       executablePath,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   afterAll(async () => {
@@ -55,9 +64,14 @@ describe('API docs page', () => {
     expect(answer?.headers()['x-content-type-options']).toBe('nosniff');
     await page.waitForSelector('.opblock-summary-path', { timeout: 20_000 });
     const shown = await page.$$eval('.opblock', (blocks) =>
-      blocks.map((b) => `${b.querySelector('.opblock-summary-method')?.textContent?.trim()} ${b.querySelector('.opblock-summary-path')?.getAttribute('data-path') ?? b.querySelector('.opblock-summary-path')?.textContent?.trim()}`),
+      blocks.map(
+        (b) =>
+          `${b.querySelector('.opblock-summary-method')?.textContent?.trim()} ${b.querySelector('.opblock-summary-path')?.getAttribute('data-path') ?? b.querySelector('.opblock-summary-path')?.textContent?.trim()}`,
+      ),
     );
-    const expected = [doc.paths, doc.webhooks].flatMap((group) => Object.entries(group).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)));
+    const expected = [doc.paths, doc.webhooks].flatMap((group) =>
+      Object.entries(group).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)),
+    );
     expect(shown.map((s) => s.replace(/\u200b/g, '')).sort()).toEqual(expected.sort());
     const tags = await page.$$eval('.opblock-tag', (els) => els.map((e) => e.getAttribute('data-tag') ?? ''));
     expect(tags.filter((t) => t !== '').sort()).toEqual(doc.tags.map((t) => t.name).sort());

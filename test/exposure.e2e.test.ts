@@ -62,7 +62,13 @@ describe('what each port exposes', () => {
   });
 
   it("the worker's /metrics needs METRICS_TOKEN when set; its health checks do not", async () => {
-    const server = new WorkerHttpServer({ host: '127.0.0.1', port: 0, metrics: createMetrics({ defaultMetrics: false }), readiness: async () => ({ ready: true, checks: {} }), token: TOKEN });
+    const server = new WorkerHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      metrics: createMetrics({ defaultMetrics: false }),
+      readiness: async () => ({ ready: true, checks: {} }),
+      token: TOKEN,
+    });
     const url = await server.start();
     try {
       expect(await status(`${url}/metrics`)).toBe(401);

@@ -100,7 +100,9 @@ describe('a small tenant behind a large backlog', () => {
       const bDone = await waitForTerminal(api.apiUrl, api.keys.globex, b.body.id, 60_000);
       expect(bDone.status).toBe('succeeded');
       for (const id of ops) expect((await waitForTerminal(api.apiUrl, api.keys.acme, id, 60_000)).status).toBe('succeeded');
-      const requests = fake().requests().filter((r) => r.outcome === 'ok');
+      const requests = fake()
+        .requests()
+        .filter((r) => r.outcome === 'ok');
       const bAt = requests.findIndex((r) => r.docs.some((d) => d.size === B_SIZE));
       expect(bAt).toBeGreaterThanOrEqual(0);
       const acmeBefore = requests.slice(0, bAt).reduce((n, r) => n + r.documents, 0);
@@ -113,7 +115,7 @@ describe('a small tenant behind a large backlog', () => {
     }
   };
 
-  it('signs the small tenant\'s document after one batch of the backlog, with full batches', async () => {
+  it("signs the small tenant's document after one batch of the backlog, with full batches", async () => {
     const { acmeBefore, acmeBatches } = await run('fair');
     // globex's document shares round 1 with acme's first ten: it lingers while they are at the
     // upstream and goes in the next call, before acme's second batch.

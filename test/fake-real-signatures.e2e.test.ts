@@ -46,7 +46,16 @@ describe("the fake Sign'Stash signing for real", () => {
     expect(spawnSync('pdfsig', ['-nocert', pades]).stdout.toString()).toMatch(/Total document signed[\s\S]*Signature is Valid\./);
 
     const xades = await signed('XAdES', 'demo.xml', '<Invoice><ID>demo</ID></Invoice>');
-    const x = spawnSync('xmlsec1', ['--verify', '--enabled-reference-uris', 'empty,same-doc', '--id-attr:Id', 'http://uri.etsi.org/01903/v1.3.2#:SignedProperties', '--trusted-pem', cert, xades]);
+    const x = spawnSync('xmlsec1', [
+      '--verify',
+      '--enabled-reference-uris',
+      'empty,same-doc',
+      '--id-attr:Id',
+      'http://uri.etsi.org/01903/v1.3.2#:SignedProperties',
+      '--trusted-pem',
+      cert,
+      xades,
+    ]);
     expect(x.status, x.stderr.toString()).toBe(0);
 
     const original = path.join(stack.dir, 'demo.bin');

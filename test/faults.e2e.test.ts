@@ -63,7 +63,10 @@ describe('faults', () => {
         return f;
       };
       const calls: [string, () => Promise<Response>][] = [
-        ['POST with Idempotency-Key', () => fetch(`${s.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(s.keys.acme), 'idempotency-key': 'k-outage' }, body: form() })],
+        [
+          'POST with Idempotency-Key',
+          () => fetch(`${s.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(s.keys.acme), 'idempotency-key': 'k-outage' }, body: form() }),
+        ],
         ['POST', () => fetch(`${s.apiUrl}/v1/operations`, { method: 'POST', headers: auth(s.keys.acme), body: form() })],
         ['GET operation', () => fetch(opUrl, { headers: auth(s.keys.acme) })],
         ['GET operation, Prefer: wait', () => fetch(opUrl, { headers: { ...auth(s.keys.acme), prefer: 'wait=2' } })],

@@ -13,7 +13,9 @@ const BOUNDARY = 'edgesboundary';
 const body = (parts: { name: string; content: string }[], fields: Record<string, string> = {}): string =>
   [
     ...Object.entries(fields).map(([k, v]) => `--${BOUNDARY}\r\ncontent-disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`),
-    ...parts.map((p) => `--${BOUNDARY}\r\ncontent-disposition: form-data; name="file"; filename="${p.name}"\r\ncontent-type: text/plain\r\n\r\n${p.content}\r\n`),
+    ...parts.map(
+      (p) => `--${BOUNDARY}\r\ncontent-disposition: form-data; name="file"; filename="${p.name}"\r\ncontent-type: text/plain\r\n\r\n${p.content}\r\n`,
+    ),
     `--${BOUNDARY}--\r\n`,
   ].join('');
 
@@ -88,7 +90,11 @@ describe('HTTP edges', () => {
 
     const b = body([{ name: 'c.txt', content: 'x'.repeat(5000) }]);
     const chunk = b.slice(0, 3000);
-    const badChunk = rawConnect(stack.apiUrl, [uploadHead(stack.keys.acme, BOUNDARY, undefined), `${chunk.length.toString(16)}\r\n${chunk}\r\n`, 'zz\r\nnot a chunk\r\n']);
+    const badChunk = rawConnect(stack.apiUrl, [
+      uploadHead(stack.keys.acme, BOUNDARY, undefined),
+      `${chunk.length.toString(16)}\r\n${chunk}\r\n`,
+      'zz\r\nnot a chunk\r\n',
+    ]);
     const r2 = await badChunk.response;
     badChunk.socket.destroy();
     expect(r2?.status).toBe(400);

@@ -74,7 +74,8 @@ const containerOf = (d: Resource): Container => {
 /** The environment a pod gets: the ConfigMap, plus placeholder values for the secret references. */
 const podEnv = (d: Resource): Record<string, string> => {
   const env: Record<string, string> = { ...configMap };
-  for (const e of containerOf(d).env ?? []) env[e.name] = e.value ?? (e.name === 'REDIS_URL' ? 'redis://:pw@redis:6379' : e.name === 'API_KEYS' ? `acme:${'0'.repeat(64)}` : 'placeholder');
+  for (const e of containerOf(d).env ?? [])
+    env[e.name] = e.value ?? (e.name === 'REDIS_URL' ? 'redis://:pw@redis:6379' : e.name === 'API_KEYS' ? `acme:${'0'.repeat(64)}` : 'placeholder');
   return env;
 };
 
@@ -131,7 +132,9 @@ describe('deploy/k8s', () => {
     for (const [role, d] of Object.entries(deployments)) {
       const labels = specOf(d).template.metadata.labels;
       expect(specOf(d).selector.matchLabels).toEqual(Object.fromEntries(Object.entries(labels).filter(([k]) => k in specOf(d).selector.matchLabels)));
-      const match = pdbs.filter((p) => Object.entries((p.spec['selector'] as { matchLabels: Record<string, string> }).matchLabels).every(([k, v]) => labels[k] === v));
+      const match = pdbs.filter((p) =>
+        Object.entries((p.spec['selector'] as { matchLabels: Record<string, string> }).matchLabels).every(([k, v]) => labels[k] === v),
+      );
       expect(match, role).toHaveLength(1);
     }
   });
@@ -155,7 +158,12 @@ describe('deploy/k8s', () => {
     let worker: WorkerHttpServer;
     beforeAll(async () => {
       stack = await startStack({ worker: false });
-      worker = new WorkerHttpServer({ host: '127.0.0.1', port: 0, metrics: createMetrics({ defaultMetrics: false }), readiness: () => Promise.resolve({ ready: true, checks: {} }) });
+      worker = new WorkerHttpServer({
+        host: '127.0.0.1',
+        port: 0,
+        metrics: createMetrics({ defaultMetrics: false }),
+        readiness: () => Promise.resolve({ ready: true, checks: {} }),
+      });
       await worker.start();
     });
     afterAll(async () => {

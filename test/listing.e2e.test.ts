@@ -84,7 +84,11 @@ describe('listing', () => {
     let cursor: string | null = null;
     for (;;) {
       const url: string = `${stack.apiUrl}/v1/operations/${op.body.id}/documents?limit=3${cursor ? `&starting_after=${cursor}` : ''}`;
-      const page = (await (await fetch(url, { headers: auth(stack.keys.acme) })).json()) as { data: { name: string; id: string }[]; has_more: boolean; next_cursor: string | null };
+      const page = (await (await fetch(url, { headers: auth(stack.keys.acme) })).json()) as {
+        data: { name: string; id: string }[];
+        has_more: boolean;
+        next_cursor: string | null;
+      };
       names.push(...page.data.map((d) => d.name));
       if (!page.has_more) break;
       cursor = page.next_cursor;

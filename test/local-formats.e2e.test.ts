@@ -31,7 +31,9 @@ describe('PAdES and XAdES with the local signer, end to end', () => {
   it('a PDF submitted as PAdES comes back signed; pdfsig finds the signature valid over the whole file', async () => {
     const pdf = await PDFDocument.create();
     pdf.addPage();
-    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'invoice.pdf', content: Buffer.from(await pdf.save()), type: 'application/pdf' }], { signatureType: 'PAdES' });
+    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'invoice.pdf', content: Buffer.from(await pdf.save()), type: 'application/pdf' }], {
+      signatureType: 'PAdES',
+    });
     expect(res.status).toBe(202);
     const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
     expect(done.status).toBe('succeeded');
@@ -43,7 +45,12 @@ describe('PAdES and XAdES with the local signer, end to end', () => {
   });
 
   it('an XML submitted as XAdES comes back with an enveloped signature that xmlsec1 verifies', async () => {
-    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'invoice.xml', content: '<Invoice xmlns="urn:x"><ID>7</ID></Invoice>', type: 'application/xml' }], { signatureType: 'XAdES' });
+    const res = await submit(
+      stack.apiUrl,
+      stack.keys.acme,
+      [{ name: 'invoice.xml', content: '<Invoice xmlns="urn:x"><ID>7</ID></Invoice>', type: 'application/xml' }],
+      { signatureType: 'XAdES' },
+    );
     const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
     expect(done.status).toBe('succeeded');
     const file = await downloaded(done.id, done.documents[0]?.id ?? '', 'signed.xml');
@@ -69,7 +76,15 @@ describe('PAdES and XAdES with the local signer, end to end', () => {
         .map((e) => path.join(e.parentPath, e.name))
         .sort();
     const before = await incoming();
-    const notPdf = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'ok.pdf', content: '%PDF-1.7\n%%EOF\n' }, { name: 'a.txt', content: 'plain text' }], { signatureType: 'PAdES' });
+    const notPdf = await submit(
+      stack.apiUrl,
+      stack.keys.acme,
+      [
+        { name: 'ok.pdf', content: '%PDF-1.7\n%%EOF\n' },
+        { name: 'a.txt', content: 'plain text' },
+      ],
+      { signatureType: 'PAdES' },
+    );
     expect(notPdf.status).toBe(422);
     expect(notPdf.body).toMatchObject({ code: 'DOCUMENT_NOT_PDF', document: 2 });
     const notXml = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'b.xml', content: '<a><b></a>' }], { signatureType: 'XAdES' });

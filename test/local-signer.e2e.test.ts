@@ -29,7 +29,16 @@ const cmsVerify = (sig: string, ca: string, content?: string) =>
   tool('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', sig, ...(content ? ['-content', content] : []), '-CAfile', ca, '-out', '/dev/null']);
 const pdfsig = (file: string) => tool('pdfsig', ['-nocert', file]);
 const xmlsecVerify = (file: string, cert: string) =>
-  tool('xmlsec1', ['--verify', '--enabled-reference-uris', 'empty,same-doc', '--id-attr:Id', 'http://uri.etsi.org/01903/v1.3.2#:SignedProperties', '--trusted-pem', cert, file]);
+  tool('xmlsec1', [
+    '--verify',
+    '--enabled-reference-uris',
+    'empty,same-doc',
+    '--id-attr:Id',
+    'http://uri.etsi.org/01903/v1.3.2#:SignedProperties',
+    '--trusted-pem',
+    cert,
+    file,
+  ]);
 
 const makePdf = async (objectStreams: boolean, pages = 2): Promise<Buffer> => {
   const pdf = await PDFDocument.create();
@@ -37,7 +46,8 @@ const makePdf = async (objectStreams: boolean, pages = 2): Promise<Buffer> => {
   for (let i = 0; i < pages; i++) pdf.addPage().drawText(`Invoice page ${i + 1}`, { x: 50, y: 700, font });
   return Buffer.from(await pdf.save({ useObjectStreams: objectStreams }));
 };
-const XML = '<?xml version="1.0" encoding="UTF-8"?>\n<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"><ID>INV-1</ID><Note>Grüße &amp; thanks</Note><Total currency="EUR">12.50</Total></Invoice>\n';
+const XML =
+  '<?xml version="1.0" encoding="UTF-8"?>\n<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"><ID>INV-1</ID><Note>Grüße &amp; thanks</Note><Total currency="EUR">12.50</Total></Invoice>\n';
 
 /** Flips one byte of `file` at `at` into a new file. */
 const flipped = async (file: string, at: number): Promise<string> => {
@@ -72,7 +82,16 @@ describe('LocalSigner', () => {
     const p = spool.incomingPath('op_local', docId);
     await mkdir(path.dirname(p), { recursive: true });
     await writeFile(p, content);
-    return { opId: 'op_local', docId, name, contentType: 'application/octet-stream', size: content.length, sha256: sha(content), path: p, resultPath: spool.signedPath('op_local', docId, 'b1') };
+    return {
+      opId: 'op_local',
+      docId,
+      name,
+      contentType: 'application/octet-stream',
+      size: content.length,
+      sha256: sha(content),
+      path: p,
+      resultPath: spool.signedPath('op_local', docId, 'b1'),
+    };
   };
 
   const started = async (extra: Partial<LocalSignerDeps> = {}): Promise<LocalSigner> => {
@@ -175,8 +194,12 @@ describe('LocalSigner', () => {
   });
 
   it('refuses to start with one clear line when the key does not match the certificate, or the certificate expired', async () => {
-    await expect(started({ keyFile: chainLeaf.ec.key, certFile: chainLeaf.rsa.cert })).rejects.toThrow(/^LOCAL_SIGNER_KEY_FILE\/LOCAL_SIGNER_CERT_FILE .*: the private key does not belong to the certificate$/);
-    await expect(started({ ...withChain('rsa'), now: new Date(Date.now() + 10 * 86_400_000) })).rejects.toThrow(/: the certificate "CN=signspool test leaf-rsa" expired on \d{4}-/);
+    await expect(started({ keyFile: chainLeaf.ec.key, certFile: chainLeaf.rsa.cert })).rejects.toThrow(
+      /^LOCAL_SIGNER_KEY_FILE\/LOCAL_SIGNER_CERT_FILE .*: the private key does not belong to the certificate$/,
+    );
+    await expect(started({ ...withChain('rsa'), now: new Date(Date.now() + 10 * 86_400_000) })).rejects.toThrow(
+      /: the certificate "CN=signspool test leaf-rsa" expired on \d{4}-/,
+    );
   });
 
   it('keeps its generated identity across restarts', async () => {
@@ -193,10 +216,16 @@ describe('LocalSigner', () => {
     await rm(missing.path);
     const corrupt = { ...(await put(Buffer.from('changed'), 'c.bin')), sha256: sha(Buffer.from('original')) };
     const codes = (r: DocumentResult | undefined) => (r && !r.ok ? r.error.code : 'ok');
-    const results = await s.signBatch({ batchId: 'b3', tenant: 't', signatureType: 'CAdES', documents: [good, missing, corrupt] }, new AbortController().signal);
+    const results = await s.signBatch(
+      { batchId: 'b3', tenant: 't', signatureType: 'CAdES', documents: [good, missing, corrupt] },
+      new AbortController().signal,
+    );
     expect(results.map(codes)).toEqual(['ok', 'SPOOL_FILE_MISSING', 'SPOOL_FILE_CORRUPT']);
     const notPdf = await put(Buffer.from('%PDF-1.7\nnot really a pdf\n%%EOF\n'), 'fake.pdf');
-    const pades = await s.signBatch({ batchId: 'b4', tenant: 't', signatureType: 'PAdES', documents: [notPdf, await put(await makePdf(false, 1), 'ok.pdf')] }, new AbortController().signal);
+    const pades = await s.signBatch(
+      { batchId: 'b4', tenant: 't', signatureType: 'PAdES', documents: [notPdf, await put(await makePdf(false, 1), 'ok.pdf')] },
+      new AbortController().signal,
+    );
     expect(pades.map(codes)).toEqual(['DOCUMENT_NOT_SIGNABLE', 'ok']);
   });
 

@@ -36,7 +36,9 @@ describe('long-poll at scale', () => {
   it(`holds ${WAITERS} waiters without polling Redis and wakes each when its operation ends`, async () => {
     const ids: string[] = [];
     for (let i = 0; i < WAITERS; i += 50) {
-      const batch = await Promise.all(Array.from({ length: Math.min(50, WAITERS - i) }, (_, j) => submit(stack.apiUrl, stack.keys.acme, [{ name: `w${i + j}.txt`, content: `w${i + j}` }])));
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(50, WAITERS - i) }, (_, j) => submit(stack.apiUrl, stack.keys.acme, [{ name: `w${i + j}.txt`, content: `w${i + j}` }])),
+      );
       ids.push(...batch.map((b) => b.body.id));
     }
     const agent = new Agent({ connections: WAITERS + 10 });

@@ -32,7 +32,8 @@ const expressRoutes = (stack: Layer[], prefix = ''): string[] =>
       const path = `${prefix}${layer.route.path === '/' && prefix ? '' : layer.route.path}`.replace(/:([A-Za-z]+)/g, '{$1}');
       return Object.keys(layer.route.methods).map((m) => `${m.toUpperCase()} ${path}`);
     }
-    if (layer.handle?.stack && typeof layer.rawPath === 'string') return expressRoutes(layer.handle.stack, `${prefix}${layer.rawPath === '/' ? '' : layer.rawPath}`);
+    if (layer.handle?.stack && typeof layer.rawPath === 'string')
+      return expressRoutes(layer.handle.stack, `${prefix}${layer.rawPath === '/' ? '' : layer.rawPath}`);
     return [];
   });
 
@@ -51,9 +52,14 @@ interface Doc {
 
 const run = (cmd: string, args: string[], cwd: string): Promise<{ code: number; out: string }> =>
   new Promise((resolve) => {
-    execFile(cmd, args, { cwd, env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' } }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
-    });
+    execFile(
+      cmd,
+      args,
+      { cwd, env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' } },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
+      },
+    );
   });
 
 describe('OpenAPI', () => {
@@ -67,7 +73,13 @@ describe('OpenAPI', () => {
   beforeAll(async () => {
     hook = await startReceiver();
     stack = await startStack({
-      env: { ADMIN_TOKEN, WEBHOOK_SECRETS: `acme:${SECRET}`, WEBHOOK_ALLOW: '127.0.0.1:*', WEBHOOK_ALLOW_HTTP: 'true', PUBLIC_URL: 'https://signspool.example' },
+      env: {
+        ADMIN_TOKEN,
+        WEBHOOK_SECRETS: `acme:${SECRET}`,
+        WEBHOOK_ALLOW: '127.0.0.1:*',
+        WEBHOOK_ALLOW_HTTP: 'true',
+        PUBLIC_URL: 'https://signspool.example',
+      },
     });
     const res = await fetch(`${stack.apiUrl}/openapi.json`);
     expect(res.status).toBe(200);
@@ -91,14 +103,18 @@ describe('OpenAPI', () => {
     expect(doc.info.license?.name).toBe('MIT');
     expect(doc.info.contact?.url).toBeTruthy();
     const tags = new Set((doc.tags ?? []).map((t) => t.name));
-    for (const [p, ops] of Object.entries(doc.paths)) for (const [m, op] of Object.entries(ops)) expect(op.tags?.every((t) => tags.has(t)) && op.tags.length > 0, `${m} ${p}`).toBe(true);
+    for (const [p, ops] of Object.entries(doc.paths))
+      for (const [m, op] of Object.entries(ops)) expect(op.tags?.every((t) => tags.has(t)) && op.tags.length > 0, `${m} ${p}`).toBe(true);
   });
 
   it('lists a 4xx on every operation that takes credentials', () => {
     for (const [p, ops] of Object.entries(doc.paths)) {
       for (const [m, op] of Object.entries(ops)) {
         if (op.tags?.includes('service')) continue;
-        expect(Object.keys(op.responses).some((s) => s.startsWith('4')), `${m} ${p}`).toBe(true);
+        expect(
+          Object.keys(op.responses).some((s) => s.startsWith('4')),
+          `${m} ${p}`,
+        ).toBe(true);
         expect(op.responses, `${m} ${p}`).toHaveProperty('401');
       }
     }
@@ -109,7 +125,9 @@ describe('OpenAPI', () => {
     const v1 = Object.entries(doc.paths).filter(([p]) => p.startsWith('/v1/') && !p.startsWith('/v1/admin'));
     expect(v1.length).toBeGreaterThanOrEqual(3);
     for (const [p, ops] of v1) {
-      for (const [method, op] of Object.entries(ops as Record<string, { security: Record<string, string[]>[]; responses: Record<string, { description: string }> }>)) {
+      for (const [method, op] of Object.entries(
+        ops as Record<string, { security: Record<string, string[]>[]; responses: Record<string, { description: string }> }>,
+      )) {
         const scope = op.security[0]?.['bearer']?.[0];
         expect(scope, `${method} ${p}`).toMatch(/^(operations:write|operations:read|webhooks:redeliver)$/);
         expect(op.security).toEqual([{ bearer: [scope] }, { jwt: [scope] }]);
@@ -131,7 +149,11 @@ describe('OpenAPI', () => {
     try {
       await writeFile(path.join(dir, 'openapi.json'), JSON.stringify(doc, null, 2));
       for (const f of ['redocly.yaml', '.redocly.lint-ignore.yaml']) await copyFile(path.join(root, 'test/openapi-lint', f), path.join(dir, f));
-      const r = await run(process.execPath, [path.join(root, 'node_modules/@redocly/cli/bin/cli.js'), 'lint', 'openapi.json', '--config', 'redocly.yaml', '--format', 'stylish'], dir);
+      const r = await run(
+        process.execPath,
+        [path.join(root, 'node_modules/@redocly/cli/bin/cli.js'), 'lint', 'openapi.json', '--config', 'redocly.yaml', '--format', 'stylish'],
+        dir,
+      );
       expect(r.code, r.out).toBe(0);
       expect(r.out).toMatch(/valid/i);
     } finally {
@@ -159,7 +181,15 @@ describe('OpenAPI', () => {
 
   it('describes a real operation.completed delivery: body and Standard Webhooks headers', async () => {
     const before = hook.received.length;
-    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'w1.txt', content: 'one' }, { name: 'w2.txt', content: 'two' }], { webhookUrl: hook.url('/contract'), externalReference: 'contract-1' });
+    const res = await submit(
+      stack.apiUrl,
+      stack.keys.acme,
+      [
+        { name: 'w1.txt', content: 'one' },
+        { name: 'w2.txt', content: 'two' },
+      ],
+      { webhookUrl: hook.url('/contract'), externalReference: 'contract-1' },
+    );
     expect(res.status).toBe(202);
     await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
     await eventually('webhook received', () => hook.received.length > before);

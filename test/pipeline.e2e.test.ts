@@ -15,14 +15,15 @@ const signstashEnv = (fake: FakeSignstash, extra: Record<string, string> = {}): 
   // CAdES: the documents are arbitrary bytes (as PAdES they would be refused at submit: DOCUMENT_NOT_PDF).
   fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', UPSTREAM_BACKOFF_BASE: '20ms', UPSTREAM_BACKOFF_MAX: '200ms', ...extra });
 
-describe('pipeline through the fake Sign\'Stash', () => {
+describe("pipeline through the fake Sign'Stash", () => {
   const fake = useFakeSignstash();
   afterEach(() => {
     fake().reset();
   });
 
   describe('coalescing', () => {
-    const env = (): Record<string, string> => signstashEnv(fake(), { BATCH_MAX_DOCS: '50', BATCH_LINGER: '2s', UPSTREAM_CONCURRENCY: '4', RATE_LIMIT_REQUESTS: '0' });
+    const env = (): Record<string, string> =>
+      signstashEnv(fake(), { BATCH_MAX_DOCS: '50', BATCH_LINGER: '2s', UPSTREAM_CONCURRENCY: '4', RATE_LIMIT_REQUESTS: '0' });
     // The api alone first: all 200 documents are queued before a worker starts, so how many share a
     // request does not depend on how fast this machine accepts uploads (that is bench section 1).
     let stack: Stack;
@@ -37,16 +38,22 @@ describe('pipeline through the fake Sign\'Stash', () => {
 
     it('signs 200 concurrent single-document operations in few upstream requests', async () => {
       const docs = Array.from({ length: 200 }, (_, i) => Buffer.concat([Buffer.from(`%PDF-1.7 doc ${i}\n`), randomBytes(1000 + i)]));
-      const accepted = await Promise.all(docs.map((content, i) => submit(stack.apiUrl, stack.keys.acme, [{ name: `doc-${i}.pdf`, content, type: 'application/pdf' }])));
+      const accepted = await Promise.all(
+        docs.map((content, i) => submit(stack.apiUrl, stack.keys.acme, [{ name: `doc-${i}.pdf`, content, type: 'application/pdf' }])),
+      );
       expect(accepted.map((a) => a.status)).toEqual(docs.map(() => 202));
       worker = await startStack({ env: env(), api: false, reuse: { dir: stack.dir, prefix: stack.config.queuePrefix } });
       const done = await Promise.all(accepted.map((a) => waitForTerminal(stack.apiUrl, stack.keys.acme, a.body.id, 60_000)));
       expect(done.map((d) => d.status)).toEqual(docs.map(() => 'succeeded'));
 
-      const requests = fake().requests().filter((r) => r.outcome === 'ok');
+      const requests = fake()
+        .requests()
+        .filter((r) => r.outcome === 'ok');
       const perRequest = requests.map((r) => r.documents);
       const mean = 200 / requests.length;
-      console.log(`200 single-document operations → ${requests.length} upstream requests (documents per request: ${perRequest.join(', ')}; mean ${mean.toFixed(1)})`);
+      console.log(
+        `200 single-document operations → ${requests.length} upstream requests (documents per request: ${perRequest.join(', ')}; mean ${mean.toFixed(1)})`,
+      );
       expect(perRequest.reduce((a, b) => a + b, 0)).toBe(200);
       // Four full batches when nothing interferes; at least 10 documents per request on average even
       // if the linger (2 s here) ends a batch while the worker is still fetching its jobs.
@@ -81,7 +88,9 @@ describe('pipeline through the fake Sign\'Stash', () => {
       const res = await submit(stack.apiUrl, stack.keys.acme, files);
       const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
       expect(done.status).toBe('succeeded');
-      const requests = fake().requests().filter((r) => r.outcome === 'ok');
+      const requests = fake()
+        .requests()
+        .filter((r) => r.outcome === 'ok');
       // Two 40 KiB documents fit in 100 KiB, three do not: at least 3 requests (more if a linger
       // expired between two jobs' arrival), every one within the bound, each document sent once.
       expect(requests.length).toBeGreaterThanOrEqual(3);
@@ -137,7 +146,11 @@ describe('pipeline through the fake Sign\'Stash', () => {
       const done = await one();
       expect(done.status).toBe('succeeded');
       expect(fake().tokenRequests).toBe(before + 1);
-      expect(fake().requests().map((r) => r.outcome)).toEqual(['ok', 'unauthorized', 'ok']);
+      expect(
+        fake()
+          .requests()
+          .map((r) => r.outcome),
+      ).toEqual(['ok', 'unauthorized', 'ok']);
     });
 
     it('retries 429 honouring Retry-After, then succeeds', async () => {
@@ -164,7 +177,11 @@ describe('pipeline through the fake Sign\'Stash', () => {
       fake().injectFault({ kind: 'reset', times: 1 });
       const done = await one();
       expect(done.status).toBe('succeeded');
-      expect(fake().requests().map((r) => r.outcome)).toEqual(['reset', 'ok']);
+      expect(
+        fake()
+          .requests()
+          .map((r) => r.outcome),
+      ).toEqual(['reset', 'ok']);
     });
 
     // A rejected document's name must not decide the batch's fate (the upstream's message quotes it).
@@ -198,7 +215,12 @@ describe('pipeline through the fake Sign\'Stash', () => {
       const requests = fake().requests();
       expect(requests.filter((r) => r.outcome !== 'ok')).toHaveLength(12);
       // Once open, the circuit lets one document through per probe.
-      expect(requests.slice(2).filter((r) => r.outcome !== 'ok').every((r) => r.documents === 1)).toBe(true);
+      expect(
+        requests
+          .slice(2)
+          .filter((r) => r.outcome !== 'ok')
+          .every((r) => r.documents === 1),
+      ).toBe(true);
       const signedOnce = requests.filter((r) => r.outcome === 'ok').flatMap((r) => r.docs.map((d) => d.externalReference));
       expect(signedOnce.sort()).toEqual(done.documents.map((d) => d.id).sort());
     } finally {

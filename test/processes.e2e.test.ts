@@ -63,7 +63,21 @@ describe('api and worker as separate processes', () => {
       const orig = path.join(dir, `p${i}.txt`);
       await writeFile(sig, dl.body);
       await writeFile(orig, files[i]?.content ?? '');
-      const v = spawnSync('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', orig, '-CAfile', path.join(dir, 'local-signer/cert.pem'), '-out', '/dev/null']);
+      const v = spawnSync('openssl', [
+        'cms',
+        '-verify',
+        '-binary',
+        '-inform',
+        'DER',
+        '-in',
+        sig,
+        '-content',
+        orig,
+        '-CAfile',
+        path.join(dir, 'local-signer/cert.pem'),
+        '-out',
+        '/dev/null',
+      ]);
       expect(v.status, v.stderr.toString()).toBe(0);
     }
     await eventually('webhook delivered', () => hook.received.length === 1);

@@ -120,7 +120,14 @@ describe('backlog with a worker', () => {
     const stack = await startStack({ env: { BACKLOG_MAX_DOCUMENTS: '1000' } });
     const redis = new Redis(stack.config.redisUrl ?? '');
     try {
-      const ops = await Promise.all(Array.from({ length: 10 }, (_, i) => submit(stack.apiUrl, stack.keys.acme, [{ name: `${i}.txt`, content: `doc ${i}` }, { name: `${i}b.txt`, content: `doc ${i}b` }])));
+      const ops = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          submit(stack.apiUrl, stack.keys.acme, [
+            { name: `${i}.txt`, content: `doc ${i}` },
+            { name: `${i}b.txt`, content: `doc ${i}b` },
+          ]),
+        ),
+      );
       expect(ops.every((o) => o.status === 202)).toBe(true);
       for (const o of ops) await waitForTerminal(stack.apiUrl, stack.keys.acme, o.body.id);
       expect(await redis.hget(backlogKey(stack.config.queuePrefix), 'acme')).toBeNull();

@@ -37,7 +37,9 @@ describe('recovery', () => {
       try {
         const done = await waitForTerminal(api.apiUrl, api.keys.acme, res.body.id);
         expect(done.status).toBe('succeeded');
-        const ok = fake().requests().filter((r) => r.outcome === 'ok' && r.at >= secondStartedAt);
+        const ok = fake()
+          .requests()
+          .filter((r) => r.outcome === 'ok' && r.at >= secondStartedAt);
         // Every document signed exactly once by the second worker: none lost, none recorded twice.
         expect(ok.flatMap((r) => r.docs.map((d) => d.externalReference)).sort()).toEqual(done.documents.map((d) => d.id).sort());
       } finally {
@@ -90,7 +92,13 @@ describe('recovery', () => {
     try {
       const store = new OperationStore(redis, { prefix: testPrefix(), retentionMs: 60_000 });
       // More documents than one HSET slice of the create script (500 pairs).
-      const documents = Array.from({ length: 1234 }, (_, i) => ({ id: `doc_${i}`, name: `d${i}.pdf`, contentType: 'application/pdf', size: i, sha256: 'ab'.repeat(32) }));
+      const documents = Array.from({ length: 1234 }, (_, i) => ({
+        id: `doc_${i}`,
+        name: `d${i}.pdf`,
+        contentType: 'application/pdf',
+        size: i,
+        sha256: 'ab'.repeat(32),
+      }));
       await store.create({ id: 'op_big', tenant: 't', signatureType: 'PAdES', externalReference: 'ref', createdAt: Date.now(), documents });
       expect(await redis.pttl(store.key('op_big'))).toBeGreaterThan(0);
       const op = await store.get('op_big');

@@ -56,7 +56,11 @@ describe('Redis Sentinel failover', () => {
       UPSTREAM_BACKOFF_BASE: '200ms',
       UPSTREAM_BACKOFF_MAX: '1s',
     });
-    const [api, worker] = await Promise.all([startService('api', env, { readyTimeoutMs: 60_000 }), startService('worker', env, { readyTimeoutMs: 60_000 }), redis.discovered()]);
+    const [api, worker] = await Promise.all([
+      startService('api', env, { readyTimeoutMs: 60_000 }),
+      startService('worker', env, { readyTimeoutMs: 60_000 }),
+      redis.discovered(),
+    ]);
     procs.push(api, worker);
     prefix = env['QUEUE_PREFIX'] ?? '';
   });

@@ -52,7 +52,16 @@ describe('signstash adapter', () => {
         const file = spool.incomingPath('op_adapter', docId);
         await mkdir(path.dirname(file), { recursive: true });
         await writeFile(file, c);
-        return { opId: 'op_adapter', docId, name: `${docId}.xml`, contentType: 'application/xml', size: Buffer.byteLength(c), sha256: createHash('sha256').update(c).digest('hex'), path: file, resultPath: spool.signedPath('op_adapter', docId, 'b1') };
+        return {
+          opId: 'op_adapter',
+          docId,
+          name: `${docId}.xml`,
+          contentType: 'application/xml',
+          size: Buffer.byteLength(c),
+          sha256: createHash('sha256').update(c).digest('hex'),
+          path: file,
+          resultPath: spool.signedPath('op_adapter', docId, 'b1'),
+        };
       }),
     );
   const batch = (documents: BatchDocument[], batchId = 'b_test') => ({ batchId, tenant: 't', signatureType: 'XAdES' as const, documents });
@@ -75,19 +84,29 @@ describe('signstash adapter', () => {
     await s.stop();
   });
 
-  it("the fake answers content + trailer for padded, unpadded and wrapped base64, and refuses what is not base64", async () => {
-    const token = ((await (
-      await fetch(`${fake.authUrl}/oauth/token`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from('signspool:signspool-secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-        body: 'grant_type=client_credentials',
-      })
-    ).json()) as { access_token: string }).access_token;
+  it('the fake answers content + trailer for padded, unpadded and wrapped base64, and refuses what is not base64', async () => {
+    const token = (
+      (await (
+        await fetch(`${fake.authUrl}/oauth/token`, {
+          method: 'POST',
+          headers: {
+            authorization: `Basic ${Buffer.from('signspool:signspool-secret').toString('base64')}`,
+            'content-type': 'application/x-www-form-urlencoded',
+          },
+          body: 'grant_type=client_credentials',
+        })
+      ).json()) as { access_token: string }
+    ).access_token;
     const send = (base64Content: string) =>
       fetch(`${fake.businessUrl}/api/v0/document/sign/base64`, {
         method: 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ externalReference: 'b_raw', documents: [{ documentRequest: { base64Content, contentType: 'text/plain', externalReference: 'd', name: 'd.txt' }, signatureInfo: { signatureType: 'CAdES' } }] }),
+        body: JSON.stringify({
+          externalReference: 'b_raw',
+          documents: [
+            { documentRequest: { base64Content, contentType: 'text/plain', externalReference: 'd', name: 'd.txt' }, signatureInfo: { signatureType: 'CAdES' } },
+          ],
+        }),
       });
     for (const content of ['', 'a', 'ab', 'abc', 'hello world, 26 characters']) {
       const b64 = Buffer.from(content).toString('base64');
@@ -121,20 +140,29 @@ describe('signstash adapter', () => {
   it('gives up with UPSTREAM_TOKEN_INVALID when a fresh token is rejected too', async () => {
     const s = signer();
     fake.injectFault({ kind: 'token_invalid', times: 2 });
-    await expect(s.signBatch(batch(await docsFor('ti', ['t'])), new AbortController().signal)).rejects.toMatchObject({ code: 'UPSTREAM_TOKEN_INVALID', retryable: true });
+    await expect(s.signBatch(batch(await docsFor('ti', ['t'])), new AbortController().signal)).rejects.toMatchObject({
+      code: 'UPSTREAM_TOKEN_INVALID',
+      retryable: true,
+    });
     await s.stop();
   });
 
   it('times out a slow upstream with UPSTREAM_TIMEOUT', async () => {
     const s = signer({ headersTimeoutMs: 300 });
     fake.injectFault({ kind: 'slow', delayMs: 1500 });
-    await expect(s.signBatch(batch(await docsFor('slow', ['s'])), new AbortController().signal)).rejects.toMatchObject({ code: 'UPSTREAM_TIMEOUT', retryable: true });
+    await expect(s.signBatch(batch(await docsFor('slow', ['s'])), new AbortController().signal)).rejects.toMatchObject({
+      code: 'UPSTREAM_TIMEOUT',
+      retryable: true,
+    });
     await s.stop();
   });
 
   it('maps a refused connection to UPSTREAM_NETWORK', async () => {
     const s = signer({ url: 'http://127.0.0.1:9/signstash/einvoice-integration-client-ws', authUrl: 'http://127.0.0.1:9/oauth2/authorization-server' });
-    await expect(s.signBatch(batch(await docsFor('net', ['n'])), new AbortController().signal)).rejects.toMatchObject({ code: 'UPSTREAM_NETWORK', retryable: true });
+    await expect(s.signBatch(batch(await docsFor('net', ['n'])), new AbortController().signal)).rejects.toMatchObject({
+      code: 'UPSTREAM_NETWORK',
+      retryable: true,
+    });
     await s.stop();
   });
 
@@ -144,7 +172,14 @@ describe('signstash adapter', () => {
     await short.start();
     const agent = new Agent();
     try {
-      const tokens = new SignstashTokenManager({ authUrl: short.authUrl, clientId: 'signspool', clientSecret: 'signspool-secret', skewMs: 60_000, dispatcher: agent, logger: silentLogger() });
+      const tokens = new SignstashTokenManager({
+        authUrl: short.authUrl,
+        clientId: 'signspool',
+        clientSecret: 'signspool-secret',
+        skewMs: 60_000,
+        dispatcher: agent,
+        logger: silentLogger(),
+      });
       const got = [await tokens.getToken(), await tokens.getToken(), await tokens.getToken()];
       expect(new Set(got).size).toBe(1);
       expect(short.tokenRequests).toBe(1);
@@ -155,7 +190,8 @@ describe('signstash adapter', () => {
   });
 
   it('maps upstream failures to the catalog', () => {
-    const f = (status: number, errorCode?: string, message?: string, retryAfterMs?: number) => mapFailure({ status, errorCode, message, retryAfterMs, externalReference: 'doc_x' });
+    const f = (status: number, errorCode?: string, message?: string, retryAfterMs?: number) =>
+      mapFailure({ status, errorCode, message, retryAfterMs, externalReference: 'doc_x' });
     expect(f(403, 'CLIENT_SERVICE_NOT_ACTIVE')).toMatchObject({ code: 'UPSTREAM_CLIENT_SERVICE_INACTIVE', retryable: false });
     expect(f(400, undefined, 'Client service is not in active status').code).toBe('UPSTREAM_CLIENT_SERVICE_INACTIVE');
     expect(f(422, 'CERTIFICATE_NOT_PROVISIONED')).toMatchObject({ code: 'UPSTREAM_CERTIFICATE_NOT_PROVISIONED', retryable: false });
@@ -167,7 +203,11 @@ describe('signstash adapter', () => {
     expect(f(400, 'INVALID_DOCUMENT', 'Document not active.pdf could not be signed').code).toBe('UPSTREAM_DOCUMENT_REJECTED');
     expect(f(400, undefined, 'Document not active.pdf could not be signed').code).toBe('UPSTREAM_REJECTED');
     expect(f(404)).toMatchObject({ code: 'UPSTREAM_REJECTED', retryable: false });
-    expect([parseRetryAfter('2'), parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:27:58 GMT')), parseRetryAfter('soon')]).toEqual([2000, 2000, undefined]);
+    expect([
+      parseRetryAfter('2'),
+      parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:27:58 GMT')),
+      parseRetryAfter('soon'),
+    ]).toEqual([2000, 2000, undefined]);
   });
 
   it('keeps worker memory flat for a 200 MB batch (RSS growth < 100 MB)', async () => {
@@ -177,7 +217,14 @@ describe('signstash adapter', () => {
       env: { ...process.env, FAKE_URL: fake.url, DOCS: '10', DOC_BYTES: String(20 * 1024 * 1024) },
       maxBuffer: 1024 * 1024,
     });
-    const m = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { growthMB: number; signed: number; durationMs: number; bytes: number; baselineRssMB: number; peakRssMB: number };
+    const m = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
+      growthMB: number;
+      signed: number;
+      durationMs: number;
+      bytes: number;
+      baselineRssMB: number;
+      peakRssMB: number;
+    };
     console.log(`200 MB batch through the signstash adapter: RSS ${m.baselineRssMB} → ${m.peakRssMB} MB (growth ${m.growthMB} MB) in ${m.durationMs} ms`);
     expect(m.signed).toBe(10);
     expect(m.growthMB).toBeLessThan(100);

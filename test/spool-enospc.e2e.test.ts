@@ -50,7 +50,12 @@ describe.skipIf(!mounted)('a spool that fills up during an upload', () => {
     expect(res.headers['retry-after']).toBeDefined();
     expect(problem.code).toBe('INSUFFICIENT_STORAGE');
     const spool = stack.config.spoolDir;
-    await eventually('no file of the upload left', async () => (await incomingFiles(spool)).length === 0 && (await readdir(path.join(spool, 'tmp')).catch(() => [])).filter((f) => !f.startsWith('spare-')).length === 0);
+    await eventually(
+      'no file of the upload left',
+      async () =>
+        (await incomingFiles(spool)).length === 0 &&
+        (await readdir(path.join(spool, 'tmp')).catch(() => [])).filter((f) => !f.startsWith('spare-')).length === 0,
+    );
     expect(openFilesUnder(spool)).toEqual([]);
   });
 });

@@ -40,7 +40,11 @@ const found: number[] = [];
 
 const start = (cmd: string[], env: Record<string, string>): Run => {
   const [file, ...args] = cmd;
-  const child = spawn(file ?? 'false', args, { cwd: root, env: { ...process.env, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '5s', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(file ?? 'false', args, {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '5s', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -51,7 +55,9 @@ const start = (cmd: string[], env: Record<string, string>): Run => {
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const run: Run = {
     pid: child.pid ?? -1,
     output: () => out,
@@ -162,7 +168,12 @@ describe('node dist/bin/start.js', () => {
     const dir = await tempDir();
     const port = await freePort();
     const began = Date.now();
-    const run = start(['node', 'dist/bin/start.js', 'all'], { DATA_DIR: dir, PORT: '0', REDIS_URL: `redis://:hunter2secret@127.0.0.1:${port}`, REDIS_CONNECT_TIMEOUT: '2s' });
+    const run = start(['node', 'dist/bin/start.js', 'all'], {
+      DATA_DIR: dir,
+      PORT: '0',
+      REDIS_URL: `redis://:hunter2secret@127.0.0.1:${port}`,
+      REDIS_CONNECT_TIMEOUT: '2s',
+    });
     await run.waitFor('cannot reach Redis at');
     const warnedAfter = Date.now() - began;
     const exit = await run.exited;

@@ -24,7 +24,14 @@ describe('state machine', () => {
   const newOperation = async (committed = true): Promise<{ opId: string; docId: string }> => {
     const opId = newId('op');
     const docId = newId('doc');
-    await store.create({ id: opId, tenant: 't', signatureType: 'CAdES', externalReference: undefined, createdAt: Date.now(), documents: [{ id: docId, name: 'a', contentType: 'text/plain', size: 1, sha256: '0'.repeat(64) }] });
+    await store.create({
+      id: opId,
+      tenant: 't',
+      signatureType: 'CAdES',
+      externalReference: undefined,
+      createdAt: Date.now(),
+      documents: [{ id: docId, name: 'a', contentType: 'text/plain', size: 1, sha256: '0'.repeat(64) }],
+    });
     if (committed) await store.markAccepted(opId);
     return { opId, docId };
   };
@@ -57,7 +64,8 @@ describe('state machine', () => {
   it('takes statuses and moves from operation-states.ts into every script', () => {
     const generated = statesLua();
     for (const s of TERMINAL_OPERATION_STATUSES) expect(generated).toContain(`['${s}'] = true`);
-    for (const [from, to] of Object.entries(DOCUMENT_TRANSITIONS)) for (const t of to) expect(generated).toMatch(new RegExp(`\\['${from}'\\] = \\{[^}]*\\['${t}'\\] = true`));
+    for (const [from, to] of Object.entries(DOCUMENT_TRANSITIONS))
+      for (const t of to) expect(generated).toMatch(new RegExp(`\\['${from}'\\] = \\{[^}]*\\['${t}'\\] = true`));
     for (const name of ['transition', 'cancel', 'accepted']) {
       const src = loadLua(name);
       expect(src).not.toMatch(/@include|'succeeded' or|== 'partially_failed'/);

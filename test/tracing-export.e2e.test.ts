@@ -84,7 +84,7 @@ describe('OTLP export from api and worker processes', () => {
       await worker?.stop('SIGKILL');
     });
 
-    it('sends both processes\' spans of one upload, in the caller\'s trace, and their log lines carry it', async () => {
+    it("sends both processes' spans of one upload, in the caller's trace, and their log lines carry it", async () => {
       const traceId = randomBytes(16).toString('hex');
       const opId = await submitTraced(api.url, key, `00-${traceId}-${randomBytes(8).toString('hex')}-01`);
       expect((await waitForTerminal(api.url, key, opId)).status).toBe('succeeded');
@@ -94,7 +94,11 @@ describe('OTLP export from api and worker processes', () => {
         otlp.received
           .filter((r) => r.headers['content-type'] === 'application/json')
           .flatMap((r) => (JSON.parse(r.body.toString()) as JsonExport).resourceSpans)
-          .flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans.map((span) => ({ service: rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue, span }))));
+          .flatMap((rs) =>
+            rs.scopeSpans.flatMap((ss) =>
+              ss.spans.map((span) => ({ service: rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue, span })),
+            ),
+          );
       await eventually('the worker exported its batch span', () => workerSpans().some((s) => s.span.name === 'batch' && s.span.traceId === traceId));
       const batch = workerSpans().find((s) => s.span.name === 'batch' && s.span.traceId === traceId);
       expect(batch?.service).toBe('signspool-worker');
@@ -130,14 +134,18 @@ describe('OTLP export from api and worker processes', () => {
     let all: ServiceProcess;
     beforeAll(async () => {
       // Everything an SDK would read to export anything, except the endpoint that turns tracing on.
-      all = await startService('all', {
-        ...env(),
-        OTEL_SERVICE_NAME: 'should-not-appear',
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-        OTEL_TRACES_EXPORTER: 'otlp',
-        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${otlp.url}/v1/metrics`,
-        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: `${otlp.url}/v1/logs`,
-      }, { dist: true });
+      all = await startService(
+        'all',
+        {
+          ...env(),
+          OTEL_SERVICE_NAME: 'should-not-appear',
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${otlp.url}/v1/metrics`,
+          OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: `${otlp.url}/v1/logs`,
+        },
+        { dist: true },
+      );
     });
     afterAll(async () => {
       await all?.stop('SIGKILL');

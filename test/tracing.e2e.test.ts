@@ -24,7 +24,12 @@ const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcess
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
 /** POST /v1/operations with optional trace headers. */
-const submitTraced = async (stack: Stack, files: { name: string; content: string }[], headers: Record<string, string> = {}, fields: Record<string, string> = {}): Promise<OperationView> => {
+const submitTraced = async (
+  stack: Stack,
+  files: { name: string; content: string }[],
+  headers: Record<string, string> = {},
+  fields: Record<string, string> = {},
+): Promise<OperationView> => {
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
   for (const f of files) form.append('file', new Blob([f.content]), f.name);
@@ -60,7 +65,15 @@ describe('tracing (in-process, in-memory exporter)', () => {
   });
 
   const env = (extra: Record<string, string> = {}): Record<string, string> =>
-    fake().clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', UPSTREAM_BACKOFF_BASE: '20ms', UPSTREAM_BACKOFF_MAX: '200ms', WEBHOOK_SECRETS: `acme:${SECRET}`, WEBHOOK_ALLOW: '127.0.0.1:*', WEBHOOK_ALLOW_HTTP: 'true', ...extra });
+    fake().clientEnv({
+      DEFAULT_SIGNATURE_TYPE: 'CAdES',
+      UPSTREAM_BACKOFF_BASE: '20ms',
+      UPSTREAM_BACKOFF_MAX: '200ms',
+      WEBHOOK_SECRETS: `acme:${SECRET}`,
+      WEBHOOK_ALLOW: '127.0.0.1:*',
+      WEBHOOK_ALLOW_HTTP: 'true',
+      ...extra,
+    });
 
   describe('one document', () => {
     let stack: Stack;
@@ -71,10 +84,15 @@ describe('tracing (in-process, in-memory exporter)', () => {
       await stack?.stop();
     });
 
-    it('puts its upload, spool write, enqueue, batch, upstream call, token fetch and webhook in the caller\'s trace', async () => {
+    it("puts its upload, spool write, enqueue, batch, upstream call, token fetch and webhook in the caller's trace", async () => {
       const traceId = hex(16);
       const callerSpan = hex(8);
-      const op = await submitTraced(stack, [{ name: 'one.txt', content: 'traced document\n' }], { traceparent: `00-${traceId}-${callerSpan}-01`, tracestate: 'vendor=abc' }, { webhookUrl: hook.url('/t') });
+      const op = await submitTraced(
+        stack,
+        [{ name: 'one.txt', content: 'traced document\n' }],
+        { traceparent: `00-${traceId}-${callerSpan}-01`, tracestate: 'vendor=abc' },
+        { webhookUrl: hook.url('/t') },
+      );
       const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, op.id);
       expect(done.status).toBe('succeeded');
       const docId = done.documents[0]?.id ?? '';
@@ -84,7 +102,12 @@ describe('tracing (in-process, in-memory exporter)', () => {
       expect(upload.kind).toBe(SpanKind.SERVER);
       expect(parentOf(upload)).toBe(callerSpan);
       expect(upload.spanContext().traceState?.get('vendor')).toBe('abc');
-      expect(upload.attributes).toMatchObject({ 'signspool.operation.id': op.id, 'signspool.tenant': 'acme', 'signspool.documents': 1, 'http.response.status_code': 202 });
+      expect(upload.attributes).toMatchObject({
+        'signspool.operation.id': op.id,
+        'signspool.tenant': 'acme',
+        'signspool.documents': 1,
+        'http.response.status_code': 202,
+      });
 
       const write = only(named(SPANS.spoolWrite, traceId), 'spool write span');
       expect(parentOf(write)).toBe(upload.spanContext().spanId);
@@ -99,7 +122,13 @@ describe('tracing (in-process, in-memory exporter)', () => {
       expect(parentOf(batch)).toBe(upload.spanContext().spanId);
       expect(batch.links.map((l) => l.context.spanId)).toEqual([upload.spanContext().spanId]);
       expect(batch.links[0]?.attributes).toEqual({ 'signspool.operation.id': op.id, 'signspool.document.id': docId });
-      expect(batch.attributes).toMatchObject({ 'signspool.documents': 1, 'signspool.bytes': 16, 'signspool.outcome': 'signed', 'signspool.documents.signed': 1, 'signspool.documents.failed': 0 });
+      expect(batch.attributes).toMatchObject({
+        'signspool.documents': 1,
+        'signspool.bytes': 16,
+        'signspool.outcome': 'signed',
+        'signspool.documents.signed': 1,
+        'signspool.documents.failed': 0,
+      });
 
       const upstream = only(named(SPANS.upstream, traceId), 'upstream span');
       expect(upstream.kind).toBe(SpanKind.CLIENT);
@@ -143,30 +172,51 @@ describe('tracing (in-process, in-memory exporter)', () => {
       await api?.stop();
     });
 
-    it('joins the first sampled upload\'s trace and links every document\'s upload', async () => {
+    it("joins the first sampled upload's trace and links every document's upload", async () => {
       // Queued before a worker runs: one batch takes them all.
       const unsampled = hex(16);
       const sampled = hex(16);
       const a = await submitTraced(api, [{ name: 'a.txt', content: 'a\n' }], { traceparent: `00-${unsampled}-${hex(8)}-00` });
-      const b = await submitTraced(api, [{ name: 'b1.txt', content: 'b1\n' }, { name: 'b2.txt', content: 'b2\n' }], { traceparent: `00-${sampled}-${hex(8)}-01` });
+      const b = await submitTraced(
+        api,
+        [
+          { name: 'b1.txt', content: 'b1\n' },
+          { name: 'b2.txt', content: 'b2\n' },
+        ],
+        { traceparent: `00-${sampled}-${hex(8)}-01` },
+      );
       const c = await submitTraced(api, [{ name: 'c.txt', content: 'c\n' }]);
       worker = await startStack({ env: env({ BATCH_LINGER: '2s' }), api: false, reuse: { dir: api.dir, prefix: api.config.queuePrefix } });
       for (const op of [a, b, c]) expect((await waitForTerminal(api.apiUrl, api.keys.acme, op.id)).status).toBe('succeeded');
       await eventually('the batch span ended', () => spans().some((s) => s.name === SPANS.batch));
 
-      const batch = only(spans().filter((s) => s.name === SPANS.batch), 'one batch');
+      const batch = only(
+        spans().filter((s) => s.name === SPANS.batch),
+        'one batch',
+      );
       const uploads = spans().filter((s) => s.name === SPANS.upload);
       // The caller's "not sampled" is honoured: no span of that trace was recorded.
       expect(spans().filter((s) => s.spanContext().traceId === unsampled)).toEqual([]);
-      const uploadB = only(uploads.filter((s) => s.spanContext().traceId === sampled), 'upload of b');
-      const uploadC = only(uploads.filter((s) => s.attributes['signspool.operation.id'] === c.id), 'upload of c');
+      const uploadB = only(
+        uploads.filter((s) => s.spanContext().traceId === sampled),
+        'upload of b',
+      );
+      const uploadC = only(
+        uploads.filter((s) => s.attributes['signspool.operation.id'] === c.id),
+        'upload of c',
+      );
       expect(batch.spanContext().traceId).toBe(sampled);
       expect(parentOf(batch)).toBe(uploadB.spanContext().spanId);
       expect(batch.attributes['signspool.documents']).toBe(4);
       const linked = batch.links.map((l) => `${String(l.attributes?.['signspool.operation.id'])}:${l.context.traceId}`).sort();
       const expected = [`${a.id}:${unsampled}`, `${b.id}:${sampled}`, `${b.id}:${sampled}`, `${c.id}:${uploadC.spanContext().traceId}`].sort();
       expect(linked).toEqual(expected);
-      expect(only(spans().filter((s) => s.name === SPANS.upstream), 'one upstream call').spanContext().traceId).toBe(sampled);
+      expect(
+        only(
+          spans().filter((s) => s.name === SPANS.upstream),
+          'one upstream call',
+        ).spanContext().traceId,
+      ).toBe(sampled);
     });
   });
 });

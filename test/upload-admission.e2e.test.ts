@@ -25,7 +25,9 @@ describe('api with UPLOAD_CONCURRENCY=1', () => {
   /** An upload whose body is sent in two halves: the second when the caller says so. */
   const slowUpload = (key: string) => {
     const boundary = 'slowupload';
-    const head = Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="slow.txt"\r\ncontent-type: text/plain\r\n\r\nfirst half, `);
+    const head = Buffer.from(
+      `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="slow.txt"\r\ncontent-type: text/plain\r\n\r\nfirst half, `,
+    );
     const tail = Buffer.from(`second half\r\n--${boundary}--\r\n`);
     const url = new URL(`${stack.apiUrl}/v1/operations`);
     const req = http.request({

@@ -27,13 +27,27 @@ interface Part {
   content: Buffer;
 }
 
-const text = fc.string({ unit: fc.constantFrom('a', 'Z', '0', ' ', '"', '\\', '/', '..', ';', '=', '\r', '\n', '\u202E', '\u200B', 'é', '😀', '%22', '\0'), maxLength: 24 });
+const text = fc.string({
+  unit: fc.constantFrom('a', 'Z', '0', ' ', '"', '\\', '/', '..', ';', '=', '\r', '\n', '\u202E', '\u200B', 'é', '😀', '%22', '\0'),
+  maxLength: 24,
+});
 const part: fc.Arbitrary<Part> = fc.record({
   kind: fc.constantFrom('file', 'file', 'file', 'file', 'field', 'raw'),
-  name: fc.oneof({ arbitrary: fc.constant('file'), weight: 6 }, { arbitrary: fc.constantFrom('externalReference', 'signatureType', 'webhookUrl', 'file[]'), weight: 1 }, { arbitrary: text, weight: 1 }),
+  name: fc.oneof(
+    { arbitrary: fc.constant('file'), weight: 6 },
+    { arbitrary: fc.constantFrom('externalReference', 'signatureType', 'webhookUrl', 'file[]'), weight: 1 },
+    { arbitrary: text, weight: 1 },
+  ),
   filename: fc.oneof(fc.constantFrom('a.pdf', 'x.xml', '../../etc/passwd', ''), text),
   type: fc.constantFrom('application/pdf', 'text/plain', 'application/xml', '', 'bad type', 'a/b; charset=utf-8'),
-  content: fc.oneof({ arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }), weight: 3 }, fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ minLength: 1000, maxLength: 3000 }), fc.constantFrom(new Uint8Array(0), Buffer.from('--fuzz\r\n'), Buffer.from('PAdES'))).map((u) => Buffer.from(u)),
+  content: fc
+    .oneof(
+      { arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }), weight: 3 },
+      fc.uint8Array({ maxLength: 64 }),
+      fc.uint8Array({ minLength: 1000, maxLength: 3000 }),
+      fc.constantFrom(new Uint8Array(0), Buffer.from('--fuzz\r\n'), Buffer.from('PAdES')),
+    )
+    .map((u) => Buffer.from(u)),
 });
 
 const request = fc.record({
@@ -45,8 +59,14 @@ const request = fc.record({
   framing: fc.constantFrom('length', 'length', 'chunked', 'short-length', 'long-length', 'both'),
   authz: fc.constantFrom('acme', 'acme', 'acme', 'globex', 'wrong', 'none', 'basic'),
   idempotencyKey: fc.option(fc.constantFrom('k1', 'k2', '', 'x'.repeat(300), 'é'), { nil: undefined }),
-  mutations: fc.oneof({ arbitrary: fc.constant([]), weight: 2 }, fc.array(fc.record({ at: fc.nat(), op: fc.constantFrom('flip', 'cut', 'dup', 'crlf') }), { maxLength: 3 })),
-  extraHeaders: fc.oneof({ arbitrary: fc.constant([]), weight: 3 }, fc.array(fc.constantFrom('expect: 100-continue', 'content-encoding: gzip', 'x-a: b', 'transfer-encoding: identity', 'content-length: 1'), { maxLength: 2 })),
+  mutations: fc.oneof(
+    { arbitrary: fc.constant([]), weight: 2 },
+    fc.array(fc.record({ at: fc.nat(), op: fc.constantFrom('flip', 'cut', 'dup', 'crlf') }), { maxLength: 3 }),
+  ),
+  extraHeaders: fc.oneof(
+    { arbitrary: fc.constant([]), weight: 3 },
+    fc.array(fc.constantFrom('expect: 100-continue', 'content-encoding: gzip', 'x-a: b', 'transfer-encoding: identity', 'content-length: 1'), { maxLength: 2 }),
+  ),
 });
 type FuzzRequest = typeof request extends fc.Arbitrary<infer T> ? T : never;
 /** Well-formed requests whose parts vary: about half the runs, so that uploads get accepted too. */
@@ -71,7 +91,11 @@ const buildBody = (r: FuzzRequest): Buffer => {
       continue;
     }
     const disposition = p.kind === 'file' ? `form-data; name="${p.name}"; filename="${p.filename}"` : `form-data; name="${p.name}"`;
-    chunks.push(Buffer.from(`--${r.boundary}\r\ncontent-disposition: ${disposition}\r\n${p.type ? `content-type: ${p.type}\r\n` : ''}\r\n`, 'utf8'), p.content, Buffer.from('\r\n'));
+    chunks.push(
+      Buffer.from(`--${r.boundary}\r\ncontent-disposition: ${disposition}\r\n${p.type ? `content-type: ${p.type}\r\n` : ''}\r\n`, 'utf8'),
+      p.content,
+      Buffer.from('\r\n'),
+    );
   }
   if (r.closing === 'yes') chunks.push(Buffer.from(`--${r.boundary}--\r\n`));
   if (r.closing === 'no-crlf') chunks.push(Buffer.from(`--${r.boundary}--`));
@@ -102,7 +126,11 @@ const buildRequest = (r: FuzzRequest, keys: Stack['keys']): Buffer[] => {
   const head = (lines: string[]): Buffer => Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
   switch (r.framing) {
     case 'chunked':
-      return [head([...headers, 'transfer-encoding: chunked']), ...(body.length ? [Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n')] : []), Buffer.from('0\r\n\r\n')];
+      return [
+        head([...headers, 'transfer-encoding: chunked']),
+        ...(body.length ? [Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n')] : []),
+        Buffer.from('0\r\n\r\n'),
+      ];
     case 'short-length':
       return [head([...headers, `content-length: ${Math.floor(body.length / 2)}`]), body];
     case 'long-length':
@@ -135,7 +163,9 @@ describe(`multipart fuzz (${RUNS} runs, seed ${SEED})`, () => {
         conn.socket.destroy();
         if (ended === 'hang' || res === 'hang') {
           const gauges = (await (await fetch(`${stack.apiUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith('signspool_uploads'));
-          throw new Error(`the server neither answered nor closed within the deadline (answered: ${res === 'hang' ? 'no' : String(res?.status)}; ${gauges.join(', ')})`);
+          throw new Error(
+            `the server neither answered nor closed within the deadline (answered: ${res === 'hang' ? 'no' : String(res?.status)}; ${gauges.join(', ')})`,
+          );
         }
         statuses.set(res?.status ?? 'none', (statuses.get(res?.status ?? 'none') ?? 0) + 1);
         if (res && res.status >= 500) throw new Error(`answered ${res.status}: ${res.body.slice(0, 300)}`);

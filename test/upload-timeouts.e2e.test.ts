@@ -10,7 +10,8 @@ import { incomingFiles, openFilesUnder, rawConnect, uploadHead, type RawConnecti
 import { startStack, type Stack } from './harness/stack.js';
 
 const BOUNDARY = 'stalledupload';
-const partHead = (name: string): string => `--${BOUNDARY}\r\ncontent-disposition: form-data; name="file"; filename="${name}"\r\ncontent-type: application/octet-stream\r\n\r\n`;
+const partHead = (name: string): string =>
+  `--${BOUNDARY}\r\ncontent-disposition: form-data; name="file"; filename="${name}"\r\ncontent-type: application/octet-stream\r\n\r\n`;
 
 /** An upload that announces 1 MB, sends its first bytes and then nothing. */
 const stalled = (stack: Stack, key: string, i: number): RawConnection =>
@@ -54,7 +55,11 @@ describe('one tenant with 30 stalled uploads (UPLOAD_CONCURRENCY=16)', () => {
   it('refuses without waiting for a slot: 401, 413 (declared length), 415', async () => {
     const bad = await withDeadline(fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: auth('ssk_wrong'), body: 'x' }), 10_000, '401');
     expect(bad.status).toBe(401);
-    const type = await withDeadline(fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.acme), 'content-type': 'application/json' }, body: '{}' }), 10_000, '415');
+    const type = await withDeadline(
+      fetch(`${stack.apiUrl}/v1/operations`, { method: 'POST', headers: { ...auth(stack.keys.acme), 'content-type': 'application/json' }, body: '{}' }),
+      10_000,
+      '415',
+    );
     expect(type.status).toBe(415);
     const big = rawConnect(stack.apiUrl, [uploadHead(stack.keys.acme, BOUNDARY, 10 * 1024 ** 3)]);
     const tooLarge = await withDeadline(big.response, 10_000, '413');

@@ -34,7 +34,11 @@ describe('truncated multipart bodies', () => {
     }
     await Promise.all(requests.map((r) => r.closed));
     // Cleanup runs after the answer: wait (with a deadline) for it, then require nothing at all.
-    await eventually('no spool descriptor and no incoming file', async () => openFilesUnder(stack.config.spoolDir).length === 0 && (await incomingFiles(stack.config.spoolDir)).length === 0, 5000).catch(() => undefined);
+    await eventually(
+      'no spool descriptor and no incoming file',
+      async () => openFilesUnder(stack.config.spoolDir).length === 0 && (await incomingFiles(stack.config.spoolDir)).length === 0,
+      5000,
+    ).catch(() => undefined);
     expect(openFilesUnder(stack.config.spoolDir)).toEqual([]);
     expect(await incomingFiles(stack.config.spoolDir)).toEqual([]);
   });

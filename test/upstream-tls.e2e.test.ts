@@ -31,12 +31,60 @@ describe("Sign'Stash over TLS", () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'upstream-tls-'));
     spool = new Spool(path.join(dir, 'spool'));
     await spool.init();
-    await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=signspool test CA');
+    await openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=signspool test CA',
+    );
     await writeFile(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
     await writeFile(path.join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-    for (const [name, cn] of [['server', 'fake signstash'], ['client', 'signspool worker']] as const) {
-      await openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-      await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+    for (const [name, cn] of [
+      ['server', 'fake signstash'],
+      ['client', 'signspool worker'],
+    ] as const) {
+      await openssl(
+        'req',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.csr`,
+        '-subj',
+        `/CN=${cn}`,
+      );
+      await openssl(
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        `${name}.pem`,
+        '-days',
+        '2',
+        '-extfile',
+        `${name}.ext`,
+      );
     }
     const f = (n: string) => path.join(dir, n);
     Object.assign(pem, { ca: f('ca.pem'), serverKey: f('server.key'), serverCert: f('server.pem'), clientKey: f('client.key'), clientCert: f('client.pem') });
@@ -73,7 +121,23 @@ describe("Sign'Stash over TLS", () => {
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, `document ${n}`);
     const sha256 = createHash('sha256').update(`document ${n}`).digest('hex');
-    return { batchId: `b_tls${n}`, tenant: 't', signatureType: 'CAdES', documents: [{ opId: 'op_tls', docId, name: `${docId}.txt`, contentType: 'text/plain', size: `document ${n}`.length, sha256, path: file, resultPath: spool.signedPath('op_tls', docId, 'b1') }] };
+    return {
+      batchId: `b_tls${n}`,
+      tenant: 't',
+      signatureType: 'CAdES',
+      documents: [
+        {
+          opId: 'op_tls',
+          docId,
+          name: `${docId}.txt`,
+          contentType: 'text/plain',
+          size: `document ${n}`.length,
+          sha256,
+          path: file,
+          resultPath: spool.signedPath('op_tls', docId, 'b1'),
+        },
+      ],
+    };
   };
 
   it('has no setting that turns verification off', () => {
@@ -94,7 +158,10 @@ describe("Sign'Stash over TLS", () => {
       process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0';
       const err = await untrusted
         .signBatch(await oneDoc(), new AbortController().signal)
-        .then(() => undefined, (e: unknown) => e as { code?: string; retryable?: boolean; detail?: string })
+        .then(
+          () => undefined,
+          (e: unknown) => e as { code?: string; retryable?: boolean; detail?: string },
+        )
         .finally(() => delete process.env['NODE_TLS_REJECT_UNAUTHORIZED']);
       expect(err).toMatchObject({ code: 'UPSTREAM_TLS', retryable: false });
       expect(err?.detail).toContain('SIGNSTASH_CA_FILE');
@@ -110,7 +177,10 @@ describe("Sign'Stash over TLS", () => {
     const fake = await startFake(true);
     try {
       const withoutCert = signer(fake, { caFile: pem.ca });
-      const err = await withoutCert.signBatch(await oneDoc(), new AbortController().signal).then(() => undefined, (e: unknown) => e as { code?: string; detail?: string });
+      const err = await withoutCert.signBatch(await oneDoc(), new AbortController().signal).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; detail?: string },
+      );
       expect(err).toMatchObject({ code: 'UPSTREAM_TLS' });
       expect(err?.detail).toContain('SIGNSTASH_CLIENT_CERT_FILE');
       await withoutCert.stop();

@@ -61,7 +61,11 @@ describe('webhooks', () => {
   };
 
   const deliveries = async (opId: string) =>
-    ((await getOperation(stack.apiUrl, stack.keys.acme, opId)).body['webhook'] as { deliveries: { outcome: string; status: number | null; error?: string; deliveryId: string }[] }).deliveries;
+    (
+      (await getOperation(stack.apiUrl, stack.keys.acme, opId)).body['webhook'] as {
+        deliveries: { outcome: string; status: number | null; error?: string; deliveryId: string }[];
+      }
+    ).deliveries;
 
   it('delivers operation.completed signed per Standard Webhooks, verifiable with either rotated secret', async () => {
     const before = hook.received.length;
@@ -69,10 +73,17 @@ describe('webhooks', () => {
     await eventually('webhook received', () => hook.received.length > before);
     const got = hook.received[before];
     expect(got?.path).toBe('/signed');
-    const headers = { 'webhook-id': String(got?.headers['webhook-id']), 'webhook-timestamp': String(got?.headers['webhook-timestamp']), 'webhook-signature': String(got?.headers['webhook-signature']) };
+    const headers = {
+      'webhook-id': String(got?.headers['webhook-id']),
+      'webhook-timestamp': String(got?.headers['webhook-timestamp']),
+      'webhook-signature': String(got?.headers['webhook-signature']),
+    };
     expect(headers['webhook-signature'].split(' ')).toHaveLength(2);
     for (const secret of [NEW_SECRET, OLD_SECRET]) {
-      const payload = new Webhook(secret).verify(got?.body ?? '', headers) as { type: string; data: { id: string; status: string; externalReference: string; documents: { error?: { code: string } }[] } };
+      const payload = new Webhook(secret).verify(got?.body ?? '', headers) as {
+        type: string;
+        data: { id: string; status: string; externalReference: string; documents: { error?: { code: string } }[] };
+      };
       expect(payload.type).toBe('operation.completed');
       expect(payload.data).toMatchObject({ id: opId, status: 'canceled', externalReference: 'wh-1' });
       expect(payload.data.documents[0]?.error?.code).toBe('CANCELED');
@@ -108,7 +119,12 @@ describe('webhooks', () => {
 
   it('does not follow redirects', async () => {
     const before = hook.received.length;
-    hook.script((_q, r) => r.writeHead(302, { location: hook.url('/elsewhere') }).end(), (_q, r) => r.writeHead(302, { location: hook.url('/elsewhere') }).end(), (_q, r) => r.writeHead(302, { location: hook.url('/elsewhere') }).end(), (_q, r) => r.writeHead(302, { location: hook.url('/elsewhere') }).end());
+    hook.script(
+      (_q, r) => r.writeHead(302, { location: hook.url('/elsewhere') }).end(),
+      (_q, r) => r.writeHead(302, { location: hook.url('/elsewhere') }).end(),
+      (_q, r) => r.writeHead(302, { location: hook.url('/elsewhere') }).end(),
+      (_q, r) => r.writeHead(302, { location: hook.url('/elsewhere') }).end(),
+    );
     const opId = await endedOperation(hook.url('/redirecting'));
     await eventually('all attempts made', async () => (await deliveries(opId)).length === 4, 15_000);
     expect((await deliveries(opId)).every((d) => d.outcome === 'failed' && /redirect 302/.test(d.error ?? ''))).toBe(true);
@@ -234,9 +250,17 @@ describe('SSRF guard', () => {
     const guard = new SsrfGuard({ allow: [], resolve });
     let connects = 0;
     // The inner connector is never a real socket: if the guard let a target through, it would be counted here.
-    const agent = new Agent({ connect: guard.connector((_opts, cb) => { connects += 1; cb(new Error('stub'), null); }) });
+    const agent = new Agent({
+      connect: guard.connector((_opts, cb) => {
+        connects += 1;
+        cb(new Error('stub'), null);
+      }),
+    });
     for (const url of forbidden) {
-      const err = await request(url, { dispatcher: agent }).then(() => undefined, (e: unknown) => e as Error);
+      const err = await request(url, { dispatcher: agent }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
       expect(err?.message, url).toMatch(/refused: .* resolves to/);
     }
     expect(connects).toBe(0);
@@ -252,14 +276,20 @@ describe('SSRF guard', () => {
     const guard = new SsrfGuard({ allow: [], resolve });
     const agent = new Agent({ connect: guard.connector() });
     for (const host of ['127.0.0.1', 'localhost', '2130706433', '0177.0.0.1', '0x7f.0.0.1', '127.1', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]']) {
-      const err = await request(`http://${host}:${port}/`, { dispatcher: agent }).then(() => undefined, (e: unknown) => e as Error);
+      const err = await request(`http://${host}:${port}/`, { dispatcher: agent }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
       expect(err?.message, host).toMatch(/refused/);
     }
     expect(connections).toBe(0);
     // A plain host or CIDR in the allowlist admits ports 80 and 443 only, not this one (it could be Redis).
     for (const allow of [['127.0.0.1'], ['127.0.0.0/8'], ['127.0.0.1:6379'], ['localhost'], [`[::1]:${port}`]]) {
       const plain = new Agent({ connect: new SsrfGuard({ allow, resolve }).connector() });
-      const err = await request(`http://127.0.0.1:${port}/`, { dispatcher: plain }).then(() => undefined, (e: unknown) => e as Error);
+      const err = await request(`http://127.0.0.1:${port}/`, { dispatcher: plain }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
       expect(err?.message, allow.join()).toMatch(/refused/);
       await plain.close();
     }

@@ -33,7 +33,10 @@ export class Janitor {
   start(): void {
     if (this.timer || this.stopped) return;
     this.timer = setInterval(() => {
-      if (!this.running) this.running = this.sweep().catch((err: unknown) => this.opts.logger.error({ err }, 'janitor sweep failed')).finally(() => (this.running = undefined));
+      if (!this.running)
+        this.running = this.sweep()
+          .catch((err: unknown) => this.opts.logger.error({ err }, 'janitor sweep failed'))
+          .finally(() => (this.running = undefined));
     }, this.opts.intervalMs);
     this.timer.unref();
   }
@@ -65,7 +68,11 @@ export class Janitor {
     }
     // The tenants' listing indexes lose the operations whose records expired (none can before RETENTION).
     const removedIndexEntries = await store.pruneIndexes(store.retentionMs);
-    if (removedOperations.length || removedTmpFiles || removedIndexEntries) logger.info({ removedOperations: removedOperations.length, removedTmpFiles, removedIndexEntries }, 'janitor removed spool files and expired index entries');
+    if (removedOperations.length || removedTmpFiles || removedIndexEntries)
+      logger.info(
+        { removedOperations: removedOperations.length, removedTmpFiles, removedIndexEntries },
+        'janitor removed spool files and expired index entries',
+      );
     return { removedOperations, removedTmpFiles };
   }
 

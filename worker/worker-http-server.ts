@@ -14,7 +14,8 @@ const sendJson = (res: http.ServerResponse, status: number, body: unknown, type 
   res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(JSON.stringify(body));
 };
 
-const sendProblem = (res: http.ServerResponse, err: SignspoolError, instance: string): void => sendJson(res, err.status, err.toProblem(instance), 'application/problem+json');
+const sendProblem = (res: http.ServerResponse, err: SignspoolError, instance: string): void =>
+  sendJson(res, err.status, err.toProblem(instance), 'application/problem+json');
 
 export class WorkerHttpServer {
   private server: http.Server | undefined;

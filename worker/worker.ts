@@ -164,7 +164,11 @@ export class SigningWorker {
     if (full !== this.spoolFull) {
       this.spoolFull = full;
       this.deps.metrics.workerPaused.set({ reason: 'spool_full' }, full ? 1 : 0);
-      if (full) this.log.error({ freeBytes: free, floor: this.deps.config.spoolMinFreeBytes }, 'spool below its free-space floor: not pulling documents until space is freed');
+      if (full)
+        this.log.error(
+          { freeBytes: free, floor: this.deps.config.spoolMinFreeBytes },
+          'spool below its free-space floor: not pulling documents until space is freed',
+        );
       else this.log.info({ freeBytes: free }, 'spool has room again: pulling documents');
     }
     return !full;
@@ -328,10 +332,7 @@ export class SigningWorker {
     };
     const timeLeft = Math.max(0, deadline - Date.now());
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      drained().then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeLeft))),
-    ]);
+    const timedOut = await Promise.race([drained().then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeLeft)))]);
     clearTimeout(timer);
     if (timedOut) {
       this.log.warn({ inFlight: this.inFlight.size, pending: this.pending.length }, 'shutdown deadline reached; aborting in-flight batches');

@@ -10,13 +10,19 @@ import { isRedisUnavailable, redisUnavailableError } from '@signspool/shared/red
 
 export const sendProblem = (res: Response, err: SignspoolError, instance?: string): void => {
   if (err.retryAfterMs !== undefined) res.setHeader('Retry-After', String(Math.ceil(err.retryAfterMs / 1000)));
-  res.status(err.status).type('application/problem+json').send(JSON.stringify(err.toProblem(instance)));
+  res
+    .status(err.status)
+    .type('application/problem+json')
+    .send(JSON.stringify(err.toProblem(instance)));
 };
 
 const multerToCatalog = (err: MulterError, limits: { maxFileBytes: number; maxFiles: number }): SignspoolError => {
   switch (err.code) {
     case 'LIMIT_FILE_SIZE':
-      return new SignspoolError('FILE_TOO_LARGE', { detail: `each file may be at most ${limits.maxFileBytes} bytes`, extensions: { limit: limits.maxFileBytes } });
+      return new SignspoolError('FILE_TOO_LARGE', {
+        detail: `each file may be at most ${limits.maxFileBytes} bytes`,
+        extensions: { limit: limits.maxFileBytes },
+      });
     case 'LIMIT_FILE_COUNT':
       return new SignspoolError('TOO_MANY_FILES', { detail: `a request may carry at most ${limits.maxFiles} files`, extensions: { limit: limits.maxFiles } });
     case 'LIMIT_PART_COUNT':
@@ -37,7 +43,12 @@ export const toApiError = (err: unknown, limits: { maxFileBytes: number; maxFile
   if (err instanceof MulterError) return multerToCatalog(err, limits);
   if (isRedisUnavailable(err)) return redisUnavailableError();
   const e = err as { type?: string; status?: number; message?: string; code?: string };
-  if (e?.message === 'Request aborted' || e?.message === 'Request closed' || e?.message === 'Unexpected end of form' || e?.message === 'Malformed part header') {
+  if (
+    e?.message === 'Request aborted' ||
+    e?.message === 'Request closed' ||
+    e?.message === 'Unexpected end of form' ||
+    e?.message === 'Malformed part header'
+  ) {
     return new SignspoolError('UPLOAD_ABORTED');
   }
   if (typeof e?.message === 'string' && /^(Multipart: Boundary not found|Unsupported content type)/.test(e.message)) {

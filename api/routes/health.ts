@@ -47,7 +47,9 @@ export const healthRouter = (redis: Redis, spool: Spool, minFreeBytes: number): 
       res.json({ status: 'ready', checks });
       return;
     }
-    const failing = Object.entries(checks).filter(([, c]) => !c.ok).map(([k, c]) => `${k}: ${c.detail ?? 'failing'}`);
+    const failing = Object.entries(checks)
+      .filter(([, c]) => !c.ok)
+      .map(([k, c]) => `${k}: ${c.detail ?? 'failing'}`);
     sendProblem(res, new SignspoolError('SERVICE_UNAVAILABLE', { detail: failing.join('; '), extensions: { checks } }), req.path);
   });
   return router;

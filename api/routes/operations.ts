@@ -60,8 +60,16 @@ export const submitFieldsSchema = z
   .object({
     signatureType: signatureTypeSchema.optional(),
     // Refused, not stripped (file names are stripped): a reference changed silently would no longer match the caller's.
-    externalReference: z.string().min(1).max(255).regex(/^[^\p{Cc}\p{Cf}]*$/u, 'no control or invisible format characters (bidi controls, zero-width)').optional(),
-    webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048).optional(),
+    externalReference: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[^\p{Cc}\p{Cf}]*$/u, 'no control or invisible format characters (bidi controls, zero-width)')
+      .optional(),
+    webhookUrl: z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+      .max(2048)
+      .optional(),
   })
   .strict();
 
@@ -76,7 +84,9 @@ export const listQuerySchema = z
   })
   .strict();
 
-export const documentsQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(100).default(50), starting_after: z.string().max(64).optional() }).strict();
+export const documentsQuerySchema = z
+  .object({ limit: z.coerce.number().int().min(1).max(100).default(50), starting_after: z.string().max(64).optional() })
+  .strict();
 
 export const operationParamsSchema = z.object({ id: z.string().regex(/^op_[0-9a-f]{32}$/) });
 export const docParamsSchema = operationParamsSchema.extend({ docId: z.string().regex(/^doc_[0-9a-f]{32}$/) });
@@ -84,7 +94,10 @@ export const docParamsSchema = operationParamsSchema.extend({ docId: z.string().
 /** Keeps only the last path component and printable characters of a client-supplied file name. */
 export const sanitizeFileName = (raw: string | undefined, index: number): string => {
   const base = path.posix.basename(path.win32.basename(raw ?? ''));
-  const clean = base.replace(/[\p{Cc}\p{Cf}"\\/]/gu, '').trim().slice(0, 200);
+  const clean = base
+    .replace(/[\p{Cc}\p{Cf}"\\/]/gu, '')
+    .trim()
+    .slice(0, 200);
   return clean === '' || clean === '.' || clean === '..' ? `document-${index + 1}` : clean;
 };
 
@@ -117,7 +130,13 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const router = Router();
   const idempotency = new IdempotencyStore(store.redis, config.queuePrefix, config.idempotencyTtlMs);
   const disabledEndpoints = new DisabledEndpoints(store.redis, config.queuePrefix);
-  const fairShare = new FairShare(store.redis, { prefix: config.queuePrefix, prioritizedKey: queue.toKey('prioritized'), scheduling: config.scheduling.mode, quantum: config.scheduling.quantum, ...config.batch });
+  const fairShare = new FairShare(store.redis, {
+    prefix: config.queuePrefix,
+    prioritizedKey: queue.toKey('prioritized'),
+    scheduling: config.scheduling.mode,
+    quantum: config.scheduling.quantum,
+    ...config.batch,
+  });
   const submissions = { store, queue, spool, logger, durability: deps.durability, fairShare, undo: deps.undo };
   // Checks before a slot, per-tenant admission, upload timeouts (upload-gate.ts).
   const gate = new UploadGate({ config, spool, metrics, limits: deps.limits });
@@ -193,7 +212,9 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         // A replay: nothing new is kept or enqueued.
         await spool.removeOperation(opId, ['incoming']);
         if (reservation.record.fingerprint !== fingerprint) {
-          throw new SignspoolError('IDEMPOTENCY_KEY_MISMATCH', { detail: 'this Idempotency-Key was already used for a request with other documents or fields' });
+          throw new SignspoolError('IDEMPOTENCY_KEY_MISMATCH', {
+            detail: 'this Idempotency-Key was already used for a request with other documents or fields',
+          });
         }
         res.status(202).location(reservation.record.location).setHeader('Idempotent-Replayed', 'true');
         res.json(reservation.record.body);
@@ -213,7 +234,15 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         size: f.size,
         sha256: f.sha256,
       }));
-      const newOp = { id: opId, tenant: req.tenant ?? '', signatureType, externalReference: fields.data.externalReference, webhookUrl, createdAt: acceptedAt, documents };
+      const newOp = {
+        id: opId,
+        tenant: req.tenant ?? '',
+        signatureType,
+        externalReference: fields.data.externalReference,
+        webhookUrl,
+        createdAt: acceptedAt,
+        documents,
+      };
       submitted = true;
       await acceptSubmission(submissions, newOp);
       metrics.documentsAccepted.inc(documents.length);
@@ -263,7 +292,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     if (!q.success) throw new SignspoolError('VALIDATION_FAILED', { detail: q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
     const op = await loadOwned(req, id);
     const from = q.data.starting_after === undefined ? 0 : op.documents.findIndex((d) => d.id === q.data.starting_after) + 1;
-    if (from === 0 && q.data.starting_after !== undefined) throw new SignspoolError('VALIDATION_FAILED', { detail: 'starting_after: no such document in this operation' });
+    if (from === 0 && q.data.starting_after !== undefined)
+      throw new SignspoolError('VALIDATION_FAILED', { detail: 'starting_after: no such document in this operation' });
     const slice = op.documents.slice(from, from + q.data.limit);
     const more = from + slice.length < op.documents.length;
     res.json({ data: slice.map((d) => documentView(op.id, d)), has_more: more, next_cursor: more ? (slice.at(-1)?.id ?? null) : null });
@@ -278,11 +308,16 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const applied = await retryOperation(submissions, op, all);
     if (applied.length === 0) {
       throw new SignspoolError('NOTHING_TO_RETRY', {
-        detail: all ? 'no failed document can be retried (documents the upstream rejected, or whose upload is gone, cannot)' : 'no document failed with a retryable code; use ?all=true once the cause is fixed',
+        detail: all
+          ? 'no failed document can be retried (documents the upstream rejected, or whose upload is gone, cannot)'
+          : 'no document failed with a retryable code; use ?all=true once the cause is fixed',
       });
     }
     logger.info({ opId: id, retried: applied.length, all }, 'operation retried');
-    res.status(202).location(operationLocation(id)).json(presentOperation((await loadOwned(req, id)) ?? op));
+    res
+      .status(202)
+      .location(operationLocation(id))
+      .json(presentOperation((await loadOwned(req, id)) ?? op));
   });
 
   router.get('/:id', async (req: Request, res: Response) => {
@@ -359,7 +394,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const { id } = parseParams(operationParamsSchema, req.params);
     const op = await loadOwned(req, id);
     if (!op.webhookUrl) throw new SignspoolError('VALIDATION_FAILED', { detail: 'this operation has no webhook endpoint' });
-    if (!isTerminal(op.status)) throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; its webhook is sent when it does' });
+    if (!isTerminal(op.status))
+      throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; its webhook is sent when it does' });
     await deps.limits.redelivery(op.tenant, id, res);
     const deliveryId = newId('msg');
     // Asking for a redelivery says the endpoint is back: an endpoint disabled by 410 Gone is enabled again.

@@ -88,7 +88,10 @@ export class UploadGate {
     // Multipart framing adds a little per part; a declared length far over the limit is refused before reading.
     const framing = 4096 * (config.upload.maxFiles + config.upload.maxFields + 1);
     if (Number.isFinite(declared) && declared > config.upload.maxTotalBytes + framing) {
-      throw new SignspoolError('REQUEST_TOO_LARGE', { detail: `the documents of one request may total at most ${config.upload.maxTotalBytes} bytes`, extensions: { limit: config.upload.maxTotalBytes } });
+      throw new SignspoolError('REQUEST_TOO_LARGE', {
+        detail: `the documents of one request may total at most ${config.upload.maxTotalBytes} bytes`,
+        extensions: { limit: config.upload.maxTotalBytes },
+      });
     }
     // Read at most every 250 ms (a statfs per upload is measurable at hundreds of uploads per
     // second); the bytes of uploads being read are counted against it.

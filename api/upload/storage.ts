@@ -54,7 +54,12 @@ class UploadFileStream extends SpoolWriteStream {
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     for (const { chunk } of chunks) this.ctx.totalBytes += chunk.length;
     if (this.ctx.totalBytes > this.ctx.maxTotalBytes) {
-      cb(new SignspoolError('REQUEST_TOO_LARGE', { detail: `the documents of one request may total at most ${this.ctx.maxTotalBytes} bytes`, extensions: { limit: this.ctx.maxTotalBytes } }));
+      cb(
+        new SignspoolError('REQUEST_TOO_LARGE', {
+          detail: `the documents of one request may total at most ${this.ctx.maxTotalBytes} bytes`,
+          extensions: { limit: this.ctx.maxTotalBytes },
+        }),
+      );
       return;
     }
     super._writev(chunks, cb);
@@ -80,7 +85,11 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
       // Written on the calling thread, fsynced on its own descriptor before it is closed (shared/spool/file-io.ts).
       const out = new UploadFileStream(target, ctx);
       await pipeInto(file.stream, out);
-      if (out.bytes === 0) throw new SignspoolError('EMPTY_FILE', { detail: `file part ${index + 1} carries no bytes: empty documents are not signed`, extensions: { part: index + 1 } });
+      if (out.bytes === 0)
+        throw new SignspoolError('EMPTY_FILE', {
+          detail: `file part ${index + 1} carries no bytes: empty documents are not signed`,
+          extensions: { part: index + 1 },
+        });
       const spooled: SpooledFile = {
         docId,
         path: target,

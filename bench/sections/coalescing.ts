@@ -127,7 +127,13 @@ export const coalescingSection: Section<LoadRun> = {
       target: '≥ 0.8× bound',
       pass: ours.docsPerSec / bound >= 0.8,
     });
-    add({ metric: 'mean documents per upstream request', value: meanDocs, unit: 'docs', baseline: nBase / Math.max(1, base.requests.length), target: `≤ ${s.maxDocs}` });
+    add({
+      metric: 'mean documents per upstream request',
+      value: meanDocs,
+      unit: 'docs',
+      baseline: nBase / Math.max(1, base.requests.length),
+      target: `≤ ${s.maxDocs}`,
+    });
     add({ metric: 'machine CPU busy during the run', value: ours.machineBusy * 100, unit: '%' });
     add({
       metric: 'machine speed probe: fixed CPU work just before / after the run (lower is faster; compare runs by it)',

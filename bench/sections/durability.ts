@@ -13,7 +13,10 @@ const runOn = async (ctx: BenchContext, mode: 'everysec' | 'strict', docs: numbe
   const redis = await spawnRedisServer({ dir: path.join(ctx.tmp, `redis-${mode}`), appendOnly: true, appendFsync: mode === 'strict' ? 'always' : 'everysec' });
   try {
     const env = { ...ctx.env, redisUrl: redis.url, redisPid: redis.process.pid };
-    return await loadRun({ ...ctx, env }, { docs, maxDocs: ctx.settings.maxDocs, label: `durability-${mode}`, warmup: Math.min(ctx.settings.warmup, 100), env: { DURABILITY: mode } });
+    return await loadRun(
+      { ...ctx, env },
+      { docs, maxDocs: ctx.settings.maxDocs, label: `durability-${mode}`, warmup: Math.min(ctx.settings.warmup, 100), env: { DURABILITY: mode } },
+    );
   } finally {
     await redis.stop();
   }
@@ -27,10 +30,28 @@ export const durabilitySection: Section = {
     const docs = Math.max(100, Math.round(ctx.settings.docs / 5));
     const everysec = await runOn(ctx, 'everysec', docs);
     const strict = await runOn(ctx, 'strict', docs);
-    add({ metric: `documents/s, DURABILITY=strict (${docs} × 200 KB; baseline everysec, both with AOF)`, value: strict.docsPerSec, unit: 'docs/s', baseline: everysec.docsPerSec, ratio: strict.docsPerSec / everysec.docsPerSec });
+    add({
+      metric: `documents/s, DURABILITY=strict (${docs} × 200 KB; baseline everysec, both with AOF)`,
+      value: strict.docsPerSec,
+      unit: 'docs/s',
+      baseline: everysec.docsPerSec,
+      ratio: strict.docsPerSec / everysec.docsPerSec,
+    });
     const p99 = (r: typeof strict): number => pct(r.postTimes, 0.99);
-    add({ metric: 'POST p99, DURABILITY=strict (baseline everysec)', value: p99(strict), unit: 'ms', baseline: p99(everysec), ratio: p99(strict) / p99(everysec) });
-    add({ metric: 'POST p50, DURABILITY=strict (baseline everysec)', value: pct(strict.postTimes, 0.5), unit: 'ms', baseline: pct(everysec.postTimes, 0.5), ratio: pct(strict.postTimes, 0.5) / pct(everysec.postTimes, 0.5) });
+    add({
+      metric: 'POST p99, DURABILITY=strict (baseline everysec)',
+      value: p99(strict),
+      unit: 'ms',
+      baseline: p99(everysec),
+      ratio: p99(strict) / p99(everysec),
+    });
+    add({
+      metric: 'POST p50, DURABILITY=strict (baseline everysec)',
+      value: pct(strict.postTimes, 0.5),
+      unit: 'ms',
+      baseline: pct(everysec.postTimes, 0.5),
+      ratio: pct(strict.postTimes, 0.5) / pct(everysec.postTimes, 0.5),
+    });
     return { everysec: everysec.docsPerSec, strict: strict.docsPerSec };
   },
 };

@@ -28,14 +28,23 @@ const multipartOf = (count: number, bytes: number): { body: Buffer; contentType:
   const doc = randomBytes(bytes);
   const parts: Buffer[] = [];
   for (let i = 0; i < count; i++) {
-    parts.push(Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="d${i}.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`), doc, Buffer.from('\r\n'));
+    parts.push(
+      Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="d${i}.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`),
+      doc,
+      Buffer.from('\r\n'),
+    );
   }
   parts.push(Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="signatureType"\r\n\r\nCAdES\r\n--${boundary}--\r\n`));
   return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
 };
 
 const post = async (apiUrl: string, key: string, agent: Agent, m: { body: Buffer; contentType: string }): Promise<string> => {
-  const r = await request(`${apiUrl}/v1/operations`, { method: 'POST', dispatcher: agent, headers: { authorization: `Bearer ${key}`, 'content-type': m.contentType }, body: m.body });
+  const r = await request(`${apiUrl}/v1/operations`, {
+    method: 'POST',
+    dispatcher: agent,
+    headers: { authorization: `Bearer ${key}`, 'content-type': m.contentType },
+    body: m.body,
+  });
   const res = (await r.body.json()) as { id: string };
   if (r.statusCode !== 202) throw new Error(`fairness: submit answered ${r.statusCode}`);
   return res.id;
@@ -148,9 +157,23 @@ export const fairnessSection: Section<void> = {
     const fifo = await run(ctx, 'fifo', 'fifo', true, backlog);
     const bTarget = s.lingerMs + 2 * fair.callMs;
     const drop = 1 - fair.aDocsPerSec / alone.aDocsPerSec;
-    add({ metric: `A alone, ${backlog} documents queued then drained, TENANT_SCHEDULING=fifo [baseline]`, value: fifoAlone.aDocsPerSec, unit: `docs/s (${fmt(fifoAlone.aBatchMean)} docs per upstream call)` });
-    add({ metric: 'A alone, fair', value: alone.aDocsPerSec, unit: `docs/s (${fmt(alone.aDocsPerSec / fifoAlone.aDocsPerSec)}× fifo; ${fmt(alone.aBatchMean)} docs per upstream call)` });
-    add({ metric: 'A with B sending 1 doc/s, fair', value: fair.aDocsPerSec, unit: `docs/s (${fmt(fair.aDocsPerSec / alone.aDocsPerSec)}× A alone; ${fmt(fair.aBatchMean)} docs per upstream call)`, target: 'drop < 10 %', pass: drop < 0.1 });
+    add({
+      metric: `A alone, ${backlog} documents queued then drained, TENANT_SCHEDULING=fifo [baseline]`,
+      value: fifoAlone.aDocsPerSec,
+      unit: `docs/s (${fmt(fifoAlone.aBatchMean)} docs per upstream call)`,
+    });
+    add({
+      metric: 'A alone, fair',
+      value: alone.aDocsPerSec,
+      unit: `docs/s (${fmt(alone.aDocsPerSec / fifoAlone.aDocsPerSec)}× fifo; ${fmt(alone.aBatchMean)} docs per upstream call)`,
+    });
+    add({
+      metric: 'A with B sending 1 doc/s, fair',
+      value: fair.aDocsPerSec,
+      unit: `docs/s (${fmt(fair.aDocsPerSec / alone.aDocsPerSec)}× A alone; ${fmt(fair.aBatchMean)} docs per upstream call)`,
+      target: 'drop < 10 %',
+      pass: drop < 0.1,
+    });
     add({
       metric: `B accepted → signed p50 behind A's backlog, fair (${fair.bLatency.length} documents)`,
       value: pct(fair.bLatency, 0.5),
@@ -158,7 +181,11 @@ export const fairnessSection: Section<void> = {
       target: `≤ ${fmt(bTarget)} ms (linger + 2 upstream calls of ${fmt(fair.callMs)} ms, as the worker timed them)`,
       pass: pct(fair.bLatency, 0.5) <= bTarget,
     });
-    add({ metric: `B accepted → signed p50 behind A's backlog, fifo (${fifo.bLatency.length} documents) [before]`, value: pct(fifo.bLatency, 0.5), unit: `ms (${fmt(pct(fifo.bLatency, 0.5) / Math.max(1, pct(fair.bLatency, 0.5)))}× fair)` });
+    add({
+      metric: `B accepted → signed p50 behind A's backlog, fifo (${fifo.bLatency.length} documents) [before]`,
+      value: pct(fifo.bLatency, 0.5),
+      unit: `ms (${fmt(pct(fifo.bLatency, 0.5) / Math.max(1, pct(fair.bLatency, 0.5)))}× fair)`,
+    });
     add({ metric: 'A with B, fifo', value: fifo.aDocsPerSec, unit: `docs/s (${fmt(fifo.aDocsPerSec / fifoAlone.aDocsPerSec)}× fifo alone)` });
   },
 };

@@ -13,4 +13,14 @@ import { localSignerSection } from './local-signer.js';
 import { longPollSection } from './long-poll.js';
 import { streamingSection } from './streaming.js';
 
-export const SECTIONS: readonly Section<unknown>[] = [coalescingSection, ingestSection, streamingSection, latencySection, footprintSection, longPollSection, localSignerSection, durabilitySection, fairnessSection];
+export const SECTIONS: readonly Section<unknown>[] = [
+  coalescingSection,
+  ingestSection,
+  streamingSection,
+  latencySection,
+  footprintSection,
+  longPollSection,
+  localSignerSection,
+  durabilitySection,
+  fairnessSection,
+];

@@ -121,7 +121,11 @@ export const latencySection: Section<void> = {
     // The same at half that rate: how much of the above is queueing at saturation.
     const half = Math.max(1, Math.floor(rate / 2));
     const ph = await paced(ctx, half, s.quick ? 3 : 15, s.warmup);
-    add({ metric: `POST /v1/operations p50 / p99 at ${half} docs/s (half of 1, open loop)`, value: pct(ph.postTimes, 0.5), unit: `/ ${fmt(pct(ph.postTimes, 0.99))} ms` });
+    add({
+      metric: `POST /v1/operations p50 / p99 at ${half} docs/s (half of 1, open loop)`,
+      value: pct(ph.postTimes, 0.5),
+      unit: `/ ${fmt(pct(ph.postTimes, 0.99))} ms`,
+    });
     add({ metric: `accepted → signed p50 / p99 at ${half} docs/s`, value: pct(ph.e2e, 0.5), unit: `/ ${fmt(pct(ph.e2e, 0.99))} ms` });
   },
 };

@@ -20,11 +20,15 @@ const run = promisify(execFile);
 const streaming = async (tmp: string, count: number) => {
   const fake = await startFake(1, 1e12);
   try {
-    const { stdout } = await run(process.execPath, [...WORKER_NODE_FLAGS, '--expose-gc', '--import', 'tsx', path.join(root, 'test/fixtures/sign-batch-rss.ts')], {
-      cwd: root,
-      env: { ...process.env, FAKE_URL: fake.url, DOCS: String(count), DOC_BYTES: String(20 * MB) },
-      maxBuffer: MB,
-    });
+    const { stdout } = await run(
+      process.execPath,
+      [...WORKER_NODE_FLAGS, '--expose-gc', '--import', 'tsx', path.join(root, 'test/fixtures/sign-batch-rss.ts')],
+      {
+        cwd: root,
+        env: { ...process.env, FAKE_URL: fake.url, DOCS: String(count), DOC_BYTES: String(20 * MB) },
+        maxBuffer: MB,
+      },
+    );
     const m = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { growthMB: number; durationMs: number; bytes: number; signed: number };
     // Baseline: the same sign request body, prepared on disk beforehand, streamed to the fake by a
     // bare client that discards the answer (no base64 on the fly, no parsing, no hashing, no spool).

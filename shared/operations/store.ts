@@ -118,7 +118,15 @@ export class OperationStore {
     const min = q.createdAfter ?? Number.NEGATIVE_INFINITY;
     const chunk = Math.max(q.limit * 2, 50);
     for (;;) {
-      const raw = await this.redis.zrevrangebyscore(index, bound.score === Number.POSITIVE_INFINITY ? '+inf' : bound.score, min === Number.NEGATIVE_INFINITY ? '-inf' : `(${min}`, 'WITHSCORES', 'LIMIT', 0, chunk);
+      const raw = await this.redis.zrevrangebyscore(
+        index,
+        bound.score === Number.POSITIVE_INFINITY ? '+inf' : bound.score,
+        min === Number.NEGATIVE_INFINITY ? '-inf' : `(${min}`,
+        'WITHSCORES',
+        'LIMIT',
+        0,
+        chunk,
+      );
       const entries: { id: string; score: number }[] = [];
       for (let i = 0; i + 1 < raw.length; i += 2) entries.push({ id: raw[i] ?? '', score: Number(raw[i + 1]) });
       // Same-millisecond entries already returned (members of equal score come in descending order).
@@ -163,7 +171,14 @@ export class OperationStore {
 
   /** Writes a new operation in the "accepting" phase (expires unless `markAccepted` follows). */
   async create(op: NewOperation): Promise<void> {
-    await this.redis.signspoolCreate(this.key(op.id), this.indexKey(op.tenant), ACCEPTING_TTL_MS, op.createdAt, op.id, ...Object.entries(operationFields(op)).flat());
+    await this.redis.signspoolCreate(
+      this.key(op.id),
+      this.indexKey(op.tenant),
+      ACCEPTING_TTL_MS,
+      op.createdAt,
+      op.id,
+      ...Object.entries(operationFields(op)).flat(),
+    );
   }
 
   /** The operation's jobs are enqueued: the record no longer expires (until it is terminal). */
@@ -212,7 +227,14 @@ export class OperationStore {
   }
 
   async cancel(opId: string): Promise<TransitionResult> {
-    const raw = await this.redis.signspoolCancel(this.key(opId), this.backlogKey, Date.now(), this.retentionMs, this.channel, 'canceled by the caller before it was sent for signing');
+    const raw = await this.redis.signspoolCancel(
+      this.key(opId),
+      this.backlogKey,
+      Date.now(),
+      this.retentionMs,
+      this.channel,
+      'canceled by the caller before it was sent for signing',
+    );
     return parseTransition(raw);
   }
 

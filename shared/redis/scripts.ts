@@ -9,7 +9,9 @@ import type { Redis } from 'ioredis';
 import { DOCUMENT_TRANSITIONS, TERMINAL_OPERATION_STATUSES } from '../operations/states.js';
 
 // Beside this module in the sources; dist/lua in the build (this code then sits in dist/<dir>/).
-const LUA_DIR = [new URL('./lua/', import.meta.url), new URL('../lua/', import.meta.url)].find((u) => existsSync(new URL('transition.lua', u))) ?? new URL('./lua/', import.meta.url);
+const LUA_DIR =
+  [new URL('./lua/', import.meta.url), new URL('../lua/', import.meta.url)].find((u) => existsSync(new URL('transition.lua', u))) ??
+  new URL('./lua/', import.meta.url);
 const INCLUDE = /^--\s*@include\s+"([a-z0-9-]+)"\s*$/gm;
 
 const luaSet = (names: readonly string[]): string => `{ ${names.map((n) => `['${n}'] = true`).join(', ')} }`;
@@ -24,8 +26,7 @@ export const statesLua = (): string =>
     `local TERMINAL = ${luaSet(TERMINAL_OPERATION_STATUSES)}`,
   ].join('\n');
 
-const includeSource = (name: string): string =>
-  name === 'states' ? statesLua() : readFileSync(new URL(`includes/${name}.lua`, LUA_DIR), 'utf8');
+const includeSource = (name: string): string => (name === 'states' ? statesLua() : readFileSync(new URL(`includes/${name}.lua`, LUA_DIR), 'utf8'));
 
 /** The source of lua/<name>.lua with its includes resolved (each at most once). */
 export const loadLua = (name: string): string => {

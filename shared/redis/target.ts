@@ -49,11 +49,7 @@ export class RedisUnreachableError extends Error {
  * `timeoutMs` has passed (then RedisUnreachableError). Logs the first failure at once and
  * every retry after it at debug level.
  */
-export const waitUntilReachable = async (
-  url: string,
-  config: Pick<Config, 'redisSentinel' | 'redisConnectTimeoutMs'>,
-  logger: Logger,
-): Promise<void> => {
+export const waitUntilReachable = async (url: string, config: Pick<Config, 'redisSentinel' | 'redisConnectTimeoutMs'>, logger: Logger): Promise<void> => {
   const target = describeRedis(url, config);
   const deadline = Date.now() + config.redisConnectTimeoutMs;
   let lastError = 'no answer';
@@ -82,9 +78,20 @@ export const waitUntilReachable = async (
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
-      redis.connect().catch(() => undefined).then(() => redis.ping()),
+      redis
+        .connect()
+        .catch(() => undefined)
+        .then(() => redis.ping()),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new RedisUnreachableError(`cannot reach Redis at ${target} after ${Math.round(config.redisConnectTimeoutMs / 1000)} s (${lastError}); check REDIS_URL${config.redisSentinel ? ' and REDIS_SENTINELS' : ''}`)), Math.max(0, deadline - Date.now()));
+        timer = setTimeout(
+          () =>
+            reject(
+              new RedisUnreachableError(
+                `cannot reach Redis at ${target} after ${Math.round(config.redisConnectTimeoutMs / 1000)} s (${lastError}); check REDIS_URL${config.redisSentinel ? ' and REDIS_SENTINELS' : ''}`,
+              ),
+            ),
+          Math.max(0, deadline - Date.now()),
+        );
       }),
     ]);
   } finally {

@@ -7,7 +7,8 @@
 import { SignspoolError } from '../errors.js';
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-const MESSAGES = /^(Connection is closed|Stream isn't writeable|Reached the max retries per request limit|LOADING |READONLY |MASTERDOWN |CLUSTERDOWN |TRYAGAIN |NOREPLICAS |Command timed out|connect ETIMEDOUT|Redis not ready)/;
+const MESSAGES =
+  /^(Connection is closed|Stream isn't writeable|Reached the max retries per request limit|LOADING |READONLY |MASTERDOWN |CLUSTERDOWN |TRYAGAIN |NOREPLICAS |Command timed out|connect ETIMEDOUT|Redis not ready)/;
 
 export const isRedisUnavailable = (err: unknown): boolean => {
   if (!(err instanceof Error)) return false;
@@ -21,4 +22,7 @@ export const isRedisUnavailable = (err: unknown): boolean => {
 export const REDIS_RETRY_AFTER_S = 5;
 
 export const redisUnavailableError = (): SignspoolError =>
-  new SignspoolError('SERVICE_UNAVAILABLE', { detail: 'the operation store (Redis) is unreachable; try again shortly', retryAfterMs: REDIS_RETRY_AFTER_S * 1000 });
+  new SignspoolError('SERVICE_UNAVAILABLE', {
+    detail: 'the operation store (Redis) is unreachable; try again shortly',
+    retryAfterMs: REDIS_RETRY_AFTER_S * 1000,
+  });

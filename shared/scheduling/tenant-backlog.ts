@@ -63,7 +63,11 @@ export class TenantBacklogReader {
     try {
       raw = await this.redis.hgetall(backlogKey(this.prefix));
     } catch (err) {
-      if (!this.failing) this.logger.warn({ err: { message: (err as Error).message } }, 'tenant backlog metric: cannot read the backlog from Redis; keeping the last values until it can');
+      if (!this.failing)
+        this.logger.warn(
+          { err: { message: (err as Error).message } },
+          'tenant backlog metric: cannot read the backlog from Redis; keeping the last values until it can',
+        );
       this.failing = true;
       throw err;
     }

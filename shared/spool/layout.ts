@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-
 export const SHARDS = 64;
 
 /** The shard directory name of an operation: FNV-1a of its id, modulo SHARDS, in hex. */
@@ -33,4 +32,3 @@ export const assertSafeId = (id: string): string => {
 };
 
 export const newId = (prefix: string): string => `${prefix}_${randomUUID().replaceAll('-', '')}`;
-

@@ -124,7 +124,10 @@ export class Spool {
   }
 
   /** Spent files kept for reuse (spare-files.ts). */
-  readonly spares = new SpareFiles(() => this.tmpPath('spare'), (label) => this.tmpPath(label));
+  readonly spares = new SpareFiles(
+    () => this.tmpPath('spare'),
+    (label) => this.tmpPath(label),
+  );
 
   /** Disposes of an upload no longer needed, keeping its inode for the next write (SpareFiles.retire). */
   retire(p: string, size: number): Promise<void> {

@@ -177,7 +177,11 @@ class Http {
   /** fetch with auth and a timeout; status 0 = no answer (refused, reset, timed out). */
   async call(url: string, init: RequestInit & { timeoutMs: number }): Promise<{ status: number; body: Buffer; headers: Headers | undefined }> {
     try {
-      const res = await fetch(url, { ...init, headers: { authorization: `Bearer ${this.key}`, ...(init.headers as Record<string, string> | undefined) }, signal: AbortSignal.timeout(init.timeoutMs) });
+      const res = await fetch(url, {
+        ...init,
+        headers: { authorization: `Bearer ${this.key}`, ...(init.headers as Record<string, string> | undefined) },
+        signal: AbortSignal.timeout(init.timeoutMs),
+      });
       const body = Buffer.from(await res.arrayBuffer());
       this.count(res.status);
       return { status: res.status, body, headers: res.headers };
@@ -225,7 +229,10 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       const mnt = path.join(dir, 'spool-tmpfs');
       await import('node:fs/promises').then((fs) => fs.mkdir(mnt, { recursive: true }));
       const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${settings.spoolTmpfs}`, 'tmpfs', mnt], { encoding: 'utf8' });
-      if (r.status !== 0) throw new SkipScenario(`cannot mount a ${settings.spoolTmpfs} tmpfs for the spool (${(r.stderr || r.error?.message || 'mount failed').trim()}); run as root with mount(8)`);
+      if (r.status !== 0)
+        throw new SkipScenario(
+          `cannot mount a ${settings.spoolTmpfs} tmpfs for the spool (${(r.stderr || r.error?.message || 'mount failed').trim()}); run as root with mount(8)`,
+        );
       mounted = mnt;
       spoolDir = mnt;
     }
@@ -261,7 +268,10 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     });
     const http = new Http(key);
     // Started side by side: on a busy machine most of a scenario's time is processes starting.
-    const starting = [startService('api', env, { readyTimeoutMs: 90_000 }), ...Array.from({ length: settings.workers }, () => startService('worker', env, { readyTimeoutMs: 90_000 }))];
+    const starting = [
+      startService('api', env, { readyTimeoutMs: 90_000 }),
+      ...Array.from({ length: settings.workers }, () => startService('worker', env, { readyTimeoutMs: 90_000 })),
+    ];
     const starts = await Promise.allSettled(starting);
     for (const r of starts) if (r.status === 'fulfilled') procs.push(r.value);
     for (const r of starts) if (r.status === 'rejected') throw r.reason;
@@ -290,7 +300,12 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
         sent.push({ name, sha256: sha256(content) });
         form.append('file', new Blob([content], { type: 'application/pdf' }), name);
       }
-      const res = await http.call(`${api.p.url}/v1/operations`, { method: 'POST', body: form, headers: { 'idempotency-key': randomBytes(12).toString('hex') }, timeoutMs: 60_000 });
+      const res = await http.call(`${api.p.url}/v1/operations`, {
+        method: 'POST',
+        body: form,
+        headers: { 'idempotency-key': randomBytes(12).toString('hex') },
+        timeoutMs: 60_000,
+      });
       if (res.status !== 202) return;
       const body = JSON.parse(res.body.toString()) as { id: string; documents: { id: string; name: string; sha256: string }[] };
       const ack: Ack = { opId: body.id, at: Date.now(), docs: [] };
@@ -322,7 +337,11 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
             continue;
           }
           t.lastOkAt = Date.now();
-          const op = JSON.parse(res.body.toString()) as { status: string; completedAt: string | null; documents: { id: string; status: string; error?: { code: string }; signed?: { sha256: string } }[] };
+          const op = JSON.parse(res.body.toString()) as {
+            status: string;
+            completedAt: string | null;
+            documents: { id: string; status: string; error?: { code: string }; signed?: { sha256: string } }[];
+          };
           t.lastSeen = `${op.status} at +${Date.now() - ack.at} ms`;
           if (!TERMINAL.has(op.status)) continue;
           t.state = 'terminal';
@@ -409,11 +428,19 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       async batchesInFlight(i) {
         const w = workers[i];
         if (!w) return 0;
-        const text = await fetch(`${w.url}/metrics`, { signal: AbortSignal.timeout(5000) }).then((r) => r.text(), () => '');
+        const text = await fetch(`${w.url}/metrics`, { signal: AbortSignal.timeout(5000) }).then(
+          (r) => r.text(),
+          () => '',
+        );
         return Number(/^signspool_batches_in_flight (\d+)/m.exec(text)?.[1] ?? 0);
       },
       async waitInFlight(i, timeoutMs = 60_000) {
-        const seen = await ctx.waitFor(`worker ${i} with a batch in flight`, async () => (await ctx.batchesInFlight(i)) >= 1, timeoutMs).then(() => true, () => false);
+        const seen = await ctx
+          .waitFor(`worker ${i} with a batch in flight`, async () => (await ctx.batchesInFlight(i)) >= 1, timeoutMs)
+          .then(
+            () => true,
+            () => false,
+          );
         if (!seen) ctx.note(`worker ${i}: no batch seen in flight within ${timeoutMs / 1000} s; stopped anyway`);
         return seen;
       },
@@ -435,7 +462,9 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     while (tracked.some((t) => t.state === 'pending') && Date.now() < settleDeadline) await sleep(200);
     followStop = true;
     await Promise.race([Promise.all(tracked.map((t) => t.done)), sleep(25_000)]);
-    say(`settled: ${tracked.filter((t) => t.state === 'terminal').length} ended, ${tracked.filter((t) => t.state === 'missing').length} missing, ${tracked.filter((t) => t.state === 'pending').length} still open`);
+    say(
+      `settled: ${tracked.filter((t) => t.state === 'terminal').length} ended, ${tracked.filter((t) => t.state === 'missing').length} missing, ${tracked.filter((t) => t.state === 'pending').length} still open`,
+    );
 
     // --- Leftovers: after the last operation's retention (and the janitor's grace), a graceful stop. ---
     const lastEnd = Math.max(Date.now(), ...tracked.map((t) => t.terminalAt ?? 0));
@@ -491,7 +520,13 @@ const countBy = (xs: string[]): Record<string, number> => {
 };
 
 /** Computes the columns from what the driver saw and what the fake recorded. */
-export const computeFigures = (result: ScenarioResult, scenario: Scenario, tracked: Tracked[], records: RequestRecord[], http: { statuses: Map<number, number> }): void => {
+export const computeFigures = (
+  result: ScenarioResult,
+  scenario: Scenario,
+  tracked: Tracked[],
+  records: RequestRecord[],
+  http: { statuses: Map<number, number> },
+): void => {
   // What the fake returned for each document, by the sha256 of what it received.
   const returned = new Map<string, { in: string; out: string }[]>();
   const okCount = new Map<string, number>();
@@ -526,7 +561,10 @@ export const computeFigures = (result: ScenarioResult, scenario: Scenario, track
       const out = t.docs.get(d.id);
       if (t.state === 'missing' || !out || !DOC_FINAL.has(out.status)) {
         result.lost += 1;
-        example('lost', `${t.ack.opId}/${d.id}: ${t.state === 'missing' ? `record missing (last read: ${t.lastSeen ?? '-'})` : `document ${out?.status ?? 'absent'}`}`);
+        example(
+          'lost',
+          `${t.ack.opId}/${d.id}: ${t.state === 'missing' ? `record missing (last read: ${t.lastSeen ?? '-'})` : `document ${out?.status ?? 'absent'}`}`,
+        );
         continue;
       }
       if (out.status === 'signed' && out.downloadTooLate) {
@@ -534,10 +572,16 @@ export const computeFigures = (result: ScenarioResult, scenario: Scenario, track
         example('unverified', `${t.ack.opId}/${d.id}: download 404 after the record's expiry`);
       } else if (out.status === 'signed') {
         const fromFake = returned.get(d.id) ?? [];
-        const ok = out.downloadSha256 !== undefined && out.downloadSha256 === out.recordSha256 && fromFake.some((f) => f.in === d.sha256 && f.out === out.downloadSha256);
+        const ok =
+          out.downloadSha256 !== undefined &&
+          out.downloadSha256 === out.recordSha256 &&
+          fromFake.some((f) => f.in === d.sha256 && f.out === out.downloadSha256);
         if (!ok) {
           result.wrong += 1;
-          example('wrong', `${t.ack.opId}/${d.id}: download ${out.downloadStatus ?? '-'} ${out.downloadSha256?.slice(0, 12) ?? '-'}, record ${out.recordSha256?.slice(0, 12) ?? '-'}, fake returned ${fromFake.map((f) => `${f.in.slice(0, 8)}→${f.out.slice(0, 8)}`).join(',') || 'nothing'} (sent ${d.sha256.slice(0, 8)})`);
+          example(
+            'wrong',
+            `${t.ack.opId}/${d.id}: download ${out.downloadStatus ?? '-'} ${out.downloadSha256?.slice(0, 12) ?? '-'}, record ${out.recordSha256?.slice(0, 12) ?? '-'}, fake returned ${fromFake.map((f) => `${f.in.slice(0, 8)}→${f.out.slice(0, 8)}`).join(',') || 'nothing'} (sent ${d.sha256.slice(0, 8)})`,
+          );
         }
       } else if (!(scenario.acceptsFailure?.(d.id, out.errorCode) ?? false)) {
         result.failed += 1;

@@ -31,7 +31,20 @@ export class ChaosRedis {
     await mkdir(this.dir, { recursive: true });
     if (!this.port) this.port = await freePort();
     // The settings of bin/redis-server.ts (what `npm start` and the tests spawn), with the fsync policy open.
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', this.appendFsync];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      this.appendFsync,
+    ];
     args.push('--maxmemory-policy', 'noeviction', '--hash-max-listpack-value', '1024', '--daemonize', 'no', '--loglevel', 'warning');
     const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

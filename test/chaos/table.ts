@@ -23,5 +23,10 @@ export const formatTable = (rows: ScenarioResult[]): string => {
   const lines = [`| ${COLUMNS.map((c) => c[0]).join(' | ')} |`, `| ${COLUMNS.map(() => '---').join(' | ')} |`];
   for (const r of rows) lines.push(`| ${COLUMNS.map(([name, f]) => (skipped(r) && !['scenario', 's', 'result'].includes(name) ? '' : f(r))).join(' | ')} |`);
   const notes = rows.flatMap((r) => r.notes.map((n) => `- ${r.scenario}: ${n}`));
-  return [...lines, '', 'Targets: lost, wrong bytes, failed, stuck, unverified, 5xx, processed without 202, files left, keys left all 0.', ...(notes.length ? ['', 'Notes:', ...notes] : [])].join('\n');
+  return [
+    ...lines,
+    '',
+    'Targets: lost, wrong bytes, failed, stuck, unverified, 5xx, processed without 202, files left, keys left all 0.',
+    ...(notes.length ? ['', 'Notes:', ...notes] : []),
+  ].join('\n');
 };

@@ -31,14 +31,7 @@ import { loadOrCreateSigningIdentity, type SigningIdentity } from '@signspool/wo
 import { SpillSink } from './spill-sink.js';
 
 export type FaultKind =
-  | 'oauth_invalid_client'
-  | 'token_invalid'
-  | 'service_inactive'
-  | 'certificate_not_provisioned'
-  | 'rate_limit'
-  | 'server_error'
-  | 'reset'
-  | 'slow';
+  'oauth_invalid_client' | 'token_invalid' | 'service_inactive' | 'certificate_not_provisioned' | 'rate_limit' | 'server_error' | 'reset' | 'slow';
 
 export interface Fault {
   kind: FaultKind;
@@ -133,7 +126,12 @@ interface IncomingDoc {
 
 export class FakeSignstash {
   private server: http.Server | undefined;
-  private readonly opts: Required<Omit<FakeSignstashOptions, 'host' | 'port' | 'tls' | 'certificateDir'>> & { host: string; port: number; tls: https.ServerOptions | undefined; certificateDir: string | undefined };
+  private readonly opts: Required<Omit<FakeSignstashOptions, 'host' | 'port' | 'tls' | 'certificateDir'>> & {
+    host: string;
+    port: number;
+    tls: https.ServerOptions | undefined;
+    certificateDir: string | undefined;
+  };
   private signer: { identity: SigningIdentity; documents: DocumentSigner } | undefined;
   private readonly faults: (Fault & { left: number })[] = [];
   private readonly tokens = new Map<string, number>();
@@ -203,7 +201,12 @@ export class FakeSignstash {
   async start(): Promise<{ url: string }> {
     this.tmpDir = await mkdtemp(path.join(os.tmpdir(), `fake-signstash-${process.pid}-`));
     if (this.opts.signatures === 'real') {
-      const identity = await loadOrCreateSigningIdentity({ dataDir: this.opts.certificateDir ?? this.tmpDir, keyFile: undefined, certFile: undefined, logger: silentLogger() });
+      const identity = await loadOrCreateSigningIdentity({
+        dataDir: this.opts.certificateDir ?? this.tmpDir,
+        keyFile: undefined,
+        certFile: undefined,
+        logger: silentLogger(),
+      });
       this.signer = { identity, documents: new DocumentSigner(identity, { cadesAttached: false }) };
     }
     const handler: http.RequestListener = (req, res) => {
@@ -354,7 +357,17 @@ export class FakeSignstash {
   private async sign(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const started = Date.now();
     const socket = req.socket;
-    const record: RequestRecord = { id: this.nextId++, at: started, externalReference: '', documents: 0, bytes: 0, outcome: 'ok', status: 200, durationMs: 0, docs: [] };
+    const record: RequestRecord = {
+      id: this.nextId++,
+      at: started,
+      externalReference: '',
+      documents: 0,
+      bytes: 0,
+      outcome: 'ok',
+      status: 200,
+      durationMs: 0,
+      docs: [],
+    };
     const finish = (outcome: RequestRecord['outcome'], status: number): void => {
       record.outcome = outcome;
       record.status = status;
@@ -415,7 +428,11 @@ export class FakeSignstash {
       if (rejected) {
         finish('rejected', 400);
         if (this.rejectUnnamed) return json(res, 400, { errorCode: 'INVALID_DOCUMENT', errorMessage: 'A document of the request could not be signed' });
-        return json(res, 400, { errorCode: 'INVALID_DOCUMENT', errorMessage: `Document ${rejected.name} could not be signed`, externalReference: rejected.externalReference });
+        return json(res, 400, {
+          errorCode: 'INVALID_DOCUMENT',
+          errorMessage: `Document ${rejected.name} could not be signed`,
+          externalReference: rejected.externalReference,
+        });
       }
       // The latency model.
       await sleep(this.opts.perRequestMs + (record.bytes / this.opts.bytesPerSec) * 1000);
@@ -427,7 +444,11 @@ export class FakeSignstash {
         const bad = await this.signAll(this.signer.documents, docs, dir);
         if (bad) {
           finish('rejected', 400);
-          return json(res, 400, { errorCode: 'INVALID_DOCUMENT', errorMessage: `Document ${bad.name} could not be signed`, externalReference: bad.externalReference });
+          return json(res, 400, {
+            errorCode: 'INVALID_DOCUMENT',
+            errorMessage: `Document ${bad.name} could not be signed`,
+            externalReference: bad.externalReference,
+          });
         }
       }
       record.docs = docs.map((d) => ({ externalReference: d.externalReference, name: d.name, size: d.size, sha256In: d.sha256, sha256Out: '' }));
@@ -439,7 +460,14 @@ export class FakeSignstash {
     }
   }
 
-  private async readSignRequest(req: http.IncomingMessage, dir: string, docs: IncomingDoc[], record: RequestRecord, sinks: SpillSink[], budget: { left: number }): Promise<void> {
+  private async readSignRequest(
+    req: http.IncomingMessage,
+    dir: string,
+    docs: IncomingDoc[],
+    record: RequestRecord,
+    sinks: SpillSink[],
+    budget: { left: number },
+  ): Promise<void> {
     interface Cur {
       sink?: SpillSink | undefined;
       decoded?: { size: number; sha256: string };
@@ -473,7 +501,14 @@ export class FakeSignstash {
       },
       onObjectEnd: (p) => {
         if (!(p.length === 2 && p[0] === 'documents')) return;
-        if (!cur.sink || !cur.decoded || !cur.externalReference || !cur.name || !cur.signatureType || !['PAdES', 'CAdES', 'XAdES'].includes(cur.signatureType)) {
+        if (
+          !cur.sink ||
+          !cur.decoded ||
+          !cur.externalReference ||
+          !cur.name ||
+          !cur.signatureType ||
+          !['PAdES', 'CAdES', 'XAdES'].includes(cur.signatureType)
+        ) {
           throw new Error(`document ${String(p[1])}: base64Content, externalReference, name and signatureInfo.signatureType are required`);
         }
         if (!cur.sink.wellFormed) throw new Error(`document ${String(p[1])}: base64Content is not valid base64`);

@@ -15,7 +15,7 @@ export const useFakeSignstash = (opts: FakeSignstashOptions = {}): (() => FakeSi
     await fake?.stop();
   });
   return () => {
-    if (!fake) throw new Error('the fake Sign\'Stash is used outside its describe block');
+    if (!fake) throw new Error("the fake Sign'Stash is used outside its describe block");
     return fake;
   };
 };

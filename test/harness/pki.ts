@@ -23,7 +23,27 @@ export interface Issued {
 export const makeRoot = (dir: string, name = 'root'): Issued => {
   const key = path.join(dir, `${name}.key`);
   const cert = path.join(dir, `${name}.pem`);
-  openssl(['req', '-x509', ...newKey('ec'), '-nodes', '-keyout', key, '-out', cert, '-days', '3', '-subj', `/CN=signspool test ${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      ...newKey('ec'),
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '3',
+      '-subj',
+      `/CN=signspool test ${name}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    dir,
+  );
   return { key, cert };
 };
 

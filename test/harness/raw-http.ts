@@ -58,7 +58,8 @@ export const rawConnect = (baseUrl: string, chunks: (string | Buffer)[], opts: {
   socket.on('data', (d: Buffer) => {
     received += d.toString('latin1');
     // Interim answers (100 Continue) come before the response.
-    for (let m = /^HTTP\/1\.[01] 1\d\d[^\r]*\r\n(?:[^\r]+\r\n)*\r\n/.exec(received); m; m = /^HTTP\/1\.[01] 1\d\d[^\r]*\r\n(?:[^\r]+\r\n)*\r\n/.exec(received)) received = received.slice(m[0].length);
+    for (let m = /^HTTP\/1\.[01] 1\d\d[^\r]*\r\n(?:[^\r]+\r\n)*\r\n/.exec(received); m; m = /^HTTP\/1\.[01] 1\d\d[^\r]*\r\n(?:[^\r]+\r\n)*\r\n/.exec(received))
+      received = received.slice(m[0].length);
     const parsed = parseResponse(received);
     if (parsed) resolveResponse(parsed);
   });

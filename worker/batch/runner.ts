@@ -183,7 +183,13 @@ export class BatchRunner {
       }
       log.error({ err }, 'batch failed unexpectedly');
       recordError(span, err);
-      await this.finish(items.filter((d) => this.deps.source.owns(d.job)), batchId, new Map(), toSignspoolError(err), log).catch(async (again: unknown) => {
+      await this.finish(
+        items.filter((d) => this.deps.source.owns(d.job)),
+        batchId,
+        new Map(),
+        toSignspoolError(err),
+        log,
+      ).catch(async (again: unknown) => {
         log.error({ err: again }, 'could not record the failure; giving the batch back to the queue');
         await this.requeue(items, batchId, REQUEUE_DELAY_MS, log);
       });
@@ -274,7 +280,9 @@ export class BatchRunner {
       const started = performance.now();
       metrics.batchesInFlight.inc();
       try {
-        const results = await inSpan(SPANS.upstream, upstreamSpan(signer.name, attempt, sendId, items.length), () => signer.signBatch(this.batchOf(items, sendId, claim), signal));
+        const results = await inSpan(SPANS.upstream, upstreamSpan(signer.name, attempt, sendId, items.length), () =>
+          signer.signBatch(this.batchOf(items, sendId, claim), signal),
+        );
         breaker.success();
         metrics.upstreamDuration.observe({ signer: signer.name, outcome: 'ok' }, (performance.now() - started) / 1000);
         if (results.some((r) => !r.ok && r.error.code === 'SPOOL_FULL')) {
@@ -336,16 +344,31 @@ export class BatchRunner {
    * A result whose transition was refused (the document was re-claimed elsewhere) is removed, and
    * the upload is retired only when the document's end was recorded.
    */
-  private async finish(items: HeldDocument[], claim: string, results: Map<string, DocumentResult>, error: SignspoolError | undefined, log: Logger): Promise<void> {
+  private async finish(
+    items: HeldDocument[],
+    claim: string,
+    results: Map<string, DocumentResult>,
+    error: SignspoolError | undefined,
+    log: Logger,
+  ): Promise<void> {
     if (items.length === 0) return;
     const { store, source, metrics, spool } = this.deps;
     const outcome = (d: HeldDocument): DocumentResult =>
       results.get(d.data.docId) ??
-      ({ ok: false, docId: d.data.docId, error: error ?? new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: 'the signer returned no result for this document' }) } as const);
+      ({
+        ok: false,
+        docId: d.data.docId,
+        error: error ?? new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: 'the signer returned no result for this document' }),
+      } as const);
     const updates = groupByOp(items, (d): DocumentUpdate => {
       const r = outcome(d);
       return r.ok
-        ? { docId: d.data.docId, claim, to: 'signed', signed: { size: r.size, sha256: r.sha256, contentType: r.contentType, fileName: r.fileName, file: claim } }
+        ? {
+            docId: d.data.docId,
+            claim,
+            to: 'signed',
+            signed: { size: r.size, sha256: r.sha256, contentType: r.contentType, fileName: r.fileName, file: claim },
+          }
         : { docId: d.data.docId, claim, to: 'failed', error: { code: r.error.code, message: r.error.detail } };
     });
     const transitions = await store.transitionMany(updates);

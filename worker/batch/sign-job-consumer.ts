@@ -108,7 +108,11 @@ export class SignJobConsumer {
     if (jobs.length === 0) return;
     const ids = jobs.map((j) => j.id ?? '');
     try {
-      const failed = await this.worker.extendJobLocks(ids, ids.map(() => this.token), this.opts.lockDurationMs);
+      const failed = await this.worker.extendJobLocks(
+        ids,
+        ids.map(() => this.token),
+        this.opts.lockDurationMs,
+      );
       for (const id of failed) {
         if (!this.held.has(id)) continue;
         this.lost.add(id);

@@ -88,7 +88,6 @@ export class WebhookDispatcher {
     });
   }
 
-
   async start(): Promise<void> {
     const { config, redis } = this.deps;
     this.queue = new Queue(QUEUES.webhook, { connection: redis, prefix: config.queuePrefix });
@@ -98,7 +97,9 @@ export class WebhookDispatcher {
       concurrency: config.webhooks.concurrency,
       settings: {
         backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
-          type === WEBHOOK_BACKOFF ? scheduleDelay(config.webhooks.scheduleMs, attemptsMade, err instanceof DeliveryError ? err.retryAfterMs : undefined) : 1000,
+          type === WEBHOOK_BACKOFF
+            ? scheduleDelay(config.webhooks.scheduleMs, attemptsMade, err instanceof DeliveryError ? err.retryAfterMs : undefined)
+            : 1000,
       },
     });
     this.worker.on('error', (err) => this.deps.logger.error({ err }, 'webhook worker error'));

@@ -9,7 +9,10 @@ const downMs = (): number => Number(process.env['CHAOS_REDIS_DOWN_MS'] ?? 20_000
 
 const timeReadyz = async (url: string): Promise<string> => {
   const t0 = Date.now();
-  const status = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) }).then((r) => String(r.status), () => 'no answer in 5 s');
+  const status = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) }).then(
+    (r) => String(r.status),
+    () => 'no answer in 5 s',
+  );
   return `${status} in ${Date.now() - t0} ms`;
 };
 

@@ -16,7 +16,12 @@ export const spoolTampered: Scenario = {
   title: 'upload files deleted or altered in the spool before they are signed',
   // A slow upstream (2 workers × 5 documents / 2 s = 5 documents/s) fed at 8/s: a queue builds up,
   // whose files we touch, and drains within the settle time once the load stops.
-  settings: (base) => ({ docs: Math.min(base.docs, 80), docsPerSec: 8, fake: { perRequestMs: 2000, bytesPerSec: 500e6 }, env: { UPSTREAM_CONCURRENCY: '1', BATCH_MAX_DOCS: '5' } }),
+  settings: (base) => ({
+    docs: Math.min(base.docs, 80),
+    docsPerSec: 8,
+    fake: { perRequestMs: 2000, bytesPerSec: 500e6 },
+    env: { UPSTREAM_CONCURRENCY: '1', BATCH_MAX_DOCS: '5' },
+  }),
   async run(ctx) {
     tampered.clear();
     await ctx.waitAcked(12);

@@ -11,12 +11,16 @@ describe('pretty log format', () => {
     logger.warn({ redis: 'redis://127.0.0.1:1', error: 'ECONNREFUSED', apiKey: 'ssk_do_not_print' }, 'cannot reach Redis');
     const lines = out.trimEnd().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN {2}signspool-all: cannot reach Redis redis=redis:\/\/127\.0\.0\.1:1 error=ECONNREFUSED apiKey=\[redacted\]$/);
+    expect(lines[0]).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{3} WARN {2}signspool-all: cannot reach Redis redis=redis:\/\/127\.0\.0\.1:1 error=ECONNREFUSED apiKey=\[redacted\]$/,
+    );
     expect(out).not.toContain('ssk_do_not_print');
   });
 
   it('quotes values with spaces and leaves lines that are not JSON alone', () => {
-    expect(formatPrettyLine('{"level":30,"time":"2026-01-01T10:00:00.000Z","msg":"m","signer":"local (dev cert)"}', false)).toBe('10:00:00.000 INFO  m signer="local (dev cert)"');
+    expect(formatPrettyLine('{"level":30,"time":"2026-01-01T10:00:00.000Z","msg":"m","signer":"local (dev cert)"}', false)).toBe(
+      '10:00:00.000 INFO  m signer="local (dev cert)"',
+    );
     expect(formatPrettyLine('plain text', false)).toBe('plain text');
   });
 

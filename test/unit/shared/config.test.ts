@@ -63,24 +63,55 @@ describe('config', () => {
       { tenant: 'acme', name: 'old', hash, scopes: all },
       { tenant: 'acme', name: 'new-2027', hash: 'c'.repeat(64), scopes: ['operations:read', 'webhooks:redeliver'] },
     ]);
-    for (const bad of ['acme:short', `acme:${hash}:operations:admin`, `acme/x:${hash},acme/x:${'c'.repeat(64)}`, `acme/a:${hash},globex/b:${hash}`, `ac me:${hash}`]) {
+    for (const bad of [
+      'acme:short',
+      `acme:${hash}:operations:admin`,
+      `acme/x:${hash},acme/x:${'c'.repeat(64)}`,
+      `acme/a:${hash},globex/b:${hash}`,
+      `ac me:${hash}`,
+    ]) {
       expect(() => loadConfig({ API_KEYS: bad }), bad).toThrow(/API_KEYS/);
     }
   });
 
   it('parses WEBHOOK_ALLOW entries with ports, and refuses malformed ones', () => {
-    const ok = ['hooks.internal', 'hooks.internal:8443', 'hooks.internal:*', '10.0.0.0/8', '10.0.0.0/8:8443', '10.1.2.3:*', '[fd00::/8]:443', '[::1]:*', 'fd00::/8'];
+    const ok = [
+      'hooks.internal',
+      'hooks.internal:8443',
+      'hooks.internal:*',
+      '10.0.0.0/8',
+      '10.0.0.0/8:8443',
+      '10.1.2.3:*',
+      '[fd00::/8]:443',
+      '[::1]:*',
+      'fd00::/8',
+    ];
     expect(loadConfig({ WEBHOOK_ALLOW: ok.join(',') }).webhooks.allow).toEqual(ok);
-    for (const bad of ['hooks.internal:0', 'hooks.internal:70000', 'hooks.internal:http', '10.0.0.0/33', '[hooks.internal]:443', 'a/b/c', 'under_score.example']) {
+    for (const bad of [
+      'hooks.internal:0',
+      'hooks.internal:70000',
+      'hooks.internal:http',
+      '10.0.0.0/33',
+      '[hooks.internal]:443',
+      'a/b/c',
+      'under_score.example',
+    ]) {
       expect(() => loadConfig({ WEBHOOK_ALLOW: bad }), bad).toThrow(/WEBHOOK_ALLOW/);
     }
   });
 
   it('requires issuer and audience with AUTH_JWKS_URL, and client certificate and key together', () => {
     expect(() => loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks' })).toThrow(/AUTH_ISSUER.*AUTH_AUDIENCE/);
-    expect(() => loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALGORITHMS: 'none' })).toThrow(/AUTH_ALGORITHMS/);
-    expect(() => loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALGORITHMS: 'HS256' })).toThrow(/AUTH_ALGORITHMS/);
-    expect(loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }).jwt).toMatchObject({ tenantClaim: 'tenant', algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'] });
+    expect(() => loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALGORITHMS: 'none' })).toThrow(
+      /AUTH_ALGORITHMS/,
+    );
+    expect(() => loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALGORITHMS: 'HS256' })).toThrow(
+      /AUTH_ALGORITHMS/,
+    );
+    expect(loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }).jwt).toMatchObject({
+      tenantClaim: 'tenant',
+      algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    });
     expect(() => loadConfig({ SIGNSTASH_CLIENT_CERT_FILE: '/c.pem' })).toThrow(/SIGNSTASH_CLIENT_KEY_FILE/);
     expect(() => loadConfig({ WEBHOOK_ENDPOINTS: 'acme=https://u:p@hooks.example/x' })).toThrow(/WEBHOOK_ENDPOINTS/);
   });
@@ -90,9 +121,21 @@ describe('config', () => {
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing.tracesUrl).toBe('http://collector:4318/v1/traces');
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example/base' }).tracing.tracesUrl).toBe('https://otlp.example/base/v1/traces');
     // The traces endpoint is taken as it is, and wins.
-    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:9999/custom' }).tracing.tracesUrl).toBe('http://b:9999/custom');
-    const c = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'sp-eu', OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer%20abc, x-tenant = t1' });
-    expect(c.tracing).toEqual({ tracesUrl: 'http://a:4318/v1/traces', protocol: 'http/json', serviceName: 'sp-eu', headers: { authorization: 'Bearer abc', 'x-tenant': 't1' } });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:9999/custom' }).tracing.tracesUrl).toBe(
+      'http://b:9999/custom',
+    );
+    const c = loadConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_SERVICE_NAME: 'sp-eu',
+      OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer%20abc, x-tenant = t1',
+    });
+    expect(c.tracing).toEqual({
+      tracesUrl: 'http://a:4318/v1/traces',
+      protocol: 'http/json',
+      serviceName: 'sp-eu',
+      headers: { authorization: 'Bearer abc', 'x-tenant': 't1' },
+    });
     expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL: must be http\/protobuf or http\/json/);
     expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
     for (const bad of ['novalue', '=x', 'a b=c', 'a=%zz', 'a=x%0Ay']) {
@@ -112,7 +155,13 @@ describe('config', () => {
   });
 
   it('parses durations and sizes', () => {
-    expect([parseDuration('250'), parseDuration('250ms'), parseDuration('2s'), parseDuration('24h'), parseDuration('x')]).toEqual([250, 250, 2000, 86_400_000, undefined]);
+    expect([parseDuration('250'), parseDuration('250ms'), parseDuration('2s'), parseDuration('24h'), parseDuration('x')]).toEqual([
+      250,
+      250,
+      2000,
+      86_400_000,
+      undefined,
+    ]);
     expect([parseBytes('1024'), parseBytes('20MB'), parseBytes('20MiB'), parseBytes('1 GiB')]).toEqual([1024, 20_000_000, 20 * 1024 * 1024, 1024 ** 3]);
   });
 
@@ -142,8 +191,14 @@ describe("README's configuration table", () => {
 
   it('names every variable of CONFIG_VARIABLES, and only those', () => {
     expect(documented.length).toBeGreaterThan(20);
-    expect(CONFIG_VARIABLES.filter((v) => !documented.includes(v)), 'in CONFIG_VARIABLES, missing from the README').toEqual([]);
-    expect(documented.filter((v) => !CONFIG_VARIABLES.includes(v)), 'in the README, not in CONFIG_VARIABLES').toEqual([]);
+    expect(
+      CONFIG_VARIABLES.filter((v) => !documented.includes(v)),
+      'in CONFIG_VARIABLES, missing from the README',
+    ).toEqual([]);
+    expect(
+      documented.filter((v) => !CONFIG_VARIABLES.includes(v)),
+      'in the README, not in CONFIG_VARIABLES',
+    ).toEqual([]);
   });
 
   it('names each variable once', () => {

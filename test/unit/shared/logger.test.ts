@@ -8,7 +8,6 @@ import { inSpan, tracer } from '@signspool/shared/spans';
 
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new InMemorySpanExporter())] });
 
-
 describe('logger', () => {
   beforeAll(() => {
     provider.register();
@@ -39,7 +38,15 @@ describe('logger', () => {
     const { lines, logger } = captureLogs();
     const span = tracer.startSpan('redaction');
     context.with(trace.setSpan(context.active(), span), () => {
-      logger.info({ req: { headers: { authorization: 'Bearer ssk_topsecret' } }, token: 'tok_secret', signedContent: 'QkFTRTY0', config: { signstash: { clientSecret: 'hunter2' } } }, 'with secrets');
+      logger.info(
+        {
+          req: { headers: { authorization: 'Bearer ssk_topsecret' } },
+          token: 'tok_secret',
+          signedContent: 'QkFTRTY0',
+          config: { signstash: { clientSecret: 'hunter2' } },
+        },
+        'with secrets',
+      );
     });
     span.end();
     const line = JSON.stringify(lines[0]);
@@ -47,7 +54,7 @@ describe('logger', () => {
     for (const secret of ['ssk_topsecret', 'tok_secret', 'QkFTRTY0', 'hunter2']) expect(line).not.toContain(secret);
   });
 
-  it('lets a line\'s own fields win over the span\'s', () => {
+  it("lets a line's own fields win over the span's", () => {
     const { lines, logger } = captureLogs();
     const span = tracer.startSpan('own');
     context.with(trace.setSpan(context.active(), span), () => logger.info({ trace_id: 'given' }, 'own'));

@@ -25,7 +25,9 @@ describe('job data trace context', () => {
     const trace = { traceparent, tracestate: 'vendor=abc,other=1' };
     expect(parseJobData('sign-document', { ...job, trace }).trace).toEqual(trace);
     expect(parseJobData('sign-document', { ...job, trace: { traceparent } }).trace).toEqual({ traceparent });
-    expect(parseJobData('deliver-webhook', { opId: job.opId, tenant: 'acme', deliveryId: 'msg_1', reason: 'completed', trace: { traceparent } }).trace).toEqual({ traceparent });
+    expect(parseJobData('deliver-webhook', { opId: job.opId, tenant: 'acme', deliveryId: 'msg_1', reason: 'completed', trace: { traceparent } }).trace).toEqual(
+      { traceparent },
+    );
   });
 
   it('refuses what is not a valid traceparent, and an oversized tracestate', () => {

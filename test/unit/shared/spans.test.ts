@@ -35,14 +35,19 @@ describe('spans with a provider', () => {
 
   it('carry the active context in job data and read it back', async () => {
     const incoming = contextOf({ traceparent: `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`, tracestate: 'vendor=v1' });
-    await inSpan('producer', {}, async (span) => {
-      const carrier = traceCarrier();
-      expect(carrier).toEqual({ traceparent: `00-${'ab'.repeat(16)}-${span.spanContext().spanId}-01`, tracestate: 'vendor=v1' });
-      const sc = spanContextOf(carrier);
-      expect(sc).toMatchObject({ traceId: 'ab'.repeat(16), spanId: span.spanContext().spanId, isRemote: true });
-      expect(sc && isSampled(sc)).toBe(true);
-      expect(activeTraceIds()).toEqual({ trace_id: 'ab'.repeat(16), span_id: span.spanContext().spanId });
-    }, incoming);
+    await inSpan(
+      'producer',
+      {},
+      async (span) => {
+        const carrier = traceCarrier();
+        expect(carrier).toEqual({ traceparent: `00-${'ab'.repeat(16)}-${span.spanContext().spanId}-01`, tracestate: 'vendor=v1' });
+        const sc = spanContextOf(carrier);
+        expect(sc).toMatchObject({ traceId: 'ab'.repeat(16), spanId: span.spanContext().spanId, isRemote: true });
+        expect(sc && isSampled(sc)).toBe(true);
+        expect(activeTraceIds()).toEqual({ trace_id: 'ab'.repeat(16), span_id: span.spanContext().spanId });
+      },
+      incoming,
+    );
     const unsampled = spanContextOf({ traceparent: `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-00` });
     expect(unsampled?.traceFlags).toBe(TraceFlags.NONE);
     expect(unsampled && isSampled(unsampled)).toBe(false);

@@ -40,10 +40,16 @@ export interface IdentitySource {
 const pemCertificates = (pem: string): Buffer[] =>
   [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/g)].map((m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'));
 
-const toPem = (der: Buffer): string => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').trim()}\n-----END CERTIFICATE-----\n`;
+const toPem = (der: Buffer): string =>
+  `-----BEGIN CERTIFICATE-----\n${der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .trim()}\n-----END CERTIFICATE-----\n`;
 
 const spkiOf = (der: Buffer): Buffer =>
-  Buffer.from(createPublicKey({ key: Buffer.from(new x509.X509Certificate(der).publicKey.rawData), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'der' }));
+  Buffer.from(
+    createPublicKey({ key: Buffer.from(new x509.X509Certificate(der).publicKey.rawData), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'der' }),
+  );
 
 /** Puts the certificate of `privateKey` first and checks that it can sign now. */
 const assemble = (privateKey: KeyObject, certs: Buffer[], source: string, certPath: string | undefined, now: Date): SigningIdentity => {
@@ -57,7 +63,8 @@ const assemble = (privateKey: KeyObject, certs: Buffer[], source: string, certPa
   }
   const cert = new x509.X509Certificate(leaf);
   if (cert.notAfter.getTime() <= now.getTime()) throw new ConfigError(`${source}: the certificate "${cert.subject}" expired on ${cert.notAfter.toISOString()}`);
-  if (cert.notBefore.getTime() > now.getTime()) throw new ConfigError(`${source}: the certificate "${cert.subject}" is not valid before ${cert.notBefore.toISOString()}`);
+  if (cert.notBefore.getTime() > now.getTime())
+    throw new ConfigError(`${source}: the certificate "${cert.subject}" is not valid before ${cert.notBefore.toISOString()}`);
   return {
     privateKey,
     keyType: type,
@@ -121,7 +128,10 @@ const generate = async (): Promise<{ keyPem: string; certPem: string }> => {
     ],
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/(.{64})/g, '$1\n').trim()}\n-----END PRIVATE KEY-----\n`;
+  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .trim()}\n-----END PRIVATE KEY-----\n`;
   return { keyPem, certPem: cert.toString('pem') + '\n' };
 };
 
@@ -143,7 +153,8 @@ export const loadOrCreateSigningIdentity = async (opts: IdentitySource): Promise
     try {
       return await loadPem(opts.keyFile, opts.certFile, now);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ConfigError(`LOCAL_SIGNER_KEY_FILE/LOCAL_SIGNER_CERT_FILE: ${(err as NodeJS.ErrnoException).path ?? 'file'} does not exist`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new ConfigError(`LOCAL_SIGNER_KEY_FILE/LOCAL_SIGNER_CERT_FILE: ${(err as NodeJS.ErrnoException).path ?? 'file'} does not exist`);
       throw err;
     }
   }

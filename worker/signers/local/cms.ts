@@ -65,7 +65,9 @@ export class CmsBuilder {
 
   constructor(private readonly identity: SigningIdentity) {
     this.cert = AsnConvert.parse(identity.certificateDer, Certificate);
-    this.certificates = new CertificateSet([identity.certificateDer, ...identity.chainDer].map((der) => new CertificateChoices({ certificate: AsnConvert.parse(der, Certificate) })));
+    this.certificates = new CertificateSet(
+      [identity.certificateDer, ...identity.chainDer].map((der) => new CertificateChoices({ certificate: AsnConvert.parse(der, Certificate) })),
+    );
   }
 
   /** Signs the signed attributes of a document whose SHA-256 is `digest`. */

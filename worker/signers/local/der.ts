@@ -62,7 +62,7 @@ export const readElement = (buf: Buffer, offset = 0): DerElement => {
 /** The elements inside a constructed element's content. */
 export const children = (body: Buffer): DerElement[] => {
   const out: DerElement[] = [];
-  for (let off = 0; off < body.length; ) {
+  for (let off = 0; off < body.length;) {
     const el = readElement(body, off);
     out.push(el);
     off += el.raw.length;

@@ -152,11 +152,18 @@ export class DocumentSigner {
       throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a XAdES signature: the XML is encoded as ${declared}; submit UTF-8` });
     }
     const tsa = this.opts.tsa;
-    const loading = (this.xades ??= import('./xades.js').then((m) => ({ signer: new m.XadesSigner(this.identity), XmlNotSignableError: m.XmlNotSignableError })));
+    const loading = (this.xades ??= import('./xades.js').then((m) => ({
+      signer: new m.XadesSigner(this.identity),
+      XmlNotSignableError: m.XmlNotSignableError,
+    })));
     const xades = await loading;
     let xml: string;
     try {
-      xml = await xades.signer.sign(new TextDecoder('utf-8', { fatal: true }).decode(bytes), tsa ? (data) => tsa.timestamp(data, signal) : undefined, new Date());
+      xml = await xades.signer.sign(
+        new TextDecoder('utf-8', { fatal: true }).decode(bytes),
+        tsa ? (data) => tsa.timestamp(data, signal) : undefined,
+        new Date(),
+      );
     } catch (err) {
       if (err instanceof xades.XmlNotSignableError || err instanceof TypeError) {
         throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a XAdES signature: ${err.message}` });

@@ -82,7 +82,15 @@ export class LocalSigner implements Signer {
     try {
       const out = await signer.sign(batch.signatureType, { path: doc.path, name: doc.name, sha256: doc.sha256 }, signal);
       const written = await spool.writeAtomic(doc.resultPath, out.body);
-      return { ok: true, docId: doc.docId, path: written.path, size: written.size, sha256: written.sha256, contentType: out.contentType, fileName: out.fileName };
+      return {
+        ok: true,
+        docId: doc.docId,
+        path: written.path,
+        size: written.size,
+        sha256: written.sha256,
+        contentType: out.contentType,
+        fileName: out.fileName,
+      };
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       if (isSignspoolError(err) && err.code.startsWith('TSA_')) throw err;

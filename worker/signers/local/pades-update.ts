@@ -108,7 +108,10 @@ export const buildPadesUpdate = async (reader: PdfReader, opts: { placeholderByt
   // The signature dictionary; its /ByteRange and /Contents are filled in once offsets are known.
   const hexLength = 2 * opts.placeholderBytes;
   const reason = opts.reason ? ` /Reason (${opts.reason.replace(/[\\()]/g, '\\$&')})` : '';
-  put(sigRef, `<</Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached ${BYTE_RANGE_PLACEHOLDER} /Contents <${'0'.repeat(hexLength)}> /M (${pdfDate(opts.now)})${reason}>>`);
+  put(
+    sigRef,
+    `<</Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached ${BYTE_RANGE_PLACEHOLDER} /Contents <${'0'.repeat(hexLength)}> /M (${pdfDate(opts.now)})${reason}>>`,
+  );
 
   // Objects, then the cross-reference table (object 0 and one subsection per run of numbers).
   const parts: string[] = ['\n'];
@@ -123,7 +126,7 @@ export const buildPadesUpdate = async (reader: PdfReader, opts: { placeholderByt
   const xrefOffset = length;
   const nums = [...offsets.keys()];
   const lines = ['xref\n0 1\n0000000000 65535 f \n'];
-  for (let i = 0; i < nums.length; ) {
+  for (let i = 0; i < nums.length;) {
     let j = i;
     while (j + 1 < nums.length && nums[j + 1] === (nums[j] ?? 0) + 1) j++;
     lines.push(`${nums[i]} ${j - i + 1}\n`);

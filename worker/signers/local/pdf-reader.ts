@@ -104,7 +104,7 @@ export class PdfLexer {
     }
     if (c === 0x28) {
       const start = this.pos++;
-      for (let depth = 1; depth > 0; ) {
+      for (let depth = 1; depth > 0;) {
         const ch = this.need();
         this.pos++;
         if (ch === 0x5c) this.pos++;
@@ -217,7 +217,7 @@ export class PdfReader {
     this.startxref = Number(m[1]);
     const seen = new Set<number>();
     let first = true;
-    for (let at: number | undefined = this.startxref; at !== undefined; ) {
+    for (let at: number | undefined = this.startxref; at !== undefined;) {
       if (seen.has(at) || at >= this.size) throw new PdfSyntaxError('a broken cross-reference chain');
       seen.add(at);
       const trailer = await this.readSection(at);
@@ -329,7 +329,8 @@ export class PdfReader {
     const filter = dict.get('Filter');
     const filters = filter === undefined ? [] : Array.isArray(filter) ? filter : [filter];
     if (filters.length === 0) return data;
-    if (filters.length > 1 || !(filters[0] instanceof PdfName) || filters[0].name !== 'FlateDecode') throw new PdfSyntaxError('an object or xref stream with a filter other than FlateDecode');
+    if (filters.length > 1 || !(filters[0] instanceof PdfName) || filters[0].name !== 'FlateDecode')
+      throw new PdfSyntaxError('an object or xref stream with a filter other than FlateDecode');
     let out: Buffer = inflateSync(data);
     const parms = dict.get('DecodeParms');
     if (parms instanceof PdfDict) {

@@ -56,7 +56,7 @@ const pkcs12Kdf = (password: string, salt: Buffer, id: number, iterations: numbe
   const I = Buffer.concat([fill(salt), fill(pw)]);
   const D = Buffer.alloc(v, id);
   const out: Buffer[] = [];
-  for (let got = 0; got < size; ) {
+  for (let got = 0; got < size;) {
     let A = createHash(hash.name).update(D).update(I).digest();
     for (let i = 1; i < iterations; i++) A = createHash(hash.name).update(A).digest();
     out.push(A);

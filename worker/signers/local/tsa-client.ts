@@ -70,7 +70,10 @@ export class TsaClient {
     nonce[0] = ((nonce[0] ?? 0) & 0x7e) | 0x01; // a positive INTEGER with no leading zero byte
     const query = new TimeStampReq({
       version: 1,
-      messageImprint: new MessageImprint({ hashAlgorithm: new AlgorithmIdentifier({ algorithm: SHA256, parameters: null }), hashedMessage: new OctetString(imprint) }),
+      messageImprint: new MessageImprint({
+        hashAlgorithm: new AlgorithmIdentifier({ algorithm: SHA256, parameters: null }),
+        hashedMessage: new OctetString(imprint),
+      }),
       nonce: toArrayBuffer(nonce),
       certReq: true,
     });
@@ -91,7 +94,10 @@ export class TsaClient {
     if (res.statusCode === 429 || res.statusCode >= 500) {
       await res.body.dump().catch(() => undefined);
       const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
-      throw new SignspoolError('TSA_UNAVAILABLE', { detail: `the time-stamp authority answered ${res.statusCode}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
+      throw new SignspoolError('TSA_UNAVAILABLE', {
+        detail: `the time-stamp authority answered ${res.statusCode}`,
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      });
     }
     if (res.statusCode !== 200) {
       await readSmallBody(res.body).catch(() => '');
@@ -119,7 +125,9 @@ const checkReply = (reply: Buffer, imprint: Buffer, nonce: Buffer): Buffer => {
   try {
     resp = AsnConvert.parse(reply, TimeStampResp);
     if (resp.status.status !== PKIStatus.granted && resp.status.status !== PKIStatus.grantedWithMods) {
-      throw new SignspoolError('TSA_REJECTED', { detail: `the time-stamp authority refused the request (status ${resp.status.status}${resp.status.statusString ? `: ${resp.status.statusString.join(' ')}` : ''})` });
+      throw new SignspoolError('TSA_REJECTED', {
+        detail: `the time-stamp authority refused the request (status ${resp.status.status}${resp.status.statusString ? `: ${resp.status.statusString.join(' ')}` : ''})`,
+      });
     }
     if (!resp.timeStampToken) throw new Error('no token');
     const signedData = AsnConvert.parse(resp.timeStampToken.content, SignedData);

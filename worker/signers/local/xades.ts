@@ -40,7 +40,9 @@ export class XadesSigner {
   }
 
   private async cryptoKey(): Promise<webcrypto.CryptoKey> {
-    this.key ??= await globalThis.crypto.subtle.importKey('pkcs8', this.identity.privateKey.export({ type: 'pkcs8', format: 'der' }), this.algorithm, false, ['sign']);
+    this.key ??= await globalThis.crypto.subtle.importKey('pkcs8', this.identity.privateKey.export({ type: 'pkcs8', format: 'der' }), this.algorithm, false, [
+      'sign',
+    ]);
     return this.key;
   }
 

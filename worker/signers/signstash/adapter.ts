@@ -77,7 +77,11 @@ export class SignstashSigner implements Signer {
       try {
         const st = statSync(d.path);
         if (st.size !== d.size) {
-          missing.push({ ok: false, docId: d.docId, error: new SignspoolError('SPOOL_FILE_CORRUPT', { detail: 'the spooled file changed size since upload' }) });
+          missing.push({
+            ok: false,
+            docId: d.docId,
+            error: new SignspoolError('SPOOL_FILE_CORRUPT', { detail: 'the spooled file changed size since upload' }),
+          });
         } else docs.push(d);
       } catch {
         missing.push({ ok: false, docId: d.docId, error: new SignspoolError('SPOOL_FILE_MISSING') });
@@ -140,7 +144,11 @@ export class SignstashSigner implements Signer {
           const doc = docs.find((d) => d.docId === r.docId);
           if (!r.ok || !doc || hashes.get(r.docId) === doc.sha256) return r;
           await rm(r.path, { force: true });
-          return { ok: false, docId: r.docId, error: new SignspoolError('SPOOL_FILE_CORRUPT', { detail: 'the spooled file no longer matches the sha256 taken at upload' }) };
+          return {
+            ok: false,
+            docId: r.docId,
+            error: new SignspoolError('SPOOL_FILE_CORRUPT', { detail: 'the spooled file no longer matches the sha256 taken at upload' }),
+          };
         }),
       );
       return [...missing, ...checked];

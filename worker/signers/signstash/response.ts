@@ -66,7 +66,8 @@ export class SignedListDecoder {
       await this.removeTmp();
       if (signal.aborted) throw signal.reason;
       if (err instanceof SignspoolError) throw err;
-      if (err instanceof Error && err.name === 'JsonStreamError') throw new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: `Sign'Stash answered with malformed JSON (${err.message})` });
+      if (err instanceof Error && err.name === 'JsonStreamError')
+        throw new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: `Sign'Stash answered with malformed JSON (${err.message})` });
       throw err;
     }
     await this.removeTmp();
@@ -100,11 +101,22 @@ export class SignedListDecoder {
     }
     if (!done.signed || !done.sink) {
       await done.sink?.abort();
-      this.results.set(doc.docId, { ok: false, docId: doc.docId, error: new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: "Sign'Stash returned no signed content for this document" }) });
+      this.results.set(doc.docId, {
+        ok: false,
+        docId: doc.docId,
+        error: new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: "Sign'Stash returned no signed content for this document" }),
+      });
       return;
     }
     const sink = done.sink;
-    this.results.set(doc.docId, { ok: true, docId: doc.docId, path: doc.resultPath, size: done.signed.size, sha256: done.signed.sha256, ...signedOutput(this.batch.signatureType, doc.name) });
+    this.results.set(doc.docId, {
+      ok: true,
+      docId: doc.docId,
+      path: doc.resultPath,
+      size: done.signed.size,
+      sha256: done.signed.sha256,
+      ...signedOutput(this.batch.signatureType, doc.name),
+    });
     // fsync, rename and directory fsync run while the rest of the answer streams in.
     this.commits.push(
       (async () => {
@@ -112,7 +124,10 @@ export class SignedListDecoder {
         await this.spool.commit(sink.path, doc.resultPath, { synced: true });
         this.tmpFiles.delete(sink.path);
       })().catch((err: unknown) => {
-        this.logger.error({ err: { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code }, docId: doc.docId }, 'could not store a signed document');
+        this.logger.error(
+          { err: { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code }, docId: doc.docId },
+          'could not store a signed document',
+        );
         this.results.set(doc.docId, { ok: false, docId: doc.docId, error: localStorageError(err) });
       }),
     );

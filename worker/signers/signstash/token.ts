@@ -41,7 +41,9 @@ export class SignstashTokenManager {
   async getToken(signal?: AbortSignal): Promise<string> {
     const now = Date.now();
     if (this.current && now < this.current.refreshAt) return this.current.value;
-    this.inflight ??= inSpan(SPANS.token, { kind: SpanKind.CLIENT, attributes: { 'server.address': hostOf(this.opts.authUrl) } }, () => this.fetchToken(signal)).finally(() => {
+    this.inflight ??= inSpan(SPANS.token, { kind: SpanKind.CLIENT, attributes: { 'server.address': hostOf(this.opts.authUrl) } }, () =>
+      this.fetchToken(signal),
+    ).finally(() => {
       this.inflight = undefined;
     });
     return (await this.inflight).value;
@@ -95,7 +97,11 @@ export class SignstashTokenManager {
     const expiresIn = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 300;
     const lifetimeMs = expiresIn * 1000;
     const issuedAt = Date.now();
-    const token = { value: parsed.access_token, expiresAt: issuedAt + lifetimeMs, refreshAt: issuedAt + lifetimeMs - Math.min(this.opts.skewMs, lifetimeMs / 2) };
+    const token = {
+      value: parsed.access_token,
+      expiresAt: issuedAt + lifetimeMs,
+      refreshAt: issuedAt + lifetimeMs - Math.min(this.opts.skewMs, lifetimeMs / 2),
+    };
     this.current = token;
     this.opts.logger.debug({ expiresIn }, "obtained a Sign'Stash token");
     return token;
@@ -116,8 +122,8 @@ export const transportError = (err: unknown, what: string): SignspoolError => {
   if (tls) return tls;
   const code = (err as { code?: string })?.code ?? '';
   const message = err instanceof Error ? err.message : String(err);
-  if (/TIMEOUT/.test(code) || err instanceof Error && err.name.includes('Timeout')) {
-    return new SignspoolError('UPSTREAM_TIMEOUT', { detail: `${what} did not answer in time (${code || err instanceof Error && err.name})`, cause: err });
+  if (/TIMEOUT/.test(code) || (err instanceof Error && err.name.includes('Timeout'))) {
+    return new SignspoolError('UPSTREAM_TIMEOUT', { detail: `${what} did not answer in time (${code || (err instanceof Error && err.name)})`, cause: err });
   }
   return new SignspoolError('UPSTREAM_NETWORK', { detail: `${what} could not be reached (${code || message})`, cause: err });
 };

@@ -24,7 +24,9 @@ describe('documentFormatError', () => {
     const body = Buffer.alloc(300_000, 'x');
     expect(await documentFormatError('PAdES', await file(Buffer.concat([Buffer.from('%PDF-1.7\n'), body, Buffer.from('\n%%EOF\n')])))).toBeNull();
     expect(await documentFormatError('PAdES', await file(Buffer.concat([Buffer.alloc(500, ' '), Buffer.from('%PDF-1.4\n%%EOF')])))).toBeNull();
-    expect(await documentFormatError('PAdES', await file(Buffer.concat([Buffer.alloc(1100, ' '), Buffer.from('%PDF-1.4\n'), body, Buffer.from('%%EOF')])))).toBe('DOCUMENT_NOT_PDF');
+    expect(
+      await documentFormatError('PAdES', await file(Buffer.concat([Buffer.alloc(1100, ' '), Buffer.from('%PDF-1.4\n'), body, Buffer.from('%%EOF')]))),
+    ).toBe('DOCUMENT_NOT_PDF');
     expect(await documentFormatError('PAdES', await file(Buffer.concat([Buffer.from('%PDF-1.7\n%%EOF\n'), body])))).toBe('DOCUMENT_NOT_PDF');
     expect(await documentFormatError('PAdES', await file('<invoice/>'))).toBe('DOCUMENT_NOT_PDF');
     expect(await documentFormatError('PAdES', await file(''))).toBe('DOCUMENT_NOT_PDF');

@@ -5,7 +5,11 @@ import { describeRedis, redisTargetOptions } from '@signspool/shared/redis/targe
 
 describe('Redis target', () => {
   it('parses REDIS_SENTINELS with REDIS_SENTINEL_NAME into ioredis sentinel options', () => {
-    const config = loadConfig({ REDIS_SENTINELS: 'a.example:26379, 10.0.0.2:26380,[::1]:26381', REDIS_SENTINEL_NAME: 'mymaster', REDIS_SENTINEL_PASSWORD: 's3cret' });
+    const config = loadConfig({
+      REDIS_SENTINELS: 'a.example:26379, 10.0.0.2:26380,[::1]:26381',
+      REDIS_SENTINEL_NAME: 'mymaster',
+      REDIS_SENTINEL_PASSWORD: 's3cret',
+    });
     const options = redisTargetOptions(config);
     expect(options.sentinels).toEqual([
       { host: 'a.example', port: 26379 },

@@ -51,7 +51,9 @@ describe('page-cache I/O', () => {
   });
 
   it("SpoolWriteStream with 'overwrite' does not create a file that is not there", async () => {
-    await expect(pipeline(Readable.from([Buffer.from('x')]), new SpoolWriteStream(path.join(dir, 'absent'), 'overwrite'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(pipeline(Readable.from([Buffer.from('x')]), new SpoolWriteStream(path.join(dir, 'absent'), 'overwrite'))).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
   });
 
   it('SpoolWriteStream closes its descriptor when the source fails midway', async () => {

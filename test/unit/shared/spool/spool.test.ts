@@ -40,7 +40,6 @@ describe('Spool.syncDir', () => {
 });
 
 describe('Spool.retire / takeTmp', () => {
-
   it('moves a retired file into tmp/, keeps its blocks, and hands its inode out to be overwritten', async () => {
     const incoming = spool.incomingPath('op_1', 'doc_1');
     await mkdir(path.dirname(incoming), { recursive: true });
@@ -137,7 +136,11 @@ describe('Spool spares: blocks kept within a bound, and safe from the janitor', 
     const longAgo = new Date(Date.now() - 5 * 3600_000);
     await utimes(p, longAgo, longAgo);
     await spool.retire(p, 1);
-    const store = { existing: () => Promise.resolve(new Set<string>()), pruneIndexes: () => Promise.resolve(0), retentionMs: 1000 } as unknown as OperationStore;
+    const store = {
+      existing: () => Promise.resolve(new Set<string>()),
+      pruneIndexes: () => Promise.resolve(0),
+      retentionMs: 1000,
+    } as unknown as OperationStore;
     const janitor = new Janitor({ spool, store, logger: createLogger({ level: 'silent' }), intervalMs: 60_000, orphanGraceMs: 60_000 });
     expect((await janitor.sweep()).removedTmpFiles).toBe(0);
     expect(await readdir(spool.tmpRoot)).toHaveLength(1);
@@ -147,7 +150,6 @@ describe('Spool spares: blocks kept within a bound, and safe from the janitor', 
 });
 
 describe('Spool layout', () => {
-
   it('keeps an operation in one of 64 shard directories and removes only its own files', async () => {
     expect(new Set(Array.from({ length: 2000 }, (_, i) => shardOf(`op_${i}`))).size).toBe(64);
     // Two operations that share a shard.

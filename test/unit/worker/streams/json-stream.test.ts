@@ -21,12 +21,22 @@ const feed = async (json: string, chunkSize: number, stream: (p: JsonPath) => bo
 };
 
 describe('JsonStreamReader', () => {
-  const doc = { documentList: [{ externalReference: 'd1', name: 'a "quoted" \\ name \u00e9 \u2603', signedContent: 'QUJD' }, { signedContent: 'REVG', externalReference: 'd2', n: -1.5e3, t: true, f: false, z: null, arr: [1, [2, {}]] }] };
+  const doc = {
+    documentList: [
+      { externalReference: 'd1', name: 'a "quoted" \\ name \u00e9 \u2603', signedContent: 'QUJD' },
+      { signedContent: 'REVG', externalReference: 'd2', n: -1.5e3, t: true, f: false, z: null, arr: [1, [2, {}]] },
+    ],
+  };
   const json = JSON.stringify(doc, null, 1);
 
   it.each([1, 2, 3, 7, 64, 100_000])('gives the same result for chunks of %i bytes', async (size) => {
     const r = await feed(json, size, (p) => p.at(-1) === 'signedContent');
-    expect(r.streamed).toEqual(new Map([['documentList.0.signedContent', 'QUJD'], ['documentList.1.signedContent', 'REVG']]));
+    expect(r.streamed).toEqual(
+      new Map([
+        ['documentList.0.signedContent', 'QUJD'],
+        ['documentList.1.signedContent', 'REVG'],
+      ]),
+    );
     expect(r.values).toEqual([
       ['documentList.0.externalReference', 'd1'],
       ['documentList.0.name', 'a "quoted" \\ name \u00e9 \u2603'],
