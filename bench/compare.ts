@@ -1,0 +1,165 @@
+/**
+ * `npm run bench:compare <git ref>`: section 1 of the benchmark for a git ref and for the working
+ * tree in turn (A B A B …, BENCH_COMPARE_PAIRS pairs, at least 2), and the paired ratio of
+ * signspool's CPU per document and of throughput (working tree ÷ ref) with its spread. The ref is
+ * checked out in a temporary git worktree; its node_modules are a hard-link copy of this tree's
+ * when the lockfiles match (npm ci there otherwise). Paired runs only: on this shared machine a
+ * figure from another day, or another hour, is not a baseline. BENCH_DOCS sets section 1's size
+ * (1000 by default here), BENCH_WARMUP its warm-up; every other BENCH_* setting passes through.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { fmt } from './report.js';
+import { root } from './stack.js';
+
+const run = promisify(execFile);
+
+interface RowLike {
+  section: string;
+  metric: string;
+  value: number;
+}
+
+/** What one section-1 run measured. */
+interface Measured {
+  docsPerSec: number;
+  /** api + worker + redis, ms per document. */
+  cpuMs: number;
+  probeMs: number;
+}
+
+const git = async (...args: string[]): Promise<string> => (await run('git', args, { cwd: root, maxBuffer: 64 << 20 })).stdout;
+
+/** Runs a command with its output shown, prefixed; rejects on a non-zero exit. */
+const shown = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, prefix: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const relay = (to: NodeJS.WriteStream) => (d: Buffer) => {
+      for (const line of d.toString().split('\n')) if (line.trim()) to.write(`${prefix} ${line}\n`);
+    };
+    child.stdout.on('data', relay(process.stdout));
+    child.stderr.on('data', relay(process.stderr));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} in ${cwd} exited ${code}`))));
+  });
+
+/** The section-1 figures of a result file (the signspool row, or api + worker + redis in older files). */
+const measuredOf = (rows: RowLike[]): Measured => {
+  const s1 = rows.filter((r) => r.section.startsWith('1 '));
+  const find = (prefix: string): number | undefined => s1.find((r) => r.metric.startsWith(prefix))?.value;
+  const docsPerSec = find('documents/s');
+  const own = find('CPU per document: signspool') ?? ['api', 'worker', 'redis'].reduce((a, k) => a + (find(`CPU per document: ${k}`) ?? NaN), 0);
+  if (docsPerSec === undefined || !Number.isFinite(own)) throw new Error('the result file has no section-1 throughput or CPU rows');
+  return { docsPerSec, cpuMs: own, probeMs: find('machine speed probe') ?? NaN };
+};
+
+/** Section 1 in `tree`; its figures, read from the result file the run wrote (then removed). */
+const sectionOne = async (tree: string, label: string, env: NodeJS.ProcessEnv): Promise<Measured> => {
+  const dir = path.join(tree, 'bench', 'results');
+  const list = async (): Promise<Set<string>> => new Set((await readdir(dir).catch(() => [])).filter((f) => f.endsWith('.json')));
+  const before = await list();
+  await shown('npm', ['run', '--silent', 'bench', '--', '--only', '1'], tree, env, `[${label}]`);
+  const fresh = [...(await list())].filter((f) => !before.has(f));
+  const [file] = fresh;
+  if (fresh.length !== 1 || !file) throw new Error(`expected one new result file in ${dir}, found ${fresh.length}`);
+  const { rows } = JSON.parse(await readFile(path.join(dir, file), 'utf8')) as { rows: RowLike[] };
+  await rm(path.join(dir, file));
+  return measuredOf(rows);
+};
+
+/** Mean and spread of a list of ratios. */
+const spread = (xs: number[]) => {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { mean, min: Math.min(...xs), max: Math.max(...xs) };
+};
+
+/** node_modules for the ref's worktree: hard links of this tree's when the lockfiles match, npm ci otherwise. */
+const installInto = async (tree: string, sha: string): Promise<string> => {
+  const refLock = await git('show', `${sha}:package-lock.json`);
+  const ourLock = await readFile(path.join(root, 'package-lock.json'), 'utf8');
+  if (refLock !== ourLock) {
+    await shown('npm', ['ci', '--no-audit', '--no-fund'], tree, process.env, '[npm ci]');
+    return 'npm ci (lockfiles differ)';
+  }
+  // Every node_modules of the workspaces; workspace links inside them are relative, so they point into the copy.
+  const dirs = ['.', 'shared', 'api', 'worker', 'test'];
+  for (const d of dirs) {
+    const from = path.join(root, d, 'node_modules');
+    if (!(await stat(from).catch(() => null))) continue;
+    await run('cp', ['-al', from, path.join(tree, d, 'node_modules')]);
+  }
+  return 'node_modules hard-linked (lockfiles match)';
+};
+
+const main = async (): Promise<void> => {
+  const ref = process.argv.slice(2).find((a) => !a.startsWith('-'));
+  if (!ref) throw new Error('usage: npm run bench:compare <git ref>   (BENCH_COMPARE_PAIRS, BENCH_DOCS, BENCH_WARMUP)');
+  const pairs = Math.max(2, Number(process.env['BENCH_COMPARE_PAIRS'] ?? 2));
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_DOCS: process.env['BENCH_DOCS'] ?? '1000' };
+  const sha = (await git('rev-parse', '--verify', `${ref}^{commit}`)).trim();
+  const tree = await mkdtemp(path.join(os.tmpdir(), 'signspool-compare-'));
+  const removeTree = async (): Promise<void> => {
+    await git('worktree', 'remove', '--force', tree).catch(() => undefined);
+    await rm(tree, { recursive: true, force: true });
+    await git('worktree', 'prune').catch(() => undefined);
+  };
+  const onSignal = (): void => void removeTree().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const a: Measured[] = [];
+  const b: Measured[] = [];
+  try {
+    await git('worktree', 'add', '--detach', tree, sha);
+    const how = await installInto(tree, sha);
+    console.log(`A = ${ref} (${sha.slice(0, 10)}) in ${tree}, ${how}; B = the working tree ${root}`);
+    console.log(`section 1 with BENCH_DOCS=${env['BENCH_DOCS']}, ${pairs} pairs, A B A B …`);
+    for (let i = 0; i < pairs; i++) {
+      a.push(await sectionOne(tree, `A${i + 1}`, env));
+      b.push(await sectionOne(root, `B${i + 1}`, env));
+    }
+  } finally {
+    await removeTree();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  console.log('\npair | A docs/s | B docs/s | B/A | A CPU ms/doc | B CPU ms/doc | B/A | speed probe A / B ms');
+  const cpuRatios: number[] = [];
+  const rateRatios: number[] = [];
+  a.forEach((x, i) => {
+    const y = b[i];
+    if (!y) return;
+    cpuRatios.push(y.cpuMs / x.cpuMs);
+    rateRatios.push(y.docsPerSec / x.docsPerSec);
+    console.log(
+      [
+        i + 1,
+        fmt(x.docsPerSec),
+        fmt(y.docsPerSec),
+        `${(y.docsPerSec / x.docsPerSec).toFixed(3)}×`,
+        x.cpuMs.toFixed(3),
+        y.cpuMs.toFixed(3),
+        `${(y.cpuMs / x.cpuMs).toFixed(3)}×`,
+        `${fmt(x.probeMs)} / ${fmt(y.probeMs)}`,
+      ].join(' | '),
+    );
+  });
+  const cpu = spread(cpuRatios);
+  const rate = spread(rateRatios);
+  const pc = (r: number): string => `${r >= 1 ? '+' : ''}${((r - 1) * 100).toFixed(1)} %`;
+  console.log(`\nworking tree against ${ref}, paired (shared machine: compare the spread with the change):`);
+  console.log(`  signspool CPU per document  ${cpu.mean.toFixed(3)}× (${pc(cpu.mean)}; pairs ${cpu.min.toFixed(3)}–${cpu.max.toFixed(3)}×)`);
+  console.log(`  documents/s                 ${rate.mean.toFixed(3)}× (${pc(rate.mean)}; pairs ${rate.min.toFixed(3)}–${rate.max.toFixed(3)}×)`);
+  if (cpu.min > 1) console.log('  every pair spent more CPU per document on the working tree');
+  if (cpu.max < 1) console.log('  every pair spent less CPU per document on the working tree');
+  const file = path.join(root, 'bench', 'results', `compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, JSON.stringify({ ref, sha, docs: Number(env['BENCH_DOCS']), a, b, cpuRatio: cpu, rateRatio: rate }, null, 2));
+  console.log(`\nwrote ${path.relative(root, file)}`);
+};
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
