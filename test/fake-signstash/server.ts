@@ -31,7 +31,19 @@ import { loadOrCreateSigningIdentity, type SigningIdentity } from '@signspool/wo
 import { SpillSink } from './spill-sink.js';
 
 export type FaultKind =
-  'oauth_invalid_client' | 'token_invalid' | 'service_inactive' | 'certificate_not_provisioned' | 'rate_limit' | 'server_error' | 'reset' | 'slow';
+  | 'oauth_invalid_client'
+  | 'token_invalid'
+  | 'service_inactive'
+  | 'certificate_not_provisioned'
+  | 'rate_limit'
+  | 'server_error'
+  | 'reset'
+  | 'slow'
+  // 200 answers that are not whole (chaos suite):
+  | 'omit_document'
+  | 'document_error'
+  | 'truncated'
+  | 'stall_body';
 
 export interface Fault {
   kind: FaultKind;
@@ -39,8 +51,20 @@ export interface Fault {
   times?: number;
   retryAfterS?: number;
   status?: number;
+  /** 'slow': before the headers; 'stall_body': after the headers and part of the body, then the connection is closed. */
   delayMs?: number;
+  /** 'document_error': the per-document errorCode (default 'UNAVAILABLE'). */
+  errorCode?: string;
 }
+
+/**
+ * Faults answered with a 200 whose body is not whole, applied to the request's first document:
+ * - omit_document: the documentList leaves it out;
+ * - document_error: its entry carries `errorCode` / `errorMessage` instead of signedContent;
+ * - truncated: the body ends cleanly in the middle of its signedContent (malformed JSON);
+ * - stall_body: the body stops in the middle of its signedContent for `delayMs`, then the connection is closed.
+ */
+const PARTIAL_FAULTS: FaultKind[] = ['omit_document', 'document_error', 'truncated', 'stall_body'];
 
 /** A time-bounded outage (chaos suite): every sign request fails this way until `until`. */
 export interface Outage {
@@ -54,7 +78,12 @@ export interface RequestDocRecord {
   name: string;
   size: number;
   sha256In: string;
+  /** What was returned whole for it ('' when nothing was: see `fault`). */
   sha256Out: string;
+  /** A partial answer's fault that hit this document (PARTIAL_FAULTS). */
+  fault?: FaultKind;
+  /** document_error: the errorCode it was answered with. */
+  errorCode?: string;
 }
 
 export interface RequestRecord {
@@ -400,7 +429,9 @@ export class FakeSignstash {
         finish('unauthorized', 401);
         return json(res, 401, { errorCode: 'INVALID_TOKEN', errorMessage: 'OAuth token is invalid' });
       }
-      const fault = this.outageFault() ?? this.takeFault(['service_inactive', 'certificate_not_provisioned', 'rate_limit', 'server_error', 'reset', 'slow']);
+      const fault =
+        this.outageFault() ??
+        this.takeFault(['service_inactive', 'certificate_not_provisioned', 'rate_limit', 'server_error', 'reset', 'slow', ...PARTIAL_FAULTS]);
       switch (fault?.kind) {
         case 'service_inactive':
           finish(fault.kind, 403);
@@ -452,8 +483,17 @@ export class FakeSignstash {
         }
       }
       record.docs = docs.map((d) => ({ externalReference: d.externalReference, name: d.name, size: d.size, sha256In: d.sha256, sha256Out: '' }));
-      await this.respond(res, docs, record);
-      finish('ok', 200);
+      const partial = fault && PARTIAL_FAULTS.includes(fault.kind) ? fault : undefined;
+      const first = record.docs[0];
+      if (partial && first) {
+        first.fault = partial.kind;
+        if (partial.kind === 'document_error') first.errorCode = partial.errorCode ?? 'UNAVAILABLE';
+      }
+      const completed = await this.respond(res, docs, record, partial).then(
+        () => true,
+        () => false,
+      );
+      finish(partial ? partial.kind : completed ? 'ok' : 'aborted', completed ? 200 : 0);
     } finally {
       await Promise.all(sinks.map((s) => s.dispose()));
       await rm(dir, { recursive: true, force: true });
@@ -545,8 +585,8 @@ export class FakeSignstash {
     return undefined;
   }
 
-  /** Streams {"documentList":[...]} with each signed document base64-encoded on the fly. */
-  private async respond(res: http.ServerResponse, docs: IncomingDoc[], record: RequestRecord): Promise<void> {
+  /** Streams {"documentList":[...]} with each signed document base64-encoded on the fly (`partial`: see PARTIAL_FAULTS). */
+  private async respond(res: http.ServerResponse, docs: IncomingDoc[], record: RequestRecord, partial?: Fault): Promise<void> {
     res.writeHead(200, { 'content-type': 'application/json' });
     const write = (chunk: Buffer | string): Promise<void> =>
       new Promise((resolve, reject) => {
@@ -564,9 +604,31 @@ export class FakeSignstash {
         res.once('close', onClose);
       });
     await write('{"documentList":[');
+    let sep = '';
     for (const [i, d] of docs.entries()) {
       const trailer = fakeTrailer(d.signatureType, d.sha256);
-      await write(`${i ? ',' : ''}{"externalReference":${JSON.stringify(d.externalReference)},"name":${JSON.stringify(d.name)},"signedContent":"`);
+      const head = `${sep}{"externalReference":${JSON.stringify(d.externalReference)},"name":${JSON.stringify(d.name)}`;
+      if (i === 0 && partial?.kind === 'omit_document') continue;
+      sep = ',';
+      if (i === 0 && partial?.kind === 'document_error') {
+        await write(`${head},"errorCode":${JSON.stringify(partial.errorCode ?? 'UNAVAILABLE')},"errorMessage":"the document could not be signed now"}`);
+        continue;
+      }
+      await write(`${head},"signedContent":"`);
+      if (i === 0 && (partial?.kind === 'truncated' || partial?.kind === 'stall_body')) {
+        // A few whole base64 quads of the content, then the answer breaks off.
+        for await (const piece of d.content.signedBase64(trailer)) {
+          await write(piece.subarray(0, Math.min(piece.length, 64)));
+          break;
+        }
+        if (partial.kind === 'stall_body') {
+          await sleep(partial.delayMs ?? 5000);
+          res.destroy();
+          return;
+        }
+        await new Promise<void>((resolve) => res.end(() => resolve()));
+        return;
+      }
       const rec = record.docs[i];
       if (d.signedFile) {
         const hash = createHash('sha256');
