@@ -187,6 +187,45 @@ describe('authentication', () => {
     }
   });
 
+  it('answers 503 with Retry-After (not 401) while the JWKS answers 500, 404 or something that is not JSON', async () => {
+    let answer: (res: http.ServerResponse) => void = (res) => res.writeHead(500).end();
+    const broken = http.createServer((_req, res) => answer(res));
+    await new Promise<void>((r) => broken.listen(0, '127.0.0.1', () => r()));
+    const down = await startStack({
+      worker: false,
+      env: {
+        API_KEYS: `acme:${hashApiKey(keys.full)}`,
+        AUTH_JWKS_URL: `http://127.0.0.1:${(broken.address() as AddressInfo).port}/jwks.json`,
+        AUTH_ISSUER: ISSUER,
+        AUTH_AUDIENCE: AUDIENCE,
+        AUTH_TENANT_CLAIM: 'org',
+        AUTH_JWKS_COOLDOWN: '0ms',
+      },
+    });
+    try {
+      const t = await token();
+      const cases: [string, (res: http.ServerResponse) => void][] = [
+        ['500', (res) => res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error')],
+        ['404', (res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>not found</h1>')],
+        ['not JSON', (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('<html>maintenance</html>')],
+      ];
+      for (const [what, a] of cases) {
+        answer = a;
+        const res = await fetch(`${down.apiUrl}${missingOp}`, { headers: { authorization: `Bearer ${t}` } });
+        expect(res.status, what).toBe(503);
+        expect(res.headers.get('retry-after'), what).toBe('5');
+        expect(res.headers.get('content-type'), what).toContain('application/problem+json');
+        expect(((await res.json()) as { code: string }).code, what).toBe('SERVICE_UNAVAILABLE');
+      }
+      // The control: once the JWKS answers, the same token reaches the route (404: no such operation).
+      answer = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [k1.jwk] }));
+      expect((await fetch(`${down.apiUrl}${missingOp}`, { headers: { authorization: `Bearer ${t}` } })).status).toBe(404);
+    } finally {
+      await down.stop();
+      await new Promise<void>((r) => broken.close(() => r()));
+    }
+  });
+
   it('lets a tenant hold several named keys at once (rotation without downtime)', async () => {
     for (const k of [keys.full, keys.rotated]) expect((await get(missingOp, k)).status).toBe(404);
     expect((await get(missingOp, generateApiKey())).status).toBe(401);

@@ -17,7 +17,7 @@ export interface VerifiedToken {
   scopes: Scope[];
 }
 
-/** Why a token was not accepted: `invalid` answers 401, `unavailable` (JWKS unreachable) 503. */
+/** Why a token was not accepted: `invalid` answers 401, `unavailable` (JWKS unreachable or answering an error) 503. */
 export class TokenRejected extends Error {
   constructor(
     message: string,
@@ -37,8 +37,14 @@ const scopesOf = (payload: JWTPayload): Scope[] => {
   return [...new Set(list.filter(isScope))];
 };
 
+/**
+ * jose throws its generic JOSEError (no subclass) only when fetching the JWKS: an answer other
+ * than 200 or a body that is not JSON. Like an unreachable JWKS, that is the provider's fault.
+ */
+const isJwksFetchError = (err: unknown): boolean => err instanceof errors.JOSEError && err.code === errors.JOSEError.code;
+
 const describe = (err: unknown): TokenRejected => {
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || !(err instanceof errors.JOSEError)) {
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || isJwksFetchError(err) || !(err instanceof errors.JOSEError)) {
     return new TokenRejected('the identity provider keys (AUTH_JWKS_URL) cannot be fetched now', 'unavailable');
   }
   if (err instanceof errors.JWTExpired) return new TokenRejected('the token has expired', 'invalid');
