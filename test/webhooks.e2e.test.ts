@@ -15,6 +15,7 @@ import { SsrfGuard } from '@signspool/worker/webhooks/ssrf-guard';
 import { WebhookDispatcher } from '@signspool/worker/webhooks/dispatcher';
 import { auth, eventually, getOperation, submit } from './harness/client.js';
 import { startStack, type Stack } from './harness/stack.js';
+import { captureLogs } from './harness/log-capture.js';
 import { startReceiver, type Receiver } from './harness/webhook-receiver.js';
 
 const NEW_SECRET = 'whsec_' + Buffer.from('new-secret-key-0123456789abcdef').toString('base64');
@@ -25,6 +26,9 @@ describe('webhooks', () => {
   let hook: Receiver;
   let redis: Redis;
   let dispatcher: WebhookDispatcher;
+  // The dispatcher's log (the operator's view), and the DNS answers it gets for internal names.
+  const operatorLog = captureLogs();
+  const internalDns: Record<string, string[]> = { 'runsc.internal.test': ['10.1.2.3'] };
 
   beforeAll(async () => {
     hook = await startReceiver();
@@ -42,7 +46,14 @@ describe('webhooks', () => {
     // The dispatcher runs on its own here (the operations end by cancellation in the api).
     redis = new Redis(stack.config.redisUrl ?? '', { maxRetriesPerRequest: null });
     const store = new OperationStore(redis, { prefix: stack.config.queuePrefix, retentionMs: stack.config.retentionMs });
-    dispatcher = new WebhookDispatcher({ config: stack.config, redis, store, metrics: createMetrics({ defaultMetrics: false }), logger: stack.logger });
+    dispatcher = new WebhookDispatcher({
+      config: stack.config,
+      redis,
+      store,
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: operatorLog.logger,
+      resolve: async (host) => internalDns[host] ?? [],
+    });
     await dispatcher.start();
   });
   afterAll(async () => {
@@ -117,6 +128,23 @@ describe('webhooks', () => {
     expect(hook.received.slice(before).filter((r) => r.path === '/flaky')).toHaveLength(3);
   });
 
+  it('tells the tenant only that a target is not allowed (nothing of what internal names resolve to); the operator log keeps the detail', async () => {
+    const internal = await endedOperation('http://runsc.internal.test/hook');
+    const missing = await endedOperation('http://missing.internal.test/hook');
+    for (const opId of [internal, missing]) {
+      await eventually('refusal recorded', async () => (await deliveries(opId)).length === 1);
+      const [d] = await deliveries(opId);
+      expect(d?.outcome).toBe('refused');
+      // The same words whether the name resolves to a private address or not at all.
+      expect(d?.error).toBe((await deliveries(internal))[0]?.error);
+      expect(d?.error).toMatch(/not an allowed webhook address/);
+      expect(d?.error).not.toMatch(/10\.1\.2\.3|resolves to|does not resolve|runsc|missing/);
+    }
+    const details = operatorLog.lines.filter((l) => l['msg'] === 'webhook target refused by the SSRF guard').map((l) => String(l['detail']));
+    expect(details.some((d) => d.includes('runsc.internal.test resolves to 10.1.2.3'))).toBe(true);
+    expect(details.some((d) => d.includes('missing.internal.test does not resolve'))).toBe(true);
+  });
+
   it('does not follow redirects', async () => {
     const before = hook.received.length;
     hook.script(
@@ -172,6 +200,12 @@ describe('webhooks', () => {
       ['https://10.9.9.9/x', /other ports, not 443/],
       ['https://localhost/x', /names this machine/],
       ['https://a.b.localhost/x', /names this machine/],
+      // Fully qualified spellings (trailing dot) name the same machine.
+      ['https://localhost./x', /names this machine/],
+      ['https://LOCALHOST./x', /names this machine/],
+      ['http://localhost.:8080/x', /names this machine/],
+      ['https://a.b.localhost./x', /names this machine/],
+      ['https://localhost../x', /names this machine/],
     ];
     const { readdir } = await import('node:fs/promises');
     // Files only: the spool's two-character shard directories stay once made.

@@ -138,6 +138,23 @@ const inNet = (e: AllowEntry, ip: string): boolean => {
   return one.check(ip, family(ip));
 };
 
+/**
+ * A URL host as the rules compare it: lowercase, IPv6 without brackets, without the trailing dot
+ * of a fully qualified name (`localhost.` and `LOCALHOST.` are `localhost`; DNS treats them alike).
+ */
+export const normalizeHost = (hostname: string): string =>
+  hostname
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.+$/, '')
+    .toLowerCase();
+
+/**
+ * What the tenant is told when a webhook target is refused after DNS (a name that resolves to a
+ * forbidden address, or does not resolve): the same words either way, so that the answers map
+ * no internal name. The operator's log keeps the detail.
+ */
+export const TARGET_NOT_ALLOWED = 'refused: the target is not an allowed webhook address (it must resolve to public addresses only)';
+
 /** The port a URL connects to. */
 export const effectivePort = (protocol: string, port: string): number => (port ? Number(port) : protocol === 'https:' ? 443 : 80);
 
@@ -160,7 +177,7 @@ export const refuseWebhookUrl = (raw: string, rules: TargetRules): string | unde
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'only https (or http with WEBHOOK_ALLOW_HTTP=true) URLs are allowed';
   if (url.protocol === 'http:' && !rules.allowHttp) return 'https is required (WEBHOOK_ALLOW_HTTP=false)';
   if (url.username !== '' || url.password !== '') return 'credentials in the URL are refused (receivers authenticate signspool by the webhook signature)';
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const host = normalizeHost(url.hostname);
   const port = effectivePort(url.protocol, url.port);
   if (rules.allow.admitsHost(host, port)) return undefined;
   if (net.isIP(host)) {

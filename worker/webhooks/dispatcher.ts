@@ -18,7 +18,7 @@ import type { WebhookAttempt } from '@signspool/shared/webhooks/deliveries';
 import { DisabledEndpoints } from '@signspool/shared/webhooks/endpoints';
 import { completedDeliveryId, enqueueWebhook, parseJobData, QUEUES, WEBHOOK_BACKOFF, type DeliverWebhookJob } from '@signspool/shared/queue';
 import { ATTR, contextOf, inSpan, SpanKind, SPANS, traceCarrier, type Span } from '@signspool/shared/spans';
-import { refuseWebhookUrl, WebhookAllowList, type TargetRules } from '@signspool/shared/webhooks/target';
+import { refuseWebhookUrl, TARGET_NOT_ALLOWED, WebhookAllowList, type TargetRules } from '@signspool/shared/webhooks/target';
 import { parseRetryAfter } from '../http-util.js';
 import { SsrfGuard } from './ssrf-guard.js';
 import { webhookHeaders } from './signature.js';
@@ -187,7 +187,10 @@ export class WebhookDispatcher {
     } catch (err) {
       if (err instanceof UnrecoverableError || err instanceof DeliveryError) throw err;
       const refused = err instanceof Error && err.name === 'SsrfError';
-      const message = err instanceof Error ? err.message : String(err);
+      const detail = err instanceof Error ? err.message : String(err);
+      // The tenant sees only that the target is not allowed; what the name resolves to stays in the operator's log.
+      if (refused) log.warn({ url: target.origin, detail }, 'webhook target refused by the SSRF guard');
+      const message = refused ? TARGET_NOT_ALLOWED : detail;
       await record({ status, latencyMs: Date.now() - started, outcome: refused ? 'refused' : 'failed', error: message }, started);
       if (refused) throw new UnrecoverableError(message);
       throw new DeliveryError(message);

@@ -7,7 +7,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import net from 'node:net';
 import { buildConnector } from 'undici';
-import { effectivePort, FORBIDDEN, isForbiddenAddress, WebhookAllowList } from '@signspool/shared/webhooks/target';
+import { effectivePort, FORBIDDEN, isForbiddenAddress, normalizeHost, WebhookAllowList } from '@signspool/shared/webhooks/target';
 
 export { FORBIDDEN };
 
@@ -18,6 +18,7 @@ export interface GuardOptions {
   resolve?: (host: string) => Promise<string[]>;
 }
 
+/** A refused target; the message has the detail (what the name resolves to) for the operator's log only. */
 export class SsrfError extends Error {
   constructor(message: string) {
     super(message);
@@ -40,7 +41,7 @@ export class SsrfGuard {
 
   /** Resolves `hostname` (a URL hostname: IPv6 in brackets) and returns an address that may be used on `port`. */
   async check(hostname: string, port = 443): Promise<string> {
-    const host = hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+    const host = normalizeHost(hostname);
     if (this.allow.admitsHost(host, port)) {
       const [first] = net.isIP(host) ? [host] : await this.resolve(host);
       if (!first) throw new SsrfError(`${host} does not resolve`);
