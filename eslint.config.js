@@ -21,7 +21,7 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
-    // api and worker never import each other (DESIGN.md): the contract lives in shared/.
+    // api and worker never import each other (docs/design.md): the contract lives in shared/.
     files: ['api/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['@signspool/worker/*', '../worker/*'] }] },
   },

@@ -65,7 +65,7 @@ export const spawnRedisServer = async (options: RedisServerOptions): Promise<Run
     '--maxmemory-policy',
     'noeviction',
     // Operation records and job hashes hold values of a few hundred bytes: keep them listpack-encoded
-    // (about half the memory per queued document). See README, "Redis".
+    // (about half the memory per queued document). See docs/operations.md, "Redis".
     '--hash-max-listpack-value',
     '1024',
     '--daemonize',

@@ -580,7 +580,7 @@ const configSchema = envSchema.transform((c) => {
 
 export type Config = z.output<typeof configSchema>;
 
-/** Every environment variable signspool reads (README and deployment manifests are checked against it). */
+/** Every environment variable signspool reads (docs/configuration.md is generated from it; deployment manifests are checked against it). */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 export class ConfigError extends Error {

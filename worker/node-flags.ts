@@ -3,7 +3,7 @@
  * the test harness, the bench; a test checks the launchers), and the fake Sign'Stash too.
  * `--initial-old-space-size=128`: the worker's live heap is small while it allocates hundreds of
  * MB/s of short-lived base64 strings; without a larger initial old space V8 can fall into a
- * mark-compact every ~90 ms on two busy cores (measurements: README, Performance).
+ * mark-compact every ~90 ms on two busy cores (measurements: bench/results/history.md).
  */
 export const WORKER_NODE_FLAGS = ['--initial-old-space-size=128'] as const;
 

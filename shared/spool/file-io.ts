@@ -1,7 +1,7 @@
 /**
  * Reading and writing spool files on the calling thread, except fsync and file creation, which
  * stay on libuv's pool: page-cache work costs a few microseconds, a pool round trip several times
- * that (figures in the README's Performance section, `npm run bench:fs`). Each call moves at most
+ * that (figures in docs/performance.md and docs/design.md, `npm run bench:fs`). Each call moves at most
  * MAX_IO_BYTES, so the event loop is held for tens of microseconds at a time.
  */
 import { closeSync, constants, fsync, ftruncateSync, open, openSync, readSync, writevSync } from 'node:fs';

@@ -2,7 +2,7 @@
  * Spare files: an upload that is no longer needed (its document was signed) is not deleted but
  * moved to tmp/ and handed out for the next write, which overwrites it in place (WriteMode
  * 'overwrite'). Creating a file, or writing into a truncated one, costs far more CPU than
- * overwriting one (README, Performance), so a worker that retires one document and writes one
+ * overwriting one (docs/design.md, "The spool"), so a worker that retires one document and writes one
  * result per document creates no file and allocates no block in steady state. The rename makes a
  * spare's ctime recent; a spare left by a dead process is removed by the janitor.
  */

@@ -1,6 +1,6 @@
 /**
  * A fake Sign'Stash Proxy Client: a real HTTP server with the OAuth token endpoint and the sign
- * endpoint of DESIGN.md, a latency model (fixed time per request + time per byte), failure
+ * endpoint of docs/signers.md, a latency model (fixed time per request + time per byte), failure
  * injection for every case the client must handle, and a record of every request it served.
  * Requests are parsed as streams (documents are decoded into memory up to 32 MiB per request, then
  * into temp files) and answers are streamed back, so it can be sent 1 GB requests.

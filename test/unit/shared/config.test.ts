@@ -1,4 +1,4 @@
-/** Config parsing (unit): defaults, one line naming each bad variable, *_FILE secrets; the README's table. */
+/** Config parsing (unit): defaults, one line naming each bad variable, *_FILE secrets; docs/configuration.md's table. */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -174,30 +174,29 @@ describe('config', () => {
 });
 
 /**
- * The variables the README's configuration table names: the backquoted names in the first cell of
- * each row of the table under `## Configuration` (a cell may name several: `A` / `B`).
+ * The variables docs/configuration.md's table names: the backquoted names in the first cell of
+ * each row of its table (a cell may name several: `A` / `B`).
  */
 const readmeVariables = (readme: string): string[] => {
-  const section = readme.split(/^## /m).find((s) => s.startsWith('Configuration')) ?? '';
-  return section
+  return readme
     .split('\n')
     .filter((line) => line.startsWith('| `'))
     .flatMap((line) => [...(line.split('|')[1] ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1] ?? ''));
 };
 
-describe("README's configuration table", () => {
-  const readme = readFileSync(path.resolve(import.meta.dirname, '../../../README.md'), 'utf8');
+describe("docs/configuration.md's table", () => {
+  const readme = readFileSync(path.resolve(import.meta.dirname, '../../../docs/configuration.md'), 'utf8');
   const documented = readmeVariables(readme);
 
   it('names every variable of CONFIG_VARIABLES, and only those', () => {
     expect(documented.length).toBeGreaterThan(20);
     expect(
       CONFIG_VARIABLES.filter((v) => !documented.includes(v)),
-      'in CONFIG_VARIABLES, missing from the README',
+      'in CONFIG_VARIABLES, missing from docs/configuration.md',
     ).toEqual([]);
     expect(
       documented.filter((v) => !CONFIG_VARIABLES.includes(v)),
-      'in the README, not in CONFIG_VARIABLES',
+      'in docs/configuration.md, not in CONFIG_VARIABLES',
     ).toEqual([]);
   });
 

@@ -2,7 +2,7 @@
  * XAdES baseline B-B (and B-T with a SignatureTimeStamp): an enveloped XML signature over the whole
  * document, with SignedProperties (SigningTime, SigningCertificateV2) referenced and signed, made
  * with xadesjs on Node's WebCrypto. XML signing needs the document as a DOM: the document is held
- * in memory while it is signed (the signer bounds what it takes at once; see README).
+ * in memory while it is signed (the signer bounds what it takes at once; see docs/signers.md).
  */
 import { randomBytes, type webcrypto } from 'node:crypto';
 import { createRequire } from 'node:module';
