@@ -10,6 +10,12 @@
  * fake's default, for demos) it signs with the local signer's code (worker/signers/local/document-signer.ts)
  * and a development certificate (GET /_fake/certificate), so the files it returns pass pdfsig,
  * xmlsec1 and openssl; a document that cannot take its signature type is rejected (400).
+ *
+ * It serves several client services (`clients`), as Sign'Stash does: each has its clientId and
+ * secret (OAuth Basic), its own certificate in 'real' mode (GET /_fake/certificate?client=<id>),
+ * a state (`inactive` answers "client service not active", `no-certificate` "digital certificate
+ * not provisioned") and counters; `setClient` changes a secret or a state at runtime. A token
+ * belongs to the client it was issued to. Without `clients`, one client from `clientId`/`clientSecret`.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -47,6 +53,8 @@ export type FaultKind =
 
 export interface Fault {
   kind: FaultKind;
+  /** Only requests of this client service (default: any). */
+  clientId?: string;
   /** How many requests it applies to (default 1). */
   times?: number;
   retryAfterS?: number;
@@ -88,6 +96,8 @@ export interface RequestDocRecord {
 
 export interface RequestRecord {
   id: number;
+  /** The client service whose token the request carried ('' when the token was unknown). */
+  clientId: string;
   /** When the request arrived (ms epoch). */
   at: number;
   externalReference: string;
@@ -100,11 +110,45 @@ export interface RequestRecord {
   docs: RequestDocRecord[];
 }
 
+/** A client service's state: what the upstream answers its sign requests. */
+export type ClientState = 'active' | 'inactive' | 'no-certificate';
+
+export interface FakeClientOptions {
+  clientId: string;
+  clientSecret: string;
+  state?: ClientState;
+  /** 'real' mode: the key and certificate (PEM) it signs with; default: a development certificate of its own. */
+  keyFile?: string;
+  certFile?: string;
+}
+
+/** What a client service has been asked (the secret is not part of it). */
+export interface FakeClientView {
+  clientId: string;
+  state: ClientState;
+  tokenRequests: number;
+  /** Sign requests answered with signed documents, and the documents per such request. */
+  calls: number;
+  documentsPerCall: number[];
+  /** Sign requests refused (state, faults, token). */
+  refused: number;
+}
+
+interface FakeClient extends FakeClientView {
+  clientSecret: string;
+  keyFile: string | undefined;
+  certFile: string | undefined;
+  signer: { identity: SigningIdentity; documents: DocumentSigner } | undefined;
+}
+
 export interface FakeSignstashOptions {
   host?: string;
   port?: number;
+  /** The single client service when `clients` is not given. */
   clientId?: string;
   clientSecret?: string;
+  /** Several client services; the first is the one `clientEnv()`/`signerConfig()` point at. */
+  clients?: FakeClientOptions[];
   /** Fixed time per sign request (ms). */
   perRequestMs?: number;
   /** Time per decoded byte: bytes per second. */
@@ -155,15 +199,19 @@ interface IncomingDoc {
 
 export class FakeSignstash {
   private server: http.Server | undefined;
-  private readonly opts: Required<Omit<FakeSignstashOptions, 'host' | 'port' | 'tls' | 'certificateDir'>> & {
+  private readonly opts: Required<Omit<FakeSignstashOptions, 'host' | 'port' | 'tls' | 'certificateDir' | 'clients'>> & {
     host: string;
     port: number;
     tls: https.ServerOptions | undefined;
     certificateDir: string | undefined;
   };
-  private signer: { identity: SigningIdentity; documents: DocumentSigner } | undefined;
+  /** The client services by clientId, in declaration order. */
+  private readonly clients = new Map<string, FakeClient>();
+  /** True when built from `clients` (each keeps its development certificate in a directory of its own). */
+  private readonly multiClient: boolean;
   private readonly faults: (Fault & { left: number })[] = [];
-  private readonly tokens = new Map<string, number>();
+  /** Token → its expiry and the client it was issued to. */
+  private readonly tokens = new Map<string, { expiresAt: number; clientId: string }>();
   private readonly records: RequestRecord[] = [];
   private rejectNames = new Set<string>();
   private rejectUnnamed = false;
@@ -187,6 +235,91 @@ export class FakeSignstash {
       signatures: opts.signatures ?? 'trailer',
       certificateDir: opts.certificateDir,
     };
+    this.multiClient = opts.clients !== undefined;
+    const declared = opts.clients ?? [{ clientId: this.opts.clientId, clientSecret: this.opts.clientSecret }];
+    if (declared.length === 0) throw new Error("the fake Sign'Stash needs at least one client service");
+    for (const c of declared) this.addClient(c);
+    const first = declared[0];
+    if (first) {
+      this.opts.clientId = first.clientId;
+      this.opts.clientSecret = first.clientSecret;
+    }
+  }
+
+  private addClient(c: FakeClientOptions): FakeClient {
+    const client: FakeClient = {
+      clientId: c.clientId,
+      clientSecret: c.clientSecret,
+      state: c.state ?? 'active',
+      keyFile: c.keyFile,
+      certFile: c.certFile,
+      signer: undefined,
+      tokenRequests: 0,
+      calls: 0,
+      documentsPerCall: [],
+      refused: 0,
+    };
+    this.clients.set(c.clientId, client);
+    return client;
+  }
+
+  /** 'real' mode: loads (or generates) the certificate `client` signs with. */
+  private async loadSigner(client: FakeClient): Promise<void> {
+    if (this.opts.signatures !== 'real' || client.signer) return;
+    const base = this.opts.certificateDir ?? this.tmpDir;
+    const identity = await loadOrCreateSigningIdentity({
+      dataDir: this.multiClient ? path.join(base, 'clients', encodeURIComponent(client.clientId)) : base,
+      keyFile: client.keyFile,
+      certFile: client.certFile,
+      logger: silentLogger(),
+    });
+    client.signer = { identity, documents: new DocumentSigner(identity, { cadesAttached: false }) };
+  }
+
+  /**
+   * Adds a client service or changes one (rotate its secret, make it inactive or uncertified).
+   * Tokens already issued stay valid until they expire, as with a real authorization server.
+   */
+  async setClient(clientId: string, change: { secret?: string; state?: ClientState; keyFile?: string; certFile?: string }): Promise<void> {
+    let client = this.clients.get(clientId);
+    if (!client) {
+      if (change.secret === undefined) throw new Error(`fake Sign'Stash: a new client service (${clientId}) needs a secret`);
+      client = this.addClient({ clientId, clientSecret: change.secret });
+    }
+    if (change.secret !== undefined) client.clientSecret = change.secret;
+    if (change.state !== undefined) client.state = change.state;
+    if (change.keyFile !== undefined || change.certFile !== undefined) {
+      client.keyFile = change.keyFile;
+      client.certFile = change.certFile;
+      client.signer = undefined;
+    }
+    if (this.tmpDir) await this.loadSigner(client);
+  }
+
+  /** Each client service's state and counters (no secret). */
+  clientViews(): FakeClientView[] {
+    return [...this.clients.values()].map((c) => ({
+      clientId: c.clientId,
+      state: c.state,
+      tokenRequests: c.tokenRequests,
+      calls: c.calls,
+      documentsPerCall: [...c.documentsPerCall],
+      refused: c.refused,
+    }));
+  }
+
+  /** The state and counters of one client service. */
+  client(clientId: string): FakeClientView {
+    const view = this.clientViews().find((c) => c.clientId === clientId);
+    if (!view) throw new Error(`fake Sign'Stash: no client service ${clientId}`);
+    return view;
+  }
+
+  /** 'real' mode: the certificate (PEM) a client service signs with (default: the first). */
+  certificatePem(clientId = this.opts.clientId): string {
+    const pem = this.clients.get(clientId)?.signer?.identity.certificatePem;
+    if (!pem) throw new Error(`fake Sign'Stash: no certificate for ${clientId} (real signatures only)`);
+    return pem;
   }
 
   get authUrl(): string {
@@ -198,12 +331,12 @@ export class FakeSignstash {
   }
 
   /** A Sign'Stash signer configuration pointing at this fake, with short timeouts (tests that build the signer directly). */
-  signerConfig(over: Partial<Config['signstash']> = {}): Config['signstash'] {
+  signerConfig(over: Partial<Config['signstash']> = {}, clientId = this.opts.clientId): Config['signstash'] {
     return {
       url: this.businessUrl,
       authUrl: this.authUrl,
-      clientId: this.opts.clientId,
-      clientSecret: this.opts.clientSecret,
+      clientId,
+      clientSecret: this.secretOf(clientId),
       tokenSkewMs: 1000,
       connectTimeoutMs: 2000,
       headersTimeoutMs: 10_000,
@@ -216,28 +349,27 @@ export class FakeSignstash {
   }
 
   /** The environment that points signspool at this fake (SIGNER=signstash). */
-  clientEnv(extra: Record<string, string> = {}): Record<string, string> {
+  clientEnv(extra: Record<string, string> = {}, clientId = this.opts.clientId): Record<string, string> {
     return {
       SIGNER: 'signstash',
       SIGNSTASH_URL: this.businessUrl,
       SIGNSTASH_AUTH_URL: this.authUrl,
-      SIGNSTASH_CLIENT_ID: this.opts.clientId,
-      SIGNSTASH_CLIENT_SECRET: this.opts.clientSecret,
+      SIGNSTASH_CLIENT_ID: clientId,
+      SIGNSTASH_CLIENT_SECRET: this.secretOf(clientId),
       ...extra,
     };
   }
 
+  /** The current secret of a client service (tests that write it into a signers file). */
+  secretOf(clientId: string): string {
+    const client = this.clients.get(clientId);
+    if (!client) throw new Error(`fake Sign'Stash: no client service ${clientId}`);
+    return client.clientSecret;
+  }
+
   async start(): Promise<{ url: string }> {
     this.tmpDir = await mkdtemp(path.join(os.tmpdir(), `fake-signstash-${process.pid}-`));
-    if (this.opts.signatures === 'real') {
-      const identity = await loadOrCreateSigningIdentity({
-        dataDir: this.opts.certificateDir ?? this.tmpDir,
-        keyFile: undefined,
-        certFile: undefined,
-        logger: silentLogger(),
-      });
-      this.signer = { identity, documents: new DocumentSigner(identity, { cadesAttached: false }) };
-    }
+    for (const client of this.clients.values()) await this.loadSigner(client);
     const handler: http.RequestListener = (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent) json(res, 500, { errorCode: 'INTERNAL', errorMessage: err instanceof Error ? err.message : 'error' });
@@ -327,8 +459,8 @@ export class FakeSignstash {
     this.rejectNames.clear();
   }
 
-  private takeFault(kinds: FaultKind[]): Fault | undefined {
-    const i = this.faults.findIndex((f) => kinds.includes(f.kind));
+  private takeFault(kinds: FaultKind[], clientId: string): Fault | undefined {
+    const i = this.faults.findIndex((f) => kinds.includes(f.kind) && (f.clientId === undefined || f.clientId === clientId));
     const f = this.faults[i];
     if (!f) return undefined;
     f.left -= 1;
@@ -348,12 +480,23 @@ export class FakeSignstash {
       return json(res, 200, { bytes });
     }
     if (req.method === 'GET' && url === '/_fake/certificate') {
-      if (!this.signer) return json(res, 404, { errorCode: 'NOT_FOUND', errorMessage: 'the fake signs for real only with signatures: real' });
+      const clientId = new URL(req.url ?? '/', 'http://fake').searchParams.get('client') ?? this.opts.clientId;
+      const signer = this.clients.get(clientId)?.signer;
+      if (!signer) return json(res, 404, { errorCode: 'NOT_FOUND', errorMessage: 'the fake signs for real only with signatures: real (and a known client)' });
       res.writeHead(200, { 'content-type': 'application/x-pem-file' });
-      res.end(this.signer.identity.certificatePem);
+      res.end(signer.identity.certificatePem);
       return;
     }
     if (req.method === 'GET' && url === '/_fake/stats') return json(res, 200, { tokenRequests: this.tokenRequests, signRequests: this.records.length });
+    if (req.method === 'GET' && url === '/_fake/clients') return json(res, 200, this.clientViews());
+    if (req.method === 'POST' && url.startsWith('/_fake/clients/')) {
+      const change = JSON.parse((await readSmallBody(req)) || '{}') as { secret?: string; state?: ClientState };
+      await this.setClient(decodeURIComponent(url.slice('/_fake/clients/'.length)), {
+        ...(change.secret === undefined ? {} : { secret: change.secret }),
+        ...(change.state === undefined ? {} : { state: change.state }),
+      });
+      return json(res, 200, { ok: true });
+    }
     if (req.method === 'POST' && url.startsWith('/_fake/')) {
       const body = await readSmallBody(req);
       if (url === '/_fake/faults') this.injectFault(JSON.parse(body || '{}') as Fault);
@@ -371,15 +514,19 @@ export class FakeSignstash {
   private async token(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     this.tokenRequests += 1;
     const body = await readSmallBody(req);
-    const expected = `Basic ${Buffer.from(`${this.opts.clientId}:${this.opts.clientSecret}`).toString('base64')}`;
-    if (this.takeFault(['oauth_invalid_client']) || req.headers.authorization !== expected) {
+    const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const decoded = basic === undefined ? '' : Buffer.from(basic, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    const client = colon < 0 ? undefined : this.clients.get(decoded.slice(0, colon));
+    if (client) client.tokenRequests += 1;
+    if (this.takeFault(['oauth_invalid_client'], client?.clientId ?? '') || !client || decoded.slice(colon + 1) !== client.clientSecret) {
       return json(res, 401, { error: 'invalid_client', error_description: 'Bad client credentials' });
     }
     if (new URLSearchParams(body).get('grant_type') !== 'client_credentials') {
       return json(res, 400, { error: 'unsupported_grant_type' });
     }
     const token = randomBytes(24).toString('base64url');
-    this.tokens.set(token, Date.now() + this.opts.tokenTtlS * 1000);
+    this.tokens.set(token, { expiresAt: Date.now() + this.opts.tokenTtlS * 1000, clientId: client.clientId });
     json(res, 200, { access_token: token, token_type: 'bearer', expires_in: this.opts.tokenTtlS, scope: 'read write', jti: randomUUID() });
   }
 
@@ -388,6 +535,7 @@ export class FakeSignstash {
     const socket = req.socket;
     const record: RequestRecord = {
       id: this.nextId++,
+      clientId: '',
       at: started,
       externalReference: '',
       documents: 0,
@@ -402,6 +550,12 @@ export class FakeSignstash {
       record.status = status;
       record.durationMs = Date.now() - started;
       this.records.push(record);
+      const client = this.clients.get(record.clientId);
+      if (!client) return;
+      if (outcome === 'ok') {
+        client.calls += 1;
+        client.documentsPerCall.push(record.documents);
+      } else client.refused += 1;
     };
     const docs: IncomingDoc[] = [];
     const dir = path.join(this.tmpDir, `req-${record.id}`);
@@ -409,7 +563,9 @@ export class FakeSignstash {
     const budget = { left: REQUEST_MEMORY_BUDGET };
     try {
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-      const expiresAt = bearer ? this.tokens.get(bearer) : undefined;
+      const issued = bearer ? this.tokens.get(bearer) : undefined;
+      const client = issued ? this.clients.get(issued.clientId) : undefined;
+      record.clientId = client?.clientId ?? '';
       // Read (and decode) the whole request first, as the real service would.
       try {
         await this.readSignRequest(req, dir, docs, record, sinks, budget);
@@ -425,13 +581,21 @@ export class FakeSignstash {
       }
       record.documents = docs.length;
       record.bytes = docs.reduce((n, d) => n + d.size, 0);
-      if (expiresAt === undefined || expiresAt < Date.now() || this.takeFault(['token_invalid'])) {
+      if (!issued || !client || issued.expiresAt < Date.now() || this.takeFault(['token_invalid'], client.clientId)) {
         finish('unauthorized', 401);
         return json(res, 401, { errorCode: 'INVALID_TOKEN', errorMessage: 'OAuth token is invalid' });
       }
-      const fault =
-        this.outageFault() ??
-        this.takeFault(['service_inactive', 'certificate_not_provisioned', 'rate_limit', 'server_error', 'reset', 'slow', ...PARTIAL_FAULTS]);
+      // A client service's state answers before any injected fault, as the real service checks it first.
+      const fault: Fault | undefined =
+        client.state === 'inactive'
+          ? { kind: 'service_inactive' }
+          : client.state === 'no-certificate'
+            ? { kind: 'certificate_not_provisioned' }
+            : (this.outageFault() ??
+              this.takeFault(
+                ['service_inactive', 'certificate_not_provisioned', 'rate_limit', 'server_error', 'reset', 'slow', ...PARTIAL_FAULTS],
+                client.clientId,
+              ));
       switch (fault?.kind) {
         case 'service_inactive':
           finish(fault.kind, 403);
@@ -471,8 +635,8 @@ export class FakeSignstash {
         finish('aborted', 0);
         return;
       }
-      if (this.signer) {
-        const bad = await this.signAll(this.signer.documents, docs, dir);
+      if (client.signer) {
+        const bad = await this.signAll(client.signer.documents, docs, dir);
         if (bad) {
           finish('rejected', 400);
           return json(res, 400, {

@@ -42,6 +42,7 @@ const tracked = (
 
 const request = (outcome: RequestRecord['outcome'], docs: [string, string, string][]): RequestRecord => ({
   id: 1,
+  clientId: 'signspool',
   at: 0,
   externalReference: 'b',
   documents: docs.length,
