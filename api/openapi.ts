@@ -175,7 +175,7 @@ const pathParams = (schema: z.ZodObject) =>
 /** Answered by every route behind an API key or token. */
 const common = {
   401: problem('Missing or invalid API key or token (WWW-Authenticate: Bearer, RFC 6750)', ['UNAUTHORIZED']),
-  429: limited("Over the tenant's requests per second (RATE_LIMIT_REQUESTS)", ['RATE_LIMITED']),
+  429: limited("Over the tenant's requests per second (RATE_LIMIT_REQUESTS; reads: RATE_LIMIT_READS)", ['RATE_LIMITED']),
   503: { ...problem('Redis or the spool is unavailable', ['SERVICE_UNAVAILABLE']), headers: retryAfter },
   500: problem('Internal error', ['INTERNAL']),
 };

@@ -1,11 +1,14 @@
 /**
  * Per-tenant limits, counted in Redis so that every api process shares them
  * (rate-limiter-flexible's RateLimiterRedis on the api's ioredis connection):
- *   requests       requests per second, every /v1/operations request          RATE_LIMIT_REQUESTS
+ *   requests       requests per second that change something (POST, DELETE)  RATE_LIMIT_REQUESTS
+ *   reads          reads per second (status, long-poll, listing, downloads)   RATE_LIMIT_READS
  *   upload_bytes   uploaded bytes per second, averaged over 10 s               RATE_LIMIT_UPLOAD_BYTES
  *   backlog        documents accepted and not ended yet (shared/tenant-backlog)  BACKLOG_MAX_DOCUMENTS
  *   redeliveries   webhook redeliveries per operation and hour                 REDELIVERY_LIMIT
- * with per-tenant overrides (TENANT_LIMITS); 0 turns a limit off. Over a limit the answer is 429
+ * with per-tenant overrides (TENANT_LIMITS); 0 turns a limit off. Reads are counted apart so that
+ * a client polling its own documents never spends the quota its uploads need, and the defaults
+ * are above what one api process serves (a single tenant, what `npm start` makes, is not capped). Over a limit the answer is 429
  * problem+json with Retry-After and the IETF RateLimit-Policy / RateLimit fields
  * (draft-ietf-httpapi-ratelimit-headers). Every response of a limited route carries the requests
  * policy and what is left of it.
@@ -24,8 +27,8 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { readBacklog } from '@signspool/shared/scheduling/tenant-backlog';
 
-export type LimitName = 'requests' | 'upload_bytes' | 'backlog' | 'redeliveries';
-const LIMIT_NAMES: readonly LimitName[] = ['requests', 'upload_bytes', 'backlog', 'redeliveries'];
+export type LimitName = 'requests' | 'reads' | 'upload_bytes' | 'backlog' | 'redeliveries';
+const LIMIT_NAMES: readonly LimitName[] = ['requests', 'reads', 'upload_bytes', 'backlog', 'redeliveries'];
 
 /** Window of the uploaded-bytes limit: a rate averaged over 10 s lets a burst of one large upload through. */
 export const UPLOAD_BYTES_WINDOW_S = 10;
@@ -43,6 +46,7 @@ interface Window {
 
 const WINDOWS = {
   requests: { name: 'requests', policy: 'requests', seconds: 1 },
+  reads: { name: 'reads', policy: 'reads', seconds: 1 },
   upload_bytes: { name: 'upload_bytes', policy: 'upload-bytes', seconds: UPLOAD_BYTES_WINDOW_S, unit: 'content-bytes' },
   redeliveries: { name: 'redeliveries', policy: 'redeliveries', seconds: REDELIVERY_WINDOW_S },
 } as const satisfies Record<string, Window>;
@@ -73,18 +77,21 @@ export class TenantRateLimits {
     const d = this.config.defaults;
     return {
       requestsPerSecond: o.requestsPerSecond ?? d.requestsPerSecond,
+      readsPerSecond: o.readsPerSecond ?? d.readsPerSecond,
       uploadBytesPerSecond: o.uploadBytesPerSecond ?? d.uploadBytesPerSecond,
       backlogDocuments: o.backlogDocuments ?? d.backlogDocuments,
       redeliveriesPerHour: o.redeliveriesPerHour ?? d.redeliveriesPerHour,
     };
   }
 
-  /** Middleware: the tenant's requests per second (after authentication). */
+  /** Middleware: the tenant's requests per second (after authentication); GET and HEAD count as reads. */
   requests(): RequestHandler {
     return (req, res, next) => {
-      const quota = this.limitsOf(req.tenant ?? '').requestsPerSecond;
+      const limits = this.limitsOf(req.tenant ?? '');
+      const read = req.method === 'GET' || req.method === 'HEAD';
+      const quota = read ? limits.readsPerSecond : limits.requestsPerSecond;
       if (quota === 0) return next();
-      this.take(WINDOWS.requests, quota, req.tenant ?? '', 1, res).then(
+      this.take(read ? WINDOWS.reads : WINDOWS.requests, quota, req.tenant ?? '', 1, res).then(
         () => next(),
         (err: unknown) => next(err),
       );
@@ -185,7 +192,7 @@ export class TenantRateLimits {
       }
     }
     this.metrics.rateLimitDecisions.inc({ limit: w.name, outcome: 'allowed' });
-    if (w.name === 'requests') {
+    if (w.name === 'requests' || w.name === 'reads') {
       res.setHeader('RateLimit-Policy', policyItem(w, quota));
       res.setHeader('RateLimit', limitItem(w, r.remainingPoints, r.msBeforeNext));
     }

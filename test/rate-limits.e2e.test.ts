@@ -12,7 +12,8 @@ import { loadConfig } from '@signspool/shared/config';
 import { createLogger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';
 import { backlogKey } from '@signspool/shared/scheduling/tenant-backlog';
-import { auth, submit, waitForTerminal } from './harness/client.js';
+import { isTerminal } from '@signspool/shared/operations/states';
+import { auth, download, submit, waitForTerminal, type OperationView } from './harness/client.js';
 import { startTestRedis } from './harness/redis.js';
 import { startStack, testPrefix, type Stack } from './harness/stack.js';
 import { inject } from 'vitest';
@@ -30,8 +31,8 @@ describe('per-tenant limits, two api processes on one Redis', () => {
   let redis: Redis;
   beforeAll(async () => {
     const env = {
-      TENANT_LIMITS: JSON.stringify({ acme: { requestsPerSecond: 5, uploadBytesPerSecond: 1000, backlogDocuments: 3 } }),
-      RATE_LIMIT_REQUESTS: '1000',
+      TENANT_LIMITS: JSON.stringify({ acme: { readsPerSecond: 5, uploadBytesPerSecond: 1000, backlogDocuments: 3 } }),
+      RATE_LIMIT_READS: '1000',
     };
     one = await startStack({ worker: false, env });
     two = await startStack({ worker: false, env, reuse: { dir: one.dir, prefix: one.config.queuePrefix } });
@@ -43,7 +44,7 @@ describe('per-tenant limits, two api processes on one Redis', () => {
     await one?.stop();
   });
 
-  it('limits requests per second per tenant: 429 with Retry-After and RateLimit fields; other tenants unaffected', async () => {
+  it('limits reads per second per tenant apart from other requests: 429 with Retry-After and RateLimit fields; other tenants unaffected', async () => {
     const [acme, globex] = await Promise.all([
       Promise.all(Array.from({ length: 12 }, () => fetch(`${one.apiUrl}${UNKNOWN_OP}`, { headers: auth(one.keys.acme) }))),
       Promise.all(Array.from({ length: 12 }, () => fetch(`${one.apiUrl}${UNKNOWN_OP}`, { headers: auth(one.keys.globex) }))),
@@ -55,14 +56,18 @@ describe('per-tenant limits, two api processes on one Redis', () => {
     const r = limited[0];
     expect(r?.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(Number(r?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect(r?.headers.get('ratelimit-policy')).toBe('"requests";q=5;w=1');
-    expect(r?.headers.get('ratelimit')).toMatch(/^"requests";r=0;t=[01]$/);
-    expect(await r?.json()).toMatchObject({ code: 'RATE_LIMITED', status: 429, policy: 'requests', limit: 5 });
+    expect(r?.headers.get('ratelimit-policy')).toBe('"reads";q=5;w=1');
+    expect(r?.headers.get('ratelimit')).toMatch(/^"reads";r=0;t=[01]$/);
+    expect(await r?.json()).toMatchObject({ code: 'RATE_LIMITED', status: 429, policy: 'reads', limit: 5 });
     // An allowed answer tells what is left.
     const ok = globex[0];
-    expect(ok?.headers.get('ratelimit-policy')).toBe('"requests";q=1000;w=1');
-    expect(ok?.headers.get('ratelimit')).toMatch(/^"requests";r=\d+;t=[01]$/);
-    expect(await metric(one, 'requests', 'limited')).toBe(limited.length);
+    expect(ok?.headers.get('ratelimit-policy')).toBe('"reads";q=1000;w=1');
+    expect(ok?.headers.get('ratelimit')).toMatch(/^"reads";r=\d+;t=[01]$/);
+    expect(await metric(one, 'reads', 'limited')).toBe(limited.length);
+    // Reads spent all of acme's read quota; a request that changes something has its own (the default).
+    const del = await fetch(`${one.apiUrl}${UNKNOWN_OP}`, { method: 'DELETE', headers: auth(one.keys.acme) });
+    expect(del.status).toBe(404);
+    expect(del.headers.get('ratelimit-policy')).toBe('"requests";q=1000;w=1');
   });
 
   it('limits uploaded bytes per second across both api processes (10 s window), refusing before the body is read', async () => {
@@ -77,7 +82,7 @@ describe('per-tenant limits, two api processes on one Redis', () => {
     expect(third.body).toMatchObject({ code: 'RATE_LIMITED', policy: 'upload-bytes' });
     expect(third.headers.get('ratelimit-policy')).toBe('"upload-bytes";q=10000;w=10;qu="content-bytes"');
     expect(Number(third.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    // globex has the default (200 MiB/s).
+    // globex has the default (1 GiB/s).
     expect((await submit(two.apiUrl, two.keys.globex, [{ name: 'g.bin', content: Buffer.alloc(6000, 4) }])).status).toBe(202);
   });
 
@@ -138,6 +143,42 @@ describe('backlog with a worker', () => {
   });
 });
 
+describe('the default limits, one tenant', () => {
+  it('let a client upload 160 documents at once, long-poll each and download each without a 429', async () => {
+    // What a new user tries after `npm start`: every default limit, the local signer.
+    const stack = await startStack({ env: { BATCH_LINGER: '300ms' } });
+    try {
+      const statuses: number[] = [];
+      const ops = await Promise.all(
+        Array.from({ length: 160 }, async (_, i) => {
+          const r = await submit(stack.apiUrl, stack.keys.acme, [{ name: `${i}.txt`, content: `document ${i}` }]);
+          statuses.push(r.status);
+          return r.body.id;
+        }),
+      );
+      // The documents end together (one batch or a few): their polls and downloads come in a burst.
+      await Promise.all(
+        ops.map(async (id) => {
+          let view: OperationView | undefined;
+          for (;;) {
+            const res = await fetch(`${stack.apiUrl}/v1/operations/${id}`, { headers: { ...auth(stack.keys.acme), prefer: 'wait=20' } });
+            statuses.push(res.status);
+            if (res.status !== 200) return; // a refused poll: counted, and the test fails on it
+            view = (await res.json()) as OperationView;
+            if (isTerminal(view.status)) break;
+          }
+          for (const d of view.documents) statuses.push((await download(stack.apiUrl, stack.keys.acme, id, d.id)).status);
+        }),
+      );
+      expect(statuses.filter((s) => s === 429)).toEqual([]);
+      expect(statuses.length).toBeGreaterThanOrEqual(160 * 3);
+      expect(new Set(statuses)).toEqual(new Set([202, 200]));
+    } finally {
+      await stack.stop();
+    }
+  }, 120_000);
+});
+
 describe('redeliveries per operation', () => {
   it('allows REDELIVERY_LIMIT redeliveries of one operation per hour, then 429', async () => {
     const redis = new Redis(inject('redisUrl'));
@@ -167,7 +208,7 @@ describe('Redis down', () => {
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('5');
       expect(await res.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
-      expect(await metric(stack, 'requests', 'error')).toBe(1);
+      expect(await metric(stack, 'reads', 'error')).toBe(1);
     } finally {
       await stack.stop().catch(() => undefined);
     }
