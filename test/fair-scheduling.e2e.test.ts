@@ -3,9 +3,11 @@
  * serving a small tenant's document ahead of another tenant's backlog while batches stay full.
  */
 import { randomBytes } from 'node:crypto';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
+import { QUEUES } from '@signspool/shared/queue';
 import { FairShare, type FairShareOptions } from '@signspool/shared/scheduling/fair-share';
 import { submit, waitForTerminal } from './harness/client.js';
 import { useFakeSignstash } from './harness/fake-upstream.js';
@@ -20,11 +22,24 @@ describe('fair-share priorities', () => {
     await redis?.quit();
   });
 
-  const share = (over: Partial<FairShareOptions> = {}): { fair: FairShare; prioritized: string; prefix: string } => {
+  const queues: Queue[] = [];
+  afterAll(async () => {
+    await Promise.all(queues.map((q) => q.close()));
+  });
+  const share = (over: Partial<FairShareOptions> = {}): { fair: FairShare; queue: Queue; prefix: string } => {
     const prefix = testPrefix();
-    const prioritized = `${prefix}:sign:prioritized`;
-    const opts: FairShareOptions = { prefix, prioritizedKey: prioritized, scheduling: 'fair', quantum: 4, maxDocs: 4, maxBytes: 4000, ...over };
-    return { fair: new FairShare(redis, opts), prioritized, prefix };
+    const queue = new Queue(QUEUES.sign, { connection: redis, prefix });
+    queues.push(queue);
+    const opts: FairShareOptions = {
+      prefix,
+      prioritizedKey: queue.toKey('prioritized'),
+      scheduling: 'fair',
+      quantum: 4,
+      maxDocs: 4,
+      maxBytes: 4000,
+      ...over,
+    };
+    return { fair: new FairShare(redis, opts), queue, prefix };
   };
   const small = (n: number): number[] => Array.from({ length: n }, () => 10);
 
@@ -40,10 +55,10 @@ describe('fair-share priorities', () => {
   });
 
   it('starts a tenant with nothing queued at the head of the queue', async () => {
-    const { fair, prioritized } = share();
+    const { fair, queue } = share();
     expect(await fair.priorities('a', small(12))).toEqual([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
     // Workers took rounds 1 and 2: the head of the prioritized set is round 3.
-    await redis.zadd(prioritized, 3 * 2 ** 32 + 9, 'job-a9');
+    await queue.add('sign-document', {}, { priority: 3 });
     expect(await fair.priorities('b', small(1))).toEqual([3]);
     // b had its turn in round 1 long ago: that does not push it behind the head either.
     expect(await fair.priorities('c', small(1))).toEqual([3]);

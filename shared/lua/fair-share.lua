@@ -1,6 +1,7 @@
 --[[
-  fair-share(fairKey, prioritizedKey; tenant, quantum, cost...): the BullMQ priority of each of
-  a tenant's new documents (shared/scheduling/fair-share.ts).
+  fair-share(fairKey, prioritizedKey; tenant, quantum, scoreUnit, priorityLimit, cost...): the
+  BullMQ priority of each of a tenant's new documents (shared/scheduling/fair-share.ts). scoreUnit
+  and priorityLimit are BullMQ's priority contract (shared/scheduling/bullmq-priority.ts).
 
   Rounds are priorities: a tenant's documents fill its current round until their costs reach
   `quantum`, then go to the next one. A tenant with nothing ahead of it starts at the round being
@@ -13,17 +14,17 @@
   empty and the floor has passed REBASE, well below BullMQ's priority limit. The hash expires after
   IDLE_MS without a submission (its tenants' rounds then start again at the head).
 ]]
-local LIMIT = 2097151
 local REBASE = 1000000
 local IDLE_MS = 7 * 24 * 3600 * 1000
 local fairkey, prioritized = KEYS[1], KEYS[2]
 local tenant, quantum = ARGV[1], tonumber(ARGV[2])
+local UNIT, LIMIT = tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local floor = tonumber(redis.call('HGET', fairkey, 'floor') or '1')
 local head = redis.call('ZRANGE', prioritized, 0, 0, 'WITHSCORES')
 local current
 if head[2] then
-  current = math.floor(tonumber(head[2]) / 4294967296)
+  current = math.floor(tonumber(head[2]) / UNIT)
   if current > floor then
     floor = current
     redis.call('HSET', fairkey, 'floor', floor)
@@ -44,7 +45,7 @@ if round < current then
   used = 0
 end
 local out = {}
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   local cost = tonumber(ARGV[i])
   if used > 0 and used + cost > quantum then
     round = round + 1

@@ -12,6 +12,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { defineScripts } from '../redis/scripts.js';
+import { PRIORITY_LIMIT, PRIORITY_SCORE_UNIT } from './bullmq-priority.js';
 
 export type TenantScheduling = Config['scheduling']['mode'];
 
@@ -31,7 +32,15 @@ export interface FairShareOptions {
 const SCRIPTS = { signspoolFairShare: { file: 'fair-share', numberOfKeys: 2 } } as const;
 
 interface ScriptedRedis extends Redis {
-  signspoolFairShare(fairKey: string, prioritized: string, tenant: string, quantum: number, ...costs: number[]): Promise<number[]>;
+  signspoolFairShare(
+    fairKey: string,
+    prioritized: string,
+    tenant: string,
+    quantum: number,
+    scoreUnit: number,
+    priorityLimit: number,
+    ...costs: number[]
+  ): Promise<number[]>;
 }
 
 export const fairShareKey = (prefix: string): string => `${prefix}:fair`;
@@ -56,6 +65,14 @@ export class FairShare {
   async priorities(tenant: string, sizes: readonly number[]): Promise<(number | undefined)[]> {
     if (this.opts.scheduling === 'fifo' || sizes.length === 0) return sizes.map(() => undefined);
     const { prefix, prioritizedKey, quantum } = this.opts;
-    return this.redis.signspoolFairShare(fairShareKey(prefix), prioritizedKey, tenant, quantum, ...sizes.map((s) => this.cost(s)));
+    return this.redis.signspoolFairShare(
+      fairShareKey(prefix),
+      prioritizedKey,
+      tenant,
+      quantum,
+      PRIORITY_SCORE_UNIT,
+      PRIORITY_LIMIT,
+      ...sizes.map((s) => this.cost(s)),
+    );
   }
 }
