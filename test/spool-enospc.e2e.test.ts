@@ -2,15 +2,18 @@
  * The api's spool filling up during an upload (the free-space check passed when it started): the
  * answer is 507 problem+json with Retry-After, not a 500, and nothing of the upload is kept. The
  * spool is a 4 MiB tmpfs (skipped where one cannot be mounted: run as root with mount(8)).
+ * The worker's spool filling up while a signed result streams in is ours (SPOOL_FULL), not the
+ * upstream's: the document waits in the queue, no attempt is counted.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from './harness/client.js';
+import { FakeSignstash } from './fake-signstash/server.js';
+import { eventually, getOperation, submit, waitForTerminal } from './harness/client.js';
 import { incomingFiles, openFilesUnder } from './harness/raw-http.js';
 import { startStack, testPrefix, type Stack } from './harness/stack.js';
 
@@ -57,5 +60,48 @@ describe.skipIf(!mounted)('a spool that fills up during an upload', () => {
         (await readdir(path.join(spool, 'tmp')).catch(() => [])).filter((f) => !f.startsWith('spare-')).length === 0,
     );
     expect(openFilesUnder(spool)).toEqual([]);
+  });
+});
+
+const resultDir = await mkdtemp(path.join(os.tmpdir(), 'signspool-enospc-result-'));
+const resultMounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', resultDir]).status === 0;
+if (!resultMounted) await rm(resultDir, { recursive: true, force: true });
+
+describe.skipIf(!resultMounted)("a worker's spool that fills up while a signed result streams in", () => {
+  let fake: FakeSignstash;
+  const stacks: Stack[] = [];
+  beforeAll(async () => {
+    fake = new FakeSignstash({ perRequestMs: 5, bytesPerSec: 1e9 });
+    await fake.start();
+  });
+  afterAll(async () => {
+    await Promise.all(stacks.map((s) => s.stop()));
+    await fake?.stop();
+    spawnSync('umount', [resultDir]);
+    await rm(resultDir, { recursive: true, force: true });
+  });
+
+  it('is SPOOL_FULL: the document goes back to the queue, no attempt counted, and is signed once there is room', async () => {
+    const prefix = testPrefix();
+    const env = fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', SPOOL_MIN_FREE_BYTES: '64KiB', UPSTREAM_MAX_ATTEMPTS: '1' });
+    const api = await startStack({ env, worker: false, reuse: { dir: resultDir, prefix } });
+    stacks.push(api);
+    const content = Buffer.alloc(1024 * 1024, 7);
+    const res = await submit(api.apiUrl, api.keys.acme, [{ name: 'big.bin', content }]);
+    expect(res.status).toBe(202);
+    // Leave 512 KiB: above the worker's floor, below the 1 MiB result.
+    const filler = path.join(resultDir, 'filler');
+    const free = (await statfs(resultDir)).bavail * (await statfs(resultDir)).bsize;
+    await writeFile(filler, Buffer.alloc(free - 512 * 1024));
+    const worker = await startStack({ env, api: false, reuse: { dir: resultDir, prefix } });
+    stacks.push(worker);
+    await eventually('the upstream answered once', () => fake.requests().some((r) => r.outcome === 'ok'), 20_000);
+    // Back in the queue, not failed: with one attempt allowed, counting this one would fail it.
+    await eventually('the document is queued again', async () => (await getOperation(api.apiUrl, api.keys.acme, res.body.id)).body.status === 'queued', 10_000);
+    expect((await getOperation(api.apiUrl, api.keys.acme, res.body.id)).body.documents[0]?.error).toBeUndefined();
+    await rm(filler);
+    const done = await waitForTerminal(api.apiUrl, api.keys.acme, res.body.id, 30_000);
+    expect(done.status).toBe('succeeded');
+    expect(fake.requests().filter((r) => r.outcome === 'ok').length).toBeGreaterThanOrEqual(2);
   });
 });

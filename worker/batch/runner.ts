@@ -269,6 +269,11 @@ export class BatchRunner {
       if (!(await this.deps.hasRoom())) throw new Requeue('spool_full');
       const permit = probe ? 'probe' : await breaker.acquire(signal);
       probe = false;
+      // Our own disk, not the upstream: the probe (if this was it) is handed back untold.
+      const ours = (): Requeue => {
+        if (permit === 'probe') breaker.release();
+        return new Requeue('spool_full');
+      };
       if (permit === 'probe' && items.length > 1) {
         // The half-open probe is one document; the rest follow once the circuit has its answer.
         log.info({ documents: items.length }, 'upstream circuit half-open: probing with one document');
@@ -287,14 +292,14 @@ export class BatchRunner {
         metrics.upstreamDuration.observe({ signer: signer.name, outcome: 'ok' }, (performance.now() - started) / 1000);
         if (results.some((r) => !r.ok && r.error.code === 'SPOOL_FULL')) {
           await Promise.all(results.map((r) => (r.ok ? rm(r.path, { force: true }) : undefined)));
-          throw new Requeue('spool_full');
+          throw ours();
         }
         await this.finish(items, claim, new Map(results.map((r) => [r.docId, r])), undefined, log);
         return;
       } catch (raw) {
         if (signal.aborted || raw instanceof Requeue) throw raw;
         const err = toSignspoolError(raw, 'UPSTREAM_NETWORK');
-        if (err.code === 'SPOOL_FULL') throw new Requeue('spool_full');
+        if (err.code === 'SPOOL_FULL') throw ours();
         metrics.upstreamDuration.observe({ signer: signer.name, outcome: err.code }, (performance.now() - started) / 1000);
         metrics.upstreamErrors.inc({ code: err.code });
         if (UNAVAILABLE.has(err.code)) breaker.failure();

@@ -48,10 +48,10 @@ export class SignedListDecoder {
         streamString: (p) => isDocField(p, 'signedContent'),
         onStringChunk: async (_p, chunk) => {
           if (signal.aborted) throw signal.reason;
-          await (await this.sink()).push(chunk);
+          await this.local(async () => (await this.sink()).push(chunk));
         },
         // An empty signedContent gives an empty file.
-        onStringEnd: async () => void (this.entry.signed = await (await this.sink()).finish()),
+        onStringEnd: async () => void (this.entry.signed = await this.local(async () => (await this.sink()).finish())),
         onValue: (p, v) => {
           if (isDocField(p, 'externalReference') && typeof v === 'string') this.entry.externalReference = v;
         },
@@ -79,6 +79,18 @@ export class SignedListDecoder {
           error: new SignspoolError('UPSTREAM_BAD_RESPONSE', { detail: "Sign'Stash's answer did not include this document" }),
         },
     );
+  }
+
+  /**
+   * Runs a write into the spool: whatever it throws is ours (disk full: SPOOL_FULL, the document
+   * stays queued), classified by where it failed, never mistaken for the upstream's network.
+   */
+  private async local<T>(write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      throw localStorageError(err);
+    }
   }
 
   private async sink(): Promise<Base64FileSink> {
