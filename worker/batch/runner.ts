@@ -1,7 +1,8 @@
 /**
  * Runs one flushed batch to the end: claims its documents (queued → signing, under the batch's id),
  * calls the signer once per attempt, retries retryable failures with capped exponential backoff
- * and jitter (honouring Retry-After), waits while the upstream circuit is open, bisects a batch the
+ * and jitter (honouring Retry-After) — of the whole call, or of the documents an answer failed
+ * one by one — waits while the upstream circuit is open, bisects a batch the
  * upstream rejects because of one document, records every document's outcome and settles its job.
  * Documents go back to the queue, without an outcome, when this worker cannot store results (spool
  * full), cannot reach Redis, lost their lock, or is shutting down.
@@ -294,7 +295,31 @@ export class BatchRunner {
           await Promise.all(results.map((r) => (r.ok ? rm(r.path, { force: true }) : undefined)));
           throw ours();
         }
-        await this.finish(items, claim, new Map(results.map((r) => [r.docId, r])), undefined, log);
+        // A document the upstream left out or answered with a retryable error gets another attempt
+        // (counted, with backoff); the others end now.
+        const again = new Set(results.filter((r) => !r.ok && r.error.retryable).map((r) => r.docId));
+        const byDoc = new Map(results.map((r) => [r.docId, r]));
+        if (again.size > 0 && counted + 1 < upstream.maxAttempts) {
+          await this.finish(
+            items.filter((d) => !again.has(d.data.docId)),
+            claim,
+            byDoc,
+            undefined,
+            log,
+          );
+          items = items.filter((d) => again.has(d.data.docId));
+          counted++;
+          const delay = backoffDelay(counted, upstream.backoffBaseMs, upstream.backoffMaxMs);
+          const codes = [...new Set(results.flatMap((r) => (!r.ok && again.has(r.docId) ? [r.error.code] : [])))];
+          log.warn({ codes, attempt, delayMs: delay, documents: items.length }, 'documents of a signed batch failed, retrying them');
+          await sleep(delay, signal);
+          continue;
+        }
+        for (const r of results) {
+          if (!r.ok && again.has(r.docId) && attempt > 1)
+            byDoc.set(r.docId, { ...r, error: new SignspoolError(r.error.code, { detail: `${r.error.detail} (gave up after ${attempt} attempts)` }) });
+        }
+        await this.finish(items, claim, byDoc, undefined, log);
         return;
       } catch (raw) {
         if (signal.aborted || raw instanceof Requeue) throw raw;

@@ -2,7 +2,10 @@
  * Decodes Sign'Stash's 200 answer, `{"documentList": [{"externalReference", "name",
  * "signedContent"}, …]}`, as a stream: each signedContent is base64-decoded straight into a spool
  * file, which is fsynced and renamed to the document's result path while the rest streams in.
- * Memory does not grow with the answer.
+ * Memory does not grow with the answer. An entry may carry `errorCode`/`errorMessage` (and a
+ * `status`) instead of content: it is mapped through the same table as a request-level failure
+ * (failure.ts). A document the answer leaves out is UPSTREAM_BAD_RESPONSE; whether a document's
+ * failure is tried again is the catalog's retryable flag (the batch runner decides).
  */
 import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -13,10 +16,14 @@ import { Base64FileSink } from '../../streams/base64-file-sink.js';
 import { readJsonStream, type JsonPath } from '../../streams/json-stream.js';
 import type { BatchDocument, DocumentResult, SignBatch } from '../../signer.js';
 import { signedOutput } from '../signed-output.js';
+import { mapFailure } from './failure.js';
 
 /** One entry of documentList while it is being read. */
 interface Entry {
   externalReference?: string;
+  errorCode?: string;
+  errorMessage?: string;
+  status?: number;
   sink?: Base64FileSink;
   signed?: { size: number; sha256: string };
 }
@@ -54,6 +61,9 @@ export class SignedListDecoder {
         onStringEnd: async () => void (this.entry.signed = await this.local(async () => (await this.sink()).finish())),
         onValue: (p, v) => {
           if (isDocField(p, 'externalReference') && typeof v === 'string') this.entry.externalReference = v;
+          else if (isDocField(p, 'errorCode') && typeof v === 'string') this.entry.errorCode = v;
+          else if ((isDocField(p, 'errorMessage') || isDocField(p, 'message')) && typeof v === 'string') this.entry.errorMessage = v;
+          else if (isDocField(p, 'status') && typeof v === 'number') this.entry.status = v;
         },
         onObjectEnd: async (p) => {
           if (isDocEntry(p)) await this.endEntry();
@@ -109,6 +119,22 @@ export class SignedListDecoder {
     if (!doc || this.results.has(doc.docId)) {
       await done.sink?.abort();
       this.logger.warn({ batchId: this.batch.batchId }, "Sign'Stash answered a document this batch did not send; ignored");
+      return;
+    }
+    if (done.errorCode !== undefined || (!done.signed && done.errorMessage !== undefined)) {
+      // The upstream's own answer for this document: the same table as a request-level failure.
+      await done.sink?.abort();
+      this.results.set(doc.docId, {
+        ok: false,
+        docId: doc.docId,
+        error: mapFailure({
+          status: done.status,
+          retryAfterMs: undefined,
+          errorCode: done.errorCode,
+          message: done.errorMessage,
+          externalReference: done.externalReference,
+        }),
+      });
       return;
     }
     if (!done.signed || !done.sink) {
