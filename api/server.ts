@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
+import type { SignerRegistry } from '@signspool/shared/signers/registry';
 import { OperationStore } from '@signspool/shared/operations/store';
 import { Durability } from '@signspool/shared/durability';
 import { QUEUES } from '@signspool/shared/queue';
@@ -26,6 +27,8 @@ export interface ApiServerDeps {
   logger: Logger;
   metrics: Metrics;
   apiKeys: ApiKeyEntry[];
+  /** The process's signing identities (shared with a worker in the same process; reloaded on SIGHUP). */
+  signers?: SignerRegistry;
 }
 
 export class ApiServer {

@@ -19,6 +19,7 @@ import { resolveApiKeys } from '@signspool/api/auth/auth';
 import { ConfigError, loadConfig, type Config } from '@signspool/shared/config';
 import { createLogger, type Logger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';
+import { SignerRegistry } from '@signspool/shared/signers/registry';
 import { prettyDestination } from './pretty-log.js';
 import { DEFAULT_REDIS_URL } from '@signspool/shared/redis/clients';
 import { isPortOpen, spawnRedisServer } from './redis-server.js';
@@ -54,7 +55,8 @@ const resolveRedis = async (config: Config, mode: Mode, logger: Logger, shutdown
   return { url: server.url, description: `${server.url} (redis-server started by signspool, data in ${dir})` };
 };
 
-const describeSigner = (config: Config): string => {
+const describeSigner = (config: Config, signers: SignerRegistry): string => {
+  if (config.signersFile !== undefined) return `${signers.identities.names().length} identities from ${config.signersFile} (SIGHUP reloads)`;
   if (config.signer === 'signstash') return `signstash ${config.signstash.url} (client ${config.signstash.clientId})`;
   if (config.localSigner.certFile) return `local (certificate ${config.localSigner.certFile})`;
   return `local (self-signed development certificate in ${path.join(config.dataDir, 'local-signer')})`;
@@ -77,12 +79,20 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
   const cfg: Config = { ...config, redisUrl: redis.url };
   const metrics = createMetrics();
   const banner: Record<string, string> = {};
+  // One registry for every component of this process: SIGHUP reloads SIGNERS_FILE and its secret files.
+  const signers = new SignerRegistry({ config: cfg, logger, metrics });
+  const onHangup = (): void => void signers.reload();
+  process.on('SIGHUP', onHangup);
+  shutdown.register('signers', async () => {
+    process.off('SIGHUP', onHangup);
+    await signers.stop();
+  });
 
   if (mode === 'all' || mode === 'worker') {
     const missing = missingWorkerNodeFlags();
     if (missing.length > 0)
       logger.warn({ missing }, 'the worker runs best with these node flags (see worker/node-flags.ts): under load, expect frequent major GCs without them');
-    const worker = new SigningWorker({ config: cfg, logger, metrics });
+    const worker = new SigningWorker({ config: cfg, logger, metrics, signers });
     shutdown.register('worker', () => worker.stop());
     await worker.start();
     if (mode === 'worker') {
@@ -100,7 +110,7 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
   let generatedKey: { key: string; file: string } | undefined;
   if (mode === 'all' || mode === 'api') {
     const keys = await resolveApiKeys(cfg.apiKeys, cfg.dataDir);
-    const api = new ApiServer({ config: cfg, logger, metrics, apiKeys: keys.entries });
+    const api = new ApiServer({ config: cfg, logger, metrics, apiKeys: keys.entries, signers });
     shutdown.register('api', () => api.stop());
     try {
       await api.start();
@@ -115,7 +125,7 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
   }
   banner['redis'] = redis.description;
   banner['spool'] = cfg.spoolDir;
-  banner['signer'] = describeSigner(cfg);
+  banner['signer'] = describeSigner(cfg, signers);
   banner['tracing'] = tracing.enabled ? `${config.tracing.tracesUrl ?? ''} (${config.tracing.protocol})` : 'off';
   logger.info({ mode, ...banner }, 'signspool started');
   // The log line first, then any text written straight to stdout.

@@ -8,26 +8,11 @@ import { z } from 'zod';
 import { parseApiKeyList, type ApiKeyEntry } from './api-key.js';
 import { signatureTypeSchema } from './queue.js';
 import { parseAllowEntry } from './webhooks/target.js';
+import { parseBytes, parseDuration } from './units.js';
+import { loadSigningIdentities, SignersFileError } from './signers/file.js';
+import type { LocalSignerSettings, SignstashSettings } from './signers/identities.js';
 
-const MiB = 1024 * 1024;
-
-/** Durations: plain milliseconds, or a number with ms/s/m/h/d. */
-export const parseDuration = (raw: string): number | undefined => {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(raw);
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1;
-  return Math.round(n * factor);
-};
-
-/** Sizes: plain bytes, or a number with KB/MB/GB (decimal) or KiB/MiB/GiB (binary). */
-export const parseBytes = (raw: string): number | undefined => {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$/i.exec(raw);
-  if (!m) return undefined;
-  const factors: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: MiB, gib: 1024 * MiB };
-  return Math.round(Number(m[1]) * (factors[(m[2] ?? 'b').toLowerCase()] ?? 1));
-};
+export { parseBytes, parseDuration } from './units.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int('must be a whole number').min(min).max(max).default(def);
 
@@ -361,6 +346,7 @@ const envSchema = z
     REDELIVERY_LIMIT: int(10),
     TENANT_LIMITS: tenantLimits,
 
+    SIGNERS_FILE: optionalString,
     SIGNER: z.enum(['local', 'signstash']).default('local'),
     DEFAULT_SIGNATURE_TYPE: signatureTypeSchema.optional(),
     SIGNSTASH_URL: optionalUrl,
@@ -528,8 +514,12 @@ const configSchema = envSchema.transform((c) => {
       } satisfies TenantLimits,
       tenants: c.TENANT_LIMITS,
     },
+    /** The signing identities' file (shared/signers/file.ts); without it, one identity `default` from SIGNER and the variables below. */
+    signersFile: c.SIGNERS_FILE === undefined ? undefined : path.resolve(c.SIGNERS_FILE),
     signer: c.SIGNER,
     defaultSignatureType: c.DEFAULT_SIGNATURE_TYPE ?? (c.SIGNER === 'local' ? 'CAdES' : 'PAdES'),
+    /** DEFAULT_SIGNATURE_TYPE as set (identities of SIGNERS_FILE default to it, else to their kind's type). */
+    explicitSignatureType: c.DEFAULT_SIGNATURE_TYPE,
     signstash: {
       url: c.SIGNSTASH_URL ?? '',
       authUrl: c.SIGNSTASH_AUTH_URL ?? '',
@@ -545,7 +535,7 @@ const configSchema = envSchema.transform((c) => {
       ...(c.SIGNSTASH_CA_FILE === undefined ? {} : { caFile: c.SIGNSTASH_CA_FILE }),
       ...(c.SIGNSTASH_CLIENT_CERT_FILE === undefined ? {} : { clientCertFile: c.SIGNSTASH_CLIENT_CERT_FILE }),
       ...(c.SIGNSTASH_CLIENT_KEY_FILE === undefined ? {} : { clientKeyFile: c.SIGNSTASH_CLIENT_KEY_FILE }),
-    },
+    } satisfies SignstashSettings as SignstashSettings,
     localSigner: {
       keyFile: c.LOCAL_SIGNER_KEY_FILE,
       certFile: c.LOCAL_SIGNER_CERT_FILE,
@@ -553,7 +543,7 @@ const configSchema = envSchema.transform((c) => {
       p12Password: c.LOCAL_SIGNER_P12_PASSWORD,
       cadesAttached: c.LOCAL_SIGNER_CADES_ATTACHED,
       tsa: c.TSA_URL === undefined ? undefined : { url: c.TSA_URL, timeoutMs: c.TSA_TIMEOUT, concurrency: c.TSA_CONCURRENCY },
-    },
+    } satisfies LocalSignerSettings as LocalSignerSettings,
     batch: { maxDocs: c.BATCH_MAX_DOCS, maxBytes: c.BATCH_MAX_BYTES, lingerMs: c.BATCH_LINGER },
     scheduling: { mode: c.TENANT_SCHEDULING, quantum: c.TENANT_QUANTUM || c.BATCH_MAX_DOCS },
     upstream: {
@@ -644,5 +634,15 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
     });
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
   }
-  return result.data;
+  const config = result.data;
+  // A bad SIGNERS_FILE stops start with its one line (the registry loads it again, and on each reload).
+  if (config.signersFile !== undefined) {
+    try {
+      loadSigningIdentities(config);
+    } catch (err) {
+      if (err instanceof SignersFileError) throw new ConfigError(err.message);
+      throw err;
+    }
+  }
+  return config;
 };

@@ -47,6 +47,8 @@ export const errorCatalog = {
   INSUFFICIENT_STORAGE: entry(507, true, 'The spool has not enough free space for this upload'),
   SERVICE_UNAVAILABLE: entry(503, true, 'A dependency (Redis or the spool) is unavailable'),
   INTERNAL: entry(500, true, 'Internal error'),
+  SIGNER_UNKNOWN: entry(422, false, 'No signing identity has this name'),
+  SIGNER_NOT_ALLOWED: entry(422, false, 'The tenant may not use this signing identity, or has none'),
 
   // --- Documents: outcomes recorded on a failed document -------------------------------------
   CANCELED: entry(409, false, 'The document was canceled before it was sent for signing'),
@@ -60,6 +62,7 @@ export const errorCatalog = {
   TSA_UNAVAILABLE: entry(503, true, 'The time-stamp authority could not be reached or answered with a server error'),
   TSA_REJECTED: entry(502, false, 'The time-stamp authority refused the request'),
   TSA_BAD_RESPONSE: entry(502, true, 'The time-stamp authority answered with a reply signspool cannot use'),
+  SIGNER_REMOVED: entry(422, false, 'The signing identity of the document was removed from the configuration before the document was signed'),
 
   // --- Upstream (Sign'Stash) ------------------------------------------------------------------
   UPSTREAM_OAUTH_INVALID_CLIENT: entry(502, false, "Sign'Stash OAuth rejected the client credentials"),

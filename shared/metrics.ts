@@ -213,6 +213,26 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       'reason',
       ['idle', 'slow'],
     ),
+    configReloads: initLabels(
+      new Counter({
+        name: 'signspool_config_reload_total',
+        help: 'Reloads of SIGNERS_FILE (SIGHUP) by outcome; a failed one keeps the running configuration',
+        labelNames: ['outcome'] as const,
+        registers,
+      }),
+      'outcome',
+      ['success', 'failure'],
+    ),
+    configLastReloadSuccessful: new Gauge({
+      name: 'signspool_config_last_reload_successful',
+      help: 'Whether the last load of the signing identities succeeded (1) or was refused (0)',
+      registers,
+    }),
+    configLastReloadSuccessTimestamp: new Gauge({
+      name: 'signspool_config_last_reload_success_timestamp_seconds',
+      help: 'When the signing identities were last loaded successfully (Unix seconds)',
+      registers,
+    }),
     uploads: new Gauge({
       name: 'signspool_uploads',
       help: 'Upload requests of this api process: being read, or waiting for a turn (UPLOAD_CONCURRENCY)',

@@ -5,6 +5,7 @@
  * the consumer re-validates every payload with the same schema.
  */
 import { z } from 'zod';
+import { DEFAULT_SIGNER, SIGNER_NAME_PATTERN } from './signers/identities.js';
 
 export const SIGNATURE_TYPES = ['PAdES', 'CAdES', 'XAdES'] as const;
 export const signatureTypeSchema = z.enum(SIGNATURE_TYPES);
@@ -38,6 +39,11 @@ export const signDocumentJobSchema = z.object({
   size: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   acceptedAt: z.number().int().positive(),
+  /**
+   * The signing identity (shared/signers): required of new jobs; a job queued before identities
+   * existed has none and is read as `default` (the identity of the environment), so a backlog survives the upgrade.
+   */
+  signer: z.string().regex(SIGNER_NAME_PATTERN).default(DEFAULT_SIGNER),
   /** The upload's trace: the batch span joins or links it. */
   trace: traceCarrierSchema.optional(),
 });

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
+import type { SignerRegistry } from '@signspool/shared/signers/registry';
 import { publishCircuitState } from '@signspool/shared/circuit-state';
 import { Durability } from '@signspool/shared/durability';
 import { OperationStore } from '@signspool/shared/operations/store';
@@ -31,6 +32,8 @@ export interface WorkerDeps {
   metrics: Metrics;
   /** Defaults to the signer named by config.signer. */
   signer?: Signer;
+  /** The process's signing identities (shared with an api in the same process; reloaded on SIGHUP). */
+  signers?: SignerRegistry;
 }
 
 const bucketKeyOf = (tenant: string, signatureType: string): string => `${tenant}\u0000${signatureType}`;

@@ -1,4 +1,4 @@
-/** The queue contract (unit): the optional trace context of job data, as producer and consumer validate it. */
+/** The queue contract (unit): the optional trace context and the signing identity of job data, as producer and consumer validate them. */
 import { describe, expect, it } from 'vitest';
 import { parseJobData } from '@signspool/shared/queue';
 
@@ -17,7 +17,7 @@ const traceparent = `00-${'4bf92f3577b34da6a3ce929d0e0e4736'}-${'00f067aa0ba902b
 
 describe('job data trace context', () => {
   it('is optional: jobs queued before tracing (or with it off) still parse', () => {
-    expect(parseJobData('sign-document', job)).toEqual(job);
+    expect(parseJobData('sign-document', job)).toEqual({ ...job, signer: 'default' });
     expect(parseJobData('deliver-webhook', { opId: job.opId, tenant: 'acme', deliveryId: 'msg_1', reason: 'completed' })).not.toHaveProperty('trace');
   });
 
@@ -43,5 +43,16 @@ describe('job data trace context', () => {
     ];
     for (const tp of bad) expect(() => parseJobData('sign-document', { ...job, trace: { traceparent: tp } }), tp).toThrow();
     expect(() => parseJobData('sign-document', { ...job, trace: { traceparent, tracestate: 'x'.repeat(513) } })).toThrow();
+  });
+});
+
+describe('job data signing identity', () => {
+  it('is read as `default` in a job queued before identities existed', () => {
+    expect(parseJobData('sign-document', job).signer).toBe('default');
+    expect(parseJobData('sign-document', { ...job, signer: 'acme-pt' }).signer).toBe('acme-pt');
+  });
+
+  it('must be an identity name', () => {
+    for (const bad of ['', 'Acme', '-x', 'a b', 'x'.repeat(64), 7]) expect(() => parseJobData('sign-document', { ...job, signer: bad }), String(bad)).toThrow();
   });
 });
