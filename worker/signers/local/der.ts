@@ -15,15 +15,18 @@ export const derHeader = (tag: number, length: number): Buffer => Buffer.concat(
 
 export const tlv = (tag: number, body: Buffer): Buffer => Buffer.concat([derHeader(tag, body.length), body]);
 
+/** Base-128 with the continuation bit, as OID subidentifiers are written. */
+const base128 = (n: number): number[] => {
+  const chunk: number[] = [n % 128];
+  for (let v = Math.floor(n / 128); v > 0; v = Math.floor(v / 128)) chunk.unshift((v % 128) | 0x80);
+  return chunk;
+};
+
 export const derOid = (oid: string): Buffer => {
   const parts = oid.split('.').map(Number);
-  const out: number[] = [40 * (parts[0] ?? 0) + (parts[1] ?? 0)];
-  for (const p of parts.slice(2)) {
-    const chunk: number[] = [p & 0x7f];
-    for (let v = Math.floor(p / 128); v > 0; v = Math.floor(v / 128)) chunk.unshift((v & 0x7f) | 0x80);
-    out.push(...chunk);
-  }
-  return tlv(0x06, Buffer.from(out));
+  // The first two arcs share one subidentifier (40 × first + second), which may itself exceed 127 (2.999 …).
+  const subids = [40 * (parts[0] ?? 0) + (parts[1] ?? 0), ...parts.slice(2)];
+  return tlv(0x06, Buffer.from(subids.flatMap(base128)));
 };
 
 export const utcTime = (d: Date): Buffer => {
@@ -72,19 +75,18 @@ export const children = (body: Buffer): DerElement[] => {
 
 export const oidOf = (el: DerElement | undefined): string => {
   if (!el || el.tag !== 0x06) throw new Error('DER: expected an OBJECT IDENTIFIER');
-  const b = el.body;
-  const first = b[0] ?? 0;
-  const parts = [Math.floor(first / 40), first % 40];
+  const subids: number[] = [];
   let v = 0;
-  for (let i = 1; i < b.length; i++) {
-    const byte = b[i] ?? 0;
+  for (const byte of el.body) {
     v = v * 128 + (byte & 0x7f);
     if (!(byte & 0x80)) {
-      parts.push(v);
+      subids.push(v);
       v = 0;
     }
   }
-  return parts.join('.');
+  const [first = 0, ...rest] = subids;
+  const arc0 = first < 80 ? Math.floor(first / 40) : 2;
+  return [arc0, first - 40 * arc0, ...rest].join('.');
 };
 
 export const intOf = (el: DerElement | undefined): number => {
