@@ -394,7 +394,7 @@ const envSchema = z
     WEBHOOK_ALLOW_HTTP: bool(false),
     WEBHOOK_TIMEOUT: duration('15s', 1),
     WEBHOOK_SCHEDULE: durationList('0,5s,5m,30m,2h,5h,10h,14h,20h,24h'),
-    WEBHOOK_CONCURRENCY: int(8, 1, 1000),
+    WEBHOOK_CONCURRENCY: int(32, 1, 1000),
 
     RETENTION: duration('24h', 1000),
     IDEMPOTENCY_TTL: duration('24h', 1000),

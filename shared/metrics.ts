@@ -166,12 +166,12 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
     webhookDeliveries: initLabels(
       new Counter({
         name: 'signspool_webhook_deliveries_total',
-        help: 'Webhook delivery attempts by outcome (delivered, failed, refused, disabled)',
+        help: 'Webhook delivery attempts by outcome (delivered, failed, refused, disabled); dropped: deliveries given up with nothing left to send (operation and kept event expired)',
         labelNames: ['outcome'] as const,
         registers,
       }),
       'outcome',
-      ['delivered', 'failed', 'refused', 'disabled'],
+      ['delivered', 'failed', 'refused', 'disabled', 'dropped'],
     ),
     webhookLatency: new Histogram({
       name: 'signspool_webhook_latency_seconds',

@@ -4,8 +4,12 @@
  * endpoint; retries follow WEBHOOK_SCHEDULE with jitter and honour Retry-After; every attempt is
  * recorded on the operation. Targets pass the SSRF guard at connect time. Each attempt is a
  * `webhook.deliver` span in the operation's trace (carried by the job from the upload).
+ *
+ * Slots are shared fairly (delivery-slots.ts): a delivery over its tenant's or endpoint's share is
+ * parked, its job delayed without counting an attempt, and woken when a slot frees. The event is
+ * kept from the first attempt to the last (pending-events.ts), so retries after RETENTION deliver.
  */
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import type { Config } from '@signspool/shared/config';
@@ -16,10 +20,12 @@ import type { OperationRecord } from '@signspool/shared/operations/record';
 import type { OperationStore } from '@signspool/shared/operations/store';
 import type { WebhookAttempt } from '@signspool/shared/webhooks/deliveries';
 import { DisabledEndpoints } from '@signspool/shared/webhooks/endpoints';
+import { PendingEvents, pendingLifetimeMs, type PendingEvent } from '@signspool/shared/webhooks/pending-events';
 import { completedDeliveryId, enqueueWebhook, parseJobData, QUEUES, WEBHOOK_BACKOFF, type DeliverWebhookJob } from '@signspool/shared/queue';
 import { ATTR, contextOf, inSpan, SpanKind, SPANS, traceCarrier, type Span } from '@signspool/shared/spans';
 import { refuseWebhookUrl, TARGET_NOT_ALLOWED, WebhookAllowList, type TargetRules } from '@signspool/shared/webhooks/target';
 import { parseRetryAfter } from '../http-util.js';
+import { DeliverySlots } from './delivery-slots.js';
 import { SsrfGuard } from './ssrf-guard.js';
 import { webhookHeaders } from './signature.js';
 
@@ -54,6 +60,18 @@ export const scheduleDelay = (scheduleMs: readonly number[], attemptsMade: numbe
   return Math.max(jittered, retryAfterMs ?? 0);
 };
 
+/** A parked delivery comes back by itself after this long at most, should no slot wake it (another process took its place). */
+const PARK_MAX_MS = 10 * 60_000;
+
+/** The endpoint a delivery occupies: its target's origin (paths of one server share its capacity). */
+const endpointOf = (url: string): string => {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+};
+
 export interface WebhookDispatcherDeps {
   config: Config;
   redis: Redis;
@@ -74,24 +92,29 @@ export class WebhookDispatcher {
 
   static readonly handlers = ['deliver-webhook'] as const;
   private readonly disabled: DisabledEndpoints;
+  private readonly pending: PendingEvents;
+  /** Fair shares of WEBHOOK_CONCURRENCY (this process's). */
+  readonly slots: DeliverySlots;
 
   constructor(private readonly deps: WebhookDispatcherDeps) {
     const { webhooks } = deps.config;
     this.disabled = new DisabledEndpoints(deps.redis, deps.config.queuePrefix);
+    this.pending = new PendingEvents(deps.redis, deps.config.queuePrefix);
+    this.slots = new DeliverySlots(webhooks.concurrency);
     this.guard = new SsrfGuard({ allow: webhooks.allow, ...(deps.resolve ? { resolve: deps.resolve } : {}) });
     this.rules = { allow: new WebhookAllowList(webhooks.allow), allowHttp: webhooks.allowHttp };
     this.agent = new Agent({
       connect: this.guard.connector(),
       headersTimeout: webhooks.timeoutMs,
       bodyTimeout: webhooks.timeoutMs,
-      connections: 16,
+      connections: webhooks.concurrency,
     });
   }
 
   async start(): Promise<void> {
     const { config, redis } = this.deps;
     this.queue = new Queue(QUEUES.webhook, { connection: redis, prefix: config.queuePrefix });
-    this.worker = new Worker(QUEUES.webhook, (job: Job) => this.process(job), {
+    this.worker = new Worker(QUEUES.webhook, (job: Job, token?: string) => this.process(job, token), {
       connection: redis,
       prefix: config.queuePrefix,
       concurrency: config.webhooks.concurrency,
@@ -118,41 +141,98 @@ export class WebhookDispatcher {
     );
   }
 
-  private async process(job: Job): Promise<string> {
+  private async process(job: Job, token: string | undefined): Promise<string> {
     if (job.name !== 'deliver-webhook') throw new UnrecoverableError(`unknown job ${job.name}`);
     const data = parseJobData('deliver-webhook', job.data);
-    const attributes = { [ATTR.operationId]: data.opId, [ATTR.deliveryId]: data.deliveryId, [ATTR.attempt]: job.attemptsMade + 1 };
-    return inSpan(SPANS.webhook, { kind: SpanKind.CLIENT, attributes }, (span) => this.deliver(job, data, span), contextOf(data.trace));
+    const id = job.id ?? data.deliveryId;
+    this.slots.unpark(id);
+    const event = await this.eventOf(job, data);
+    if (typeof event === 'string') return event;
+    const endpoint = endpointOf(event.url);
+    const slot = this.slots.tryAcquire(event.tenant, endpoint);
+    if (!slot) {
+      // Over its share: back to the queue as delayed (no attempt counted) until a slot wakes it.
+      // Its own delay if nothing wakes it: when its turn would come were the endpoint hung.
+      const turns = Math.floor(this.slots.parkedAt(event.tenant, endpoint) / this.slots.endpointShare(event.tenant, endpoint));
+      const waitMs = Math.min(PARK_MAX_MS, this.deps.config.webhooks.timeoutMs * (1 + turns));
+      await job.moveToDelayed(Date.now() + waitMs, token);
+      this.slots.park(event.tenant, endpoint, id);
+      throw new DelayedError();
+    }
+    try {
+      const attributes = { [ATTR.operationId]: data.opId, [ATTR.deliveryId]: data.deliveryId, [ATTR.attempt]: job.attemptsMade + 1 };
+      return await inSpan(SPANS.webhook, { kind: SpanKind.CLIENT, attributes }, (span) => this.deliver(job, data, event, span), contextOf(data.trace));
+    } finally {
+      slot.release();
+      this.wakeParked();
+    }
   }
 
-  private async deliver(job: Job, data: DeliverWebhookJob, span: Span): Promise<string> {
+  /** Promotes the parked deliveries a freed slot can take (a failed promotion: the job comes back by its own delay). */
+  private wakeParked(): void {
+    for (const id of this.slots.wake()) {
+      void (async () => {
+        const job = await this.queue?.getJob(id);
+        await job?.promote();
+      })().catch(() => undefined);
+    }
+  }
+
+  /**
+   * The event this delivery sends: the copy kept since its first attempt, else made from the
+   * operation (and kept until the last attempt). A string when there is nothing to send.
+   */
+  private async eventOf(job: Job, data: DeliverWebhookJob): Promise<PendingEvent | string> {
+    const { config, store } = this.deps;
+    const lifetimeMs = pendingLifetimeMs(config.webhooks.scheduleMs, job.attemptsMade, config.webhooks.timeoutMs);
+    const kept = await this.pending.get(data.deliveryId);
+    if (kept) {
+      await this.pending.extend(data.deliveryId, lifetimeMs);
+      return kept;
+    }
+    const op = await store.get(data.opId);
+    if (!op) {
+      this.deps.metrics.webhookDeliveries.inc({ outcome: 'dropped' });
+      this.deps.logger.warn(
+        { opId: data.opId, deliveryId: data.deliveryId, attempt: job.attemptsMade + 1 },
+        'webhook delivery dropped: neither the operation nor a kept copy of its event exists any more',
+      );
+      return 'operation expired';
+    }
+    if (!op.webhookUrl) return 'no endpoint';
+    const event = { tenant: op.tenant, url: op.webhookUrl, body: JSON.stringify(completedEvent(op, config.publicUrl ?? '')) };
+    await this.pending.keep(data.deliveryId, event, lifetimeMs);
+    return event;
+  }
+
+  private async deliver(job: Job, data: DeliverWebhookJob, event: PendingEvent, span: Span): Promise<string> {
     const { config, store, metrics } = this.deps;
     const log = this.deps.logger.child({ opId: data.opId, deliveryId: data.deliveryId });
-    const op = await store.get(data.opId);
-    if (!op) return 'operation expired';
-    const url = op.webhookUrl;
-    if (!url) return 'no endpoint';
+    const { url, tenant, body } = event;
     const attempt = job.attemptsMade + 1;
     const record = async (a: Omit<WebhookAttempt, 'deliveryId' | 'attempt' | 'url' | 'at'>, at: number): Promise<void> => {
       span.setAttributes({ [ATTR.outcome]: a.outcome, ...(a.status === null ? {} : { 'http.response.status_code': a.status }) });
-      await store.deliveries.record(op.id, { deliveryId: data.deliveryId, attempt, url, at, ...a });
+      await store.deliveries.record(data.opId, { deliveryId: data.deliveryId, attempt, url, at, ...a });
       metrics.webhookDeliveries.inc({ outcome: a.outcome });
     };
+    // Once it succeeded, or can never succeed, the kept event goes; after a failure, it stays until the last attempt.
+    const settle = async (): Promise<void> => this.pending.remove(data.deliveryId);
     const started = Date.now();
-    if (await this.disabled.isDisabled(op.tenant, url)) {
+    if (await this.disabled.isDisabled(tenant, url)) {
       await record({ status: null, latencyMs: 0, outcome: 'disabled', error: 'the endpoint answered 410 Gone earlier and is disabled' }, started);
+      await settle();
       throw new UnrecoverableError('endpoint disabled');
     }
-    const secrets = config.webhooks.secrets.find((s) => s.tenant === op.tenant)?.secrets ?? [];
+    const secrets = config.webhooks.secrets.find((s) => s.tenant === tenant)?.secrets ?? [];
     const target = new URL(url);
     // Records stored before the api judged URLs at submit are judged here too; the guard checks again at connect.
     const refused = refuseWebhookUrl(url, this.rules);
     if (secrets.length === 0 || refused !== undefined) {
       const error = secrets.length === 0 ? 'no webhook secret is configured for this tenant (WEBHOOK_SECRETS)' : `refused: ${refused}`;
       await record({ status: null, latencyMs: 0, outcome: 'refused', error }, started);
+      await settle();
       throw new UnrecoverableError(error);
     }
-    const body = JSON.stringify(completedEvent(op, config.publicUrl ?? ''));
     const headers = {
       'content-type': 'application/json',
       'user-agent': 'signspool-webhooks/1',
@@ -173,17 +253,19 @@ export class WebhookDispatcher {
       metrics.webhookLatency.observe(latencyMs / 1000);
       if (status >= 200 && status < 300) {
         await record({ status, latencyMs, outcome: 'delivered' }, started);
+        await settle();
         return `delivered ${status}`;
       }
       if (status === 410) {
-        await this.disabled.disable(op.tenant, url);
+        await this.disabled.disable(tenant, url);
         await record({ status, latencyMs, outcome: 'disabled', error: '410 Gone: endpoint disabled' }, started);
+        await settle();
         log.warn('webhook endpoint answered 410 Gone; disabled');
         throw new UnrecoverableError('410 Gone');
       }
       const error = status >= 300 && status < 400 ? `redirect ${status} not followed` : `HTTP ${status}`;
       await record({ status, latencyMs, outcome: 'failed', error }, started);
-      throw new DeliveryError(error, parseRetryAfter(res.headers['retry-after']));
+      throw await this.retryLater(job, data, new DeliveryError(error, parseRetryAfter(res.headers['retry-after'])));
     } catch (err) {
       if (err instanceof UnrecoverableError || err instanceof DeliveryError) throw err;
       const refused = err instanceof Error && err.name === 'SsrfError';
@@ -192,9 +274,20 @@ export class WebhookDispatcher {
       if (refused) log.warn({ url: target.origin, detail }, 'webhook target refused by the SSRF guard');
       const message = refused ? TARGET_NOT_ALLOWED : detail;
       await record({ status, latencyMs: Date.now() - started, outcome: refused ? 'refused' : 'failed', error: message }, started);
-      if (refused) throw new UnrecoverableError(message);
-      throw new DeliveryError(message);
+      if (refused) {
+        await settle();
+        throw new UnrecoverableError(message);
+      }
+      throw await this.retryLater(job, data, new DeliveryError(message));
     }
+  }
+
+  /** After a failed attempt: the kept event stays until the next one (a Retry-After may push it past the schedule), or goes after the last. */
+  private async retryLater(job: Job, data: DeliverWebhookJob, err: DeliveryError): Promise<DeliveryError> {
+    const { scheduleMs, timeoutMs } = this.deps.config.webhooks;
+    if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) await this.pending.remove(data.deliveryId);
+    else await this.pending.extend(data.deliveryId, pendingLifetimeMs(scheduleMs, job.attemptsMade, timeoutMs, err.retryAfterMs));
+    return err;
   }
 
   /** Idempotent. */
