@@ -446,6 +446,276 @@ const envSchema = z
     }
   });
 
+/** The variables of the schema above, by name. */
+export type ConfigVariable = keyof typeof envSchema.shape;
+
+/** Sections of docs/configuration.md, in their order there. */
+export const CONFIG_GROUPS = [
+  'Redis and the spool',
+  'HTTP',
+  'Authentication',
+  'Metrics, docs and admin',
+  'Uploads',
+  'Tenant limits',
+  'Signer',
+  "Sign'Stash",
+  'Local signer',
+  'Batching and scheduling',
+  'Upstream calls and durability',
+  'Webhooks',
+  'Retention and shutdown',
+  'Logs and runtime',
+  'Tracing',
+] as const;
+
+interface VariableDoc {
+  readonly group: (typeof CONFIG_GROUPS)[number];
+  /** What it does, for docs/configuration.md (markdown, one line). */
+  readonly meaning: string;
+  /** The default as a person should read it, when the schema's own default does not say it all. */
+  readonly default?: string;
+}
+
+/**
+ * The documentation of every variable, beside the schema so that a new variable cannot be added
+ * without it (the type requires an entry per variable). `npm run docs` writes docs/configuration.md
+ * from it, the schema's defaults and SECRET_VARIABLES; a unit test fails when the file is stale.
+ */
+export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
+  REDIS_URL: {
+    group: 'Redis and the spool',
+    default: '`redis://127.0.0.1:6379` (`npm start`: else a `redis-server` of its own)',
+    meaning: 'Redis (BullMQ queues and records); with Sentinel only its password and db are used',
+  },
+  REDIS_CONNECT_TIMEOUT: { group: 'Redis and the spool', meaning: 'at start, how long to retry an unreachable Redis (with backoff) before exiting 1' },
+  REDIS_SENTINELS: {
+    group: 'Redis and the spool',
+    meaning: '`host:port,…` of Redis Sentinels (with `REDIS_SENTINEL_NAME`): the service follows failovers (see [operations.md](operations.md#scale-out))',
+  },
+  REDIS_SENTINEL_NAME: { group: 'Redis and the spool', meaning: "the primary's name as the sentinels know it (`sentinel monitor <name> …`)" },
+  REDIS_SENTINEL_PASSWORD: { group: 'Redis and the spool', meaning: "password of the sentinels themselves (the data nodes' password goes in `REDIS_URL`)" },
+  QUEUE_PREFIX: { group: 'Redis and the spool', meaning: 'key prefix (use a `{hash-tag}` on Redis Cluster)' },
+  DURABILITY: {
+    group: 'Redis and the spool',
+    meaning:
+      '`strict`: no `202` and no retired upload before Redis has the write on disk, and start refused against a Redis without AOF (see [reliability.md](reliability.md))',
+  },
+  REDIS_MIN_REPLICAS: {
+    group: 'Redis and the spool',
+    meaning: 'with `DURABILITY=strict`: replicas that must have a write before it is acknowledged (`WAIT`/`WAITAOF`)',
+  },
+  DATA_DIR: { group: 'Redis and the spool', meaning: "data directory: generated API keys, the development certificate, the spool, `npm start`'s own Redis" },
+  SPOOL_DIR: { group: 'Redis and the spool', default: '`$DATA_DIR/spool`', meaning: 'spool directory (shared by api and workers)' },
+  SPOOL_MIN_FREE_BYTES: { group: 'Redis and the spool', meaning: 'uploads are refused (`507`) and `/readyz` fails below this' },
+
+  HOST: { group: 'HTTP', default: '`127.0.0.1` (image: `0.0.0.0`)', meaning: 'api listen address (also of `METRICS_PORT` and `WORKER_METRICS_PORT`)' },
+  PORT: { group: 'HTTP', meaning: 'api port' },
+  HTTP_BACKLOG: {
+    group: 'HTTP',
+    meaning: "connections the api's listening socket queues (capped by `net.core.somaxconn`; see [performance.md](performance.md))",
+  },
+  TRUST_PROXY: { group: 'HTTP', meaning: 'trust `X-Forwarded-*` headers from a reverse proxy in front of the api (express `trust proxy`)' },
+  PUBLIC_URL: { group: 'HTTP', meaning: "base URL used for links in webhook events and in the OpenAPI document's `servers`" },
+  WORKER_METRICS_PORT: { group: 'HTTP', meaning: 'worker `/metrics`, `/healthz`, `/readyz` (worker role)' },
+
+  API_KEYS: {
+    group: 'Authentication',
+    default: 'generated on first start',
+    meaning: '`tenant[/name]:sha256hex-of-key[:scope+scope],...` (see [security.md](security.md#api-keys-and-rotation)); unset, `<DATA_DIR>/api-keys` is read',
+  },
+  AUTH_JWKS_URL: { group: 'Authentication', meaning: 'accept bearer JWTs verified against this JWKS; needs `AUTH_ISSUER` and `AUTH_AUDIENCE`' },
+  AUTH_ISSUER: { group: 'Authentication', meaning: 'required `iss` of a JWT' },
+  AUTH_AUDIENCE: { group: 'Authentication', meaning: "a value a JWT's `aud` must contain" },
+  AUTH_TENANT_CLAIM: { group: 'Authentication', meaning: 'the JWT claim that names the tenant' },
+  AUTH_ALGORITHMS: { group: 'Authentication', meaning: 'allowed JWS algorithms (asymmetric only)' },
+  AUTH_CLOCK_TOLERANCE: { group: 'Authentication', meaning: "leeway on a JWT's `exp`/`nbf`" },
+  AUTH_JWKS_COOLDOWN: { group: 'Authentication', meaning: 'least time between JWKS refetches for an unknown `kid`' },
+
+  METRICS_PORT: { group: 'Metrics, docs and admin', default: '— (on `PORT`)', meaning: "serve the api's `/metrics` on this port instead of the api's" },
+  METRICS_TOKEN: { group: 'Metrics, docs and admin', meaning: '`/metrics` (api and worker) needs `Authorization: Bearer <token>` (at least 16 characters)' },
+  METRICS_TENANT_SERIES: {
+    group: 'Metrics, docs and admin',
+    meaning:
+      'tenants with a series of their own in the api\'s `signspool_tenant_backlog_documents` (the largest backlogs; the rest summed as `tenant="_other"`, so at most this + 1 series); `0` turns the metric off (0–1000)',
+  },
+  DOCS_PUBLIC: { group: 'Metrics, docs and admin', meaning: 'serve `/docs` and `/openapi.json`; `false` removes them' },
+  ADMIN_TOKEN: {
+    group: 'Metrics, docs and admin',
+    default: '— (admin routes off)',
+    meaning: 'bearer token of `GET /v1/admin/stats` and `/admin/queues` (24–512 printable characters); unset, those routes answer `404`',
+  },
+
+  UPLOAD_MAX_FILE_BYTES: { group: 'Uploads', meaning: 'largest file (`413 FILE_TOO_LARGE`)' },
+  UPLOAD_MAX_FILES: { group: 'Uploads', meaning: 'files per request (`413 TOO_MANY_FILES`)' },
+  UPLOAD_MAX_TOTAL_BYTES: { group: 'Uploads', meaning: "bytes per request (`413 REQUEST_TOO_LARGE`; the seeds' extreme case is 50 × 20 MB)" },
+  UPLOAD_MAX_FIELDS: { group: 'Uploads', meaning: 'form fields per request' },
+  UPLOAD_MAX_FIELD_BYTES: { group: 'Uploads', meaning: 'size of one form field' },
+  UPLOAD_CONCURRENCY: {
+    group: 'Uploads',
+    meaning:
+      'upload bodies one api process reads at once; later ones wait their turn, their bytes held back by TCP (`signspool_uploads{state="waiting"}`; why 16: see [performance.md](performance.md))',
+  },
+  UPLOAD_TENANT_SHARE: {
+    group: 'Uploads',
+    meaning:
+      "share of `UPLOAD_CONCURRENCY` one tenant's uploads may hold (at least one slot); a freed slot goes to the waiting tenant with the fewest uploads being read",
+  },
+  UPLOAD_IDLE_TIMEOUT: { group: 'Uploads', meaning: 'an upload being read that sends nothing for this long ends with `408 UPLOAD_TIMEOUT`' },
+  UPLOAD_MIN_RATE: {
+    group: 'Uploads',
+    meaning: 'an upload being read that sends less than this many bytes/s over `UPLOAD_MIN_RATE_WINDOW` ends with `408` (`0` turns the check off)',
+  },
+  UPLOAD_MIN_RATE_WINDOW: { group: 'Uploads', meaning: 'the window of `UPLOAD_MIN_RATE`' },
+
+  RATE_LIMIT_REQUESTS: {
+    group: 'Tenant limits',
+    meaning: 'requests that change something (uploads, cancels, redeliveries) per second per tenant on `/v1/operations` (`0`: no limit)',
+  },
+  RATE_LIMIT_READS: {
+    group: 'Tenant limits',
+    meaning: 'reads (status, long-polls, listings, downloads) per second per tenant, counted apart from the requests above (`0`: no limit)',
+  },
+  RATE_LIMIT_UPLOAD_BYTES: { group: 'Tenant limits', meaning: 'uploaded bytes per second per tenant, averaged over 10 s (`0`: no limit)' },
+  BACKLOG_MAX_DOCUMENTS: { group: 'Tenant limits', meaning: 'documents per tenant accepted and not ended yet (`0`: no limit)' },
+  REDELIVERY_LIMIT: { group: 'Tenant limits', meaning: 'webhook redeliveries per operation and hour (`0`: no limit)' },
+  TENANT_LIMITS: {
+    group: 'Tenant limits',
+    meaning:
+      'per-tenant overrides, JSON: `{"acme": {"requestsPerSecond": 500, "readsPerSecond": 2000, "uploadBytesPerSecond": "1GB", "backlogDocuments": 1000000, "redeliveriesPerHour": 0}}`',
+  },
+
+  SIGNERS_FILE: {
+    group: 'Signer',
+    meaning:
+      'YAML file of signing identities and which tenant may use which ([signing-identities.md](signing-identities.md)); `SIGHUP` reloads it. Without it, `SIGNER` and the variables below define one identity, `default`, for every tenant',
+  },
+  SIGNER: { group: 'Signer', meaning: '`local` (in-process) or `signstash` (see [signers.md](signers.md))' },
+  DEFAULT_SIGNATURE_TYPE: { group: 'Signer', default: '`CAdES` (local) / `PAdES` (signstash)', meaning: 'when a submission names none' },
+
+  SIGNSTASH_URL: { group: "Sign'Stash", meaning: "the proxy client's base URL (required with `SIGNER=signstash`)" },
+  SIGNSTASH_AUTH_URL: { group: "Sign'Stash", meaning: 'the OAuth authorization server (required with `SIGNER=signstash`)' },
+  SIGNSTASH_CLIENT_ID: { group: "Sign'Stash", meaning: 'the client service alias (required with `SIGNER=signstash`)' },
+  SIGNSTASH_CLIENT_SECRET: { group: "Sign'Stash", meaning: 'the client secret (required with `SIGNER=signstash`)' },
+  SIGNSTASH_TOKEN_SKEW: { group: "Sign'Stash", meaning: 'refresh the OAuth token this long before it expires (at most half its lifetime)' },
+  SIGNSTASH_CONNECT_TIMEOUT: { group: "Sign'Stash", meaning: 'upstream connect timeout' },
+  SIGNSTASH_HEADERS_TIMEOUT: {
+    group: "Sign'Stash",
+    meaning: "from the request's last byte to the answer's headers (the upstream signs the whole batch first)",
+  },
+  SIGNSTASH_BODY_TIMEOUT: { group: "Sign'Stash", meaning: 'longest silence inside the answer' },
+  SIGNSTASH_APPLY_TIMESTAMP: { group: "Sign'Stash", meaning: "ask Sign'Stash to add a timestamp to each signature (`signatureInfo.applyTimestamp`)" },
+  SIGNSTASH_REASON: { group: "Sign'Stash", meaning: 'reason written into each signature (`signatureInfo.reason`)' },
+  SIGNSTASH_LOCATION: { group: "Sign'Stash", meaning: 'location written into each signature (`signatureInfo.location`)' },
+  SIGNSTASH_CA_FILE: { group: "Sign'Stash", meaning: "PEM CA added to the system's for the upstream (TLS verification is always on)" },
+  SIGNSTASH_CLIENT_CERT_FILE: { group: "Sign'Stash", meaning: 'PEM client certificate for mTLS to the proxy (with `SIGNSTASH_CLIENT_KEY_FILE`)' },
+  SIGNSTASH_CLIENT_KEY_FILE: { group: "Sign'Stash", meaning: 'PEM key of the client certificate' },
+
+  LOCAL_SIGNER_KEY_FILE: {
+    group: 'Local signer',
+    default: 'generated dev certificate',
+    meaning: 'key of the local signer (PEM; with `LOCAL_SIGNER_CERT_FILE`)',
+  },
+  LOCAL_SIGNER_CERT_FILE: {
+    group: 'Local signer',
+    default: 'generated dev certificate',
+    meaning: 'certificate of the local signer (PEM; the file may carry the chain after it)',
+  },
+  LOCAL_SIGNER_P12_FILE: { group: 'Local signer', meaning: "the local signer's key, certificate and chain from a PKCS#12 file instead" },
+  LOCAL_SIGNER_P12_PASSWORD: { group: 'Local signer', meaning: "the PKCS#12 file's password" },
+  LOCAL_SIGNER_CADES_ATTACHED: { group: 'Local signer', meaning: 'CAdES with the document inside (`.p7m`) instead of detached (`.p7s`)' },
+  TSA_URL: { group: 'Local signer', meaning: 'RFC 3161 time-stamp authority: the local signer makes B-T signatures (a time-stamp over each signature value)' },
+  TSA_TIMEOUT: { group: 'Local signer', meaning: 'per time-stamp request' },
+  TSA_CONCURRENCY: { group: 'Local signer', meaning: 'time-stamp requests in flight on the one connection (documents signed at once while waiting)' },
+
+  BATCH_MAX_DOCS: {
+    group: 'Batching and scheduling',
+    meaning: 'a batch is sent when it holds this many documents (see [design.md](design.md#the-batching-rule))',
+  },
+  BATCH_MAX_BYTES: { group: 'Batching and scheduling', meaning: '… or when the next document would push it past this many bytes' },
+  BATCH_LINGER: { group: 'Batching and scheduling', meaning: '… or when its oldest document has waited this long and an upstream slot is free' },
+  TENANT_SCHEDULING: {
+    group: 'Batching and scheduling',
+    meaning: '`fair`: tenants are served round-robin, a round each (see [design.md](design.md#fair-scheduling-across-tenants)); `fifo`: in order of arrival',
+  },
+  TENANT_QUANTUM: {
+    group: 'Batching and scheduling',
+    default: '`0` (= `BATCH_MAX_DOCS`)',
+    meaning:
+      "a tenant's round: document units it is served before the next tenant's turn (a document over `BATCH_MAX_BYTES ÷ BATCH_MAX_DOCS` counts as several)",
+  },
+
+  UPSTREAM_CONCURRENCY: { group: 'Upstream calls and durability', meaning: 'batches in flight per worker' },
+  UPSTREAM_MAX_ATTEMPTS: {
+    group: 'Upstream calls and durability',
+    meaning: 'attempts of a retryable upstream failure (attempts made while the circuit is open do not count)',
+  },
+  UPSTREAM_BACKOFF_BASE: { group: 'Upstream calls and durability', meaning: 'first retry delay (capped exponential backoff with jitter)' },
+  UPSTREAM_BACKOFF_MAX: { group: 'Upstream calls and durability', meaning: 'longest retry delay' },
+  UPSTREAM_BREAKER_THRESHOLD: {
+    group: 'Upstream calls and durability',
+    meaning: "consecutive failed batches (5xx, network, timeout) that open a worker's circuit",
+  },
+  UPSTREAM_BREAKER_COOLDOWN: { group: 'Upstream calls and durability', meaning: 'how long an open circuit stays open before a one-document probe' },
+  JOB_LOCK_DURATION: { group: 'Upstream calls and durability', meaning: 'BullMQ job lock (extended while held)' },
+  JOB_MAX_STALLED: { group: 'Upstream calls and durability', meaning: 'times a document may be abandoned by a dead worker before it fails `DOCUMENT_STALLED`' },
+
+  WEBHOOK_SECRETS: { group: 'Webhooks', meaning: '`tenant:whsec_…[|whsec_…]`, newest first; every listed secret signs (rotation)' },
+  WEBHOOK_ENDPOINTS: { group: 'Webhooks', meaning: 'default endpoint per tenant: `tenant=https://…`' },
+  WEBHOOK_ALLOW: {
+    group: 'Webhooks',
+    meaning:
+      'SSRF exceptions: `host`, `host:port`, `host:*`, `CIDR`, `CIDR:port`, `[IPv6 CIDR]:port` (no port = 80 and 443 only; see [security.md](security.md#webhook-targets-ssrf))',
+  },
+  WEBHOOK_ALLOW_HTTP: { group: 'Webhooks', meaning: 'allow plain `http` webhook targets' },
+  WEBHOOK_TIMEOUT: { group: 'Webhooks', meaning: 'delivery timeout' },
+  WEBHOOK_SCHEDULE: { group: 'Webhooks', meaning: 'delay before each delivery attempt (±10 % jitter; `Retry-After` is honoured)' },
+  WEBHOOK_CONCURRENCY: {
+    group: 'Webhooks',
+    meaning: 'parallel deliveries per worker (shared fairly per tenant and endpoint: see [operations.md](operations.md#webhook-delivery))',
+  },
+
+  RETENTION: { group: 'Retention and shutdown', meaning: 'signed files and records are kept this long after an operation ends' },
+  IDEMPOTENCY_TTL: { group: 'Retention and shutdown', meaning: 'how long an `Idempotency-Key` is remembered' },
+  JANITOR_INTERVAL: { group: 'Retention and shutdown', meaning: 'how often the janitor cleans the spool of files with no record' },
+  ORPHAN_GRACE: { group: 'Retention and shutdown', meaning: 'age of a file with no record before the janitor removes it' },
+  SHUTDOWN_TIMEOUT: { group: 'Retention and shutdown', meaning: 'deadline for draining in-flight uploads and batches on SIGTERM' },
+
+  LOG_LEVEL: { group: 'Logs and runtime', meaning: 'pino level; secrets, tokens and document content are redacted' },
+  LOG_FORMAT: { group: 'Logs and runtime', meaning: '`pretty` prints one readable line per log entry (for a terminal)' },
+  NODE_ENV: { group: 'Logs and runtime', meaning: '`development`, `production` or `test` (checked at start)' },
+
+  OTEL_EXPORTER_OTLP_ENDPOINT: {
+    group: 'Tracing',
+    default: '— (tracing off)',
+    meaning: 'OTLP/HTTP collector base URL (spans go to `<base>/v1/traces`); turns tracing on (see [operations.md](operations.md#tracing))',
+  },
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {
+    group: 'Tracing',
+    default: '— (tracing off)',
+    meaning: 'the traces URL itself (taken as it is, and preferred); turns tracing on',
+  },
+  OTEL_EXPORTER_OTLP_PROTOCOL: { group: 'Tracing', meaning: '`http/protobuf` or `http/json` (gRPC is not offered)' },
+  OTEL_EXPORTER_OTLP_HEADERS: {
+    group: 'Tracing',
+    meaning: "headers sent with every export, `name=value,…` with percent-encoded values (e.g. a vendor's key: `api-key=…`)",
+  },
+  OTEL_SERVICE_NAME: {
+    group: 'Tracing',
+    default: '`signspool-api` / `signspool-worker` / `signspool` (`all`)',
+    meaning: "`service.name` of the process's spans",
+  },
+};
+
+/** The schema's default of a variable as written in the environment (e.g. `30s`), or undefined when it has none. */
+export const configVariableDefault = (name: ConfigVariable): string | undefined => {
+  // A default sits in a ZodDefault, possibly as the input of a pipe (a transform).
+  let def: z.core.$ZodTypeDef = envSchema.shape[name]._zod.def;
+  while (def.type === 'pipe') def = (def as z.core.$ZodPipeDef).in._zod.def;
+  if (def.type !== 'default') return undefined;
+  const value: unknown = (def as z.core.$ZodDefaultDef).defaultValue;
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined;
+};
+
 /** The settings as the code uses them: built from the parsed variables, typed by the schema. */
 const configSchema = envSchema.transform((c) => {
   const dataDir = path.resolve(c.DATA_DIR);

@@ -81,6 +81,70 @@ export const errorCatalog = {
 
 export type ErrorCode = keyof typeof errorCatalog;
 
+/**
+ * What a caller or operator should do about each code, for docs/errors.md (`npm run docs`; a unit
+ * test fails when the file is stale). Beside the catalog so that a new code cannot be added without it.
+ */
+export const ERROR_ACTIONS: { readonly [K in ErrorCode]: string } = {
+  UNAUTHORIZED: 'Send `Authorization: Bearer <API key or access token>`; `WWW-Authenticate` says what was wrong with the one sent.',
+  INSUFFICIENT_SCOPE: 'Use a credential holding `requiredScope` (an API key entry lists its scopes; a JWT its `scope`/`scp`).',
+  NOT_FOUND: "Check the id; another tenant's operation, and one past its `RETENTION`, is not found either.",
+  ROUTE_NOT_FOUND: 'Check the path against `GET /openapi.json`.',
+  METHOD_NOT_ALLOWED: 'Use a method the route accepts (`GET /openapi.json` lists them).',
+  VALIDATION_FAILED: 'Fix the field named in `detail` and send again.',
+  UNSUPPORTED_MEDIA_TYPE: 'Send `multipart/form-data` with one `file` part per document.',
+  NO_FILES: 'Add at least one `file` part.',
+  UPLOAD_ABORTED: 'Send the request again; nothing of it was kept.',
+  FILE_TOO_LARGE: 'Send files under `limit` bytes (`GET /v1/limits`; the operator sets `UPLOAD_MAX_FILE_BYTES`).',
+  TOO_MANY_FILES: 'Split the documents over several requests (`GET /v1/limits`: `maxFiles`).',
+  REQUEST_TOO_LARGE: 'Split the documents over several requests (`GET /v1/limits`: `maxTotalBytes`).',
+  TOO_MANY_FIELDS: 'Send fewer or shorter form fields (`UPLOAD_MAX_FIELDS`, `UPLOAD_MAX_FIELD_BYTES`).',
+  DOCUMENT_NOT_SIGNED: 'Wait for the operation to end (`Prefer: wait`), then download the documents whose status is `signed`.',
+  OPERATION_TERMINAL: 'Nothing to cancel: the operation has ended; read its result.',
+  OPERATION_NOT_TERMINAL: 'Wait for the operation to end (`Prefer: wait`), then retry.',
+  NOTHING_TO_RETRY: 'No failed document can be queued again (`?all=true` includes every failed one whose upload is still kept).',
+  DOCUMENT_NOT_PDF: 'Send a PDF for PAdES, or choose another `signatureType` (the `document` member says which file).',
+  DOCUMENT_NOT_XML: 'Send well-formed UTF-8 XML for XAdES, or choose another `signatureType` (the `document` member says which file).',
+  IDEMPOTENCY_KEY_IN_USE: 'The first request with this key is still uploading: retry after `Retry-After`.',
+  IDEMPOTENCY_KEY_MISMATCH: 'Use a new `Idempotency-Key` for a different request.',
+  WEBHOOK_URL_REFUSED: 'Use an `https` URL to a public address, or have the operator admit it with `WEBHOOK_ALLOW` (`detail` gives the reason).',
+  EMPTY_FILE: 'Remove the empty file part (`part` says which).',
+  UPLOAD_TIMEOUT: 'Send the request again from a faster or steadier connection (`UPLOAD_IDLE_TIMEOUT`, `UPLOAD_MIN_RATE`).',
+  RATE_LIMITED: 'Slow down: retry after `Retry-After` (`RateLimit-Policy` says which limit; `TENANT_LIMITS` raises it).',
+  BACKLOG_FULL: 'Wait for documents to be signed and retry after `Retry-After` (`BACKLOG_MAX_DOCUMENTS`, `TENANT_LIMITS`).',
+  MALFORMED_REQUEST: "Fix the client's HTTP framing (`Content-Length` with `chunked`, a bad chunk).",
+  HEADERS_TOO_LARGE: 'Send smaller request headers (at most 16 KiB).',
+  INSUFFICIENT_STORAGE: 'Retry after `Retry-After`; the operator frees spool space (`SPOOL_MIN_FREE_BYTES`).',
+  SERVICE_UNAVAILABLE: 'Retry after `Retry-After`; the operator checks Redis, the spool and `/readyz`.',
+  INTERNAL: 'Retry; if it persists, the operator looks up the request in the logs.',
+  SIGNER_UNKNOWN: 'Name a signing identity the service has (the operator lists them in `SIGNERS_FILE`).',
+  SIGNER_NOT_ALLOWED: 'Name an identity this tenant may use, or have the operator grant one in `SIGNERS_FILE`.',
+  SIGNER_REMOVED: 'Submit the document again with an identity that exists now.',
+  CANCELED: 'Nothing: the document was canceled on request.',
+  SPOOL_FILE_MISSING: 'Submit the document again; the operator checks what removed files from the spool.',
+  SPOOL_FILE_CORRUPT: 'Submit the document again; the operator checks what altered files in the spool.',
+  DOCUMENT_STALLED: 'Submit the document again; the operator checks why workers died while holding it (`JOB_MAX_STALLED`).',
+  SIGNATURE_TYPE_UNSUPPORTED: 'Choose a signature type the configured signer supports.',
+  SIGNER_FAILED: "Retry the operation (`POST /v1/operations/:id/retry?all=true`); the operator checks the worker's log.",
+  SPOOL_FULL: "Nothing: the document waits in the queue; the operator frees space on the worker's spool.",
+  DOCUMENT_NOT_SIGNABLE: 'Send a document the signer can sign (e.g. an unencrypted PDF), or another signature type.',
+  TSA_UNAVAILABLE: 'Retried automatically; when final, the operator checks `TSA_URL` and retries the operation.',
+  TSA_REJECTED: 'The operator checks the TSA account or policy behind `TSA_URL`.',
+  TSA_BAD_RESPONSE: 'The operator checks the TSA behind `TSA_URL`; retry the operation.',
+  UPSTREAM_OAUTH_INVALID_CLIENT: 'The operator fixes `SIGNSTASH_CLIENT_ID` / `SIGNSTASH_CLIENT_SECRET`, then retries with `?all=true`.',
+  UPSTREAM_TOKEN_INVALID: "Retried automatically with a new token; when final, the operator checks the Sign'Stash client service.",
+  UPSTREAM_CLIENT_SERVICE_INACTIVE: "The operator activates the client service in the Sign'Stash backoffice, then retries with `?all=true`.",
+  UPSTREAM_CERTIFICATE_NOT_PROVISIONED: "The operator provisions a certificate in the Sign'Stash backoffice, then retries with `?all=true`.",
+  UPSTREAM_DOCUMENT_REJECTED: 'Fix this document (the message says why) and submit it again; the rest of its batch is signed.',
+  UPSTREAM_REJECTED: "The operator checks the request against Sign'Stash (settings such as `SIGNSTASH_REASON`); retry with `?all=true`.",
+  UPSTREAM_RATE_LIMITED: 'Retried automatically after `Retry-After`; when final, retry the operation later.',
+  UPSTREAM_UNAVAILABLE: "Retried automatically; when final, retry the operation once Sign'Stash is back.",
+  UPSTREAM_NETWORK: 'Retried automatically; when final, the operator checks the network path to `SIGNSTASH_URL`.',
+  UPSTREAM_TLS: 'The operator fixes `SIGNSTASH_CA_FILE` or the client certificate (`SIGNSTASH_CLIENT_CERT_FILE`), then retries with `?all=true`.',
+  UPSTREAM_TIMEOUT: 'Retried automatically; when final, the operator checks the upstream or raises `SIGNSTASH_HEADERS_TIMEOUT`.',
+  UPSTREAM_BAD_RESPONSE: "Retried automatically; when final, the operator reports the upstream's answer (in the worker's log).",
+};
+
 export const isRetryable = (code: string): boolean => (errorCatalog as Record<string, CatalogEntry | undefined>)[code]?.retryable ?? false;
 
 /** Document failures where the document itself is at fault: retrying cannot help, so its upload is removed at once. */
