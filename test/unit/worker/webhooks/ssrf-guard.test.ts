@@ -67,13 +67,16 @@ describe('SsrfGuard.connector', () => {
   it('connects to the address it judged, keeping the name for TLS, with one lookup', async () => {
     const r = resolver({ 'hooks.example.com': ['93.184.216.34'] });
     const guard = new SsrfGuard({ allow: [], resolve: r.resolve });
-    const seen: { hostname: string; servername?: string | null }[] = [];
-    const connect = guard.connector(((opts: { hostname: string; servername?: string | null }, cb: (err: Error | null, socket: null) => void) => {
+    const seen: { hostname: string; servername?: string | null | undefined }[] = [];
+    const connect = guard.connector(((opts: { hostname: string; servername?: string | null | undefined }, cb: (err: Error | null, socket: null) => void) => {
       seen.push({ hostname: opts.hostname, servername: opts.servername });
       cb(null, null);
     }) as never);
     await new Promise<void>((resolve, reject) =>
-      connect({ hostname: 'hooks.example.com', protocol: 'https:', port: '', host: 'hooks.example.com' } as never, (err) => (err ? reject(err) : resolve())),
+      connect(
+        { hostname: 'hooks.example.com', protocol: 'https:', port: '', host: 'hooks.example.com' } as never,
+        (...args: [Error, null] | [null, unknown]) => (args[0] ? reject(args[0]) : resolve()),
+      ),
     );
     expect(seen).toEqual([{ hostname: '93.184.216.34', servername: 'hooks.example.com' }]);
     expect(r.calls).toEqual(['hooks.example.com']);
@@ -84,7 +87,9 @@ describe('SsrfGuard.connector', () => {
     let connected = false;
     const connect = guard.connector((() => (connected = true)) as never);
     const err = await new Promise<Error | null>((resolve) =>
-      connect({ hostname: 'metadata.example', protocol: 'https:', port: '', host: 'metadata.example' } as never, (e) => resolve(e)),
+      connect({ hostname: 'metadata.example', protocol: 'https:', port: '', host: 'metadata.example' } as never, (...args: [Error, null] | [null, unknown]) =>
+        resolve(args[0]),
+      ),
     );
     expect(err).toBeInstanceOf(SsrfError);
     expect(connected).toBe(false);

@@ -6,9 +6,9 @@
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PDFDocument, PDFName, PDFString } from 'pdf-lib';
+import { PDFDocument } from 'pdf-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PdfDict, PdfName, PdfRaw, PdfReader, PdfRef, PdfSyntaxError, writeValue } from '@signspool/worker/signers/local/pdf-reader';
+import { type PdfDict, type PdfName, type PdfRaw, PdfReader, PdfRef, PdfSyntaxError, writeValue } from '@signspool/worker/signers/local/pdf-reader';
 
 let dir: string;
 beforeAll(async () => {
