@@ -3,6 +3,8 @@
  * report them in GET /v1/admin/stats. One hash per queue prefix: field = worker id, value = state
  * and expiry. A closed circuit removes its field (no field = closed); an open or half-open one
  * expires after `ttlMs`, so a worker that died with an open circuit stops being reported.
+ * A worker has one circuit per signing identity: the first hash holds the worst of them (what
+ * GET /v1/admin/stats reports), a second one each identity's state (GET /v1/admin/signers).
  */
 import os from 'node:os';
 import type { Redis } from 'ioredis';
@@ -61,4 +63,85 @@ export const readCircuitStates = async (redis: Redis, prefix: string, now = Date
   }
   if (expired.length > 0) await redis.hdel(key(prefix), ...expired);
   return out.sort((a, b) => a.worker.localeCompare(b.worker));
+};
+
+/** The state of one signing identity as a worker sees it (published for GET /v1/admin/signers). */
+export interface SignerState {
+  circuit: PublishedCircuitState;
+  /** When the identity's OAuth token expires (ms since the epoch; Sign'Stash identities that hold one). */
+  tokenValidUntil?: number;
+  /** The last failure of a call or a document of this identity: its catalog code and when (ms since the epoch). */
+  lastError?: { code: string; at: number };
+  /** Local identities: the certificate the worker signs with. */
+  certificate?: { subject: string; notAfter: number };
+}
+
+const signersKey = (prefix: string): string => `${prefix}:signer-states`;
+const FIELD_SEP = '\u0000';
+
+/**
+ * Records what this worker knows of each identity it signs for (a heartbeat: the entry expires
+ * after `ttlMs` unless published again). Never throws.
+ */
+export const publishSignerStates = async (
+  redis: Redis,
+  prefix: string,
+  states: Record<string, SignerState>,
+  ttlMs: number,
+  worker = workerIdentity(),
+): Promise<void> => {
+  const until = Date.now() + ttlMs;
+  const entries = Object.entries(states).flatMap(([signer, s]) => [`${signer}${FIELD_SEP}${worker}`, JSON.stringify({ ...s, until })]);
+  try {
+    if (entries.length > 0) await redis.hset(signersKey(prefix), ...entries);
+  } catch {
+    // Redis unavailable: the next heartbeat publishes again.
+  }
+};
+
+/** Removes this worker's entries of identities it no longer signs for (removed by a reload). Never throws. */
+export const forgetSignerStates = async (redis: Redis, prefix: string, signers: readonly string[], worker = workerIdentity()): Promise<void> => {
+  try {
+    if (signers.length > 0) await redis.hdel(signersKey(prefix), ...signers.map((s) => `${s}${FIELD_SEP}${worker}`));
+  } catch {
+    // Redis unavailable: the entries expire.
+  }
+};
+
+const severity: Record<PublishedCircuitState, number> = { closed: 0, half_open: 1, open: 2 };
+
+/**
+ * Each identity's state over the live workers: the worst circuit (open > half_open > closed), the
+ * latest token expiry and the latest error; identities no live worker reported are absent (a
+ * worker that never signed for one has nothing to say of it). Expired entries are removed.
+ */
+export const readSignerStates = async (redis: Redis, prefix: string, now = Date.now()): Promise<Record<string, SignerState>> => {
+  const all = await redis.hgetall(signersKey(prefix));
+  const out: Record<string, SignerState> = {};
+  const expired: string[] = [];
+  for (const [field, raw] of Object.entries(all)) {
+    const signer = field.split(FIELD_SEP)[0] ?? '';
+    let s: SignerState & { until?: unknown };
+    try {
+      s = JSON.parse(raw) as typeof s;
+    } catch {
+      expired.push(field);
+      continue;
+    }
+    if (typeof s.until !== 'number' || s.until <= now || !(s.circuit in severity)) {
+      expired.push(field);
+      continue;
+    }
+    const seen = out[signer];
+    const merged: SignerState = { circuit: seen && severity[seen.circuit] > severity[s.circuit] ? seen.circuit : s.circuit };
+    const token = Math.max(seen?.tokenValidUntil ?? 0, s.tokenValidUntil ?? 0);
+    if (token > 0) merged.tokenValidUntil = token;
+    const lastError = [seen?.lastError, s.lastError].filter((e) => e !== undefined).sort((a, b) => b.at - a.at)[0];
+    if (lastError) merged.lastError = { code: lastError.code, at: lastError.at };
+    const certificate = s.certificate ?? seen?.certificate;
+    if (certificate) merged.certificate = { subject: certificate.subject, notAfter: certificate.notAfter };
+    out[signer] = merged;
+  }
+  if (expired.length > 0) await redis.hdel(signersKey(prefix), ...expired);
+  return out;
 };

@@ -3,7 +3,8 @@
  * low-cardinality: outcomes, reasons, catalog codes, routes; never operation ids. Tenants are not a
  * bounded set (JWT tenants come from a claim), so no metric has a tenant label but one:
  * `signspool_tenant_backlog_documents`, bounded to the METRICS_TENANT_SERIES largest backlogs plus
- * `tenant="_other"` (at most N + 1 series).
+ * `tenant="_other"` (at most N + 1 series). Signing identities are bounded (they come from
+ * SIGNERS_FILE, names checked): metrics of the signer side carry a `signer` label.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { errorCatalog } from './errors.js';
@@ -141,7 +142,7 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
     }),
     upstreamDuration: new Histogram({
       name: 'signspool_upstream_request_duration_seconds',
-      help: 'Upstream (signer) batch call duration by outcome',
+      help: 'Upstream (signer) batch call duration by signing identity and outcome',
       labelNames: ['signer', 'outcome'] as const,
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300],
       registers,
@@ -151,7 +152,36 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       'code',
       Object.keys(errorCatalog).filter((c) => c.startsWith('UPSTREAM_')),
     ),
-    tokenRefreshes: new Counter({ name: 'signspool_token_refreshes_total', help: "Sign'Stash OAuth token requests", registers }),
+    tokenRefreshes: new Counter({
+      name: 'signspool_token_refreshes_total',
+      help: "Sign'Stash OAuth token requests, by signing identity",
+      labelNames: ['signer'] as const,
+      registers,
+    }),
+    signerBatches: new Counter({
+      name: 'signspool_signer_batches_total',
+      help: 'Batches run per signing identity, by outcome (signed, failed, partial, requeued, released, none, error)',
+      labelNames: ['signer', 'outcome'] as const,
+      registers,
+    }),
+    signerDocuments: new Counter({
+      name: 'signspool_signer_documents_total',
+      help: 'Documents that reached a terminal state, per signing identity and outcome (signed, failed)',
+      labelNames: ['signer', 'outcome'] as const,
+      registers,
+    }),
+    signerCircuit: new Gauge({
+      name: 'signspool_signer_circuit',
+      help: "State of this worker's circuit breaker of each signing identity (1 for the current state)",
+      labelNames: ['signer', 'state'] as const,
+      registers,
+    }),
+    signerCertificateExpiry: new Gauge({
+      name: 'signspool_signer_certificate_expiry_timestamp_seconds',
+      help: 'When the certificate of each local signing identity expires (Unix seconds)',
+      labelNames: ['signer'] as const,
+      registers,
+    }),
     documentsCompleted: initLabels(
       new Counter({ name: 'signspool_documents_completed_total', help: 'Documents reaching a terminal state', labelNames: ['outcome'] as const, registers }),
       'outcome',
@@ -182,7 +212,7 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
     batchesInFlight: new Gauge({ name: 'signspool_batches_in_flight', help: 'Upstream batches in flight', registers }),
     upstreamCircuit: new Gauge({
       name: 'signspool_upstream_circuit',
-      help: "State of this worker's upstream circuit breaker (1 for the current state)",
+      help: "State of this worker's upstream circuit breakers, the worst over its signing identities (1 for the current state)",
       labelNames: ['state'] as const,
       registers,
     }),

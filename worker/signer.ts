@@ -47,9 +47,19 @@ export interface FailedDocument {
 
 export type DocumentResult = SignedDocument | FailedDocument;
 
+/** What a signer can tell of itself, for status views (no secret). */
+export interface SignerStatus {
+  /** When the current OAuth token expires (ms since the epoch). */
+  tokenValidUntil?: number;
+  /** The certificate a local signer signs with. */
+  certificate?: { subject: string; notAfter: number };
+}
+
 export interface Signer {
   readonly name: string;
   start(): Promise<void>;
+  /** Optional: token and certificate facts for GET /v1/admin/signers and metrics. */
+  status?(): SignerStatus;
   /**
    * Signs a batch. Returns one result per document (any order). Throws a SignspoolError when the
    * whole batch failed (network, auth, 429/5xx, or a rejection caused by one document: code

@@ -1,6 +1,10 @@
 /**
- * The signing worker: pulls document jobs, batches them (batcher.ts), runs up to
- * UPSTREAM_CONCURRENCY batches at once (batch-runner.ts) and keeps the spool clean (janitor.ts).
+ * The signing worker: pulls document jobs, batches them by signing identity and signature type
+ * (batcher.ts: documents of different tenants sharing an identity coalesce), runs up to
+ * UPSTREAM_CONCURRENCY batches at once — each identity up to its own upstreamConcurrency, on its
+ * own lane (identity-lanes.ts: signer, token, circuit breaker) — and keeps the spool clean
+ * (janitor.ts). Documents of an identity whose circuit is open go back to the queue until it
+ * half-opens, so they never hold the bound on documents held that the other identities need.
  * stop() stops pulling, flushes what the buckets hold, waits for in-flight batches until the
  * shutdown deadline, then aborts them and gives their documents back to the queue.
  */
@@ -9,8 +13,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import type { SignerRegistry } from '@signspool/shared/signers/registry';
-import { publishCircuitState } from '@signspool/shared/circuit-state';
+import { SignerRegistry } from '@signspool/shared/signers/registry';
 import { Durability } from '@signspool/shared/durability';
 import { OperationStore } from '@signspool/shared/operations/store';
 import { assertHandlers, parseJobData, QUEUES, type JobName } from '@signspool/shared/queue';
@@ -18,43 +21,47 @@ import { redisTargetOptions } from '@signspool/shared/redis/target';
 import { closeRedis, createWorkerRedis } from '@signspool/shared/redis/clients';
 import { Spool } from '@signspool/shared/spool/spool';
 import { Batcher } from './batch/batcher.js';
-import { BatchRunner, type HeldDocument } from './batch/runner.js';
+import type { HeldDocument } from './batch/runner.js';
+import { IdentityLanes } from './batch/identity-lanes.js';
 import { Janitor } from './janitor.js';
-import { CircuitBreaker, type CircuitState } from './batch/circuit-breaker.js';
 import { SignJobConsumer } from './batch/sign-job-consumer.js';
-import type { Signer } from './signer.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
-import { createSigner } from './signers/index.js';
 
 export interface WorkerDeps {
   config: Config;
   logger: Logger;
   metrics: Metrics;
-  /** Defaults to the signer named by config.signer. */
-  signer?: Signer;
-  /** The process's signing identities (shared with an api in the same process; reloaded on SIGHUP). */
+  /** The process's signing identities (shared with an api in the same process; reloaded on SIGHUP); else the worker loads its own. */
   signers?: SignerRegistry;
 }
 
-const bucketKeyOf = (tenant: string, signatureType: string): string => `${tenant}\u0000${signatureType}`;
+/** Buckets are per (identity, signature type): tenants sharing an identity share its batches. */
+const bucketKeyOf = (signer: string, signatureType: string): string => `${signer}\u0000${signatureType}`;
+const signerOfKey = (key: string): string => key.slice(0, key.indexOf('\u0000'));
 const oldestOf = (items: readonly HeldDocument[]): number => items.reduce((t, d) => Math.min(t, d.enteredAt), Infinity);
+
+/** A flushed batch waiting for a slot: its identity's and a global one. */
+interface PendingBatch {
+  signer: string;
+  items: HeldDocument[];
+}
 
 export class SigningWorker {
   private readonly deps: WorkerDeps;
   private readonly log: Logger;
   private redis: Redis | undefined;
   private source: SignJobConsumer | undefined;
-  private breaker: CircuitBreaker | undefined;
+  private registry: SignerRegistry | undefined;
+  private ownRegistry = false;
+  private lanes: IdentityLanes | undefined;
   /** Last reading of the spool's free-space floor (the worker stops pulling below it). */
   private spoolFull = false;
-  private signer: Signer | undefined;
   private batcher: Batcher<HeldDocument> | undefined;
-  private runner: BatchRunner | undefined;
   private janitor: Janitor | undefined;
   private spool: Spool | undefined;
   private webhooks: WebhookDispatcher | undefined;
   private readonly abort = new AbortController();
-  private readonly pending: HeldDocument[][] = [];
+  private readonly pending: PendingBatch[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private pulling: Promise<void> | undefined;
   private wakePuller: (() => void) | undefined;
@@ -71,7 +78,8 @@ export class SigningWorker {
 
   private get maxHeld(): number {
     const { batch, upstream } = this.deps.config;
-    return batch.maxDocs * (upstream.concurrency + 1);
+    const largest = Math.max(batch.maxDocs, ...(this.registry?.identities.all().map((i) => i.limits.batchMaxDocs) ?? []));
+    return largest * (upstream.concurrency + 1);
   }
 
   private get heldDocuments(): number {
@@ -93,8 +101,8 @@ export class SigningWorker {
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.webhooks = new WebhookDispatcher({ config, redis: this.redis, store, metrics, logger: this.log });
     await this.webhooks.start();
-    this.signer = this.deps.signer ?? (await createSigner(config, spool, this.deps.logger, metrics));
-    await this.signer.start();
+    this.registry = this.deps.signers ?? new SignerRegistry({ config, logger: this.deps.logger, metrics });
+    this.ownRegistry = this.deps.signers === undefined;
     this.source = new SignJobConsumer({
       connection: this.redis,
       prefix: config.queuePrefix,
@@ -104,50 +112,49 @@ export class SigningWorker {
       onStalledOut: (job, reason) => void this.failAbandoned(store, job, reason),
     });
     await this.source.start();
-    const circuitStates: CircuitState[] = ['closed', 'open', 'half_open'];
-    const showCircuit = (state: CircuitState): void => {
-      for (const s of circuitStates) metrics.upstreamCircuit.set({ state: s }, s === state ? 1 : 0);
-      metrics.workerPaused.set({ reason: 'circuit_open' }, state === 'closed' ? 0 : 1);
-      if (state === 'closed') this.wakePuller?.();
-    };
-    showCircuit('closed');
     metrics.workerPaused.set({ reason: 'spool_full' }, 0);
-    this.breaker = new CircuitBreaker({
-      threshold: config.upstream.breakerThreshold,
-      cooldownMs: config.upstream.breakerCooldownMs,
-      onStateChange: (state) => {
-        this.log.warn({ circuit: state }, state === 'open' ? 'upstream circuit open: no batch is sent until the cool-down ends' : `upstream circuit ${state}`);
-        showCircuit(state);
-        // For GET /v1/admin/stats: an open circuit is listed until it closes or this worker is gone.
-        const ttlMs = config.upstream.breakerCooldownMs + config.signstash.headersTimeoutMs + config.signstash.bodyTimeoutMs;
-        if (this.redis) void publishCircuitState(this.redis, config.queuePrefix, state, ttlMs).catch(() => undefined);
+    const registry = this.registry;
+    this.lanes = new IdentityLanes({
+      registry,
+      runner: {
+        store,
+        spool,
+        source: this.source,
+        hasRoom: () => this.hasRoom(),
+        durability,
+        metrics,
+        logger: this.log,
+        upstream: config.upstream,
+        batch: config.batch,
+        signal: this.abort.signal,
+        onOperationTerminal: (opId, tenant, result) => this.operationEnded(opId, tenant, result.webhook),
       },
-    });
-    this.runner = new BatchRunner({
-      signer: this.signer,
-      store,
-      spool,
-      source: this.source,
-      breaker: this.breaker,
-      hasRoom: () => this.hasRoom(),
-      durability,
+      signerContext: { dataDir: config.dataDir, spool, logger: this.deps.logger, metrics },
+      upstream: config.upstream,
+      redis: this.redis,
+      prefix: config.queuePrefix,
       metrics,
       logger: this.log,
-      upstream: config.upstream,
-      batch: config.batch,
-      signal: this.abort.signal,
-      onOperationTerminal: (opId, tenant, result) => this.operationEnded(opId, tenant, result.webhook),
+      onCircuitChange: () => {
+        this.wakePuller?.();
+        this.dispatch();
+      },
     });
+    this.lanes.start();
     this.batcher = new Batcher<HeldDocument>({
       maxDocs: config.batch.maxDocs,
       maxBytes: config.batch.maxBytes,
       lingerMs: config.batch.lingerMs,
-      hasCapacity: () => this.inFlight.size < config.upstream.concurrency && this.pending.length === 0,
-      onFlush: (items, reason) => {
+      limitsOf: (key) => {
+        const limits = registry.identities.get(signerOfKey(key))?.limits;
+        return limits ? { maxDocs: limits.batchMaxDocs, maxBytes: limits.batchMaxBytes } : config.batch;
+      },
+      hasCapacity: (key) => this.hasSlot(signerOfKey(key)),
+      onFlush: (items, reason, key) => {
         metrics.batchFlushes.inc({ reason });
         // Oldest first: a small tenant's lingered batch goes before a busy tenant's newer full one.
-        const at = this.pending.findIndex((p) => oldestOf(p) > oldestOf(items));
-        this.pending.splice(at < 0 ? this.pending.length : at, 0, items);
+        const at = this.pending.findIndex((p) => oldestOf(p.items) > oldestOf(items));
+        this.pending.splice(at < 0 ? this.pending.length : at, 0, { signer: signerOfKey(key), items });
         this.dispatch();
       },
     });
@@ -155,7 +162,7 @@ export class SigningWorker {
     this.janitor.start();
     this.state = 'running';
     this.pulling = this.pullLoop();
-    this.log.info({ signer: this.signer.name, batch: config.batch, concurrency: config.upstream.concurrency }, 'worker started');
+    this.log.info({ signers: registry.identities.names(), batch: config.batch, concurrency: config.upstream.concurrency }, 'worker started');
   }
 
   /** Whether the spool has room for signed results (free space above SPOOL_MIN_FREE_BYTES). */
@@ -181,8 +188,14 @@ export class SigningWorker {
   pauseReasons(): string[] {
     const reasons: string[] = [];
     if (this.spoolFull) reasons.push('spool_full');
-    if (this.breaker && this.breaker.state !== 'closed') reasons.push(`circuit_${this.breaker.state}`);
+    if (this.lanes?.allOpen()) reasons.push('circuit_open');
     return reasons;
+  }
+
+  /** Whether a batch of `signer` may start now: a global slot, a slot of its identity, and none of its batches waiting before it. */
+  private hasSlot(signer: string): boolean {
+    const lane = this.lanes?.peek(signer);
+    return this.inFlight.size < this.deps.config.upstream.concurrency && (lane === undefined || lane.hasRoom) && !this.pending.some((p) => p.signer === signer);
   }
 
   /** Sleeps until woken (capacity, circuit closed) or `ms` passed. */
@@ -206,8 +219,9 @@ export class SigningWorker {
         await this.pause(60_000);
         continue;
       }
-      // Documents wait in the queue (where other workers can take them) while this one cannot sign.
-      if (!(await this.hasRoom()) || (this.breaker && this.breaker.state !== 'closed')) {
+      // Documents wait in the queue (where other workers can take them) while this one cannot sign,
+      // or while every identity's circuit is open (nothing could be sent).
+      if (!(await this.hasRoom()) || this.lanes?.allOpen()) {
         await this.pause(1000);
         continue;
       }
@@ -234,30 +248,50 @@ export class SigningWorker {
         await source.fail(job, new Error('invalid job payload'));
         continue;
       }
-      batcher.add({ job, data, enteredAt: Date.now(), size: data.size, bucketKey: bucketKeyOf(data.tenant, data.signatureType) });
+      // A name this worker does not know: reload once (the api may have heard the SIGHUP first); still
+      // unknown, its lane fails the document with SIGNER_REMOVED.
+      if (!(await this.lanes?.known(data.signer))) this.log.warn({ signer: data.signer, docId: data.docId }, 'document of an unknown signing identity');
+      const lane = this.lanes?.peek(data.signer);
+      if (lane?.breaker.state === 'open') {
+        // Its identity's circuit is open: back to the queue until it half-opens, so it holds no place here.
+        await source.release(job, lane.breaker.retryInMs + 100);
+        continue;
+      }
+      batcher.add({ job, data, enteredAt: Date.now(), size: data.size, bucketKey: bucketKeyOf(data.signer, data.signatureType) });
     }
   }
 
   private dispatch(): void {
     const { config, metrics } = this.deps;
-    const runner = this.runner;
-    if (!runner) return;
-    while (this.inFlight.size < config.upstream.concurrency && this.pending.length > 0) {
-      const items = this.pending.shift();
-      if (!items) break;
+    const lanes = this.lanes;
+    if (!lanes) return;
+    // Oldest batch first whose identity has a free slot: a busy identity does not hold up the others.
+    for (let i = 0; i < this.pending.length && this.inFlight.size < config.upstream.concurrency;) {
+      const batch = this.pending[i];
+      if (!batch) break;
+      const lane = lanes.lane(batch.signer);
+      if (!lane.hasRoom) {
+        i++;
+        continue;
+      }
+      this.pending.splice(i, 1);
+      const items = batch.items;
       const now = Date.now();
       const bytes = items.reduce((n, d) => n + d.size, 0);
+      const limits = lane.identity?.limits;
       metrics.batchDocuments.observe(items.length);
       metrics.batchBytes.observe(bytes);
-      metrics.batchFillRatio.observe(Math.min(1, Math.max(items.length / config.batch.maxDocs, bytes / config.batch.maxBytes)));
+      metrics.batchFillRatio.observe(
+        Math.min(1, Math.max(items.length / (limits?.batchMaxDocs ?? config.batch.maxDocs), bytes / (limits?.batchMaxBytes ?? config.batch.maxBytes))),
+      );
       for (const d of items) metrics.bucketWait.observe((now - d.enteredAt) / 1000);
-      const p = runner
-        .run(items)
+      const p = lanes
+        .run(lane, items)
         .catch((err: unknown) => this.log.error({ err }, 'batch runner failed'))
         .finally(() => {
           this.inFlight.delete(p);
           // A bucket past its linger that is older than every pending batch takes the free slot.
-          this.batcher?.onCapacity(this.pending[0] ? oldestOf(this.pending[0]) : Infinity);
+          this.batcher?.onCapacity(this.pending[0] ? oldestOf(this.pending[0].items) : Infinity, (key) => lanes.peek(signerOfKey(key))?.hasRoom ?? true);
           this.dispatch();
           this.wakePuller?.();
         });
@@ -283,7 +317,7 @@ export class SigningWorker {
     }
   }
 
-  /** Ready when running, Redis answers within `timeoutMs` and the spool has room; `checks` details each (and the circuit's state). */
+  /** Ready when running, Redis answers within `timeoutMs` and the spool has room; `checks` details each (and each identity's circuit). */
   async readiness(timeoutMs = 1000): Promise<{ ready: boolean; checks: Record<string, string> }> {
     const checks: Record<string, string> = { state: this.state };
     const redis = this.redis;
@@ -299,7 +333,11 @@ export class SigningWorker {
       redisOk = answer === 'PONG';
       checks['redis'] = redisOk ? 'ok' : answer;
     }
-    checks['circuit'] = this.breaker?.state ?? 'closed';
+    checks['circuit'] = this.lanes?.worst() ?? 'closed';
+    // Each identity's state: detail only, one broken identity does not make the worker unready.
+    for (const [name, s] of Object.entries(this.lanes?.states() ?? {})) {
+      checks[`signer.${name}`] = `circuit ${s.circuit}${s.lastError ? `, last error ${s.lastError.code} at ${new Date(s.lastError.at).toISOString()}` : ''}`;
+    }
     checks['spool'] = this.spoolFull ? 'below its free-space floor' : 'ok';
     const ready = this.state === 'running' && redisOk && !this.spoolFull;
     return { ready, checks };
@@ -340,16 +378,16 @@ export class SigningWorker {
     if (timedOut) {
       this.log.warn({ inFlight: this.inFlight.size, pending: this.pending.length }, 'shutdown deadline reached; aborting in-flight batches');
       this.abort.abort(new Error('worker shutdown deadline'));
-      const stuck = this.pending.splice(0).flat();
+      const stuck = this.pending.splice(0).flatMap((p) => p.items);
       await Promise.all(stuck.map((d) => this.source?.release(d.job)));
       await Promise.allSettled([...this.inFlight]);
     }
     for (const d of this.batcher?.stop() ?? []) await this.source?.release(d.job);
-    this.breaker?.stop();
+    await this.lanes?.stop();
+    if (this.ownRegistry) await this.registry?.stop();
     await this.source?.close();
     await this.janitor?.stop();
     await this.webhooks?.stop();
-    await this.signer?.stop();
     await this.spool?.close();
     if (this.redis) await closeRedis(this.redis);
     this.state = 'stopped';

@@ -1,7 +1,9 @@
 /**
  * The batching rule, in one place.
  *
- * Documents are bucketed by key (tenant + signature type). A bucket is flushed:
+ * Documents are bucketed by key (the worker's: signing identity + signature type, so documents of
+ * different tenants that share an identity coalesce). Each key may have its own limits (the
+ * identity's batchMaxDocs / batchMaxBytes). A bucket is flushed:
  *  - `docs`:     when it holds BATCH_MAX_DOCS documents;
  *  - `bytes`:    when the next document would push it past BATCH_MAX_BYTES (the bucket is sent
  *                without it), or a single document alone reaches the limit;
@@ -25,13 +27,17 @@ export interface BatcherOptions<T extends Batchable> {
   lingerMs: number;
   /** Receives every flushed batch (non-empty). */
   onFlush: (items: T[], reason: FlushReason, key: string) => void;
-  /** True while an upstream slot is free; linger flushes wait for one. */
-  hasCapacity?: () => boolean;
+  /** The limits of a key's buckets (default: maxDocs / maxBytes), read when a bucket opens. */
+  limitsOf?: (key: string) => { maxDocs: number; maxBytes: number };
+  /** True while an upstream slot is free for the key's batches; linger flushes wait for one. */
+  hasCapacity?: (key: string) => boolean;
   now?: () => number;
 }
 
 interface Bucket<T> {
   key: string;
+  maxDocs: number;
+  maxBytes: number;
   items: T[];
   bytes: number;
   openedAt: number;
@@ -46,7 +52,7 @@ export class Batcher<T extends Batchable> {
   private stopped = false;
 
   constructor(opts: BatcherOptions<T>) {
-    this.opts = { hasCapacity: () => true, now: Date.now, ...opts };
+    this.opts = { hasCapacity: () => true, limitsOf: () => ({ maxDocs: opts.maxDocs, maxBytes: opts.maxBytes }), now: Date.now, ...opts };
   }
 
   /** Documents currently waiting in buckets. */
@@ -61,27 +67,31 @@ export class Batcher<T extends Batchable> {
   add(item: T): void {
     if (this.stopped) throw new Error('batcher is stopped');
     let bucket = this.buckets.get(item.bucketKey);
-    if (bucket && bucket.items.length > 0 && bucket.bytes + item.size > this.opts.maxBytes) {
+    if (bucket && bucket.items.length > 0 && bucket.bytes + item.size > bucket.maxBytes) {
       this.flush(bucket, 'bytes');
       bucket = undefined;
     }
     if (!bucket) {
-      bucket = { key: item.bucketKey, items: [], bytes: 0, openedAt: this.opts.now(), timer: undefined, due: false };
+      const limits = this.opts.limitsOf(item.bucketKey);
+      bucket = { key: item.bucketKey, ...limits, items: [], bytes: 0, openedAt: this.opts.now(), timer: undefined, due: false };
       this.buckets.set(item.bucketKey, bucket);
       this.arm(bucket);
     }
     bucket.items.push(item);
     bucket.bytes += item.size;
     this.heldCount += 1;
-    if (bucket.items.length >= this.opts.maxDocs) this.flush(bucket, 'docs');
-    else if (bucket.bytes >= this.opts.maxBytes) this.flush(bucket, 'bytes');
+    if (bucket.items.length >= bucket.maxDocs) this.flush(bucket, 'docs');
+    else if (bucket.bytes >= bucket.maxBytes) this.flush(bucket, 'bytes');
   }
 
-  /** Called when an upstream slot frees: sends the oldest bucket whose linger has expired, if opened before `before`. */
-  onCapacity(before = Infinity): void {
+  /**
+   * Called when an upstream slot frees: sends the oldest bucket whose linger has expired, if opened
+   * before `before` and if `eligible` (e.g. its identity has a slot of its own).
+   */
+  onCapacity(before = Infinity, eligible: (key: string) => boolean = () => true): void {
     let oldest: Bucket<T> | undefined;
     for (const b of this.buckets.values()) {
-      if (b.due && b.openedAt < before && (!oldest || b.openedAt < oldest.openedAt)) oldest = b;
+      if (b.due && b.openedAt < before && (!oldest || b.openedAt < oldest.openedAt) && eligible(b.key)) oldest = b;
     }
     if (oldest) this.flush(oldest, 'linger');
   }
@@ -108,7 +118,7 @@ export class Batcher<T extends Batchable> {
     bucket.timer = setTimeout(() => {
       bucket.timer = undefined;
       if (this.buckets.get(bucket.key) !== bucket) return;
-      if (this.opts.hasCapacity()) this.flush(bucket, 'linger');
+      if (this.opts.hasCapacity(bucket.key)) this.flush(bucket, 'linger');
       else bucket.due = true;
     }, this.opts.lingerMs);
   }

@@ -2,7 +2,9 @@
  * The upstream circuit breaker. After `threshold` consecutive failed batches (server error,
  * network, timeout) it opens: no batch is sent for `cooldownMs`; then one probe batch goes
  * (half-open); its success closes the circuit, its failure opens it again. Callers wait in
- * `acquire()` instead of failing, so an outage costs documents time, not attempts.
+ * `acquire()` instead of failing, so an outage costs documents time, not attempts; or, with
+ * `tryAcquire()`, learn that it is open and give their documents back to the queue (a worker signs
+ * for several identities, each with its own breaker: one's outage must not hold the others' slots).
  */
 export type CircuitState = 'closed' | 'open' | 'half_open';
 
@@ -35,6 +37,20 @@ export class CircuitBreaker {
       if (signal.aborted) throw signal.reason;
       if (this.current === 'closed') return 'normal';
       if (this.current === 'half_open' && !this.probing) {
+        this.probing = true;
+        return 'probe';
+      }
+      await this.waitForChange(signal);
+    }
+  }
+
+  /** As acquire(), but answers 'open' at once while the circuit is open (it waits only for a running probe). */
+  async tryAcquire(signal: AbortSignal): Promise<Permit | 'open'> {
+    for (;;) {
+      if (signal.aborted) throw signal.reason;
+      if (this.current === 'closed') return 'normal';
+      if (this.current === 'open') return 'open';
+      if (!this.probing) {
         this.probing = true;
         return 'probe';
       }

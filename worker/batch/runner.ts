@@ -2,10 +2,12 @@
  * Runs one flushed batch to the end: claims its documents (queued → signing, under the batch's id),
  * calls the signer once per attempt, retries retryable failures with capped exponential backoff
  * and jitter (honouring Retry-After) — of the whole call, or of the documents an answer failed
- * one by one — waits while the upstream circuit is open, bisects a batch the
- * upstream rejects because of one document, records every document's outcome and settles its job.
- * Documents go back to the queue, without an outcome, when this worker cannot store results (spool
- * full), cannot reach Redis, lost their lock, or is shutting down.
+ * one by one — gives its documents back to the queue while the identity's circuit is open (to
+ * come back when it half-opens), bisects a batch the upstream rejects because of one document,
+ * records every document's outcome and settles its job. One runner serves one signing identity
+ * (its signer and circuit breaker). Documents go back to the queue, without an outcome, when the
+ * identity's circuit is open, this worker cannot store results (spool full), cannot reach Redis,
+ * lost their lock, or is shutting down.
  *
  * Tracing: a `batch` span per run, a child of the first sampled document's upload span (so a lone
  * document's upload, batch and upstream call are one trace) and linked to every document's upload;
@@ -39,6 +41,8 @@ export interface HeldDocument extends Batchable {
 }
 
 export interface BatchRunnerDeps {
+  /** The signing identity's name (the `signer` label of metrics). */
+  identity: string;
   signer: Signer;
   store: OperationStore;
   /** Uploaded files of signed documents are retired (kept for reuse) through it. */
@@ -105,10 +109,16 @@ const REQUEUE_DELAY_MS = 5000;
 const ACCEPTING_RETRY_MS = 1000;
 
 class Requeue extends Error {
-  constructor(readonly reason: 'spool_full' | 'redis') {
+  constructor(
+    readonly reason: 'spool_full' | 'redis' | 'circuit_open',
+    readonly delayMs = REQUEUE_DELAY_MS,
+  ) {
     super(reason);
   }
 }
+
+/** How long documents of an identity whose circuit is open wait in the queue: until it half-opens. */
+const openCircuitDelay = (breaker: CircuitBreaker): number => breaker.retryInMs + 100;
 
 /** Documents signed and failed by one run, for its span. */
 interface Tally {
@@ -158,6 +168,7 @@ export class BatchRunner {
       const outcome = await context.with(trace.setSpan(parent, span), () => this.runIn(items, batchId, span));
       const ended = tally.signed + tally.failed === 0 ? 'none' : tally.failed === 0 ? 'signed' : tally.signed === 0 ? 'failed' : 'partial';
       span.setAttributes({ [ATTR.outcome]: outcome ?? ended, [ATTR.signed]: tally.signed, [ATTR.failed]: tally.failed });
+      this.deps.metrics.signerBatches.inc({ signer: this.deps.identity, outcome: outcome ?? ended });
     } finally {
       this.tallies.delete(batchId);
       span.end();
@@ -167,6 +178,13 @@ export class BatchRunner {
   /** The body of run(); returns how the batch ended when its documents got no outcome here. */
   private async runIn(items: HeldDocument[], batchId: string, span: Span): Promise<'released' | 'requeued' | 'error' | undefined> {
     const log = this.deps.logger.child({ batchId });
+    if (this.deps.breaker.state === 'open') {
+      // Not claimed yet: the documents go back as they are, to return when the circuit half-opens.
+      const delayMs = openCircuitDelay(this.deps.breaker);
+      await Promise.all(items.map((d) => this.deps.source.release(d.job, delayMs)));
+      log.info({ documents: items.length, delayMs }, 'circuit open: batch given back to the queue');
+      return 'requeued';
+    }
     try {
       const claimed = await this.claim(items, batchId, log);
       if (claimed.length > 0) await this.execute(claimed, batchId, batchId, log);
@@ -179,7 +197,7 @@ export class BatchRunner {
       }
       if (err instanceof Requeue || isRedisUnavailable(err)) {
         log.warn({ reason: err instanceof Requeue ? err.reason : 'redis', documents: items.length }, 'batch given back to the queue');
-        await this.requeue(items, batchId, REQUEUE_DELAY_MS, log);
+        await this.requeue(items, batchId, err instanceof Requeue ? err.delayMs : REQUEUE_DELAY_MS, log);
         return 'requeued';
       }
       log.error({ err }, 'batch failed unexpectedly');
@@ -268,7 +286,8 @@ export class BatchRunner {
       items = this.owned(items, log);
       if (items.length === 0) return;
       if (!(await this.deps.hasRoom())) throw new Requeue('spool_full');
-      const permit = probe ? 'probe' : await breaker.acquire(signal);
+      const permit = probe ? 'probe' : await breaker.tryAcquire(signal);
+      if (permit === 'open') throw new Requeue('circuit_open', openCircuitDelay(breaker));
       probe = false;
       // Our own disk, not the upstream: the probe (if this was it) is handed back untold.
       const ours = (): Requeue => {
@@ -290,7 +309,7 @@ export class BatchRunner {
           signer.signBatch(this.batchOf(items, sendId, claim), signal),
         );
         breaker.success();
-        metrics.upstreamDuration.observe({ signer: signer.name, outcome: 'ok' }, (performance.now() - started) / 1000);
+        metrics.upstreamDuration.observe({ signer: this.deps.identity, outcome: 'ok' }, (performance.now() - started) / 1000);
         if (results.some((r) => !r.ok && r.error.code === 'SPOOL_FULL')) {
           await Promise.all(results.map((r) => (r.ok ? rm(r.path, { force: true }) : undefined)));
           throw ours();
@@ -325,7 +344,7 @@ export class BatchRunner {
         if (signal.aborted || raw instanceof Requeue) throw raw;
         const err = toSignspoolError(raw, 'UPSTREAM_NETWORK');
         if (err.code === 'SPOOL_FULL') throw ours();
-        metrics.upstreamDuration.observe({ signer: signer.name, outcome: err.code }, (performance.now() - started) / 1000);
+        metrics.upstreamDuration.observe({ signer: this.deps.identity, outcome: err.code }, (performance.now() - started) / 1000);
         metrics.upstreamErrors.inc({ code: err.code });
         if (UNAVAILABLE.has(err.code)) breaker.failure();
         else breaker.release();
@@ -431,6 +450,7 @@ export class BatchRunner {
           source.forget(d.job);
           return;
         }
+        metrics.signerDocuments.inc({ signer: this.deps.identity, outcome: r.ok ? 'signed' : 'failed' });
         if (r.ok) {
           metrics.documentsCompleted.inc({ outcome: 'signed' });
           metrics.documentLatency.observe((now - d.data.acceptedAt) / 1000);

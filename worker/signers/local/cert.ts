@@ -24,6 +24,8 @@ export interface SigningIdentity {
   certificatePem: string;
   /** A PEM file of the signer's certificate, when there is one (PEM identities). */
   certPath: string | undefined;
+  /** The certificate's subject (RFC 4514), for status views. */
+  subject: string;
   notAfter: Date;
 }
 
@@ -72,6 +74,7 @@ const assemble = (privateKey: KeyObject, certs: Buffer[], source: string, certPa
     chainDer: certs.filter((c) => c !== leaf),
     certificatePem: toPem(leaf),
     certPath,
+    subject: cert.subject,
     notAfter: cert.notAfter,
   };
 };

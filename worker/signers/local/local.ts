@@ -9,7 +9,7 @@
 import { SignspoolError, isSignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Spool } from '@signspool/shared/spool/spool';
-import type { BatchDocument, DocumentResult, SignBatch, Signer } from '../../signer.js';
+import type { BatchDocument, DocumentResult, SignBatch, Signer, SignerStatus } from '../../signer.js';
 import { DocumentSigner } from './document-signer.js';
 import { loadOrCreateSigningIdentity, type SigningIdentity } from './cert.js';
 import type { TsaClient } from './tsa-client.js';
@@ -42,6 +42,11 @@ export class LocalSigner implements Signer {
     // Loaded only with TSA_URL (the TSP schemas cost start time).
     this.tsa = this.deps.tsa ? new (await import('./tsa-client.js')).TsaClient(this.deps.tsa) : undefined;
     this.signer = new DocumentSigner(this.identity, { cadesAttached: this.deps.cadesAttached ?? false, tsa: this.tsa, reason: this.deps.reason });
+  }
+
+  status(): SignerStatus {
+    const id = this.identity;
+    return id ? { certificate: { subject: id.subject, notAfter: id.notAfter.getTime() } } : {};
   }
 
   /** Path of the certificate to verify signatures with (PEM identities). */

@@ -11,11 +11,11 @@ import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { trace } from '@opentelemetry/api';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Config } from '@signspool/shared/config';
+import type { SignstashSettings } from '@signspool/shared/signers/identities';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Spool } from '@signspool/shared/spool/spool';
-import type { BatchDocument, DocumentResult, SignBatch, Signer } from '../../signer.js';
+import type { BatchDocument, DocumentResult, SignBatch, Signer, SignerStatus } from '../../signer.js';
 import { mapFailure, readFailure } from './failure.js';
 import { SignRequestEncoder } from './request.js';
 import { SignedListDecoder } from './response.js';
@@ -29,7 +29,7 @@ export const SIGN_PATH = '/api/v0/document/sign/base64';
 const ERROR_BODY_LIMIT = 64 * 1024;
 
 export interface SignstashSignerDeps {
-  config: Config['signstash'];
+  config: SignstashSettings;
   spool: Spool;
   logger: Logger;
   /** Token requests made (metrics). */
@@ -64,6 +64,11 @@ export class SignstashSigner implements Signer {
       logger: deps.logger,
       ...(deps.onTokenRefresh ? { onRefresh: deps.onTokenRefresh } : {}),
     });
+  }
+
+  status(): SignerStatus {
+    const until = this.tokens.validUntil;
+    return until === undefined ? {} : { tokenValidUntil: until };
   }
 
   async start(): Promise<void> {

@@ -49,6 +49,11 @@ export class SignstashTokenManager {
     return (await this.inflight).value;
   }
 
+  /** When the cached token expires (ms since the epoch); undefined before the first one. */
+  get validUntil(): number | undefined {
+    return this.current?.expiresAt;
+  }
+
   /** Forgets `token` if it is still the cached one (the upstream rejected it). */
   invalidate(token: string): void {
     if (this.current?.value === token) this.current = undefined;
