@@ -13,6 +13,7 @@ import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import type { OperationStore } from '@signspool/shared/operations/store';
+import type { SignerRegistry } from '@signspool/shared/signers/registry';
 import type { Spool } from '@signspool/shared/spool/spool';
 import { metricsAllowed, METRICS_CHALLENGE } from '@signspool/shared/metrics-access';
 import { authenticate, operationScope, requireScope } from './auth/auth.js';
@@ -42,6 +43,7 @@ export interface AppDeps {
   apiKeys: ApiKeyEntry[];
   events?: OperationEvents;
   undo: SubmissionUndo;
+  signers: SignerRegistry;
 }
 
 /** Operation JSON is per tenant and changes: no cache keeps it (the download sets its own). */

@@ -42,9 +42,14 @@ export const documentViewSchema = z.object({
     .optional(),
 });
 
+const signerName = z
+  .string()
+  .describe("The signing identity (issuer) that signs its documents: the `signer` field of the submission, else the tenant's default");
+
 export const operationViewSchema = z.object({
   id: z.string(),
   status: z.enum(OPERATION_STATUSES),
+  signer: signerName,
   signatureType: z.enum(['PAdES', 'CAdES', 'XAdES']),
   externalReference: z.string().nullable(),
   createdAt: isoDate,
@@ -80,6 +85,7 @@ export const completedEventSchema = z.object({
     id: z.string(),
     status: z.enum(TERMINAL_OPERATION_STATUSES),
     externalReference: z.string().nullable(),
+    signer: signerName,
     signatureType: z.enum(SIGNATURE_TYPES),
     counts: z.record(z.string(), z.number().int()),
     documents: z.array(documentViewSchema).describe('The same document view as GET /v1/operations/{id}, with absolute links (PUBLIC_URL)'),
@@ -280,7 +286,7 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
               headers: { Location: { schema: { type: 'string' } } },
               content: { 'application/json': { schema: ref('Operation') } },
             },
-            400: problem('Invalid request (fields, Idempotency-Key, multipart body)', [
+            400: problem('Invalid request (fields, a `signer` field after the files, Idempotency-Key, multipart body)', [
               'VALIDATION_FAILED',
               'NO_FILES',
               'EMPTY_FILE',
@@ -293,8 +299,8 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
             413: problem('Over a limit (see GET /v1/limits)', ['FILE_TOO_LARGE', 'TOO_MANY_FILES', 'REQUEST_TOO_LARGE', 'TOO_MANY_FIELDS']),
             415: problem('Not multipart/form-data', ['UNSUPPORTED_MEDIA_TYPE']),
             422: problem(
-              'Idempotency-Key used for another request, a webhook URL that is not an allowed target, or a document that cannot take the signature type (PAdES: not a PDF; XAdES: not well-formed UTF-8 XML; the problem names it in `document`, 1-based)',
-              ['IDEMPOTENCY_KEY_MISMATCH', 'WEBHOOK_URL_REFUSED', 'DOCUMENT_NOT_PDF', 'DOCUMENT_NOT_XML'],
+              'Idempotency-Key used for another request, a webhook URL that is not an allowed target, a document that cannot take the signature type (PAdES: not a PDF; XAdES: not well-formed UTF-8 XML; the problem names it in `document`, 1-based), or a signing identity that does not exist or that the tenant may not use (refused before any document is kept)',
+              ['IDEMPOTENCY_KEY_MISMATCH', 'WEBHOOK_URL_REFUSED', 'DOCUMENT_NOT_PDF', 'DOCUMENT_NOT_XML', 'SIGNER_UNKNOWN', 'SIGNER_NOT_ALLOWED'],
             ),
             ...common,
             429: limited('Over a limit of the tenant: requests per second, uploaded bytes per second, documents waiting (BACKLOG_MAX_DOCUMENTS)', [

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import type { SignerRegistry } from '@signspool/shared/signers/registry';
+import { SignerRegistry } from '@signspool/shared/signers/registry';
 import { OperationStore } from '@signspool/shared/operations/store';
 import { Durability } from '@signspool/shared/durability';
 import { QUEUES } from '@signspool/shared/queue';
@@ -45,8 +45,12 @@ export class ApiServer {
   /** The /metrics URL when METRICS_PORT serves it on its own port. */
   metricsUrl = '';
   private stopPromise: Promise<void> | undefined;
+  /** The signing identities every submission reads (the one given, else loaded from the config). */
+  readonly signers: SignerRegistry;
 
-  constructor(private readonly deps: ApiServerDeps) {}
+  constructor(private readonly deps: ApiServerDeps) {
+    this.signers = deps.signers ?? new SignerRegistry({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
+  }
 
   /** Requests currently waiting on `Prefer: wait`. */
   get waitingRequests(): number {
@@ -98,6 +102,7 @@ export class ApiServer {
       durability,
       events: this.events,
       undo: this.undo,
+      signers: this.signers,
     });
     this.app = app;
     const server = http.createServer(app);

@@ -13,7 +13,6 @@ import { DOCUMENT_FAULTS, isRetryable } from '@signspool/shared/errors';
 import type { NewOperation, OperationRecord } from '@signspool/shared/operations/record';
 import type { OperationStore } from '@signspool/shared/operations/store';
 import { QUEUES, signJobId, type SignDocumentJob } from '@signspool/shared/queue';
-import { DEFAULT_SIGNER } from '@signspool/shared/signers/identities';
 import { ATTR, inSpan, SpanKind, SPANS, traceCarrier } from '@signspool/shared/spans';
 import type { Spool } from '@signspool/shared/spool/spool';
 import type { SubmissionUndo } from './submission-undo.js';
@@ -47,8 +46,7 @@ const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0) => {
       size: d.size,
       sha256: d.sha256,
       acceptedAt: op.createdAt,
-      // The environment's identity until the api chooses one per operation (issue 22, api side).
-      signer: DEFAULT_SIGNER,
+      signer: op.signer,
       ...(trace === undefined ? {} : { trace }),
     };
     const priority = priorities[i];

@@ -1,7 +1,7 @@
 /**
- * The `signspool` command: sign, status, download, list, cancel, retry (USAGE below).
+ * The `signspool` command: sign, status, download, list, cancel, retry, signers (USAGE below).
  *
- * Reads SIGNSPOOL_URL (default http://127.0.0.1:8080) and SIGNSPOOL_API_KEY. Files are streamed,
+ * Reads SIGNSPOOL_URL (default http://127.0.0.1:8080) and SIGNSPOOL_API_KEY (`signers`: SIGNSPOOL_ADMIN_TOKEN). Files are streamed,
  * never read whole, and checked against the server's GET /v1/limits before any byte is sent.
  * Exit codes: 0 every document signed (or the command succeeded), 1 an error (network, HTTP
  * 4xx/5xx, a file over a limit), 2 bad usage (unknown command or option, bad option value; the
@@ -18,17 +18,18 @@ import { createKey } from './keys.js';
 import { multipartBody, type MultipartFile } from './multipart.js';
 
 const USAGE = `usage:
-  signspool sign <files...> [--type PAdES|CAdES|XAdES] [--reference <text>] [--webhook <url>]
+  signspool sign <files...> [--type PAdES|CAdES|XAdES] [--signer <identity>] [--reference <text>] [--webhook <url>]
                  [--idempotency-key <key>] [--wait] [--out <dir>] [--timeout <seconds>]
   signspool status <operation-id>
   signspool download <operation-id> [--out <dir>]
-  signspool list [--status <status>] [--reference <text>] [--created-after <time>] [--created-before <time>]
+  signspool list [--status <status>] [--signer <identity>] [--reference <text>] [--created-after <time>] [--created-before <time>]
                  [--limit <1-100>] [--starting-after <cursor>] [--json]
   signspool cancel <operation-id>
   signspool retry <operation-id> [--all] [--idempotency-key <key>]
   signspool keys create --tenant <tenant> [--name <name>] [--scopes operations:write,operations:read,webhooks:redeliver]
+  signspool signers [--json]        the signing identities and their state (operators: SIGNSPOOL_ADMIN_TOKEN)
   signspool --version | --help
-environment: SIGNSPOOL_URL (default http://127.0.0.1:8080), SIGNSPOOL_API_KEY (required)`;
+environment: SIGNSPOOL_URL (default http://127.0.0.1:8080), SIGNSPOOL_API_KEY (required; signers: SIGNSPOOL_ADMIN_TOKEN instead)`;
 
 // The root package.json: one level up from cli/main.ts, two from the build's dist/cli/main.js.
 const packageJson = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u));
@@ -37,6 +38,7 @@ const VERSION = packageJson ? (JSON.parse(readFileSync(packageJson, 'utf8')) as 
 interface Operation {
   id: string;
   status: string;
+  signer?: string;
   createdAt?: string;
   externalReference?: string | null;
   documents: {
@@ -229,6 +231,30 @@ const summary = (op: Operation, files = new Map<string, string>()): void => {
   }
 };
 
+/** GET /v1/admin/signers (api/routes/admin-signers.ts): what the CLI prints of it. */
+interface SignersView {
+  source: string;
+  signers: {
+    name: string;
+    kind: string;
+    tenants: string[];
+    circuit: { state: string };
+    token: { validUntil: string | null } | null;
+    lastError: { code: string; message: string; at: string } | null;
+    certificate: { subject: string; notAfter: string } | null;
+  }[];
+}
+
+const printSigners = (view: SignersView): void => {
+  out(`signing identities from ${view.source}`);
+  for (const s of view.signers) {
+    out(`${s.name}  ${s.kind}  circuit ${s.circuit.state}  tenants ${s.tenants.join(',') || '-'}`);
+    if (s.token) out(`  token valid until ${s.token.validUntil ?? '-'}`);
+    if (s.certificate) out(`  certificate ${s.certificate.subject}, expires ${s.certificate.notAfter}`);
+    if (s.lastError) out(`  last error ${s.lastError.code} at ${s.lastError.at}: ${s.lastError.message}`);
+  }
+};
+
 const exitFor = (op: Operation): number => (op.documents.every((d) => d.status === 'signed') ? 0 : 2);
 
 /** Refuses, before any byte is sent, files the server would refuse for their size or number. */
@@ -249,6 +275,7 @@ const checkLimits = (files: MultipartFile[], limits: Limits | undefined): void =
 
 const OPTIONS = {
   type: { type: 'string' },
+  signer: { type: 'string' },
   reference: { type: 'string' },
   webhook: { type: 'string' },
   'idempotency-key': { type: 'string' },
@@ -287,7 +314,7 @@ const idArg = (command: string, args: string[]): string => {
   return encodeURIComponent(id);
 };
 
-const COMMANDS = ['sign', 'status', 'download', 'list', 'cancel', 'retry', 'keys'] as const;
+const COMMANDS = ['sign', 'status', 'download', 'list', 'cancel', 'retry', 'keys', 'signers'] as const;
 
 export const main = async (argv: string[]): Promise<number> => {
   const { values, positionals } = parse(argv);
@@ -328,6 +355,15 @@ export const main = async (argv: string[]): Promise<number> => {
   const base = parseHttpUrl('SIGNSPOOL_URL', process.env['SIGNSPOOL_URL'] ?? 'http://127.0.0.1:8080')
     .toString()
     .replace(/\/$/, '');
+  if (command === 'signers') {
+    if (args.length > 0) throw new UsageError(`signers takes no arguments (got ${args.join(' ')})`);
+    const token = process.env['SIGNSPOOL_ADMIN_TOKEN'];
+    if (!token) throw new CliError('SIGNSPOOL_ADMIN_TOKEN is not set (the admin token of the server, ADMIN_TOKEN)');
+    const { body } = await new Client(base, token).json<SignersView>('GET', '/v1/admin/signers');
+    if (values.json) out(JSON.stringify(body, null, 2));
+    else printSigners(body);
+    return 0;
+  }
   const key = process.env['SIGNSPOOL_API_KEY'];
   if (!key) throw new CliError('SIGNSPOOL_API_KEY is not set');
   const client = new Client(base, key);
@@ -342,6 +378,8 @@ export const main = async (argv: string[]): Promise<number> => {
       }
       checkLimits(files, await client.limits());
       const fields: Record<string, string> = {};
+      // Before the files: the server checks the identity before it stores any document.
+      if (values.signer) fields['signer'] = values.signer;
       if (values.type) fields['signatureType'] = values.type;
       if (values.reference) fields['externalReference'] = values.reference;
       if (values.webhook) fields['webhookUrl'] = values.webhook;
@@ -371,6 +409,7 @@ export const main = async (argv: string[]): Promise<number> => {
       if (args.length > 0) throw new UsageError(`list takes no arguments (got ${args.join(' ')})`);
       const query = new URLSearchParams();
       if (values.status) query.set('status', values.status);
+      if (values.signer) query.set('signer', values.signer);
       if (values.reference) query.set('externalReference', values.reference);
       if (createdAfter) query.set('created_after', createdAfter);
       if (createdBefore) query.set('created_before', createdBefore);
@@ -384,7 +423,7 @@ export const main = async (argv: string[]): Promise<number> => {
       }
       for (const op of body.data) {
         out(
-          `${op.id}  ${op.status.padEnd(16)}  ${op.createdAt ?? ''}  ${String(op.documents.length).padStart(4)} docs${op.externalReference ? `  ${op.externalReference}` : ''}`,
+          `${op.id}  ${op.status.padEnd(16)}  ${op.createdAt ?? ''}  ${String(op.documents.length).padStart(4)} docs  ${op.signer ?? ''}${op.externalReference ? `  ${op.externalReference}` : ''}`,
         );
       }
       if (body.data.length === 0) err('no operations');

@@ -110,7 +110,12 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       registers,
     }),
     uploadedBytes: new Counter({ name: 'signspool_uploaded_bytes_total', help: 'Document bytes accepted into the spool', registers }),
-    documentsAccepted: new Counter({ name: 'signspool_documents_accepted_total', help: 'Documents accepted', registers }),
+    documentsAccepted: new Counter({
+      name: 'signspool_documents_accepted_total',
+      help: 'Documents accepted, by signing identity',
+      labelNames: ['signer'] as const,
+      registers,
+    }),
     batchDocuments: new Histogram({
       name: 'signspool_batch_documents',
       help: 'Documents per upstream batch',

@@ -95,7 +95,7 @@ describe('api and worker as separate processes', () => {
     expect(workerMetrics).toMatch(/signspool_documents_completed_total\{outcome="signed"\} 2/);
     expect(workerMetrics).toMatch(/signspool_webhook_deliveries_total\{outcome="delivered"\} 1/);
     const apiMetrics = await (await fetch(`${api.url}/metrics`)).text();
-    expect(apiMetrics).toMatch(/signspool_documents_accepted_total 2/);
+    expect(apiMetrics).toMatch(/signspool_documents_accepted_total\{signer="default"\} 2/);
   });
 
   it('stops both processes cleanly on SIGTERM', async () => {

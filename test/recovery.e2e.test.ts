@@ -69,7 +69,15 @@ describe('recovery', () => {
       await mk('op_orphan', old);
       await mk('op_recent', new Date());
       await mk('op_alive', old);
-      await store.create({ id: 'op_alive', tenant: 't', signatureType: 'CAdES', externalReference: undefined, createdAt: Date.now(), documents: [] });
+      await store.create({
+        id: 'op_alive',
+        tenant: 't',
+        signer: 'default',
+        signatureType: 'CAdES',
+        externalReference: undefined,
+        createdAt: Date.now(),
+        documents: [],
+      });
       const janitor = new Janitor({ spool, store, logger: createLogger({ level: 'silent' }), intervalMs: 60_000, orphanGraceMs: 3600_000 });
       const swept = await janitor.sweep();
       expect(swept.removedOperations).toEqual(['op_orphan']);
@@ -99,7 +107,7 @@ describe('recovery', () => {
         size: i,
         sha256: 'ab'.repeat(32),
       }));
-      await store.create({ id: 'op_big', tenant: 't', signatureType: 'PAdES', externalReference: 'ref', createdAt: Date.now(), documents });
+      await store.create({ id: 'op_big', tenant: 't', signer: 'default', signatureType: 'PAdES', externalReference: 'ref', createdAt: Date.now(), documents });
       expect(await redis.pttl(store.key('op_big'))).toBeGreaterThan(0);
       const op = await store.get('op_big');
       expect(op?.documents.map((d) => d.id)).toEqual(documents.map((d) => d.id));

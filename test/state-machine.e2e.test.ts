@@ -27,6 +27,7 @@ describe('state machine', () => {
     await store.create({
       id: opId,
       tenant: 't',
+      signer: 'default',
       signatureType: 'CAdES',
       externalReference: undefined,
       createdAt: Date.now(),

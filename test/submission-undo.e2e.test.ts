@@ -59,6 +59,7 @@ describe('undoing a submission Redis did not answer for', () => {
     const op: NewOperation = {
       id: newId('op'),
       tenant: 'acme',
+      signer: 'default',
       signatureType: 'CAdES',
       externalReference: undefined,
       createdAt: Date.now(),

@@ -27,6 +27,8 @@ import { InvalidCursorError, type OperationStore } from '@signspool/shared/opera
 import type { WebhookAttempt } from '@signspool/shared/webhooks/deliveries';
 import { completedDeliveryId, enqueueWebhook, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
 import { FairShare } from '@signspool/shared/scheduling/fair-share';
+import type { SigningIdentity } from '@signspool/shared/signers/identities';
+import type { SignerRegistry } from '@signspool/shared/signers/registry';
 import { newId, type Spool } from '@signspool/shared/spool/spool';
 import { ATTR } from '@signspool/shared/spans';
 import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhooks/target';
@@ -37,6 +39,7 @@ import { acceptSubmission, retryOperation } from '../submissions.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
 import type { TenantRateLimits } from '../rate-limits.js';
 import { UploadGate } from '../upload/gate.js';
+import { chooseSigner, signerField } from '../upload/signer-choice.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload/storage.js';
 
 export interface OperationsRouteDeps {
@@ -54,11 +57,19 @@ export interface OperationsRouteDeps {
   limits: TenantRateLimits;
   /** Undoes failed submissions, later when Redis cannot be reached (submission-undo.ts). */
   undo: SubmissionUndo;
+  /** The signing identities; each submission reads the current snapshot (SIGHUP reloads it). */
+  signers: SignerRegistry;
 }
 
 export const submitFieldsSchema = z
   .object({
     signatureType: signatureTypeSchema.optional(),
+    /** The signing identity (else the tenant's default); before the file parts (upload/signer-choice.ts). */
+    signer: z
+      .string()
+      .max(255)
+      .describe("The signing identity (issuer) to sign with, one the tenant may use (else the tenant's default). Send it before the file parts.")
+      .optional(),
     // Refused, not stripped (file names are stripped): a reference changed silently would no longer match the caller's.
     externalReference: z
       .string()
@@ -79,6 +90,7 @@ export const listQuerySchema = z
     starting_after: z.string().max(200).optional(),
     status: z.enum(OPERATION_STATUSES).optional(),
     externalReference: z.string().max(255).optional(),
+    signer: z.string().max(255).describe('Only operations signed by this identity').optional(),
     created_after: z.iso.datetime({ offset: true }).optional(),
     created_before: z.iso.datetime({ offset: true }).optional(),
   })
@@ -109,6 +121,7 @@ export const operationLocation = operationPath;
 export const presentOperation = (op: OperationRecord, deliveries: WebhookAttempt[] = []) => ({
   id: op.id,
   status: op.status,
+  signer: op.signer,
   signatureType: op.signatureType,
   externalReference: op.externalReference ?? null,
   createdAt: new Date(op.createdAt).toISOString(),
@@ -190,7 +203,23 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     // The request's span (upload-span.ts): the spool writes are its children.
     const traceContext = context.active();
     trace.getSpan(traceContext)?.setAttributes({ [ATTR.operationId]: opId, [ATTR.tenant]: req.tenant ?? '' });
-    const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, partCount: 0, files: [], traceContext };
+    // The identity is chosen from one snapshot of the registry, when the first file part arrives
+    // (nothing stored yet), or after the fields when there is no file.
+    const identities = deps.signers.identities;
+    const tenant = req.tenant ?? '';
+    let chosenAtFirstFile: { identity: SigningIdentity; requested: string | undefined } | undefined;
+    const checkFields = (fields: unknown): void => {
+      if (chosenAtFirstFile) return;
+      try {
+        const requested = signerField(fields);
+        chosenAtFirstFile = { identity: chooseSigner(identities, tenant, requested), requested };
+      } catch (err) {
+        // Answered now, without reading (or storing) the rest of the upload.
+        pass.refuse(err instanceof Error ? err : new Error(String(err)));
+        throw err;
+      }
+    };
+    const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, partCount: 0, files: [], traceContext, checkFields };
     setUploadContext(req, ctx);
     let submitted = false;
     // Built when something is logged: a pino child with redaction costs ~5 % of an upload's CPU.
@@ -206,6 +235,10 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       }
       const files = (getUploadContext(req)?.files ?? []).filter((f): f is NonNullable<typeof f> => f !== undefined);
       if (files.length === 0) throw new SignspoolError('NO_FILES', { detail: 'attach at least one document as a "file" part' });
+      if (chosenAtFirstFile?.requested !== fields.data.signer) {
+        throw new SignspoolError('VALIDATION_FAILED', { detail: 'signer: send this field before the file parts (it decides who signs them)' });
+      }
+      const identity = chosenAtFirstFile?.identity ?? chooseSigner(identities, tenant, fields.data.signer);
       const fingerprint = submissionFingerprint({ ...fields.data }, files);
       if (reservation?.kind !== 'completed') await deps.limits.checkBacklog(req.tenant ?? '', files.length, res);
       if (reservation?.kind === 'completed') {
@@ -222,7 +255,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       }
       await spool.syncDir(spool.incomingDir(opId));
 
-      const signatureType = fields.data.signatureType ?? config.defaultSignatureType;
+      const signatureType = fields.data.signatureType ?? identity.signature.type;
       await assertDocumentFormats(signatureType, files);
       const webhookUrl = fields.data.webhookUrl ?? config.webhooks.endpoints[req.tenant ?? ''];
       if (webhookUrl !== undefined) checkWebhookTarget(webhookUrl, req.tenant ?? '');
@@ -237,6 +270,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       const newOp = {
         id: opId,
         tenant: req.tenant ?? '',
+        signer: identity.name,
         signatureType,
         externalReference: fields.data.externalReference,
         webhookUrl,
@@ -245,10 +279,10 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       };
       submitted = true;
       await acceptSubmission(submissions, newOp);
-      metrics.documentsAccepted.inc(documents.length);
+      metrics.documentsAccepted.inc({ signer: identity.name }, documents.length);
       metrics.uploadedBytes.inc(ctx.totalBytes);
       trace.getSpan(traceContext)?.setAttributes({ [ATTR.documents]: documents.length, [ATTR.bytes]: ctx.totalBytes });
-      if (logger.isLevelEnabled('info')) log().info({ documents: documents.length, bytes: ctx.totalBytes }, 'operation accepted');
+      if (logger.isLevelEnabled('info')) log().info({ documents: documents.length, bytes: ctx.totalBytes, signer: identity.name }, 'operation accepted');
       // The answer describes the operation as accepted (no extra read: a worker may already be at it).
       const body = presentOperation(newOperationRecord(newOp));
       if (reservation?.kind === 'reserved') await reservation.commit(fingerprint, operationLocation(opId), body);
@@ -275,6 +309,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         after: q.data.starting_after,
         status: q.data.status,
         externalReference: q.data.externalReference,
+        signer: q.data.signer,
         createdAfter: q.data.created_after === undefined ? undefined : Date.parse(q.data.created_after),
         createdBefore: q.data.created_before === undefined ? undefined : Date.parse(q.data.created_before),
       });

@@ -4,7 +4,9 @@
  *      space (507), the tenant's uploaded bytes per second and backlog (429, rate-limits.ts);
  *   2. a turn among the uploads being read (upload-admission.ts: per tenant, fewest first);
  *   3. reading the body under the upload timeouts (upload-timeouts.ts: 408).
- * So a refused request never waits for a slot, and a stalled upload gives its slot back.
+ * So a refused request never waits for a slot, and a stalled upload gives its slot back. A
+ * refusal found while the body is read (a field that precedes the files) stops reading at once,
+ * as a timeout does: the client learns it without sending the rest.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Writable } from 'node:stream';
@@ -20,6 +22,8 @@ import { UploadWatchdog } from './timeouts.js';
 export interface UploadPass {
   /** Awaits the body's reading (`work`: multer); rejects with 408 UPLOAD_TIMEOUT if the upload stalls or crawls first. */
   read(work: Promise<void>): Promise<void>;
+  /** Stops reading the body now; `read` rejects with `err` (its answer closes the connection). */
+  refuse(err: Error): void;
 }
 
 export interface UploadGateDeps {
@@ -75,7 +79,26 @@ export class UploadGate {
     res.once('close', release);
     this.uploadsInFlight += announced;
     res.once('close', () => (this.uploadsInFlight -= announced));
-    return { read: (work) => this.read(req, res, work, announced) };
+    let refuse: (err: Error) => void = () => undefined;
+    const refusal = new Promise<never>((_resolve, reject) => (refuse = reject));
+    refusal.catch(() => undefined);
+    return {
+      read: (work) => this.read(req, res, work, announced, refusal),
+      refuse: (err) => {
+        this.stopParsing(req, res, err);
+        refuse(err);
+      },
+    };
+  }
+
+  /** Stops parsing the body: the files being written fail and are removed (storage.ts); the answer closes the connection, which ends the request for multer. */
+  private stopParsing(req: Request, res: Response, err: Error): void {
+    res.setHeader('Connection', 'close');
+    const parser = this.parsers.get(req);
+    if (parser) {
+      req.unpipe(parser);
+      parser.destroy(err);
+    }
   }
 
   /** Checks what can be checked before reading the body; returns the bytes the upload announced. */
@@ -103,20 +126,17 @@ export class UploadGate {
     return announced;
   }
 
-  private read(req: Request, res: Response, work: Promise<void>, announced: number): Promise<void> {
+  private read(req: Request, res: Response, work: Promise<void>, announced: number, refusal: Promise<never>): Promise<void> {
     const socket = req.socket;
     const startBytes = socket.bytesRead;
     const reading = new Promise<void>((resolve, reject) => {
       const stop = this.watchdog.watch(socket, (err) => {
-        // Stop parsing now: the files being written fail and are removed (upload-storage.ts); the
-        // 408 closes the connection, which ends the request for multer.
-        res.setHeader('Connection', 'close');
-        const parser = this.parsers.get(req);
-        if (parser) {
-          req.unpipe(parser);
-          parser.destroy(err);
-        }
+        this.stopParsing(req, res, err);
         reject(err);
+      });
+      refusal.catch((err: unknown) => {
+        stop();
+        reject(err instanceof Error ? err : new Error(String(err)));
       });
       work.then(
         () => {

@@ -2,7 +2,8 @@
  * The multer StorageEngine of POST /v1/operations: streams each file part straight into
  * spool/incoming/<shard>/<opId>.<docId> while computing its sha256 and size, enforces the per-request
  * total-bytes limit (multer enforces per-file size and counts), and fsyncs each file. Nothing is
- * held in memory beyond the stream's buffers.
+ * held in memory beyond the stream's buffers. Fields that precede the files (the signing identity)
+ * are checked as the first file part arrives, before anything of it is written.
  */
 import { rm } from 'node:fs/promises';
 import type { Request } from 'express';
@@ -23,6 +24,11 @@ export interface UploadContext {
   files: SpooledFile[];
   /** The request's trace context: each file's spool.write span is its child (parts arrive outside it). */
   traceContext: Context;
+  /**
+   * Called with the fields parsed so far when a file part arrives, before anything of it is
+   * written; throwing refuses the upload with that error (nothing is stored).
+   */
+  checkFields?: (fields: unknown) => void;
 }
 
 export interface SpooledFile {
@@ -71,6 +77,13 @@ export const createSpoolStorage = (spool: Spool): StorageEngine => ({
     const ctx = contexts.get(req as Request);
     if (!ctx) {
       cb(new Error('upload context missing'));
+      return;
+    }
+    try {
+      ctx.checkFields?.((req as Request).body);
+    } catch (err) {
+      file.stream.resume();
+      cb(err instanceof Error ? err : new Error(String(err)));
       return;
     }
     const docId = newId('doc');

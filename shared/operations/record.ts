@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { ErrorCode } from '../errors.js';
 import { DOCUMENT_STATUSES, type DocumentStatus, type OperationStatus } from './states.js';
 import { signatureTypeSchema, type SignatureType } from '../queue.js';
+import { DEFAULT_SIGNER } from '../signers/identities.js';
 
 /** What the api learns of an uploaded document; every later view starts from these fields. */
 export const documentFileSchema = z.object({
@@ -43,6 +44,8 @@ export type DocumentRecord = z.infer<typeof documentRecordSchema>;
 export interface OperationRecord {
   id: string;
   tenant: string;
+  /** The signing identity that signs its documents (records from before identities: `default`). */
+  signer: string;
   signatureType: SignatureType;
   externalReference: string | undefined;
   webhookUrl: string | undefined;
@@ -58,6 +61,7 @@ export interface OperationRecord {
 export interface NewOperation {
   id: string;
   tenant: string;
+  signer: string;
   signatureType: SignatureType;
   externalReference: string | undefined;
   webhookUrl?: string | undefined;
@@ -91,6 +95,7 @@ const documentOf = (d: NewDocument, at: number): DocumentRecord => ({ ...d, stat
 export const newOperationRecord = (op: NewOperation): OperationRecord => ({
   id: op.id,
   tenant: op.tenant,
+  signer: op.signer,
   signatureType: op.signatureType,
   externalReference: op.externalReference,
   webhookUrl: op.webhookUrl,
@@ -109,6 +114,7 @@ export const operationFields = (op: NewOperation): Record<string, string> => {
   const fields: Record<string, string> = {
     id: op.id,
     tenant: op.tenant,
+    signer: op.signer,
     signatureType: op.signatureType,
     status: 'queued',
     createdAt: String(op.createdAt),
@@ -141,6 +147,7 @@ export const parseOperation = (h: Record<string, string>): OperationRecord => {
   return {
     id: h['id'] ?? '',
     tenant: h['tenant'] ?? '',
+    signer: h['signer'] ?? DEFAULT_SIGNER,
     signatureType: signatureTypeSchema.parse(h['signatureType']),
     externalReference: h['externalReference'],
     webhookUrl: h['webhookUrl'],

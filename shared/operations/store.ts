@@ -57,6 +57,7 @@ export interface ListQuery {
   after?: string | undefined;
   status?: OperationStatus | undefined;
   externalReference?: string | undefined;
+  signer?: string | undefined;
   createdAfter?: number | undefined;
   createdBefore?: number | undefined;
 }
@@ -146,6 +147,7 @@ export class OperationStore {
         const op = parseOperation(h);
         if (q.status && op.status !== q.status) continue;
         if (q.externalReference !== undefined && op.externalReference !== q.externalReference) continue;
+        if (q.signer !== undefined && op.signer !== q.signer) continue;
         out.push(op);
         if (out.length === q.limit) {
           if (gone.length) await this.redis.zrem(index, ...gone);

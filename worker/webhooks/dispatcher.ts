@@ -46,6 +46,7 @@ export const completedEvent = (op: OperationRecord, publicUrl: string) => ({
     id: op.id,
     status: op.status,
     externalReference: op.externalReference ?? null,
+    signer: op.signer,
     signatureType: op.signatureType,
     counts: op.counts,
     documents: op.documents.map((d) => documentView(op.id, d, publicUrl)),
