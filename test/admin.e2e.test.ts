@@ -83,6 +83,7 @@ describe('admin routes with ADMIN_TOKEN', () => {
     expect(empty.oldestWaiting).toBeNull();
     expect(empty.circuit).toEqual({ state: 'closed', workers: [] });
 
+    const submittedAt = Date.now();
     const first = await submit(stack.apiUrl, stack.keys.acme, [
       { name: 'a1.txt', content: 'a1' },
       { name: 'a2.txt', content: 'a2' },
@@ -94,7 +95,11 @@ describe('admin routes with ADMIN_TOKEN', () => {
     expect(s.oldestWaiting?.opId).toBe(first.body.id);
     expect(first.body.documents.map((d) => d.id)).toContain(s.oldestWaiting?.docId);
     expect(s.oldestWaiting?.tenant).toBe('acme');
-    expect(s.oldestWaiting?.ageSeconds).toBeGreaterThanOrEqual(0);
+    // Its age: whole seconds since the first submission, no more than the time since we sent it.
+    const acceptedAt = Date.parse(s.oldestWaiting?.acceptedAt ?? '');
+    expect(acceptedAt).toBeGreaterThanOrEqual(submittedAt - 1000);
+    expect(acceptedAt).toBeLessThanOrEqual(Date.now());
+    expect(s.oldestWaiting?.ageSeconds).toBeLessThanOrEqual(Math.ceil((Date.now() - submittedAt) / 1000));
     expect(s.inFlight.documents).toBe(0);
     // Fair scheduling: the jobs carry a priority, so BullMQ counts them as prioritized.
     expect(s.queues['sign']?.['prioritized']).toBe(4);

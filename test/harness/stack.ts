@@ -11,7 +11,7 @@ import { ApiServer } from '@signspool/api/server';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { loadConfig, type Config } from '@signspool/shared/config';
 import { createLogger, type Logger } from '@signspool/shared/logger';
-import { createMetrics } from '@signspool/shared/metrics';
+import { createMetrics, type Metrics } from '@signspool/shared/metrics';
 import { SigningWorker } from '@signspool/worker/worker';
 
 export interface Stack {
@@ -20,6 +20,8 @@ export interface Stack {
   keys: { acme: string; globex: string };
   dir: string;
   logger: Logger;
+  /** The registry api and worker share in-process (read it to see what they counted). */
+  metrics: Metrics;
   api: ApiServer | undefined;
   worker: SigningWorker | undefined;
   stop(): Promise<void>;
@@ -68,6 +70,7 @@ export const startStack = async (opts: StackOptions = {}): Promise<Stack> => {
   return {
     apiUrl,
     config,
+    metrics,
     keys,
     dir,
     logger,
