@@ -25,7 +25,8 @@ import type { Config, TenantLimits } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import { readBacklog } from '@signspool/shared/scheduling/tenant-backlog';
+import { defineScripts } from '@signspool/shared/redis/scripts';
+import { backlogKey, readBacklog } from '@signspool/shared/scheduling/tenant-backlog';
 
 export type LimitName = 'requests' | 'reads' | 'upload_bytes' | 'backlog' | 'redeliveries';
 const LIMIT_NAMES: readonly LimitName[] = ['requests', 'reads', 'upload_bytes', 'backlog', 'redeliveries'];
@@ -51,6 +52,23 @@ const WINDOWS = {
   redeliveries: { name: 'redeliveries', policy: 'redeliveries', seconds: REDELIVERY_WINDOW_S },
 } as const satisfies Record<string, Window>;
 
+const SCRIPTS = { signspoolUploadLimits: { file: 'upload-limits', numberOfKeys: 3 } } as const;
+
+interface ScriptedRedis extends Redis {
+  signspoolUploadLimits(
+    requestsKey: string,
+    bytesKey: string,
+    backlogKey: string,
+    tenant: string,
+    requestsQuota: number,
+    requestsSeconds: number,
+    bytesQuota: number,
+    bytesSeconds: number,
+    announced: number,
+    backlogQuota: number,
+  ): Promise<[string, number, number]>;
+}
+
 /** `"name";q=100;w=1` (RateLimit-Policy item). */
 const policyItem = (w: Window, quota: number): string => `"${w.policy}";q=${quota};w=${w.seconds}${w.unit ? `;qu="${w.unit}"` : ''}`;
 /** `"name";r=42;t=1` (RateLimit item). */
@@ -68,6 +86,7 @@ export class TenantRateLimits {
     private readonly metrics: Metrics,
     private readonly logger: Logger,
   ) {
+    defineScripts(redis, SCRIPTS);
     for (const limit of LIMIT_NAMES) for (const outcome of ['allowed', 'limited', 'error']) metrics.rateLimitDecisions.inc({ limit, outcome }, 0);
   }
 
@@ -84,9 +103,13 @@ export class TenantRateLimits {
     };
   }
 
-  /** Middleware: the tenant's requests per second (after authentication); GET and HEAD count as reads. */
+  /**
+   * Middleware: the tenant's requests per second (after authentication); GET and HEAD count as
+   * reads. An upload (POST /) is counted by `checkUpload`, with its other limits in one round trip.
+   */
   requests(): RequestHandler {
     return (req, res, next) => {
+      if (req.method === 'POST' && req.path === '/') return next();
       const limits = this.limitsOf(req.tenant ?? '');
       const read = req.method === 'GET' || req.method === 'HEAD';
       const quota = read ? limits.readsPerSecond : limits.requestsPerSecond;
@@ -99,19 +122,44 @@ export class TenantRateLimits {
   }
 
   /**
-   * Before an upload takes a slot: the tenant's backlog is under its quota, and its uploaded
-   * bytes per second leave room. `announced` (Content-Length) is counted now; an upload that
-   * announced nothing (chunked) is counted when read (`chargeUploaded`). One upload larger than
-   * the window's quota is let through when the window was not exhausted before it.
+   * Before an upload takes a slot, in one Redis round trip (lua/upload-limits.lua): the tenant's
+   * backlog is under its quota, the upload fits its requests per second, and its uploaded bytes
+   * per second leave room. `announced` (Content-Length) is counted now; an upload that announced
+   * nothing (chunked) is counted when read (`chargeUploaded`). One upload larger than the window's
+   * quota is let through when the window was not exhausted before it.
    */
   async checkUpload(tenant: string, announced: number, res: Response): Promise<void> {
     const limits = this.limitsOf(tenant);
-    await Promise.all([
-      this.checkBacklog(tenant, 0, res),
-      limits.uploadBytesPerSecond === 0
-        ? undefined
-        : this.take(WINDOWS.upload_bytes, limits.uploadBytesPerSecond * UPLOAD_BYTES_WINDOW_S, tenant, Math.max(1, announced), res, true),
-    ]);
+    const bytesQuota = limits.uploadBytesPerSecond * UPLOAD_BYTES_WINDOW_S;
+    const enabled = LIMIT_NAMES.filter(
+      (l) => (l === 'requests' && limits.requestsPerSecond > 0) || (l === 'upload_bytes' && bytesQuota > 0) || (l === 'backlog' && limits.backlogDocuments > 0),
+    );
+    if (enabled.length === 0) return;
+    let outcome: string, a: number, b: number;
+    try {
+      [outcome, a, b] = await (this.redis as ScriptedRedis).signspoolUploadLimits(
+        this.windowKey(WINDOWS.requests, tenant),
+        this.windowKey(WINDOWS.upload_bytes, tenant),
+        backlogKey(this.prefix),
+        tenant,
+        limits.requestsPerSecond,
+        WINDOWS.requests.seconds,
+        bytesQuota,
+        WINDOWS.upload_bytes.seconds,
+        Math.max(1, announced),
+        limits.backlogDocuments,
+      );
+    } catch (err) {
+      throw this.storeError(enabled[0] ?? 'requests', err);
+    }
+    if (outcome === 'backlog') throw this.backlogFull(limits.backlogDocuments, a, res);
+    if (outcome === 'requests') throw this.limited(WINDOWS.requests, limits.requestsPerSecond, b, res);
+    if (outcome === 'upload_bytes') throw this.limited(WINDOWS.upload_bytes, bytesQuota, b, res);
+    for (const limit of enabled) this.metrics.rateLimitDecisions.inc({ limit, outcome: 'allowed' });
+    if (limits.requestsPerSecond > 0) {
+      res.setHeader('RateLimit-Policy', policyItem(WINDOWS.requests, limits.requestsPerSecond));
+      res.setHeader('RateLimit', limitItem(WINDOWS.requests, limits.requestsPerSecond - a, b));
+    }
   }
 
   /** Counts bytes of an upload that announced no length, once read (never refuses). */
@@ -138,14 +186,36 @@ export class TenantRateLimits {
       this.metrics.rateLimitDecisions.inc({ limit: 'backlog', outcome: 'allowed' });
       return;
     }
+    throw this.backlogFull(quota, backlog, res);
+  }
+
+  /** 429 BACKLOG_FULL (counted, with its RateLimit fields). */
+  private backlogFull(quota: number, backlog: number, res: Response): SignspoolError {
     this.metrics.rateLimitDecisions.inc({ limit: 'backlog', outcome: 'limited' });
     res.setHeader('RateLimit-Policy', `"backlog";q=${quota}`);
     res.setHeader('RateLimit', `"backlog";r=${Math.max(0, quota - backlog)};t=${BACKLOG_RETRY_AFTER_MS / 1000}`);
-    throw new SignspoolError('BACKLOG_FULL', {
+    return new SignspoolError('BACKLOG_FULL', {
       detail: `this tenant has ${backlog} documents waiting to be signed and may have at most ${quota}; retry when some have ended`,
       retryAfterMs: BACKLOG_RETRY_AFTER_MS,
       extensions: { limit: quota, backlog },
     });
+  }
+
+  /** 429 RATE_LIMITED over window `w` (counted, with its RateLimit fields); `msBeforeNext` until the window resets. */
+  private limited(w: Window, quota: number, msBeforeNext: number, res: Response): SignspoolError {
+    this.metrics.rateLimitDecisions.inc({ limit: w.name, outcome: 'limited' });
+    res.setHeader('RateLimit-Policy', policyItem(w, quota));
+    res.setHeader('RateLimit', limitItem(w, 0, msBeforeNext));
+    return new SignspoolError('RATE_LIMITED', {
+      detail: `over this tenant's limit of ${quota} ${w.unit === 'content-bytes' ? 'uploaded bytes' : w.name} per ${w.seconds} s; retry after the time in Retry-After`,
+      retryAfterMs: Math.max(1000, msBeforeNext),
+      extensions: { policy: w.policy, limit: quota, windowSeconds: w.seconds },
+    });
+  }
+
+  /** The Redis key of `key`'s counter in window `w` (rate-limiter-flexible's `<keyPrefix>:<key>`). */
+  private windowKey(w: Window, key: string): string {
+    return `${this.prefix}:rl:${w.name}:${key}`;
   }
 
   /** A webhook redelivery of `opId` (per operation and hour). */
@@ -159,37 +229,26 @@ export class TenantRateLimits {
     const id = `${w.name}:${points}`;
     let l = this.limiters.get(id);
     if (!l) {
-      l = new RateLimiterRedis({ storeClient: this.redis, keyPrefix: `${this.prefix}:rl:${w.name}`, points, duration: w.seconds, rejectIfRedisNotReady: true });
+      l = new RateLimiterRedis({
+        storeClient: this.redis,
+        keyPrefix: this.windowKey(w, '').slice(0, -1),
+        points,
+        duration: w.seconds,
+        rejectIfRedisNotReady: true,
+      });
       this.limiters.set(id, l);
     }
     return l;
   }
 
-  /**
-   * Consumes `cost` of `key`'s window; 429 when over. With `oneOver`, the request that first
-   * crosses the quota passes (its cost may exceed the whole quota), and a refused one is refunded.
-   */
-  private async take(w: Window, quota: number, key: string, cost: number, res: Response, oneOver = false): Promise<void> {
+  /** Consumes `cost` of `key`'s window; 429 when over. */
+  private async take(w: Window, quota: number, key: string, cost: number, res: Response): Promise<void> {
     let r: RateLimiterRes;
     try {
       r = await this.limiter(w, quota).consume(key, cost);
     } catch (err) {
       if (!(err instanceof RateLimiterRes)) throw this.storeError(w.name, err);
-      r = err;
-      if (!(oneOver && r.consumedPoints - cost < quota)) {
-        if (oneOver)
-          await this.limiter(w, quota)
-            .reward(key, cost)
-            .catch(() => undefined);
-        this.metrics.rateLimitDecisions.inc({ limit: w.name, outcome: 'limited' });
-        res.setHeader('RateLimit-Policy', policyItem(w, quota));
-        res.setHeader('RateLimit', limitItem(w, 0, r.msBeforeNext));
-        throw new SignspoolError('RATE_LIMITED', {
-          detail: `over this tenant's limit of ${quota} ${w.unit === 'content-bytes' ? 'uploaded bytes' : w.name} per ${w.seconds} s; retry after the time in Retry-After`,
-          retryAfterMs: Math.max(1000, r.msBeforeNext),
-          extensions: { policy: w.policy, limit: quota, windowSeconds: w.seconds },
-        });
-      }
+      throw this.limited(w, quota, err.msBeforeNext, res);
     }
     this.metrics.rateLimitDecisions.inc({ limit: w.name, outcome: 'allowed' });
     if (w.name === 'requests' || w.name === 'reads') {

@@ -13,7 +13,7 @@ import { createLogger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';
 import { backlogKey } from '@signspool/shared/scheduling/tenant-backlog';
 import { isTerminal } from '@signspool/shared/operations/states';
-import { auth, download, submit, waitForTerminal, type OperationView } from './harness/client.js';
+import { auth, download, eventually, submit, waitForTerminal, type OperationView } from './harness/client.js';
 import { startTestRedis } from './harness/redis.js';
 import { startStack, testPrefix, type Stack } from './harness/stack.js';
 import { inject } from 'vitest';
@@ -177,6 +177,49 @@ describe('the default limits, one tenant', () => {
       await stack.stop();
     }
   }, 120_000);
+});
+
+describe("an upload's limits", () => {
+  it('are checked in one Redis round trip: one command more than with every limit off', async () => {
+    const own = await startTestRedis();
+    const limited = await startStack({ worker: false, env: { REDIS_URL: own.url } });
+    const unlimited = await startStack({
+      worker: false,
+      env: { REDIS_URL: own.url, RATE_LIMIT_REQUESTS: '0', RATE_LIMIT_READS: '0', RATE_LIMIT_UPLOAD_BYTES: '0', BACKLOG_MAX_DOCUMENTS: '0' },
+    });
+    const client = new Redis(own.url);
+    const monitor = await client.monitor();
+    try {
+      /** The commands (not those run by scripts) that name the stack's keys during one upload. */
+      const commandsOfUpload = async (stack: Stack, marker: string): Promise<string[][]> => {
+        const seen: string[][] = [];
+        let done = false;
+        const on = (_time: string, args: string[], source: string): void => {
+          if (args.includes(marker)) done = true;
+          else if (!done && source !== 'lua' && args.some((a) => a.includes(stack.config.queuePrefix))) seen.push(args);
+        };
+        monitor.on('monitor', on);
+        expect((await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a.txt', content: 'a' }])).status).toBe(202);
+        // Redis runs commands in order: the marker shows once every command of the upload has.
+        const echo = new Redis(own.url);
+        await echo.echo(marker);
+        await echo.quit();
+        await eventually('the marker in MONITOR', () => done);
+        monitor.off('monitor', on);
+        return seen;
+      };
+      for (const stack of [limited, unlimited]) await commandsOfUpload(stack, `warm-${stack.config.queuePrefix}`); // scripts loaded
+      const withLimits = await commandsOfUpload(limited, 'with-limits');
+      const without = await commandsOfUpload(unlimited, 'without-limits');
+      expect(withLimits.length - without.length).toBe(1);
+    } finally {
+      monitor.disconnect();
+      await client.quit();
+      await limited.stop();
+      await unlimited.stop();
+      await own.stop();
+    }
+  });
 });
 
 describe('redeliveries per operation', () => {

@@ -240,7 +240,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       }
       const identity = chosenAtFirstFile?.identity ?? chooseSigner(identities, tenant, fields.data.signer);
       const fingerprint = submissionFingerprint({ ...fields.data }, files);
-      if (reservation?.kind !== 'completed') await deps.limits.checkBacklog(req.tenant ?? '', files.length, res);
+      // Room for one was checked before the body (gate.enter): more documents are checked again.
+      if (reservation?.kind !== 'completed' && files.length > 1) await deps.limits.checkBacklog(req.tenant ?? '', files.length, res);
       if (reservation?.kind === 'completed') {
         // A replay: nothing new is kept or enqueued.
         await spool.removeOperation(opId, ['incoming']);
