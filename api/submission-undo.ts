@@ -8,7 +8,7 @@
 import type { Queue } from 'bullmq';
 import type { Logger } from '@signspool/shared/logger';
 import type { NewOperation } from '@signspool/shared/operations/record';
-import type { OperationStore } from '@signspool/shared/operations/store';
+import { ACCEPTING_TTL_MS, type OperationStore } from '@signspool/shared/operations/store';
 import { signJobId } from '@signspool/shared/queue';
 import type { Spool } from '@signspool/shared/spool/spool';
 
@@ -36,7 +36,7 @@ export class SubmissionUndo {
   async undo(op: NewOperation): Promise<UndoOutcome> {
     const outcome = await this.attempt(op);
     if (outcome === 'unknown' && !this.stopped) {
-      this.pending.set(op.id, { op, until: Date.now() + (this.opts.giveUpAfterMs ?? 10 * 60_000) });
+      this.pending.set(op.id, { op, until: Date.now() + (this.opts.giveUpAfterMs ?? ACCEPTING_TTL_MS) });
       this.timer ??= setInterval(() => void this.retry(), this.opts.retryMs ?? 1000);
       this.timer.unref();
     }

@@ -382,6 +382,7 @@ const envSchema = z
     UPSTREAM_BACKOFF_BASE: duration('1s'),
     UPSTREAM_BACKOFF_MAX: duration('60s'),
     DURABILITY: z.enum(['everysec', 'strict']).default('everysec'),
+    DURABILITY_TIMEOUT: duration('5s', 1),
     REDIS_MIN_REPLICAS: int(0, 0, 16),
     UPSTREAM_BREAKER_THRESHOLD: int(5, 1, 1000),
     UPSTREAM_BREAKER_COOLDOWN: duration('30s', 100),
@@ -499,6 +500,10 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
     group: 'Redis and the spool',
     meaning:
       '`strict`: no `202` and no retired upload before Redis has the write on disk, and start refused against a Redis without AOF (see [reliability.md](reliability.md))',
+  },
+  DURABILITY_TIMEOUT: {
+    group: 'Redis and the spool',
+    meaning: 'with `DURABILITY=strict`: how long a write waits for Redis to confirm it on disk (`WAITAOF`/`WAIT`) before the request answers `503`',
   },
   REDIS_MIN_REPLICAS: {
     group: 'Redis and the spool',
@@ -724,7 +729,7 @@ const configSchema = envSchema.transform((c) => {
     logLevel: c.LOG_LEVEL,
     logFormat: c.LOG_FORMAT,
     redisUrl: c.REDIS_URL,
-    durability: { mode: c.DURABILITY, minReplicas: c.REDIS_MIN_REPLICAS, timeoutMs: 5000 },
+    durability: { mode: c.DURABILITY, minReplicas: c.REDIS_MIN_REPLICAS, timeoutMs: c.DURABILITY_TIMEOUT },
     redisConnectTimeoutMs: c.REDIS_CONNECT_TIMEOUT,
     redisSentinel:
       c.REDIS_SENTINELS && c.REDIS_SENTINEL_NAME

@@ -91,6 +91,6 @@ export class Durability {
     } else if (((await redis.call('WAIT', minReplicas, timeoutMs)) as number) >= minReplicas) {
       return;
     }
-    throw new SignspoolError('SERVICE_UNAVAILABLE', { detail: 'the operation store did not confirm a durable write in time; retry', retryAfterMs: 5000 });
+    throw new SignspoolError('SERVICE_UNAVAILABLE', { detail: 'the operation store did not confirm a durable write in time; retry', retryAfterMs: timeoutMs });
   }
 }

@@ -75,8 +75,8 @@ export class InvalidCursorError extends Error {
   }
 }
 
-/** TTL of a record whose upload never finished being accepted (api died between record and jobs). */
-const ACCEPTING_TTL_MS = 10 * 60 * 1000;
+/** TTL of a record whose upload never finished being accepted (api died between record and jobs); also how long an undo is retried. */
+export const ACCEPTING_TTL_MS = 10 * 60 * 1000;
 
 export class OperationStore {
   readonly redis: ScriptedRedis;

@@ -1,4 +1,4 @@
-/** The batch runner's retry delay: capped exponential backoff with full jitter, Retry-After as a floor. */
+/** The batch runner: its retry delay, capped exponential backoff with full jitter and Retry-After as a floor. */
 import { describe, expect, it } from 'vitest';
 import { backoffDelay } from '@signspool/worker/batch/runner';
 
