@@ -1,6 +1,6 @@
 /**
  * The express application: createApp(deps) wires routes, auth, metrics and problem+json errors.
- * /metrics is here unless METRICS_PORT moves it to its own server (api/metrics-server.ts);
+ * /metrics is here only with METRICS_PORT=api (and METRICS_TOKEN); by default it has its own server (api/metrics-server.ts);
  * /docs and /openapi.json only with DOCS_PUBLIC=true.
  */
 import express, { type Express, type RequestHandler } from 'express';

@@ -84,9 +84,11 @@ export class ApiServer {
       getJobCounts: (...s) => this.webhookQueue?.getJobCounts(...(s as never[])) ?? Promise.resolve({}),
     });
     this.deps.metrics.spoolSources.push(spool);
-    // Per-tenant backlog series come from the api only (every api reads the same hash; workers do not).
+    // Per-tenant backlog series come from the api only (every api reads the same hash; workers do not);
+    // tenant names only where every scrape must send METRICS_TOKEN.
     if (config.metrics.tenantSeries > 0) {
-      this.deps.metrics.tenantBacklogSources.push(new TenantBacklogReader(this.redis, config.queuePrefix, config.metrics.tenantSeries, logger));
+      const named = config.metrics.token !== undefined;
+      this.deps.metrics.tenantBacklogSources.push(new TenantBacklogReader(this.redis, config.queuePrefix, config.metrics.tenantSeries, logger, named));
     }
     const store = new OperationStore(this.redis, { prefix: config.queuePrefix, retentionMs: config.retentionMs });
     this.events = new OperationEvents(this.redis, store.channel, logger);

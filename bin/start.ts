@@ -65,6 +65,7 @@ const describeSigner = (config: Config, signers: SignerRegistry): string => {
 const main = async (mode: Mode, config: Config, logger: Logger, shutdown: ShutdownManager): Promise<void> => {
   // What can fail without Redis is checked before anything is spawned or generated.
   if (mode !== 'worker') await assertPortFree(config.host, config.port, 'PORT');
+  if (mode !== 'worker' && config.metrics.port) await assertPortFree(config.host, config.metrics.port, 'METRICS_PORT');
   if (mode === 'worker') await assertPortFree(config.host, config.workerMetricsPort, 'WORKER_METRICS_PORT');
   await assertWritableDir(config.dataDir, 'DATA_DIR');
   await assertWritableDir(config.spoolDir, 'SPOOL_DIR');
@@ -121,6 +122,7 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
     }
     if (keys.generatedKey && keys.file) generatedKey = { key: keys.generatedKey, file: keys.file };
     banner['api'] = api.url;
+    banner['metrics'] = api.metricsUrl || `${api.url}/metrics`;
     banner['docs'] = `${api.url}/docs`;
   }
   banner['redis'] = redis.description;

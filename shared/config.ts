@@ -276,6 +276,21 @@ const durationList = (def: string) =>
       return list as number[];
     });
 
+/** The api's /metrics: its own port (default 9465, beside the worker's 9464), or `api` for the api's public port (then METRICS_TOKEN is required). */
+const metricsPort = z
+  .string()
+  .default('9465')
+  .transform((raw, ctx): number | 'api' => {
+    const v = raw.trim().toLowerCase();
+    if (v === 'api') return 'api';
+    const n = Number(v);
+    if (!/^\d{1,5}$/.test(v) || n > 65535) {
+      ctx.addIssue({ code: 'custom', message: 'must be a port (0-65535) or "api" (the api\'s own port, with METRICS_TOKEN)' });
+      return z.NEVER;
+    }
+    return n;
+  });
+
 const envSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -310,7 +325,7 @@ const envSchema = z
     AUTH_ALGORITHMS: jwtAlgorithms,
     AUTH_CLOCK_TOLERANCE: duration('30s'),
     AUTH_JWKS_COOLDOWN: duration('30s'),
-    METRICS_PORT: z.coerce.number().int('must be a whole number').min(0).max(65535).optional(),
+    METRICS_PORT: metricsPort,
     METRICS_TOKEN: optionalString,
     METRICS_TENANT_SERIES: int(20, 0, 1000),
     DOCS_PUBLIC: bool(true),
@@ -429,6 +444,12 @@ const envSchema = z
         if (c[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when AUTH_JWKS_URL is set' });
       }
     }
+    if (c.METRICS_PORT === 'api' && c.METRICS_TOKEN === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['METRICS_PORT'], message: 'METRICS_PORT=api serves /metrics on the public port: set METRICS_TOKEN too' });
+    }
+    if (c.METRICS_PORT !== 0 && c.METRICS_PORT === c.PORT) {
+      ctx.addIssue({ code: 'custom', path: ['METRICS_PORT'], message: 'must differ from PORT (METRICS_PORT=api serves /metrics on the api port)' });
+    }
     if (c.METRICS_TOKEN !== undefined && c.METRICS_TOKEN.length < 16) {
       ctx.addIssue({ code: 'custom', path: ['METRICS_TOKEN'], message: 'must be at least 16 characters' });
     }
@@ -536,8 +557,16 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   AUTH_CLOCK_TOLERANCE: { group: 'Authentication', meaning: "leeway on a JWT's `exp`/`nbf`" },
   AUTH_JWKS_COOLDOWN: { group: 'Authentication', meaning: 'least time between JWKS refetches for an unknown `kid`' },
 
-  METRICS_PORT: { group: 'Metrics, docs and admin', default: '— (on `PORT`)', meaning: "serve the api's `/metrics` on this port instead of the api's" },
-  METRICS_TOKEN: { group: 'Metrics, docs and admin', meaning: '`/metrics` (api and worker) needs `Authorization: Bearer <token>` (at least 16 characters)' },
+  METRICS_PORT: {
+    group: 'Metrics, docs and admin',
+    meaning:
+      "the port of the api's `/metrics` (never the api's own `PORT`; 9465 beside the worker's 9464); `api` serves it on `PORT` instead, and then requires `METRICS_TOKEN`",
+  },
+  METRICS_TOKEN: {
+    group: 'Metrics, docs and admin',
+    meaning:
+      '`/metrics` (api and worker) needs `Authorization: Bearer <token>` (at least 16 characters); tenant names appear on `/metrics` only with it (else `tenant="_other"` sums every backlog)',
+  },
   METRICS_TENANT_SERIES: {
     group: 'Metrics, docs and admin',
     meaning:
@@ -760,10 +789,11 @@ const configSchema = envSchema.transform((c) => {
             jwksCooldownMs: c.AUTH_JWKS_COOLDOWN,
           },
     /**
-     * The api's /metrics: on its own port when set (else on the api's port), behind a bearer token when
-     * set; `tenantSeries`: tenants with a series of their own in signspool_tenant_backlog_documents (0: none).
+     * The api's /metrics: on its own port (undefined: on the api's port, METRICS_PORT=api), behind a bearer
+     * token when set; `tenantSeries`: tenants with a series of their own in signspool_tenant_backlog_documents
+     * (0: none; tenant names are exported only to scrapers that send the token).
      */
-    metrics: { port: c.METRICS_PORT, token: c.METRICS_TOKEN, tenantSeries: c.METRICS_TENANT_SERIES },
+    metrics: { port: c.METRICS_PORT === 'api' ? undefined : c.METRICS_PORT, token: c.METRICS_TOKEN, tenantSeries: c.METRICS_TENANT_SERIES },
     docsPublic: c.DOCS_PUBLIC,
     /** Bearer token of /v1/admin/* and /admin/queues; those routes do not exist without it. */
     adminToken: c.ADMIN_TOKEN,

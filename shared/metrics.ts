@@ -3,12 +3,12 @@
  * low-cardinality: outcomes, reasons, catalog codes, routes; never operation ids. Tenants are not a
  * bounded set (JWT tenants come from a claim), so no metric has a tenant label but one:
  * `signspool_tenant_backlog_documents`, bounded to the METRICS_TENANT_SERIES largest backlogs plus
- * `tenant="_other"` (at most N + 1 series). Signing identities are bounded (they come from
- * SIGNERS_FILE, names checked): metrics of the signer side carry a `signer` label.
+ * `tenant="_other"` (at most N + 1 series), with names only behind METRICS_TOKEN. Signing identities
+ * are bounded (they come from SIGNERS_FILE, names checked): metrics of the signer side carry a `signer` label.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { errorCatalog } from './errors.js';
-import { topTenants } from './scheduling/tenant-backlog.js';
+import { anonymousBacklog, topTenants } from './scheduling/tenant-backlog.js';
 
 export type FlushReason = 'docs' | 'bytes' | 'linger' | 'shutdown';
 
@@ -28,6 +28,8 @@ export interface SpoolUsageSource {
 export interface TenantBacklogSource {
   /** Tenants that get a series of their own; the rest are summed into tenant="_other". 0: no series. */
   readonly series: number;
+  /** False: no tenant name is exported, only tenant="_other" with the sum (scrapes without METRICS_TOKEN). */
+  readonly named: boolean;
   /** Rejects when the backlog cannot be read (the gauge keeps its last values). */
   read(): Promise<Record<string, number>>;
 }
@@ -81,7 +83,7 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
         if (!backlog) return;
         // Tenants that left the top N, or whose backlog ended, disappear from the exposition.
         this.reset();
-        for (const [tenant, n] of topTenants(backlog, s.series)) this.set({ tenant }, n);
+        for (const [tenant, n] of s.named ? topTenants(backlog, s.series) : anonymousBacklog(backlog)) this.set({ tenant }, n);
       },
     }),
     spoolUsedBytes: new Gauge({

@@ -175,7 +175,7 @@ describe('signspool CLI against an api without a worker', () => {
     expect(r.stderr).toMatch(/big\.bin is 1\.0 KB: the server accepts files of at most 1\.0 KB \(1024 bytes\); nothing was uploaded/);
     expect(r.stderr).not.toMatch(/uploading/);
     // The api saw no upload at all.
-    expect(await (await fetch(`${stack.apiUrl}/metrics`)).text()).not.toMatch(/signspool_http_request_duration_seconds_count\{method="POST"/);
+    expect(await (await fetch(stack.metricsUrl)).text()).not.toMatch(/signspool_http_request_duration_seconds_count\{method="POST"/);
   });
 
   it('cancels an operation, then says it has ended', async () => {

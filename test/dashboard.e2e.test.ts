@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '@signspool/shared/metrics';
 import { auth, eventually, submit, waitForTerminal } from './harness/client.js';
 import { rawConnect, uploadHead } from './harness/raw-http.js';
-import { startStack, type Stack } from './harness/stack.js';
+import { scrapeMetrics, startStack, TEST_METRICS_TOKEN, type Stack } from './harness/stack.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 interface Datasource {
@@ -135,7 +135,10 @@ describe('Grafana dashboard', () => {
 
   beforeAll(async () => {
     // globex may make one request per second; an upload that sends nothing for 1 s ends with 408.
-    stack = await startStack({ env: { TENANT_LIMITS: JSON.stringify({ globex: { requestsPerSecond: 1 } }), UPLOAD_IDLE_TIMEOUT: '1s' } });
+    // With METRICS_TOKEN: tenant names are exported only to scrapers that send it.
+    stack = await startStack({
+      env: { TENANT_LIMITS: JSON.stringify({ globex: { requestsPerSecond: 1 } }), UPLOAD_IDLE_TIMEOUT: '1s', METRICS_TOKEN: TEST_METRICS_TOKEN },
+    });
     // Exercise the pipeline once so every labelled series exists.
     const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'm.txt', content: 'metrics' }]);
     await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
@@ -157,7 +160,7 @@ describe('Grafana dashboard', () => {
     // A document left queued (no worker any more): acme has a backlog while the exposition is read.
     await stack.worker?.stop();
     expect((await submit(stack.apiUrl, stack.keys.acme, [{ name: 'queued.txt', content: 'queued' }])).status).toBe(202);
-    samples = parseSamples(await (await fetch(`${stack.apiUrl}/metrics`)).text());
+    samples = parseSamples(await (await scrapeMetrics(stack)).text());
     exposition = labelsByMetric(samples);
   });
   afterAll(async () => {

@@ -1,9 +1,11 @@
 /**
- * What the network sees on each port: by default /metrics, /docs and /openapi.json on the api's
- * port; METRICS_PORT moves /metrics to its own server; METRICS_TOKEN puts it behind a bearer
- * token (api and worker); DOCS_PUBLIC=false removes the reference pages.
+ * What the network sees on each port: by default the api's /metrics is on a port of its own
+ * (METRICS_PORT, 9465), never on the api's; /docs and /openapi.json on the api's port unless
+ * DOCS_PUBLIC=false; METRICS_PORT=api puts /metrics on the api's port, only with METRICS_TOKEN;
+ * METRICS_TOKEN puts /metrics behind a bearer token (api and worker).
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '@signspool/shared/config';
 import { createMetrics } from '@signspool/shared/metrics';
 import { WorkerHttpServer } from '@signspool/worker/worker-http-server';
 import { startStack, type Stack } from './harness/stack.js';
@@ -22,12 +24,24 @@ describe('what each port exposes', () => {
   };
   const status = async (url: string, headers: Record<string, string> = {}) => (await fetch(url, { headers })).status;
 
-  it('by default serves /metrics, /docs and /openapi.json on the api port', async () => {
+  it('by default serves /metrics on its own port (9465), not on the api port; /docs and /openapi.json on the api port', async () => {
+    expect(loadConfig({}).metrics.port).toBe(9465);
+    // The harness sets METRICS_PORT=0 (tests run side by side); everything else is the default.
     const s = await start({});
-    expect(await status(`${s.apiUrl}/metrics`)).toBe(200);
+    const onApi = await fetch(`${s.apiUrl}/metrics`);
+    expect(onApi.status).toBe(404);
+    expect(((await onApi.json()) as { code: string }).code).toBe('ROUTE_NOT_FOUND');
+    expect(new URL(s.metricsUrl).port).not.toBe(new URL(s.apiUrl).port);
+    expect(await status(s.metricsUrl)).toBe(200);
     expect(await status(`${s.apiUrl}/docs`)).toBe(200);
     expect(await status(`${s.apiUrl}/openapi.json`)).toBe(200);
-    expect(s.api?.metricsUrl).toBe('');
+  });
+
+  it('METRICS_PORT=api needs METRICS_TOKEN, and must differ from PORT otherwise', () => {
+    expect(() => loadConfig({ METRICS_PORT: 'api' })).toThrow(/METRICS_PORT: .*METRICS_TOKEN/);
+    expect(() => loadConfig({ METRICS_PORT: '8080', PORT: '8080' })).toThrow(/METRICS_PORT: must differ from PORT/);
+    expect(() => loadConfig({ METRICS_PORT: 'nine' })).toThrow(/METRICS_PORT/);
+    expect(loadConfig({ METRICS_PORT: 'api', METRICS_TOKEN: TOKEN }).metrics.port).toBeUndefined();
   });
 
   it('with METRICS_PORT and DOCS_PUBLIC=false, the api port serves the API only', async () => {
@@ -53,8 +67,9 @@ describe('what each port exposes', () => {
     expect(await status(`${s.apiUrl}/healthz`)).toBe(200);
   });
 
-  it('with METRICS_TOKEN alone, /metrics on the api port needs the token', async () => {
-    const s = await start({ METRICS_TOKEN: TOKEN });
+  it('with METRICS_PORT=api, /metrics on the api port needs the token', async () => {
+    const s = await start({ METRICS_PORT: 'api', METRICS_TOKEN: TOKEN });
+    expect(s.metricsUrl).toBe(`${s.apiUrl}/metrics`);
     const denied = await fetch(`${s.apiUrl}/metrics`);
     expect(denied.status).toBe(401);
     expect(denied.headers.get('content-type')).toContain('application/problem+json');

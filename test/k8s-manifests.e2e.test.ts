@@ -90,6 +90,21 @@ describe('deploy/k8s', () => {
     }
   });
 
+  it('keeps /metrics and /docs off the api Service: metrics on their own pod port, the reference unpublished', () => {
+    const config = loadConfig(podEnv(deployments.api));
+    expect(config.metrics.port).toBeDefined();
+    expect(config.metrics.port).not.toBe(config.port);
+    expect(config.docsPublic).toBe(false);
+    const c = containerOf(deployments.api);
+    const annotations = (specOf(deployments.api).template as { metadata: { annotations?: Record<string, string> } }).metadata.annotations ?? {};
+    expect(annotations['prometheus.io/port']).toBe(String(config.metrics.port));
+    expect(c.ports.find((p) => p.containerPort === config.metrics.port)).toBeDefined();
+    // The Service reaches the http port (PORT) only.
+    const service = find('Service', 'signspool-api');
+    const httpPort = c.ports.find((p) => p.containerPort === config.port)?.name;
+    for (const p of service.spec['ports'] as { targetPort: string | number }[]) expect([httpPort, config.port]).toContain(p.targetPort);
+  });
+
   it('starts node in exec form on the built entry point, with the worker flags for the worker', () => {
     for (const [role, d] of Object.entries(deployments)) {
       const cmd = containerOf(d).command;
@@ -157,7 +172,8 @@ describe('deploy/k8s', () => {
     let stack: Stack;
     let worker: WorkerHttpServer;
     beforeAll(async () => {
-      stack = await startStack({ worker: false });
+      // The api's exposure settings of the ConfigMap (the port of /metrics is a free one here).
+      stack = await startStack({ worker: false, env: { DOCS_PUBLIC: configMap['DOCS_PUBLIC'] ?? '' } });
       worker = new WorkerHttpServer({
         host: '127.0.0.1',
         port: 0,
@@ -184,6 +200,11 @@ describe('deploy/k8s', () => {
         }
         expect(c.ports.map((p) => String(p.containerPort))).toContain(servers[role].port);
       }
+    });
+
+    it('answers 404 for /metrics, /docs and /openapi.json on the port the Service reaches; /metrics on its own', async () => {
+      for (const p of ['/metrics', '/docs', '/openapi.json']) expect((await fetch(`${stack.apiUrl}${p}`)).status, p).toBe(404);
+      expect((await fetch(stack.metricsUrl)).status).toBe(200);
     });
   });
 });

@@ -94,7 +94,7 @@ describe('api and worker as separate processes', () => {
     const workerMetrics = await (await fetch(`${worker.url}/metrics`)).text();
     expect(workerMetrics).toMatch(/signspool_documents_completed_total\{outcome="signed"\} 2/);
     expect(workerMetrics).toMatch(/signspool_webhook_deliveries_total\{outcome="delivered"\} 1/);
-    const apiMetrics = await (await fetch(`${api.url}/metrics`)).text();
+    const apiMetrics = await (await fetch(api.metricsUrl)).text();
     expect(apiMetrics).toMatch(/signspool_documents_accepted_total\{signer="default"\} 2/);
   });
 

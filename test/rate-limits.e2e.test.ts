@@ -21,7 +21,7 @@ import { inject } from 'vitest';
 const UNKNOWN_OP = `/v1/operations/op_${'0'.repeat(32)}`;
 
 const metric = async (stack: Stack, limit: string, outcome: string): Promise<number> => {
-  const text = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+  const text = await (await fetch(stack.metricsUrl)).text();
   return Number(new RegExp(`^signspool_rate_limit_decisions_total\\{limit="${limit}",outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
 };
 

@@ -42,7 +42,7 @@ const start = (cmd: string[], env: Record<string, string>): Run => {
   const [file, ...args] = cmd;
   const child = spawn(file ?? 'false', args, {
     cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '5s', ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '5s', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

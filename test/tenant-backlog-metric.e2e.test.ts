@@ -3,19 +3,20 @@
  * tenants with queued documents (no worker), the two largest backlogs have a series each and
  * tenant="_other" sums the third; a tenant whose documents end (canceled, then signed by a worker
  * started afterwards) leaves the exposition at the next scrape. With Redis gone the scrape still
- * answers 200 with the last values; METRICS_TENANT_SERIES=0 exports no series.
+ * answers 200 with the last values; METRICS_TENANT_SERIES=0 exports no series. Tenant names are
+ * exported only behind METRICS_TOKEN: without it tenant="_other" carries every backlog.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { auth, submit, waitForTerminal } from './harness/client.js';
 import { startTestRedis, type TestRedis } from './harness/redis.js';
-import { startStack, type Stack } from './harness/stack.js';
+import { scrapeMetrics, startStack, TEST_METRICS_TOKEN, type Stack } from './harness/stack.js';
 
 const METRIC = 'signspool_tenant_backlog_documents';
 
 /** tenant → value of every sample of the metric in one scrape of the api's /metrics. */
 const scrape = async (stack: Stack): Promise<Record<string, number>> => {
-  const res = await fetch(`${stack.apiUrl}/metrics`);
+  const res = await scrapeMetrics(stack);
   expect(res.status).toBe(200);
   const out: Record<string, number> = {};
   for (const [, tenant = '', value] of (await res.text()).matchAll(new RegExp(`^${METRIC}\\{tenant="([^"]*)"\\} (\\S+)$`, 'gm'))) out[tenant] = Number(value);
@@ -35,7 +36,7 @@ const files = (tenant: string, n: number) => Array.from({ length: n }, (_, i) =>
 
 describe(`${METRIC} with METRICS_TENANT_SERIES=2`, () => {
   const { keys, apiKeys } = tenantKeys();
-  const env = { API_KEYS: apiKeys, METRICS_TENANT_SERIES: '2', RATE_LIMIT_REQUESTS: '0', DEFAULT_SIGNATURE_TYPE: 'CAdES' };
+  const env = { API_KEYS: apiKeys, METRICS_TOKEN: TEST_METRICS_TOKEN, METRICS_TENANT_SERIES: '2', RATE_LIMIT_REQUESTS: '0', DEFAULT_SIGNATURE_TYPE: 'CAdES' };
   let api: Stack;
   let worker: Stack | undefined;
   beforeAll(async () => {
@@ -76,7 +77,7 @@ describe(`${METRIC} when Redis cannot be read`, () => {
   let api: Stack;
   beforeAll(async () => {
     redis = await startTestRedis();
-    api = await startStack({ worker: false, env: { REDIS_URL: redis.url } });
+    api = await startStack({ worker: false, env: { REDIS_URL: redis.url, METRICS_TOKEN: TEST_METRICS_TOKEN } });
   });
   afterAll(async () => {
     await api?.stop().catch(() => undefined);
@@ -99,6 +100,21 @@ describe(`${METRIC} with METRICS_TENANT_SERIES=0`, () => {
     try {
       expect((await submit(api.apiUrl, api.keys.acme, files('acme', 1))).status).toBe(202);
       expect(await scrape(api)).toEqual({});
+    } finally {
+      await api.stop();
+    }
+  });
+});
+
+describe(`${METRIC} without METRICS_TOKEN`, () => {
+  it('names no tenant: tenant="_other" carries every backlog', async () => {
+    const { keys, apiKeys } = tenantKeys();
+    const api = await startStack({ worker: false, env: { API_KEYS: apiKeys, RATE_LIMIT_REQUESTS: '0', DEFAULT_SIGNATURE_TYPE: 'CAdES' } });
+    try {
+      expect((await submit(api.apiUrl, keys.acme, files('acme', 2))).status).toBe(202);
+      expect((await submit(api.apiUrl, keys.initech, files('initech', 1))).status).toBe(202);
+      expect(await scrape(api)).toEqual({ _other: 3 });
+      expect(await (await fetch(api.metricsUrl)).text()).not.toMatch(/acme|globex|initech/);
     } finally {
       await api.stop();
     }

@@ -18,7 +18,7 @@ describe('api with UPLOAD_CONCURRENCY=1', () => {
   });
 
   const gauge = async (state: 'reading' | 'waiting'): Promise<number> => {
-    const text = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+    const text = await (await fetch(stack.metricsUrl)).text();
     return Number(new RegExp(`^signspool_uploads\\{state="${state}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
   };
 

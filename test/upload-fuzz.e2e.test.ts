@@ -162,7 +162,7 @@ describe(`multipart fuzz (${RUNS} runs, seed ${SEED})`, () => {
         const res = await Promise.race([conn.response, timer]);
         conn.socket.destroy();
         if (ended === 'hang' || res === 'hang') {
-          const gauges = (await (await fetch(`${stack.apiUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith('signspool_uploads'));
+          const gauges = (await (await fetch(stack.metricsUrl)).text()).split('\n').filter((l) => l.startsWith('signspool_uploads'));
           throw new Error(
             `the server neither answered nor closed within the deadline (answered: ${res === 'hang' ? 'no' : String(res?.status)}; ${gauges.join(', ')})`,
           );

@@ -18,7 +18,7 @@ const stalled = (stack: Stack, key: string, i: number): RawConnection =>
   rawConnect(stack.apiUrl, [uploadHead(key, BOUNDARY, 1_000_000), partHead(`stalled-${i}.bin`), 'x'.repeat(100)]);
 
 const gauge = async (stack: Stack, state: 'reading' | 'waiting'): Promise<number> => {
-  const text = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+  const text = await (await fetch(stack.metricsUrl)).text();
   return Number(new RegExp(`^signspool_uploads\\{state="${state}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
 };
 
@@ -93,7 +93,7 @@ describe('upload timeouts', () => {
     await eventually('slot freed', async () => (await gauge(stack, 'reading')) === 0);
     await eventually('no descriptor into the spool', () => openFilesUnder(stack.config.spoolDir).length === 0);
     expect(await incomingFiles(stack.config.spoolDir)).toEqual([]);
-    expect(await (await fetch(`${stack.apiUrl}/metrics`)).text()).toMatch(/^signspool_upload_timeouts_total\{reason="idle"\} 1$/m);
+    expect(await (await fetch(stack.metricsUrl)).text()).toMatch(/^signspool_upload_timeouts_total\{reason="idle"\} 1$/m);
   });
 
   it('ends an upload slower than UPLOAD_MIN_RATE with 408 (reason slow)', async () => {

@@ -32,6 +32,11 @@ export const topTenants = (backlog: Readonly<Record<string, number>>, series: nu
   return [...ranked.slice(0, series), [OTHER_TENANTS, rest]];
 };
 
+/** Without tenant names (scrapes without METRICS_TOKEN): one `_other` entry, the sum of every backlog. */
+export const anonymousBacklog = (backlog: Readonly<Record<string, number>>): [string, number][] => [
+  [OTHER_TENANTS, Object.values(backlog).reduce((sum, n) => sum + (Number.isFinite(n) && n > 0 ? n : 0), 0)],
+];
+
 /** What the reader needs of Redis and of the logger (an ioredis client and a pino logger are such). */
 export interface BacklogHashClient {
   hgetall(key: string): Promise<Record<string, string>>;
@@ -56,6 +61,8 @@ export class TenantBacklogReader {
     /** Tenants that get a series of their own (METRICS_TENANT_SERIES). */
     readonly series: number,
     private readonly logger: BacklogReadLogger,
+    /** Whether tenant names may be exported (only when every scrape carries METRICS_TOKEN). */
+    readonly named = true,
   ) {}
 
   async read(): Promise<Record<string, number>> {

@@ -13,6 +13,8 @@ const root = path.resolve(import.meta.dirname, '../..');
 export interface ServiceProcess {
   role: 'api' | 'worker' | 'all';
   url: string;
+  /** Where this process serves /metrics: the api's METRICS_PORT (a free port unless `env` sets it), the worker's port. */
+  metricsUrl: string;
   child: ChildProcess;
   output: () => string;
   /** Sends `signal` and resolves with the exit code (or the signal name). */
@@ -27,7 +29,9 @@ export const startService = async (
   // Generous: on the shared 2-core machine under load a cold start (tsx compiling every module) took over 20 s.
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
   const port = opts.port ?? (await freePort());
-  const portEnv = role === 'worker' ? { WORKER_METRICS_PORT: String(port) } : { PORT: String(port) };
+  // The api's /metrics on a port of its own (the default 9465 would clash between tests running at once).
+  const metricsPort = role === 'worker' ? port : (env['METRICS_PORT'] ?? String(await freePort()));
+  const portEnv = role === 'worker' ? { WORKER_METRICS_PORT: String(port) } : { PORT: String(port), METRICS_PORT: String(metricsPort) };
   // The flags the launchers (package.json, compose) give a process that runs the worker.
   const roleArgs = role === 'api' ? [] : WORKER_NODE_FLAGS;
   const entry = opts.dist ? [path.join(root, 'dist/bin/start.js')] : ['--import', 'tsx', path.join(root, 'bin/start.ts')];
@@ -61,6 +65,7 @@ export const startService = async (
   return {
     role,
     url,
+    metricsUrl: metricsPort === 'api' ? `${url}/metrics` : `http://127.0.0.1:${metricsPort}/metrics`,
     child,
     output: () => out,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {

@@ -16,6 +16,8 @@ import { SigningWorker } from '@signspool/worker/worker';
 
 export interface Stack {
   apiUrl: string;
+  /** The api's /metrics (its own port, METRICS_PORT=0 here; '' without an api), or `${apiUrl}/metrics` with METRICS_PORT=api. */
+  metricsUrl: string;
   config: Config;
   keys: { acme: string; globex: string };
   dir: string;
@@ -35,6 +37,13 @@ export interface StackOptions {
   reuse?: { dir: string; prefix: string };
 }
 
+/** A METRICS_TOKEN for tests that read tenant names on /metrics (exported only to scrapers that send it). */
+export const TEST_METRICS_TOKEN = 'metrics-token-for-tests-0123456789';
+
+/** Scrapes the stack's api /metrics, sending its METRICS_TOKEN when it has one. */
+export const scrapeMetrics = (stack: Pick<Stack, 'metricsUrl' | 'config'>): Promise<Response> =>
+  fetch(stack.metricsUrl, stack.config.metrics.token === undefined ? {} : { headers: { authorization: `Bearer ${stack.config.metrics.token}` } });
+
 export const testPrefix = (): string => `t${randomBytes(5).toString('hex')}`;
 
 export const startStack = async (opts: StackOptions = {}): Promise<Stack> => {
@@ -45,6 +54,7 @@ export const startStack = async (opts: StackOptions = {}): Promise<Stack> => {
     QUEUE_PREFIX: opts.reuse?.prefix ?? testPrefix(),
     DATA_DIR: dir,
     PORT: '0',
+    METRICS_PORT: '0',
     LOG_LEVEL: process.env['TEST_LOG_LEVEL'] ?? 'silent',
     API_KEYS: `acme:${hashApiKey(keys.acme)},globex:${hashApiKey(keys.globex)}`,
     BATCH_LINGER: '100ms',
@@ -67,8 +77,10 @@ export const startStack = async (opts: StackOptions = {}): Promise<Stack> => {
     apiUrl = await api.start();
   }
   let stopped = false;
+  const metricsUrl = api === undefined ? '' : config.metrics.port === undefined ? `${apiUrl}/metrics` : api.metricsUrl;
   return {
     apiUrl,
+    metricsUrl,
     config,
     metrics,
     keys,

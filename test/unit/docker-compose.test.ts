@@ -20,6 +20,7 @@ interface Service {
   depends_on?: Record<string, { condition: string }> | string[];
   secrets?: string[];
   stop_grace_period?: string;
+  ports?: string[];
 }
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -67,6 +68,21 @@ describe('docker-compose.yml', () => {
       expect(loadConfig(env).tracing.tracesUrl, name).toBe('http://jaeger:4318/v1/traces');
       expect(tracing.services[name]?.depends_on, name).toHaveProperty('jaeger');
     }
+  });
+
+  it("keeps the api's /metrics off its published port, where Prometheus scrapes it", () => {
+    const api = compose.services['api'];
+    const env = { ...api?.environment, SIGNSTASH_CLIENT_SECRET_FILE: path.join(root, compose.secrets['signstash_client_secret']?.file ?? '-') };
+    const config = loadConfig(env);
+    expect(config.metrics.port).toBeDefined();
+    expect(config.metrics.port).not.toBe(config.port);
+    // Published: the api port only.
+    expect(api?.ports?.map((p) => p.split(':').at(-1))).toEqual([String(config.port)]);
+    const prometheus = parse(readFileSync(path.join(root, 'deploy/prometheus/prometheus.yml'), 'utf8')) as {
+      scrape_configs: { job_name: string; static_configs?: { targets: string[] }[] }[];
+    };
+    const targets = prometheus.scrape_configs.find((j) => j.job_name === 'signspool-api')?.static_configs?.[0]?.targets;
+    expect(targets).toEqual([`api:${config.metrics.port}`]);
   });
 
   it('gives api and worker a configuration that parses', () => {

@@ -76,7 +76,7 @@ describe(METRIC, () => {
   it('resets before setting, keeps the last values when the read fails, and is bounded', async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     let backlog: Record<string, number> | Error = { a: 4, b: 2, c: 1 };
-    metrics.tenantBacklogSources.push({ series: 2, read: async () => (backlog instanceof Error ? Promise.reject(backlog) : backlog) });
+    metrics.tenantBacklogSources.push({ series: 2, named: true, read: async () => (backlog instanceof Error ? Promise.reject(backlog) : backlog) });
     expect(await exported(metrics)).toEqual({ a: 4, b: 2, _other: 1 });
     backlog = { b: 2, c: 1 };
     expect(await exported(metrics)).toEqual({ b: 2, c: 1, _other: 0 });
@@ -91,8 +91,15 @@ describe(METRIC, () => {
     const worker = createMetrics({ defaultMetrics: false });
     expect(await exported(worker)).toEqual({});
     const off = createMetrics({ defaultMetrics: false });
-    off.tenantBacklogSources.push({ series: 0, read: async () => ({ a: 1 }) });
+    off.tenantBacklogSources.push({ series: 0, named: true, read: async () => ({ a: 1 }) });
     expect(await exported(off)).toEqual({});
+  });
+
+  it('without tenant names (no METRICS_TOKEN) exports only _other, the sum of every backlog', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    metrics.tenantBacklogSources.push({ series: 2, named: false, read: async () => ({ acme: 4, globex: 2, initech: 1 }) });
+    expect(await exported(metrics)).toEqual({ _other: 7 });
+    expect(await metrics.registry.metrics()).not.toMatch(/acme|globex|initech/);
   });
 
   it('takes METRICS_TENANT_SERIES (default 20, 0 = off)', () => {
