@@ -88,7 +88,7 @@ describe('choosing a signing identity at the api', () => {
     const globex = await submit(stack.apiUrl, stack.keys.globex, [{ name: 'g.xml', content: '<g/>' }]);
     expect(globex.body).toMatchObject({ signer: 'shared-local', signatureType: 'XAdES' });
 
-    const metrics = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+    const metrics = await (await fetch(stack.metricsUrl)).text();
     expect(metrics).toMatch(/signspool_documents_accepted_total\{signer="shared-local"\} 3/);
     expect(metrics).toMatch(/signspool_documents_accepted_total\{signer="acme-local"\} 1/);
   });
