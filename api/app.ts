@@ -107,7 +107,14 @@ export const createApp = (deps: AppDeps): Express => {
   );
   app.use('/v1/limits', authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limitsRouter(config));
   if (config.adminToken) {
-    const admin = { token: config.adminToken, redis: deps.redis, prefix: config.queuePrefix, queue: deps.queue, webhookQueue: deps.webhookQueue };
+    const admin = {
+      token: config.adminToken,
+      redis: deps.redis,
+      prefix: config.queuePrefix,
+      queue: deps.queue,
+      webhookQueue: deps.webhookQueue,
+      signers: deps.signers,
+    };
     app.use('/v1/admin', adminStatsRouter(admin));
     app.use(ADMIN_QUEUES_PATH, adminQueuesRouter(admin));
   }

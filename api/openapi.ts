@@ -121,6 +121,35 @@ export const adminStatsSchema = z.object({
   }),
 });
 
+export const adminSignersSchema = z.object({
+  generatedAt: isoDate,
+  source: z.string().describe('The SIGNERS_FILE path, or `environment` (one identity, `default`, for every tenant)'),
+  signers: z.array(
+    z.object({
+      name: z.string(),
+      kind: z.enum(['signstash', 'local']),
+      tenants: z.array(z.string()).describe("Tenants that may use it ('*': every tenant the file does not list)"),
+      defaultFor: z.array(z.string()).describe('Tenants whose submissions use it when they name no signer'),
+      clientId: z.string().optional().describe("Sign'Stash: the client service (the issuer)"),
+      url: z.string().optional(),
+      certFile: z.string().optional().describe('Local: the certificate (or PKCS#12) file'),
+      signature: z.object({
+        type: z.enum(SIGNATURE_TYPES),
+        reason: z.string().optional(),
+        location: z.string().optional(),
+        applyTimestamp: z.boolean(),
+      }),
+      limits: z.object({ upstreamConcurrency: z.number().int(), batchMaxDocs: z.number().int(), batchMaxBytes: z.number().int() }),
+      reported: z.boolean().describe('Whether a live worker published its state (false: no worker has signed with it since it started)'),
+      circuit: z.object({ state: circuitStateSchema.describe('The worst state over live workers') }),
+      token: z.object({ validUntil: isoDate.nullable() }).nullable().describe("Sign'Stash: when the OAuth token held by workers expires"),
+      lastError: z.object({ code: z.string(), at: isoDate }).nullable().describe('The last failure of a call or a document of this identity'),
+      certificate: z.object({ subject: z.string(), notAfter: isoDate }).nullable().describe('Local: the signing certificate'),
+    }),
+  ),
+  tenants: z.record(z.string(), z.object({ allowed: z.array(z.string()), default: z.string() })),
+});
+
 /** RFC 9457: members beyond these are extensions (e.g. `limit`, `documentStatus`). */
 export const problemSchema = z.looseObject({
   type: z.string(),
@@ -250,6 +279,7 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
         OperationCompletedEvent: json(completedEventSchema),
         Limits: json(limitsSchema),
         AdminStats: json(adminStatsSchema),
+        AdminSigners: json(adminSignersSchema),
       },
     },
     paths: {
@@ -461,6 +491,15 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
           summary: 'Backlog per tenant, oldest waiting document, documents in flight, circuit states',
           security: [{ admin: [] }],
           responses: { 200: ok('Queue statistics, read from Redis', 'AdminStats'), ...admin },
+        },
+      },
+      '/v1/admin/signers': {
+        get: {
+          operationId: 'getAdminSigners',
+          tags: ['admin'],
+          summary: 'Each signing identity: kind, tenants, circuit state, token valid-until, last error, certificate (no secret)',
+          security: [{ admin: [] }],
+          responses: { 200: ok('The signing identities and their state as workers report it', 'AdminSigners'), ...admin },
         },
       },
       '/healthz': {

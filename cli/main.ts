@@ -238,9 +238,10 @@ interface SignersView {
     name: string;
     kind: string;
     tenants: string[];
+    reported: boolean;
     circuit: { state: string };
     token: { validUntil: string | null } | null;
-    lastError: { code: string; message: string; at: string } | null;
+    lastError: { code: string; at: string } | null;
     certificate: { subject: string; notAfter: string } | null;
   }[];
 }
@@ -248,10 +249,10 @@ interface SignersView {
 const printSigners = (view: SignersView): void => {
   out(`signing identities from ${view.source}`);
   for (const s of view.signers) {
-    out(`${s.name}  ${s.kind}  circuit ${s.circuit.state}  tenants ${s.tenants.join(',') || '-'}`);
+    out(`${s.name}  ${s.kind}  circuit ${s.reported ? s.circuit.state : 'closed (no worker has used it yet)'}  tenants ${s.tenants.join(',') || '-'}`);
     if (s.token) out(`  token valid until ${s.token.validUntil ?? '-'}`);
     if (s.certificate) out(`  certificate ${s.certificate.subject}, expires ${s.certificate.notAfter}`);
-    if (s.lastError) out(`  last error ${s.lastError.code} at ${s.lastError.at}: ${s.lastError.message}`);
+    if (s.lastError) out(`  last error ${s.lastError.code} at ${s.lastError.at}`);
   }
 };
 

@@ -175,6 +175,9 @@ describe('OpenAPI', () => {
     expect(check('/components/schemas/Limits', limits)).toBe('');
     const stats = await (await fetch(`${stack.apiUrl}/v1/admin/stats`, { headers: auth(ADMIN_TOKEN) })).json();
     expect(check('/components/schemas/AdminStats', stats)).toBe('');
+    const signers = await (await fetch(`${stack.apiUrl}/v1/admin/signers`, { headers: auth(ADMIN_TOKEN) })).json();
+    expect(check('/components/schemas/AdminSigners', signers)).toBe('');
+    expect(signers).toMatchObject({ source: 'environment', signers: [{ name: 'default', kind: 'local', tenants: ['*'], defaultFor: ['*'] }] });
     // The document is strict: a field it does not describe fails.
     expect(check('/components/schemas/Operation', { ...(got as object), surprise: 1 })).not.toBe('');
   });
