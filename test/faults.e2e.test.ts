@@ -117,6 +117,24 @@ describe('faults', () => {
     expect([failed >= 2, done.status]).toEqual([true, 'succeeded']);
   });
 
+  it('gives a batch back to the queue when its outcome cannot be recorded, and removes the results it wrote', async () => {
+    const s = await stackOf({ UPSTREAM_MAX_ATTEMPTS: '1' });
+    const real = OperationStore.prototype.transitionMany;
+    let failed = 0;
+    vi.spyOn(OperationStore.prototype, 'transitionMany').mockImplementation(async function (this: OperationStore, updates) {
+      const recording = [...updates.values()].some((ups) => ups.some((u) => u.to === 'signed'));
+      if (recording && failed++ === 0) throw new Error('Connection is closed.');
+      return real.call(this, updates);
+    });
+    const res = await submit(s.apiUrl, s.keys.acme, [{ name: 'a.txt', content: 'recorded on the second claim' }]);
+    const done = await waitForTerminal(s.apiUrl, s.keys.acme, res.body.id, 60_000);
+    // Redis's failure is not the upstream's (one attempt allowed), and the first claim's result is gone.
+    expect([failed >= 2, done.status]).toEqual([true, 'succeeded']);
+    const signedDir = path.join(s.config.spoolDir, 'signed');
+    const files = (await Promise.all((await readdir(signedDir)).map(async (shard) => readdir(path.join(signedDir, shard))))).flat();
+    expect(files).toHaveLength(1);
+  });
+
   it('stops pulling while the spool is below its floor (no upstream call, nothing failed), says so in readiness, and resumes', async () => {
     const prefix = testPrefix();
     const api = await stackOf({ QUEUE_PREFIX: prefix }, { worker: false });

@@ -82,25 +82,30 @@ describe.skipIf(!resultMounted)("a worker's spool that fills up while a signed r
   });
 
   it('is SPOOL_FULL: the document goes back to the queue, no attempt counted, and is signed once there is room', async () => {
-    const prefix = testPrefix();
-    const env = fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', SPOOL_MIN_FREE_BYTES: '64KiB', UPSTREAM_MAX_ATTEMPTS: '1' });
-    const api = await startStack({ env, worker: false, reuse: { dir: resultDir, prefix } });
-    stacks.push(api);
+    fake.setLatency({ perRequestMs: 1500 });
+    const env = fake.clientEnv({
+      DEFAULT_SIGNATURE_TYPE: 'CAdES',
+      SPOOL_MIN_FREE_BYTES: '64KiB',
+      UPLOAD_MAX_FILE_BYTES: '1MiB',
+      BATCH_MAX_DOCS: '2',
+      UPSTREAM_MAX_ATTEMPTS: '1',
+    });
+    const s = await startStack({ env, reuse: { dir: resultDir, prefix: testPrefix() } });
+    stacks.push(s);
     const content = Buffer.alloc(1024 * 1024, 7);
-    const res = await submit(api.apiUrl, api.keys.acme, [{ name: 'big.bin', content }]);
+    const res = await submit(s.apiUrl, s.keys.acme, [{ name: 'big.bin', content }]);
     expect(res.status).toBe(202);
-    // Leave 512 KiB: above the worker's floor, below the 1 MiB result.
+    // While the upstream signs (the worker had room when it sent), the disk fills: 512 KiB are left for the 1 MiB result.
+    await eventually('the upstream is signing', () => fake.signing > 0, 20_000);
     const filler = path.join(resultDir, 'filler');
-    const free = (await statfs(resultDir)).bavail * (await statfs(resultDir)).bsize;
-    await writeFile(filler, Buffer.alloc(free - 512 * 1024));
-    const worker = await startStack({ env, api: false, reuse: { dir: resultDir, prefix } });
-    stacks.push(worker);
+    const st = await statfs(resultDir);
+    await writeFile(filler, Buffer.alloc(st.bavail * st.bsize - 512 * 1024));
     await eventually('the upstream answered once', () => fake.requests().some((r) => r.outcome === 'ok'), 20_000);
     // Back in the queue, not failed: with one attempt allowed, counting this one would fail it.
-    await eventually('the document is queued again', async () => (await getOperation(api.apiUrl, api.keys.acme, res.body.id)).body.status === 'queued', 10_000);
-    expect((await getOperation(api.apiUrl, api.keys.acme, res.body.id)).body.documents[0]?.error).toBeUndefined();
+    await eventually('the document is queued again', async () => (await getOperation(s.apiUrl, s.keys.acme, res.body.id)).body.status === 'queued', 10_000);
+    expect((await getOperation(s.apiUrl, s.keys.acme, res.body.id)).body.documents[0]?.error).toBeUndefined();
     await rm(filler);
-    const done = await waitForTerminal(api.apiUrl, api.keys.acme, res.body.id, 30_000);
+    const done = await waitForTerminal(s.apiUrl, s.keys.acme, res.body.id, 30_000);
     expect(done.status).toBe('succeeded');
     expect(fake.requests().filter((r) => r.outcome === 'ok').length).toBeGreaterThanOrEqual(2);
   });

@@ -120,7 +120,7 @@ export class SigningWorker {
         store,
         spool,
         source: this.source,
-        hasRoom: () => this.hasRoom(),
+        reserveRoom: (bytes, wait) => this.reserveRoom(bytes, wait),
         durability,
         metrics,
         logger: this.log,
@@ -175,13 +175,43 @@ export class SigningWorker {
       this.spoolFull = full;
       this.deps.metrics.workerPaused.set({ reason: 'spool_full' }, full ? 1 : 0);
       if (full)
-        this.log.error(
+        this.log.warn(
           { freeBytes: free, floor: this.deps.config.spoolMinFreeBytes },
           'spool below its free-space floor: not pulling documents until space is freed',
         );
       else this.log.info({ freeBytes: free }, 'spool has room again: pulling documents');
     }
     return !full;
+  }
+
+  /** Room reserved in the spool for the results of batches in flight, and who waits for some to be released. */
+  private roomHeld = 0;
+  private roomWaiters: (() => void)[] = [];
+
+  /**
+   * Reserves room for `bytes` of signed results above SPOOL_MIN_FREE_BYTES (the worker's floor; the
+   * api stops admitting a batch's room above it: shared/spool/room.ts). Spares, retired uploads
+   * kept for reuse, give their room back first. When it does not fit: undefined, or with `wait`,
+   * while this worker's own batches hold room, it waits for them to end (their uploads are retired).
+   */
+  private async reserveRoom(bytes: number, wait: boolean): Promise<(() => void) | undefined> {
+    const spool = this.spool;
+    if (!spool) return undefined;
+    const fits = async (): Promise<boolean> => (await spool.freeBytes(0).catch(() => 0)) - this.roomHeld - bytes >= this.deps.config.spoolMinFreeBytes;
+    for (;;) {
+      if (!(await fits())) await spool.spares.drop();
+      if (await fits()) break;
+      if (!wait || this.roomHeld === 0 || this.abort.signal.aborted) return undefined;
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    }
+    this.roomHeld += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.roomHeld -= bytes;
+      for (const wake of this.roomWaiters.splice(0)) wake();
+    };
   }
 
   /** Why the worker is not pulling documents now (empty when it is). */

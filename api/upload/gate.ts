@@ -1,7 +1,7 @@
 /**
  * The way into POST /v1/operations before its body is read, in order of cost:
- *   1. cheap checks on the request head: content type (415), declared length (413), spool free
- *      space (507), the tenant's uploaded bytes per second and backlog (429, rate-limits.ts);
+ *   1. cheap checks on the request head: content type (415), declared length (413), spool room
+ *      (507: reserved for the upload, space.ts, above the api's floor, shared/spool/room.ts), the tenant's uploaded bytes per second and backlog (429, rate-limits.ts);
  *   2. a turn among the uploads being read (upload-admission.ts: per tenant, fewest first);
  *   3. reading the body under the upload timeouts (upload-timeouts.ts: 408).
  * So a refused request never waits for a slot, and a stalled upload gives its slot back. A
@@ -16,7 +16,9 @@ import { SignspoolError } from '@signspool/shared/errors';
 import type { Metrics } from '@signspool/shared/metrics';
 import type { Spool } from '@signspool/shared/spool/spool';
 import type { TenantRateLimits } from '../rate-limits.js';
+import { apiSpoolFloor } from '@signspool/shared/spool/room';
 import { UploadAdmission } from './admission.js';
+import { SpaceReservations } from './space.js';
 import { UploadWatchdog } from './timeouts.js';
 
 export interface UploadPass {
@@ -36,13 +38,15 @@ export interface UploadGateDeps {
 export class UploadGate {
   readonly admission: UploadAdmission;
   readonly watchdog: UploadWatchdog;
-  /** Bytes announced (Content-Length) by uploads being read: the spool must have room for all of them. */
-  private uploadsInFlight = 0;
+  /** Room reserved for admitted uploads (space.ts). */
+  readonly space: SpaceReservations;
   /** Each request's multipart parser, so that a timeout can stop it. */
   private readonly parsers = new WeakMap<IncomingMessage, Writable>();
 
   constructor(private readonly deps: UploadGateDeps) {
     const { config, metrics } = deps;
+    // Read at most every 250 ms: a statfs per upload is measurable at hundreds of uploads per second.
+    this.space = new SpaceReservations(deps.spool, 250);
     this.admission = new UploadAdmission(config.upload.concurrency, config.upload.tenantShare, ({ active, waiting }) => {
       metrics.uploads.set({ state: 'reading' }, active);
       metrics.uploads.set({ state: 'waiting' }, waiting);
@@ -65,7 +69,7 @@ export class UploadGate {
    */
   async enter(req: Request, res: Response): Promise<UploadPass | undefined> {
     const tenant = req.tenant ?? '';
-    const announced = await this.preflight(req);
+    const announced = await this.preflight(req, res);
     await this.deps.limits.checkUpload(tenant, announced, res);
     // A client gone during the checks takes no slot (its 'close' has passed: nothing would free it).
     if (res.destroyed) return undefined;
@@ -77,8 +81,6 @@ export class UploadGate {
       return undefined;
     }
     res.once('close', release);
-    this.uploadsInFlight += announced;
-    res.once('close', () => (this.uploadsInFlight -= announced));
     let refuse: (err: Error) => void = () => undefined;
     const refusal = new Promise<never>((_resolve, reject) => (refuse = reject));
     refusal.catch(() => undefined);
@@ -101,9 +103,12 @@ export class UploadGate {
     }
   }
 
-  /** Checks what can be checked before reading the body; returns the bytes the upload announced. */
-  private async preflight(req: Request): Promise<number> {
-    const { config, spool } = this.deps;
+  /**
+   * Checks what can be checked before reading the body and reserves the spool room the upload may
+   * need (released when the response closes); returns the bytes the upload announced.
+   */
+  private async preflight(req: Request, res: Response): Promise<number> {
+    const { config } = this.deps;
     if (!req.is('multipart/form-data')) {
       throw new SignspoolError('UNSUPPORTED_MEDIA_TYPE', { detail: 'send documents as multipart/form-data with one "file" part per document' });
     }
@@ -116,13 +121,14 @@ export class UploadGate {
         extensions: { limit: config.upload.maxTotalBytes },
       });
     }
-    // Read at most every 250 ms (a statfs per upload is measurable at hundreds of uploads per
-    // second); the bytes of uploads being read are counted against it.
-    const free = (await spool.freeBytes(250)) - this.uploadsInFlight;
     const announced = Number.isFinite(declared) ? declared : 0;
-    if (free < announced + config.spoolMinFreeBytes) {
+    // A chunked upload may write up to the limit: that is what it reserves.
+    const release = await this.space.reserve(announced > 0 ? announced : config.upload.maxTotalBytes, apiSpoolFloor(config));
+    if (!release) {
       throw new SignspoolError('INSUFFICIENT_STORAGE', { detail: 'the spool is too full to accept this upload now; retry later', retryAfterMs: 60_000 });
     }
+    if (res.closed) release();
+    else res.once('close', release);
     return announced;
   }
 

@@ -205,11 +205,16 @@ export class Spool {
 
   /** Free bytes on the spool's file system, read anew when the last reading is older than `maxAgeMs`. */
   async freeBytes(maxAgeMs = 0): Promise<number> {
+    return (await this.freeReading(maxAgeMs)).bytes;
+  }
+
+  /** As `freeBytes`, with when the reading was started (it shows every write finished before `at`). */
+  async freeReading(maxAgeMs = 0): Promise<{ at: number; bytes: number }> {
     const now = Date.now();
     if (!this.free || now - this.free.at > maxAgeMs) {
       const st = await statfs(this.root);
       this.free = { at: now, bytes: st.bavail * st.bsize };
     }
-    return this.free.bytes;
+    return this.free;
   }
 }

@@ -220,6 +220,8 @@ export class FakeSignstash {
   private nextId = 1;
   private stopPromise: Promise<void> | undefined;
   tokenRequests = 0;
+  /** Sign requests being handled now. */
+  signing = 0;
   url = '';
 
   constructor(opts: FakeSignstashOptions = {}) {
@@ -471,7 +473,10 @@ export class FakeSignstash {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method === 'POST' && url === TOKEN_PATH) return this.token(req, res);
-    if (req.method === 'POST' && url === SIGN_PATH) return this.sign(req, res);
+    if (req.method === 'POST' && url === SIGN_PATH) {
+      this.signing += 1;
+      return this.sign(req, res).finally(() => (this.signing -= 1));
+    }
     if (req.method === 'GET' && url === '/_fake/requests') return json(res, 200, this.records);
     if (req.method === 'POST' && url === '/_fake/sink') {
       // Drains a body of any size: the transport baseline of the benchmarks.

@@ -28,6 +28,7 @@ import type { OperationStore } from '@signspool/shared/operations/store';
 import type { SignDocumentJob } from '@signspool/shared/queue';
 import { ATTR, contextOf, inSpan, isSampled, recordError, SpanKind, SPANS, spanContextOf, tracer, type Context, type Span } from '@signspool/shared/spans';
 import { isRedisUnavailable } from '@signspool/shared/redis/unavailable';
+import { resultRoom } from '@signspool/shared/spool/room';
 import type { Spool } from '@signspool/shared/spool/spool';
 import type { Batchable } from './batcher.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
@@ -49,8 +50,12 @@ export interface BatchRunnerDeps {
   spool: Spool;
   source: SignJobConsumer;
   breaker: CircuitBreaker;
-  /** False when the spool is below its free-space floor: the batch goes back to the queue unsent. */
-  hasRoom: () => Promise<boolean>;
+  /**
+   * Reserves spool room for `bytes` of signed results (released by calling the result); undefined
+   * when it does not fit above the worker's floor: the batch is halved, a lone document waits for
+   * room this worker's batches hold (`wait`), else goes back to the queue unsent.
+   */
+  reserveRoom: (bytes: number, wait: boolean) => Promise<(() => void) | undefined>;
   /** Outcomes are durable (DURABILITY) before an upload is retired. */
   durability: Durability;
   metrics: Metrics;
@@ -107,6 +112,13 @@ const UNAVAILABLE: ReadonlySet<ErrorCode> = new Set(['UPSTREAM_UNAVAILABLE', 'UP
 /** How long documents wait in the queue when this worker cannot store results or reach Redis. */
 const REQUEUE_DELAY_MS = 5000;
 const ACCEPTING_RETRY_MS = 1000;
+
+/** Recording an outcome failed (Redis): the batch goes back to the queue, nothing is charged to the upstream. */
+class StoreFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super('could not record outcomes');
+  }
+}
 
 class Requeue extends Error {
   constructor(
@@ -277,6 +289,15 @@ export class BatchRunner {
     };
   }
 
+  /** Records outcomes; a failure to do so is the store's (StoreFailure), never taken for the upstream's. */
+  private async record(...args: Parameters<BatchRunner['finish']>): Promise<void> {
+    try {
+      await this.finish(...args);
+    } catch (err) {
+      throw new StoreFailure(err);
+    }
+  }
+
   /** Signs `items` (claimed under `claim`) with up to maxAttempts calls; `probe` when this call already holds the circuit's probe. */
   private async execute(all: HeldDocument[], sendId: string, claim: string, log: Logger, probe = false): Promise<void> {
     const { signer, upstream, metrics, signal, breaker } = this.deps;
@@ -285,7 +306,6 @@ export class BatchRunner {
     for (let attempt = 1; ; attempt++) {
       items = this.owned(items, log);
       if (items.length === 0) return;
-      if (!(await this.deps.hasRoom())) throw new Requeue('spool_full');
       const permit = probe ? 'probe' : await breaker.tryAcquire(signal);
       if (permit === 'open') throw new Requeue('circuit_open', openCircuitDelay(breaker));
       probe = false;
@@ -299,6 +319,18 @@ export class BatchRunner {
         log.info({ documents: items.length }, 'upstream circuit half-open: probing with one document');
         await this.execute(items.slice(0, 1), `${sendId}p`.slice(0, 64), claim, log, true);
         await this.execute(items.slice(1), sendId, claim, log);
+        return;
+      }
+      // Room for the results above the worker's floor; a batch that does not fit goes in halves.
+      const bytes = items.reduce((n, d) => n + d.data.size, 0);
+      const room = await this.deps.reserveRoom(resultRoom(bytes, items.length), items.length === 1);
+      if (!room) {
+        // (A probe is a lone document: it never comes here.)
+        if (items.length === 1) throw ours();
+        log.info({ documents: items.length }, "not enough spool room for the batch's results: sending it in halves");
+        const mid = Math.ceil(items.length / 2);
+        await this.execute(items.slice(0, mid), `${sendId}a`.slice(0, 64), claim, log);
+        await this.execute(items.slice(mid), `${sendId}b`.slice(0, 64), claim, log);
         return;
       }
       if (attempt > 1) metrics.documentsResent.inc(items.length);
@@ -319,7 +351,7 @@ export class BatchRunner {
         const again = new Set(results.filter((r) => !r.ok && r.error.retryable).map((r) => r.docId));
         const byDoc = new Map(results.map((r) => [r.docId, r]));
         if (again.size > 0 && counted + 1 < upstream.maxAttempts) {
-          await this.finish(
+          await this.record(
             items.filter((d) => !again.has(d.data.docId)),
             claim,
             byDoc,
@@ -338,10 +370,11 @@ export class BatchRunner {
           if (!r.ok && again.has(r.docId) && attempt > 1)
             byDoc.set(r.docId, { ...r, error: new SignspoolError(r.error.code, { detail: `${r.error.detail} (gave up after ${attempt} attempts)` }) });
         }
-        await this.finish(items, claim, byDoc, undefined, log);
+        await this.record(items, claim, byDoc, undefined, log);
         return;
       } catch (raw) {
         if (signal.aborted || raw instanceof Requeue) throw raw;
+        if (raw instanceof StoreFailure) throw raw.cause;
         const err = toSignspoolError(raw, 'UPSTREAM_NETWORK');
         if (err.code === 'SPOOL_FULL') throw ours();
         metrics.upstreamDuration.observe({ signer: this.deps.identity, outcome: err.code }, (performance.now() - started) / 1000);
@@ -362,10 +395,11 @@ export class BatchRunner {
         }
         log.error({ code: err.code, attempt, documents: items.length, detail: err.detail }, 'batch failed');
         const final = err.retryable && attempt > 1 ? new SignspoolError(err.code, { detail: `${err.detail} (gave up after ${attempt} attempts)` }) : err;
-        await this.finish(items, claim, new Map(), final, log);
+        await this.record(items, claim, new Map(), final, log);
         return;
       } finally {
         metrics.batchesInFlight.dec();
+        room();
       }
     }
   }
@@ -446,7 +480,7 @@ export class BatchRunner {
         if (!transitions.get(d.data.opId)?.applied.includes(d.data.docId)) {
           // Re-claimed by another worker (or already ended): its owner records the outcome.
           log.warn({ opId: d.data.opId, docId: d.data.docId }, 'outcome not recorded: the document was claimed by another batch');
-          if (r.ok) await rm(r.path, { force: true });
+          await this.dropResults([d], claim);
           source.forget(d.job);
           return;
         }
@@ -458,6 +492,8 @@ export class BatchRunner {
           await source.complete(d.job, { signed: true });
         } else {
           metrics.documentsCompleted.inc({ outcome: 'failed' });
+          // An earlier attempt of this claim may have written a result: the failure is what stands.
+          await this.dropResults([d], claim);
           // The upload stays for POST …/retry unless the document itself is at fault.
           if (DOCUMENT_FAULTS.has(r.error.code)) await rm(upload, { force: true });
           // The record holds the failure; the job is done either way (removed at once, nothing left in Redis).
@@ -467,11 +503,21 @@ export class BatchRunner {
     );
   }
 
+  /** Removes the signed results `claim` wrote for `items` (their records do not point at them). */
+  private async dropResults(items: HeldDocument[], claim: string): Promise<void> {
+    await Promise.all(items.map((d) => rm(this.deps.spool.signedPath(d.data.opId, d.data.docId, claim), { force: true })));
+  }
+
   /** Documents go back to the queue (and to `queued` when this batch holds their claim), after `delayMs`. */
   private async requeue(items: HeldDocument[], claim: string, delayMs: number, log: Logger): Promise<void> {
     const held = items.filter((d) => this.deps.source.owns(d.job));
     try {
-      await this.deps.store.transitionMany(groupByOp(held, (d) => ({ docId: d.data.docId, claim, to: 'queued' })));
+      const back = await this.deps.store.transitionMany(groupByOp(held, (d) => ({ docId: d.data.docId, claim, to: 'queued' })));
+      // Results this claim wrote are abandoned with it (no record points at them): removed now, not at RETENTION.
+      await this.dropResults(
+        held.filter((d) => back.get(d.data.opId)?.applied.includes(d.data.docId)),
+        claim,
+      );
     } catch (err) {
       // Redis unreachable: the locks expire and the stalled-job checker brings the jobs back.
       log.warn({ err: { message: (err as Error).message } }, 'could not put the documents back to queued');
