@@ -7,6 +7,7 @@ import { coalescingSection } from './coalescing.js';
 import { durabilitySection } from './durability.js';
 import { fairnessSection } from './fairness.js';
 import { footprintSection } from './footprint.js';
+import { identitiesSection } from './identities.js';
 import { ingestSection } from './ingest.js';
 import { latencySection } from './latency.js';
 import { localSignerSection } from './local-signer.js';
@@ -23,4 +24,5 @@ export const SECTIONS: readonly Section<unknown>[] = [
   localSignerSection,
   durabilitySection,
   fairnessSection,
+  identitiesSection,
 ];
