@@ -6,13 +6,19 @@
  * a panel (or a stated reason not to); the per-tenant limit panels (429s by limit, the refused
  * share, 408s by reason) select series that this run really moved (a 429 and a 408 happen first);
  * Backlog per tenant, beside Queue depth, selects the series of a tenant whose document this run
- * leaves queued (the worker is stopped first).
+ * leaves queued (the worker is stopped first). The run signs with two identities of a SIGNERS_FILE
+ * (a local certificate and a Sign'Stash client service of the fake): the panels of the row
+ * "Signing identities" follow the signer variable and select both identities' series.
  */
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '@signspool/shared/metrics';
 import { auth, eventually, submit, waitForTerminal } from './harness/client.js';
+import { useFakeSignstash } from './harness/fake-upstream.js';
+import { issue, makeRoot, SIGNER_EXT } from './harness/pki.js';
 import { rawConnect, uploadHead } from './harness/raw-http.js';
 import { scrapeMetrics, startStack, TEST_METRICS_TOKEN, type Stack } from './harness/stack.js';
 
@@ -126,22 +132,78 @@ const LIMITS_ROW = 'Limits and uploads';
 /** The per-tenant backlog panel, beside Queue depth: max (every api reports the same hash) by tenant. */
 const BACKLOG_PANEL = { title: 'Backlog per tenant', beside: 'Queue depth by state', metric: 'signspool_tenant_backlog_documents', tenant: 'acme' };
 
+/** The per-identity panels: what each shows by signer, and a series of each identity this run moved. */
+const SIGNERS_ROW = 'Signing identities ($signer)';
+const SIGNER_PANELS = [
+  { panel: 'batches', metric: 'signspool_signer_batches_total', moved: [{ signer: 'local-a' }, { signer: 'stash-b' }] },
+  {
+    panel: 'documents',
+    metric: 'signspool_signer_documents_total',
+    moved: [
+      { signer: 'local-a', outcome: 'signed' },
+      { signer: 'stash-b', outcome: 'signed' },
+    ],
+  },
+  { panel: 'documents', metric: 'signspool_documents_accepted_total', moved: [{ signer: 'local-a' }, { signer: 'stash-b' }] },
+  {
+    panel: 'circuit',
+    metric: 'signspool_signer_circuit',
+    moved: [
+      { signer: 'local-a', state: 'closed' },
+      { signer: 'stash-b', state: 'closed' },
+    ],
+  },
+  { panel: 'certificate expiry', metric: 'signspool_signer_certificate_expiry_timestamp_seconds', moved: [{ signer: 'local-a' }] },
+  { panel: 'upstream request duration', metric: 'signspool_upstream_request_duration_seconds_count', moved: [{ signer: 'stash-b' }] },
+];
+
 const FUNCTIONS = new Set(['sum', 'max', 'min', 'avg', 'rate', 'increase', 'histogram_quantile', 'by', 'without', 'count', 'label_values', 'clamp_min']);
 
 describe('Grafana dashboard', () => {
   let stack: Stack;
   let samples: Sample[];
   let exposition: Map<string, Set<string>>;
+  let dir: string;
+  const fake = useFakeSignstash({ clients: [{ clientId: 'stash-b', clientSecret: 'stash-b-secret' }] });
 
   beforeAll(async () => {
+    // Two identities: acme signs with a local certificate by default, and with Sign'Stash when it says so.
+    dir = await mkdtemp(path.join(os.tmpdir(), 'dashboard-'));
+    const cert = issue(dir, makeRoot(dir), 'local-a', 'ec', SIGNER_EXT);
+    await writeFile(path.join(dir, 'stash-b.secret'), 'stash-b-secret');
+    const signersFile = path.join(dir, 'signers.json');
+    await writeFile(
+      signersFile,
+      JSON.stringify({
+        signers: {
+          'local-a': { kind: 'local', keyFile: cert.key, certFile: cert.cert },
+          'stash-b': {
+            kind: 'signstash',
+            url: fake().businessUrl,
+            authUrl: fake().authUrl,
+            clientId: 'stash-b',
+            clientSecretFile: path.join(dir, 'stash-b.secret'),
+          },
+        },
+        tenants: { '*': { signers: ['local-a', 'stash-b'], default: 'local-a' } },
+      }),
+    );
     // globex may make one request per second; an upload that sends nothing for 1 s ends with 408.
     // With METRICS_TOKEN: tenant names are exported only to scrapers that send it.
     stack = await startStack({
-      env: { TENANT_LIMITS: JSON.stringify({ globex: { requestsPerSecond: 1 } }), UPLOAD_IDLE_TIMEOUT: '1s', METRICS_TOKEN: TEST_METRICS_TOKEN },
+      env: {
+        TENANT_LIMITS: JSON.stringify({ globex: { requestsPerSecond: 1 } }),
+        UPLOAD_IDLE_TIMEOUT: '1s',
+        METRICS_TOKEN: TEST_METRICS_TOKEN,
+        SIGNERS_FILE: signersFile,
+      },
     });
-    // Exercise the pipeline once so every labelled series exists.
-    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'm.txt', content: 'metrics' }]);
-    await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
+    // Exercise the pipeline once per identity so every labelled series exists.
+    for (const fields of [{}, { signer: 'stash-b', signatureType: 'CAdES' }]) {
+      const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'm.txt', content: 'metrics' }], fields);
+      const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
+      expect(done.status, JSON.stringify(fields)).toBe('succeeded');
+    }
     // A request refused by the requests limit (a DELETE: reads are counted apart).
     await eventually('globex is answered 429', async () => {
       const r = await fetch(`${stack.apiUrl}/v1/operations/op_${'0'.repeat(32)}`, { method: 'DELETE', headers: auth(stack.keys.globex) });
@@ -165,6 +227,7 @@ describe('Grafana dashboard', () => {
   });
   afterAll(async () => {
     await stack?.stop();
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('has panels for throughput, batching, latency, queues, upstream, webhooks and spool', () => {
@@ -188,7 +251,7 @@ describe('Grafana dashboard', () => {
   });
 
   it('has datasource, job and instance variables that every panel and query follows', () => {
-    expect(dashboard.templating.list.map((v) => `${v.name}:${v.type}`)).toEqual(['datasource:datasource', 'job:query', 'instance:query']);
+    expect(dashboard.templating.list.map((v) => `${v.name}:${v.type}`)).toEqual(['datasource:datasource', 'job:query', 'instance:query', 'signer:query']);
     for (const p of panels) {
       expect(p.datasource?.uid, p.title).toBe('${datasource}');
       expect(p.targets?.length, p.title).toBeGreaterThan(0);
@@ -227,6 +290,41 @@ describe('Grafana dashboard', () => {
         `${expr} selects ${JSON.stringify(moved)} > 0`,
       ).toBe(true);
     }
+  });
+
+  it.each(SIGNER_PANELS)(
+    'row "Signing identities" has "$panel": $metric by (signer), following the signer variable, selecting each identity this run used',
+    ({ panel, metric, moved }) => {
+      const p = panelsInRow(SIGNERS_ROW).find(
+        (x) => x.title.toLowerCase().includes(panel) && (x.targets ?? []).some((t) => t.expr.includes(metric.replace(/_count$/, ''))),
+      );
+      expect(p, `a panel titled "…${panel}…" under the row "${SIGNERS_ROW}" showing ${metric}`).toBeDefined();
+      const base = metric.replace(/_count$/, '');
+      const exprs = (p?.targets ?? []).map((t) => t.expr).filter((e) => e.includes(base));
+      for (const expr of exprs) {
+        expect(expr).toMatch(/by \([^)]*\bsigner\b/);
+        const [, selector = ''] = new RegExp(`${base}(?:_bucket)?(\\{[^}]*\\})`).exec(expr) ?? [];
+        expect(selector, expr).toContain('signer=~"$signer"');
+        for (const labels of moved) {
+          const picked = select(samples, metric, selector.replace('signer=~"$signer"', 'signer=~".*"')).filter((s) =>
+            Object.entries(labels).every(([l, v]) => s.labels[l] === v),
+          );
+          expect(
+            picked.some((s) => s.value > 0),
+            `${expr} selects ${JSON.stringify(labels)} > 0`,
+          ).toBe(true);
+        }
+      }
+    },
+  );
+
+  it('shows token refreshes per identity, and reloads of the signers file', () => {
+    const token = panels.find((p) => (p.targets ?? []).some((t) => t.expr.includes('signspool_token_refreshes_total')));
+    expect(token?.targets?.[0]?.expr).toMatch(/sum by \(signer\) \(increase\(signspool_token_refreshes_total\{signer=~"\$signer"/);
+    expect(select(samples, 'signspool_token_refreshes_total', '').some((s) => s.labels['signer'] === 'stash-b' && s.value > 0)).toBe(true);
+    const reloads = panelsInRow(SIGNERS_ROW).find((p) => p.title.toLowerCase().includes('reload'));
+    expect(reloads?.targets?.map((t) => t.expr).join(' ')).toMatch(/signspool_config_last_reload_successful[\s\S]*signspool_config_reload_total/);
+    expect(select(samples, 'signspool_config_last_reload_successful', '').map((s) => s.value)).toContain(1);
   });
 
   it(`has "${BACKLOG_PANEL.title}" beside "${BACKLOG_PANEL.beside}": max by (tenant) of ${BACKLOG_PANEL.metric}, selecting a queued tenant`, () => {
