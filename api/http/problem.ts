@@ -7,6 +7,7 @@ import { MulterError } from 'multer';
 import { SignspoolError, isSignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import { isRedisUnavailable, redisUnavailableError } from '@signspool/shared/redis/unavailable';
+import { RefusalLog } from './refusal-log.js';
 
 export const sendProblem = (res: Response, err: SignspoolError, instance?: string): void => {
   if (err.retryAfterMs !== undefined) res.setHeader('Retry-After', String(Math.ceil(err.retryAfterMs / 1000)));
@@ -62,17 +63,18 @@ export const toApiError = (err: unknown, limits: { maxFileBytes: number; maxFile
   return new SignspoolError('INTERNAL', { cause: err });
 };
 
-export const errorHandler =
-  (logger: Logger, limits: { maxFileBytes: number; maxFiles: number }): ErrorRequestHandler =>
-  (err: unknown, req, res, _next) => {
+export const errorHandler = (logger: Logger, limits: { maxFileBytes: number; maxFiles: number }): ErrorRequestHandler => {
+  const refusals = new RefusalLog(logger);
+  return (err: unknown, req, res, _next) => {
     const apiErr = toApiError(err, limits);
-    if (apiErr.status >= 500) logger.error({ err, code: apiErr.code, method: req.method, route: req.route?.path }, 'request failed');
+    refusals.log(apiErr, err, req);
     if (res.headersSent) {
       res.destroy();
       return;
     }
     sendProblem(res, apiErr, req.originalUrl.split('?')[0]);
   };
+};
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new SignspoolError('ROUTE_NOT_FOUND', { detail: `no route ${req.method} ${req.path}` }));

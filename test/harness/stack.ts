@@ -35,6 +35,8 @@ export interface StackOptions {
   worker?: boolean;
   /** Reuse a data dir (and prefix) of an earlier stack, e.g. to restart a worker. */
   reuse?: { dir: string; prefix: string };
+  /** Where api and worker log (default: a logger at TEST_LOG_LEVEL). */
+  logger?: Logger;
 }
 
 /** A METRICS_TOKEN for tests that read tenant names on /metrics (exported only to scrapers that send it). */
@@ -63,7 +65,7 @@ export const startStack = async (opts: StackOptions = {}): Promise<Stack> => {
     ...opts.env,
   };
   const config = loadConfig(env);
-  const logger = createLogger({ level: config.logLevel });
+  const logger = opts.logger ?? createLogger({ level: config.logLevel });
   const metrics = createMetrics({ defaultMetrics: false });
   let worker: SigningWorker | undefined;
   let api: ApiServer | undefined;
