@@ -20,7 +20,7 @@ for i = 1, #all, 2 do
   if string.sub(all[i], 1, 4) == 'doc:' then
     local d = cjson.decode(all[i + 1])
     if d.status == 'queued' then
-      local ok = apply(KEYS[1], { docId = d.id, to = 'canceled', error = { code = 'CANCELED', message = ARGV[4] } }, now)
+      local ok = apply(KEYS[1], KEYS[2], ALLOWED, { docId = d.id, to = 'canceled', error = { code = 'CANCELED', message = ARGV[4] } }, now)
       if ok then table.insert(applied, d.id) end
     end
   end

@@ -16,7 +16,7 @@ local applied, rejected = {}, {}
 local accepting = redis.call('HGET', KEYS[1], 'accepting') == '1'
 for _, u in ipairs(updates) do
   local ok, st
-  if accepting and u.to == 'signing' then ok, st = false, 'accepting' else ok, st = apply(KEYS[1], u, now) end
+  if accepting and u.to == 'signing' then ok, st = false, 'accepting' else ok, st = apply(KEYS[1], KEYS[2], ALLOWED, u, now) end
   if ok then table.insert(applied, u.docId) else table.insert(rejected, { docId = u.docId, status = st }) end
 end
 local status, became = settle(KEYS[1], now, retention, channel)

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { DOCUMENT_TRANSITIONS, TERMINAL_OPERATION_STATUSES } from '../operations/states.js';
+import { DOCUMENT_TRANSITIONS, RETRY_TRANSITIONS, TERMINAL_OPERATION_STATUSES } from '../operations/states.js';
 
 // Beside this module in the sources; dist/lua in the build (this code then sits in dist/<dir>/).
 const LUA_DIR =
@@ -16,13 +16,17 @@ const INCLUDE = /^--\s*@include\s+"([a-z0-9-]+)"\s*$/gm;
 
 const luaSet = (names: readonly string[]): string => `{ ${names.map((n) => `['${n}'] = true`).join(', ')} }`;
 
-/** The generated include: ALLOWED[from][to] and TERMINAL[status]. */
+const luaMoves = (moves: Readonly<Record<string, readonly string[]>>): string =>
+  `{ ${Object.entries(moves)
+    .map(([from, to]) => `['${from}'] = ${luaSet(to)}`)
+    .join(', ')} }`;
+
+/** The generated include: ALLOWED[from][to] (workers, cancel), RETRY_ALLOWED[from][to] and TERMINAL[status]. */
 export const statesLua = (): string =>
   [
     '-- generated from shared/operations/states.ts',
-    `local ALLOWED = { ${Object.entries(DOCUMENT_TRANSITIONS)
-      .map(([from, to]) => `['${from}'] = ${luaSet(to)}`)
-      .join(', ')} }`,
+    `local ALLOWED = ${luaMoves(DOCUMENT_TRANSITIONS)}`,
+    `local RETRY_ALLOWED = ${luaMoves(RETRY_TRANSITIONS)}`,
     `local TERMINAL = ${luaSet(TERMINAL_OPERATION_STATUSES)}`,
   ].join('\n');
 
