@@ -37,7 +37,7 @@ describe('PAdES and XAdES with the local signer, end to end', () => {
     expect(res.status).toBe(202);
     const done = await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id);
     expect(done.status).toBe('succeeded');
-    expect(done.documents[0]?.signed).toMatchObject({ contentType: 'application/pdf', fileName: 'invoice.pdf' });
+    expect(done.documents[0]?.signed).toMatchObject({ contentType: 'application/pdf', fileName: 'invoice.signed.pdf' });
     const file = await downloaded(done.id, done.documents[0]?.id ?? '', 'signed.pdf');
     const out = spawnSync('pdfsig', ['-nocert', file]).stdout.toString();
     expect(out).toMatch(/Total document signed/);

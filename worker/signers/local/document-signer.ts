@@ -11,6 +11,7 @@ import { open, readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { SignatureType } from '@signspool/shared/queue';
+import { signedOutput } from '../signed-output.js';
 import { CmsBuilder } from './cms.js';
 import type { SigningIdentity } from './cert.js';
 import { buildPadesUpdate, PdfNotSignableError } from './pades-update.js';
@@ -97,13 +98,12 @@ export class DocumentSigner {
     const token = await this.timestamp(signature.value, signal);
     if (!this.opts.cadesAttached) {
       const { head } = this.cms.encode(signature, token);
-      return { body: Readable.from([head]), contentType: 'application/pkcs7-signature', fileName: `${doc.name}.p7s` };
+      return { body: Readable.from([head]), ...signedOutput('CAdES', doc.name) };
     }
     const { head, tail } = this.cms.encode(signature, token, size);
     return {
       body: Readable.from(concat(head, () => createReadStream(doc.path, { signal, highWaterMark: 256 * 1024 }), tail)),
-      contentType: 'application/pkcs7-mime',
-      fileName: `${doc.name}.p7m`,
+      ...signedOutput('CAdES', doc.name, { cadesAttached: true }),
     };
   }
 
@@ -139,8 +139,7 @@ export class DocumentSigner {
     update.bytes.write(hex, update.contentsStart, 'latin1');
     return {
       body: Readable.from(concat(() => createReadStream(doc.path, { signal, highWaterMark: 256 * 1024 }), update.bytes)),
-      contentType: 'application/pdf',
-      fileName: doc.name,
+      ...signedOutput('PAdES', doc.name),
     };
   }
 
@@ -170,6 +169,6 @@ export class DocumentSigner {
       }
       throw err;
     }
-    return { body: Readable.from([Buffer.from(xml, 'utf8')]), contentType: 'application/xml', fileName: doc.name };
+    return { body: Readable.from([Buffer.from(xml, 'utf8')]), ...signedOutput('XAdES', doc.name) };
   }
 }
