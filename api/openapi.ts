@@ -329,8 +329,16 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
             413: problem('Over a limit (see GET /v1/limits)', ['FILE_TOO_LARGE', 'TOO_MANY_FILES', 'REQUEST_TOO_LARGE', 'TOO_MANY_FIELDS']),
             415: problem('Not multipart/form-data', ['UNSUPPORTED_MEDIA_TYPE']),
             422: problem(
-              'Idempotency-Key used for another request, a webhook URL that is not an allowed target, a document that cannot take the signature type (PAdES: not a PDF; XAdES: not well-formed UTF-8 XML; the problem names it in `document`, 1-based), or a signing identity that does not exist or that the tenant may not use (refused before any document is kept)',
-              ['IDEMPOTENCY_KEY_MISMATCH', 'WEBHOOK_URL_REFUSED', 'DOCUMENT_NOT_PDF', 'DOCUMENT_NOT_XML', 'SIGNER_UNKNOWN', 'SIGNER_NOT_ALLOWED'],
+              'Idempotency-Key used for another request, a webhook URL that is not an allowed target or for a tenant without a webhook signing secret, a document that cannot take the signature type (PAdES: not a PDF; XAdES: not well-formed UTF-8 XML; the problem names it in `document`, 1-based), or a signing identity that does not exist or that the tenant may not use (refused before any document is kept)',
+              [
+                'IDEMPOTENCY_KEY_MISMATCH',
+                'WEBHOOK_URL_REFUSED',
+                'WEBHOOK_SECRET_MISSING',
+                'DOCUMENT_NOT_PDF',
+                'DOCUMENT_NOT_XML',
+                'SIGNER_UNKNOWN',
+                'SIGNER_NOT_ALLOWED',
+              ],
             ),
             ...common,
             429: limited('Over a limit of the tenant: requests per second, uploaded bytes per second, documents waiting (BACKLOG_MAX_DOCUMENTS)', [

@@ -21,9 +21,11 @@ import { createLogger, type Logger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';
 import { SignerRegistry } from '@signspool/shared/signers/registry';
 import { prettyDestination } from './pretty-log.js';
-import { DEFAULT_REDIS_URL } from '@signspool/shared/redis/clients';
+import { closeRedis, createApiRedis, DEFAULT_REDIS_URL, waitForRedis } from '@signspool/shared/redis/clients';
+import { durabilityProblems } from '@signspool/shared/durability';
+import { resolveWebhookSecrets } from '@signspool/shared/webhooks/secrets';
 import { isPortOpen, spawnRedisServer } from './redis-server.js';
-import { describeRedis, RedisUnreachableError, sentinelUrl, waitUntilReachable } from '@signspool/shared/redis/target';
+import { describeRedis, RedisUnreachableError, redisTargetOptions, sentinelUrl, waitUntilReachable } from '@signspool/shared/redis/target';
 import { ShutdownManager } from './shutdown.js';
 import { startTracing } from './tracing.js';
 import { WorkerHttpServer } from '@signspool/worker/worker-http-server';
@@ -77,7 +79,40 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
   const redis = await resolveRedis(config, mode, logger, shutdown);
   logger.info({ redis: redis.description }, 'connecting to Redis');
   await waitUntilReachable(redis.url, config, logger);
-  const cfg: Config = { ...config, redisUrl: redis.url };
+  const durable = await redisDurability(redis.url, config);
+  // Without WEBHOOK_SECRETS: the secrets kept in DATA_DIR; the api with generated API keys makes one for `default`.
+  const webhookSecrets = await resolveWebhookSecrets(config.webhooks.secrets, config.dataDir, mode !== 'worker' && config.apiKeys === undefined);
+  const cfg: Config = { ...config, redisUrl: redis.url, webhooks: { ...config.webhooks, secrets: webhookSecrets.entries } };
+  try {
+    await startComponents(mode, cfg, logger, shutdown, { redis, durable, tracing, webhookSecret: webhookSecrets.generated });
+  } catch (err) {
+    // Nobody saw the secret: do not keep it.
+    if (webhookSecrets.generated) await rm(webhookSecrets.generated.file, { force: true });
+    throw err;
+  }
+};
+
+/** Whether this Redis can keep what is acknowledged: the problems, one sentence each (none: durable). */
+const redisDurability = async (url: string, config: Config): Promise<string[]> => {
+  const client = createApiRedis(url, redisTargetOptions(config));
+  client.on('error', () => undefined);
+  try {
+    await waitForRedis(client, 10_000);
+    return (await durabilityProblems(client)).problems;
+  } finally {
+    await closeRedis(client);
+  }
+};
+
+interface Started {
+  redis: ResolvedRedis;
+  durable: string[];
+  tracing: { enabled: boolean };
+  webhookSecret: { tenant: string; secret: string; file: string } | undefined;
+}
+
+const startComponents = async (mode: Mode, cfg: Config, logger: Logger, shutdown: ShutdownManager, started: Started): Promise<void> => {
+  const { redis, durable, tracing, webhookSecret } = started;
   const metrics = createMetrics();
   const banner: Record<string, string> = {};
   // One registry for every component of this process: SIGHUP reloads SIGNERS_FILE and its secret files.
@@ -128,18 +163,35 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
   banner['redis'] = redis.description;
   banner['spool'] = cfg.spoolDir;
   banner['signer'] = describeSigner(cfg, signers);
-  banner['tracing'] = tracing.enabled ? `${config.tracing.tracesUrl ?? ''} (${config.tracing.protocol})` : 'off';
-  logger.info({ mode, ...banner }, 'signspool started');
+  banner['tracing'] = tracing.enabled ? `${cfg.tracing.tracesUrl ?? ''} (${cfg.tracing.protocol})` : 'off';
+  banner['durable'] =
+    durable.length === 0
+      ? `yes: Redis keeps its data on disk (DURABILITY=${cfg.durability.mode})`
+      : 'NO: acknowledged documents can be lost (see the warning below)';
+  logger.info({ mode, ...banner, ...(durable.length > 0 ? { redisProblems: durable } : {}) }, 'signspool started');
   // The log line first, then any text written straight to stdout.
   await new Promise<void>((resolve) => logger.flush(() => resolve()));
-  if (config.logFormat === 'pretty' || process.stdout.isTTY) {
+  if (cfg.logFormat === 'pretty' || process.stdout.isTTY) {
     const lines = Object.entries(banner).map(([k, v]) => `  ${k.padEnd(8)} ${v}`);
     process.stdout.write(`\nsignspool (${mode}) is running\n${lines.join('\n')}\n\n`);
+  }
+  if (durable.length > 0) {
+    // Said where a person reads, whatever the log format: the promise of a 202 does not hold.
+    process.stderr.write(
+      `\nWARNING: the Redis at ${redis.description} cannot keep what signspool acknowledges:\n${durable.map((p) => `  - ${p}`).join('\n')}\n` +
+        `Run Redis with appendonly yes and maxmemory-policy noeviction (docs/operations.md#redis); DURABILITY=strict refuses to start without them.\n\n`,
+    );
   }
   if (generatedKey) {
     // Printed once, on purpose, to the terminal (never to a log line): only its hash is kept.
     process.stdout.write(
       `\nGenerated an API key for tenant "default" (only its hash is kept in ${generatedKey.file}):\n\n  ${generatedKey.key}\n\nKeep it now: it will not be shown again.\n\n`,
+    );
+  }
+  if (webhookSecret) {
+    // Printed once, never logged; kept (mode 0600) because every delivery is signed with it.
+    process.stdout.write(
+      `\nGenerated a webhook signing secret for tenant "${webhookSecret.tenant}" (kept in ${webhookSecret.file}; WEBHOOK_SECRETS replaces it):\n\n  ${webhookSecret.secret}\n\nWebhook receivers verify deliveries with it (Standard Webhooks).\n\n`,
     );
   }
 };

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseApiKeyList, type ApiKeyEntry } from './api-key.js';
 import { signatureTypeSchema } from './queue.js';
+import { parseWebhookSecretList, type WebhookSecretEntry } from './webhooks/secrets.js';
 import { parseAllowEntry } from './webhooks/target.js';
 import { parseBytes, parseDuration } from './units.js';
 import { loadSigningIdentities, SignersFileError } from './signers/file.js';
@@ -111,29 +112,19 @@ const webhookAllow = z
     return list;
   });
 
-export interface WebhookSecretEntry {
-  tenant: string;
-  /** Newest first; during rotation every secret signs. */
-  secrets: string[];
-}
+export type { WebhookSecretEntry } from './webhooks/secrets.js';
 
 const webhookSecrets = z
   .string()
   .optional()
   .transform((raw, ctx): WebhookSecretEntry[] => {
     if (raw === undefined || raw.trim() === '') return [];
-    const out: WebhookSecretEntry[] = [];
-    for (const part of raw.split(/[,\s]+/).filter(Boolean)) {
-      const [tenant, list] = part.split(':');
-      const secrets = (list ?? '').split('|').filter(Boolean);
-      const valid = secrets.every((s) => /^whsec_[A-Za-z0-9+/]{16,}={0,2}$/.test(s));
-      if (!tenant || !/^[A-Za-z0-9_-]{1,64}$/.test(tenant) || secrets.length === 0 || !valid) {
-        ctx.addIssue({ code: 'custom', message: 'entries must be tenant:whsec_<base64>[|whsec_<base64>], separated by commas' });
-        return z.NEVER;
-      }
-      out.push({ tenant, secrets });
+    const entries = parseWebhookSecretList(raw);
+    if (typeof entries === 'string') {
+      ctx.addIssue({ code: 'custom', message: entries });
+      return z.NEVER;
     }
-    return out;
+    return entries;
   });
 
 const webhookEndpoints = z
@@ -693,7 +684,12 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   JOB_LOCK_DURATION: { group: 'Upstream calls and durability', meaning: 'BullMQ job lock (extended while held)' },
   JOB_MAX_STALLED: { group: 'Upstream calls and durability', meaning: 'times a document may be abandoned by a dead worker before it fails `DOCUMENT_STALLED`' },
 
-  WEBHOOK_SECRETS: { group: 'Webhooks', meaning: '`tenant:whsec_…[|whsec_…]`, newest first; every listed secret signs (rotation)' },
+  WEBHOOK_SECRETS: {
+    group: 'Webhooks',
+    default: '`<DATA_DIR>/webhook-secrets` (generated for `default`)',
+    meaning:
+      '`tenant:whsec_…[|whsec_…]`, newest first; every listed secret signs (rotation). Unset, the secrets in `<DATA_DIR>/webhook-secrets` are used; with `API_KEYS` unset too, the api generates one there for tenant `default` on first start and prints it once',
+  },
   WEBHOOK_ENDPOINTS: { group: 'Webhooks', meaning: 'default endpoint per tenant: `tenant=https://…`' },
   WEBHOOK_ALLOW: {
     group: 'Webhooks',

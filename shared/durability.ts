@@ -47,6 +47,21 @@ const readFacts = async (redis: Redis): Promise<RedisFacts> => {
   };
 };
 
+/**
+ * What keeps this Redis from holding what signspool acknowledges (eviction, no AOF, CONFIG
+ * unavailable), one sentence each; empty when nothing. Also used for the start summary.
+ */
+export const durabilityProblems = async (redis: Redis): Promise<{ version: string; problems: string[]; facts: RedisFacts }> => {
+  const f = await readFacts(redis);
+  const problems: string[] = [];
+  if (f.maxmemoryPolicy !== undefined && f.maxmemoryPolicy !== 'noeviction')
+    problems.push(`maxmemory-policy is ${f.maxmemoryPolicy}: Redis may evict operation records and jobs (set noeviction)`);
+  if (f.appendonly !== undefined && f.appendonly !== 'yes')
+    problems.push('appendonly is off: a Redis restart loses every operation and job (set appendonly yes)');
+  if (f.appendonly === undefined) problems.push('CONFIG is not available: persistence and eviction policy cannot be checked');
+  return { version: `${f.version[0]}.${f.version[1]}`, problems, facts: f };
+};
+
 export class Durability {
   private constructor(
     private readonly opts: DurabilityOptions,
@@ -56,14 +71,7 @@ export class Durability {
 
   /** Checks Redis against the mode; throws DurabilityError (one clear line) when `strict` cannot be honoured. */
   static async check(redis: Redis, opts: DurabilityOptions, logger: Logger): Promise<Durability> {
-    const f = await readFacts(redis);
-    const version = `${f.version[0]}.${f.version[1]}`;
-    const problems: string[] = [];
-    if (f.maxmemoryPolicy !== undefined && f.maxmemoryPolicy !== 'noeviction')
-      problems.push(`maxmemory-policy is ${f.maxmemoryPolicy}: Redis may evict operation records and jobs (set noeviction)`);
-    if (f.appendonly !== undefined && f.appendonly !== 'yes')
-      problems.push('appendonly is off: a Redis restart loses every operation and job (set appendonly yes)');
-    if (f.appendonly === undefined) problems.push('CONFIG is not available: persistence and eviction policy cannot be checked');
+    const { version, problems, facts: f } = await durabilityProblems(redis);
     const hasWaitAof = f.version[0] > 7 || (f.version[0] === 7 && f.version[1] >= 2);
     if (opts.mode === 'everysec') {
       for (const p of problems) logger.warn({ redisVersion: version }, `redis: ${p}`);

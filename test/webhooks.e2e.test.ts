@@ -181,7 +181,7 @@ describe('webhooks', () => {
 
   it('refuses webhook URLs at submission without https or a tenant secret', async () => {
     const noSecret = await submit(stack.apiUrl, stack.keys.globex, [{ name: 'a', content: 'a' }], { webhookUrl: 'https://hooks.example/x' });
-    expect([noSecret.status, noSecret.body['code']]).toEqual([400, 'VALIDATION_FAILED']);
+    expect([noSecret.status, noSecret.body['code']]).toEqual([422, 'WEBHOOK_SECRET_MISSING']);
     expect(String(noSecret.body['detail'])).toMatch(/WEBHOOK_SECRETS/);
     const notUrl = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a', content: 'a' }], { webhookUrl: 'javascript:alert(1)' });
     expect(notUrl.status).toBe(400);

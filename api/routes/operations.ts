@@ -168,14 +168,20 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   };
   const upload = multer(uploadOptions).array('file', config.upload.maxFiles);
 
+  /** A webhook for a tenant without a signing secret could never be delivered: refused, naming the variable to set. */
+  const missingWebhookSecret = (tenant: string): SignspoolError | undefined =>
+    config.webhooks.secrets.some((s) => s.tenant === tenant)
+      ? undefined
+      : new SignspoolError('WEBHOOK_SECRET_MISSING', {
+          detail: `tenant "${tenant}" has no webhook signing secret: the operator sets WEBHOOK_SECRETS=${tenant}:whsec_<base64> (or WEBHOOK_SECRETS_FILE); nothing was kept`,
+        });
   const webhookRules = { allow: new WebhookAllowList(config.webhooks.allow), allowHttp: config.webhooks.allowHttp };
   const checkWebhookTarget = (url: string, tenant: string): void => {
     // What can be judged before DNS (scheme, credentials, literal addresses, ports); the worker checks again at connect.
     const refused = refuseWebhookUrl(url, webhookRules);
     if (refused !== undefined) throw new SignspoolError('WEBHOOK_URL_REFUSED', { detail: `webhookUrl refused: ${refused}` });
-    if (!config.webhooks.secrets.some((s) => s.tenant === tenant)) {
-      throw new SignspoolError('VALIDATION_FAILED', { detail: 'webhooks need a signing secret for this tenant: ask the operator to set WEBHOOK_SECRETS' });
-    }
+    const missing = missingWebhookSecret(tenant);
+    if (missing) throw missing;
   };
 
   const enqueueCompleted = async (opId: string, tenant: string, deliveryId: string, reason: 'completed' | 'redeliver'): Promise<void> => {
@@ -195,6 +201,11 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     });
 
   router.post('/', async (req: Request, res: Response, next: NextFunction) => {
+    // A tenant's default endpoint without a secret: refused before anything is read.
+    if (config.webhooks.endpoints[req.tenant ?? ''] !== undefined) {
+      const missing = missingWebhookSecret(req.tenant ?? '');
+      if (missing) throw missing;
+    }
     // Cheap checks first (413, 415, 429, 507 never wait), then a turn among the tenant's uploads.
     const pass = await gate.enter(req, res);
     if (!pass) return;
@@ -211,6 +222,10 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const checkFields = (fields: unknown): void => {
       if (chosenAtFirstFile) return;
       try {
+        // A webhook that could never be signed: refused before any file is read.
+        const webhookUrl = (fields as Record<string, unknown> | undefined)?.['webhookUrl'];
+        const missing = typeof webhookUrl === 'string' && webhookUrl !== '' ? missingWebhookSecret(tenant) : undefined;
+        if (missing) throw missing;
         const requested = signerField(fields);
         chosenAtFirstFile = { identity: chooseSigner(identities, tenant, requested), requested };
       } catch (err) {
