@@ -26,7 +26,8 @@ import { healthRouter } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
 import { TenantRateLimits } from './rate-limits.js';
 import { traceUploads } from './upload/span.js';
-import { ADMIN_QUEUES_PATH, adminQueuesRouter, adminStatsRouter } from './routes/admin.js';
+import { adminStatsRouter } from './routes/admin.js';
+import { ADMIN_QUEUES_PATH, queueBoardRouter } from './routes/queue-board.js';
 import { limitsRouter } from './routes/limits.js';
 import type { SubmissionUndo } from './submission-undo.js';
 
@@ -116,7 +117,16 @@ export const createApp = (deps: AppDeps): Express => {
       signers: deps.signers,
     };
     app.use('/v1/admin', adminStatsRouter(admin));
-    app.use(ADMIN_QUEUES_PATH, adminQueuesRouter(admin));
+    app.use(
+      ADMIN_QUEUES_PATH,
+      queueBoardRouter({
+        token: config.adminToken,
+        queue: deps.queue,
+        webhookQueue: deps.webhookQueue,
+        writable: config.adminQueuesWritable,
+        publicUrl: config.publicUrl,
+      }),
+    );
   }
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger, config.upload));

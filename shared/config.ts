@@ -331,6 +331,7 @@ const envSchema = z
         }
         return v.trim();
       }),
+    ADMIN_QUEUES_WRITABLE: bool(false),
 
     UPLOAD_MAX_FILE_BYTES: bytes('25MiB', 1),
     UPLOAD_MAX_FILES: int(100, 1, 10_000),
@@ -569,6 +570,11 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
     default: '— (admin routes off)',
     meaning: 'bearer token of `GET /v1/admin/stats` and `/admin/queues` (24–512 printable characters); unset, those routes answer `404`',
   },
+  ADMIN_QUEUES_WRITABLE: {
+    group: 'Metrics, docs and admin',
+    meaning:
+      'let the Bull Board at `/admin/queues` change queues (retry, promote, clean, add, empty, obliterate, edit job data, pause); `false`: read-only, every change answers `403 ADMIN_READ_ONLY`',
+  },
 
   UPLOAD_MAX_FILE_BYTES: { group: 'Uploads', meaning: 'largest file (`413 FILE_TOO_LARGE`)' },
   UPLOAD_MAX_FILES: { group: 'Uploads', meaning: 'files per request (`413 TOO_MANY_FILES`)' },
@@ -793,6 +799,8 @@ const configSchema = envSchema.transform((c) => {
     docsPublic: c.DOCS_PUBLIC,
     /** Bearer token of /v1/admin/* and /admin/queues; those routes do not exist without it. */
     adminToken: c.ADMIN_TOKEN,
+    /** Whether the Bull Board may change queues (else read-only). */
+    adminQueuesWritable: c.ADMIN_QUEUES_WRITABLE,
     upload: {
       maxFileBytes: c.UPLOAD_MAX_FILE_BYTES,
       maxFiles: c.UPLOAD_MAX_FILES,

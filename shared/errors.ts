@@ -18,6 +18,8 @@ export const errorCatalog = {
   // --- API: request errors -------------------------------------------------------------------
   UNAUTHORIZED: entry(401, false, 'Missing or invalid API key or token'),
   INSUFFICIENT_SCOPE: entry(403, false, 'The credential lacks the scope this request needs'),
+  CROSS_SITE_REQUEST: entry(403, false, 'A request from another site may not change anything'),
+  ADMIN_READ_ONLY: entry(403, false, 'The queue board is read-only (ADMIN_QUEUES_WRITABLE=false)'),
   NOT_FOUND: entry(404, false, 'Not found'),
   ROUTE_NOT_FOUND: entry(404, false, 'No such route'),
   METHOD_NOT_ALLOWED: entry(405, false, 'Method not allowed'),
@@ -89,6 +91,8 @@ export type ErrorCode = keyof typeof errorCatalog;
 export const ERROR_ACTIONS: { readonly [K in ErrorCode]: string } = {
   UNAUTHORIZED: 'Send `Authorization: Bearer <API key or access token>`; `WWW-Authenticate` says what was wrong with the one sent.',
   INSUFFICIENT_SCOPE: 'Use a credential holding `requiredScope` (an API key entry lists its scopes; a JWT its `scope`/`scp`).',
+  CROSS_SITE_REQUEST: 'Change queues from the Bull Board page itself (same origin), or send a JSON body from a script; another site cannot.',
+  ADMIN_READ_ONLY: 'The board is read-only by default: set `ADMIN_QUEUES_WRITABLE=true` to retry, promote, clean or remove jobs from it.',
   NOT_FOUND: "Check the id; another tenant's operation, and one past its `RETENTION`, is not found either.",
   ROUTE_NOT_FOUND: 'Check the path against `GET /openapi.json`.',
   METHOD_NOT_ALLOWED: 'Use a method the route accepts (`GET /openapi.json` lists them).',

@@ -3,9 +3,6 @@
  * unknown route): GET /v1/admin/stats and GET /v1/admin/signers (JSON) and Bull Board under
  * /admin/queues (the sign and webhook queues, in the browser). All take the admin token, never an API key.
  */
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { ExpressAdapter } from '@bull-board/express';
 import { Router } from 'express';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -13,8 +10,6 @@ import { requireAdminToken } from '../auth/admin-auth.js';
 import type { SignerRegistry } from '@signspool/shared/signers/registry';
 import { readAdminSigners } from '../admin-signers.js';
 import { AdminStatsReader } from '../admin-stats.js';
-
-export const ADMIN_QUEUES_PATH = '/admin/queues';
 
 export interface AdminRouteDeps {
   token: string;
@@ -39,16 +34,5 @@ export const adminStatsRouter = (deps: AdminRouteDeps): Router => {
     res.setHeader('Cache-Control', 'no-store');
     res.json(await readAdminSigners(deps.signers.identities, deps.redis, deps.prefix));
   });
-  return router;
-};
-
-/** Bull Board's UI and its JSON API, under ADMIN_QUEUES_PATH; Basic auth lets a browser ask for the token. */
-export const adminQueuesRouter = (deps: AdminRouteDeps): Router => {
-  const adapter = new ExpressAdapter();
-  adapter.setBasePath(ADMIN_QUEUES_PATH);
-  createBullBoard({ queues: [new BullMQAdapter(deps.queue), new BullMQAdapter(deps.webhookQueue)], serverAdapter: adapter });
-  const router = Router();
-  router.use(requireAdminToken(deps.token, 'Basic'));
-  router.use(adapter.getRouter() as Router);
   return router;
 };
