@@ -304,16 +304,20 @@ export class IdentityLanes {
     metrics.workerPaused.set({ reason: 'circuit_open' }, this.allOpen() ? 1 : 0);
     if (worst !== this.lastWorst) {
       this.lastWorst = worst;
-      // GET /v1/admin/stats: this worker's worst circuit, listed until it closes or the worker is gone.
-      const ttlMs = this.deps.upstream.breakerCooldownMs + STATE_TTL_MS;
-      void publishCircuitState(this.deps.redis, this.deps.prefix, worst, ttlMs).catch(() => undefined);
+      void this.publishWorst();
     }
   }
 
-  /** Publishes every lane's state (a heartbeat; never throws). */
+  /** GET /v1/admin/stats: this worker's worst circuit, listed until it closes or the worker is gone (renewed by the heartbeat). */
+  private publishWorst(): Promise<void> {
+    return publishCircuitState(this.deps.redis, this.deps.prefix, this.lastWorst, STATE_TTL_MS).catch(() => undefined);
+  }
+
+  /** Publishes every lane's state and the worst circuit (a heartbeat; never throws). */
   async publish(): Promise<void> {
     if (this.stopped) return;
     await publishSignerStates(this.deps.redis, this.deps.prefix, this.states(), STATE_TTL_MS);
+    if (this.lastWorst !== 'closed') await this.publishWorst();
   }
 
   /** Stops every lane (after the worker drained its batches) and withdraws this worker's states. Idempotent. */
