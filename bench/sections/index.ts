@@ -13,6 +13,7 @@ import { latencySection } from './latency.js';
 import { localSignerSection } from './local-signer.js';
 import { longPollSection } from './long-poll.js';
 import { streamingSection } from './streaming.js';
+import { webhookFairnessSection } from './webhook-fairness.js';
 
 export const SECTIONS: readonly Section<unknown>[] = [
   coalescingSection,
@@ -25,4 +26,5 @@ export const SECTIONS: readonly Section<unknown>[] = [
   durabilitySection,
   fairnessSection,
   identitiesSection,
+  webhookFairnessSection,
 ];
