@@ -1,5 +1,5 @@
 /**
- * Webhook retries outlive RETENTION: with RETENTION=2s and WEBHOOK_SCHEDULE=0,4s, an endpoint
+ * Webhook retries outlive RETENTION: with RETENTION=2s and WEBHOOK_SCHEDULE=0,6s, an endpoint
  * answering 500 then 204 gets the retry after the operation record has expired, signed and with
  * the event as it was when the operation ended. A delivery with nothing left to send is dropped
  * with one warn line and counted (signspool_webhook_deliveries_total{outcome="dropped"}).
@@ -31,7 +31,7 @@ describe('webhook retries after RETENTION', () => {
         WEBHOOK_SECRETS: `acme:${SECRET}`,
         WEBHOOK_ALLOW: '127.0.0.1:*',
         WEBHOOK_ALLOW_HTTP: 'true',
-        WEBHOOK_SCHEDULE: '0,4s',
+        WEBHOOK_SCHEDULE: '0,6s',
         RETENTION: '2s',
         DEFAULT_SIGNATURE_TYPE: 'CAdES',
       },
@@ -50,7 +50,7 @@ describe('webhook retries after RETENTION', () => {
     expect(res.status).toBe(202);
     const opId = res.body.id;
     await eventually('first attempt answered 500', () => hook.received.length >= 1, 15_000);
-    // The record is gone before the second attempt (4 s after the first).
+    // The record is gone before the second attempt (6 s after the first).
     await eventually('operation record expired', async () => (await getOperation(stack.apiUrl, stack.keys.acme, opId)).status === 404, 10_000);
     expect(hook.received).toHaveLength(1);
     await eventually('retry delivered', () => hook.received.length >= 2, 15_000);
