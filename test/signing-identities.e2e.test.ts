@@ -63,6 +63,8 @@ describe('signing identities across processes (issue 22 acceptance)', () => {
   /** Per tenant, the operations it submitted. */
   const ops: Record<keyof typeof keys, OperationView[]> = { acme: [], globex: [], initech: [] };
   const originals = new Map<string, string>();
+  let signersFile = '';
+  let signersJson: { signers: Record<string, unknown>; tenants: Record<string, { signers: string[]; default?: string }> };
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'identities-'));
@@ -82,25 +84,23 @@ describe('signing identities across processes (issue 22 acceptance)', () => {
     await fake.start();
     const secretFile = path.join(dir, 'acme-pt.secret');
     await writeFile(secretFile, `${SIGNSTASH_SECRET}\n`, { mode: 0o600 });
-    const signersFile = path.join(dir, 'signers.json');
-    await writeFile(
-      signersFile,
-      JSON.stringify({
-        signers: {
-          // Four documents of acme and initech fill one CAdES batch (see the mixing check below).
-          'acme-pt': {
-            kind: 'signstash',
-            url: fake.businessUrl,
-            authUrl: fake.authUrl,
-            clientId: 'acme-pt',
-            clientSecretFile: secretFile,
-            limits: { batchMaxDocs: 4 },
-          },
-          'globex-local': { kind: 'local', keyFile: issuers.globex.key, certFile: issuers.globex.cert },
+    signersFile = path.join(dir, 'signers.json');
+    signersJson = {
+      signers: {
+        // Four documents of acme and initech fill one CAdES batch (see the mixing check below).
+        'acme-pt': {
+          kind: 'signstash',
+          url: fake.businessUrl,
+          authUrl: fake.authUrl,
+          clientId: 'acme-pt',
+          clientSecretFile: secretFile,
+          limits: { batchMaxDocs: 4 },
         },
-        tenants: { acme: { signers: ['acme-pt'] }, initech: { signers: ['acme-pt'] }, globex: { signers: ['globex-local'] } },
-      }),
-    );
+        'globex-local': { kind: 'local', keyFile: issuers.globex.key, certFile: issuers.globex.cert },
+      },
+      tenants: { acme: { signers: ['acme-pt'] }, initech: { signers: ['acme-pt'] }, globex: { signers: ['globex-local'] } },
+    };
+    await writeFile(signersFile, JSON.stringify(signersJson));
     const env = {
       REDIS_URL: inject('redisUrl'),
       QUEUE_PREFIX: testPrefix(),
@@ -286,5 +286,23 @@ describe('signing identities across processes (issue 22 acceptance)', () => {
       expect(out, what).not.toContain(Buffer.from(`acme-pt:${SIGNSTASH_SECRET}`).toString('base64'));
       expect(out, what).not.toContain(await readFile(issuers.globex.key, 'utf8').then((k) => k.split('\n')[1] ?? 'x'));
     }
+  });
+
+  it('takes a changed file on SIGHUP at the api: the next submission follows it', async () => {
+    const asAcmePt = () => submit(api?.url ?? '', keys.globex, [{ name: 'h.bin', content: 'after the reload' }], { signer: 'acme-pt', signatureType: 'CAdES' });
+    const before = await asAcmePt();
+    expect([before.status, before.body['code']]).toEqual([422, 'SIGNER_NOT_ALLOWED']);
+    signersJson.tenants['globex'] = { signers: ['globex-local', 'acme-pt'], default: 'globex-local' };
+    await writeFile(signersFile, JSON.stringify(signersJson));
+    api?.child.kill('SIGHUP');
+    let accepted: Awaited<ReturnType<typeof asAcmePt>> | undefined;
+    await eventually('globex may use acme-pt after SIGHUP', async () => {
+      const res = await asAcmePt();
+      if (res.status === 202) accepted = res;
+      else expect(res.body['code']).toBe('SIGNER_NOT_ALLOWED');
+      return res.status === 202;
+    });
+    expect(accepted?.body['signer']).toBe('acme-pt');
+    expect(api?.output()).toMatch(/signing identities reloaded/);
   });
 });
