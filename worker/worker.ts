@@ -218,7 +218,7 @@ export class SigningWorker {
   pauseReasons(): string[] {
     const reasons: string[] = [];
     if (this.spoolFull) reasons.push('spool_full');
-    if (this.lanes?.allOpen()) reasons.push('circuit_open');
+    if (this.lanes?.allBlocked()) reasons.push('circuit_open');
     return reasons;
   }
 
@@ -251,7 +251,7 @@ export class SigningWorker {
       }
       // Documents wait in the queue (where other workers can take them) while this one cannot sign,
       // or while every identity's circuit is open (nothing could be sent).
-      if (!(await this.hasRoom()) || this.lanes?.allOpen()) {
+      if (!(await this.hasRoom()) || this.lanes?.allBlocked()) {
         await this.pause(1000);
         continue;
       }
@@ -282,9 +282,9 @@ export class SigningWorker {
       // unknown, its lane fails the document with SIGNER_REMOVED.
       if (!(await this.lanes?.known(data.signer))) this.log.warn({ signer: data.signer, docId: data.docId }, 'document of an unknown signing identity');
       const lane = this.lanes?.peek(data.signer);
-      if (lane?.breaker.state === 'open') {
-        // Its identity's circuit is open: back to the queue until it half-opens, so it holds no place here.
-        await source.release(job, lane.breaker.retryInMs + 100);
+      if (lane?.breaker.blocked) {
+        // Its identity's circuit is open (or probing): back to the queue until it can go, so it holds no place here.
+        await source.release(job, lane.breaker.deferMs + 100);
         continue;
       }
       batcher.add({ job, data, enteredAt: Date.now(), size: data.size, bucketKey: bucketKeyOf(data.signer, data.signatureType) });

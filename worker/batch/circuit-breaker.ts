@@ -3,8 +3,9 @@
  * network, timeout) it opens: no batch is sent for `cooldownMs`; then one probe batch goes
  * (half-open); its success closes the circuit, its failure opens it again. Callers wait in
  * `acquire()` instead of failing, so an outage costs documents time, not attempts; or, with
- * `tryAcquire()`, learn that it is open and give their documents back to the queue (a worker signs
- * for several identities, each with its own breaker: one's outage must not hold the others' slots).
+ * `tryAcquire()`, learn that it is blocked (open, or half-open with its probe under way) and give
+ * their documents back to the queue for `deferMs` (a worker signs for several identities, each with
+ * its own breaker: one's outage must not hold the slots and memory the others need).
  */
 export type CircuitState = 'closed' | 'open' | 'half_open';
 
@@ -44,18 +45,26 @@ export class CircuitBreaker {
     }
   }
 
-  /** As acquire(), but answers 'open' at once while the circuit is open (it waits only for a running probe). */
-  async tryAcquire(signal: AbortSignal): Promise<Permit | 'open'> {
-    for (;;) {
-      if (signal.aborted) throw signal.reason;
-      if (this.current === 'closed') return 'normal';
-      if (this.current === 'open') return 'open';
-      if (!this.probing) {
-        this.probing = true;
-        return 'probe';
-      }
-      await this.waitForChange(signal);
+  /** As acquire(), but never waits: 'open' while the circuit is blocked. */
+  tryAcquire(signal: AbortSignal): Permit | 'open' {
+    if (signal.aborted) throw signal.reason;
+    if (this.current === 'closed') return 'normal';
+    if (this.current === 'half_open' && !this.probing) {
+      this.probing = true;
+      return 'probe';
     }
+    return 'open';
+  }
+
+  /** True while no call may go: open, or half-open with its probe under way. */
+  get blocked(): boolean {
+    return this.current === 'open' || (this.current === 'half_open' && this.probing);
+  }
+
+  /** How long a caller turned away should wait before trying again: the cool-down left, or (during a probe) a few seconds at most. */
+  get deferMs(): number {
+    if (this.current === 'open') return this.retryInMs;
+    return this.blocked ? Math.min(this.opts.cooldownMs, 5000) : 0;
   }
 
   success(): void {

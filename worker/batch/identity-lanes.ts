@@ -206,10 +206,10 @@ export class IdentityLanes {
     return this.deps.registry.identities.get(name) !== undefined;
   }
 
-  /** True when every identity of the configuration has a lane whose circuit is open: nothing to pull for. */
-  allOpen(): boolean {
+  /** True when every identity of the configuration has a lane whose circuit is blocked (open, or probing): nothing to pull for. */
+  allBlocked(): boolean {
     const names = this.deps.registry.identities.names();
-    return names.length > 0 && names.every((n) => this.lanes.get(n)?.breaker.state === 'open');
+    return names.length > 0 && names.every((n) => this.lanes.get(n)?.breaker.blocked === true);
   }
 
   /** The worst circuit state over the lanes. */
@@ -301,7 +301,7 @@ export class IdentityLanes {
     }
     const worst = this.worst();
     for (const s of CIRCUIT_STATES) metrics.upstreamCircuit.set({ state: s }, s === worst ? 1 : 0);
-    metrics.workerPaused.set({ reason: 'circuit_open' }, this.allOpen() ? 1 : 0);
+    metrics.workerPaused.set({ reason: 'circuit_open' }, this.allBlocked() ? 1 : 0);
     if (worst !== this.lastWorst) {
       this.lastWorst = worst;
       void this.publishWorst();

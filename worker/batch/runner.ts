@@ -129,8 +129,8 @@ class Requeue extends Error {
   }
 }
 
-/** How long documents of an identity whose circuit is open wait in the queue: until it half-opens. */
-const openCircuitDelay = (breaker: CircuitBreaker): number => breaker.retryInMs + 100;
+/** How long documents of an identity whose circuit is blocked wait in the queue: until it half-opens, or its probe has answered. */
+const openCircuitDelay = (breaker: CircuitBreaker): number => breaker.deferMs + 100;
 
 /** Documents signed and failed by one run, for its span. */
 interface Tally {
@@ -190,7 +190,7 @@ export class BatchRunner {
   /** The body of run(); returns how the batch ended when its documents got no outcome here. */
   private async runIn(items: HeldDocument[], batchId: string, span: Span): Promise<'released' | 'requeued' | 'error' | undefined> {
     const log = this.deps.logger.child({ batchId });
-    if (this.deps.breaker.state === 'open') {
+    if (this.deps.breaker.blocked) {
       // Not claimed yet: the documents go back as they are, to return when the circuit half-opens.
       const delayMs = openCircuitDelay(this.deps.breaker);
       await Promise.all(items.map((d) => this.deps.source.release(d.job, delayMs)));
@@ -306,7 +306,7 @@ export class BatchRunner {
     for (let attempt = 1; ; attempt++) {
       items = this.owned(items, log);
       if (items.length === 0) return;
-      const permit = probe ? 'probe' : await breaker.tryAcquire(signal);
+      const permit = probe ? 'probe' : breaker.tryAcquire(signal);
       if (permit === 'open') throw new Requeue('circuit_open', openCircuitDelay(breaker));
       probe = false;
       // Our own disk, not the upstream: the probe (if this was it) is handed back untold.

@@ -78,4 +78,25 @@ describe('CircuitBreaker', () => {
     await expect(waiting).rejects.toThrow('shutting down');
     await expect(breaker.acquire(ctl.signal)).rejects.toThrow('shutting down');
   });
+
+  it('turns callers away without waiting while blocked (open, or probing), and says for how long (tryAcquire)', async () => {
+    expect(breaker.tryAcquire(never)).toBe('normal');
+    expect([breaker.blocked, breaker.deferMs]).toEqual([false, 0]);
+    for (let i = 0; i < 3; i++) breaker.failure();
+    expect(breaker.tryAcquire(never)).toBe('open');
+    expect([breaker.blocked, breaker.deferMs]).toEqual([true, 1000]);
+    await vi.advanceTimersByTimeAsync(400);
+    expect(breaker.deferMs).toBe(600);
+    await vi.advanceTimersByTimeAsync(600);
+    // Half-open: one probe, the others are turned away (not held) while it runs.
+    expect(breaker.blocked).toBe(false);
+    expect(breaker.tryAcquire(never)).toBe('probe');
+    expect(breaker.tryAcquire(never)).toBe('open');
+    expect([breaker.blocked, breaker.deferMs]).toEqual([true, 1000]);
+    breaker.success();
+    expect(breaker.tryAcquire(never)).toBe('normal');
+    const ctl = new AbortController();
+    ctl.abort(new Error('shutting down'));
+    expect(() => breaker.tryAcquire(ctl.signal)).toThrow('shutting down');
+  });
 });
