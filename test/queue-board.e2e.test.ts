@@ -172,6 +172,21 @@ describe('Bull Board with ADMIN_QUEUES_WRITABLE=true', () => {
     expect(await signJobs()).toBe(0);
   }, 60_000);
 
+  it("accepts the board page's own changes in Chromium (a same-origin request without a body)", async () => {
+    if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}`);
+    const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    try {
+      const context = await browser.newContext({ httpCredentials: { username: 'ops', password: ADMIN_TOKEN } });
+      const page = await context.newPage();
+      await page.goto(`${stack.apiUrl}/admin/queues`);
+      // What the page's "retry all failed" button sends (axios: PUT, no body, no content type).
+      const status = await page.evaluate(async () => (await fetch('api/queues/webhook/retry/failed', { method: 'PUT' })).status);
+      expect(status).toBe(200);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+
   it('accepts a same-origin change (what the board page sends)', async () => {
     const res = await fetch(`${stack.apiUrl}/admin/queues/api/queues/sign/add`, {
       method: 'POST',
