@@ -3,13 +3,16 @@
  * refused with 422 (unknown, or not the tenant's) before any document is kept — also while the
  * file part is still arriving; the operation JSON, the listing filter and the metric carry the
  * identity; the identity's signature type applies when the request names none; a reload of the
- * file applies to the next submission. No worker: documents stay queued, so what is kept is exactly
+ * file applies to the next submission; a JWT names the tenant, never its identities. No worker: documents stay queued, so what is kept is exactly
  * what the api wrote.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '@signspool/shared/queue';
 import { auth, eventually, submit } from './harness/client.js';
@@ -41,6 +44,8 @@ describe('choosing a signing identity at the api', () => {
   let dir: string;
   let file: string;
   let queue: Queue;
+  let jwks: http.Server;
+  let jwt: (claims: Record<string, unknown>) => Promise<string>;
   let certs: { a: { key: string; cert: string }; b: { key: string; cert: string } };
 
   beforeAll(async () => {
@@ -49,12 +54,35 @@ describe('choosing a signing identity at the api', () => {
     certs = { a: issue(dir, root, 'acme-signer', 'ec', SIGNER_EXT), b: issue(dir, root, 'shared-signer', 'ec', SIGNER_EXT) };
     file = path.join(dir, 'signers.yaml');
     await writeFile(file, signersYaml(dir, certs.a, certs.b, ['shared-local']));
-    stack = await startStack({ worker: false, env: { SIGNERS_FILE: file } });
+    // A local identity provider: its tokens name the tenant in `org`.
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    jwks = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
+    await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', () => r()));
+    jwt = (claims) =>
+      new SignJWT({ scope: 'operations:write operations:read', ...claims })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'JWT' })
+        .setIssuer('https://idp.example/')
+        .setAudience('signspool-api')
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(privateKey);
+    stack = await startStack({
+      worker: false,
+      env: {
+        SIGNERS_FILE: file,
+        AUTH_JWKS_URL: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
+        AUTH_ISSUER: 'https://idp.example/',
+        AUTH_AUDIENCE: 'signspool-api',
+        AUTH_TENANT_CLAIM: 'org',
+      },
+    });
     queue = new Queue(QUEUES.sign, { connection: { url: stack.config.redisUrl ?? '' }, prefix: stack.config.queuePrefix });
   });
   afterAll(async () => {
     await queue?.close();
     await stack?.stop();
+    await new Promise<void>((r) => (jwks ? jwks.close(() => r()) : r()));
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -153,5 +181,15 @@ describe('choosing a signing identity at the api', () => {
     }
     const refused = await submit(stack.apiUrl, stack.keys.globex, [{ name: 'z.bin', content: 'z' }], { signer: 'acme-local' });
     expect([refused.status, refused.body['code']]).toEqual([422, 'SIGNER_NOT_ALLOWED']);
+  });
+
+  it("takes a JWT's tenant and that tenant's identities from the file, whatever else the token claims", async () => {
+    const token = await jwt({ org: 'globex', signers: ['acme-local'], signer: 'acme-local' });
+    const byDefault = await submit(stack.apiUrl, token, [{ name: 'j.xml', content: '<j/>' }]);
+    expect([byDefault.status, byDefault.body['signer']]).toEqual([202, 'shared-local']);
+    const refused = await submit(stack.apiUrl, token, [{ name: 'k.bin', content: 'k' }], { signer: 'acme-local' });
+    expect([refused.status, refused.body['code']]).toEqual([422, 'SIGNER_NOT_ALLOWED']);
+    const acme = await submit(stack.apiUrl, await jwt({ org: 'acme' }), [{ name: 'l.bin', content: 'l' }], { signer: 'acme-local' });
+    expect([acme.status, acme.body['signer']]).toEqual([202, 'acme-local']);
   });
 });
