@@ -10,9 +10,14 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { readSignerStates } from '@signspool/shared/circuit-state';
+import { createMetrics } from '@signspool/shared/metrics';
+import { QUEUES } from '@signspool/shared/queue';
+import { SignerRegistry } from '@signspool/shared/signers/registry';
+import { SigningWorker } from '@signspool/worker/worker';
 import { useFakeSignstash } from './harness/fake-upstream.js';
 import { eventually, submit, waitForTerminal } from './harness/client.js';
 import { startStack } from './harness/stack.js';
@@ -223,6 +228,34 @@ describe('signing identities at the worker', () => {
       expect(fake().client('gone').calls).toBe(0);
     } finally {
       await worker?.stop();
+      await api.stop();
+    }
+  });
+
+  it("fails with SIGNER_REMOVED the documents a running worker holds when a reload removes their identity; the others' sign", async () => {
+    const both = { acme: { signers: ['healthy', 'gone'], default: 'healthy' } };
+    const file = await signersFile('removed-live', { healthy: 'healthy-secret', gone: 'gone-secret' }, both);
+    // A long linger: the documents sit in the worker's buckets when the reload comes.
+    const api = await startStack({ env: { SIGNERS_FILE: file, BATCH_LINGER: '3s' }, worker: false });
+    const registry = new SignerRegistry({ config: api.config, logger: api.logger });
+    const worker = new SigningWorker({ config: api.config, logger: api.logger, metrics: createMetrics({ defaultMetrics: false }), signers: registry });
+    await worker.start();
+    const queue = new Queue(QUEUES.sign, { connection: redis, prefix: api.config.queuePrefix });
+    try {
+      const gone = await submit(api.apiUrl, api.keys.acme, files('live-gone', 3), { signer: 'gone' });
+      const kept = await submit(api.apiUrl, api.keys.acme, files('live-kept', 2), { signer: 'healthy' });
+      await eventually('the worker holds the five documents', async () => (await queue.getJobCounts('active')).active === 5);
+      await signersFile('removed-live', { healthy: 'healthy-secret' }, { acme: { signers: ['healthy'], default: 'healthy' } });
+      expect(await registry.reload()).toEqual({ ok: true, changed: ['gone'], tenantsChanged: true });
+      const doneGone = await waitForTerminal(api.apiUrl, api.keys.acme, gone.body.id);
+      expect(doneGone.documents.map((d) => d.error?.code)).toEqual(['SIGNER_REMOVED', 'SIGNER_REMOVED', 'SIGNER_REMOVED']);
+      const doneKept = await waitForTerminal(api.apiUrl, api.keys.acme, kept.body.id);
+      expect(doneKept.documents.map((d) => d.status)).toEqual(['signed', 'signed']);
+      expect(fake().client('gone').calls).toBe(0);
+      expect((await worker.readiness()).checks).not.toHaveProperty('signer.gone');
+    } finally {
+      await queue.close();
+      await worker.stop();
       await api.stop();
     }
   });
