@@ -3,7 +3,8 @@
  * worker: nothing competes with it), against a bare `node:http` server doing the least the same
  * requests need (bench/bare-server.ts) measured in the same run with the same client. The ratio
  * is what signspool's upload path (multipart parsing, SHA-256, Express, auth, three Redis
- * scripts, metrics) costs over writing the bytes durably. BENCH_API_UPLOADS sets the count.
+ * scripts, metrics) costs over writing the bytes durably. BENCH_API_UPLOADS sets the count,
+ * BENCH_API_READS the status reads (as many as uploads by default).
  */
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,6 +18,8 @@ import { startService } from '../test/harness/processes.js';
 import { benchNodeArgs, cpuSeconds, submissionOf } from './load.js';
 
 const N = Number(process.env['BENCH_API_UPLOADS'] ?? 3000);
+/** Status reads (BENCH_API_READS, N by default), round-robin over the uploaded operations. */
+const READS = Number(process.env['BENCH_API_READS'] ?? N);
 const WARMUP = 500;
 const CLIENTS = 64;
 
@@ -48,7 +51,7 @@ const measure = async (url: string, pid: number | undefined, headers: Record<str
   };
   await run(WARMUP, upload);
   const uploadMs = await run(N, upload);
-  const readMs = await run(N, (i) => read(ids[i] ?? ''));
+  const readMs = await run(READS, (i) => read(ids[i % ids.length] ?? ''));
   await agent.close();
   return { uploadMs, readMs };
 };
@@ -80,6 +83,7 @@ try {
       SIGNER: 'local',
       SPOOL_MIN_FREE_BYTES: '64MiB',
       RATE_LIMIT_REQUESTS: '0',
+      RATE_LIMIT_READS: '0',
       RATE_LIMIT_UPLOAD_BYTES: '0',
       BACKLOG_MAX_DOCUMENTS: '0',
     },
@@ -89,7 +93,7 @@ try {
   await api.stop();
   await redis.stop();
 
-  console.log(`api alone, ${N} uploads of 200 KB then ${N} status reads, ${CLIENTS} clients; CPU of the serving process per request`);
+  console.log(`api alone, ${N} uploads of 200 KB then ${READS} status reads, ${CLIENTS} clients; CPU of the serving process per request`);
   const row = (what: string, ms: number, baseMs: number): void =>
     console.log(`${what.padEnd(38)} ${ms.toFixed(3)} ms   bare server ${baseMs.toFixed(3)} ms   ${(ms / baseMs).toFixed(2)}×`);
   row('upload (POST /v1/operations)', ours.uploadMs, base.uploadMs);
