@@ -28,8 +28,12 @@ interface Measured {
   docsPerSec: number;
   /** api + worker + redis, ms per document. */
   cpuMs: number;
+  /** Each of them, ms per document. */
+  parts: Record<'api' | 'worker' | 'redis', number>;
   probeMs: number;
 }
+
+const PARTS = ['api', 'worker', 'redis'] as const;
 
 const git = async (...args: string[]): Promise<string> => (await run('git', args, { cwd: root, maxBuffer: 64 << 20 })).stdout;
 
@@ -51,9 +55,10 @@ const measuredOf = (rows: RowLike[]): Measured => {
   const s1 = rows.filter((r) => r.section.startsWith('1 '));
   const find = (prefix: string): number | undefined => s1.find((r) => r.metric.startsWith(prefix))?.value;
   const docsPerSec = find('documents/s');
-  const own = find('CPU per document: signspool') ?? ['api', 'worker', 'redis'].reduce((a, k) => a + (find(`CPU per document: ${k}`) ?? NaN), 0);
+  const parts = { api: find('CPU per document: api') ?? NaN, worker: find('CPU per document: worker') ?? NaN, redis: find('CPU per document: redis') ?? NaN };
+  const own = find('CPU per document: signspool') ?? parts.api + parts.worker + parts.redis;
   if (docsPerSec === undefined || !Number.isFinite(own)) throw new Error('the result file has no section-1 throughput or CPU rows');
-  return { docsPerSec, cpuMs: own, probeMs: find('machine speed probe') ?? NaN };
+  return { docsPerSec, cpuMs: own, parts, probeMs: find('machine speed probe') ?? NaN };
 };
 
 /** Section 1 in `tree`; its figures, read from the result file the run wrote (then removed). */
@@ -152,6 +157,10 @@ const main = async (): Promise<void> => {
   console.log(`\nworking tree against ${ref}, paired (shared machine: compare the spread with the change):`);
   console.log(`  signspool CPU per document  ${cpu.mean.toFixed(3)}× (${pc(cpu.mean)}; pairs ${cpu.min.toFixed(3)}–${cpu.max.toFixed(3)}×)`);
   console.log(`  documents/s                 ${rate.mean.toFixed(3)}× (${pc(rate.mean)}; pairs ${rate.min.toFixed(3)}–${rate.max.toFixed(3)}×)`);
+  for (const k of PARTS) {
+    const r = spread(a.map((x, i) => (b[i]?.parts[k] ?? NaN) / x.parts[k]));
+    console.log(`    ${k.padEnd(24)}${r.mean.toFixed(3)}× (pairs ${r.min.toFixed(3)}–${r.max.toFixed(3)}×)`);
+  }
   if (cpu.min > 1) console.log('  every pair spent more CPU per document on the working tree');
   if (cpu.max < 1) console.log('  every pair spent less CPU per document on the working tree');
   const file = path.join(root, 'bench', 'results', `compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
