@@ -82,10 +82,10 @@ try {
       LOG_LEVEL: 'warn',
       SIGNER: 'local',
       SPOOL_MIN_FREE_BYTES: '64MiB',
-      RATE_LIMIT_REQUESTS: '0',
-      RATE_LIMIT_READS: '0',
-      RATE_LIMIT_UPLOAD_BYTES: '0',
-      BACKLOG_MAX_DOCUMENTS: '0',
+      // BENCH_API_LIMITS=defaults: the default per-tenant limits (as `npm start`); off otherwise.
+      ...(process.env['BENCH_API_LIMITS'] === 'defaults'
+        ? {}
+        : { RATE_LIMIT_REQUESTS: '0', RATE_LIMIT_READS: '0', RATE_LIMIT_UPLOAD_BYTES: '0', BACKLOG_MAX_DOCUMENTS: '0' }),
     },
     { nodeArgs: benchNodeArgs() },
   );
