@@ -31,6 +31,9 @@ import { backlogKey, readBacklog } from '@signspool/shared/scheduling/tenant-bac
 export type LimitName = 'requests' | 'reads' | 'upload_bytes' | 'backlog' | 'redeliveries';
 const LIMIT_NAMES: readonly LimitName[] = ['requests', 'reads', 'upload_bytes', 'backlog', 'redeliveries'];
 
+/** The status route's path under /v1/operations (GET /:id): its reads are counted by `readOperation`. */
+const STATUS_PATH = /^\/[^/]+\/?$/;
+
 /** Window of the uploaded-bytes limit: a rate averaged over 10 s lets a burst of one large upload through. */
 export const UPLOAD_BYTES_WINDOW_S = 10;
 const REDELIVERY_WINDOW_S = 3600;
@@ -52,7 +55,13 @@ const WINDOWS = {
   redeliveries: { name: 'redeliveries', policy: 'redeliveries', seconds: REDELIVERY_WINDOW_S },
 } as const satisfies Record<string, Window>;
 
-const SCRIPTS = { signspoolUploadLimits: { file: 'upload-limits', numberOfKeys: 3 } } as const;
+const SCRIPTS = {
+  signspoolUploadLimits: { file: 'upload-limits', numberOfKeys: 3 },
+  signspoolReadOperation: { file: 'read-operation', numberOfKeys: 2 },
+} as const;
+
+/** What a status read reads with its reads window (lua/read-operation.lua): the whole record, or its head. */
+export type ReadMode = 'all' | 'head';
 
 interface ScriptedRedis extends Redis {
   signspoolUploadLimits(
@@ -67,6 +76,13 @@ interface ScriptedRedis extends Redis {
     announced: number,
     backlogQuota: number,
   ): Promise<[string, number, number]>;
+  signspoolReadOperation(
+    readsKey: string,
+    opKey: string,
+    quota: number,
+    seconds: number,
+    mode: ReadMode,
+  ): Promise<[string, number, number, (string | null)[] | undefined]>;
 }
 
 /** `"name";q=100;w=1` (RateLimit-Policy item). */
@@ -105,11 +121,13 @@ export class TenantRateLimits {
 
   /**
    * Middleware: the tenant's requests per second (after authentication); GET and HEAD count as
-   * reads. An upload (POST /) is counted by `checkUpload`, with its other limits in one round trip.
+   * reads. An upload (POST /) is counted by `checkUpload`, with its other limits in one round trip,
+   * and a status read (GET /:id) by `readOperation`, with the record.
    */
   requests(): RequestHandler {
     return (req, res, next) => {
       if (req.method === 'POST' && req.path === '/') return next();
+      if (req.method === 'GET' && STATUS_PATH.test(req.path)) return next();
       const limits = this.limitsOf(req.tenant ?? '');
       const read = req.method === 'GET' || req.method === 'HEAD';
       const quota = read ? limits.readsPerSecond : limits.requestsPerSecond;
@@ -160,6 +178,34 @@ export class TenantRateLimits {
       res.setHeader('RateLimit-Policy', policyItem(WINDOWS.requests, limits.requestsPerSecond));
       res.setHeader('RateLimit', limitItem(WINDOWS.requests, limits.requestsPerSecond - a, b));
     }
+  }
+
+  /**
+   * A status read (GET /:id) in one round trip: the tenant's reads window, then the operation's
+   * record (`mode` 'all': its hash fields, empty when missing; 'head': id, tenant and status).
+   * 429 when over the window (the record is not read).
+   */
+  async readOperation(tenant: string, opKey: string, mode: ReadMode, res: Response): Promise<(string | null)[]> {
+    const quota = this.limitsOf(tenant).readsPerSecond;
+    let outcome: string, consumed: number, ms: number, fields: (string | null)[] | undefined;
+    try {
+      [outcome, consumed, ms, fields] = await (this.redis as ScriptedRedis).signspoolReadOperation(
+        this.windowKey(WINDOWS.reads, tenant),
+        opKey,
+        quota,
+        WINDOWS.reads.seconds,
+        mode,
+      );
+    } catch (err) {
+      throw quota > 0 ? this.storeError('reads', err) : err;
+    }
+    if (outcome === 'limited') throw this.limited(WINDOWS.reads, quota, ms, res);
+    if (quota > 0) {
+      this.metrics.rateLimitDecisions.inc({ limit: 'reads', outcome: 'allowed' });
+      res.setHeader('RateLimit-Policy', policyItem(WINDOWS.reads, quota));
+      res.setHeader('RateLimit', limitItem(WINDOWS.reads, quota - consumed, ms));
+    }
+    return fields ?? [];
   }
 
   /** Counts bytes of an upload that announced no length, once read (never refuses). */

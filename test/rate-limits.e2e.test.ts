@@ -13,7 +13,7 @@ import { createLogger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';
 import { backlogKey } from '@signspool/shared/scheduling/tenant-backlog';
 import { isTerminal } from '@signspool/shared/operations/states';
-import { auth, download, eventually, submit, waitForTerminal, type OperationView } from './harness/client.js';
+import { auth, download, eventually, getOperation, submit, waitForTerminal, type OperationView } from './harness/client.js';
 import { startTestRedis } from './harness/redis.js';
 import { startStack, testPrefix, type Stack } from './harness/stack.js';
 import { inject } from 'vitest';
@@ -179,8 +179,8 @@ describe('the default limits, one tenant', () => {
   }, 120_000);
 });
 
-describe("an upload's limits", () => {
-  it('are checked in one Redis round trip: one command more than with every limit off', async () => {
+describe('limits in the round trips a request makes anyway', () => {
+  it('cost an upload one Redis command more than with every limit off, and a status read none', async () => {
     const own = await startTestRedis();
     const limited = await startStack({ worker: false, env: { REDIS_URL: own.url } });
     const unlimited = await startStack({
@@ -189,9 +189,11 @@ describe("an upload's limits", () => {
     });
     const client = new Redis(own.url);
     const monitor = await client.monitor();
+    let markers = 0;
     try {
-      /** The commands (not those run by scripts) that name the stack's keys during one upload. */
-      const commandsOfUpload = async (stack: Stack, marker: string): Promise<string[][]> => {
+      /** The commands (not those run by scripts) that name the stack's keys while `action` runs. */
+      const commandsOf = async (stack: Stack, action: () => Promise<unknown>): Promise<string[][]> => {
+        const marker = `marker-${markers++}`;
         const seen: string[][] = [];
         let done = false;
         const on = (_time: string, args: string[], source: string): void => {
@@ -199,8 +201,8 @@ describe("an upload's limits", () => {
           else if (!done && source !== 'lua' && args.some((a) => a.includes(stack.config.queuePrefix))) seen.push(args);
         };
         monitor.on('monitor', on);
-        expect((await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a.txt', content: 'a' }])).status).toBe(202);
-        // Redis runs commands in order: the marker shows once every command of the upload has.
+        await action();
+        // Redis runs commands in order: the marker shows once every command of the action has.
         const echo = new Redis(own.url);
         await echo.echo(marker);
         await echo.quit();
@@ -208,10 +210,22 @@ describe("an upload's limits", () => {
         monitor.off('monitor', on);
         return seen;
       };
-      for (const stack of [limited, unlimited]) await commandsOfUpload(stack, `warm-${stack.config.queuePrefix}`); // scripts loaded
-      const withLimits = await commandsOfUpload(limited, 'with-limits');
-      const without = await commandsOfUpload(unlimited, 'without-limits');
-      expect(withLimits.length - without.length).toBe(1);
+      const ids = new Map<Stack, string>();
+      const upload = (stack: Stack) => async () => {
+        const r = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'a.txt', content: 'a' }]);
+        expect(r.status).toBe(202);
+        ids.set(stack, r.body.id);
+      };
+      const read = (stack: Stack) => async () => expect((await getOperation(stack.apiUrl, stack.keys.acme, ids.get(stack) ?? '')).status).toBe(200);
+      // Once first, so that every script is loaded.
+      for (const stack of [limited, unlimited]) await commandsOf(stack, async () => (await upload(stack)(), await read(stack)()));
+      const uploadWith = await commandsOf(limited, upload(limited));
+      const uploadWithout = await commandsOf(unlimited, upload(unlimited));
+      expect(uploadWith.length - uploadWithout.length).toBe(1);
+      const readWith = await commandsOf(limited, read(limited));
+      const readWithout = await commandsOf(unlimited, read(unlimited));
+      expect(readWith.length).toBe(1);
+      expect(readWithout.length).toBe(1);
     } finally {
       monitor.disconnect();
       await client.quit();

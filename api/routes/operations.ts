@@ -21,8 +21,8 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { documentView, operationPath } from '@signspool/shared/operations/document-view';
 import { DisabledEndpoints } from '@signspool/shared/webhooks/endpoints';
-import { newOperationRecord, type OperationRecord } from '@signspool/shared/operations/record';
-import { isTerminal, OPERATION_STATUSES } from '@signspool/shared/operations/states';
+import { newOperationRecord, parseOperation, type OperationRecord } from '@signspool/shared/operations/record';
+import { isTerminal, OPERATION_STATUSES, type OperationStatus } from '@signspool/shared/operations/states';
 import { InvalidCursorError, type OperationStore } from '@signspool/shared/operations/store';
 import type { WebhookAttempt } from '@signspool/shared/webhooks/deliveries';
 import { completedDeliveryId, enqueueWebhook, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
@@ -37,7 +37,7 @@ import { IdempotencyStore, submissionFingerprint, type Reservation } from '../id
 import type { SubmissionUndo } from '../submission-undo.js';
 import { acceptSubmission, retryOperation } from '../submissions.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
-import type { TenantRateLimits } from '../rate-limits.js';
+import type { ReadMode, TenantRateLimits } from '../rate-limits.js';
 import { UploadGate } from '../upload/gate.js';
 import { chooseSigner, signerField } from '../upload/signer-choice.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload/storage.js';
@@ -116,6 +116,13 @@ export const sanitizeFileName = (raw: string | undefined, index: number): string
 const MIME = /^[\w.+-]+\/[\w.+-]+$/;
 
 export const operationLocation = operationPath;
+
+/** An operation record from HGETALL's flat list of fields and values (undefined when missing). */
+const recordOf = (flat: readonly (string | null)[]): OperationRecord | undefined => {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i] ?? ''] = flat[i + 1] ?? '';
+  return h['id'] ? parseOperation(h) : undefined;
+};
 
 /** The public view of an operation. */
 export const presentOperation = (op: OperationRecord, deliveries: WebhookAttempt[] = []) => ({
@@ -376,13 +383,17 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const wait = preferredWait(req.get('prefer'));
     const events = wait === undefined ? undefined : deps.events;
     if (events) res.setHeader('Preference-Applied', `wait=${wait}`);
+    // The tenant's reads window is taken with the first read of the record, in one round trip.
+    const read = (mode: ReadMode) => deps.limits.readOperation(req.tenant ?? '', store.key(id), mode, res);
+    let op: OperationRecord;
     if (events && wait) {
       // Register first, then check: an end between the check and the wait is not missed. The
       // check reads owner and status only; the record is read once, when the answer is due.
       const waiter = events.waitFor(id, wait * 1000);
       let head;
       try {
-        head = owned(req, await store.peek(id));
+        const [found, tenant, status] = await read('head');
+        head = owned(req, found ? { tenant: tenant ?? '', status: (status ?? 'queued') as OperationStatus } : undefined);
       } finally {
         if (!head || isTerminal(head.status)) waiter.cancel();
       }
@@ -393,8 +404,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         res.off('close', waiter.cancel);
         if (res.destroyed) return;
       }
-    }
-    const op = await loadOwned(req, id);
+      op = await loadOwned(req, id);
+    } else op = owned(req, recordOf(await read('all')));
     if (!isTerminal(op.status)) res.setHeader('Retry-After', op.status === 'queued' ? '2' : '1');
     res.json(presentOperation(op, op.webhookUrl ? await store.deliveries.list(op.id) : []));
   });

@@ -1,8 +1,7 @@
 --[[
   The per-tenant limits an upload passes before its body is read, in one round trip (the api's
   rate-limits.ts): the tenant's backlog, its requests window and its uploaded-bytes window. The
-  windows are rate-limiter-flexible's fixed windows (same keys and values: a counter that expires
-  with its window), so the library's other calls on them (penalty, reward) still apply.
+  windows are rate-limiter-flexible's fixed windows (includes/window.lua).
   KEYS[1] requests window  KEYS[2] uploaded-bytes window  KEYS[3] tenants' backlog hash
   ARGV[1] tenant  ARGV[2] requests quota  ARGV[3] requests window (s)  ARGV[4] bytes quota
   ARGV[5] bytes window (s)  ARGV[6] announced bytes  ARGV[7] backlog quota  (a quota of 0: no limit)
@@ -11,16 +10,7 @@
   A refused request is counted in the requests window (as a refused one always was); bytes refused
   are given back. The first upload that crosses the bytes quota passes.
 ]]
-local function take(key, cost, seconds)
-  redis.call('SET', key, 0, 'EX', seconds, 'NX')
-  local consumed = redis.call('INCRBY', key, cost)
-  local ttl = redis.call('PTTL', key)
-  if ttl == -1 then
-    redis.call('EXPIRE', key, seconds)
-    ttl = 1000 * seconds
-  end
-  return consumed, ttl
-end
+-- @include "window"
 
 local backlogQuota = tonumber(ARGV[7])
 if backlogQuota > 0 then
@@ -31,14 +21,14 @@ end
 local reqQuota = tonumber(ARGV[2])
 local reqConsumed, reqTtl = 0, 0
 if reqQuota > 0 then
-  reqConsumed, reqTtl = take(KEYS[1], 1, tonumber(ARGV[3]))
+  reqConsumed, reqTtl = window_take(KEYS[1], 1, tonumber(ARGV[3]))
   if reqConsumed > reqQuota then return { 'requests', reqConsumed, reqTtl } end
 end
 
 local bytesQuota = tonumber(ARGV[4])
 if bytesQuota > 0 then
   local cost = tonumber(ARGV[6])
-  local consumed, ttl = take(KEYS[2], cost, tonumber(ARGV[5]))
+  local consumed, ttl = window_take(KEYS[2], cost, tonumber(ARGV[5]))
   if consumed > bytesQuota and consumed - cost >= bytesQuota then
     redis.call('DECRBY', KEYS[2], cost)
     return { 'upload_bytes', consumed, ttl }
