@@ -172,7 +172,7 @@ describe('signspool CLI against an api without a worker', () => {
     expect(await limits.json()).toMatchObject({ maxFileBytes: 1024, maxTotalBytes: 2048 });
     const r = await cli(['sign', 'small.txt', 'big.bin'], env, dir);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/big\.bin is 1\.0 KB: the server accepts files of at most 1\.0 KB \(1024 bytes\); nothing was uploaded/);
+    expect(r.stderr).toMatch(/big\.bin is 1\.0 KiB: the server accepts files of at most 1\.0 KiB \(1024 bytes\); nothing was uploaded/);
     expect(r.stderr).not.toMatch(/uploading/);
     // The api saw no upload at all.
     expect(await (await fetch(stack.metricsUrl)).text()).not.toMatch(/signspool_http_request_duration_seconds_count\{method="POST"/);
