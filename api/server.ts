@@ -66,7 +66,7 @@ export class ApiServer {
     const spool = new Spool(config.spoolDir);
     await spool.init();
     this.spool = spool;
-    this.redis = createApiRedis(config.redisUrl, redisTargetOptions(config));
+    this.redis = createApiRedis(config.redisUrl, config.redisCommandTimeoutMs, redisTargetOptions(config));
     this.redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection error'));
     await waitForRedis(this.redis, 10_000);
     const durability = await Durability.check(this.redis, config.durability, logger);

@@ -94,7 +94,7 @@ const main = async (mode: Mode, config: Config, logger: Logger, shutdown: Shutdo
 
 /** Whether this Redis can keep what is acknowledged: the problems, one sentence each (none: durable). */
 const redisDurability = async (url: string, config: Config): Promise<string[]> => {
-  const client = createApiRedis(url, redisTargetOptions(config));
+  const client = createApiRedis(url, config.redisCommandTimeoutMs, redisTargetOptions(config));
   client.on('error', () => undefined);
   try {
     await waitForRedis(client, 10_000);

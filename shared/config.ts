@@ -290,6 +290,7 @@ const envSchema = z
 
     REDIS_URL: optionalString,
     REDIS_CONNECT_TIMEOUT: duration('30s'),
+    REDIS_COMMAND_TIMEOUT: duration('2s', 100),
     REDIS_SENTINELS: hostPortList,
     REDIS_SENTINEL_NAME: optionalString,
     REDIS_SENTINEL_PASSWORD: optionalString,
@@ -502,6 +503,11 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
     meaning: 'Redis (BullMQ queues and records); with Sentinel only its password and db are used',
   },
   REDIS_CONNECT_TIMEOUT: { group: 'Redis and the spool', meaning: 'at start, how long to retry an unreachable Redis (with backoff) before exiting 1' },
+  REDIS_COMMAND_TIMEOUT: {
+    group: 'Redis and the spool',
+    meaning:
+      'api: a Redis command that gets no answer in this time fails, and its request is answered `503` with `Retry-After` as when Redis is down (a hung Redis, e.g. stopped or swapping, never hangs requests); with `DURABILITY=strict` at least `DURABILITY_TIMEOUT` + 1 s. Workers wait for Redis instead',
+  },
   REDIS_SENTINELS: {
     group: 'Redis and the spool',
     meaning: '`host:port,…` of Redis Sentinels (with `REDIS_SENTINEL_NAME`): the service follows failovers (see [operations.md](operations.md#scale-out))',
@@ -762,6 +768,7 @@ const configSchema = envSchema.transform((c) => {
     redisUrl: c.REDIS_URL,
     durability: { mode: c.DURABILITY, minReplicas: c.REDIS_MIN_REPLICAS, timeoutMs: c.DURABILITY_TIMEOUT },
     redisConnectTimeoutMs: c.REDIS_CONNECT_TIMEOUT,
+    redisCommandTimeoutMs: c.DURABILITY === 'strict' ? Math.max(c.REDIS_COMMAND_TIMEOUT, c.DURABILITY_TIMEOUT + 1000) : c.REDIS_COMMAND_TIMEOUT,
     redisSentinel:
       c.REDIS_SENTINELS && c.REDIS_SENTINEL_NAME
         ? ({ sentinels: c.REDIS_SENTINELS, name: c.REDIS_SENTINEL_NAME, password: c.REDIS_SENTINEL_PASSWORD } satisfies RedisSentinelSettings)

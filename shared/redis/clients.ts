@@ -1,7 +1,8 @@
 /**
  * ioredis factories. The api fails fast (no offline queue: a request must not hang while Redis
- * is down, it gets a 503); workers wait for Redis forever (maxRetriesPerRequest: null, as BullMQ
- * requires for blocking connections).
+ * is down, it gets a 503; and every command has a deadline, `commandTimeout`, so a Redis that
+ * accepts connections but does not answer — stopped, swapping — gets the same 503); workers wait
+ * for Redis forever (maxRetriesPerRequest: null, as BullMQ requires for blocking connections).
  */
 import { Redis, type RedisOptions } from 'ioredis';
 
@@ -9,8 +10,9 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 const retryStrategy = (times: number): number => Math.min(50 * 2 ** Math.min(times, 6), 2000);
 
-export const createApiRedis = (url: string, extra: RedisOptions = {}): Redis =>
+export const createApiRedis = (url: string, commandTimeoutMs: number, extra: RedisOptions = {}): Redis =>
   new Redis(url, {
+    commandTimeout: commandTimeoutMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 5000,
