@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { SignspoolError } from '@signspool/shared/errors';
+import { keys } from '@signspool/shared/redis/keys';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 /** A reservation outlives any upload; if the api dies mid-upload the key frees itself. */
@@ -56,7 +57,7 @@ export class IdempotencyStore {
   }
 
   private redisKey(tenant: string, key: string): string {
-    return `${this.prefix}:idem:${tenant}:${createHash('sha256').update(key).digest('hex')}`;
+    return keys.idempotency(this.prefix, tenant, key);
   }
 
   /** Reserves the key, or tells what an earlier request with it left. Throws 409 while one is in progress. */

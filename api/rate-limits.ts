@@ -27,6 +27,7 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { defineScripts } from '@signspool/shared/redis/scripts';
 import { backlogKey, readBacklog } from '@signspool/shared/scheduling/tenant-backlog';
+import { keys } from '@signspool/shared/redis/keys';
 
 export type LimitName = 'requests' | 'reads' | 'upload_bytes' | 'backlog' | 'redeliveries';
 const LIMIT_NAMES: readonly LimitName[] = ['requests', 'reads', 'upload_bytes', 'backlog', 'redeliveries'];
@@ -261,7 +262,7 @@ export class TenantRateLimits {
 
   /** The Redis key of `key`'s counter in window `w` (rate-limiter-flexible's `<keyPrefix>:<key>`). */
   private windowKey(w: Window, key: string): string {
-    return `${this.prefix}:rl:${w.name}:${key}`;
+    return keys.rateLimit(this.prefix, w.name, key);
   }
 
   /** A webhook redelivery of `opId` (per operation and hour). */

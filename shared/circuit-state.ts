@@ -8,6 +8,7 @@
  */
 import os from 'node:os';
 import type { Redis } from 'ioredis';
+import { keys } from './redis/keys.js';
 
 export type PublishedCircuitState = 'closed' | 'open' | 'half_open';
 
@@ -17,7 +18,7 @@ export interface WorkerCircuit {
   since: string;
 }
 
-const key = (prefix: string): string => `${prefix}:circuits`;
+const key = keys.circuits;
 
 /** This process's id in the hash: host and pid. */
 export const workerIdentity = (): string => `${os.hostname()}:${process.pid}`;
@@ -76,7 +77,7 @@ export interface SignerState {
   certificate?: { subject: string; notAfter: number };
 }
 
-const signersKey = (prefix: string): string => `${prefix}:signer-states`;
+const signersKey = keys.signerStates;
 const FIELD_SEP = '\u0000';
 
 /**

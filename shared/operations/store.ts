@@ -10,6 +10,7 @@ import { operationFields, parseOperation, type DocumentUpdate, type NewOperation
 import { defineScripts } from '../redis/scripts.js';
 import { backlogKey } from '../scheduling/tenant-backlog.js';
 import { WebhookDeliveryLog } from '../webhooks/deliveries.js';
+import { keys } from '../redis/keys.js';
 
 const SCRIPTS = {
   signspoolTransition: { file: 'transition', numberOfKeys: 2 },
@@ -93,18 +94,18 @@ export class OperationStore {
     this.redis = redis as ScriptedRedis;
     this.prefix = opts.prefix;
     this.retentionMs = opts.retentionMs;
-    this.channel = `${opts.prefix}:events`;
+    this.channel = keys.events(opts.prefix);
     this.deliveries = new WebhookDeliveryLog(redis, opts.prefix, opts.retentionMs);
     this.backlogKey = backlogKey(opts.prefix);
   }
 
   key(opId: string): string {
-    return `${this.prefix}:op:${opId}`;
+    return keys.operation(this.prefix, opId);
   }
 
   /** A tenant's operations by creation time (sorted set); entries whose record expired are dropped when met. */
   indexKey(tenant: string): string {
-    return `${this.prefix}:tenant:${tenant}:ops`;
+    return keys.tenantOperations(this.prefix, tenant);
   }
 
   /**
@@ -247,8 +248,8 @@ export class OperationStore {
   async pruneIndexes(olderThanMs: number): Promise<number> {
     let removed = 0;
     const upTo = Date.now() - olderThanMs;
-    for await (const keys of this.redis.scanStream({ match: `${this.prefix}:tenant:*:ops`, count: 100 }) as AsyncIterable<string[]>) {
-      for (const index of keys) {
+    for await (const found of this.redis.scanStream({ match: keys.tenantOperationsPattern(this.prefix), count: 100 }) as AsyncIterable<string[]>) {
+      for (const index of found) {
         for (let offset = 0; ; offset += 1000) {
           const ids = await this.redis.zrangebyscore(index, '-inf', upTo, 'LIMIT', offset, 1000);
           if (ids.length === 0) break;

@@ -13,6 +13,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { defineScripts } from '../redis/scripts.js';
 import { PRIORITY_LIMIT, PRIORITY_SCORE_UNIT } from './bullmq-priority.js';
+import { keys } from '../redis/keys.js';
 
 export type TenantScheduling = Config['scheduling']['mode'];
 
@@ -43,7 +44,7 @@ interface ScriptedRedis extends Redis {
   ): Promise<number[]>;
 }
 
-export const fairShareKey = (prefix: string): string => `${prefix}:fair`;
+export const fairShareKey = keys.fairShare;
 
 export class FairShare {
   private readonly redis: ScriptedRedis;

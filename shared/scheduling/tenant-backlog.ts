@@ -9,8 +9,9 @@
  * at scrape time for `signspool_tenant_backlog_documents` (`TenantBacklogReader`, `topTenants`).
  */
 import type { Redis } from 'ioredis';
+import { keys } from '../redis/keys.js';
 
-export const backlogKey = (prefix: string): string => `${prefix}:backlog`;
+export const backlogKey = keys.backlog;
 
 /** Unfinished documents of `tenant` (0 when none). */
 export const readBacklog = async (redis: Redis, prefix: string, tenant: string): Promise<number> => Number((await redis.hget(backlogKey(prefix), tenant)) ?? 0);

@@ -3,6 +3,7 @@
  * kept as long as the operation), shown in its status response.
  */
 import type { Redis } from 'ioredis';
+import { keys } from '../redis/keys.js';
 
 export interface WebhookAttempt {
   deliveryId: string;
@@ -25,7 +26,7 @@ export class WebhookDeliveryLog {
   ) {}
 
   key(opId: string): string {
-    return `${this.prefix}:op:${opId}:webhooks`;
+    return keys.webhookDeliveries(this.prefix, opId);
   }
 
   async record(opId: string, attempt: WebhookAttempt): Promise<void> {

@@ -3,8 +3,8 @@
  * expiring after 30 days, so the set cannot grow forever. A redelivery requested through the API
  * enables the endpoint again: the tenant says it is back.
  */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { keys } from '../redis/keys.js';
 
 const DISABLED_FOR_S = 30 * 24 * 3600;
 
@@ -15,7 +15,7 @@ export class DisabledEndpoints {
   ) {}
 
   key(tenant: string, url: string): string {
-    return `${this.prefix}:webhook:disabled:${createHash('sha256').update(`${tenant}|${url}`).digest('hex').slice(0, 32)}`;
+    return keys.webhookDisabled(this.prefix, tenant, url);
   }
 
   async disable(tenant: string, url: string): Promise<void> {

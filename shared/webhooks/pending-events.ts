@@ -7,6 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { keys } from '../redis/keys.js';
 
 export const pendingEventSchema = z.object({
   tenant: z.string().min(1),
@@ -36,7 +37,7 @@ export class PendingEvents {
   ) {}
 
   key(deliveryId: string): string {
-    return `${this.prefix}:webhook:pending:${deliveryId}`;
+    return keys.webhookPending(this.prefix, deliveryId);
   }
 
   /** The kept copy, or undefined (never kept, expired, or not readable as one). */
