@@ -530,7 +530,11 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   },
   DATA_DIR: { group: 'Redis and the spool', meaning: "data directory: generated API keys, the development certificate, the spool, `npm start`'s own Redis" },
   SPOOL_DIR: { group: 'Redis and the spool', default: '`$DATA_DIR/spool`', meaning: 'spool directory (shared by api and workers)' },
-  SPOOL_MIN_FREE_BYTES: { group: 'Redis and the spool', meaning: 'uploads are refused (`507`) and `/readyz` fails below this' },
+  SPOOL_MIN_FREE_BYTES: {
+    group: 'Redis and the spool',
+    meaning:
+      "the worker's floor: below it workers stop pulling and `/readyz` fails. The api refuses uploads (`507`) earlier, while this plus one batch of results (`min(BATCH_MAX_BYTES, BATCH_MAX_DOCS × UPLOAD_MAX_FILE_BYTES)` + 32 KiB a document) is still free, so what it accepted can always be signed (see [reliability.md](reliability.md))",
+  },
 
   HOST: { group: 'HTTP', default: '`127.0.0.1` (image: `0.0.0.0`)', meaning: 'api listen address (also of `METRICS_PORT` and `WORKER_METRICS_PORT`)' },
   PORT: { group: 'HTTP', meaning: 'api port' },
