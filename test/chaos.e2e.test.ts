@@ -1,48 +1,94 @@
 /**
- * The chaos suite's short form (`npm run chaos` runs every scenario at full size): three scenarios
- * with few documents, each with real processes (api, workers, its own redis-server
- * with AOF) and the fake upstream, asserting the targets of issue 12 on every column. A scenario listed in
- * PENDING_FIXES is still run and printed, and every column not listed for it is still asserted.
+ * The chaos suite's short form (`npm run chaos` runs every scenario at full size): the fast
+ * scenarios with few documents, each with real processes (api, workers, its own redis-server with
+ * AOF) and the fake upstream, asserting every target column of the row (and the scenario's own
+ * checks). A scenario whose fix has not landed yet is listed in KNOWN_MISSES with the columns it
+ * misses: those columns are asserted to still miss (so the entry fails the run once the fix lands
+ * and must be removed), every other column is asserted as usual, and the misses are printed loudly.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { runScenario, type ScenarioResult } from './chaos/driver.js';
+import { afterAll, describe, it } from 'vitest';
+import { runScenario, targetFigures, type ScenarioResult } from './chaos/driver.js';
 import { scenarioNamed } from './chaos/scenarios/index.js';
 import { chaosSettings } from './chaos/settings.js';
 import { formatTable } from './chaos/table.js';
 
-type Column = 'lost' | 'wrong' | 'failed' | 'stuck' | 'unverified' | 'http5xx' | 'ghost' | 'filesLeft' | 'keysLeft';
-const COLUMNS: Column[] = ['lost', 'wrong', 'failed', 'stuck', 'unverified', 'http5xx', 'ghost', 'filesLeft', 'keysLeft'];
-
 /**
- * Columns that miss their target until the fixes of issue 12 land (empty this as they do):
- * - worker-sigkill-x3: a SIGKILLed worker's spares stay in tmp/ (defect 7);
- * - redis-down: routes answer 500 while Redis is down, and a failed POST leaves its idempotency
- *   key and failed jobs behind (defect 3);
- * - upstream-outage: documents fail UPSTREAM_UNAVAILABLE instead of waiting (circuit breaker),
- *   and their failed jobs outlive RETENTION.
+ * Scenario → target labels (see TARGETS in chaos/driver.ts, or a scenario check's label) that
+ * miss until the named fix lands. Each listed label MUST miss: when it meets its target, the test
+ * fails until the entry is removed.
  */
-export const PENDING_FIXES: Record<string, Column[]> = {};
+export const KNOWN_MISSES: Record<string, { labels: string[]; until: string }> = {
+  'redis-hung': { labels: ['no answer'], until: 'issue 26.2 (a deadline on every Redis command of a request: 503 + Retry-After)' },
+  'upstream-partial-malformed': { labels: ['failed'], until: 'issue 26.5 (a document left out or answered with a per-document error is retried or mapped)' },
+  'api-sigkill-mid-upload': {
+    labels: ['keys left', 'keys left at a kill'],
+    until: "a fix not assigned yet: a killed api's idempotency reservations (idem:*) outlive ORPHAN_GRACE by their 10-minute accepting TTL",
+  },
+  'webhooks-receiver-500-killed': {
+    labels: ['keys left', 'keys left at a kill'],
+    until: 'a decision not taken yet: delivered webhook jobs (<prefix>:webhook:msg_*) are kept 7 days (shared/queue.ts), past RETENTION',
+  },
+};
 
-const SHORT = ['worker-sigkill-x3', 'redis-down', 'upstream-outage'];
+/** The fast scenarios; the slow ones (long outages, tmpfs spools, SIGTERM rollouts) run only under `npm run chaos`. */
+export const SHORT = [
+  'worker-sigkill-x3',
+  'redis-down',
+  'redis-hung',
+  'upstream-outage',
+  'upstream-partial-malformed',
+  'upstream-hang-past-timeouts',
+  'api-sigkill-mid-upload',
+  'webhooks-receiver-500-killed',
+];
 process.env['CHAOS_OUTAGE_MS'] ??= '20000';
 process.env['CHAOS_REDIS_DOWN_MS'] ??= '6000';
+process.env['CHAOS_REDIS_HUNG_MS'] ??= '8000';
 
-// One after the other: side by side, three stacks starting at once did not get ready within 90 s on the shared machine.
-describe('chaos (short form): every acknowledged document gets one correct answer', () => {
+/** Two scenarios at a time (three stacks starting at once did not get ready within 90 s on the shared 2-core machine). */
+const LANES = 2;
+let free = LANES;
+const waiting: (() => void)[] = [];
+const lane = async <T>(run: () => Promise<T>): Promise<T> => {
+  if (free === 0) await new Promise<void>((resolve) => waiting.push(resolve));
+  else free -= 1;
+  try {
+    return await run();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else free += 1;
+  }
+};
+
+describe.concurrent('chaos (short form): every acknowledged document gets one correct answer', () => {
   const rows: ScenarioResult[] = [];
+  const loud: string[] = [];
   const settings = chaosSettings('short');
   afterAll(() => {
+    rows.sort((a, b) => SHORT.indexOf(a.scenario) - SHORT.indexOf(b.scenario));
     if (rows.length) console.log(`chaos (short)\n${formatTable(rows)}`);
+    if (loud.length) console.warn(`\n!!! chaos: KNOWN MISSES (targets not met, listed in KNOWN_MISSES of test/chaos.e2e.test.ts):\n${loud.join('\n')}\n`);
   });
 
   for (const name of SHORT) {
-    it(`${name}: targets met${PENDING_FIXES[name] ? ` (pending fixes: ${PENDING_FIXES[name].join(', ')})` : ''}`, { timeout: 300_000 }, async () => {
-      const row = await runScenario(scenarioNamed(name), settings, () => undefined);
+    const known = KNOWN_MISSES[name];
+    it(`${name}: targets met${known ? ` (KNOWN MISSES until ${known.until}: ${known.labels.join(', ')})` : ''}`, { timeout: 900_000 }, async ({ expect }) => {
+      const row = await lane(() => runScenario(scenarioNamed(name), settings, () => undefined));
       rows.push(row);
       expect(row.result, row.notes.join('\n')).not.toBe('ERROR');
       expect(row.acknowledged).toBeGreaterThan(0);
-      const pending = PENDING_FIXES[name] ?? [];
-      const asserted = Object.fromEntries(COLUMNS.filter((c) => !pending.includes(c)).map((c) => [c, row[c]]));
+      const figures = targetFigures(row);
+      for (const label of known?.labels ?? []) {
+        expect(figures, `KNOWN_MISSES names "${label}", which ${name} has no such target`).toHaveProperty([label]);
+        loud.push(`${name}: ${label} ${figures[label] ?? '?'} (until ${known?.until ?? '?'})`);
+      }
+      const met = Object.entries(figures).filter(([label, n]) => known?.labels.includes(label) && n === 0);
+      expect(
+        met.map(([l]) => l),
+        `${name}: now meets its target; remove it from KNOWN_MISSES`,
+      ).toEqual([]);
+      const asserted = Object.fromEntries(Object.entries(figures).filter(([label]) => !known?.labels.includes(label)));
       expect(asserted, row.notes.join('\n')).toEqual(Object.fromEntries(Object.keys(asserted).map((c) => [c, 0])));
     });
   }

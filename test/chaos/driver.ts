@@ -5,21 +5,24 @@
  * id, document ids, sha256 of each document sent) and the HTTP status of every request it made.
  * Each acknowledged operation is followed (long-poll) until it is terminal and its signed
  * documents are downloaded at once (RETENTION is short). After the fault it waits, bounded, for
- * every operation to end; then it lets the operations' retention pass, stops the services
- * gracefully and counts what is left in the spool and in Redis. The figures (see `ScenarioResult`)
- * are computed from these records and from the fake's log of what it received and returned.
+ * every operation to end; then it lets the operations' retention pass and counts what is left in
+ * the spool and in Redis twice: with every service frozen (SIGSTOP: what a crash at that moment
+ * leaves, since a killed process removes nothing) and after a graceful stop. It reads every
+ * process's output for crashes (process-watch.ts) and classifies every request that got no answer
+ * (http-recorder.ts). The figures (see `ScenarioResult`) are computed from these records and from
+ * the fake's log of what it received and returned.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
-import { fairShareKey } from '@signspool/shared/scheduling/fair-share';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
-import { QUEUES } from '@signspool/shared/queue';
 import { FakeSignstash, type RequestRecord } from '../fake-signstash/server.js';
 import { startService, type ServiceProcess } from '../harness/processes.js';
+import { HttpRecorder, type HttpFigures } from './http-recorder.js';
+import { leftoverKeys, listFiles } from './leftovers.js';
+import { ProcessWatch, type ProcessFault } from './process-watch.js';
 import { ChaosRedis, type AppendFsync } from './redis.js';
 
 export interface ChaosSettings {
@@ -85,7 +88,7 @@ export interface Tracked {
   done: Promise<void>;
 }
 
-/** The columns of one row. Targets: every count but `acknowledged` and `multiSigned` is 0. */
+/** The columns of one row. Targets: every count but `acknowledged`, `multiSigned`, `refused` and `cut` is 0. */
 export interface ScenarioResult {
   scenario: string;
   result: 'PASS' | 'FAIL' | 'SKIP' | 'ERROR';
@@ -103,14 +106,28 @@ export interface ScenarioResult {
   unverified: number;
   /** Answers with a 5xx status other than 503 (unavailable) and 507 (spool full). */
   http5xx: number;
+  /** Requests that got no answer while an api was there to give one: timed out, reset, closed. */
+  noAnswer: number;
+  /** 503 answers without Retry-After. */
+  unavailableNoRetryAfter: number;
+  /** Requests refused (no api listening, between a stop and a restart) or cut by the driver's own SIGKILL of the api: counted, no target. */
+  refused: number;
+  cut: number;
+  /** Process exits nobody asked for, SIGTERMs that did not exit 0, unhandled rejections, uncaught exceptions, fatal log lines. */
+  crashes: number;
   /** Documents the upstream received that were never acknowledged (a POST with no 202 that was processed). */
   ghost: number;
   /** Documents signed in more than one successful upstream request (at-least-once; counted, not a target). */
   multiSigned: number;
   /** Files under the spool after retention and a graceful stop. */
   filesLeft: number;
-  /** Redis keys under the test prefix after retention, BullMQ's per-queue bookkeeping excepted. */
+  /** Redis keys under the test prefix after retention and a graceful stop, BullMQ's own per-queue structures excepted (leftovers.ts). */
   keysLeft: number;
+  /** The same after retention with every service frozen: what a crash (SIGKILL) at that moment leaves. */
+  filesLeftKill: number;
+  keysLeftKill: number;
+  /** The scenario's own checks (e.g. webhooks delivered exactly once): label → count of misses (target 0). */
+  checks: Record<string, number>;
   misses: string[];
   notes: string[];
   details: Record<string, unknown>;
@@ -127,8 +144,8 @@ export interface ChaosContext {
   acks(): Ack[];
   waitAcked(n: number, timeoutMs?: number): Promise<void>;
   waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs?: number): Promise<void>;
-  /** Stops the api with `signal` and starts a new one on the same port. */
-  restartApi(signal: NodeJS.Signals): Promise<void>;
+  /** Stops the api with `signal` and starts a new one on the same port (`between`: run while no api is up). */
+  restartApi(signal: NodeJS.Signals, between?: () => Promise<void>): Promise<void>;
   /**
    * Stops worker `i` with `signal` and starts a replacement in its place; with `wait: false` it
    * returns once the worker has exited (the driver waits for the replacement after the fault).
@@ -140,6 +157,12 @@ export interface ChaosContext {
   waitInFlight(i: number, timeoutMs?: number): Promise<boolean>;
   /** The service environment (e.g. to start another process). */
   readonly env: Record<string, string>;
+  /** The load's API key (tenant acme). */
+  readonly apiKey: string;
+  /** Submits one operation with documents of these sizes, followed like the load's (a burst beside the steady load). */
+  submit(sizes: number[]): Promise<void>;
+  /** A request to the api through the driver's recorder (its answer, or its lack of one, is counted). */
+  request(pathname: string, init: RequestInit & { timeoutMs: number }): Promise<{ status: number; body: Buffer; headers: Headers | undefined }>;
   note(text: string): void;
   log(text: string): void;
 }
@@ -153,6 +176,12 @@ export interface Scenario {
   run(ctx: ChaosContext): Promise<void>;
   /** A failed document's code that is a correct answer in this scenario (e.g. SPOOL_FILE_MISSING for a deleted file). */
   acceptsFailure?(docId: string, code: string | undefined): boolean;
+  /** Before the services start: what the scenario needs (a webhook receiver...): service env and form fields of each upload. */
+  prepare?(): Promise<{ env?: Record<string, string>; fields?: Record<string, string> }>;
+  /** After every operation ended (or the bounded wait did): the scenario's own checks, label → misses with examples. */
+  check?(ctx: ChaosContext, ended: Ack[]): Promise<Record<string, { count: number; examples: string[] }>>;
+  /** After the run, whatever happened (close what `prepare` opened). */
+  cleanup?(): Promise<void>;
 }
 
 export class SkipScenario extends Error {}
@@ -162,35 +191,6 @@ const LOAD_TAIL_MS = 5000;
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** BullMQ keys that exist once per queue whatever went through it (bounded; no job's data). */
-const QUEUE_BOOKKEEPING = ['meta', 'id', 'events', 'stalled-check', 'limiter', 'marker', 'pc'];
-
-class Http {
-  readonly statuses = new Map<number, number>();
-  constructor(private readonly key: string) {}
-
-  count(status: number): void {
-    this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
-  }
-
-  /** fetch with auth and a timeout; status 0 = no answer (refused, reset, timed out). */
-  async call(url: string, init: RequestInit & { timeoutMs: number }): Promise<{ status: number; body: Buffer; headers: Headers | undefined }> {
-    try {
-      const res = await fetch(url, {
-        ...init,
-        headers: { authorization: `Bearer ${this.key}`, ...(init.headers as Record<string, string> | undefined) },
-        signal: AbortSignal.timeout(init.timeoutMs),
-      });
-      const body = Buffer.from(await res.arrayBuffer());
-      this.count(res.status);
-      return { status: res.status, body, headers: res.headers };
-    } catch {
-      this.count(0);
-      return { status: 0, body: Buffer.alloc(0), headers: undefined };
-    }
-  }
-}
 
 export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: (s: string) => void = console.log): Promise<ScenarioResult> => {
   const settings: ChaosSettings = { ...base, ...scenario.settings?.(base) };
@@ -207,10 +207,18 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     stuck: 0,
     unverified: 0,
     http5xx: 0,
+    noAnswer: 0,
+    unavailableNoRetryAfter: 0,
+    refused: 0,
+    cut: 0,
+    crashes: 0,
     ghost: 0,
     multiSigned: 0,
     filesLeft: 0,
     keysLeft: 0,
+    filesLeftKill: 0,
+    keysLeftKill: 0,
+    checks: {},
     misses: [],
     notes: [],
     details: {},
@@ -219,6 +227,7 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
   const redis = new ChaosRedis(path.join(dir, 'redis'), settings.appendFsync);
   const fake = new FakeSignstash(settings.fake);
   const procs: ServiceProcess[] = [];
+  const watch = new ProcessWatch();
   // Workers still starting (replaceWorker with wait: false): awaited before anything is killed.
   const replacements: Promise<unknown>[] = [];
   let mounted = '';
@@ -236,6 +245,7 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       mounted = mnt;
       spoolDir = mnt;
     }
+    const prepared = (await scenario.prepare?.()) ?? {};
     await redis.start();
     await fake.start();
     const key = generateApiKey();
@@ -265,15 +275,25 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       RATE_LIMIT_UPLOAD_BYTES: '0',
       BACKLOG_MAX_DOCUMENTS: '0',
       ...settings.env,
+      ...prepared.env,
     });
-    const http = new Http(key);
+    const http = new HttpRecorder(key);
+    const started = (p: ServiceProcess): ServiceProcess => {
+      watch.watch(p);
+      procs.push(p);
+      return p;
+    };
+    const stop = (p: ServiceProcess, signal: NodeJS.Signals): Promise<number | string> => {
+      if (p.role === 'api' && signal === 'SIGKILL') http.apiKilledAt.push(Date.now());
+      return watch.stop(p, signal);
+    };
     // Started side by side: on a busy machine most of a scenario's time is processes starting.
     const starting = [
       startService('api', env, { readyTimeoutMs: 90_000 }),
       ...Array.from({ length: settings.workers }, () => startService('worker', env, { readyTimeoutMs: 90_000 })),
     ];
     const starts = await Promise.allSettled(starting);
-    for (const r of starts) if (r.status === 'fulfilled') procs.push(r.value);
+    for (const r of starts) if (r.status === 'fulfilled') started(r.value);
     for (const r of starts) if (r.status === 'rejected') throw r.reason;
     const [apiProc, ...workers] = starts.map((r) => (r as PromiseFulfilledResult<ServiceProcess>).value);
     if (!apiProc) throw new Error('no api');
@@ -289,13 +309,14 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     let followStop = false;
     const inflight = new Set<Promise<void>>();
     let seq = 0;
-    const submitOne = async (): Promise<void> => {
+    const submitOne = async (sizes?: number[]): Promise<void> => {
       const form = new FormData();
+      for (const [k, v] of Object.entries(prepared.fields ?? {})) form.append(k, v);
       const sent: SentDoc[] = [];
-      for (let i = 0; i < settings.docsPerOp; i++) {
+      for (let i = 0; i < (sizes?.length ?? settings.docsPerOp); i++) {
         const n = seq++;
-        // Unique content, 2-12 KB.
-        const content = Buffer.concat([Buffer.from(`%PDF-1.4 chaos ${scenario.name} ${n} `), randomBytes(2048 + ((n * 997) % 10240))]);
+        // Unique content, 2-12 KB (or the size asked).
+        const content = Buffer.concat([Buffer.from(`%PDF-1.4 chaos ${scenario.name} ${n} `), randomBytes(sizes?.[i] ?? 2048 + ((n * 997) % 10240))]);
         const name = `chaos-${n}.pdf`;
         sent.push({ name, sha256: sha256(content) });
         form.append('file', new Blob([content], { type: 'application/pdf' }), name);
@@ -397,7 +418,10 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       },
       workers,
       env,
+      apiKey: key,
       acks: () => acks,
+      submit: (sizes) => submitOne(sizes),
+      request: (pathname, init) => http.call(`${api.p.url}${pathname}`, init),
       waitAcked: (n, timeoutMs = 60_000) => ctx.waitFor(`${n} operations acknowledged`, () => acks.length >= n, timeoutMs),
       async waitFor(what, check, timeoutMs = 30_000) {
         const deadline = Date.now() + timeoutMs;
@@ -406,21 +430,20 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
           await sleep(50);
         }
       },
-      async restartApi(signal) {
+      async restartApi(signal, between) {
         const port = Number(new URL(api.p.url).port);
-        const code = await api.p.stop(signal);
+        const code = await stop(api.p, signal);
         say(`api stopped with ${signal} (exit ${code})`);
-        api.p = await startService('api', env, { port, readyTimeoutMs: 90_000 });
-        procs.push(api.p);
+        await between?.();
+        api.p = started(await startService('api', env, { port, readyTimeoutMs: 90_000 }));
       },
       async replaceWorker(i, signal, opts = {}) {
         const w = workers[i];
         if (!w) throw new Error(`no worker ${i}`);
-        const code = await w.stop(signal);
+        const code = await stop(w, signal);
         say(`worker ${i} stopped with ${signal} (exit ${code})`);
         const next = startService('worker', env, { readyTimeoutMs: 90_000 }).then((p) => {
-          workers[i] = p;
-          procs.push(p);
+          workers[i] = started(p);
         });
         replacements.push(next);
         if (opts.wait ?? true) await next;
@@ -466,25 +489,66 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       `settled: ${tracked.filter((t) => t.state === 'terminal').length} ended, ${tracked.filter((t) => t.state === 'missing').length} missing, ${tracked.filter((t) => t.state === 'pending').length} still open`,
     );
 
-    // --- Leftovers: after the last operation's retention (and the janitor's grace), a graceful stop. ---
+    // --- The scenario's own checks, while the services still run. ---
+    const checks =
+      (await scenario.check?.(
+        ctx,
+        tracked.filter((t) => t.state === 'terminal').map((t) => t.ack),
+      )) ?? {};
+    for (const [label, c] of Object.entries(checks)) {
+      result.checks[label] = c.count;
+      if (c.examples.length) result.notes.push(`${label}: ${c.examples.slice(0, 5).join('; ')}`);
+    }
+
+    // --- Leftovers: after the last operation's retention (and the janitor's grace), with every service
+    // frozen (what a crash leaves: SIGKILL removes nothing) and after a graceful stop. ---
     const lastEnd = Math.max(Date.now(), ...tracked.map((t) => t.terminalAt ?? 0));
     const quietUntil = lastEnd + Math.max(settings.retentionMs, settings.orphanGraceMs) + 2 * settings.janitorIntervalMs + 1000;
     if (quietUntil > Date.now()) await sleep(quietUntil - Date.now());
-    await Promise.all(procs.map((p) => p.stop('SIGTERM')));
+    const live = procs.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
+    for (const p of live) p.child.kill('SIGSTOP');
+    const frozen = await leftovers(spoolDir, redis, prefix).finally(() => {
+      for (const p of live) p.child.kill('SIGCONT');
+    });
+    // Spares (shared/spool/spare-files.ts) are a live process's cache of spent files, reused for its
+    // next write; a dead process's are removed by the janitor after SPARE_MAX_AGE: not leftovers.
+    const spares = frozen.files.filter((f) => f.startsWith('tmp/spare-'));
+    const atKill = { files: frozen.files.filter((f) => !spares.includes(f)), keys: frozen.keys };
+    if (spares.length)
+      result.notes.push(
+        `${spares.length} spare files held by the live processes at the kill (a dead process's are removed by the janitor after SPARE_MAX_AGE; not counted)`,
+      );
+    await Promise.all(procs.map((p) => stop(p, 'SIGTERM')));
     procs.length = 0;
-    const files = await listFiles(spoolDir);
+    const { files, keys } = await leftovers(spoolDir, redis, prefix);
     result.filesLeft = files.length;
-    const keys = redis.running ? await leftoverKeys(redis.url, prefix) : ['(redis not running)'];
     result.keysLeft = keys.length;
+    result.filesLeftKill = atKill.files.length;
+    result.keysLeftKill = atKill.keys.length;
     if (files.length > 0) result.notes.push(`files left: ${files.slice(0, 5).join(', ')}`);
     if (keys.length > 0) result.notes.push(`keys left: ${keys.slice(0, 5).join(', ')}`);
+    // By name (a key's note of its expiry changes between the two counts).
+    const named = (x: string): string => x.replace(/ \(.*\)$/, '');
+    const onlyAtKill = (all: string[], after: string[]): string[] => all.filter((x) => !after.map(named).includes(named(x)));
+    if (onlyAtKill(atKill.files, files).length)
+      result.notes.push(`files a crash would leave (gone after SIGTERM): ${onlyAtKill(atKill.files, files).slice(0, 5).join(', ')}`);
+    if (onlyAtKill(atKill.keys, keys).length)
+      result.notes.push(`keys a crash would leave (gone after SIGTERM): ${onlyAtKill(atKill.keys, keys).slice(0, 5).join(', ')}`);
 
     // --- The figures. ---
     const records = fake.requests();
     computeFigures(result, scenario, tracked, records, http);
+    countCrashes(result, watch.faults);
+    if (http.noAnswerExamples.length) result.notes.push(`no answer: ${http.noAnswerExamples.join('; ')}`);
+    if (watch.errorLines) result.notes.push(`${watch.errorLines} error-level log lines: ${[...watch.errorExamples].map(([m, n]) => `${n}× ${m}`).join('; ')}`);
     result.details = {
       settings: { ...settings, env: settings.env },
       httpStatuses: Object.fromEntries([...http.statuses].sort((a, b) => a[0] - b[0])),
+      httpFailures: http.failures,
+      processFaults: watch.faults,
+      errorLogLines: Object.fromEntries(watch.errorExamples),
+      filesLeftAtKill: atKill.files.slice(0, 20),
+      keysLeftAtKill: atKill.keys.slice(0, 20),
       upstreamRequests: countBy(records.map((r) => r.outcome)),
       filesLeft: files.slice(0, 20),
       keysLeft: keys.slice(0, 20),
@@ -501,7 +565,8 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
     }
   } finally {
     await Promise.allSettled(replacements);
-    await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+    await Promise.all(procs.map((p) => watch.stop(p, 'SIGKILL')));
+    await scenario.cleanup?.().catch((err: unknown) => result.notes.push(`cleanup: ${String(err)}`));
     await fake.stop();
     await redis.stop('SIGKILL');
     if (mounted) spawnSync('umount', [mounted]);
@@ -519,14 +584,20 @@ const countBy = (xs: string[]): Record<string, number> => {
   return out;
 };
 
+/** Files and keys left now (keys: '(redis not running)' when it is not). */
+const leftovers = async (spoolDir: string, redis: ChaosRedis, prefix: string): Promise<{ files: string[]; keys: string[] }> => ({
+  files: await listFiles(spoolDir),
+  keys: redis.running ? await leftoverKeys(redis.url, prefix) : ['(redis not running)'],
+});
+
+/** The crashes column: every process fault, with a note for each of the first few. */
+export const countCrashes = (result: ScenarioResult, faults: ProcessFault[]): void => {
+  result.crashes = faults.length;
+  for (const f of faults.slice(0, 5)) result.notes.push(`${f.kind}: ${f.role} (pid ${f.pid ?? '?'}) ${f.detail}`);
+};
+
 /** Computes the columns from what the driver saw and what the fake recorded. */
-export const computeFigures = (
-  result: ScenarioResult,
-  scenario: Scenario,
-  tracked: Tracked[],
-  records: RequestRecord[],
-  http: { statuses: Map<number, number> },
-): void => {
+export const computeFigures = (result: ScenarioResult, scenario: Scenario, tracked: Tracked[], records: RequestRecord[], http: HttpFigures): void => {
   // What the fake returned for each document, by the sha256 of what it received.
   const returned = new Map<string, { in: string; out: string }[]>();
   const okCount = new Map<string, number>();
@@ -535,7 +606,8 @@ export const computeFigures = (
     for (const d of r.docs) {
       upstreamDocs.add(d.externalReference);
       if (d.sha256Out) returned.set(d.externalReference, [...(returned.get(d.externalReference) ?? []), { in: d.sha256In, out: d.sha256Out }]);
-      if (r.outcome === 'ok') okCount.set(d.externalReference, (okCount.get(d.externalReference) ?? 0) + 1);
+      // Signed in an answer that reached the client whole (a partial answer's other documents too).
+      if (r.status === 200 && d.sha256Out && !d.fault) okCount.set(d.externalReference, (okCount.get(d.externalReference) ?? 0) + 1);
     }
   }
   const ackedIds = new Set<string>();
@@ -597,61 +669,40 @@ export const computeFigures = (
   }
   result.multiSigned = [...okCount.values()].filter((n) => n > 1).length;
   for (const [status, n] of http.statuses) if (status >= 500 && status !== 503 && status !== 507) result.http5xx += n;
+  result.noAnswer = http.failures.noAnswer;
+  result.refused = http.failures.refused;
+  result.cut = http.failures.cut;
+  result.unavailableNoRetryAfter = http.unavailableWithoutRetryAfter;
   for (const [k, list] of Object.entries(examples)) if (list.length) result.notes.push(`${k}: ${list.join('; ')}`);
 };
 
+/** Every column with a target of 0, by its label (the scenario's own checks are added by `targetFigures`). */
+export const TARGETS: [keyof ScenarioResult, string][] = [
+  ['lost', 'lost'],
+  ['wrong', 'wrong bytes'],
+  ['failed', 'failed'],
+  ['stuck', 'stuck'],
+  ['unverified', 'unverified (RETENTION too short for this machine)'],
+  ['http5xx', '5xx'],
+  ['noAnswer', 'no answer'],
+  ['unavailableNoRetryAfter', '503 without Retry-After'],
+  ['crashes', 'crashes'],
+  ['ghost', 'processed without a 202'],
+  ['filesLeft', 'files left'],
+  ['keysLeft', 'keys left'],
+  ['filesLeftKill', 'files left at a kill'],
+  ['keysLeftKill', 'keys left at a kill'],
+];
+
+/** Label → figure of every target of a row (each should be 0). */
+export const targetFigures = (r: ScenarioResult): Record<string, number> => ({
+  ...Object.fromEntries(TARGETS.map(([k, label]) => [label, r[k] as number])),
+  ...r.checks,
+});
+
 /** PASS only when every target is met (and something was acknowledged: an empty run proves nothing). */
 export const judge = (r: ScenarioResult): void => {
-  const targets: [keyof ScenarioResult, string][] = [
-    ['lost', 'lost'],
-    ['wrong', 'wrong bytes'],
-    ['failed', 'failed'],
-    ['stuck', 'stuck'],
-    ['unverified', 'unverified (RETENTION too short for this machine)'],
-    ['http5xx', '5xx'],
-    ['ghost', 'processed without a 202'],
-    ['filesLeft', 'files left'],
-    ['keysLeft', 'keys left'],
-  ];
-  for (const [k, label] of targets) if ((r[k] as number) > 0) r.misses.push(`${label} ${String(r[k])}`);
+  for (const [label, n] of Object.entries(targetFigures(r))) if (n > 0) r.misses.push(`${label} ${n}`);
   if (r.acknowledged === 0) r.misses.push('nothing acknowledged');
   r.result = r.misses.length ? 'FAIL' : 'PASS';
-};
-
-const listFiles = async (root: string): Promise<string[]> => {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.push(path.relative(root, p));
-    }
-  };
-  await walk(root);
-  return out;
-};
-
-/**
- * Keys under the prefix, except BullMQ's per-queue bookkeeping (`<prefix>:<queue>:meta|id|events|
- * stalled-check|limiter|marker|pc`): those exist once per queue whatever went through it and are
- * bounded (events is a capped stream). Everything else (operation records, idempotency keys, job
- * hashes, locks, non-empty wait/active/failed sets) belongs to some operation and should be gone.
- */
-export const leftoverKeys = async (url: string, prefix: string): Promise<string[]> => {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  try {
-    // The fair-scheduling rounds (shared/scheduling/fair-share.ts): one small hash per prefix, expiring when idle.
-    const keep = new Set([...Object.values(QUEUES).flatMap((q) => QUEUE_BOOKKEEPING.map((k) => `${prefix}:${q}:${k}`)), fairShareKey(prefix)]);
-    const out: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      for (const k of keys) if (!keep.has(k)) out.push(k);
-    } while (cursor !== '0');
-    return out.sort();
-  } finally {
-    redis.disconnect();
-  }
 };

@@ -60,6 +60,16 @@ export class ChaosRedis {
     }
   }
 
+  /** Freezes it (SIGSTOP): connections stay open and every command hangs, as with a hung host. */
+  pause(): void {
+    if (this.running) this.child?.kill('SIGSTOP');
+  }
+
+  /** Thaws it (SIGCONT) after `pause`. */
+  resume(): void {
+    if (this.running) this.child?.kill('SIGCONT');
+  }
+
   /** Stops it with `signal` (SIGKILL: no AOF flush beyond what the fsync policy did). */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     if (this.running) this.child?.kill(signal);

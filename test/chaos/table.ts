@@ -10,10 +10,21 @@ const COLUMNS: [string, (r: ScenarioResult) => string][] = [
   ['stuck', (r) => String(r.stuck)],
   ['unverified', (r) => String(r.unverified)],
   ['5xx (not 503/507)', (r) => String(r.http5xx)],
+  ['no answer', (r) => String(r.noAnswer)],
+  ['503 without Retry-After', (r) => String(r.unavailableNoRetryAfter)],
+  ['crashes', (r) => String(r.crashes)],
   ['processed without 202', (r) => String(r.ghost)],
+  ['files left (stop / kill)', (r) => `${r.filesLeft} / ${r.filesLeftKill}`],
+  ['keys left (stop / kill)', (r) => `${r.keysLeft} / ${r.keysLeftKill}`],
+  [
+    'scenario checks',
+    (r) =>
+      Object.entries(r.checks)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ') || '-',
+  ],
   ['signed >1 upstream', (r) => String(r.multiSigned)],
-  ['files left', (r) => String(r.filesLeft)],
-  ['keys left', (r) => String(r.keysLeft)],
+  ['refused / cut', (r) => `${r.refused} / ${r.cut}`],
   ['s', (r) => r.durationS.toFixed(0)],
   ['result', (r) => (r.misses.length ? `${r.result} (${r.misses.join(', ')})` : r.result)],
 ];
@@ -26,7 +37,7 @@ export const formatTable = (rows: ScenarioResult[]): string => {
   return [
     ...lines,
     '',
-    'Targets: lost, wrong bytes, failed, stuck, unverified, 5xx, processed without 202, files left, keys left all 0.',
+    'Targets: lost, wrong bytes, failed, stuck, unverified, 5xx, no answer, 503 without Retry-After, crashes, processed without 202, files and keys left (after a graceful stop and at a kill) and every scenario check all 0; signed >1 upstream and refused / cut are counted without a target.',
     ...(notes.length ? ['', 'Notes:', ...notes] : []),
   ].join('\n');
 };

@@ -5,7 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { RequestRecord } from '../../../fake-signstash/server.js';
-import { computeFigures, judge, type ScenarioResult, type Tracked } from '../../../chaos/driver.js';
+import { computeFigures, countCrashes, judge, type ScenarioResult, type Tracked } from '../../../chaos/driver.js';
+import { classifyFailure, type HttpFigures } from '../../../chaos/http-recorder.js';
+import { judgeKeys } from '../../../chaos/leftovers.js';
+import { classifyLine } from '../../../chaos/process-watch.js';
+import { judgeDeliveries } from '../../../chaos/scenarios/webhooks.js';
 
 const row = (): ScenarioResult => ({
   scenario: 't',
@@ -18,10 +22,18 @@ const row = (): ScenarioResult => ({
   stuck: 0,
   unverified: 0,
   http5xx: 0,
+  noAnswer: 0,
+  unavailableNoRetryAfter: 0,
+  refused: 0,
+  cut: 0,
+  crashes: 0,
   ghost: 0,
   multiSigned: 0,
   filesLeft: 0,
   keysLeft: 0,
+  filesLeftKill: 0,
+  keysLeftKill: 0,
+  checks: {},
   misses: [],
   notes: [],
   details: {},
@@ -53,6 +65,13 @@ const request = (outcome: RequestRecord['outcome'], docs: [string, string, strin
   docs: docs.map(([id, sIn, sOut]) => ({ externalReference: id, name: id, size: 1, sha256In: sIn, sha256Out: sOut })),
 });
 
+const http = (statuses: Map<number, number>, failures: HttpFigures['failures'], unavailableWithoutRetryAfter = 0): HttpFigures => ({
+  statuses,
+  failures,
+  unavailableWithoutRetryAfter,
+  noAnswerExamples: [],
+});
+
 describe('chaos figures', () => {
   it('counts a clean run as all zero, and judges it PASS', () => {
     const r = row();
@@ -61,14 +80,15 @@ describe('chaos figures', () => {
       { name: 't', title: '', run: async () => undefined },
       [tracked('op1', [['d1', 'in1']], 'terminal', { d1: { status: 'signed', recordSha256: 'out1', downloadSha256: 'out1', downloadStatus: 200 } })],
       [request('ok', [['d1', 'in1', 'out1']])],
-      {
-        statuses: new Map([
+      http(
+        new Map([
           [202, 1],
           [200, 2],
           [503, 4],
           [507, 1],
         ]),
-      },
+        { refused: 3, cut: 2, noAnswer: 0 },
+      ),
     );
     judge(r);
     expect(r).toMatchObject({ acknowledged: 1, lost: 0, wrong: 0, failed: 0, stuck: 0, http5xx: 0, ghost: 0, multiSigned: 0, result: 'PASS' });
@@ -134,16 +154,107 @@ describe('chaos figures', () => {
       request('ok', [['bytes-differ', 'e', 'E1']]),
       request('ok', [['never-acked', 'z', 'Z1']]),
     ];
-    computeFigures(r, scenario, t, records, {
-      statuses: new Map([
-        [500, 3],
-        [502, 1],
-        [503, 9],
-        [507, 2],
-        [0, 5],
-      ]),
-    });
+    computeFigures(
+      r,
+      scenario,
+      t,
+      records,
+      http(
+        new Map([
+          [500, 3],
+          [502, 1],
+          [503, 9],
+          [507, 2],
+        ]),
+        { refused: 1, cut: 1, noAnswer: 5 },
+        2,
+      ),
+    );
     judge(r);
-    expect(r).toMatchObject({ acknowledged: 12, lost: 3, stuck: 1, unverified: 2, wrong: 4, failed: 1, http5xx: 4, ghost: 1, multiSigned: 1, result: 'FAIL' });
+    expect(r).toMatchObject({
+      acknowledged: 12,
+      lost: 3,
+      stuck: 1,
+      unverified: 2,
+      wrong: 4,
+      failed: 1,
+      http5xx: 4,
+      noAnswer: 5,
+      unavailableNoRetryAfter: 2,
+      refused: 1,
+      cut: 1,
+      ghost: 1,
+      multiSigned: 1,
+      result: 'FAIL',
+    });
+    expect(r.misses).toEqual(expect.arrayContaining(['no answer 5', '503 without Retry-After 2']));
+  });
+
+  it('refused and cut requests are counted apart from no answer, which is a target', () => {
+    const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+    const reset = Object.assign(new TypeError('fetch failed'), { cause: { code: 'UND_ERR_SOCKET' } });
+    const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+    expect(classifyFailure(refused, 100, 200, [150])).toBe('refused');
+    expect(classifyFailure(reset, 100, 200, [150])).toBe('cut');
+    expect(classifyFailure(reset, 100, 200, [50, 250])).toBe('noAnswer');
+    expect(classifyFailure(timeout, 100, 200, [])).toBe('noAnswer');
+  });
+
+  it('a crash, an unclean stop or an unhandled rejection fails the row; error-level lines are only counted', () => {
+    expect(classifyLine('{"level":50,"msg":"unhandled promise rejection","err":{}}')).toBe('unhandled rejection');
+    expect(classifyLine('{"level":60,"msg":"cannot start"}')).toBe('fatal log');
+    expect(classifyLine('{"level":50,"msg":"upload refused"}')).toBe('error log');
+    expect(classifyLine('{"level":40,"msg":"redis unavailable"}')).toBeUndefined();
+    expect(classifyLine('Node.js v20.19.5')).toBe('uncaught exception');
+    expect(classifyLine('    at Object.<anonymous> (/x.js:1:7)')).toBeUndefined();
+    const r = row();
+    countCrashes(r, [{ kind: 'unexpected exit', role: 'worker', pid: 1, detail: 'exit 1' }]);
+    judge(r);
+    expect(r.misses).toContain('crashes 1');
+  });
+
+  it("leftover keys: BullMQ's own structures are not leftovers, the jobs they hold and every other key are", () => {
+    const structures = new Set(['p:sign:meta', 'p:sign:wait', 'p:sign:events', 'p:fair']);
+    expect(judgeKeys(['p:sign:meta', 'p:sign:events', 'p:fair'], structures, { sign: { wait: 0, failed: 0 } })).toEqual([]);
+    expect(judgeKeys(['p:sign:meta', 'p:sign:wait', 'p:sign:42', 'p:op:abc'], structures, { sign: { wait: 1, failed: 0 } })).toEqual([
+      'p:op:abc',
+      'p:sign:42',
+      'sign jobs wait=1',
+    ]);
+  });
+
+  it('leftovers at a kill and the scenario checks are targets', () => {
+    const r = row();
+    r.acknowledged = 1;
+    r.keysLeftKill = 2;
+    r.checks = { 'webhooks not delivered': 1, 'webhooks delivered twice': 0 };
+    judge(r);
+    expect(r.misses).toEqual(['keys left at a kill 2', 'webhooks not delivered 1']);
+  });
+
+  it('webhooks: each ended operation delivered under exactly one webhook-id answered 2xx, signatures verified', () => {
+    const ack = (opId: string) => ({ opId, at: 0, docs: [] });
+    const ended = [ack('op1'), ack('op2'), ack('op3'), ack('op4')];
+    const d = (webhookId: string, opId: string | undefined, status = 204, verified = true) => ({ webhookId, opId, status, verified });
+    const got = judgeDeliveries(
+      ended,
+      [...ended, ack('op5')],
+      [
+        d('m1', 'op1'),
+        d('m1', 'op1'), // the same delivery again (at-least-once): not twice
+        d('m2', 'op2', 500), // refused by the receiver: not delivered
+        d('m3', 'op3'),
+        d('m3b', 'op3'), // a second delivery id for op3: twice
+        d('m4', 'op4', 204, false), // bad signature: neither delivered nor trusted
+        d('m9', 'op9'), // an operation nobody acknowledged
+      ],
+    );
+    expect(Object.fromEntries(Object.entries(got).map(([k, v]) => [k, v.count]))).toEqual({
+      'webhooks not delivered': 2,
+      'webhooks delivered twice': 1,
+      'webhook signatures bad': 1,
+      'webhooks for no 202': 1,
+    });
+    expect(got['webhooks not delivered']?.examples).toEqual(['op2', 'op4']);
   });
 });
