@@ -18,11 +18,17 @@ export interface HttpFigures {
   noAnswerExamples: string[];
 }
 
+/** From the SIGKILL sent to the api's exit (a connection accepted meanwhile is reset too). */
+export interface KillWindow {
+  from: number;
+  to: number;
+}
+
 /** Which kind of failure a fetch error is, for a request started at `startedAt` and failed at `failedAt`. */
-export const classifyFailure = (err: unknown, startedAt: number, failedAt: number, apiKilledAt: readonly number[]): Failure => {
+export const classifyFailure = (err: unknown, startedAt: number, failedAt: number, apiKills: readonly KillWindow[]): Failure => {
   const cause = (err as { cause?: { code?: unknown } } | undefined)?.cause;
   if (cause?.code === 'ECONNREFUSED') return 'refused';
-  if (apiKilledAt.some((t) => t >= startedAt && t <= failedAt)) return 'cut';
+  if (apiKills.some((k) => startedAt <= k.to && failedAt >= k.from)) return 'cut';
   return 'noAnswer';
 };
 
@@ -38,7 +44,7 @@ export class HttpRecorder implements HttpFigures {
   unavailableWithoutRetryAfter = 0;
   readonly noAnswerExamples: string[] = [];
   /** When the driver SIGKILLed the api (a request in flight then is `cut`, not `noAnswer`). */
-  readonly apiKilledAt: number[] = [];
+  readonly apiKills: KillWindow[] = [];
 
   constructor(private readonly key: string) {}
 
@@ -56,7 +62,7 @@ export class HttpRecorder implements HttpFigures {
       if (res.status === 503 && !res.headers.get('retry-after')) this.unavailableWithoutRetryAfter += 1;
       return { status: res.status, body, headers: res.headers };
     } catch (err) {
-      const kind = classifyFailure(err, startedAt, Date.now(), this.apiKilledAt);
+      const kind = classifyFailure(err, startedAt, Date.now(), this.apiKills);
       this.failures[kind] += 1;
       if (kind === 'noAnswer' && this.noAnswerExamples.length < 5)
         this.noAnswerExamples.push(`${init.method ?? 'GET'} ${new URL(url).pathname} after ${Date.now() - startedAt} ms: ${describeError(err)}`);

@@ -194,9 +194,16 @@ describe('chaos figures', () => {
     const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
     const reset = Object.assign(new TypeError('fetch failed'), { cause: { code: 'UND_ERR_SOCKET' } });
     const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
-    expect(classifyFailure(refused, 100, 200, [150])).toBe('refused');
-    expect(classifyFailure(reset, 100, 200, [150])).toBe('cut');
-    expect(classifyFailure(reset, 100, 200, [50, 250])).toBe('noAnswer');
+    expect(classifyFailure(refused, 100, 200, [{ from: 150, to: 160 }])).toBe('refused');
+    expect(classifyFailure(reset, 100, 200, [{ from: 150, to: 160 }])).toBe('cut');
+    // Started after the SIGKILL was sent, before the api exited: its connection was reset by the kill.
+    expect(classifyFailure(reset, 155, 200, [{ from: 150, to: 160 }])).toBe('cut');
+    expect(
+      classifyFailure(reset, 100, 200, [
+        { from: 40, to: 50 },
+        { from: 250, to: 260 },
+      ]),
+    ).toBe('noAnswer');
     expect(classifyFailure(timeout, 100, 200, [])).toBe('noAnswer');
   });
 
