@@ -13,23 +13,55 @@ import { chaosSettings } from './chaos/settings.js';
 import { formatTable } from './chaos/table.js';
 
 /**
- * Scenario → target labels (see TARGETS in chaos/driver.ts, or a scenario check's label) that
- * miss until the named fix lands. Each listed label MUST miss: when it meets its target, the test
+ * Target labels (TARGETS in chaos/driver.ts, or a scenario check's label) that miss until the
+ * named fix lands, for some scenarios ('*': every one). Each listed label MUST miss (and by at
+ * most `atMost` when given: more than that is a new miss): when it meets its target, the test
  * fails until the entry is removed.
  */
-export const KNOWN_MISSES: Record<string, { labels: string[]; until: string }> = {
-  // The probe POST given up after 5 s is committed once Redis continues: processed without a 202.
-  'redis-hung': { labels: ['no answer', 'processed without a 202'], until: 'issue 26.2 (a deadline on every Redis command of a request: 503 + Retry-After)' },
-  'upstream-partial-malformed': { labels: ['failed'], until: 'issue 26.5 (a document left out or answered with a per-document error is retried or mapped)' },
-  'api-sigkill-mid-upload': {
-    labels: ['keys left', 'keys left at a kill'],
+interface KnownMiss {
+  scenarios: string[] | '*';
+  labels: string[];
+  until: string;
+  atMost?: number;
+}
+
+const IDEMPOTENCY_RESERVATIONS =
+  'a fix not assigned yet: pending idempotency reservations (idem:*) of an upload that got no answer (its api killed, or Redis unreachable when it would be released) stay 1 h (PENDING_TTL_MS, api/idempotency.ts), past ORPHAN_GRACE and IDEMPOTENCY_TTL; a client retrying with the same key gets 409 meanwhile';
+
+export const KNOWN_MISSES: KnownMiss[] = [
+  {
+    scenarios: '*',
+    labels: ['keys left at a kill'],
+    atMost: 1,
     until:
-      "a fix not assigned yet: a killed api's pending idempotency reservations (idem:*) stay 1 h (PENDING_TTL_MS, api/idempotency.ts), past ORPHAN_GRACE; a client retrying with the same key gets 409 meanwhile",
+      "a fix not assigned yet: a killed worker's heartbeat in <prefix>:signer-states (shared/circuit-state.ts) has no expiry; its fields are pruned only when the admin view reads them",
   },
-  'webhooks-receiver-500-killed': {
+  // The probe POST given up after 5 s is committed once Redis continues: processed without a 202.
+  {
+    scenarios: ['redis-hung'],
+    labels: ['no answer', 'processed without a 202'],
+    until: 'issue 26.2 (a deadline on every Redis command of a request: 503 + Retry-After)',
+  },
+  { scenarios: ['api-sigkill-mid-upload', 'redis-down'], labels: ['keys left', 'keys left at a kill'], until: IDEMPOTENCY_RESERVATIONS },
+  {
+    scenarios: ['webhooks-receiver-500-killed'],
     labels: ['keys left', 'keys left at a kill'],
     until: 'a decision not taken yet: delivered webhook jobs (<prefix>:webhook:msg_*) are kept 7 days (shared/queue.ts), past RETENTION',
   },
+];
+
+/** The known misses of one scenario: label → what it waits for and by how much it may miss (undefined: any). */
+const knownMissesOf = (scenario: string): Map<string, { until: string[]; atMost: number | undefined }> => {
+  const out = new Map<string, { until: string[]; atMost: number | undefined }>();
+  for (const k of KNOWN_MISSES) {
+    if (k.scenarios !== '*' && !k.scenarios.includes(scenario)) continue;
+    for (const label of k.labels) {
+      const seen = out.get(label);
+      const atMost = k.atMost === undefined || (seen && seen.atMost === undefined) ? undefined : (seen?.atMost ?? 0) + k.atMost;
+      out.set(label, { until: [...(seen?.until ?? []), k.until], atMost });
+    }
+  }
+  return out;
 };
 
 /** The fast scenarios; the slow ones (long outages, tmpfs spools, SIGTERM rollouts) run only under `npm run chaos`. */
@@ -74,23 +106,25 @@ describe.concurrent('chaos (short form): every acknowledged document gets one co
   });
 
   for (const name of SHORT) {
-    const known = KNOWN_MISSES[name];
-    it(`${name}: targets met${known ? ` (KNOWN MISSES until ${known.until}: ${known.labels.join(', ')})` : ''}`, { timeout: 900_000 }, async ({ expect }) => {
+    const known = knownMissesOf(name);
+    const title = known.size ? ` (KNOWN MISSES: ${[...known.keys()].join(', ')})` : '';
+    it(`${name}: targets met${title}`, { timeout: 900_000 }, async ({ expect }) => {
       const row = await lane(() => runScenario(scenarioNamed(name), settings, () => undefined));
       rows.push(row);
       expect(row.result, row.notes.join('\n')).not.toBe('ERROR');
       expect(row.acknowledged).toBeGreaterThan(0);
       const figures = targetFigures(row);
-      for (const label of known?.labels ?? []) {
+      for (const [label, k] of known) {
         expect(figures, `KNOWN_MISSES names "${label}", which ${name} has no such target`).toHaveProperty([label]);
-        loud.push(`${name}: ${label} ${figures[label] ?? '?'} (until ${known?.until ?? '?'})`);
+        loud.push(`${name}: ${label} ${figures[label] ?? '?'} (until ${k.until.join('; and ')})`);
       }
-      const met = Object.entries(figures).filter(([label, n]) => known?.labels.includes(label) && n === 0);
-      expect(
-        met.map(([l]) => l),
-        `${name}: now meets its target; remove it from KNOWN_MISSES`,
-      ).toEqual([]);
-      const asserted = Object.fromEntries(Object.entries(figures).filter(([label]) => !known?.labels.includes(label)));
+      const met = [...known.keys()].filter((label) => figures[label] === 0);
+      expect(met, `${name}: now meets its target; remove it from KNOWN_MISSES`).toEqual([]);
+      const beyond = [...known]
+        .filter(([label, k]) => k.atMost !== undefined && (figures[label] ?? 0) > k.atMost)
+        .map(([label]) => `${label} ${figures[label]}`);
+      expect(beyond, `${name}: misses by more than KNOWN_MISSES explains\n${row.notes.join('\n')}`).toEqual([]);
+      const asserted = Object.fromEntries(Object.entries(figures).filter(([label]) => !known.has(label)));
       expect(asserted, row.notes.join('\n')).toEqual(Object.fromEntries(Object.keys(asserted).map((c) => [c, 0])));
     });
   }
