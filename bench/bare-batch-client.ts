@@ -1,7 +1,7 @@
 /**
  * The baseline of `npm run bench:worker`: a bare batch client doing the least a batch needs. For
- * each batch it reads the documents' spooled files, sends Sign'Stash's sign request (the same JSON
- * shape the worker sends) to the fake, parses the answer with JSON.parse and writes each signed
+ * each batch it reads the documents' spooled files, streams Sign'Stash's sign request (the same
+ * JSON the worker sends) to the fake, parses the answer with JSON.parse and writes each signed
  * document to a new file, fsynced, the directory fsynced once per batch. No Redis, no BullMQ, no
  * streaming decoder, no hashing, no records. Forked by bench/worker-cost.ts: reads its work from
  * the IPC message `{fakeUrl, outDir, batches: string[][], warmup: string[][], concurrency}` and
@@ -9,6 +9,7 @@
  */
 import { open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 
 interface Work {
@@ -34,20 +35,28 @@ const tokenOf = async (fakeUrl: string): Promise<string> => {
 let n = 0;
 const signBatch = async (w: Work, token: string, dir: Awaited<ReturnType<typeof open>>, files: string[]): Promise<void> => {
   const batch = `b${n++}`;
-  const parts: string[] = [`{"description":"bare batch of ${files.length} documents","externalReference":"${batch}","documents":[`];
+  // The request streamed as the worker sends it: each document read and base64-encoded in turn.
+  const parts: Buffer[] = [Buffer.from(`{"description":"bare batch of ${files.length} documents","externalReference":"${batch}","documents":[`)];
   for (const [i, f] of files.entries()) {
-    const bytes = await readFile(f);
     parts.push(
-      `${i ? ',' : ''}{"documentRequest":{"base64Content":"${bytes.toString('base64')}","contentType":"application/pdf","externalReference":"${batch}d${i}","name":"d${i}.pdf"},"signatureInfo":{"signatureType":"CAdES","applyTimestamp":false}}`,
+      Buffer.from(`${i ? ',' : ''}{"documentRequest":{"base64Content":"`),
+      Buffer.from((await readFile(f)).toString('base64'), 'latin1'),
+      Buffer.from(
+        `","contentType":"application/pdf","externalReference":"${batch}d${i}","name":"d${i}.pdf"},"signatureInfo":{"signatureType":"CAdES","applyTimestamp":false}}`,
+      ),
     );
   }
-  parts.push(']}');
-  const body = parts.join('');
+  parts.push(Buffer.from(']}'));
   const r = await request(`${w.fakeUrl}/signstash/einvoice-integration-client-ws/api/v0/document/sign/base64`, {
     method: 'POST',
     dispatcher: agent,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
-    body,
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: 'application/json',
+      'content-length': String(parts.reduce((a, b) => a + b.length, 0)),
+    },
+    body: Readable.from(parts),
   });
   if (r.statusCode !== 200) throw new Error(`the fake answered ${r.statusCode}`);
   const answer = (await r.body.json()) as { documentList: { externalReference: string; signedContent: string }[] };
