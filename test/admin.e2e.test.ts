@@ -7,9 +7,10 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminStatsReader, type AdminStats } from '@signspool/api/admin-stats';
-import { publishCircuitState, readCircuitStates } from '@signspool/shared/circuit-state';
+import { publishCircuitState, readCircuitStates, workerIdentity } from '@signspool/shared/circuit-state';
 import { QUEUES } from '@signspool/shared/queue';
-import { auth, submit } from './harness/client.js';
+import { auth, eventually, submit, waitForTerminal } from './harness/client.js';
+import { useFakeSignstash } from './harness/fake-upstream.js';
 import { startStack, type Stack } from './harness/stack.js';
 
 const ADMIN_TOKEN = 'adm_test-token-abcdefghijklmnopqrstuvwxyz';
@@ -104,6 +105,7 @@ describe('admin routes with ADMIN_TOKEN', () => {
     // Fair scheduling: the jobs carry a priority, so BullMQ counts them as prioritized.
     expect(s.queues['sign']?.['prioritized']).toBe(4);
 
+    // How several workers' states add up (a real worker's publishing: the next describe block).
     const prefix = stack.config.queuePrefix;
     await publishCircuitState(redis, prefix, 'half_open', 60_000, 'worker-b');
     await publishCircuitState(redis, prefix, 'open', 60_000, 'worker-a');
@@ -133,5 +135,43 @@ describe('admin routes with ADMIN_TOKEN', () => {
       await sign.close();
       await webhook.close();
     }
+  });
+});
+
+describe('circuits as a real worker publishes them', () => {
+  const fake = useFakeSignstash();
+  let stack: Stack;
+  const circuit = async (): Promise<AdminStats['circuit']> => {
+    const res = await fetch(`${stack.apiUrl}/v1/admin/stats`, { headers: auth(ADMIN_TOKEN) });
+    return ((await res.json()) as AdminStats).circuit;
+  };
+  beforeAll(async () => {
+    stack = await startStack({
+      env: fake().clientEnv({
+        ADMIN_TOKEN,
+        DEFAULT_SIGNATURE_TYPE: 'CAdES',
+        UPSTREAM_BREAKER_THRESHOLD: '1',
+        UPSTREAM_BREAKER_COOLDOWN: '500ms',
+        UPSTREAM_BACKOFF_BASE: '100ms',
+      }),
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("shows the worker's circuit open while the upstream fails, and closed once it signs again", async () => {
+    expect(await circuit()).toEqual({ state: 'closed', workers: [] });
+    fake().setOutage(60_000);
+    const res = await submit(stack.apiUrl, stack.keys.acme, [{ name: 'c.txt', content: 'circuit' }]);
+    expect(res.status).toBe(202);
+    await eventually('the worker publishes an open circuit', async () => (await circuit()).state !== 'closed');
+    const open = await circuit();
+    expect(open.workers.map((w) => w.worker)).toEqual([workerIdentity()]);
+    expect(['open', 'half_open']).toContain(open.state);
+    fake().endOutage();
+    expect((await waitForTerminal(stack.apiUrl, stack.keys.acme, res.body.id, 30_000)).status).toBe('succeeded');
+    await eventually('the worker publishes its circuit closed', async () => (await circuit()).state === 'closed');
+    expect(await circuit()).toEqual({ state: 'closed', workers: [] });
   });
 });
