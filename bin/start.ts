@@ -117,8 +117,9 @@ const startComponents = async (mode: Mode, cfg: Config, logger: Logger, shutdown
   const banner: Record<string, string> = {};
   // One registry for every component of this process: SIGHUP reloads SIGNERS_FILE and its secret files.
   const signers = new SignerRegistry({ config: cfg, logger, metrics });
-  const onHangup = (): void => void signers.reload();
+  const onHangup = (): void => void signers.reload('signal');
   process.on('SIGHUP', onHangup);
+  await signers.start();
   shutdown.register('signers', async () => {
     process.off('SIGHUP', onHangup);
     await signers.stop();

@@ -355,6 +355,7 @@ const envSchema = z
     TENANT_LIMITS: tenantLimits,
 
     SIGNERS_FILE: optionalString,
+    SIGNERS_FILE_WATCH: bool(false),
     SIGNER: z.enum(['local', 'signstash']).default('local'),
     DEFAULT_SIGNATURE_TYPE: signatureTypeSchema.optional(),
     SIGNSTASH_URL: optionalUrl,
@@ -630,6 +631,11 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
     meaning:
       'YAML file of signing identities and which tenant may use which ([signing-identities.md](signing-identities.md)); `SIGHUP` reloads it. Without it, `SIGNER` and the variables below define one identity, `default`, for every tenant',
   },
+  SIGNERS_FILE_WATCH: {
+    group: 'Signer',
+    meaning:
+      'also reload `SIGNERS_FILE` when it, or a file it names, changes (the directories are watched: a Kubernetes secret or config map update is seen); `SIGHUP` works either way',
+  },
   SIGNER: { group: 'Signer', meaning: '`local` (in-process) or `signstash` (see [signers.md](signers.md))' },
   DEFAULT_SIGNATURE_TYPE: { group: 'Signer', default: '`CAdES` (local) / `PAdES` (signstash)', meaning: 'when a submission names none' },
 
@@ -836,6 +842,8 @@ const configSchema = envSchema.transform((c) => {
     },
     /** The signing identities' file (shared/signers/file.ts); without it, one identity `default` from SIGNER and the variables below. */
     signersFile: c.SIGNERS_FILE === undefined ? undefined : path.resolve(c.SIGNERS_FILE),
+    /** Reload SIGNERS_FILE when it or a file it names changes (shared/signers/registry.ts). */
+    signersWatch: c.SIGNERS_FILE_WATCH,
     signer: c.SIGNER,
     defaultSignatureType: c.DEFAULT_SIGNATURE_TYPE ?? (c.SIGNER === 'local' ? 'CAdES' : 'PAdES'),
     /** DEFAULT_SIGNATURE_TYPE as set (identities of SIGNERS_FILE default to it, else to their kind's type). */

@@ -103,6 +103,7 @@ export class SigningWorker {
     await this.webhooks.start();
     this.registry = this.deps.signers ?? new SignerRegistry({ config, logger: this.deps.logger, metrics });
     this.ownRegistry = this.deps.signers === undefined;
+    if (this.ownRegistry) await this.registry.start();
     this.source = new SignJobConsumer({
       connection: this.redis,
       prefix: config.queuePrefix,

@@ -7,6 +7,7 @@
  * a log line or an error.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
 import { parse as parseYaml, YAMLError } from 'yaml';
 import type { Config } from '../config.js';
@@ -211,6 +212,7 @@ export const parseSignersFile = (file: string, source: string): SignersFile => {
 /** Builds the snapshot from a validated file: reads secrets, checks the other files can be read. */
 export const buildIdentities = (file: string, parsed: SignersFile, defaults: IdentityDefaults): SigningIdentities => {
   const identities: SigningIdentity[] = [];
+  const read: string[] = [file];
   for (const [name, s] of Object.entries(parsed.signers)) {
     const field = (f: string): string => `signers.${name}.${f}`;
     const limits: IdentityLimits = {
@@ -220,9 +222,12 @@ export const buildIdentities = (file: string, parsed: SignersFile, defaults: Ide
     };
     if (s.kind === 'signstash') {
       const clientSecret = readSecret(file, field('clientSecretFile'), s.clientSecretFile);
+      read.push(s.clientSecretFile);
       const files = (['caFile', 'clientCertFile', 'clientKeyFile'] as const).flatMap((f) => {
         const target = s[f];
-        return target === undefined ? [] : [readField(file, field(f), target)];
+        if (target === undefined) return [];
+        read.push(target);
+        return [readField(file, field(f), target)];
       });
       const signature: SignatureDefaults = {
         type: s.signature?.type ?? defaults.signatureType ?? 'PAdES',
@@ -249,9 +254,12 @@ export const buildIdentities = (file: string, parsed: SignersFile, defaults: Ide
       identities.push({ name, kind: 'signstash', signature, limits, signstash, fingerprint: fingerprintOf({ signature, limits, signstash }, files) });
     } else {
       const p12Password = s.p12PasswordFile === undefined ? undefined : readSecret(file, field('p12PasswordFile'), s.p12PasswordFile);
+      if (s.p12PasswordFile !== undefined) read.push(s.p12PasswordFile);
       const files = (['keyFile', 'certFile', 'p12File'] as const).flatMap((f) => {
         const target = s[f];
-        return target === undefined ? [] : [readField(file, field(f), target)];
+        if (target === undefined) return [];
+        read.push(target);
+        return [readField(file, field(f), target)];
       });
       const globalTsa = defaults.localSigner.tsa;
       const tsa = s.tsaUrl === undefined ? globalTsa : { url: s.tsaUrl, timeoutMs: globalTsa?.timeoutMs ?? 10_000, concurrency: globalTsa?.concurrency ?? 4 };
@@ -279,7 +287,7 @@ export const buildIdentities = (file: string, parsed: SignersFile, defaults: Ide
     const allowed = [...new Set(t.signers)];
     tenants.set(tenant, { allowed, default: t.default ?? (allowed[0] as string) });
   }
-  return new SigningIdentities(file, identities, tenants);
+  return new SigningIdentities(file, identities, tenants, [...new Set(read.map((f) => path.resolve(f)))]);
 };
 
 /** The global settings an identity of `config`'s SIGNERS_FILE falls back to. */

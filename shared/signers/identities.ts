@@ -126,6 +126,8 @@ export class SigningIdentities {
     readonly file: string | undefined,
     identities: readonly SigningIdentity[],
     private readonly tenants: ReadonlyMap<string, TenantSigners>,
+    /** Every file this snapshot was read from: SIGNERS_FILE and the files it names (what a watch follows). */
+    readonly files: readonly string[] = [],
   ) {
     this.byName = new Map(identities.map((i) => [i.name, i]));
   }

@@ -200,7 +200,7 @@ export class IdentityLanes {
     if (this.deps.registry.identities.get(name)) return true;
     const now = Date.now();
     if (!this.unknownReload || now - this.unknownReload.at > UNKNOWN_RELOAD_MS) {
-      this.unknownReload = { at: now, done: this.deps.registry.reload() };
+      this.unknownReload = { at: now, done: this.deps.registry.reload('unknown-identity') };
     }
     await this.unknownReload.done;
     return this.deps.registry.identities.get(name) !== undefined;

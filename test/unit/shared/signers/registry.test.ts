@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { eventually } from '../../../harness/client.js';
 import { loadConfig } from '@signspool/shared/config';
 import { createLogger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';
@@ -24,7 +25,7 @@ const writeSigners = async (names: string[], extra = ''): Promise<void> => {
   await writeFile(file, `signers:\n${signers.join('')}${extra}tenants:\n  '*': { signers: [${names[0] ?? ''}] }\n`);
 };
 
-const setup = () => {
+const setup = (env: Record<string, string> = {}) => {
   const out = new PassThrough();
   const lines: Record<string, unknown>[] = [];
   out.on('data', (chunk: Buffer) => {
@@ -32,7 +33,7 @@ const setup = () => {
   });
   const logger = createLogger({ level: 'info' }, out);
   const metrics = createMetrics({ defaultMetrics: false });
-  const registry = new SignerRegistry({ config: loadConfig({ SIGNERS_FILE: file }), logger, metrics });
+  const registry = new SignerRegistry({ config: loadConfig({ SIGNERS_FILE: file, ...env }), logger, metrics });
   const metric = async (name: string): Promise<string> =>
     (await metrics.registry.getSingleMetricAsString(name))
       .split('\n')
@@ -122,5 +123,26 @@ describe('SignerRegistry', () => {
     const registry = new SignerRegistry({ config: loadConfig({}), logger: createLogger({ level: 'silent' }) });
     expect(registry.identities.names()).toEqual(['default']);
     expect(await registry.reload()).toEqual({ ok: true, changed: [], tenantsChanged: false });
+  });
+
+  it('with SIGNERS_FILE_WATCH, reloads by itself when the file or a secret file it names changes', async () => {
+    const { registry } = setup({ SIGNERS_FILE_WATCH: 'true' });
+    const heard: string[][] = [];
+    registry.onChange((_next, _previous, changed) => heard.push([...changed]));
+    await registry.start();
+    try {
+      await writeFile(path.join(dir, 'a.secret'), 'secret-a-rotated');
+      await eventually('the rotated secret taken', () => heard.length === 1);
+      expect(heard).toEqual([['a']]);
+      const a = registry.identities.get('a');
+      expect(a?.kind === 'signstash' && a.signstash.clientSecret).toBe('secret-a-rotated');
+      await writeSigners(['a', 'b', 'c']);
+      await eventually('the new identity taken', () => registry.identities.get('c') !== undefined);
+    } finally {
+      await registry.stop();
+    }
+    // Stopped: changes are no longer followed.
+    await writeSigners(['a']);
+    expect(await registry.reload()).toEqual({ ok: true, changed: ['b', 'c'], tenantsChanged: false });
   });
 });
