@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeSignstash } from './fake-signstash/server.js';
 import { issue, makeRoot, SIGNER_EXT } from './harness/pki.js';
+import { cmsVerify } from './harness/verify.js';
 
 const token = async (fake: FakeSignstash, clientId: string, secret: string): Promise<{ status: number; token: string }> => {
   const res = await fetch(`${fake.authUrl}/oauth/token`, {
@@ -83,9 +84,7 @@ describe("the fake Sign'Stash's client services", () => {
     expect(await (await fetch(`${fake.url}/_fake/certificate?client=globex-pt`)).text()).toBe(fake.certificatePem('globex-pt'));
     expect(fake.certificatePem('acme-pt')).not.toBe(fake.certificatePem('globex-pt'));
 
-    const verify = (signed: string, caFile: string): number =>
-      spawnSync('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', signed, '-content', original, '-CAfile', caFile, '-out', '/dev/null'])
-        .status ?? -1;
+    const verify = (signed: string, caFile: string): number => cmsVerify(signed, caFile, original).status ?? -1;
     for (const [clientId, secret, own, other] of [
       ['acme-pt', 'secret-a', rootA, certB],
       ['globex-pt', 'secret-b', certB, rootA],

@@ -19,27 +19,9 @@ import type { BatchDocument, DocumentResult, SignedDocument } from '@signspool/w
 import type { SignatureType } from '@signspool/shared/queue';
 import { CA_EXT, exportP12, issue, makeRoot, SIGNER_EXT, type Issued } from './harness/pki.js';
 import { LocalTsa } from './harness/tsa.js';
+import { cmsVerify, pdfsig, tool, xmlsecVerify } from './harness/verify.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const tool = (cmd: string, args: string[]) => {
-  const r = spawnSync(cmd, args);
-  return { status: r.status, out: `${r.stdout.toString()}${r.stderr.toString()}` };
-};
-const cmsVerify = (sig: string, ca: string, content?: string) =>
-  tool('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', sig, ...(content ? ['-content', content] : []), '-CAfile', ca, '-out', '/dev/null']);
-const pdfsig = (file: string) => tool('pdfsig', ['-nocert', file]);
-const xmlsecVerify = (file: string, cert: string) =>
-  tool('xmlsec1', [
-    '--verify',
-    '--enabled-reference-uris',
-    'empty,same-doc',
-    '--id-attr:Id',
-    'http://uri.etsi.org/01903/v1.3.2#:SignedProperties',
-    '--trusted-pem',
-    cert,
-    file,
-  ]);
-
 const makePdf = async (objectStreams: boolean, pages = 2): Promise<Buffer> => {
   const pdf = await PDFDocument.create();
   const font = await pdf.embedFont(StandardFonts.Helvetica);

@@ -8,8 +8,7 @@
  * upstream call. GET /v1/admin/signers and `signspool signers` show each identity with no secret,
  * and no secret reaches the processes' logs.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,16 +20,12 @@ import { FakeSignstash } from './fake-signstash/server.js';
 import { auth, download, eventually, submit, waitForTerminal, type OperationView } from './harness/client.js';
 import { issue, makeRoot, SIGNER_EXT, type Issued } from './harness/pki.js';
 import { startService, type ServiceProcess } from './harness/processes.js';
+import { cmsVerify, padesParts, pdfsig, xmlsecVerify, type ToolResult } from './harness/verify.js';
 import { testPrefix } from './harness/stack.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const ADMIN_TOKEN = 'adm_identities-test-token-0123456789abcdef';
 const SIGNSTASH_SECRET = 'acme-pt-Secret-7f3a9c1e5b';
-
-const run = (cmd: string, args: string[]): { status: number; out: string } => {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
-};
 
 const cli = (args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> =>
   new Promise((resolve) => {
@@ -38,20 +33,6 @@ const cli = (args: string[], env: Record<string, string>): Promise<{ code: numbe
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
-
-/** The signed bytes of a PAdES signature: the two ranges of /ByteRange, and its CMS from /Contents. */
-const padesParts = (pdf: Buffer): { content: Buffer; cms: Buffer } => {
-  const text = pdf.toString('latin1');
-  const br = /\/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]/.exec(text);
-  if (!br) throw new Error('no /ByteRange in the signed PDF');
-  const [a, b, c, d] = br.slice(1, 5).map(Number) as [number, number, number, number];
-  // /Contents is the CMS in hex, zero-padded: keep the DER SEQUENCE's own length.
-  const padded = Buffer.from(text.slice(a + b, c).replace(/[<>\s]/g, ''), 'hex');
-  const first = padded[1] ?? 0;
-  const lengthBytes = first & 0x80 ? first & 0x7f : 0;
-  const length = lengthBytes === 0 ? first : padded.subarray(2, 2 + lengthBytes).reduce((n, byte) => n * 256 + byte, 0);
-  return { content: Buffer.concat([pdf.subarray(a, a + b), pdf.subarray(c, c + d)]), cms: padded.subarray(0, 2 + lengthBytes + length) };
-};
 
 describe('signing identities across processes (issue 22 acceptance)', () => {
   let dir: string;
@@ -172,51 +153,17 @@ describe('signing identities across processes (issue 22 acceptance)', () => {
           expect(dl.status).toBe(200);
           const signed = path.join(dir, `${d.id}.signed`);
           await writeFile(signed, dl.body);
-          const verify = (ca: string): { status: number; out: string } => {
-            if (done.signatureType === 'XAdES') {
-              return run('xmlsec1', [
-                '--verify',
-                '--enabled-reference-uris',
-                'empty,same-doc',
-                '--id-attr:Id',
-                'http://uri.etsi.org/01903/v1.3.2#:SignedProperties',
-                '--trusted-pem',
-                ca,
-                signed,
-              ]);
-            }
-            let content: string;
-            let cms = signed;
-            if (done.signatureType === 'PAdES') {
-              // pdfsig judges the PDF's signature over the whole file; openssl judges its CMS against a CA.
-              expect(run('pdfsig', ['-nocert', signed]).out).toMatch(/Total document signed[\s\S]*Signature is Valid\./);
-              const parts = padesParts(dl.body);
-              content = `${signed}.range`;
-              cms = `${signed}.cms`;
-              writeFileSync(content, parts.content);
-              writeFileSync(cms, parts.cms);
-            } else {
-              content = `${signed}.original`;
-              writeFileSync(content, originals.get(d.id) ?? '');
-            }
-            return run('openssl', [
-              'cms',
-              '-verify',
-              '-binary',
-              '-inform',
-              'DER',
-              '-in',
-              cms,
-              '-content',
-              content,
-              '-CAfile',
-              ca,
-              '-purpose',
-              'any',
-              '-out',
-              '/dev/null',
-            ]);
-          };
+          // Files the tools read: the detached content of CAdES, the byte range and CMS of PAdES.
+          const content = `${signed}.content`;
+          const cms = done.signatureType === 'PAdES' ? `${signed}.cms` : signed;
+          if (done.signatureType === 'PAdES') {
+            // pdfsig judges the PDF's signature over the whole file; openssl judges its CMS against a CA.
+            expect(pdfsig(signed).out).toMatch(/Total document signed[\s\S]*Signature is Valid\./);
+            const parts = padesParts(dl.body);
+            await writeFile(content, parts.content);
+            await writeFile(cms, parts.cms);
+          } else await writeFile(content, originals.get(d.id) ?? '');
+          const verify = (ca: string): ToolResult => (done.signatureType === 'XAdES' ? xmlsecVerify(signed, ca) : cmsVerify(cms, ca, content));
           const mine = verify(own[tenant]);
           expect(mine.status, `${tenant} ${done.signatureType} against its own issuer: ${mine.out}`).toBe(0);
           const theirs = verify(other[tenant]);
