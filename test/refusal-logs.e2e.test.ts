@@ -67,7 +67,7 @@ describe('refusal logs', () => {
     const port = redis.port;
     await redis.stop('SIGKILL');
     try {
-      for (let i = 0; i < 5; i++) expect((await fetch(`${s.apiUrl}/v1/operations/op_x`, { headers: auth(s.keys.acme) })).status).toBe(503);
+      for (let i = 0; i < 5; i++) expect((await fetch(`${s.apiUrl}/v1/operations`, { headers: auth(s.keys.acme) })).status).toBe(503);
     } finally {
       redis = await spawnRedisServer({ dir: path.join(dir, 'redis'), port });
     }

@@ -108,5 +108,9 @@ describe.skipIf(!resultMounted)("a worker's spool that fills up while a signed r
     const done = await waitForTerminal(s.apiUrl, s.keys.acme, res.body.id, 30_000);
     expect(done.status).toBe('succeeded');
     expect(fake.requests().filter((r) => r.outcome === 'ok').length).toBeGreaterThanOrEqual(2);
+    // Not the upstream's failure: no upstream error counted, the circuit stayed closed.
+    const metrics = await s.metrics.registry.metrics();
+    expect(metrics).not.toMatch(/signspool_upstream_errors_total\{[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/signspool_upstream_circuit\{[^}]*state="closed"[^}]*\} 1/);
   });
 });

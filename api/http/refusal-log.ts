@@ -28,7 +28,8 @@ export class RefusalLog {
       return;
     }
     if (apiErr.status < 500) {
-      this.logger.info({ ...where, detail: apiErr.detail }, 'request refused');
+      // No detail: a 4xx detail may quote what the client sent.
+      this.logger.info(where, 'request refused');
       return;
     }
     const now = Date.now();
