@@ -48,10 +48,17 @@ const at = (els: DerElement[], i: number, what: string): DerElement => {
   return el;
 };
 
-/** RFC 7292 appendix B.2: the PKCS#12 key derivation (id 1 key, 2 IV, 3 MAC key). */
-const pkcs12Kdf = (password: string, salt: Buffer, id: number, iterations: number, size: number, hash: { name: string; block: number }): Buffer => {
+/**
+ * A password as RFC 7292's key derivation takes it: BMPString with its NUL terminator. An empty
+ * password has two spellings in the wild (OpenSSL writes the terminator alone; some tools nothing),
+ * so it yields both, and the MAC tells which the file used.
+ */
+const passwordEncodings = (password: string): Buffer[] =>
+  password === '' ? [Buffer.alloc(2), Buffer.alloc(0)] : [Buffer.from(`${password}\0`, 'utf16le').swap16()];
+
+/** RFC 7292 appendix B.2: the PKCS#12 key derivation (id 1 key, 2 IV, 3 MAC key) from an encoded password. */
+const pkcs12Kdf = (pw: Buffer, salt: Buffer, id: number, iterations: number, size: number, hash: { name: string; block: number }): Buffer => {
   const v = hash.block;
-  const pw = password === '' ? Buffer.alloc(0) : Buffer.from(`${password}\0`, 'utf16le').swap16();
   const fill = (b: Buffer): Buffer => (b.length === 0 ? b : Buffer.alloc(v * Math.ceil(b.length / v), b));
   const I = Buffer.concat([fill(salt), fill(pw)]);
   const D = Buffer.alloc(v, id);
@@ -75,7 +82,7 @@ const pkcs12Kdf = (password: string, salt: Buffer, id: number, iterations: numbe
 };
 
 /** Decrypts PKCS#12 encrypted content (PBES2 or pbeWithSHAAnd3-KeyTripleDES-CBC). */
-const decrypt = (algorithm: DerElement, data: Buffer, password: string): Buffer => {
+const decrypt = (algorithm: DerElement, data: Buffer, password: string, encoded: Buffer): Buffer => {
   const [algOid, params] = children(algorithm.body);
   const alg = oidOf(algOid);
   if (alg === OID.pbes2 && params) {
@@ -97,8 +104,8 @@ const decrypt = (algorithm: DerElement, data: Buffer, password: string): Buffer 
     const [salt, iter] = children(params.body);
     if (!salt) throw new Error('PKCS#12: PBE parameters missing');
     const sha1 = { name: 'sha1', block: 64 };
-    const key = pkcs12Kdf(password, salt.body, 1, intOf(iter), 24, sha1);
-    const iv = pkcs12Kdf(password, salt.body, 2, intOf(iter), 8, sha1);
+    const key = pkcs12Kdf(encoded, salt.body, 1, intOf(iter), 24, sha1);
+    const iv = pkcs12Kdf(encoded, salt.body, 2, intOf(iter), 8, sha1);
     const d = createDecipheriv('des-ede3-cbc', key, iv);
     return Buffer.concat([d.update(data), d.final()]);
   }
@@ -114,14 +121,23 @@ export const readPkcs12 = (file: Buffer, password: string): Pkcs12Contents => {
   if (oidOf(authSafe[0]) !== OID.data) throw new Error('PKCS#12: public-key integrity mode is not supported');
   const safeBytes = dataContent(authSafe);
   const macData = pfx[2];
+  const candidates = passwordEncodings(password);
+  let encoded = candidates[0] ?? Buffer.alloc(0);
   if (macData) {
     const [digestInfo, salt, iter] = children(macData.body);
     const [algId, digest] = children(at([digestInfo as DerElement], 0, 'MAC').body);
     const hash = HASHES[oidOf(children(at([algId as DerElement], 0, 'MAC algorithm').body)[0])];
     if (!hash || !digest || !salt) throw new Error('PKCS#12: unsupported MAC');
-    const key = pkcs12Kdf(password, salt.body, 3, iter ? intOf(iter) : 1, createHash(hash.name).digest().length, hash);
-    const mac = createHmac(hash.name, key).update(safeBytes).digest();
-    if (mac.length !== digest.body.length || !timingSafeEqual(mac, digest.body)) throw new Error('PKCS#12: wrong password (the integrity check failed)');
+    const macOf = (pw: Buffer): Buffer =>
+      createHmac(hash.name, pkcs12Kdf(pw, salt.body, 3, iter ? intOf(iter) : 1, createHash(hash.name).digest().length, hash))
+        .update(safeBytes)
+        .digest();
+    const matching = candidates.find((pw) => {
+      const mac = macOf(pw);
+      return mac.length === digest.body.length && timingSafeEqual(mac, digest.body);
+    });
+    if (!matching) throw new Error('PKCS#12: wrong password (the integrity check failed)');
+    encoded = matching;
   }
   let privateKey: KeyObject | undefined;
   const certificates: Buffer[] = [];
@@ -132,7 +148,7 @@ export const readPkcs12 = (file: Buffer, password: string): Pkcs12Contents => {
     else if (oidOf(parts[0]) === OID.encryptedData) {
       const encryptedData = children(at(children(at(parts, 1, 'content').body), 0, 'EncryptedData').body);
       const eci = children(at(encryptedData, 1, 'EncryptedContentInfo').body);
-      safeContents = decrypt(at(eci, 1, 'algorithm'), at(eci, 2, 'encrypted content').body, password);
+      safeContents = decrypt(at(eci, 1, 'algorithm'), at(eci, 2, 'encrypted content').body, password, encoded);
     } else continue;
     for (const bag of children(readElement(safeContents).body)) {
       const [id, value] = children(bag.body);
