@@ -29,7 +29,7 @@ import { traceUploads } from './upload/span.js';
 import { adminStatsRouter } from './routes/admin.js';
 import { ADMIN_QUEUES_PATH, queueBoardRouter } from './routes/queue-board.js';
 import { limitsRouter } from './routes/limits.js';
-import type { SubmissionUndo } from './submission-undo.js';
+import type { SubmissionUndo } from '@signspool/shared/operations/undo';
 
 export interface AppDeps {
   config: Config;

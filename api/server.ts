@@ -20,7 +20,7 @@ import { ApiMetricsServer } from './metrics-server.js';
 import { onClientError } from './http/client-errors.js';
 import { allowHalfOpen } from './http/half-close.js';
 import { OperationEvents } from './operation-events.js';
-import { SubmissionUndo } from './submission-undo.js';
+import { SubmissionUndo } from '@signspool/shared/operations/undo';
 
 export interface ApiServerDeps {
   config: Config;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SubmissionUndo } from '@signspool/api/submission-undo';
+import { SubmissionUndo } from '@signspool/shared/operations/undo';
 import { silentLogger } from '@signspool/shared/logger';
 import type { NewOperation } from '@signspool/shared/operations/record';
 import { OperationStore } from '@signspool/shared/operations/store';

@@ -15,6 +15,7 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { SignerRegistry } from '@signspool/shared/signers/registry';
 import { Durability } from '@signspool/shared/durability';
+import type { TransitionResult } from '@signspool/shared/operations/record';
 import { OperationStore } from '@signspool/shared/operations/store';
 import { assertHandlers, parseJobData, QUEUES, type JobName } from '@signspool/shared/queue';
 import { redisTargetOptions } from '@signspool/shared/redis/target';
@@ -128,7 +129,7 @@ export class SigningWorker {
         upstream: config.upstream,
         batch: config.batch,
         signal: this.abort.signal,
-        onOperationTerminal: (opId, tenant, result) => this.operationEnded(opId, tenant, result.webhook),
+        onOperationTerminal: (opId, tenant, result) => this.operationEnded(opId, tenant, result),
       },
       signerContext: { dataDir: config.dataDir, spool, logger: this.deps.logger, metrics },
       upstream: config.upstream,
@@ -330,10 +331,9 @@ export class SigningWorker {
     }
   }
 
-  /** Enqueues the operation's webhook; idempotent (the first delivery's job id is the operation's). */
-  private async operationEnded(opId: string, tenant: string, hasWebhook: boolean): Promise<void> {
-    if (!hasWebhook) return;
-    await this.webhooks?.enqueueCompleted(opId, tenant).catch((err: unknown) => this.log.error({ err, opId }, 'could not enqueue the webhook'));
+  /** Announces the operation's end (its webhook); idempotent. A failure is logged: the operation has ended regardless. */
+  private async operationEnded(opId: string, tenant: string, result: TransitionResult): Promise<void> {
+    await this.webhooks?.announceEnd(opId, tenant, result).catch((err: unknown) => this.log.error({ err, opId }, 'could not enqueue the webhook'));
   }
 
   private async failAbandoned(store: OperationStore, job: Job, reason: string): Promise<void> {
@@ -342,7 +342,7 @@ export class SigningWorker {
       const result = await store.transition(data.opId, [
         { docId: data.docId, to: 'failed', error: { code: 'DOCUMENT_STALLED', message: `abandoned by workers too many times (${reason})` } },
       ]);
-      if (result.becameTerminal) await this.operationEnded(data.opId, data.tenant, result.webhook);
+      await this.operationEnded(data.opId, data.tenant, result);
     } catch (err) {
       this.log.error({ err, jobId: job.id }, 'could not fail an abandoned document');
     }

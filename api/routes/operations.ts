@@ -6,7 +6,6 @@
  * fsynced → operation record → one job per document → 202. Any failure on the way
  * removes the files, the record and the jobs: a failed request leaves nothing behind.
  */
-import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { context, trace } from '@opentelemetry/api';
@@ -22,20 +21,20 @@ import type { Metrics } from '@signspool/shared/metrics';
 import { documentView, operationPath } from '@signspool/shared/operations/document-view';
 import { DisabledEndpoints } from '@signspool/shared/webhooks/endpoints';
 import { newOperationRecord, parseOperation, type OperationRecord } from '@signspool/shared/operations/record';
+import { acceptOperation, cancelOperation, redeliverWebhook, retryOperation, type LifecycleDeps } from '@signspool/shared/operations/lifecycle';
 import { isTerminal, OPERATION_STATUSES, type OperationStatus } from '@signspool/shared/operations/states';
 import { InvalidCursorError, type OperationStore } from '@signspool/shared/operations/store';
 import type { WebhookAttempt } from '@signspool/shared/webhooks/deliveries';
-import { completedDeliveryId, enqueueWebhook, signatureTypeSchema, signJobId } from '@signspool/shared/queue';
+import { signatureTypeSchema } from '@signspool/shared/queue';
 import { FairShare } from '@signspool/shared/scheduling/fair-share';
 import type { SigningIdentity } from '@signspool/shared/signers/identities';
 import type { SignerRegistry } from '@signspool/shared/signers/registry';
 import { newId, type Spool } from '@signspool/shared/spool/spool';
+import type { SubmissionUndo } from '@signspool/shared/operations/undo';
 import { ATTR } from '@signspool/shared/spans';
 import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhooks/target';
 import { assertDocumentFormats } from '../upload/document-format.js';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
-import type { SubmissionUndo } from '../submission-undo.js';
-import { acceptSubmission, retryOperation } from '../submissions.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
 import type { ReadMode, TenantRateLimits } from '../rate-limits.js';
 import { UploadGate } from '../upload/gate.js';
@@ -55,7 +54,7 @@ export interface OperationsRouteDeps {
   events?: OperationEvents;
   /** Per-tenant limits (rate-limits.ts). */
   limits: TenantRateLimits;
-  /** Undoes failed submissions, later when Redis cannot be reached (submission-undo.ts). */
+  /** Undoes failed submissions, later when Redis cannot be reached (shared/operations/undo.ts). */
   undo: SubmissionUndo;
   /** The signing identities; each submission reads the current snapshot (SIGHUP reloads it). */
   signers: SignerRegistry;
@@ -149,7 +148,6 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const { config, store, queue, spool, metrics, logger } = deps;
   const router = Router();
   const idempotency = new IdempotencyStore(store.redis, config.queuePrefix, config.idempotencyTtlMs);
-  const disabledEndpoints = new DisabledEndpoints(store.redis, config.queuePrefix);
   const fairShare = new FairShare(store.redis, {
     prefix: config.queuePrefix,
     prioritizedKey: queue.toKey('prioritized'),
@@ -157,7 +155,18 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     quantum: config.scheduling.quantum,
     ...config.batch,
   });
-  const submissions = { store, queue, spool, logger, durability: deps.durability, fairShare, undo: deps.undo };
+  const lifecycle: LifecycleDeps = {
+    store,
+    signQueue: queue,
+    webhookQueue: deps.webhookQueue,
+    webhookAttempts: config.webhooks.scheduleMs.length,
+    spool,
+    logger,
+    durability: deps.durability,
+    fairShare,
+    undo: deps.undo,
+    disabledEndpoints: new DisabledEndpoints(store.redis, config.queuePrefix),
+  };
   // Checks before a slot, per-tenant admission, upload timeouts (upload-gate.ts).
   const gate = new UploadGate({ config, spool, metrics, limits: deps.limits });
   const uploadOptions = {
@@ -189,10 +198,6 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     if (refused !== undefined) throw new SignspoolError('WEBHOOK_URL_REFUSED', { detail: `webhookUrl refused: ${refused}` });
     const missing = missingWebhookSecret(tenant);
     if (missing) throw missing;
-  };
-
-  const enqueueCompleted = async (opId: string, tenant: string, deliveryId: string, reason: 'completed' | 'redeliver'): Promise<void> => {
-    await enqueueWebhook(deps.webhookQueue, { opId, tenant, deliveryId, reason }, config.webhooks.scheduleMs.length);
   };
 
   /** Another tenant's operation is indistinguishable from a missing one. */
@@ -301,7 +306,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         documents,
       };
       submitted = true;
-      await acceptSubmission(submissions, newOp);
+      await acceptOperation(lifecycle, newOp);
       metrics.documentsAccepted.inc({ signer: identity.name }, documents.length);
       metrics.uploadedBytes.inc(ctx.totalBytes);
       trace.getSpan(traceContext)?.setAttributes({ [ATTR.documents]: documents.length, [ATTR.bytes]: ctx.totalBytes });
@@ -361,17 +366,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const { id } = parseParams(operationParamsSchema, req.params);
     const all = req.query['all'] === 'true';
     const op = await loadOwned(req, id);
-    if (!isTerminal(op.status)) throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; retry it once it has' });
-    if (op.status === 'canceled') throw new SignspoolError('NOTHING_TO_RETRY', { detail: 'a canceled operation is not retried' });
-    const applied = await retryOperation(submissions, op, all);
-    if (applied.length === 0) {
-      throw new SignspoolError('NOTHING_TO_RETRY', {
-        detail: all
-          ? 'no failed document can be retried (documents the upstream rejected, or whose upload is gone, cannot)'
-          : 'no document failed with a retryable code; use ?all=true once the cause is fixed',
-      });
-    }
-    logger.info({ opId: id, retried: applied.length, all }, 'operation retried');
+    await retryOperation(lifecycle, op, all);
     res
       .status(202)
       .location(operationLocation(id))
@@ -439,15 +434,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   router.delete('/:id', async (req: Request, res: Response) => {
     const { id } = parseParams(operationParamsSchema, req.params);
     await loadOwned(req, id);
-    const result = await store.cancel(id);
-    if (result.applied.length === 0 && result.status !== 'queued' && result.status !== 'processing') {
-      throw new SignspoolError('OPERATION_TERMINAL', { detail: `the operation has already ended (${result.status})` });
-    }
-    const round = await store.round(id);
-    if (result.becameTerminal && result.webhook) await enqueueCompleted(id, req.tenant ?? '', completedDeliveryId(id, round), 'completed');
-    await Promise.allSettled(result.applied.map((docId) => queue.remove(signJobId(docId, round))));
-    await Promise.allSettled(result.applied.map((docId) => rm(spool.incomingPath(id, docId), { force: true })));
-    logger.info({ opId: id, canceled: result.applied.length }, 'operation canceled');
+    await cancelOperation(lifecycle, id, req.tenant ?? '');
     const op = await loadOwned(req, id);
     res.json(presentOperation(op));
   });
@@ -455,14 +442,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   router.post('/:id/webhook/redeliver', async (req: Request, res: Response) => {
     const { id } = parseParams(operationParamsSchema, req.params);
     const op = await loadOwned(req, id);
-    if (!op.webhookUrl) throw new SignspoolError('VALIDATION_FAILED', { detail: 'this operation has no webhook endpoint' });
-    if (!isTerminal(op.status))
-      throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; its webhook is sent when it does' });
-    await deps.limits.redelivery(op.tenant, id, res);
-    const deliveryId = newId('msg');
-    // Asking for a redelivery says the endpoint is back: an endpoint disabled by 410 Gone is enabled again.
-    await disabledEndpoints.enable(op.tenant, op.webhookUrl);
-    await enqueueCompleted(id, op.tenant, deliveryId, 'redeliver');
+    const deliveryId = await redeliverWebhook(lifecycle, op, () => deps.limits.redelivery(op.tenant, id, res));
     res.status(202).json({ deliveryId, links: { operation: operationLocation(id) } });
   });
 

@@ -16,13 +16,14 @@ import type { Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { documentView, operationPath } from '@signspool/shared/operations/document-view';
-import type { OperationRecord } from '@signspool/shared/operations/record';
+import { announceEnd } from '@signspool/shared/operations/lifecycle';
+import type { OperationRecord, TransitionResult } from '@signspool/shared/operations/record';
 import type { OperationStore } from '@signspool/shared/operations/store';
 import type { WebhookAttempt } from '@signspool/shared/webhooks/deliveries';
 import { DisabledEndpoints } from '@signspool/shared/webhooks/endpoints';
 import { PendingEvents, pendingLifetimeMs, type PendingEvent } from '@signspool/shared/webhooks/pending-events';
-import { completedDeliveryId, enqueueWebhook, parseJobData, QUEUES, WEBHOOK_BACKOFF, type DeliverWebhookJob } from '@signspool/shared/queue';
-import { ATTR, contextOf, inSpan, SpanKind, SPANS, traceCarrier, type Span } from '@signspool/shared/spans';
+import { parseJobData, QUEUES, WEBHOOK_BACKOFF, type DeliverWebhookJob } from '@signspool/shared/queue';
+import { ATTR, contextOf, inSpan, SpanKind, SPANS, type Span } from '@signspool/shared/spans';
 import { refuseWebhookUrl, TARGET_NOT_ALLOWED, WebhookAllowList, type TargetRules } from '@signspool/shared/webhooks/target';
 import { parseRetryAfter } from '../http-util.js';
 import { DeliverySlots } from './delivery-slots.js';
@@ -130,16 +131,10 @@ export class WebhookDispatcher {
     await this.worker.waitUntilReady();
   }
 
-  /** Enqueues the first delivery for an operation that just ended; the job carries the active trace context (the operation's). */
-  async enqueueCompleted(opId: string, tenant: string): Promise<void> {
+  /** Announces an operation's end (shared/operations/lifecycle.ts) on this process's webhook queue. */
+  async announceEnd(opId: string, tenant: string, result: Pick<TransitionResult, 'becameTerminal' | 'webhook'>): Promise<void> {
     if (!this.queue) return;
-    const round = await this.deps.store.round(opId);
-    const trace = traceCarrier();
-    await enqueueWebhook(
-      this.queue,
-      { opId, tenant, deliveryId: completedDeliveryId(opId, round), reason: 'completed', ...(trace === undefined ? {} : { trace }) },
-      this.deps.config.webhooks.scheduleMs.length,
-    );
+    await announceEnd({ store: this.deps.store, webhookQueue: this.queue, webhookAttempts: this.deps.config.webhooks.scheduleMs.length }, opId, tenant, result);
   }
 
   private async process(job: Job, token: string | undefined): Promise<string> {

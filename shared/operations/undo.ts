@@ -5,18 +5,22 @@
  * yet: the undo is tried again every `retryMs` until Redis answers. A commit found then stands;
  * otherwise the rest is removed at once rather than when the accepting record expires.
  */
-import type { Queue } from 'bullmq';
-import type { Logger } from '@signspool/shared/logger';
-import type { NewOperation } from '@signspool/shared/operations/record';
-import { ACCEPTING_TTL_MS, type OperationStore } from '@signspool/shared/operations/store';
-import { signJobId } from '@signspool/shared/queue';
-import type { Spool } from '@signspool/shared/spool/spool';
+import type { Logger } from '../logger.js';
+import type { NewOperation } from './record.js';
+import { ACCEPTING_TTL_MS, type OperationStore } from './store.js';
+import { signJobId } from '../queue.js';
+import type { Spool } from '../spool/spool.js';
+
+/** What undoing needs of the sign queue (structural: shared does not depend on bullmq). */
+export interface RemovableJobs {
+  remove(jobId: string): Promise<unknown>;
+}
 
 export type UndoOutcome = 'abandoned' | 'committed' | 'missing' | 'unknown';
 
 export interface SubmissionUndoOptions {
   store: OperationStore;
-  queue: Queue;
+  queue: RemovableJobs;
   spool: Spool;
   logger: Logger;
   retryMs?: number;

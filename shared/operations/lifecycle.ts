@@ -1,0 +1,233 @@
+/**
+ * The operation lifecycle: every change a caller or a worker makes to an operation as a whole,
+ * each one function over the store and the queues. Accept (record in its accepting phase → one
+ * job per document → commit; undone on failure, undo.ts), retry, cancel, webhook redelivery, and
+ * the end-of-operation announcement (the `operation.completed` webhook), which the cancel, the
+ * batch runner and the worker's abandoned-job path all go through. A document's own moves are the
+ * store's (store.ts, through the state table in states.ts); the routes and the worker only choose
+ * when to call these.
+ */
+import { rm } from 'node:fs/promises';
+import type { Durability } from '../durability.js';
+import { DOCUMENT_FAULTS, isRetryable, SignspoolError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { completedDeliveryId, enqueueWebhook, QUEUES, signJobId, type SignDocumentJob } from '../queue.js';
+import type { FairShare } from '../scheduling/fair-share.js';
+import { ATTR, inSpan, SpanKind, SPANS, traceCarrier } from '../spans.js';
+import { newId, type Spool } from '../spool/spool.js';
+import type { DisabledEndpoints } from '../webhooks/endpoints.js';
+import type { NewOperation, OperationRecord, TransitionResult } from './record.js';
+import { isTerminal } from './states.js';
+import type { OperationStore } from './store.js';
+import type { RemovableJobs, SubmissionUndo } from './undo.js';
+
+interface SignJobSpec {
+  name: 'sign-document';
+  data: SignDocumentJob;
+  opts: { jobId: string; priority?: number };
+}
+
+/** What the lifecycle needs of the sign queue (structural: shared does not depend on bullmq). */
+export interface SignQueue extends RemovableJobs {
+  add(name: SignJobSpec['name'], data: SignJobSpec['data'], opts: SignJobSpec['opts']): Promise<unknown>;
+  addBulk(jobs: SignJobSpec[]): Promise<unknown>;
+}
+
+/** What the announcement needs of the webhook queue. */
+export type WebhookQueue = Parameters<typeof enqueueWebhook>[0];
+
+export interface LifecycleDeps {
+  store: OperationStore;
+  signQueue: SignQueue;
+  webhookQueue: WebhookQueue;
+  /** Attempts of one webhook delivery (the length of its retry schedule). */
+  webhookAttempts: number;
+  spool: Spool;
+  logger: Logger;
+  durability: Durability;
+  /** The jobs' priorities: tenants are served round-robin (fair-share.ts). */
+  fairShare: FairShare;
+  undo: SubmissionUndo;
+  /** Endpoints disabled by a 410 Gone; a redelivery enables its endpoint again. */
+  disabledEndpoints: DisabledEndpoints;
+}
+
+export type AnnounceDeps = Pick<LifecycleDeps, 'store' | 'webhookQueue' | 'webhookAttempts'>;
+
+/** One job per document; each carries the active trace context (the upload's span), so the worker's batch joins or links it. */
+const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0): Promise<SignJobSpec[]> => {
+  const trace = traceCarrier();
+  const priorities = await fairShare.priorities(
+    op.tenant,
+    op.documents.map((d) => d.size),
+  );
+  return op.documents.map((d, i) => {
+    const data: SignDocumentJob = {
+      opId: op.id,
+      docId: d.id,
+      tenant: op.tenant,
+      signatureType: op.signatureType,
+      name: d.name,
+      contentType: d.contentType,
+      size: d.size,
+      sha256: d.sha256,
+      acceptedAt: op.createdAt,
+      signer: op.signer,
+      ...(trace === undefined ? {} : { trace }),
+    };
+    const priority = priorities[i];
+    return { name: 'sign-document' as const, data, opts: { jobId: signJobId(d.id, round), ...(priority === undefined ? {} : { priority }) } };
+  });
+};
+
+const enqueueSpan = (opId: string, jobs: number) => ({
+  kind: SpanKind.PRODUCER,
+  attributes: {
+    'messaging.system': 'bullmq',
+    'messaging.operation.type': 'send',
+    'messaging.destination.name': QUEUES.sign,
+    'messaging.batch.message_count': jobs,
+    [ATTR.operationId]: opId,
+  },
+});
+
+/**
+ * Accepts `op`, whose files are already in the spool: record (accepting) → jobs → commit. Workers
+ * leave a document alone while its operation is accepting, so a failure before the commit is undone
+ * without a trace (undo.ts; once Redis answers again when it could not be reached) and rethrown.
+ * A failure after the commit reached Redis is not a failure: the submission stands.
+ */
+export const acceptOperation = async (
+  deps: Pick<LifecycleDeps, 'store' | 'signQueue' | 'fairShare' | 'undo' | 'logger' | 'durability'>,
+  op: NewOperation,
+): Promise<void> => {
+  const { store, signQueue } = deps;
+  try {
+    await store.create(op);
+    const jobs = await jobsOf(deps.fairShare, op);
+    await inSpan(SPANS.enqueue, enqueueSpan(op.id, jobs.length), async () => {
+      // One document (the common case) needs no MULTI around its one script: add, not addBulk.
+      const [only] = jobs;
+      if (jobs.length === 1 && only) await signQueue.add(only.name, only.data, only.opts);
+      else await signQueue.addBulk(jobs);
+    });
+    await store.markAccepted(op.id);
+  } catch (err) {
+    const outcome = await deps.undo.undo(op);
+    if (outcome === 'committed') return;
+    // Abandoned, or unreachable (undone once Redis answers; workers never sign an accepting operation's documents).
+    deps.logger.warn(
+      { opId: op.id, outcome, err: { message: (err as Error).message } },
+      outcome === 'unknown' ? 'submission not accepted; undone once Redis answers' : 'submission not accepted; undone',
+    );
+    throw err;
+  }
+  // DURABILITY=strict: no 202 before the commit is on disk (and on REDIS_MIN_REPLICAS replicas).
+  // A timeout here is the one ambiguous answer: the submission stands but was not confirmed (503).
+  await deps.durability.sync(store.redis);
+};
+
+/**
+ * Re-queues failed documents of an ended operation: those failed with a retryable code, or every
+ * failed one (`all`) whose upload is still in the spool. Returns the ids re-queued; throws
+ * OPERATION_NOT_TERMINAL before the end, NOTHING_TO_RETRY when none qualifies.
+ */
+export const retryOperation = async (
+  deps: Pick<LifecycleDeps, 'store' | 'signQueue' | 'spool' | 'fairShare' | 'durability' | 'logger'>,
+  op: OperationRecord,
+  all: boolean,
+): Promise<string[]> => {
+  const { store, signQueue, spool } = deps;
+  if (!isTerminal(op.status)) throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; retry it once it has' });
+  if (op.status === 'canceled') throw new SignspoolError('NOTHING_TO_RETRY', { detail: 'a canceled operation is not retried' });
+  const candidates = op.documents.filter(
+    (d) => d.status === 'failed' && d.error !== undefined && !DOCUMENT_FAULTS.has(d.error.code) && (all || isRetryable(d.error.code)),
+  );
+  const present = await Promise.all(candidates.map(async (d) => ((await spool.exists(spool.incomingPath(op.id, d.id))) ? d : undefined)));
+  const chosen = present.filter((d): d is NonNullable<typeof d> => d !== undefined);
+  let applied: string[] = [];
+  if (chosen.length > 0) {
+    const result = await store.retry(
+      op.id,
+      chosen.map((d) => d.id),
+    );
+    const moved = new Set(result.applied);
+    const jobs = await jobsOf(deps.fairShare, { ...op, createdAt: Date.now(), documents: chosen.filter((d) => moved.has(d.id)) }, result.round);
+    await inSpan(SPANS.enqueue, enqueueSpan(op.id, jobs.length), () => signQueue.addBulk(jobs));
+    await deps.durability.sync(store.redis);
+    applied = result.applied;
+  }
+  if (applied.length === 0) {
+    throw new SignspoolError('NOTHING_TO_RETRY', {
+      detail: all
+        ? 'no failed document can be retried (documents the upstream rejected, or whose upload is gone, cannot)'
+        : 'no document failed with a retryable code; use ?all=true once the cause is fixed',
+    });
+  }
+  deps.logger.info({ opId: op.id, retried: applied.length, all }, 'operation retried');
+  return applied;
+};
+
+/**
+ * Announces an operation's end: enqueues the first delivery of `operation.completed` when `result`
+ * made it terminal and it has a webhook. Idempotent (the delivery's job id is the operation's and
+ * its retry round), so several processes seeing the same end enqueue it once. The job carries the
+ * active trace context (the operation's).
+ */
+export const announceEnd = async (
+  deps: AnnounceDeps,
+  opId: string,
+  tenant: string,
+  result: Pick<TransitionResult, 'becameTerminal' | 'webhook'>,
+): Promise<void> => {
+  if (!result.becameTerminal || !result.webhook) return;
+  const round = await deps.store.round(opId);
+  const trace = traceCarrier();
+  await enqueueWebhook(
+    deps.webhookQueue,
+    { opId, tenant, deliveryId: completedDeliveryId(opId, round), reason: 'completed', ...(trace === undefined ? {} : { trace }) },
+    deps.webhookAttempts,
+  );
+};
+
+/**
+ * Cancels the operation's documents not yet sent for signing: their jobs are dropped and uploads
+ * removed; an operation that ends by it is announced. Throws OPERATION_TERMINAL when it had already ended.
+ */
+export const cancelOperation = async (
+  deps: Pick<LifecycleDeps, 'store' | 'signQueue' | 'webhookQueue' | 'webhookAttempts' | 'spool' | 'logger'>,
+  opId: string,
+  tenant: string,
+): Promise<TransitionResult> => {
+  const { store, signQueue, spool } = deps;
+  const result = await store.cancel(opId);
+  if (result.applied.length === 0 && result.status !== 'queued' && result.status !== 'processing') {
+    throw new SignspoolError('OPERATION_TERMINAL', { detail: `the operation has already ended (${result.status})` });
+  }
+  await announceEnd(deps, opId, tenant, result);
+  const round = await store.round(opId);
+  await Promise.allSettled(result.applied.map((docId) => signQueue.remove(signJobId(docId, round))));
+  await Promise.allSettled(result.applied.map((docId) => rm(spool.incomingPath(opId, docId), { force: true })));
+  deps.logger.info({ opId, canceled: result.applied.length }, 'operation canceled');
+  return result;
+};
+
+/**
+ * Enqueues a new delivery of an ended operation's `operation.completed` (a new delivery id) and
+ * enables its endpoint again if a 410 Gone had disabled it: asking says the endpoint is back.
+ * `admit` runs after the checks, before anything changes (the api's rate limit). Returns the delivery id.
+ */
+export const redeliverWebhook = async (
+  deps: Pick<LifecycleDeps, 'webhookQueue' | 'webhookAttempts' | 'disabledEndpoints'>,
+  op: OperationRecord,
+  admit: () => Promise<void> = async () => undefined,
+): Promise<string> => {
+  if (!op.webhookUrl) throw new SignspoolError('VALIDATION_FAILED', { detail: 'this operation has no webhook endpoint' });
+  if (!isTerminal(op.status))
+    throw new SignspoolError('OPERATION_NOT_TERMINAL', { detail: 'the operation has not ended yet; its webhook is sent when it does' });
+  await admit();
+  const deliveryId = newId('msg');
+  await deps.disabledEndpoints.enable(op.tenant, op.webhookUrl);
+  await enqueueWebhook(deps.webhookQueue, { opId: op.id, tenant: op.tenant, deliveryId, reason: 'redeliver' }, deps.webhookAttempts);
+  return deliveryId;
+};
