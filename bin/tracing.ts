@@ -2,8 +2,11 @@
  * Starts and stops OpenTelemetry tracing for one process. Off unless an OTLP endpoint is set
  * (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): then nothing of the SDK is
  * loaded, and the spans the code makes (shared/spans.ts) are @opentelemetry/api's no-ops. When on,
- * the Node SDK exports spans over OTLP/HTTP (protobuf or JSON), propagates W3C trace context, and
- * runs no auto-instrumentation, no metrics and no log export: the spans are the code's own.
+ * a Node tracer provider (@opentelemetry/sdk-trace-node: context through AsyncLocalStorage, the
+ * sampler and batch settings from the standard OTEL_* variables) exports spans over OTLP/HTTP
+ * (protobuf or JSON) and propagates W3C trace context. No auto-instrumentation, no metrics, no log
+ * export: the spans are the code's own. The all-in-one @opentelemetry/sdk-node is not used: it
+ * brings every exporter (gRPC included, which is not offered) into the production install.
  */
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
@@ -28,22 +31,21 @@ export const startTracing = async (settings: TracingSettings, role: TracingRole,
   const url = settings.tracesUrl;
   if (url === undefined) return OFF;
   // Loaded only now: a process without an endpoint never loads the SDK.
-  const [{ NodeSDK }, { W3CTraceContextPropagator }, exporterModule] = await Promise.all([
-    import('@opentelemetry/sdk-node'),
-    import('@opentelemetry/core'),
-    settings.protocol === 'http/json' ? import('@opentelemetry/exporter-trace-otlp-http') : import('@opentelemetry/exporter-trace-otlp-proto'),
-  ]);
+  const [{ NodeTracerProvider, BatchSpanProcessor }, { W3CTraceContextPropagator }, { detectResources, envDetector, resourceFromAttributes }, exporterModule] =
+    await Promise.all([
+      import('@opentelemetry/sdk-trace-node'),
+      import('@opentelemetry/core'),
+      import('@opentelemetry/resources'),
+      settings.protocol === 'http/json' ? import('@opentelemetry/exporter-trace-otlp-http') : import('@opentelemetry/exporter-trace-otlp-proto'),
+    ]);
   const serviceName = settings.serviceName ?? defaultServiceName(role);
-  const sdk = new NodeSDK({
-    serviceName,
-    traceExporter: new exporterModule.OTLPTraceExporter({ url, headers: settings.headers }),
-    textMapPropagator: new W3CTraceContextPropagator(),
-    instrumentations: [],
-    // Traces only: empty lists keep the SDK from configuring metric and log exporters from the environment.
-    metricReaders: [],
-    logRecordProcessors: [],
+  // OTEL_RESOURCE_ATTRIBUTES, then the service name (which wins).
+  const resource = detectResources({ detectors: [envDetector] }).merge(resourceFromAttributes({ 'service.name': serviceName }));
+  const provider = new NodeTracerProvider({
+    resource,
+    spanProcessors: [new BatchSpanProcessor(new exporterModule.OTLPTraceExporter({ url, headers: settings.headers }))],
   });
-  sdk.start();
+  provider.register({ propagator: new W3CTraceContextPropagator() });
   logger.info({ url, protocol: settings.protocol, serviceName }, 'tracing on: exporting spans over OTLP');
   let stopping: Promise<void> | undefined;
   return {
@@ -52,7 +54,7 @@ export const startTracing = async (settings: TracingSettings, role: TracingRole,
       stopping ??= (async () => {
         let timer: NodeJS.Timeout | undefined;
         const flushed = await Promise.race([
-          sdk.shutdown().then(
+          provider.shutdown().then(
             () => true,
             (err: unknown) => {
               logger.warn({ err: { message: (err as Error).message } }, 'tracing: could not export the last spans');

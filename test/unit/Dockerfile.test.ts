@@ -71,6 +71,26 @@ describe('Dockerfile', () => {
     }
   });
 
+  it('installs nothing the running service does not load: no typescript, no gRPC, no test-only package', () => {
+    // What `npm ci` with the runtime stage's --omit flags installs, read from the lockfile's flags.
+    const install = ops(runtime, 'RUN').find((r) => /npm ci\b/.test(r)) ?? '';
+    const omitted = new Set([...install.matchAll(/--omit=(\w+)/g)].map((m) => m[1]));
+    const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean; optional?: boolean; devOptional?: boolean }>;
+    };
+    const installed = Object.entries(lock.packages)
+      .filter(([name]) => name.startsWith('node_modules/'))
+      .filter(([, p]) => !(p.dev && omitted.has('dev')) && !(p.optional && omitted.has('optional')))
+      .filter(([, p]) => !(p.devOptional && omitted.has('dev') && omitted.has('optional')))
+      .map(([name]) => name.slice(name.lastIndexOf('node_modules/') + 'node_modules/'.length));
+    expect(installed.length).toBeGreaterThan(50);
+    for (const unwanted of ['typescript', '@grpc/grpc-js', '@opentelemetry/sdk-node', 'pdf-lib', 'vitest', 'esbuild'])
+      expect(installed, unwanted).not.toContain(unwanted);
+    // What tracing loads when it is on (bin/tracing.ts) is there.
+    for (const wanted of ['@opentelemetry/sdk-trace-node', '@opentelemetry/exporter-trace-otlp-proto', '@opentelemetry/resources'])
+      expect(installed).toContain(wanted);
+  });
+
   it('runs as a non-root user', () => {
     const user = ops(runtime, 'USER').at(-1);
     expect(user).toBeDefined();
