@@ -39,7 +39,12 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]',
   'headers.authorization',
   'config.signstash.clientSecret',
+  'config.localSigner.p12Password',
   'config.apiKeys',
+  // A signing identity (shared/signers) logged whole, or its settings.
+  '*.p12Password',
+  '*.signstash.clientSecret',
+  '*.local.p12Password',
 ];
 
 export interface LoggerSettings {

@@ -9,8 +9,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '@signspool/shared/config';
 import { loadSignersFile, identityDefaults, SignersFileError } from '@signspool/shared/signers/file';
 import { SigningIdentities } from '@signspool/shared/signers/identities';
+import { captureLogs } from '../../../harness/log-capture.js';
 
 const SECRET = 'hunter2-very-secret';
+const P12_PASSWORD = 'p12-password-very-secret';
 let dir: string;
 
 const write = async (name: string, text: string): Promise<string> => {
@@ -74,7 +76,11 @@ beforeAll(async () => {
   await write('g.key', 'key');
   await write('g.crt', 'cert');
   await write('empty', '\n');
+  await write('p12.pass', `${P12_PASSWORD}\n`);
 });
+
+/** globex-dev as a PKCS#12 identity with a password file. */
+const p12Patch = (): Patch => ['signers.globex-dev', { kind: 'local', p12File: path.join(dir, 'g.key'), p12PasswordFile: path.join(dir, 'p12.pass') }];
 
 describe('SIGNERS_FILE', () => {
   it('defines identities with their settings, defaults and tenants', async () => {
@@ -123,7 +129,14 @@ describe('SIGNERS_FILE', () => {
     expect(ids.forTenant('anyone')).toEqual({ allowed: ['shared'], default: 'shared' });
   });
 
-  it('never shows a secret in its public view', async () => {
+  it('never shows a secret in its public view, nor in a log line of a whole identity', async () => {
+    const ids = load(await signersFile(p12Patch()));
+    const { lines, logger } = captureLogs();
+    logger.info({ identity: ids.get('acme-pt'), other: ids.get('globex-dev') }, 'identities');
+    logger.info({ acme: ids.get('acme-pt') }, 'one');
+    expect(JSON.stringify(lines)).toContain('acme-pt');
+    expect(JSON.stringify(lines)).not.toContain(SECRET);
+    expect(JSON.stringify(lines)).not.toContain(P12_PASSWORD);
     const view = load(await signersFile()).publicView();
     expect(JSON.stringify(view)).not.toContain(SECRET);
     expect(view.signers['acme-pt']).toMatchObject({ kind: 'signstash', clientId: 'acme-pt', tenants: ['acme', 'globex'] });
