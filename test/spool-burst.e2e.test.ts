@@ -2,18 +2,19 @@
  * A burst of uploads into a small spool, with a slow upstream: every acknowledged document ends
  * signed (the api keeps room for the worker's results of what it accepted, shared/spool/room.ts,
  * and reserves room for each upload it admits, api/upload/space.ts); the uploads beyond the room
- * get 507 with Retry-After. The spool is an 8 MiB tmpfs (skipped where one cannot be mounted: run
+ * get 507 with Retry-After. A batch that only just fits is bisected without waiting on its own
+ * room. The spool is an 8 MiB tmpfs (skipped where one cannot be mounted: run
  * as root with mount(8)).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectedSignedSha256, FakeSignstash } from './fake-signstash/server.js';
 import { submit, waitForTerminal } from './harness/client.js';
-import { startStack, type Stack } from './harness/stack.js';
+import { startStack, testPrefix, type Stack } from './harness/stack.js';
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'signspool-burst-'));
 const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir]).status === 0;
@@ -80,5 +81,45 @@ describe.skipIf(!mounted)('a burst of uploads into a small spool', () => {
       }),
     );
     expect(ends.filter((e) => e !== 'signed')).toEqual([]);
+  });
+});
+
+const tightDir = await mkdtemp(path.join(os.tmpdir(), 'signspool-tight-'));
+const tightMounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', tightDir]).status === 0;
+if (!tightMounted) await rm(tightDir, { recursive: true, force: true });
+
+describe.skipIf(!tightMounted)("a batch that only just fits the worker's room", () => {
+  let fake: FakeSignstash;
+  const stacks: Stack[] = [];
+  beforeAll(async () => {
+    fake = new FakeSignstash({ perRequestMs: 5, bytesPerSec: 1e9 });
+    await fake.start();
+  });
+  afterAll(async () => {
+    await Promise.all(stacks.map((s) => s.stop()));
+    await fake?.stop();
+    spawnSync('umount', [tightDir]);
+    await rm(tightDir, { recursive: true, force: true });
+  });
+
+  it('is bisected when the upstream rejects a document without naming it (its halves do not wait on its room)', async () => {
+    const prefix = testPrefix();
+    const base = { DEFAULT_SIGNATURE_TYPE: 'CAdES', UPLOAD_MAX_FILE_BYTES: '1MiB', BATCH_MAX_DOCS: '2', BATCH_LINGER: '5s' };
+    const api = await startStack({ env: fake.clientEnv({ ...base, SPOOL_MIN_FREE_BYTES: '64KiB' }), worker: false, reuse: { dir: tightDir, prefix } });
+    stacks.push(api);
+    const files = ['bad.bin', 'good.bin'].map((name, i) => ({ name, content: Buffer.alloc(1024 * 1024, i + 1) }));
+    const res = await submit(api.apiUrl, api.keys.acme, files);
+    expect(res.status).toBe(202);
+    // The worker's floor leaves room for the two results and 100 KiB more: not for a third.
+    const st = await statfs(tightDir);
+    const floor = st.bavail * st.bsize - 2 * (1024 * 1024 + 32 * 1024) - 100 * 1024;
+    fake.setRejectDocumentsNamed(['bad.bin'], { unnamed: true });
+    const worker = await startStack({ env: fake.clientEnv({ ...base, SPOOL_MIN_FREE_BYTES: String(floor) }), api: false, reuse: { dir: tightDir, prefix } });
+    stacks.push(worker);
+    const done = await waitForTerminal(api.apiUrl, api.keys.acme, res.body.id, 30_000);
+    expect(Object.fromEntries(done.documents.map((d) => [d.name, d.status === 'signed' ? 'signed' : d.error?.code]))).toEqual({
+      'bad.bin': 'UPSTREAM_DOCUMENT_REJECTED',
+      'good.bin': 'signed',
+    });
   });
 });

@@ -24,10 +24,17 @@ describe("a document's own answer in a 200", () => {
     await fake?.stop();
   });
 
-  /** Three documents in one batch; returns the finished operation and the documents each upstream call carried. */
+  /** Three documents in one batch (it flushes when the third arrives); returns the finished operation and the documents each upstream call carried. */
   const run = async (env: Record<string, string> = {}): Promise<{ done: OperationView; calls: string[][] }> => {
     const s = await startStack({
-      env: fake.clientEnv({ DEFAULT_SIGNATURE_TYPE: 'CAdES', BATCH_LINGER: '200ms', UPSTREAM_BACKOFF_BASE: '50ms', UPSTREAM_BACKOFF_MAX: '200ms', ...env }),
+      env: fake.clientEnv({
+        DEFAULT_SIGNATURE_TYPE: 'CAdES',
+        BATCH_MAX_DOCS: '3',
+        BATCH_LINGER: '5s',
+        UPSTREAM_BACKOFF_BASE: '50ms',
+        UPSTREAM_BACKOFF_MAX: '200ms',
+        ...env,
+      }),
     });
     stacks.push(s);
     const files = ['a.txt', 'b.txt', 'c.txt'].map((name) => ({ name, content: `content of ${name}` }));

@@ -204,7 +204,11 @@ export class SigningWorker {
       if (!(await fits())) await spool.spares.drop();
       if (await fits()) break;
       if (!wait || this.roomHeld === 0 || this.abort.signal.aborted) return undefined;
-      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+      // Woken by a release, or by the shutdown's abort.
+      await new Promise<void>((resolve) => {
+        this.roomWaiters.push(resolve);
+        this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
     }
     this.roomHeld += bytes;
     let released = false;

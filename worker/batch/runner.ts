@@ -382,6 +382,8 @@ export class BatchRunner {
         if (UNAVAILABLE.has(err.code)) breaker.failure();
         else breaker.release();
         if (err.code === 'UPSTREAM_DOCUMENT_REJECTED') {
+          // Its halves reserve their own room: this call's must not be held while they wait for some.
+          room();
           await this.bisect(items, sendId, claim, err, log);
           return;
         }
