@@ -203,6 +203,17 @@ describe('signstash adapter', () => {
     expect(f(400, 'INVALID_DOCUMENT', 'Document not active.pdf could not be signed').code).toBe('UPSTREAM_DOCUMENT_REJECTED');
     expect(f(400, undefined, 'Document not active.pdf could not be signed').code).toBe('UPSTREAM_REJECTED');
     expect(f(404)).toMatchObject({ code: 'UPSTREAM_REJECTED', retryable: false });
+    // A document's error entry in a 200 answer (no status of its own): the same table.
+    const doc = (errorCode: string) => mapFailure({ status: undefined, errorCode, message: undefined, retryAfterMs: undefined, externalReference: 'doc_x' });
+    expect(
+      ['INVALID_DOCUMENT', 'CERTIFICATE_NOT_PROVISIONED', 'TOO_MANY_REQUESTS', 'UNAVAILABLE', 'SOMETHING_ELSE'].map((c) => [doc(c).code, doc(c).retryable]),
+    ).toEqual([
+      ['UPSTREAM_DOCUMENT_REJECTED', false],
+      ['UPSTREAM_CERTIFICATE_NOT_PROVISIONED', false],
+      ['UPSTREAM_RATE_LIMITED', true],
+      ['UPSTREAM_UNAVAILABLE', true],
+      ['UPSTREAM_REJECTED', false],
+    ]);
     expect([
       parseRetryAfter('2'),
       parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:27:58 GMT')),
