@@ -21,8 +21,9 @@ const hasRedisServer = spawnSync('redis-server', ['--version'], { stdio: 'ignore
 
 interface Started {
   url: string;
-  stdout: string;
-  stderr: string;
+  /** Everything written so far (complete once stop() has resolved). */
+  readonly stdout: string;
+  readonly stderr: string;
   stop(): Promise<void>;
 }
 
@@ -33,8 +34,11 @@ const tempDir = async (): Promise<string> => {
   return dir;
 };
 
-/** Starts the compiled service and resolves once its summary is printed (LOG_FORMAT=pretty prints it without a terminal). */
-const startService = (env: Record<string, string>): Promise<Started> =>
+/**
+ * Starts the compiled service and resolves once its stdout matches `until` (LOG_FORMAT=pretty
+ * prints the summary without a terminal; the summary's last line is `durable`).
+ */
+const startService = (env: Record<string, string>, until: RegExp): Promise<Started> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['dist/bin/start.js', 'all'], {
       cwd: root,
@@ -43,28 +47,36 @@ const startService = (env: Record<string, string>): Promise<Started> =>
     });
     let stdout = '';
     let stderr = '';
+    let settled = false;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    const stop = async (): Promise<void> => {
-      child.kill('SIGTERM');
-      await exited;
+    const started: Started = {
+      url: '',
+      get stdout() {
+        return stdout;
+      },
+      get stderr() {
+        return stderr;
+      },
+      stop: async () => {
+        child.kill('SIGTERM');
+        await exited;
+      },
     };
-    const timer = setTimeout(() => void stop().then(() => reject(new Error(`no summary after 60 s:\n${stdout}\n${stderr}`))), 60_000);
-    const check = (): void => {
-      // The summary, then the once-printed secrets; the last block ends with its own blank line.
-      const url = /^ {2}api {6}(\S+)$/m.exec(stdout)?.[1];
-      if (url && /\n\n$/.test(stdout) && !/Generated [^\n]*:\n\n[^\n]*\n$/.test(stdout)) {
-        clearTimeout(timer);
-        resolve({ url, stdout, stderr, stop });
-      }
-    };
+    const timer = setTimeout(() => void started.stop().then(() => reject(new Error(`no ${String(until)} after 60 s:\n${stdout}\n${stderr}`))), 60_000);
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
-      setTimeout(check, 300);
+      const url = /^ {2}api {6}(\S+)$/m.exec(stdout)?.[1];
+      if (!settled && url && until.test(stdout)) {
+        settled = true;
+        clearTimeout(timer);
+        started.url = url;
+        resolve(started);
+      }
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     void exited.then(() => {
       clearTimeout(timer);
-      reject(new Error(`exited before its summary:\n${stdout}\n${stderr}`));
+      if (!settled) reject(new Error(`exited before ${String(until)}:\n${stdout}\n${stderr}`));
     });
   });
 
@@ -85,7 +97,7 @@ describe.skipIf(!hasRedisServer)('first start', () => {
     stops.push(() => hook.close());
     const env = { DATA_DIR: path.join(dir, 'data'), REDIS_URL: redis.url, WEBHOOK_ALLOW: '127.0.0.1:*', WEBHOOK_ALLOW_HTTP: 'true' };
 
-    const first = await startService(env);
+    const first = await startService(env, /Webhook receivers verify deliveries with it/);
     stops.push(first.stop);
     const key = /^ {2}(ssk_\S+)$/m.exec(first.stdout)?.[1] ?? '';
     const secret = /^ {2}(whsec_\S+)$/m.exec(first.stdout)?.[1] ?? '';
@@ -107,9 +119,10 @@ describe.skipIf(!hasRedisServer)('first start', () => {
     expect(event.data.id).toBe(accepted.body.id);
     await first.stop();
 
-    // The next start keeps the secret and prints neither it nor a key.
-    const second = await startService(env);
+    // The next start keeps the secret and prints neither it nor a key (all its output read: it has exited).
+    const second = await startService(env, /^ {2}durable .*$/m);
     stops.push(second.stop);
+    await second.stop();
     expect(second.stdout).not.toContain('whsec_');
     expect(second.stdout).not.toContain('ssk_');
     expect(await readFile(file, 'utf8')).toContain(`default:${secret}`);
@@ -121,13 +134,14 @@ describe.skipIf(!hasRedisServer)('first start', () => {
     stops.push(() => redis.stop());
     const env = { DATA_DIR: path.join(dir, 'data'), REDIS_URL: redis.url };
 
-    const run = await startService(env);
+    const run = await startService(env, /^ {2}durable .*$/m);
     stops.push(run.stop);
     expect(run.stdout).toMatch(/^ {2}durable {2}NO: acknowledged documents can be lost/m);
+    // Everything it wrote, once it has exited (stdout and stderr are separate pipes).
+    await run.stop();
     expect(run.stderr).toContain(`WARNING: the Redis at ${redis.url} cannot keep what signspool acknowledges`);
     expect(run.stderr).toContain('appendonly is off');
     expect(run.stderr).toContain('docs/operations.md#redis');
-    await run.stop();
 
     const strict = spawnSync(process.execPath, ['dist/bin/start.js', 'all'], {
       cwd: root,
@@ -148,7 +162,7 @@ describe('a webhookUrl for a tenant without a signing secret', () => {
   });
   afterAll(() => stack.stop());
 
-  it('is refused as soon as the field arrives, before the file behind it is read, naming WEBHOOK_SECRETS', async () => {
+  it('is refused before the file behind it is read, naming WEBHOOK_SECRETS', async () => {
     const boundary = 'b0undary';
     const field = `--${boundary}\r\ncontent-disposition: form-data; name="webhookUrl"\r\n\r\nhttps://hooks.example.com/x\r\n`;
     const fileHead = `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="big.bin"\r\n\r\n`;
