@@ -188,6 +188,8 @@ export class SkipScenario extends Error {}
 
 /** How long the load goes on after the fault: what is submitted after a recovery must be answered too. */
 const LOAD_TAIL_MS = 5000;
+/** How long an unanswered POST is tried again with its Idempotency-Key. */
+const POST_RETRY_MS = 30_000;
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -325,12 +327,21 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
         sent.push({ name, sha256: sha256(content) });
         form.append('file', new Blob([content], { type: 'application/pdf' }), name);
       }
-      const res = await http.call(`${api.p.url}/v1/operations`, {
+      // As a careful client does: a POST that got no answer (or 409, its first try still seen as
+      // uploading) is sent again with the same Idempotency-Key, for up to POST_RETRY_MS; its 202
+      // then acknowledges what the first try may have committed.
+      const idempotencyKey = randomBytes(12).toString('hex');
+      const retryUntil = Date.now() + POST_RETRY_MS;
+      let res = await http.call(`${api.p.url}/v1/operations`, {
         method: 'POST',
         body: form,
-        headers: { 'idempotency-key': randomBytes(12).toString('hex') },
+        headers: { 'idempotency-key': idempotencyKey },
         timeoutMs: 60_000,
       });
+      while ((res.status === 0 || res.status === 409) && Date.now() < retryUntil && !followStop) {
+        await sleep(500);
+        res = await http.call(`${api.p.url}/v1/operations`, { method: 'POST', body: form, headers: { 'idempotency-key': idempotencyKey }, timeoutMs: 60_000 });
+      }
       if (res.status !== 202) return;
       const body = JSON.parse(res.body.toString()) as { id: string; documents: { id: string; name: string; sha256: string }[] };
       const ack: Ack = { opId: body.id, at: Date.now(), docs: [] };

@@ -11,6 +11,8 @@ const hungMs = (): number => Number(process.env['CHAOS_REDIS_HUNG_MS'] ?? 20_000
 const PROBE_TIMEOUT_MS = 5000;
 
 export const redisHung: Scenario = {
+  // Downloads wait out the fault: the records must outlive it on a busy machine (15 s did not, once).
+  settings: (base) => ({ retentionMs: Math.max(base.retentionMs, 30_000), orphanGraceMs: Math.max(base.orphanGraceMs, 30_000) }),
   name: 'redis-hung',
   title: 'Redis hung (SIGSTOP) for CHAOS_REDIS_HUNG_MS, then SIGCONT',
   async run(ctx) {

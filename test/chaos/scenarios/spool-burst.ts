@@ -13,7 +13,13 @@ const PER_CLIENT = 20;
 export const spoolBurst: Scenario = {
   name: 'spool-filled-by-uploads',
   title: 'a burst of 160 uploads of 40-120 KB from 8 clients into an 8 MiB spool',
-  settings: () => ({ spoolTmpfs: '8m', fake: { perRequestMs: 1500, bytesPerSec: 500e6 }, env: { SPOOL_MIN_FREE_BYTES: '1MiB' } }),
+  // Limits sized for so small a spool (as test/spool-burst.e2e.test.ts): the api keeps room for a
+  // batch of results beyond the floor, min(BATCH_MAX_BYTES, BATCH_MAX_DOCS × UPLOAD_MAX_FILE_BYTES).
+  settings: () => ({
+    spoolTmpfs: '8m',
+    fake: { perRequestMs: 1500, bytesPerSec: 500e6 },
+    env: { SPOOL_MIN_FREE_BYTES: '1MiB', UPLOAD_MAX_FILE_BYTES: '128KiB', UPLOAD_MAX_TOTAL_BYTES: '256KiB', BATCH_MAX_BYTES: '512KiB' },
+  }),
   async run(ctx) {
     await ctx.waitAcked(3);
     const before = ctx.acks().length;
