@@ -192,7 +192,10 @@ const limited = (description: string, codes: ErrorCode[]) => ({
   ...problem(description, codes),
   headers: {
     ...retryAfter,
-    'RateLimit-Policy': { schema: { type: 'string' }, description: 'The limit, e.g. `"requests";q=100;w=1` (draft-ietf-httpapi-ratelimit-headers)' },
+    'RateLimit-Policy': {
+      schema: { type: 'string' },
+      description: 'The limit, e.g. `"requests";q=1000;w=1` or `"reads";q=10000;w=1` (draft-ietf-httpapi-ratelimit-headers)',
+    },
     RateLimit: { schema: { type: 'string' }, description: 'What is left of it, e.g. `"requests";r=0;t=1`' },
   },
 });
