@@ -10,12 +10,12 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router, type Express, type RequestHandler } from 'express';
-import helmet from 'helmet';
 import type { Queue } from 'bullmq';
 import { SignspoolError } from '@signspool/shared/errors';
 import { isRedisUnavailable, redisUnavailableError } from '@signspool/shared/redis/unavailable';
 import { requireAdminToken } from '../auth/admin-auth.js';
 import { sameOriginWrites } from '../http/same-origin-writes.js';
+import { pageCsp } from '../http/page-csp.js';
 
 export const ADMIN_QUEUES_PATH = '/admin/queues';
 
@@ -27,23 +27,8 @@ export interface QueueBoardDeps {
   publicUrl: string | undefined;
 }
 
-/** The board's page sets style attributes and an inline <style>; its scripts, data and translations come from this origin. */
-export const boardCsp = helmet.contentSecurityPolicy({
-  useDefaults: false,
-  directives: {
-    defaultSrc: ["'self'"],
-    scriptSrc: ["'self'"],
-    styleSrc: ["'self'", "'unsafe-inline'"],
-    imgSrc: ["'self'", 'data:'],
-    fontSrc: ["'self'", 'data:'],
-    connectSrc: ["'self'"],
-    objectSrc: ["'none'"],
-    // The page sets <base href="/admin/queues/">.
-    baseUri: ["'self'"],
-    formAction: ["'none'"],
-    frameAncestors: ["'none'"],
-  },
-});
+/** The board's page sets <base href="/admin/queues/">. */
+const boardCsp = pageCsp("'self'");
 
 const noStore: RequestHandler = (_req, res, next) => {
   res.setHeader('Cache-Control', 'no-store');
