@@ -106,7 +106,7 @@ export const createApp = (deps: AppDeps): Express => {
     limits.requests(),
     operationsRouter({ ...deps, limits }),
   );
-  app.use('/v1/limits', authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limitsRouter(config));
+  app.use('/v1/limits', authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limits.requests(), limitsRouter(config));
   if (config.adminToken) {
     const admin = {
       token: config.adminToken,

@@ -46,7 +46,9 @@ export const stackEnv = (s: Settings, e: Env, dir: string, extra: Record<string,
   BATCH_LINGER: `${s.lingerMs}ms`,
   SPOOL_MIN_FREE_BYTES: '64MiB',
   UPLOAD_MAX_TOTAL_BYTES: '1100MiB',
-  // One tenant drives the whole load, under the default per-tenant limits (they fit one tenant).
+  // One tenant drives the whole load, under the default per-tenant limits (they fit one tenant),
+  // except the cap of long polls: the load long-polls every document it has in flight.
+  LONG_POLL_TENANT_MAX: '0',
   ...extra,
 });
 

@@ -352,6 +352,8 @@ const envSchema = z
     RATE_LIMIT_UPLOAD_BYTES: bytes('1GiB'),
     BACKLOG_MAX_DOCUMENTS: int(100_000),
     REDELIVERY_LIMIT: int(10),
+    // `Prefer: wait` requests one tenant may hold open at once per api process; past it the answer comes at once (0: no cap).
+    LONG_POLL_TENANT_MAX: int(100, 0, 1_000_000),
     TENANT_LIMITS: tenantLimits,
 
     SIGNERS_FILE: optionalString,
@@ -839,6 +841,8 @@ const configSchema = envSchema.transform((c) => {
         redeliveriesPerHour: c.REDELIVERY_LIMIT,
       } satisfies TenantLimits,
       tenants: c.TENANT_LIMITS,
+      /** `Prefer: wait` requests one tenant may hold open per api process; more are answered at once (0: no cap). */
+      longPollsPerTenant: c.LONG_POLL_TENANT_MAX,
     },
     /** The signing identities' file (shared/signers/file.ts); without it, one identity `default` from SIGNER and the variables below. */
     signersFile: c.SIGNERS_FILE === undefined ? undefined : path.resolve(c.SIGNERS_FILE),

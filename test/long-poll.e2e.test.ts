@@ -21,8 +21,8 @@ describe('long-poll at scale', () => {
   beforeAll(async () => {
     // A Redis of its own: the command count below must not include other test files' traffic.
     server = await startTestRedis();
-    // One tenant holds every waiter: its requests-per-second limit is off.
-    stack = await startStack({ worker: false, env: { REDIS_URL: server.url, RATE_LIMIT_REQUESTS: '0' } });
+    // One tenant holds every waiter: its requests-per-second limit and its cap of long polls are off.
+    stack = await startStack({ worker: false, env: { REDIS_URL: server.url, RATE_LIMIT_REQUESTS: '0', LONG_POLL_TENANT_MAX: '0' } });
     redis = new Redis(stack.config.redisUrl ?? '');
   });
   afterAll(async () => {

@@ -37,6 +37,7 @@ import { assertDocumentFormats } from '../upload/document-format.js';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
 import type { ReadMode, TenantRateLimits } from '../rate-limits.js';
+import { TenantSlots } from '../tenant-slots.js';
 import { UploadGate } from '../upload/gate.js';
 import { chooseSigner, signerField } from '../upload/signer-choice.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload/storage.js';
@@ -183,6 +184,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     },
   };
   const upload = multer(uploadOptions).array('file', config.upload.maxFiles);
+  // Long polls held per tenant (LONG_POLL_TENANT_MAX): each holds a connection and some memory.
+  const longPolls = new TenantSlots(config.limits.longPollsPerTenant);
 
   /** A webhook for a tenant without a signing secret could never be delivered: refused, naming the variable to set. */
   const missingWebhookSecret = (tenant: string): SignspoolError | undefined =>
@@ -376,7 +379,18 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   router.get('/:id', async (req: Request, res: Response) => {
     const { id } = parseParams(operationParamsSchema, req.params);
     const wait = preferredWait(req.get('prefer'));
-    const events = wait === undefined ? undefined : deps.events;
+    // A tenant at its cap of long polls is answered at once with the current state (the
+    // preference is not applied: no Preference-Applied), as a poll without `Prefer: wait` would be.
+    const slot = wait && deps.events ? longPolls.take(req.tenant ?? '') : undefined;
+    const events = wait === undefined || (wait > 0 && !slot) ? undefined : deps.events;
+    try {
+      await answerStatus(req, res, id, events, wait);
+    } finally {
+      slot?.();
+    }
+  });
+
+  const answerStatus = async (req: Request, res: Response, id: string, events: OperationEvents | undefined, wait: number | undefined): Promise<void> => {
     if (events) res.setHeader('Preference-Applied', `wait=${wait}`);
     // The tenant's reads window is taken with the first read of the record, in one round trip.
     const read = (mode: ReadMode) => deps.limits.readOperation(req.tenant ?? '', store.key(id), mode, res);
@@ -403,7 +417,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     } else op = owned(req, recordOf(await read('all')));
     if (!isTerminal(op.status)) res.setHeader('Retry-After', op.status === 'queued' ? '2' : '1');
     res.json(presentOperation(op, op.webhookUrl ? await store.deliveries.list(op.id) : []));
-  });
+  };
 
   router.get('/:id/documents/:docId', async (req: Request, res: Response) => {
     const { id, docId } = parseParams(docParamsSchema, req.params);
