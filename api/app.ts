@@ -20,6 +20,7 @@ import { authenticate, operationScope, requireScope } from './auth/auth.js';
 import type { OperationEvents } from './operation-events.js';
 import { buildOpenApi } from './openapi.js';
 import { docsRouter } from './routes/docs.js';
+import type { ConnectionLimits } from './http/connection-limits.js';
 import { dropHalfClosedReaders } from './http/half-close.js';
 import { errorHandler, notFoundHandler } from './http/problem.js';
 import { healthRouter } from './routes/health.js';
@@ -45,6 +46,8 @@ export interface AppDeps {
   events?: OperationEvents;
   undo: SubmissionUndo;
   signers: SignerRegistry;
+  /** Connections held per tenant while its requests are in progress (a no-op without it). */
+  connections?: ConnectionLimits;
 }
 
 /** Operation JSON is per tenant and changes: no cache keeps it (the download sets its own). */
@@ -97,16 +100,20 @@ export const createApp = (deps: AppDeps): Express => {
     app.use(docsRouter());
   }
   const limits = new TenantRateLimits(deps.redis, config.queuePrefix, config.limits, metrics, deps.logger);
+  const auth = authenticate({ keys: deps.apiKeys, jwt: config.jwt });
+  // Once authenticated, the request holds its connection for its tenant (HTTP_TENANT_MAX_CONNECTIONS).
+  const tenantConnection: RequestHandler = deps.connections?.forTenant() ?? ((_req, _res, next) => next());
   app.use(
     '/v1/operations',
     traceUploads,
     noStore,
-    authenticate({ keys: deps.apiKeys, jwt: config.jwt }),
+    auth,
+    tenantConnection,
     requireScope(operationScope),
     limits.requests(),
     operationsRouter({ ...deps, limits }),
   );
-  app.use('/v1/limits', authenticate({ keys: deps.apiKeys, jwt: config.jwt }), requireScope(operationScope), limits.requests(), limitsRouter(config));
+  app.use('/v1/limits', auth, tenantConnection, requireScope(operationScope), limits.requests(), limitsRouter(config));
   if (config.adminToken) {
     const admin = {
       token: config.adminToken,

@@ -213,7 +213,10 @@ const pathParams = (schema: z.ZodObject) =>
 /** Answered by every route behind an API key or token. */
 const common = {
   401: problem('Missing or invalid API key or token (WWW-Authenticate: Bearer, RFC 6750)', ['UNAUTHORIZED']),
-  429: limited("Over the tenant's requests per second (RATE_LIMIT_REQUESTS; reads: RATE_LIMIT_READS)", ['RATE_LIMITED']),
+  429: limited(
+    "Over the tenant's requests per second (RATE_LIMIT_REQUESTS; reads: RATE_LIMIT_READS), or its requests in progress on this api process (HTTP_TENANT_MAX_CONNECTIONS)",
+    ['RATE_LIMITED', 'TOO_MANY_CONNECTIONS'],
+  ),
   503: { ...problem('Redis or the spool is unavailable', ['SERVICE_UNAVAILABLE']), headers: retryAfter },
   500: problem('Internal error', ['INTERNAL']),
 };
@@ -344,11 +347,18 @@ export const buildOpenApi = ({ serverUrl, metricsHere = true, jwt = false }: Ope
               ],
             ),
             ...common,
-            429: limited('Over a limit of the tenant: requests per second, uploaded bytes per second, documents waiting (BACKLOG_MAX_DOCUMENTS)', [
-              'RATE_LIMITED',
-              'BACKLOG_FULL',
-            ]),
+            429: limited(
+              'Over a limit of the tenant: requests per second, uploaded bytes per second, documents waiting (BACKLOG_MAX_DOCUMENTS), requests in progress (HTTP_TENANT_MAX_CONNECTIONS)',
+              ['RATE_LIMITED', 'BACKLOG_FULL', 'TOO_MANY_CONNECTIONS'],
+            ),
             431: problem('Request headers too large', ['HEADERS_TOO_LARGE']),
+            503: {
+              ...problem('Redis or the spool is unavailable, or the upload waited UPLOAD_QUEUE_TIMEOUT for its turn to be read (nothing was kept)', [
+                'SERVICE_UNAVAILABLE',
+                'UPLOADS_BUSY',
+              ]),
+              headers: retryAfter,
+            },
             507: { ...problem('Spool full', ['INSUFFICIENT_STORAGE']), headers: retryAfter },
           },
         },

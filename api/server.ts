@@ -18,6 +18,7 @@ import { TenantBacklogReader } from '@signspool/shared/scheduling/tenant-backlog
 import { createApp } from './app.js';
 import { ApiMetricsServer } from './metrics-server.js';
 import { onClientError } from './http/client-errors.js';
+import { connectionCaps, ConnectionLimits, descriptorLimit } from './http/connection-limits.js';
 import { allowHalfOpen } from './http/half-close.js';
 import { OperationEvents } from './operation-events.js';
 import { SubmissionUndo } from '@signspool/shared/operations/undo';
@@ -42,6 +43,8 @@ export class ApiServer {
   private undo: SubmissionUndo | undefined;
   private events: OperationEvents | undefined;
   private metricsServer: ApiMetricsServer | undefined;
+  /** The connection limits (for tests: counts and caps). */
+  connections: ConnectionLimits | undefined;
   /** The /metrics URL when METRICS_PORT serves it on its own port. */
   metricsUrl = '';
   private stopPromise: Promise<void> | undefined;
@@ -94,7 +97,12 @@ export class ApiServer {
     this.events = new OperationEvents(this.redis, store.channel, logger);
     await this.events.start();
     this.undo = new SubmissionUndo({ store, queue: this.queue, spool, logger });
+    const descriptors = descriptorLimit();
+    const connections = new ConnectionLimits(connectionCaps(config.connections, descriptors), this.deps.metrics, logger);
+    this.connections = connections;
+    logger.info({ ...connections.caps, descriptors }, 'connection limits');
     const app = createApp({
+      connections,
       ...this.deps,
       redis: this.redis,
       queue: this.queue,
@@ -109,6 +117,8 @@ export class ApiServer {
     this.app = app;
     const server = http.createServer(app);
     this.server = server;
+    // Counted from accept: caps on anonymous, per-tenant and all connections (connection-limits.ts).
+    connections.attach(server);
     // Parser errors (431, malformed framing) answered as problem+json (client-errors.ts).
     server.on('clientError', onClientError(logger));
     // A client that half-closes after sending its request still gets the answer (half-close.ts).

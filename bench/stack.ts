@@ -47,8 +47,9 @@ export const stackEnv = (s: Settings, e: Env, dir: string, extra: Record<string,
   SPOOL_MIN_FREE_BYTES: '64MiB',
   UPLOAD_MAX_TOTAL_BYTES: '1100MiB',
   // One tenant drives the whole load, under the default per-tenant limits (they fit one tenant),
-  // except the cap of long polls: the load long-polls every document it has in flight.
+  // except the caps of long polls and of requests in progress: the load long-polls every document it has in flight.
   LONG_POLL_TENANT_MAX: '0',
+  HTTP_TENANT_MAX_CONNECTIONS: '0',
   ...extra,
 });
 

@@ -344,6 +344,10 @@ const envSchema = z
     UPLOAD_IDLE_TIMEOUT: duration('30s', 100),
     UPLOAD_MIN_RATE: bytes('1KiB'),
     UPLOAD_MIN_RATE_WINDOW: duration('30s', 100),
+    UPLOAD_QUEUE_TIMEOUT: duration('30s', 100),
+    HTTP_MAX_CONNECTIONS: z.coerce.number().int('must be a whole number').min(2).max(1_000_000).optional(),
+    HTTP_MAX_ANONYMOUS_CONNECTIONS: z.coerce.number().int('must be a whole number').min(1).max(1_000_000).optional(),
+    HTTP_TENANT_MAX_CONNECTIONS: z.coerce.number().int('must be a whole number').min(0).max(1_000_000).optional(),
 
     // Defaults fit one tenant: never below what one api process serves (about 1 ms of CPU per
     // 200 KB upload, well under 0.2 ms per status read, 230 MB/s of ingest on a 2-core machine).
@@ -352,7 +356,6 @@ const envSchema = z
     RATE_LIMIT_UPLOAD_BYTES: bytes('1GiB'),
     BACKLOG_MAX_DOCUMENTS: int(100_000),
     REDELIVERY_LIMIT: int(10),
-    // `Prefer: wait` requests one tenant may hold open at once per api process; past it the answer comes at once (0: no cap).
     LONG_POLL_TENANT_MAX: int(100, 0, 1_000_000),
     TENANT_LIMITS: tenantLimits,
 
@@ -548,6 +551,22 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   TRUST_PROXY: { group: 'HTTP', meaning: 'trust `X-Forwarded-*` headers from a reverse proxy in front of the api (express `trust proxy`)' },
   PUBLIC_URL: { group: 'HTTP', meaning: "base URL used for links in webhook events and in the OpenAPI document's `servers`" },
   WORKER_METRICS_PORT: { group: 'HTTP', meaning: 'worker `/metrics`, `/healthz`, `/readyz` (worker role)' },
+  HTTP_MAX_CONNECTIONS: {
+    group: 'HTTP',
+    default: '¾ of the descriptor limit − 64, at most 10000',
+    meaning:
+      'connections one api process keeps open; past it the holder with the most (a tenant, or all anonymous connections together) loses its oldest (see [security.md](security.md#what-tenants-and-strangers-can-do-to-each-other))',
+  },
+  HTTP_MAX_ANONYMOUS_CONNECTIONS: {
+    group: 'HTTP',
+    default: '¼ of `HTTP_MAX_CONNECTIONS`, at most 1000',
+    meaning: 'connections whose request is not authenticated yet (head still arriving) or that are idle between requests; past it the oldest is closed',
+  },
+  HTTP_TENANT_MAX_CONNECTIONS: {
+    group: 'HTTP',
+    default: '¼ of `HTTP_MAX_CONNECTIONS`, at most 1000',
+    meaning: 'requests one tenant may have in progress on one api process (uploads, long polls, downloads); past it `429 TOO_MANY_CONNECTIONS` (`0`: no cap)',
+  },
 
   API_KEYS: {
     group: 'Authentication',
@@ -602,7 +621,7 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   UPLOAD_TENANT_SHARE: {
     group: 'Uploads',
     meaning:
-      "share of `UPLOAD_CONCURRENCY` one tenant's uploads may hold (at least one slot); a freed slot goes to the waiting tenant with the fewest uploads being read",
+      "share of `UPLOAD_CONCURRENCY` one tenant's uploads may hold (at least one slot); a tenant with no upload being read is admitted at once even when every slot is taken; a freed slot goes to the waiting tenant with the fewest uploads being read",
   },
   UPLOAD_IDLE_TIMEOUT: { group: 'Uploads', meaning: 'an upload being read that sends nothing for this long ends with `408 UPLOAD_TIMEOUT`' },
   UPLOAD_MIN_RATE: {
@@ -610,6 +629,10 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
     meaning: 'an upload being read that sends less than this many bytes/s over `UPLOAD_MIN_RATE_WINDOW` ends with `408` (`0` turns the check off)',
   },
   UPLOAD_MIN_RATE_WINDOW: { group: 'Uploads', meaning: 'the window of `UPLOAD_MIN_RATE`' },
+  UPLOAD_QUEUE_TIMEOUT: {
+    group: 'Uploads',
+    meaning: 'how long an upload may wait for its turn to be read; then `503 UPLOADS_BUSY` with `Retry-After: 5`, nothing kept',
+  },
 
   RATE_LIMIT_REQUESTS: {
     group: 'Tenant limits',
@@ -622,6 +645,11 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   RATE_LIMIT_UPLOAD_BYTES: { group: 'Tenant limits', meaning: 'uploaded bytes per second per tenant, averaged over 10 s (`0`: no limit)' },
   BACKLOG_MAX_DOCUMENTS: { group: 'Tenant limits', meaning: 'documents per tenant accepted and not ended yet (`0`: no limit)' },
   REDELIVERY_LIMIT: { group: 'Tenant limits', meaning: 'webhook redeliveries per operation and hour (`0`: no limit)' },
+  LONG_POLL_TENANT_MAX: {
+    group: 'Tenant limits',
+    meaning:
+      '`Prefer: wait` requests one tenant may hold open at once per api process; past it the status is answered at once, without `Preference-Applied` (`0`: no cap)',
+  },
   TENANT_LIMITS: {
     group: 'Tenant limits',
     meaning:
@@ -831,7 +859,10 @@ const configSchema = envSchema.transform((c) => {
       idleTimeoutMs: c.UPLOAD_IDLE_TIMEOUT,
       minBytesPerSecond: c.UPLOAD_MIN_RATE,
       minRateWindowMs: c.UPLOAD_MIN_RATE_WINDOW,
+      queueTimeoutMs: c.UPLOAD_QUEUE_TIMEOUT,
     },
+    /** Connection caps of one api process; an unset one is derived from the descriptor limit at start (connection-limits.ts). */
+    connections: { total: c.HTTP_MAX_CONNECTIONS, anonymous: c.HTTP_MAX_ANONYMOUS_CONNECTIONS, perTenant: c.HTTP_TENANT_MAX_CONNECTIONS },
     limits: {
       defaults: {
         requestsPerSecond: c.RATE_LIMIT_REQUESTS,

@@ -243,12 +243,28 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
     uploadTimeouts: initLabels(
       new Counter({
         name: 'signspool_upload_timeouts_total',
-        help: 'Uploads ended with 408, by reason (idle, slow)',
+        help: 'Uploads ended by a timeout, by reason (idle, slow: 408 while read; queue: 503 UPLOADS_BUSY after UPLOAD_QUEUE_TIMEOUT waiting for a turn)',
         labelNames: ['reason'] as const,
         registers,
       }),
       'reason',
-      ['idle', 'slow'],
+      ['idle', 'slow', 'queue'],
+    ),
+    connections: new Gauge({
+      name: 'signspool_http_connections',
+      help: "Open connections of this api process by holder: anonymous (head not authenticated yet, or idle) or tenant (a tenant's request in progress)",
+      labelNames: ['holder'] as const,
+      registers,
+    }),
+    connectionsClosed: initLabels(
+      new Counter({
+        name: 'signspool_http_connections_refused_total',
+        help: 'Connections closed or requests refused by the connection limits, by reason (anonymous_cap, total_cap: oldest connection closed; tenant_cap: 429)',
+        labelNames: ['reason'] as const,
+        registers,
+      }),
+      'reason',
+      ['anonymous_cap', 'total_cap', 'tenant_cap'],
     ),
     configReloads: initLabels(
       new Counter({

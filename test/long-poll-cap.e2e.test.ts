@@ -2,7 +2,7 @@
  * Long polls per tenant are capped (LONG_POLL_TENANT_MAX): past the cap a `Prefer: wait` request
  * is answered at once with the current state (no Preference-Applied, Retry-After as any poll),
  * while another tenant's long polls are still held. And GET /v1/limits may be kept a minute by the
- * client only (private) and counts in the tenant's requests per second.
+ * client only (private) and counts in the tenant's reads per second.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, eventually, submit } from './harness/client.js';
@@ -13,7 +13,7 @@ describe('long polls per tenant', () => {
   beforeAll(async () => {
     stack = await startStack({
       worker: false,
-      env: { LONG_POLL_TENANT_MAX: '3', TENANT_LIMITS: JSON.stringify({ globex: { requestsPerSecond: 3 } }) },
+      env: { LONG_POLL_TENANT_MAX: '3', TENANT_LIMITS: JSON.stringify({ globex: { readsPerSecond: 3 } }) },
     });
   });
   afterAll(async () => {
@@ -56,7 +56,7 @@ describe('long polls per tenant', () => {
     expect((await again).headers.get('preference-applied')).toBe('wait=30');
   });
 
-  it('GET /v1/limits: private, kept a minute at most, and counted in the requests per second', async () => {
+  it('GET /v1/limits: private, kept a minute at most, and counted in the reads per second', async () => {
     const limits = () => fetch(`${stack.apiUrl}/v1/limits`, { headers: auth(stack.keys.globex) });
     // The previous test may have used this second's quota: the first 200 comes within the next window.
     let ok: Response | undefined;
@@ -66,6 +66,6 @@ describe('long polls per tenant', () => {
     const limited = answers.filter((r) => r.status === 429);
     expect(limited.length).toBeGreaterThan(0);
     expect(limited[0]?.headers.get('retry-after')).not.toBeNull();
-    expect(limited[0]?.headers.get('ratelimit-policy')).toBe('"requests";q=3;w=1');
+    expect(limited[0]?.headers.get('ratelimit-policy')).toBe('"reads";q=3;w=1');
   });
 });

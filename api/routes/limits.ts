@@ -1,7 +1,7 @@
 /**
  * GET /v1/limits: the upload limits of this deployment, so a client can refuse a file before
  * sending it. They change only with the configuration: a client may keep them a minute (private:
- * the answer needs a credential, so no shared cache keeps it). Counted in the tenant's requests per
+ * the answer needs a credential, so no shared cache keeps it). Counted in the tenant's reads per
  * second like every other route (app.ts).
  */
 import { Router } from 'express';

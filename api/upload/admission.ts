@@ -1,10 +1,14 @@
 /**
- * Admission of uploads, per tenant: at most UPLOAD_CONCURRENCY request bodies are read at once,
- * and one tenant's uploads hold at most UPLOAD_TENANT_SHARE of those slots. The others wait with
- * their bytes left in the kernel's socket buffers (TCP pushes back on the client). When a slot
- * frees, the waiting tenant with the fewest uploads being read goes first, ties in round-robin
- * order (the tenant served longest ago), each tenant's uploads in arrival order. So a tenant with
- * many uploads (or many stalled ones) cannot make another tenant's upload wait for all of them.
+ * Admission of uploads, per tenant: UPLOAD_CONCURRENCY request bodies are read at once, one
+ * tenant's uploads hold at most UPLOAD_TENANT_SHARE of those slots, and a tenant with no upload
+ * being read is always admitted at once, even when every slot is taken: no group of tenants, however
+ * many and however slow their uploads, can make a newcomer wait (docs/security.md argues the
+ * choice). Those first uploads are at most one per tenant, and tenants are bounded by the
+ * connection limits (api/http/connection-limits.ts). The others wait with their bytes left in the
+ * kernel's socket buffers (TCP pushes back on the client), at most UPLOAD_QUEUE_TIMEOUT (then 503
+ * with Retry-After, gate.ts). When a slot frees, the waiting tenant with the fewest uploads being
+ * read goes first, ties in round-robin order (the tenant served longest ago), each tenant's uploads
+ * in arrival order.
  *
  * Reading a few uploads at a time rather than all at once keeps the api at its best rate under a
  * burst: hundreds of half-read bodies sharing the CPU are each slow, and buffers and GC grow with
@@ -55,7 +59,7 @@ export class UploadAdmission {
    */
   admit(tenant: string, onGone: (cancel: () => void) => void): Promise<(() => void) | undefined> {
     const t = this.tenant(tenant);
-    if (this.active < this.limit && t.active < this.perTenant && t.waiting.length === 0) {
+    if (this.mayStart(t) && t.waiting.length === 0) {
       this.start(t);
       this.changed();
       return Promise.resolve(this.releaser(tenant, t));
@@ -78,6 +82,11 @@ export class UploadAdmission {
         resolve(undefined);
       });
     });
+  }
+
+  /** A tenant with nothing being read always may (its first upload); others within the limit and their share. */
+  private mayStart(t: TenantState): boolean {
+    return t.active === 0 || (this.active < this.limit && t.active < this.perTenant);
   }
 
   private tenant(name: string): TenantState {
@@ -115,10 +124,10 @@ export class UploadAdmission {
 
   /** Fills free slots: fewest uploads being read first, then the tenant served longest ago. */
   private admitNext(): void {
-    while (this.active < this.limit && this.waitingCount > 0) {
+    while (this.waitingCount > 0) {
       let next: TenantState | undefined;
       for (const t of this.tenants.values()) {
-        if (t.waiting.length === 0 || t.active >= this.perTenant) continue;
+        if (t.waiting.length === 0 || !this.mayStart(t)) continue;
         if (!next || t.active < next.active || (t.active === next.active && t.lastServed < next.lastServed)) next = t;
       }
       const turn = next?.waiting.shift();

@@ -2,7 +2,8 @@
  * The way into POST /v1/operations before its body is read, in order of cost:
  *   1. cheap checks on the request head: content type (415), declared length (413), spool room
  *      (507: reserved for the upload, space.ts, above the api's floor, shared/spool/room.ts), the tenant's uploaded bytes per second and backlog (429, rate-limits.ts);
- *   2. a turn among the uploads being read (upload-admission.ts: per tenant, fewest first);
+ *   2. a turn among the uploads being read (admission.ts: a tenant's first at once, then per
+ *      tenant, fewest first), waited for at most UPLOAD_QUEUE_TIMEOUT (503 UPLOADS_BUSY);
  *   3. reading the body under the upload timeouts (upload-timeouts.ts: 408).
  * So a refused request never waits for a slot, and a stalled upload gives its slot back. A
  * refusal found while the body is read (a field that precedes the files) stops reading at once,
@@ -73,9 +74,27 @@ export class UploadGate {
     await this.deps.limits.checkUpload(tenant, announced, res);
     // A client gone during the checks takes no slot (its 'close' has passed: nothing would free it).
     if (res.destroyed) return undefined;
-    // A client that leaves while waiting leaves the queue.
-    const release = await this.admission.admit(tenant, (cancel) => res.once('close', cancel));
-    if (!release) return undefined;
+    // A client that leaves while waiting leaves the queue; so does one that waited UPLOAD_QUEUE_TIMEOUT (503).
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const release = await this.admission.admit(tenant, (cancel) => {
+      res.once('close', cancel);
+      timer = setTimeout(() => {
+        timedOut = true;
+        cancel();
+      }, this.deps.config.upload.queueTimeoutMs);
+    });
+    clearTimeout(timer);
+    if (!release) {
+      if (!timedOut || res.destroyed) return undefined;
+      this.deps.metrics.uploadTimeouts.inc({ reason: 'queue' });
+      // The body was not read: the connection closes after the answer.
+      res.setHeader('Connection', 'close');
+      throw new SignspoolError('UPLOADS_BUSY', {
+        detail: `every upload slot stayed taken for ${Math.round(this.deps.config.upload.queueTimeoutMs / 1000)} s; nothing was kept, retry later`,
+        retryAfterMs: 5000,
+      });
+    }
     if (res.destroyed) {
       release();
       return undefined;

@@ -24,7 +24,7 @@ export interface ServiceProcess {
 export const startService = async (
   role: 'api' | 'worker' | 'all',
   env: Record<string, string>,
-  opts: { readyTimeoutMs?: number; nodeArgs?: string[]; port?: number; dist?: boolean } = {},
+  opts: { readyTimeoutMs?: number; nodeArgs?: string[]; port?: number; dist?: boolean; ulimitFiles?: number } = {},
 ): Promise<ServiceProcess> => {
   // Generous: on the shared 2-core machine under load a cold start (tsx compiling every module) took over 20 s.
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
@@ -35,7 +35,11 @@ export const startService = async (
   // The flags the launchers (package.json, compose) give a process that runs the worker.
   const roleArgs = role === 'api' ? [] : WORKER_NODE_FLAGS;
   const entry = opts.dist ? [path.join(root, 'dist/bin/start.js')] : ['--import', 'tsx', path.join(root, 'bin/start.ts')];
-  const child = spawn(process.execPath, [...roleArgs, ...(opts.nodeArgs ?? []), ...entry, role], {
+  const args = [...roleArgs, ...(opts.nodeArgs ?? []), ...entry, role];
+  // With `ulimitFiles`, the process starts under that descriptor limit (soft and hard), as `ulimit -n` in a shell.
+  const [command, argv] =
+    opts.ulimitFiles === undefined ? [process.execPath, args] : ['bash', ['-c', `ulimit -n ${opts.ulimitFiles} && exec "$0" "$@"`, process.execPath, ...args]];
+  const child = spawn(command, argv, {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'info', ...env, ...portEnv },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,4 +1,4 @@
-/** The upload admission rule (UPLOAD_CONCURRENCY, UPLOAD_TENANT_SHARE) alone: per-tenant shares, other tenants first. */
+/** The upload admission rule (UPLOAD_CONCURRENCY, UPLOAD_TENANT_SHARE) alone: per-tenant shares, other tenants first, a tenant's first upload at once. */
 import { describe, expect, it } from 'vitest';
 import { UploadAdmission } from '@signspool/api/upload/admission';
 
@@ -60,6 +60,31 @@ describe('UploadAdmission', () => {
     await queuedA[1];
     expect(a.tenantCounts('A')).toEqual({ active: 2, waiting: 1 });
   });
+
+  it('admits a tenant with nothing being read at once, even with every slot held by others (issue 25.1)', async () => {
+    const a = new UploadAdmission(4, 0.5);
+    const never = (): void => undefined;
+    // A and B fill every slot with their shares and queue more.
+    const held = await Promise.all(['A', 'A', 'B', 'B'].map((t) => a.admit(t, never)));
+    const queued = [a.admit('A', never), a.admit('B', never)];
+    expect(a.counts).toEqual({ active: 4, waiting: 2 });
+    // C's first upload is read now (over the limit); its second waits like anyone's.
+    const c1 = await a.admit('C', never);
+    expect(a.counts).toEqual({ active: 5, waiting: 2 });
+    const c2 = a.admit('C', never);
+    expect(a.tenantCounts('C')).toEqual({ active: 1, waiting: 1 });
+    // A slot freed while 5 are read (over the limit of 4) admits nobody who already has one being read.
+    held[0]?.();
+    expect(a.counts).toEqual({ active: 4, waiting: 3 });
+    // A tenant whose last upload ends has nothing being read: its next is admitted at once.
+    held[1]?.();
+    await queued[0];
+    expect(a.tenantCounts('A')).toEqual({ active: 1, waiting: 0 });
+    c1?.();
+    await c2;
+    expect(a.tenantCounts('C')).toEqual({ active: 1, waiting: 0 });
+    expect(a.counts).toEqual({ active: 4, waiting: 1 });
+  }, 5000);
 
   it('drops a waiting upload whose client went away, and cancelling after admission does nothing', async () => {
     const a = new UploadAdmission(1);
