@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
@@ -49,6 +49,18 @@ export const connectionCaps = (configured: Config['connections'], descriptors: n
   const total = configured.total ?? Math.max(32, Math.min(10_000, Math.floor((descriptors ?? 16_384) * 0.75) - 64));
   const quarter = Math.max(8, Math.min(1000, Math.floor(total / 4)));
   return { total, anonymous: configured.anonymous ?? quarter, perTenant: configured.perTenant ?? quarter };
+};
+
+/**
+ * Closes the connection once a refusal sent before its body was read is answered. The server keeps
+ * half-open connections (half-close.ts), so the FIN after the answer alone would leave the
+ * descriptor to a client that never closes; destroyed a moment later, after the answer had time to
+ * reach the client (an immediate close with unread bytes would reset it first).
+ */
+export const closeAfterAnswer = (res: Response, graceMs = 2000): void => {
+  res.setHeader('Connection', 'close');
+  const socket = res.req.socket;
+  res.once('finish', () => setTimeout(() => socket.destroy(), graceMs).unref());
 };
 
 /** The holder of anonymous connections (tenant ids never contain a space). */
@@ -90,7 +102,7 @@ export class ConnectionLimits {
       const tenant = req.tenant ?? '';
       if (!this.hold(socket, tenant)) {
         this.metrics.connectionsClosed.inc({ reason: 'tenant_cap' });
-        res.setHeader('Connection', 'close');
+        closeAfterAnswer(res);
         next(
           new SignspoolError('TOO_MANY_CONNECTIONS', {
             detail: `this tenant has ${this.caps.perTenant} requests open on this api process, as many as it may; retry when some are answered`,

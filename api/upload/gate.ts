@@ -18,6 +18,7 @@ import type { Metrics } from '@signspool/shared/metrics';
 import type { Spool } from '@signspool/shared/spool/spool';
 import type { TenantRateLimits } from '../rate-limits.js';
 import { apiSpoolFloor } from '@signspool/shared/spool/room';
+import { closeAfterAnswer } from '../http/connection-limits.js';
 import { UploadAdmission } from './admission.js';
 import { SpaceReservations } from './space.js';
 import { UploadWatchdog } from './timeouts.js';
@@ -89,7 +90,7 @@ export class UploadGate {
       if (!timedOut || res.destroyed) return undefined;
       this.deps.metrics.uploadTimeouts.inc({ reason: 'queue' });
       // The body was not read: the connection closes after the answer.
-      res.setHeader('Connection', 'close');
+      closeAfterAnswer(res);
       throw new SignspoolError('UPLOADS_BUSY', {
         detail: `every upload slot stayed taken for ${Math.round(this.deps.config.upload.queueTimeoutMs / 1000)} s; nothing was kept, retry later`,
         retryAfterMs: 5000,
