@@ -7,91 +7,9 @@
 import { z } from 'zod';
 import { errorCatalog, type ErrorCode } from '@signspool/shared/errors';
 import { SCOPES, type Scope } from '@signspool/shared/api-key';
-import { DOCUMENT_STATUSES, OPERATION_STATUSES, TERMINAL_OPERATION_STATUSES } from '@signspool/shared/operations/states';
+import { completedEventSchema, documentViewSchema, isoDate, operationViewSchema } from '@signspool/shared/operations/view';
 import { SIGNATURE_TYPES } from '@signspool/shared/queue';
 import { docParamsSchema, documentsQuerySchema, listQuerySchema, operationParamsSchema, submitFieldsSchema } from './routes/operations.js';
-
-const isoDate = z.string().describe('RFC 3339 timestamp');
-
-export const documentViewSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  contentType: z.string(),
-  size: z.number().int(),
-  sha256: z.string(),
-  status: z.enum(DOCUMENT_STATUSES),
-  error: z
-    .object({ code: z.string(), message: z.string() })
-    .describe(
-      'Why the document failed: a code of the catalog, e.g. DOCUMENT_NOT_SIGNABLE (the local signer cannot add this signature, e.g. an encrypted PDF), TSA_UNAVAILABLE / TSA_REJECTED / TSA_BAD_RESPONSE (time-stamp authority), SPOOL_FILE_CORRUPT, UPSTREAM_*',
-    )
-    .optional(),
-  signed: z
-    .object({
-      size: z.number().int(),
-      sha256: z.string(),
-      contentType: z
-        .string()
-        .describe(
-          'application/pdf (PAdES), application/xml (XAdES), application/pkcs7-signature (CAdES detached, .p7s) or application/pkcs7-mime (CAdES attached, .p7m)',
-        ),
-      fileName: z.string(),
-      signedAt: isoDate,
-      href: z.string(),
-    })
-    .optional(),
-});
-
-const signerName = z
-  .string()
-  .describe("The signing identity (issuer) that signs its documents: the `signer` field of the submission, else the tenant's default");
-
-export const operationViewSchema = z.object({
-  id: z.string(),
-  status: z.enum(OPERATION_STATUSES),
-  signer: signerName,
-  signatureType: z.enum(['PAdES', 'CAdES', 'XAdES']),
-  externalReference: z.string().nullable(),
-  createdAt: isoDate,
-  updatedAt: isoDate,
-  completedAt: isoDate.nullable(),
-  counts: z.record(z.string(), z.number().int()),
-  documents: z.array(documentViewSchema),
-  webhook: z
-    .object({
-      url: z.string(),
-      deliveries: z.array(
-        z.object({
-          deliveryId: z.string(),
-          attempt: z.number().int(),
-          at: isoDate,
-          url: z.string(),
-          status: z.number().int().nullable(),
-          latencyMs: z.number(),
-          outcome: z.enum(['delivered', 'failed', 'refused', 'disabled']),
-          error: z.string().optional(),
-        }),
-      ),
-    })
-    .nullable(),
-  links: z.object({ self: z.string() }),
-});
-
-/** The body of an `operation.completed` delivery (worker/webhooks/dispatcher.ts `completedEvent`). */
-export const completedEventSchema = z.object({
-  type: z.literal('operation.completed'),
-  timestamp: isoDate,
-  data: z.object({
-    id: z.string(),
-    status: z.enum(TERMINAL_OPERATION_STATUSES),
-    externalReference: z.string().nullable(),
-    signer: signerName,
-    signatureType: z.enum(SIGNATURE_TYPES),
-    counts: z.record(z.string(), z.number().int()),
-    documents: z.array(documentViewSchema).describe('The same document view as GET /v1/operations/{id}, with absolute links (PUBLIC_URL)'),
-    links: z.object({ self: z.string() }),
-  }),
-});
 
 export const limitsSchema = z.object({
   maxFileBytes: z.number().int().describe('Largest document accepted (UPLOAD_MAX_FILE_BYTES)'),

@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { request, type Dispatcher } from 'undici';
 import { isTerminal, OPERATION_STATUSES } from '@signspool/shared/operations/states';
+import type { OperationPage, OperationView } from '@signspool/shared/operations/view';
 import { createKey } from './keys.js';
 import { multipartBody, type MultipartFile } from './multipart.js';
 
@@ -34,28 +35,6 @@ environment: SIGNSPOOL_URL (default http://127.0.0.1:8080), SIGNSPOOL_API_KEY (r
 // The root package.json: one level up from cli/main.ts, two from the build's dist/cli/main.js.
 const packageJson = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u));
 const VERSION = packageJson ? (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version : 'unknown';
-
-interface Operation {
-  id: string;
-  status: string;
-  signer?: string;
-  createdAt?: string;
-  externalReference?: string | null;
-  documents: {
-    id: string;
-    name: string;
-    status: string;
-    size: number;
-    error?: { code: string; message: string };
-    signed?: { fileName: string; href: string; size: number };
-  }[];
-}
-
-interface OperationPage {
-  data: Operation[];
-  has_more: boolean;
-  next_cursor: string | null;
-}
 
 interface Limits {
   maxFileBytes: number;
@@ -175,13 +154,13 @@ class Client {
     }
   }
 
-  async submit(files: MultipartFile[], fields: Record<string, string>, headers: Record<string, string> = {}): Promise<Operation> {
+  async submit(files: MultipartFile[], fields: Record<string, string>, headers: Record<string, string> = {}): Promise<OperationView> {
     let sent = (_n: number): void => undefined;
     const mp = multipartBody(files, fields, (n) => sent(n));
     const bar = progress(mp.length);
     sent = (n) => bar.add(n);
     try {
-      const { body } = await this.json<Operation>('POST', '/v1/operations', {
+      const { body } = await this.json<OperationView>('POST', '/v1/operations', {
         headers: { ...headers, 'content-type': mp.contentType, 'content-length': String(mp.length) },
         body: mp.body(),
       });
@@ -192,12 +171,12 @@ class Client {
   }
 
   /** Long-polls with Prefer: wait; falls back to polling with backoff if the server ignores it. */
-  async wait(id: string, timeoutMs: number): Promise<Operation> {
+  async wait(id: string, timeoutMs: number): Promise<OperationView> {
     const deadline = Date.now() + timeoutMs;
     let delay = 500;
     for (;;) {
       const left = Math.max(1, Math.min(30, Math.ceil((deadline - Date.now()) / 1000)));
-      const { body, headers } = await this.json<Operation>('GET', `/v1/operations/${id}`, { headers: { prefer: `wait=${left}` } });
+      const { body, headers } = await this.json<OperationView>('GET', `/v1/operations/${id}`, { headers: { prefer: `wait=${left}` } });
       if (isTerminal(body.status)) return body;
       if (Date.now() >= deadline) throw new CliError(`operation ${id} is still ${body.status} after ${Math.round(timeoutMs / 1000)} s`);
       if (!headers['preference-applied']) {
@@ -208,7 +187,7 @@ class Client {
     }
   }
 
-  async download(op: Operation, dir: string): Promise<Map<string, string>> {
+  async download(op: OperationView, dir: string): Promise<Map<string, string>> {
     await mkdir(dir, { recursive: true });
     const written = new Map<string, string>();
     for (const d of op.documents) {
@@ -222,7 +201,7 @@ class Client {
   }
 }
 
-const summary = (op: Operation, files = new Map<string, string>()): void => {
+const summary = (op: OperationView, files = new Map<string, string>()): void => {
   out(`operation ${op.id}: ${op.status}`);
   for (const d of op.documents) {
     const where = files.get(d.id);
@@ -256,7 +235,7 @@ const printSigners = (view: SignersView): void => {
   }
 };
 
-const exitFor = (op: Operation): number => (op.documents.every((d) => d.status === 'signed') ? 0 : 2);
+const exitFor = (op: OperationView): number => (op.documents.every((d) => d.status === 'signed') ? 0 : 2);
 
 /** Refuses, before any byte is sent, files the server would refuse for their size or number. */
 const checkLimits = (files: MultipartFile[], limits: Limits | undefined): void => {
@@ -396,12 +375,12 @@ export const main = async (argv: string[]): Promise<number> => {
       return exitFor(done);
     }
     case 'status': {
-      const { body } = await client.json<Operation>('GET', `/v1/operations/${idArg(command, args)}`);
+      const { body } = await client.json<OperationView>('GET', `/v1/operations/${idArg(command, args)}`);
       summary(body);
       return 0;
     }
     case 'download': {
-      const { body } = await client.json<Operation>('GET', `/v1/operations/${idArg(command, args)}`);
+      const { body } = await client.json<OperationView>('GET', `/v1/operations/${idArg(command, args)}`);
       const written = await client.download(body, values.out ?? '.');
       summary(body, written);
       return isTerminal(body.status) ? exitFor(body) : 2;
@@ -432,12 +411,12 @@ export const main = async (argv: string[]): Promise<number> => {
       return 0;
     }
     case 'cancel': {
-      const { body } = await client.json<Operation>('DELETE', `/v1/operations/${idArg(command, args)}`);
+      const { body } = await client.json<OperationView>('DELETE', `/v1/operations/${idArg(command, args)}`);
       summary(body);
       return 0;
     }
     case 'retry': {
-      const { body } = await client.json<Operation>('POST', `/v1/operations/${idArg(command, args)}/retry${values.all ? '?all=true' : ''}`, {
+      const { body } = await client.json<OperationView>('POST', `/v1/operations/${idArg(command, args)}/retry${values.all ? '?all=true' : ''}`, {
         headers: idempotency,
       });
       summary(body);

@@ -18,13 +18,12 @@ import { SignspoolError } from '@signspool/shared/errors';
 import type { Durability } from '@signspool/shared/durability';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import { documentView, operationPath } from '@signspool/shared/operations/document-view';
+import { documentView, operationPath, operationView, type OperationPage } from '@signspool/shared/operations/view';
 import { DisabledEndpoints } from '@signspool/shared/webhooks/endpoints';
 import { newOperationRecord, parseOperation, type OperationRecord } from '@signspool/shared/operations/record';
 import { acceptOperation, cancelOperation, redeliverWebhook, retryOperation, type LifecycleDeps } from '@signspool/shared/operations/lifecycle';
 import { isTerminal, OPERATION_STATUSES, type OperationStatus } from '@signspool/shared/operations/states';
 import { InvalidCursorError, type OperationStore } from '@signspool/shared/operations/store';
-import type { WebhookAttempt } from '@signspool/shared/webhooks/deliveries';
 import { signatureTypeSchema } from '@signspool/shared/queue';
 import { FairShare } from '@signspool/shared/scheduling/fair-share';
 import type { SigningIdentity } from '@signspool/shared/signers/identities';
@@ -123,27 +122,6 @@ const recordOf = (flat: readonly (string | null)[]): OperationRecord | undefined
   for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i] ?? ''] = flat[i + 1] ?? '';
   return h['id'] ? parseOperation(h) : undefined;
 };
-
-/** The public view of an operation. */
-export const presentOperation = (op: OperationRecord, deliveries: WebhookAttempt[] = []) => ({
-  id: op.id,
-  status: op.status,
-  signer: op.signer,
-  signatureType: op.signatureType,
-  externalReference: op.externalReference ?? null,
-  createdAt: new Date(op.createdAt).toISOString(),
-  updatedAt: new Date(op.updatedAt).toISOString(),
-  completedAt: op.completedAt === undefined ? null : new Date(op.completedAt).toISOString(),
-  counts: op.counts,
-  documents: op.documents.map((d) => documentView(op.id, d)),
-  webhook: op.webhookUrl
-    ? {
-        url: op.webhookUrl,
-        deliveries: deliveries.map((d) => ({ ...d, at: new Date(d.at).toISOString() })),
-      }
-    : null,
-  links: { self: operationLocation(op.id) },
-});
 
 export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const { config, store, queue, spool, metrics, logger } = deps;
@@ -315,7 +293,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       trace.getSpan(traceContext)?.setAttributes({ [ATTR.documents]: documents.length, [ATTR.bytes]: ctx.totalBytes });
       if (logger.isLevelEnabled('info')) log().info({ documents: documents.length, bytes: ctx.totalBytes, signer: identity.name }, 'operation accepted');
       // The answer describes the operation as accepted (no extra read: a worker may already be at it).
-      const body = presentOperation(newOperationRecord(newOp));
+      const body = operationView(newOperationRecord(newOp));
       if (reservation?.kind === 'reserved') await reservation.commit(fingerprint, operationLocation(opId), body);
       res.status(202).location(operationLocation(opId)).json(body);
     } catch (err) {
@@ -349,7 +327,11 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       throw err;
     }
     res.setHeader('Cache-Control', 'no-store');
-    res.json({ data: page.operations.map((op) => presentOperation(op)), has_more: page.nextCursor !== null, next_cursor: page.nextCursor });
+    res.json({
+      data: page.operations.map((op) => operationView(op)),
+      has_more: page.nextCursor !== null,
+      next_cursor: page.nextCursor,
+    } satisfies OperationPage);
   });
 
   router.get('/:id/documents', async (req: Request, res: Response) => {
@@ -373,7 +355,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     res
       .status(202)
       .location(operationLocation(id))
-      .json(presentOperation((await loadOwned(req, id)) ?? op));
+      .json(operationView((await loadOwned(req, id)) ?? op));
   });
 
   router.get('/:id', async (req: Request, res: Response) => {
@@ -416,7 +398,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       op = await loadOwned(req, id);
     } else op = owned(req, recordOf(await read('all')));
     if (!isTerminal(op.status)) res.setHeader('Retry-After', op.status === 'queued' ? '2' : '1');
-    res.json(presentOperation(op, op.webhookUrl ? await store.deliveries.list(op.id) : []));
+    res.json(operationView(op, op.webhookUrl ? await store.deliveries.list(op.id) : []));
   };
 
   router.get('/:id/documents/:docId', async (req: Request, res: Response) => {
@@ -450,7 +432,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     await loadOwned(req, id);
     await cancelOperation(lifecycle, id, req.tenant ?? '');
     const op = await loadOwned(req, id);
-    res.json(presentOperation(op));
+    res.json(operationView(op));
   });
 
   router.post('/:id/webhook/redeliver', async (req: Request, res: Response) => {

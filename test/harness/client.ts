@@ -1,27 +1,14 @@
 /** Small HTTP helpers for tests: submit, poll with a deadline, download. */
 import { expect } from 'vitest';
 import { isTerminal } from '@signspool/shared/operations/states';
+import type { OperationView } from '@signspool/shared/operations/view';
+
+export type { OperationView };
 
 export interface UploadFile {
   name: string;
   content: Buffer | string;
   type?: string;
-}
-
-export interface OperationView {
-  id: string;
-  status: string;
-  signatureType: string;
-  counts: Record<string, number>;
-  documents: {
-    id: string;
-    name: string;
-    size: number;
-    sha256: string;
-    status: string;
-    error?: { code: string; message: string };
-    signed?: { size: number; sha256: string; contentType: string; fileName: string; href: string };
-  }[];
 }
 
 export const auth = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` });

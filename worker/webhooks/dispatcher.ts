@@ -15,9 +15,9 @@ import { Agent, request } from 'undici';
 import type { Config } from '@signspool/shared/config';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
-import { documentView, operationPath } from '@signspool/shared/operations/document-view';
+import { completedEvent } from '@signspool/shared/operations/view';
 import { announceEnd } from '@signspool/shared/operations/lifecycle';
-import type { OperationRecord, TransitionResult } from '@signspool/shared/operations/record';
+import type { TransitionResult } from '@signspool/shared/operations/record';
 import type { OperationStore } from '@signspool/shared/operations/store';
 import type { WebhookAttempt } from '@signspool/shared/webhooks/deliveries';
 import { DisabledEndpoints } from '@signspool/shared/webhooks/endpoints';
@@ -38,22 +38,6 @@ class DeliveryError extends Error {
     super(message);
   }
 }
-
-/** The event body: the same document view as the status response, with absolute links; never document bytes. */
-export const completedEvent = (op: OperationRecord, publicUrl: string) => ({
-  type: 'operation.completed',
-  timestamp: new Date(op.completedAt ?? Date.now()).toISOString(),
-  data: {
-    id: op.id,
-    status: op.status,
-    externalReference: op.externalReference ?? null,
-    signer: op.signer,
-    signatureType: op.signatureType,
-    counts: op.counts,
-    documents: op.documents.map((d) => documentView(op.id, d, publicUrl)),
-    links: { self: `${publicUrl}${operationPath(op.id)}` },
-  },
-});
 
 /** Delay before attempt `attemptsMade + 1` (BullMQ counts failed attempts), ±10 % jitter. */
 export const scheduleDelay = (scheduleMs: readonly number[], attemptsMade: number, retryAfterMs?: number, random = Math.random): number => {
