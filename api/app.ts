@@ -1,6 +1,6 @@
 /**
  * The express application: createApp(deps) wires routes, auth, metrics and problem+json errors.
- * /metrics is here only with METRICS_PORT=api (and METRICS_TOKEN); by default it has its own server (api/metrics-server.ts);
+ * /metrics is here only with METRICS_PORT=api (and METRICS_TOKEN); by default it has its own server (shared/service-http.ts, as the worker's);
  * /docs and /openapi.json only with DOCS_PUBLIC=true.
  */
 import express, { type Express, type RequestHandler } from 'express';
@@ -9,13 +9,12 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
 import type { Durability } from '@signspool/shared/durability';
-import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import type { OperationStore } from '@signspool/shared/operations/store';
 import type { SignerRegistry } from '@signspool/shared/signers/registry';
 import type { Spool } from '@signspool/shared/spool/spool';
-import { metricsAllowed, METRICS_CHALLENGE } from '@signspool/shared/metrics-access';
+import { serveServiceRoute } from '@signspool/shared/service-http';
 import { authenticate, operationScope, requireScope } from './auth/auth.js';
 import type { OperationEvents } from './operation-events.js';
 import { buildOpenApi } from './openapi.js';
@@ -23,7 +22,7 @@ import { docsRouter } from './routes/docs.js';
 import type { ConnectionLimits } from './http/connection-limits.js';
 import { dropHalfClosedReaders } from './http/half-close.js';
 import { errorHandler, notFoundHandler } from './http/problem.js';
-import { healthRouter } from './routes/health.js';
+import { checkReadiness } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
 import { TenantRateLimits } from './rate-limits.js';
 import { traceUploads } from './upload/span.js';
@@ -82,16 +81,16 @@ export const createApp = (deps: AppDeps): Express => {
   });
 
   app.use(dropHalfClosedReaders);
-  app.use(healthRouter(deps.redis, deps.spool, config.spoolMinFreeBytes));
-  if (config.metrics.port === undefined) {
-    app.get('/metrics', async (req, res) => {
-      if (!metricsAllowed(req.headers.authorization, config.metrics.token)) {
-        res.setHeader('WWW-Authenticate', METRICS_CHALLENGE);
-        throw new SignspoolError('UNAUTHORIZED', { detail: 'send Authorization: Bearer <METRICS_TOKEN>' });
-      }
-      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-    });
-  }
+  // /healthz, /readyz, and /metrics unless it has its own port (shared/service-http.ts, as the worker serves them).
+  const serviceRoutes = {
+    readiness: () => checkReadiness(deps.redis, deps.spool, config.spoolMinFreeBytes),
+    metrics: config.metrics.port === undefined ? { metrics, token: config.metrics.token } : undefined,
+  };
+  app.use((req, res, next) => {
+    serveServiceRoute(req, res, serviceRoutes).then((served) => {
+      if (!served) next();
+    }, next);
+  });
   if (config.docsPublic) {
     const openapi = buildOpenApi({ serverUrl: config.publicUrl, metricsHere: config.metrics.port === undefined, jwt: config.jwt !== undefined });
     app.get('/openapi.json', (_req, res) => {

@@ -16,7 +16,7 @@ import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redi
 import { Spool } from '@signspool/shared/spool/spool';
 import { TenantBacklogReader } from '@signspool/shared/scheduling/tenant-backlog';
 import { createApp } from './app.js';
-import { ApiMetricsServer } from './metrics-server.js';
+import { ServiceHttpServer } from '@signspool/shared/service-http';
 import { onClientError } from './http/client-errors.js';
 import { connectionCaps, ConnectionLimits, descriptorLimit } from './http/connection-limits.js';
 import { allowHalfOpen } from './http/half-close.js';
@@ -42,7 +42,7 @@ export class ApiServer {
   private webhookQueue: Queue | undefined;
   private undo: SubmissionUndo | undefined;
   private events: OperationEvents | undefined;
-  private metricsServer: ApiMetricsServer | undefined;
+  private metricsServer: ServiceHttpServer | undefined;
   /** The connection limits (for tests: counts and caps). */
   connections: ConnectionLimits | undefined;
   /** The /metrics URL when METRICS_PORT serves it on its own port. */
@@ -137,7 +137,11 @@ export class ApiServer {
     this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
     logger.info({ url: this.url }, 'api listening');
     if (config.metrics.port !== undefined) {
-      this.metricsServer = new ApiMetricsServer({ host: config.host, port: config.metrics.port, token: config.metrics.token, metrics: this.deps.metrics });
+      this.metricsServer = new ServiceHttpServer({
+        host: config.host,
+        port: config.metrics.port,
+        metrics: { metrics: this.deps.metrics, token: config.metrics.token },
+      });
       this.metricsUrl = `${await this.metricsServer.start()}/metrics`;
       logger.info({ url: this.metricsUrl }, 'api metrics listening');
     }

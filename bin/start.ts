@@ -28,7 +28,7 @@ import { isPortOpen, spawnRedisServer } from './redis-server.js';
 import { describeRedis, RedisUnreachableError, redisTargetOptions, sentinelUrl, waitUntilReachable } from '@signspool/shared/redis/target';
 import { ShutdownManager } from './shutdown.js';
 import { startTracing } from './tracing.js';
-import { WorkerHttpServer } from '@signspool/worker/worker-http-server';
+import { ServiceHttpServer } from '@signspool/shared/service-http';
 import { missingWorkerNodeFlags } from '@signspool/worker/node-flags';
 import { SigningWorker } from '@signspool/worker/worker';
 import { assertPortFree, assertWritableDir, StartError } from './preflight.js';
@@ -133,12 +133,11 @@ const startComponents = async (mode: Mode, cfg: Config, logger: Logger, shutdown
     shutdown.register('worker', () => worker.stop());
     await worker.start();
     if (mode === 'worker') {
-      const http = new WorkerHttpServer({
+      const http = new ServiceHttpServer({
         host: cfg.host,
         port: cfg.workerMetricsPort,
-        metrics,
+        metrics: { metrics, token: cfg.metrics.token },
         readiness: () => worker.readiness(),
-        token: cfg.metrics.token,
       });
       shutdown.register('worker-http', () => http.stop());
       banner['metrics'] = `${await http.start()}/metrics`;

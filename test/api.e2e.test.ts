@@ -221,7 +221,7 @@ describe('api without a worker', () => {
     expect((await fetch(`${stack.apiUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${stack.apiUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { redis: { ok: true }, spool: { ok: true } } });
+    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { redis: 'ok', spool: 'ok' } });
   });
 
   it('answers 409 for a document not signed yet, and cancels queued documents', async () => {

@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@signspool/shared/config';
 import { createMetrics } from '@signspool/shared/metrics';
-import { WorkerHttpServer } from '@signspool/worker/worker-http-server';
+import { ServiceHttpServer } from '@signspool/shared/service-http';
 import { startStack, type Stack } from './harness/stack.js';
 
 const TOKEN = 'metrics-token-0123456789abcdef';
@@ -77,12 +77,11 @@ describe('what each port exposes', () => {
   });
 
   it("the worker's /metrics needs METRICS_TOKEN when set; its health checks do not", async () => {
-    const server = new WorkerHttpServer({
+    const server = new ServiceHttpServer({
       host: '127.0.0.1',
       port: 0,
-      metrics: createMetrics({ defaultMetrics: false }),
+      metrics: { metrics: createMetrics({ defaultMetrics: false }), token: TOKEN },
       readiness: async () => ({ ready: true, checks: {} }),
-      token: TOKEN,
     });
     const url = await server.start();
     try {

@@ -12,7 +12,7 @@ import { parseAllDocuments, parse } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig, SECRET_VARIABLES } from '@signspool/shared/config';
 import { createMetrics } from '@signspool/shared/metrics';
 import { QUEUES } from '@signspool/shared/queue';
-import { WorkerHttpServer } from '@signspool/worker/worker-http-server';
+import { ServiceHttpServer } from '@signspool/shared/service-http';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { startStack, type Stack } from './harness/stack.js';
 
@@ -170,14 +170,14 @@ describe('deploy/k8s', () => {
 
   describe('probes reach what the code serves', () => {
     let stack: Stack;
-    let worker: WorkerHttpServer;
+    let worker: ServiceHttpServer;
     beforeAll(async () => {
       // The api's exposure settings of the ConfigMap (the port of /metrics is a free one here).
       stack = await startStack({ worker: false, env: { DOCS_PUBLIC: configMap['DOCS_PUBLIC'] ?? '' } });
-      worker = new WorkerHttpServer({
+      worker = new ServiceHttpServer({
         host: '127.0.0.1',
         port: 0,
-        metrics: createMetrics({ defaultMetrics: false }),
+        metrics: { metrics: createMetrics({ defaultMetrics: false }), token: undefined },
         readiness: () => Promise.resolve({ ready: true, checks: {} }),
       });
       await worker.start();
