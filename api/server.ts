@@ -71,7 +71,7 @@ export class ApiServer {
     this.spool = spool;
     this.redis = createApiRedis(config.redisUrl, config.redisCommandTimeoutMs, redisTargetOptions(config));
     this.redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection error'));
-    await waitForRedis(this.redis, 10_000);
+    await waitForRedis(this.redis, config.redisConnectTimeoutMs);
     const durability = await Durability.check(this.redis, config.durability, logger);
     this.queue = new Queue(QUEUES.sign, {
       connection: this.redis,
@@ -130,8 +130,8 @@ export class ApiServer {
     });
     // Uploads of 1 GB over slow links take time: no request timeout, but headers must come fast.
     server.requestTimeout = 0;
-    server.headersTimeout = 60_000;
-    server.keepAliveTimeout = 5_000;
+    server.headersTimeout = config.httpHeadersTimeoutMs;
+    server.keepAliveTimeout = config.httpKeepAliveTimeoutMs;
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;

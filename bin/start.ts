@@ -97,7 +97,7 @@ const redisDurability = async (url: string, config: Config): Promise<string[]> =
   const client = createApiRedis(url, config.redisCommandTimeoutMs, redisTargetOptions(config));
   client.on('error', () => undefined);
   try {
-    await waitForRedis(client, 10_000);
+    await waitForRedis(client, config.redisConnectTimeoutMs);
     return (await durabilityProblems(client)).problems;
   } finally {
     await closeRedis(client);

@@ -306,6 +306,8 @@ const envSchema = z
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: int(8080, 0, 65535),
     HTTP_BACKLOG: int(4096, 1, 65535),
+    HTTP_HEADERS_TIMEOUT: duration('60s', 1000),
+    HTTP_KEEPALIVE_TIMEOUT: duration('5s', 100),
     WORKER_METRICS_PORT: int(9464, 0, 65535),
     PUBLIC_URL: optionalUrl,
     TRUST_PROXY: bool(false),
@@ -508,7 +510,10 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
     default: '`redis://127.0.0.1:6379` (`npm start`: else a `redis-server` of its own)',
     meaning: 'Redis (BullMQ queues and records); with Sentinel only its password and db are used',
   },
-  REDIS_CONNECT_TIMEOUT: { group: 'Redis and the spool', meaning: 'at start, how long to retry an unreachable Redis (with backoff) before exiting 1' },
+  REDIS_CONNECT_TIMEOUT: {
+    group: 'Redis and the spool',
+    meaning: 'at start, how long to retry an unreachable Redis (with backoff), and to wait for a connection to become ready, before exiting 1',
+  },
   REDIS_COMMAND_TIMEOUT: {
     group: 'Redis and the spool',
     meaning:
@@ -547,6 +552,15 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   HTTP_BACKLOG: {
     group: 'HTTP',
     meaning: "connections the api's listening socket queues (capped by `net.core.somaxconn`; see [performance.md](performance.md))",
+  },
+  HTTP_HEADERS_TIMEOUT: {
+    group: 'HTTP',
+    meaning:
+      "api: a request's headers must all arrive within this time, else its connection is closed; a body has no overall timeout (1 GB uploads over slow links): `UPLOAD_IDLE_TIMEOUT` bounds its silences",
+  },
+  HTTP_KEEPALIVE_TIMEOUT: {
+    group: 'HTTP',
+    meaning: "api: how long an idle keep-alive connection stays open; behind a load balancer, longer than the balancer's own idle timeout",
   },
   TRUST_PROXY: { group: 'HTTP', meaning: 'trust `X-Forwarded-*` headers from a reverse proxy in front of the api (express `trust proxy`)' },
   PUBLIC_URL: { group: 'HTTP', meaning: "base URL used for links in webhook events and in the OpenAPI document's `servers`" },
@@ -820,6 +834,8 @@ const configSchema = envSchema.transform((c) => {
     host: c.HOST,
     port: c.PORT,
     httpBacklog: c.HTTP_BACKLOG,
+    httpHeadersTimeoutMs: c.HTTP_HEADERS_TIMEOUT,
+    httpKeepAliveTimeoutMs: c.HTTP_KEEPALIVE_TIMEOUT,
     workerMetricsPort: c.WORKER_METRICS_PORT,
     publicUrl: c.PUBLIC_URL,
     trustProxy: c.TRUST_PROXY,

@@ -112,3 +112,29 @@ describe('HTTP edges', () => {
     await fetch(`${stack.apiUrl}/v1/operations/${op.id}`, { method: 'DELETE', headers: auth(stack.keys.acme) });
   });
 });
+
+describe('HTTP timeouts from the config', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ worker: false, env: { HTTP_KEEPALIVE_TIMEOUT: '300ms' } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('closes an idle keep-alive connection after HTTP_KEEPALIVE_TIMEOUT (300 ms here; 5 s by default)', async () => {
+    const conn = rawConnect(stack.apiUrl, ['GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: keep-alive\r\n\r\n']);
+    try {
+      expect((await conn.response)?.status).toBe(200);
+      let timer: NodeJS.Timeout | undefined;
+      const closedByServer = await Promise.race([
+        conn.ended.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 3000))),
+      ]);
+      clearTimeout(timer);
+      expect(closedByServer).toBe(true);
+    } finally {
+      conn.socket.destroy();
+    }
+  });
+});
