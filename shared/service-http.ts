@@ -7,6 +7,7 @@
  * api's METRICS_PORT), answering 404 to anything else.
  */
 import http from 'node:http';
+import type { Redis } from 'ioredis';
 import { SignspoolError } from './errors.js';
 import { closeServer, listen } from './http-listen.js';
 import type { Metrics } from './metrics.js';
@@ -16,9 +17,23 @@ import { metricsAllowed, METRICS_CHALLENGE } from './metrics-access.js';
 export interface Readiness {
   ready: boolean;
   checks: Record<string, string>;
+  /** What makes it not ready, one line (the 503's detail); else the checks not `'ok'` are named. */
+  detail?: string;
 }
 
 export const CHECK_OK = 'ok';
+
+/** The Redis check of a readiness: `'ok'` when PING answers within `timeoutMs`, else what happened. */
+export const redisCheck = async (redis: Redis, timeoutMs: number): Promise<string> => {
+  let timer: NodeJS.Timeout | undefined;
+  // ping() would wait in ioredis's offline queue while Redis is down: raced against a deadline.
+  const answer = await Promise.race([
+    redis.ping().catch((err: unknown) => `error: ${(err as Error).message}`),
+    new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs))),
+  ]);
+  clearTimeout(timer);
+  return answer === 'PONG' ? CHECK_OK : answer;
+};
 
 export interface ServiceRoutes {
   /** /metrics, with METRICS_TOKEN when set; not served without it. */
@@ -55,12 +70,17 @@ export const serveServiceRoute = async (req: http.IncomingMessage, res: http.Ser
     return true;
   }
   if (url === '/readyz' && routes.readiness) {
-    const r = await routes.readiness().catch((err: unknown) => ({ ready: false, checks: { readiness: (err as Error).message } }));
+    const r = await routes.readiness().catch((err: unknown): Readiness => ({ ready: false, checks: { readiness: (err as Error).message } }));
     if (r.ready) {
       sendJson(res, 200, { status: 'ready', checks: r.checks });
     } else {
-      const failing = Object.entries(r.checks).filter(([, v]) => v !== CHECK_OK);
-      const detail = failing.map(([k, v]) => `${k}: ${v}`).join('; ') || 'not ready';
+      const detail =
+        r.detail ??
+        (Object.entries(r.checks)
+          .filter(([, v]) => v !== CHECK_OK)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('; ') ||
+          'not ready');
       sendProblem(res, new SignspoolError('SERVICE_UNAVAILABLE', { detail, extensions: { checks: r.checks } }), url);
     }
     return true;

@@ -93,4 +93,34 @@ describe('what each port exposes', () => {
       await server.stop();
     }
   });
+
+  it('api and worker answer /readyz in one shape: 200 with each check, else 503 problem+json naming what fails', async () => {
+    const s = await start({});
+    const api = await fetch(`${s.apiUrl}/readyz`);
+    expect(api.status).toBe(200);
+    expect(await api.json()).toEqual({ status: 'ready', checks: { redis: 'ok', spool: 'ok' } });
+    let ready = true;
+    const server = new ServiceHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      readiness: async () => ({ ready, checks: { redis: ready ? 'ok' : 'no answer within 1000 ms', spool: 'ok' } }),
+    });
+    const url = await server.start();
+    try {
+      expect(await (await fetch(`${url}/readyz`)).json()).toEqual({ status: 'ready', checks: { redis: 'ok', spool: 'ok' } });
+      ready = false;
+      const res = await fetch(`${url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      expect(await res.json()).toMatchObject({
+        code: 'SERVICE_UNAVAILABLE',
+        detail: 'redis: no answer within 1000 ms',
+        checks: { redis: 'no answer within 1000 ms', spool: 'ok' },
+      });
+      // Served only what it was given: no /metrics here.
+      expect(await status(`${url}/metrics`)).toBe(404);
+    } finally {
+      await server.stop();
+    }
+  });
 });

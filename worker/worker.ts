@@ -21,6 +21,7 @@ import { assertHandlers, parseJobData, QUEUES, type JobName } from '@signspool/s
 import { redisTargetOptions } from '@signspool/shared/redis/target';
 import { closeRedis, createWorkerRedis } from '@signspool/shared/redis/clients';
 import { Spool } from '@signspool/shared/spool/spool';
+import { CHECK_OK, redisCheck, type Readiness } from '@signspool/shared/service-http';
 import { Batcher } from './batch/batcher.js';
 import type { HeldDocument } from './batch/runner.js';
 import { IdentityLanes } from './batch/identity-lanes.js';
@@ -353,20 +354,13 @@ export class SigningWorker {
   }
 
   /** Ready when running, Redis answers within `timeoutMs` and the spool has room; `checks` details each (and each identity's circuit). */
-  async readiness(timeoutMs = 1000): Promise<{ ready: boolean; checks: Record<string, string> }> {
+  async readiness(timeoutMs = 1000): Promise<Readiness> {
     const checks: Record<string, string> = { state: this.state };
     const redis = this.redis;
     let redisOk = false;
     if (redis) {
-      let timer: NodeJS.Timeout | undefined;
-      // ping() would wait in ioredis's offline queue while Redis is down: race it against a deadline.
-      const answer = await Promise.race([
-        redis.ping().catch((err: unknown) => `error: ${(err as Error).message}`),
-        new Promise<string>((r) => (timer = setTimeout(() => r(`no answer within ${timeoutMs} ms`), timeoutMs))),
-      ]);
-      clearTimeout(timer);
-      redisOk = answer === 'PONG';
-      checks['redis'] = redisOk ? 'ok' : answer;
+      checks['redis'] = await redisCheck(redis, timeoutMs);
+      redisOk = checks['redis'] === CHECK_OK;
     }
     checks['circuit'] = this.lanes?.worst() ?? 'closed';
     // Each identity's state: detail only, one broken identity does not make the worker unready.
@@ -375,7 +369,14 @@ export class SigningWorker {
     }
     checks['spool'] = this.spoolFull ? 'below its free-space floor' : 'ok';
     const ready = this.state === 'running' && redisOk && !this.spoolFull;
-    return { ready, checks };
+    if (ready) return { ready, checks };
+    // Circuits are detail only: the detail names what makes the worker unready.
+    const failing = [
+      this.state === 'running' ? '' : `state: ${this.state}`,
+      redisOk ? '' : `redis: ${checks['redis'] ?? 'not connected'}`,
+      this.spoolFull ? `spool: ${checks['spool'] ?? ''}` : '',
+    ];
+    return { ready, checks, detail: failing.filter((f) => f !== '').join('; ') };
   }
 
   /** Number of batches currently being signed. */

@@ -3,17 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { CHECK_OK, type Readiness } from '@signspool/shared/service-http';
+import { CHECK_OK, redisCheck, type Readiness } from '@signspool/shared/service-http';
 import type { Spool } from '@signspool/shared/spool/spool';
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())]);
 
 export const checkReadiness = async (redis: Redis, spool: Spool, minFreeBytes: number): Promise<Readiness> => {
-  const redisCheck = withTimeout(redis.ping(), 1000).then(
-    () => CHECK_OK,
-    () => 'Redis does not answer',
-  );
   const spoolCheck = (async (): Promise<string> => {
     try {
       const probe = path.join(spool.tmpRoot, `ready-${randomUUID()}`);
@@ -25,6 +21,6 @@ export const checkReadiness = async (redis: Redis, spool: Spool, minFreeBytes: n
       return 'spool is not writable';
     }
   })();
-  const [r, s] = await Promise.all([redisCheck, spoolCheck]);
+  const [r, s] = await Promise.all([redisCheck(redis, 1000), spoolCheck]);
   return { ready: r === CHECK_OK && s === CHECK_OK, checks: { redis: r, spool: s } };
 };
