@@ -16,10 +16,12 @@ import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { freePort, spawnRedisServer } from '../bin/redis-server.js';
 import { startService } from '../test/harness/processes.js';
 import { benchNodeArgs, cpuSeconds, submissionOf } from './load.js';
+import { readScriptSettings } from './settings.js';
 
-const N = Number(process.env['BENCH_API_UPLOADS'] ?? 3000);
-/** Status reads (BENCH_API_READS, N by default), round-robin over the uploaded operations. */
-const READS = Number(process.env['BENCH_API_READS'] ?? N);
+const settings = readScriptSettings(process.env).api;
+const N = settings.uploads;
+/** Status reads, round-robin over the uploaded operations. */
+const READS = settings.reads;
 const WARMUP = 500;
 const CLIENTS = 64;
 
@@ -56,8 +58,7 @@ const measure = async (url: string, pid: number | undefined, headers: Record<str
   return { uploadMs, readMs };
 };
 
-// BENCH_API_DIR: where both servers store (e.g. /dev/shm, to leave the disk's file-creation cost out).
-const tmp = await mkdtemp(path.join(process.env['BENCH_API_DIR'] ?? os.tmpdir(), 'signspool-bench-api-'));
+const tmp = await mkdtemp(path.join(settings.dir ?? os.tmpdir(), 'signspool-bench-api-'));
 try {
   const bareDir = path.join(tmp, 'bare');
   await mkdir(bareDir);
@@ -83,9 +84,7 @@ try {
       SIGNER: 'local',
       SPOOL_MIN_FREE_BYTES: '64MiB',
       // BENCH_API_LIMITS=defaults: the default per-tenant limits (as `npm start`); off otherwise.
-      ...(process.env['BENCH_API_LIMITS'] === 'defaults'
-        ? {}
-        : { RATE_LIMIT_REQUESTS: '0', RATE_LIMIT_READS: '0', RATE_LIMIT_UPLOAD_BYTES: '0', BACKLOG_MAX_DOCUMENTS: '0' }),
+      ...(settings.defaultLimits ? {} : { RATE_LIMIT_REQUESTS: '0', RATE_LIMIT_READS: '0', RATE_LIMIT_UPLOAD_BYTES: '0', BACKLOG_MAX_DOCUMENTS: '0' }),
     },
     { nodeArgs: benchNodeArgs() },
   );

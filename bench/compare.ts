@@ -14,6 +14,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fmt } from './report.js';
 import { root } from './stack.js';
+import { readScriptSettings } from './settings.js';
 
 const run = promisify(execFile);
 
@@ -102,8 +103,8 @@ const installInto = async (tree: string, sha: string): Promise<string> => {
 const main = async (): Promise<void> => {
   const ref = process.argv.slice(2).find((a) => !a.startsWith('-'));
   if (!ref) throw new Error('usage: npm run bench:compare <git ref>   (BENCH_COMPARE_PAIRS, BENCH_DOCS, BENCH_WARMUP)');
-  const pairs = Math.max(2, Number(process.env['BENCH_COMPARE_PAIRS'] ?? 2));
-  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_DOCS: process.env['BENCH_DOCS'] ?? '1000' };
+  const { pairs, docs } = readScriptSettings(process.env).compare;
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_DOCS: docs };
   const sha = (await git('rev-parse', '--verify', `${ref}^{commit}`)).trim();
   const tree = await mkdtemp(path.join(os.tmpdir(), 'signspool-compare-'));
   const removeTree = async (): Promise<void> => {

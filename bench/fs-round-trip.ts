@@ -12,8 +12,10 @@ import { closeSync, fsyncSync, ftruncateSync, openSync, statSync, writeSync } fr
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readScriptSettings } from './settings.js';
 
-const N = Number(process.env['BENCH_FS_CALLS'] ?? 20_000);
+const settings = readScriptSettings(process.env).fs;
+const N = settings.calls;
 const file = import.meta.filename;
 const cpuUs = (): number => {
   const u = process.cpuUsage();
@@ -42,7 +44,7 @@ row('stat via the thread pool, 8 in flight', eightWay);
 
 // 2. Writing a document: new file, truncated file, overwritten in place.
 const files = Math.max(50, Math.round(N / 25));
-const dir = await mkdtemp(path.join(process.env['BENCH_FS_DIR'] ?? os.tmpdir(), 'signspool-bench-fs-'));
+const dir = await mkdtemp(path.join(settings.dir ?? os.tmpdir(), 'signspool-bench-fs-'));
 const doc = randomBytes(200 * 1024);
 const writeDoc = (fd: number, sync: boolean): void => {
   for (let off = 0; off < doc.length;) off += writeSync(fd, doc, off, Math.min(64 * 1024, doc.length - off));

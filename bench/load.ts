@@ -2,16 +2,17 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
+import { readScriptSettings } from './settings.js';
 
 /**
  * More node flags for the api and worker processes the benchmarks start: BENCH_PROFILE_DIR=dir makes
  * them write V8 CPU profiles there; BENCH_NODE_ARGS adds any (e.g. `--perf-basic-prof-only-functions`
  * for `perf record`).
  */
-export const benchNodeArgs = (): string[] => [
-  ...(process.env['BENCH_PROFILE_DIR'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROFILE_DIR']}`] : []),
-  ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
-];
+export const benchNodeArgs = (): string[] => {
+  const { profileDir, nodeArgs } = readScriptSettings(process.env);
+  return [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...nodeArgs];
+};
 
 /** CPU seconds (user + system) a process has used so far. */
 export const cpuSeconds = async (pid: number | undefined): Promise<number> => {

@@ -26,13 +26,13 @@ import { CmsBuilder } from '@signspool/worker/signers/local/cms';
 import { LocalSigner } from '@signspool/worker/signers/local/local';
 import { loadOrCreateSigningIdentity } from '@signspool/worker/signers/local/cert';
 import { XadesSigner } from '@signspool/worker/signers/local/xades';
+import { readScriptSettings } from './settings.js';
 
 const KB = 1024;
 const MB = 1024 * KB;
 const BATCH = 50;
-const BATCHES = Number(process.env['BENCH_SIGNER_BATCHES'] ?? 6);
 /** XAdES costs seconds per 200 KB document (xadesjs clones the DOM): fewer batches. */
-const XML_BATCHES = Number(process.env['BENCH_SIGNER_XML_BATCHES'] ?? 1);
+const { batches: BATCHES, xmlBatches: XML_BATCHES } = readScriptSettings(process.env).signer;
 
 export interface SignerRow {
   metric: string;

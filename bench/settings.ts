@@ -1,6 +1,9 @@
 /**
- * The benchmark's parameters, read once from the command line and the environment: the fake
- * upstream's speed, the batching settings every stack runs with, and the sizes of the load runs.
+ * The benchmarks' parameters, read once from the command line and the environment: the fake
+ * upstream's speed, the batching settings every stack runs with, and the sizes of the load runs
+ * (`npm run bench`, readSettings); the standalone measurements' sizes and places (bench:api,
+ * bench:worker, bench:compare, bench:fs, bench:signer, profiling flags: readScriptSettings). Every
+ * BENCH_* variable is read here and nowhere else.
  */
 export interface Settings {
   quick: boolean;
@@ -15,6 +18,8 @@ export interface Settings {
   docs: number;
   /** Unmeasured documents through each load stack (sections 1 and 4) before its measured run (BENCH_WARMUP). */
   warmup: number;
+  /** Section 9's backlog of the busy tenant (BENCH_FAIR_BACKLOG). */
+  fairBacklog: number;
 }
 
 export const readSettings = (argv: readonly string[], env: NodeJS.ProcessEnv): Settings => {
@@ -28,5 +33,43 @@ export const readSettings = (argv: readonly string[], env: NodeJS.ProcessEnv): S
     lingerMs: 250,
     docs: Number(env['BENCH_DOCS'] ?? (quick ? 200 : 5000)),
     warmup: Number(env['BENCH_WARMUP'] ?? (quick ? 50 : 500)),
+    fairBacklog: Number(env['BENCH_FAIR_BACKLOG'] ?? (quick ? 1000 : 20_000)),
   };
 };
+
+/** The standalone measurements' parameters, each from its BENCH_* variable. */
+export const readScriptSettings = (env: NodeJS.ProcessEnv) => ({
+  api: {
+    /** Uploads measured (BENCH_API_UPLOADS). */
+    uploads: Number(env['BENCH_API_UPLOADS'] ?? 3000),
+    /** Status reads (BENCH_API_READS, as many as uploads by default), round-robin over the uploaded operations. */
+    reads: Number(env['BENCH_API_READS'] ?? env['BENCH_API_UPLOADS'] ?? 3000),
+    /** Where both servers store (BENCH_API_DIR, e.g. /dev/shm, to leave the disk's file-creation cost out). */
+    dir: env['BENCH_API_DIR'],
+    /** BENCH_API_LIMITS=defaults: the default per-tenant limits (as `npm start`); off otherwise. */
+    defaultLimits: env['BENCH_API_LIMITS'] === 'defaults',
+  },
+  worker: {
+    /** Documents measured (BENCH_WORKER_DOCS) after a warm-up (BENCH_WARMUP). */
+    docs: Number(env['BENCH_WORKER_DOCS'] ?? 2000),
+    warmup: Number(env['BENCH_WARMUP'] ?? 300),
+  },
+  compare: {
+    /** Paired runs, at least 2 (BENCH_COMPARE_PAIRS); documents per run (BENCH_DOCS, 1000 here). */
+    pairs: Math.max(2, Number(env['BENCH_COMPARE_PAIRS'] ?? 2)),
+    docs: env['BENCH_DOCS'] ?? '1000',
+  },
+  fs: {
+    /** File-system calls timed (BENCH_FS_CALLS), in BENCH_FS_DIR (the OS temp dir by default). */
+    calls: Number(env['BENCH_FS_CALLS'] ?? 20_000),
+    dir: env['BENCH_FS_DIR'],
+  },
+  signer: {
+    /** Batches signed per format (BENCH_SIGNER_BATCHES); XAdES costs seconds per 200 KB document: fewer (BENCH_SIGNER_XML_BATCHES). */
+    batches: Number(env['BENCH_SIGNER_BATCHES'] ?? 6),
+    xmlBatches: Number(env['BENCH_SIGNER_XML_BATCHES'] ?? 1),
+  },
+  /** BENCH_PROFILE_DIR: V8 CPU profiles of the api and worker processes go there; BENCH_NODE_ARGS: more node flags. */
+  profileDir: env['BENCH_PROFILE_DIR'],
+  nodeArgs: env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [],
+});

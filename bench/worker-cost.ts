@@ -17,12 +17,11 @@ import { generateApiKey } from '@signspool/api/auth/auth';
 import { spawnRedisServer } from '../bin/redis-server.js';
 import { closeClients, closedLoop, cpuSeconds, newClients, submissionOf } from './load.js';
 import { speedProbe } from './machine-probe.js';
-import { readSettings } from './settings.js';
+import { readScriptSettings, readSettings } from './settings.js';
 import { stackEnv, startFake, startRole, type Env } from './stack.js';
 
 const settings = readSettings(process.argv, process.env);
-const N = Number(process.env['BENCH_WORKER_DOCS'] ?? 2000);
-const WARMUP = Number(process.env['BENCH_WARMUP'] ?? 300);
+const { docs: N, warmup: WARMUP } = readScriptSettings(process.env).worker;
 const GOAL = 1.5;
 
 /**

@@ -149,7 +149,7 @@ export const fairnessSection: Section<void> = {
   async run(ctx) {
     const s = ctx.settings;
     const add = ctx.report.section('9 fairness');
-    const backlog = Number(process.env['BENCH_FAIR_BACKLOG'] ?? (s.quick ? 1000 : 20_000));
+    const backlog = s.fairBacklog;
     // FIFO alone first: A's throughput as it was before fair scheduling, the baseline of the others.
     const fifoAlone = await run(ctx, 'fifo-alone', 'fifo', false, backlog);
     const alone = await run(ctx, 'alone', 'fair', false, backlog);
