@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, download, eventually, getOperation, submit, waitForTerminal } from './harness/client.js';
 import { startStack, type Stack } from './harness/stack.js';
+import { cmsVerify } from './harness/verify.js';
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
@@ -77,22 +78,8 @@ describe('api with the local signer', () => {
       const original = path.join(stack.dir, `orig-${i}`);
       await writeFile(sig, dl.body);
       await writeFile(original, docs[i]?.content ?? '');
-      const verify = spawnSync('openssl', [
-        'cms',
-        '-verify',
-        '-binary',
-        '-inform',
-        'DER',
-        '-in',
-        sig,
-        '-content',
-        original,
-        '-CAfile',
-        cert,
-        '-out',
-        '/dev/null',
-      ]);
-      expect(verify.status, verify.stderr.toString()).toBe(0);
+      const verify = cmsVerify(sig, cert, original);
+      expect(verify.status, verify.out).toBe(0);
     }
     // Originals leave the spool once signed (just after the operation is recorded as ended).
     await eventually('originals removed from spool/incoming', async () => (await incomingOf(stack, done.id)).length === 0);

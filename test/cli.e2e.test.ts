@@ -8,10 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, getOperation } from './harness/client.js';
 import { startStack, type Stack } from './harness/stack.js';
+import { cmsVerify } from './harness/verify.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const SECRET = 'whsec_' + Buffer.from('cli-webhook-secret-0123456789').toString('base64');
@@ -48,26 +48,8 @@ describe('signspool CLI', () => {
     expect(r.stdout).toMatch(/a\.txt .* signed → signed\/a\.txt\.p7s/);
     expect((await readdir(path.join(dir, 'signed'))).sort()).toEqual(['a.txt.p7s', 'b.xml.p7s']);
     for (const f of ['a.txt', 'b.xml']) {
-      const v = spawnSync(
-        'openssl',
-        [
-          'cms',
-          '-verify',
-          '-binary',
-          '-inform',
-          'DER',
-          '-in',
-          `signed/${f}.p7s`,
-          '-content',
-          f,
-          '-CAfile',
-          path.join(stack.dir, 'local-signer/cert.pem'),
-          '-out',
-          '/dev/null',
-        ],
-        { cwd: dir },
-      );
-      expect(v.status, v.stderr.toString()).toBe(0);
+      const v = cmsVerify(path.join(dir, 'signed', `${f}.p7s`), path.join(stack.dir, 'local-signer/cert.pem'), path.join(dir, f));
+      expect(v.status, v.out).toBe(0);
     }
     const id = /operation (op_[0-9a-f]+)/.exec(r.stdout)?.[1] ?? '';
     const status = await cli(['status', id], env, dir);

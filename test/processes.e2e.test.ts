@@ -3,7 +3,6 @@
  * verify, receive the signed webhook from the worker process, read both /metrics, stop both with
  * SIGTERM (clean exit).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { auth, download, eventually, submit, waitForTerminal } from './harness/c
 import { startService, type ServiceProcess } from './harness/processes.js';
 import { testPrefix } from './harness/stack.js';
 import { startReceiver, type Receiver } from './harness/webhook-receiver.js';
+import { cmsVerify } from './harness/verify.js';
 
 const SECRET = 'whsec_' + Buffer.from('process-test-secret-0123456789').toString('base64');
 
@@ -63,22 +63,8 @@ describe('api and worker as separate processes', () => {
       const orig = path.join(dir, `p${i}.txt`);
       await writeFile(sig, dl.body);
       await writeFile(orig, files[i]?.content ?? '');
-      const v = spawnSync('openssl', [
-        'cms',
-        '-verify',
-        '-binary',
-        '-inform',
-        'DER',
-        '-in',
-        sig,
-        '-content',
-        orig,
-        '-CAfile',
-        path.join(dir, 'local-signer/cert.pem'),
-        '-out',
-        '/dev/null',
-      ]);
-      expect(v.status, v.stderr.toString()).toBe(0);
+      const v = cmsVerify(sig, path.join(dir, 'local-signer/cert.pem'), orig);
+      expect(v.status, v.out).toBe(0);
     }
     await eventually('webhook delivered', () => hook.received.length === 1);
     const got = hook.received[0];
