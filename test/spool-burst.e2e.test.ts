@@ -6,19 +6,15 @@
  * room. The spool is an 8 MiB tmpfs (skipped where one cannot be mounted: run
  * as root with mount(8)).
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, statfs } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { statfs } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectedSignedSha256, FakeSignstash } from './fake-signstash/server.js';
 import { submit, waitForTerminal } from './harness/client.js';
 import { startStack, testPrefix, type Stack } from './harness/stack.js';
+import { mountTmpfs } from './harness/tmpfs.js';
 
-const dir = await mkdtemp(path.join(os.tmpdir(), 'signspool-burst-'));
-const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir]).status === 0;
-if (!mounted) await rm(dir, { recursive: true, force: true });
+const { dir, mounted, remove } = await mountTmpfs('burst', '8m');
 
 /** Deterministic sizes of 40–120 KB. */
 const sizeOf = (i: number): number => 40_000 + (createHash('sha256').update(String(i)).digest().readUInt32BE(0) % 80_000);
@@ -45,8 +41,7 @@ describe.skipIf(!mounted)('a burst of uploads into a small spool', () => {
   afterAll(async () => {
     await stack?.stop();
     await fake?.stop();
-    spawnSync('umount', [dir]);
-    await rm(dir, { recursive: true, force: true });
+    await remove();
   });
 
   it('signs every acknowledged document and refuses the rest with 507 + Retry-After', async () => {
@@ -84,9 +79,8 @@ describe.skipIf(!mounted)('a burst of uploads into a small spool', () => {
   });
 });
 
-const tightDir = await mkdtemp(path.join(os.tmpdir(), 'signspool-tight-'));
-const tightMounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', tightDir]).status === 0;
-if (!tightMounted) await rm(tightDir, { recursive: true, force: true });
+const tight = await mountTmpfs('tight', '8m');
+const { dir: tightDir, mounted: tightMounted } = tight;
 
 describe.skipIf(!tightMounted)("a batch that only just fits the worker's room", () => {
   let fake: FakeSignstash;
@@ -98,8 +92,7 @@ describe.skipIf(!tightMounted)("a batch that only just fits the worker's room", 
   afterAll(async () => {
     await Promise.all(stacks.map((s) => s.stop()));
     await fake?.stop();
-    spawnSync('umount', [tightDir]);
-    await rm(tightDir, { recursive: true, force: true });
+    await tight.remove();
   });
 
   it('is bisected when the upstream rejects a document without naming it (its halves do not wait on its room)', async () => {

@@ -5,9 +5,7 @@
  * The worker's spool filling up while a signed result streams in is ours (SPOOL_FULL), not the
  * upstream's: the document waits in the queue, no attempt is counted.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm, statfs, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -16,10 +14,9 @@ import { FakeSignstash } from './fake-signstash/server.js';
 import { eventually, getOperation, submit, waitForTerminal } from './harness/client.js';
 import { incomingFiles, openFilesUnder } from './harness/raw-http.js';
 import { startStack, testPrefix, type Stack } from './harness/stack.js';
+import { mountTmpfs } from './harness/tmpfs.js';
 
-const dir = await mkdtemp(path.join(os.tmpdir(), 'signspool-enospc-'));
-const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir]).status === 0;
-if (!mounted) await rm(dir, { recursive: true, force: true });
+const { dir, mounted, remove } = await mountTmpfs('enospc', '4m');
 
 describe.skipIf(!mounted)('a spool that fills up during an upload', () => {
   let stack: Stack;
@@ -28,8 +25,7 @@ describe.skipIf(!mounted)('a spool that fills up during an upload', () => {
   });
   afterAll(async () => {
     await stack?.stop();
-    spawnSync('umount', [dir]);
-    await rm(dir, { recursive: true, force: true });
+    await remove();
   });
 
   it('answers 507 with Retry-After and keeps nothing', async () => {
@@ -63,9 +59,8 @@ describe.skipIf(!mounted)('a spool that fills up during an upload', () => {
   });
 });
 
-const resultDir = await mkdtemp(path.join(os.tmpdir(), 'signspool-enospc-result-'));
-const resultMounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', resultDir]).status === 0;
-if (!resultMounted) await rm(resultDir, { recursive: true, force: true });
+const result = await mountTmpfs('enospc-result', '8m');
+const { dir: resultDir, mounted: resultMounted } = result;
 
 describe.skipIf(!resultMounted)("a worker's spool that fills up while a signed result streams in", () => {
   let fake: FakeSignstash;
@@ -77,8 +72,7 @@ describe.skipIf(!resultMounted)("a worker's spool that fills up while a signed r
   afterAll(async () => {
     await Promise.all(stacks.map((s) => s.stop()));
     await fake?.stop();
-    spawnSync('umount', [resultDir]);
-    await rm(resultDir, { recursive: true, force: true });
+    await result.remove();
   });
 
   it('is SPOOL_FULL: the document goes back to the queue, no attempt counted, and is signed once there is room', async () => {
