@@ -86,11 +86,13 @@ export const createApp = (deps: AppDeps): Express => {
     readiness: () => checkReadiness(deps.redis, deps.spool, config.spoolMinFreeBytes),
     metrics: config.metrics.port === undefined ? { metrics, token: config.metrics.token } : undefined,
   };
-  app.use((req, res, next) => {
+  // Routes of their own (not a middleware every request passes through): express lists them.
+  const serveService: RequestHandler = (req, res, next) => {
     serveServiceRoute(req, res, serviceRoutes).then((served) => {
       if (!served) next();
     }, next);
-  });
+  };
+  for (const p of ['/healthz', '/readyz', ...(serviceRoutes.metrics ? ['/metrics'] : [])]) app.get(p, serveService);
   if (config.docsPublic) {
     const openapi = buildOpenApi({ serverUrl: config.publicUrl, metricsHere: config.metrics.port === undefined, jwt: config.jwt !== undefined });
     app.get('/openapi.json', (_req, res) => {
