@@ -8,7 +8,9 @@ import type { RequestRecord } from '../../../fake-signstash/server.js';
 import { computeFigures, countCrashes, judge, type ScenarioResult, type Tracked } from '../../../chaos/driver.js';
 import { classifyFailure, type HttpFigures } from '../../../chaos/http-recorder.js';
 import { judgeKeys } from '../../../chaos/leftovers.js';
-import { classifyLine } from '../../../chaos/process-watch.js';
+import { spawn } from 'node:child_process';
+import type { ServiceProcess } from '../../../harness/processes.js';
+import { classifyLine, ProcessWatch } from '../../../chaos/process-watch.js';
 import { judgeDeliveries } from '../../../chaos/scenarios/webhooks.js';
 
 const row = (): ScenarioResult => ({
@@ -263,5 +265,32 @@ describe('chaos figures', () => {
       'webhooks for no 202': 1,
     });
     expect(got['webhooks not delivered']?.examples).toEqual(['op2', 'op4']);
+  });
+
+  it('process watch: an exit nobody asked for and an unhandled rejection are faults; an asked SIGTERM ending 0 is not', async () => {
+    const proc = (code: string): ServiceProcess => {
+      const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const exited = new Promise<number | string>((resolve) => child.once('exit', (c, sig) => resolve(c ?? sig ?? '?')));
+      return {
+        role: 'worker',
+        url: '',
+        child,
+        output: () => '',
+        stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+          child.kill(signal);
+          return exited;
+        },
+      } as ServiceProcess;
+    };
+    const watch = new ProcessWatch();
+    const crashing = proc(`console.log(JSON.stringify({ level: 50, msg: 'unhandled promise rejection' })); setTimeout(() => process.exit(3), 50);`);
+    const clean = proc(`process.on('SIGTERM', () => process.exit(0)); console.log('ready'); setInterval(() => undefined, 1000);`);
+    watch.watch(crashing);
+    watch.watch(clean);
+    await new Promise((r) => crashing.child.once('exit', r));
+    await new Promise((r) => clean.child.stdout?.once('data', r));
+    await watch.stop(clean, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(watch.faults.map((f) => f.kind).sort()).toEqual(['unexpected exit', 'unhandled rejection']);
   });
 });
