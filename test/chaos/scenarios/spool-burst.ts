@@ -6,6 +6,7 @@
  * documents that wait). Skipped where the tmpfs cannot be mounted.
  */
 import type { Scenario } from '../driver.js';
+import { SMALL_SPOOL_LIMITS } from './spool-full.js';
 
 const CLIENTS = 8;
 const PER_CLIENT = 20;
@@ -18,7 +19,7 @@ export const spoolBurst: Scenario = {
   settings: () => ({
     spoolTmpfs: '8m',
     fake: { perRequestMs: 1500, bytesPerSec: 500e6 },
-    env: { SPOOL_MIN_FREE_BYTES: '1MiB', UPLOAD_MAX_FILE_BYTES: '128KiB', UPLOAD_MAX_TOTAL_BYTES: '256KiB', BATCH_MAX_BYTES: '512KiB' },
+    env: { ...SMALL_SPOOL_LIMITS, SPOOL_MIN_FREE_BYTES: '1MiB' },
   }),
   async run(ctx) {
     await ctx.waitAcked(3);

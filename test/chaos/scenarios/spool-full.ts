@@ -42,10 +42,17 @@ const hold = async (ctx: ChaosContext, leaveBytes: number, ms: number): Promise<
   ctx.log('ballast removed');
 };
 
+/**
+ * Limits sized for a 20 MiB spool: the api keeps a batch of results' room beyond the floor,
+ * min(BATCH_MAX_BYTES, BATCH_MAX_DOCS × UPLOAD_MAX_FILE_BYTES), which with the defaults (128 MiB)
+ * is more than the whole spool: every upload would be refused.
+ */
+export const SMALL_SPOOL_LIMITS = { UPLOAD_MAX_FILE_BYTES: '128KiB', UPLOAD_MAX_TOTAL_BYTES: '256KiB', BATCH_MAX_BYTES: '512KiB' };
+
 export const spoolFullApi: Scenario = {
   name: 'spool-full-api',
   title: 'spool below SPOOL_MIN_FREE_BYTES for 8 s (api refuses uploads)',
-  settings: () => ({ spoolTmpfs: '20m', env: { SPOOL_MIN_FREE_BYTES: '4MiB' } }),
+  settings: () => ({ spoolTmpfs: '20m', env: { ...SMALL_SPOOL_LIMITS, SPOOL_MIN_FREE_BYTES: '4MiB' } }),
   async run(ctx) {
     await ctx.waitAcked(5);
     await hold(ctx, 2 * 1024 * 1024, 8000);
@@ -55,7 +62,7 @@ export const spoolFullApi: Scenario = {
 export const spoolFullWorker: Scenario = {
   name: 'spool-full-worker',
   title: 'spool with no free space for 12 s while batches are at the upstream',
-  settings: () => ({ spoolTmpfs: '20m', fake: { perRequestMs: 1500, bytesPerSec: 500e6 } }),
+  settings: () => ({ spoolTmpfs: '20m', fake: { perRequestMs: 1500, bytesPerSec: 500e6 }, env: SMALL_SPOOL_LIMITS }),
   async run(ctx) {
     await ctx.waitAcked(8);
     const inFlight = async (): Promise<boolean> => (await ctx.batchesInFlight(0)) + (await ctx.batchesInFlight(1)) >= 1;
