@@ -285,10 +285,13 @@ describe('chaos figures', () => {
     const watch = new ProcessWatch();
     const crashing = proc(`console.log(JSON.stringify({ level: 50, msg: 'unhandled promise rejection' })); setTimeout(() => process.exit(3), 50);`);
     const clean = proc(`process.on('SIGTERM', () => process.exit(0)); console.log('ready'); setInterval(() => undefined, 1000);`);
+    // Listening before anything is awaited: either may speak or exit first.
+    const crashed = new Promise((r) => crashing.child.once('exit', r));
+    const ready = new Promise((r) => clean.child.stdout?.once('data', r));
     watch.watch(crashing);
     watch.watch(clean);
-    await new Promise((r) => crashing.child.once('exit', r));
-    await new Promise((r) => clean.child.stdout?.once('data', r));
+    await crashed;
+    await ready;
     await watch.stop(clean, 'SIGTERM');
     await new Promise((r) => setTimeout(r, 50));
     expect(watch.faults.map((f) => f.kind).sort()).toEqual(['unexpected exit', 'unhandled rejection']);
