@@ -33,8 +33,8 @@ const SIGNER_STATES =
 
 export const KNOWN_MISSES: KnownMiss[] = [
   { scenarios: '*', labels: ['keys left at a kill'], atMost: 1, until: SIGNER_STATES },
-  // The SIGKILLed workers' fields keep the hash after the others stop gracefully.
-  { scenarios: ['worker-sigkill-x3'], labels: ['keys left'], atMost: 1, until: SIGNER_STATES },
+  // A SIGKILLed worker's fields can also keep it after the others stop gracefully (worker-sigkill-x3, in
+  // 2 of 4 runs: not listed there, so it fails when it shows).
   // Every upload refused 503 while Redis is hung keeps its reservation (redis-down's too, in 3 of 5
   // runs: not listed there, so it fails when it shows).
   { scenarios: ['api-sigkill-mid-upload', 'redis-hung'], labels: ['keys left', 'keys left at a kill'], until: IDEMPOTENCY_RESERVATIONS },
