@@ -15,8 +15,6 @@ import { SignspoolError } from '@signspool/shared/errors';
 import { keys } from '@signspool/shared/redis/keys';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
-/** A reservation outlives any upload; if the api dies mid-upload the key frees itself. */
-const PENDING_TTL_MS = 60 * 60 * 1000;
 
 const completedSchema = z.object({
   state: z.literal('completed'),
@@ -44,10 +42,16 @@ export type Reservation =
   | { kind: 'completed'; record: CompletedSubmission };
 
 export class IdempotencyStore {
+  /**
+   * `pendingTtlMs`: how long a reservation of an upload in progress lives if its api dies or loses
+   * Redis before answering (ORPHAN_GRACE: an upload older than that is abandoned anyway, its files
+   * removed by the janitor); a retry with the same key gets 409 until then.
+   */
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly ttlMs: number,
+    private readonly pendingTtlMs: number,
   ) {}
 
   static parseKey(raw: string | undefined): string | undefined {
@@ -63,7 +67,7 @@ export class IdempotencyStore {
   /** Reserves the key, or tells what an earlier request with it left. Throws 409 while one is in progress. */
   async reserve(tenant: string, key: string, token: string): Promise<Reservation> {
     const rk = this.redisKey(tenant, key);
-    const ok = await this.redis.set(rk, JSON.stringify({ state: 'pending', token }), 'PX', PENDING_TTL_MS, 'NX');
+    const ok = await this.redis.set(rk, JSON.stringify({ state: 'pending', token }), 'PX', Math.max(1000, this.pendingTtlMs), 'NX');
     if (ok === 'OK') {
       return {
         kind: 'reserved',

@@ -35,7 +35,12 @@ export const publishCircuitState = async (
     if (state === 'closed') await redis.hdel(key(prefix), worker);
     else {
       const now = Date.now();
-      await redis.hset(key(prefix), worker, JSON.stringify({ state, since: now, until: now + ttlMs }));
+      // The hash goes by itself once no worker renews it (every worker of the prefix killed).
+      await redis
+        .multi()
+        .hset(key(prefix), worker, JSON.stringify({ state, since: now, until: now + ttlMs }))
+        .pexpire(key(prefix), ttlMs)
+        .exec();
     }
   } catch {
     // Redis unavailable: the next change publishes again.
@@ -94,7 +99,13 @@ export const publishSignerStates = async (
   const until = Date.now() + ttlMs;
   const entries = Object.entries(states).flatMap(([signer, s]) => [`${signer}${FIELD_SEP}${worker}`, JSON.stringify({ ...s, until })]);
   try {
-    if (entries.length > 0) await redis.hset(signersKey(prefix), ...entries);
+    // The hash goes by itself once no worker renews it (every worker of the prefix killed).
+    if (entries.length > 0)
+      await redis
+        .multi()
+        .hset(signersKey(prefix), ...entries)
+        .pexpire(signersKey(prefix), ttlMs)
+        .exec();
   } catch {
     // Redis unavailable: the next heartbeat publishes again.
   }

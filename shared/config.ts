@@ -773,7 +773,11 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   RETENTION: { group: 'Retention and shutdown', meaning: 'signed files and records are kept this long after an operation ends' },
   IDEMPOTENCY_TTL: { group: 'Retention and shutdown', meaning: 'how long an `Idempotency-Key` is remembered' },
   JANITOR_INTERVAL: { group: 'Retention and shutdown', meaning: 'how often the janitor cleans the spool of files with no record' },
-  ORPHAN_GRACE: { group: 'Retention and shutdown', meaning: 'age of a file with no record before the janitor removes it' },
+  ORPHAN_GRACE: {
+    group: 'Retention and shutdown',
+    meaning:
+      'age of a file with no record before the janitor removes it; also how long the Idempotency-Key of an upload that got no answer (its api died, or Redis failed) stays reserved (a retry with it gets 409 until then)',
+  },
   SHUTDOWN_TIMEOUT: { group: 'Retention and shutdown', meaning: 'deadline for draining in-flight uploads and batches on SIGTERM' },
 
   LOG_LEVEL: { group: 'Logs and runtime', meaning: 'pino level; secrets, tokens and document content are redacted' },

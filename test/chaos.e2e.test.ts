@@ -25,19 +25,7 @@ interface KnownMiss {
   atMost?: number;
 }
 
-const IDEMPOTENCY_RESERVATIONS =
-  'a fix not assigned yet: pending idempotency reservations (idem:*) of an upload that got no answer (its api killed, or refused 503 while Redis is hung or down) stay 1 h (PENDING_TTL_MS, api/idempotency.ts), past ORPHAN_GRACE and IDEMPOTENCY_TTL; a client retrying with the same key gets 409 meanwhile';
-
-const SIGNER_STATES =
-  "a fix not assigned yet: a killed worker's heartbeat in <prefix>:signer-states (shared/circuit-state.ts) has no expiry; its fields are pruned only when the admin view reads them";
-
 export const KNOWN_MISSES: KnownMiss[] = [
-  { scenarios: '*', labels: ['keys left at a kill'], atMost: 1, until: SIGNER_STATES },
-  // A SIGKILLed worker's fields can also keep it after the others stop gracefully (worker-sigkill-x3, in
-  // 2 of 4 runs: not listed there, so it fails when it shows).
-  // Every upload refused 503 while Redis is hung keeps its reservation (redis-down's too, in 3 of 5
-  // runs: not listed there, so it fails when it shows).
-  { scenarios: ['api-sigkill-mid-upload', 'redis-hung'], labels: ['keys left', 'keys left at a kill'], until: IDEMPOTENCY_RESERVATIONS },
   {
     scenarios: ['webhooks-receiver-500-killed'],
     labels: ['keys left', 'keys left at a kill'],

@@ -126,7 +126,7 @@ const recordOf = (flat: readonly (string | null)[]): OperationRecord | undefined
 export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const { config, store, queue, spool, metrics, logger } = deps;
   const router = Router();
-  const idempotency = new IdempotencyStore(store.redis, config.queuePrefix, config.idempotencyTtlMs);
+  const idempotency = new IdempotencyStore(store.redis, config.queuePrefix, config.idempotencyTtlMs, config.orphanGraceMs);
   const fairShare = new FairShare(store.redis, {
     prefix: config.queuePrefix,
     prioritizedKey: queue.toKey('prioritized'),

@@ -12,6 +12,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES } from '@signspool/shared/queue';
 import { fairShareKey } from '@signspool/shared/scheduling/fair-share';
+import { keys as redisKeys } from '@signspool/shared/redis/keys';
 
 export const listFiles = async (root: string): Promise<string[]> => {
   const out: string[] = [];
@@ -43,8 +44,14 @@ export const leftoverKeys = async (url: string, prefix: string): Promise<string[
   await redis.connect();
   const queues = Object.values(QUEUES).map((name) => new Queue(name, { connection: redis, prefix }));
   try {
-    // The fair-scheduling rounds (shared/scheduling/fair-share.ts): one small hash per prefix, expiring when idle.
-    const structures = new Set([fairShareKey(prefix), ...queues.flatMap((q) => Object.values(q.keys))]);
+    // Bookkeeping of one small hash per prefix, each expiring by itself: the fair-scheduling rounds
+    // (when idle) and the workers' circuit and identity heartbeats (when no worker renews them).
+    const structures = new Set([
+      fairShareKey(prefix),
+      redisKeys.circuits(prefix),
+      redisKeys.signerStates(prefix),
+      ...queues.flatMap((q) => Object.values(q.keys)),
+    ]);
     const jobCounts: Record<string, Record<string, number>> = {};
     for (const q of queues) jobCounts[q.name] = await q.getJobCounts();
     const keys: string[] = [];
