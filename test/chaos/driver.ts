@@ -194,37 +194,40 @@ const POST_RETRY_MS = 30_000;
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A row with nothing counted yet. */
+export const emptyResult = (scenario: string): ScenarioResult => ({
+  scenario,
+  result: 'PASS',
+  durationS: 0,
+  acknowledged: 0,
+  lost: 0,
+  wrong: 0,
+  failed: 0,
+  stuck: 0,
+  unverified: 0,
+  http5xx: 0,
+  noAnswer: 0,
+  unavailableNoRetryAfter: 0,
+  refused: 0,
+  cut: 0,
+  crashes: 0,
+  ghost: 0,
+  multiSigned: 0,
+  filesLeft: 0,
+  keysLeft: 0,
+  filesLeftKill: 0,
+  keysLeftKill: 0,
+  checks: {},
+  misses: [],
+  notes: [],
+  details: {},
+});
+
 export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: (s: string) => void = console.log): Promise<ScenarioResult> => {
   const settings: ChaosSettings = { ...base, ...scenario.settings?.(base) };
   settings.env = { ...base.env, ...(scenario.settings?.(base).env ?? {}) };
   const started = Date.now();
-  const result: ScenarioResult = {
-    scenario: scenario.name,
-    result: 'PASS',
-    durationS: 0,
-    acknowledged: 0,
-    lost: 0,
-    wrong: 0,
-    failed: 0,
-    stuck: 0,
-    unverified: 0,
-    http5xx: 0,
-    noAnswer: 0,
-    unavailableNoRetryAfter: 0,
-    refused: 0,
-    cut: 0,
-    crashes: 0,
-    ghost: 0,
-    multiSigned: 0,
-    filesLeft: 0,
-    keysLeft: 0,
-    filesLeftKill: 0,
-    keysLeftKill: 0,
-    checks: {},
-    misses: [],
-    notes: [],
-    details: {},
-  };
+  const result = emptyResult(scenario.name);
   const dir = await mkdtemp(path.join(os.tmpdir(), `signspool-chaos-${scenario.name}-`));
   const redis = new ChaosRedis(path.join(dir, 'redis'), settings.appendFsync);
   const fake = new FakeSignstash(settings.fake);

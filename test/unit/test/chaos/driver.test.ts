@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { RequestRecord } from '../../../fake-signstash/server.js';
-import { computeFigures, countCrashes, judge, type ScenarioResult, type Tracked } from '../../../chaos/driver.js';
+import { computeFigures, countCrashes, emptyResult, judge, type ScenarioResult, type Tracked } from '../../../chaos/driver.js';
 import { classifyFailure, type HttpFigures } from '../../../chaos/http-recorder.js';
 import { judgeKeys } from '../../../chaos/leftovers.js';
 import { spawn } from 'node:child_process';
@@ -13,33 +13,7 @@ import type { ServiceProcess } from '../../../harness/processes.js';
 import { classifyLine, ProcessWatch } from '../../../chaos/process-watch.js';
 import { judgeDeliveries } from '../../../chaos/scenarios/webhooks.js';
 
-const row = (): ScenarioResult => ({
-  scenario: 't',
-  result: 'PASS',
-  durationS: 0,
-  acknowledged: 0,
-  lost: 0,
-  wrong: 0,
-  failed: 0,
-  stuck: 0,
-  unverified: 0,
-  http5xx: 0,
-  noAnswer: 0,
-  unavailableNoRetryAfter: 0,
-  refused: 0,
-  cut: 0,
-  crashes: 0,
-  ghost: 0,
-  multiSigned: 0,
-  filesLeft: 0,
-  keysLeft: 0,
-  filesLeftKill: 0,
-  keysLeftKill: 0,
-  checks: {},
-  misses: [],
-  notes: [],
-  details: {},
-});
+const row = (): ScenarioResult => emptyResult('t');
 
 const tracked = (
   opId: string,
