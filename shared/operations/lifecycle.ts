@@ -172,16 +172,17 @@ export const retryOperation = async (
  * Announces an operation's end: enqueues the first delivery of `operation.completed` when `result`
  * made it terminal and it has a webhook. Idempotent (the delivery's job id is the operation's and
  * its retry round), so several processes seeing the same end enqueue it once. The job carries the
- * active trace context (the operation's).
+ * active trace context (the operation's). `knownRound`: the round when the caller has already read it.
  */
 export const announceEnd = async (
   deps: AnnounceDeps,
   opId: string,
   tenant: string,
   result: Pick<TransitionResult, 'becameTerminal' | 'webhook'>,
+  knownRound?: number,
 ): Promise<void> => {
   if (!result.becameTerminal || !result.webhook) return;
-  const round = await deps.store.round(opId);
+  const round = knownRound ?? (await deps.store.round(opId));
   const trace = traceCarrier();
   await enqueueWebhook(
     deps.webhookQueue,
@@ -204,8 +205,8 @@ export const cancelOperation = async (
   if (result.applied.length === 0 && result.status !== 'queued' && result.status !== 'processing') {
     throw new SignspoolError('OPERATION_TERMINAL', { detail: `the operation has already ended (${result.status})` });
   }
-  await announceEnd(deps, opId, tenant, result);
   const round = await store.round(opId);
+  await announceEnd(deps, opId, tenant, result, round);
   await Promise.allSettled(result.applied.map((docId) => signQueue.remove(signJobId(docId, round))));
   await Promise.allSettled(result.applied.map((docId) => rm(spool.incomingPath(opId, docId), { force: true })));
   deps.logger.info({ opId, canceled: result.applied.length }, 'operation canceled');
