@@ -75,7 +75,9 @@ export const WEBHOOK_BACKOFF = 'webhook-schedule';
 
 /**
  * Enqueues the delivery of `operation.completed`. The job id makes the first delivery of an
- * operation unique even if several processes see it end; a redelivery gets a new id.
+ * operation unique even if several processes see it end; a redelivery gets a new id. A delivered
+ * job is removed at once (its attempts are in the operation's delivery log, which expires with the
+ * record); a job that used up its attempts stays 7 days for operators to inspect.
  */
 export const enqueueWebhook = async (
   queue: { add: (name: 'deliver-webhook', data: DeliverWebhookJob, opts: Record<string, unknown>) => Promise<unknown> },
@@ -86,7 +88,7 @@ export const enqueueWebhook = async (
     jobId: job.deliveryId,
     attempts,
     backoff: { type: WEBHOOK_BACKOFF },
-    removeOnComplete: { age: 7 * 24 * 3600 },
+    removeOnComplete: true,
     removeOnFail: { age: 7 * 24 * 3600 },
   });
 };

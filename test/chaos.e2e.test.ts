@@ -25,13 +25,7 @@ interface KnownMiss {
   atMost?: number;
 }
 
-export const KNOWN_MISSES: KnownMiss[] = [
-  {
-    scenarios: ['webhooks-receiver-500-killed'],
-    labels: ['keys left', 'keys left at a kill'],
-    until: 'a decision not taken yet: delivered webhook jobs (<prefix>:webhook:msg_*) are kept 7 days (shared/queue.ts), past RETENTION',
-  },
-];
+export const KNOWN_MISSES: KnownMiss[] = [];
 
 /** The known misses of one scenario: label → what it waits for and by how much it may miss (undefined: any). */
 const knownMissesOf = (scenario: string): Map<string, { until: string[]; atMost: number | undefined }> => {

@@ -64,8 +64,9 @@ describe('webhook retries after RETENTION', () => {
     const event = new Webhook(SECRET).verify(second?.body ?? '', headers) as { type: string; data: { id: string; status: string } };
     expect(event.type).toBe('operation.completed');
     expect(event.data).toMatchObject({ id: opId, status: 'succeeded' });
-    // Delivered: the kept copy is removed.
+    // Delivered: the kept copy is removed, and so is the delivery's job (nothing of it outlives RETENTION).
     await eventually('kept event removed', async () => (await redis.keys(`${stack.config.queuePrefix}:webhook:pending:*`)).length === 0);
+    await eventually('delivered job removed', async () => (await redis.exists(`${stack.config.queuePrefix}:webhook:${headers['webhook-id']}`)) === 0);
   }, 60_000);
 
   it('drops a delivery with nothing left to send: one warn line, counted', async () => {
