@@ -1,7 +1,5 @@
 /** The api's readiness (served by shared/service-http.ts at /readyz): Redis answers and the spool is writable with free space. */
-import { randomUUID } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { CHECK_OK, redisCheck, type Readiness } from '@signspool/shared/service-http';
 import type { Spool } from '@signspool/shared/spool/spool';
@@ -12,9 +10,15 @@ const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
 export const checkReadiness = async (redis: Redis, spool: Spool, minFreeBytes: number): Promise<Readiness> => {
   const spoolCheck = (async (): Promise<string> => {
     try {
-      const probe = path.join(spool.tmpRoot, `ready-${randomUUID()}`);
-      await withTimeout(writeFile(probe, 'ok'), 1000);
-      await rm(probe, { force: true });
+      const probe = spool.tmpPath('ready');
+      const written = writeFile(probe, 'ok');
+      // However the wait ends, the probe goes once its write has (a write that timed out still lands).
+      const removed = written
+        .catch(() => undefined)
+        .then(() => rm(probe, { force: true }))
+        .catch(() => undefined);
+      await withTimeout(written, 1000);
+      await removed;
       const free = await spool.freeBytes();
       return free >= minFreeBytes ? CHECK_OK : 'spool free space below SPOOL_MIN_FREE_BYTES';
     } catch {

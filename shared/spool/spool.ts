@@ -4,7 +4,8 @@
  *   <root>/incoming/<shard>/<opId>.<docId>   uploaded bytes, written by the api
  *   <root>/signed/<shard>/<opId>.<docId>.<batchId>   signed result, written by the batch that signed it
  *   <root>/tmp/                              partial writes (renamed into place once complete and
- *                                            fsynced) and spare files kept for reuse
+ *                                            fsynced), spare files kept for reuse, and each live
+ *                                            process's heartbeat (tmp-owners.ts)
  *
  * <shard> is one of 64 directories chosen by a hash of the operation id: an operation's files sit
  * together, no directory grows past 1/64 of the spool, and no directory is created per operation
@@ -20,6 +21,7 @@ import { mkdir, open, rm, stat, statfs, type FileHandle } from 'node:fs/promises
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SpareFiles } from './spare-files.js';
+import { newOwnerId, OwnerHeartbeat } from './tmp-owners.js';
 import { assertSafeId, fileNameOf, shardOf } from './layout.js';
 import { filesOf, treeBytes } from './scan.js';
 import { SpoolWriteStream, type WriteMode } from './file-io.js';
@@ -53,11 +55,16 @@ export class Spool {
     this.incomingRoot = path.join(this.root, 'incoming');
     this.signedRoot = path.join(this.root, 'signed');
     this.tmpRoot = path.join(this.root, 'tmp');
+    this.heartbeat = new OwnerHeartbeat(this.tmpRoot, newOwnerId());
   }
+
+  /** This process's tag on its tmp/ files, and the heartbeat that says it is alive. */
+  private readonly heartbeat: OwnerHeartbeat;
 
   async init(): Promise<void> {
     await Promise.all([this.incomingRoot, this.signedRoot, this.tmpRoot].map((dir) => mkdir(dir, { recursive: true })));
     await fsyncPath(this.root);
+    await this.heartbeat.start();
   }
 
   /** The directory that holds the operation's uploaded files (its shard of incoming/). */
@@ -101,13 +108,13 @@ export class Spool {
   }
 
   /**
-   * Releases what this process holds in the spool (at shutdown): removes its spares and closes the
-   * directory descriptors (a later `syncDir` opens them again). Idempotent.
+   * Releases what this process holds in the spool (at shutdown): removes its spares and its
+   * heartbeat and closes the directory descriptors (a later `syncDir` opens them again). Idempotent.
    */
   async close(): Promise<void> {
     const handles = [...this.dirHandles.values()];
     this.dirHandles.clear();
-    await Promise.all([this.spares.drop(), ...handles.map((h) => h.then((fh) => fh.close()).catch(() => undefined))]);
+    await Promise.all([this.spares.drop(), this.heartbeat.stop(), ...handles.map((h) => h.then((fh) => fh.close()).catch(() => undefined))]);
   }
 
   /** Makes sure a shard directory exists and is durable (once per process and directory). */
@@ -120,7 +127,7 @@ export class Spool {
 
   /** A fresh path under tmp/ for a partial write; rename it into place with `commit`. */
   tmpPath(label = 'part'): string {
-    return path.join(this.tmpRoot, `${label}-${randomUUID()}`);
+    return path.join(this.tmpRoot, `${label}-${this.heartbeat.owner}-${randomUUID()}`);
   }
 
   /** Spent files kept for reuse (spare-files.ts). */

@@ -529,22 +529,16 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
       for (const p of live) p.child.kill('SIGCONT');
     });
     // Spares (shared/spool/spare-files.ts) are a live process's cache of spent files, reused for its
-    // next write; a dead process's are removed by the janitor after SPARE_MAX_AGE: not leftovers.
-    const spares = frozen.files.filter((f) => f.startsWith('tmp/spare-'));
-    const atKill = { files: frozen.files.filter((f) => !spares.includes(f)), keys: frozen.keys };
-    if (spares.length)
-      result.notes.push(
-        `${spares.length} spare files held by the live processes at the kill (a dead process's are removed by the janitor after SPARE_MAX_AGE; not counted)`,
-      );
+    // next write, and its heartbeat (shared/spool/tmp-owners.ts) says it is alive: not leftovers. A
+    // dead process's are: the janitor removes them once its heartbeat is stale.
+    const ownLive = (f: string): boolean => f.startsWith('tmp/spare-') || f.startsWith('tmp/owner-');
+    const held = frozen.files.filter(ownLive);
+    const atKill = { files: frozen.files.filter((f) => !ownLive(f)), keys: frozen.keys };
+    if (held.length) result.notes.push(`${held.length} spare and heartbeat files held by the live processes at the kill (not counted)`);
     await Promise.all(procs.map((p) => stop(p, 'SIGTERM')));
     procs.length = 0;
     const stopped = await leftovers(spoolDir, redis, prefix);
-    // What is left of them now belongs to processes the scenario killed: removed by the janitor
-    // SPARE_MAX_AGE + 5 min later (15 min, well within the default RETENTION of 24 h).
-    const deadSpares = stopped.files.filter((f) => f.startsWith('tmp/spare-'));
-    if (deadSpares.length)
-      result.notes.push(`${deadSpares.length} spare files of killed processes left (the janitor removes them SPARE_MAX_AGE + 5 min later; not counted)`);
-    const files = stopped.files.filter((f) => !deadSpares.includes(f));
+    const files = stopped.files;
     const keys = stopped.keys;
     result.filesLeft = files.length;
     result.keysLeft = keys.length;

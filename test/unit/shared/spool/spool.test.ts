@@ -9,6 +9,7 @@ import type { OperationStore } from '@signspool/shared/operations/store';
 import { shardOf, Spool } from '@signspool/shared/spool/spool';
 import { listOperationIds, newestMtime } from '@signspool/shared/spool/scan';
 import { Janitor } from '@signspool/worker/janitor';
+import { OWNER_STALE_MS, ownerOf } from '@signspool/shared/spool/tmp-owners';
 
 let root: string;
 let spool: Spool;
@@ -21,6 +22,9 @@ afterEach(async () => {
   await spool.close();
   await rm(root, { recursive: true, force: true });
 });
+
+/** tmp/ without the processes' heartbeats. */
+const tmpFiles = async (): Promise<string[]> => (await readdir(spool.tmpRoot)).filter((n) => !n.startsWith('owner-'));
 
 describe('Spool.syncDir', () => {
   it('keeps one descriptor per directory, does not keep a failed open, and reopens after close', async () => {
@@ -47,7 +51,7 @@ describe('Spool.retire / takeTmp', () => {
     const ino = (await stat(incoming)).ino;
     await spool.retire(incoming, 200_000);
     await expect(stat(incoming)).rejects.toThrow(/ENOENT/);
-    const spares = await readdir(spool.tmpRoot);
+    const spares = await tmpFiles();
     expect(spares).toHaveLength(1);
     expect((await stat(path.join(spool.tmpRoot, spares[0] ?? ''))).size).toBe(200_000);
 
@@ -68,7 +72,7 @@ describe('Spool.retire / takeTmp', () => {
     expect(written.size).toBe(3);
     expect((await stat(dest)).size).toBe(3);
     // Only the spare taken above (and not written) is left in tmp/.
-    expect(await readdir(spool.tmpRoot)).toEqual([path.basename(tmp.path)]);
+    expect(await tmpFiles()).toEqual([path.basename(tmp.path)]);
   });
 
   it('does not reuse spares older than ten minutes (a janitor may be removing them)', async () => {
@@ -88,7 +92,7 @@ describe('Spool.retire / takeTmp', () => {
       const first = await spool.takeTmp();
       expect(first.flags).toBe('overwrite');
       expect((await spool.takeTmp()).flags).toBe('wx');
-      expect(await readdir(spool.tmpRoot)).toEqual([path.basename(first.path)]);
+      expect(await tmpFiles()).toEqual([path.basename(first.path)]);
     } finally {
       vi.useRealTimers();
     }
@@ -101,9 +105,9 @@ describe('Spool.retire / takeTmp', () => {
       await writeFile(p, 'x');
       await spool.retire(p, 1);
     }
-    expect(await readdir(spool.tmpRoot)).toHaveLength(3);
+    expect(await tmpFiles()).toHaveLength(3);
     await spool.spares.drop();
-    expect(await readdir(spool.tmpRoot)).toEqual([]);
+    expect(await tmpFiles()).toEqual([]);
     expect((await spool.takeTmp()).flags).toBe('wx');
   });
 });
@@ -143,9 +147,40 @@ describe('Spool spares: blocks kept within a bound, and safe from the janitor', 
     } as unknown as OperationStore;
     const janitor = new Janitor({ spool, store, logger: createLogger({ level: 'silent' }), intervalMs: 60_000, orphanGraceMs: 60_000 });
     expect((await janitor.sweep()).removedTmpFiles).toBe(0);
-    expect(await readdir(spool.tmpRoot)).toHaveLength(1);
-    expect((await janitor.sweep(Date.now() + 2 * 3600_000)).removedTmpFiles).toBe(1);
-    expect(await readdir(spool.tmpRoot)).toEqual([]);
+    expect(await tmpFiles()).toHaveLength(1);
+    // Two hours on, this process still alive (its heartbeat touched): the spare goes by its age.
+    const later = Date.now() + 2 * 3600_000;
+    const beat = path.join(spool.tmpRoot, (await readdir(spool.tmpRoot)).find((n) => n.startsWith('owner-')) ?? '?');
+    await utimes(beat, new Date(later), new Date(later));
+    expect((await janitor.sweep(later)).removedTmpFiles).toBe(1);
+    expect(await tmpFiles()).toEqual([]);
+  });
+});
+
+describe('tmp/ files of a dead process', () => {
+  const store = { existing: () => Promise.resolve(new Set<string>()), pruneIndexes: () => Promise.resolve(0), retentionMs: 1000 } as unknown as OperationStore;
+  const janitor = () => new Janitor({ spool, store, logger: createLogger({ level: 'silent' }), intervalMs: 60_000, orphanGraceMs: 3600_000 });
+  /** Sets a file's mtime to `at` (its ctime stays now: the sweep runs at a later `now` instead of ageing files). */
+  const touch = async (p: string, at: number) => utimes(p, new Date(at), new Date(at));
+  const beatOf = (p: string) => path.join(spool.tmpRoot, `owner-${ownerOf(path.basename(p)) ?? '?'}`);
+
+  it('are removed once its heartbeat is stale; a live process keeps its own, and an untagged partial write keeps the hour rule', async () => {
+    // What a killed process on the same spool leaves: its heartbeat and a partial write, no longer changing.
+    const deadBeat = path.join(spool.tmpRoot, 'owner-00112233445566ff');
+    const deadWrite = path.join(spool.tmpRoot, 'signed-00112233445566ff-0b7c6a52-2f0e-4a55-9d9a-6c1d2f3e4a5b');
+    const untagged = path.join(spool.tmpRoot, 'part-0b7c6a52-2f0e-4a55-9d9a-6c1d2f3e4a5b');
+    const liveWrite = spool.tmpPath('signed');
+    for (const p of [deadBeat, deadWrite, untagged, liveWrite]) await writeFile(p, 'x');
+    // Later: this process's heartbeat and write went on changing; the dead one's did not.
+    const later = Date.now() + OWNER_STALE_MS + 1000;
+    for (const p of [beatOf(liveWrite), liveWrite]) await touch(p, later);
+    expect((await janitor().sweep(later)).removedTmpFiles).toBe(2);
+    expect((await readdir(spool.tmpRoot)).sort()).toEqual([beatOf(liveWrite), liveWrite, untagged].map((p) => path.basename(p)).sort());
+    // A graceful stop removes the heartbeat: what the process left goes by the same rule, once unchanged as long.
+    await spool.close();
+    expect((await janitor().sweep(later)).removedTmpFiles).toBe(0);
+    expect((await janitor().sweep(later + OWNER_STALE_MS)).removedTmpFiles).toBe(1);
+    expect(await readdir(spool.tmpRoot)).toEqual([path.basename(untagged)]);
   });
 });
 
