@@ -8,6 +8,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { closeClients, closedLoop, cpuSeconds, newClients, submissionOf } from '../load.js';
 import { machineCpu, speedProbe } from '../machine-probe.js';
 import { fmt } from '../report.js';
@@ -25,6 +26,14 @@ export interface LoadRunOptions {
 }
 
 export type LoadRun = Awaited<ReturnType<typeof loadRun>>;
+
+/** Redis's per-command counters (INFO commandstats): calls and µs of Redis CPU, by command. */
+const commandStats = async (redis: Redis): Promise<Map<string, { calls: number; usec: number }>> => {
+  const out = new Map<string, { calls: number; usec: number }>();
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+    out.set(m[1] ?? '?', { calls: Number(m[2]), usec: Number(m[3]) });
+  return out;
+};
 
 /**
  * Section 1's load: `docs` single-document operations from 64 clients in a closed loop (each sends
@@ -45,9 +54,17 @@ export const loadRun = async (ctx: BenchContext, o: LoadRunOptions) => {
   const cpu0 = await machineCpu();
   const pids = { api: api.child.pid, worker: worker.child.pid, redis: e.redisPid, fake: e.fakePid, bench: process.pid };
   const cpuBefore = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuSeconds(pid)] as const)));
+  // Commands counted, not timed: a change that adds a round trip per document shows whatever the machine does.
+  const redis = new Redis(e.redisUrl);
+  await redis.config('RESETSTAT');
   const started = performance.now();
   const { postTimes, e2e } = await closedLoop(api.url, e.key, clients, submission, o.docs);
   const seconds = (performance.now() - started) / 1000;
+  const commands = [...(await commandStats(redis))]
+    .filter(([name]) => name !== 'info' && name !== 'config|resetstat')
+    .map(([name, c]) => ({ name, perDoc: c.calls / o.docs, usecPerDoc: c.usec / o.docs }))
+    .sort((a, b) => b.usecPerDoc - a.usecPerDoc);
+  redis.disconnect();
   const probeAfter = speedProbe();
   const cpu1 = await machineCpu();
   /** CPU seconds each process spent per document. */
@@ -64,6 +81,8 @@ export const loadRun = async (ctx: BenchContext, o: LoadRunOptions) => {
     machineSteal,
     probe: [probeBefore, probeAfter] as const,
     cpuPerDoc,
+    /** Redis commands per document, by command (most Redis CPU first). */
+    commands,
     docsPerSec: o.docs / seconds,
     requests: stats.filter((s) => s.outcome === 'ok'),
     postTimes: postTimes.sort((a, b) => a - b),
@@ -159,6 +178,14 @@ export const coalescingSection: Section<LoadRun> = {
     const harnessMs = ((ours.cpuPerDoc['fake'] ?? 0) + (ours.cpuPerDoc['bench'] ?? 0)) * 1000;
     const ownMs = cpuPerDocMs - harnessMs;
     add({ metric: 'CPU per document: signspool (api + worker + redis)', value: ownMs, unit: 'ms' });
+    add({
+      metric: "Redis commands per document, scripts' inner calls included (the five costliest: calls, Redis µs per document)",
+      value: ours.commands.reduce((a, c) => a + c.perDoc, 0),
+      unit: ours.commands
+        .slice(0, 5)
+        .map((c) => `${c.name} ${fmt(c.perDoc)} (${fmt(c.usecPerDoc)} µs)`)
+        .join(', '),
+    });
     for (const [label, rate] of [
       ['10× baseline', 10 * base.docsPerSec],
       ['0.8× bound', 0.8 * bound],
