@@ -13,7 +13,7 @@
  * the fake's log of what it received and returned.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -232,7 +232,10 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
   const redis = new ChaosRedis(path.join(dir, 'redis'), settings.appendFsync);
   const fake = new FakeSignstash(settings.fake);
   const procs: ServiceProcess[] = [];
-  const watch = new ProcessWatch();
+  // CHAOS_LOG_DIR keeps every process's output of the run, for a row that misses.
+  const logDir = process.env['CHAOS_LOG_DIR'];
+  if (logDir) await mkdir(logDir, { recursive: true });
+  const watch = new ProcessWatch(logDir ? { dir: logDir, label: scenario.name } : undefined);
   // Workers still starting (replaceWorker with wait: false): awaited before anything is killed.
   const replacements: Promise<unknown>[] = [];
   let mounted = '';

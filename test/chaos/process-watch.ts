@@ -5,6 +5,8 @@
  * exception (Node prints the stack and its version line, then exits) and a pino `fatal` line.
  * Error-level log lines are counted too (log noise), without a target.
  */
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
 import type { ServiceProcess } from '../harness/processes.js';
 
 export type ProcessFaultKind = 'unexpected exit' | 'unclean stop' | 'unhandled rejection' | 'uncaught exception' | 'fatal log';
@@ -46,12 +48,18 @@ export class ProcessWatch {
   readonly errorExamples = new Map<string, number>();
   private readonly expected = new Map<ServiceProcess, NodeJS.Signals>();
 
+  /** `logDir`: every process's output is also written there, one file per process (`<label>-<role>-<pid>.log`). */
+  constructor(private readonly logDir?: { dir: string; label: string }) {}
+
   /** Follows `p` from now on (its earlier output was read by the harness while it started). */
   watch(p: ServiceProcess): void {
     const pid = p.child.pid;
+    const copy = this.logDir ? createWriteStream(path.join(this.logDir.dir, `${this.logDir.label}-${p.role}-${pid ?? 'x'}.log`)) : undefined;
+    if (copy) p.child.once('exit', () => copy.end());
     const onText = (stream: NodeJS.ReadableStream | null): void => {
       let rest = '';
       stream?.on('data', (d: Buffer) => {
+        copy?.write(d);
         const lines = (rest + d.toString()).split('\n');
         rest = lines.pop() ?? '';
         for (const l of lines) this.line(p, l);

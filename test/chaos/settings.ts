@@ -1,7 +1,7 @@
 /**
  * The two sizes of the chaos suite: `full` (`npm run chaos`) and `short` (inside `npm test`).
  * Environment overrides: CHAOS_DOCS, CHAOS_RATE (documents/s), CHAOS_WORKERS, CHAOS_RETENTION_MS,
- * CHAOS_SETTLE_MS; scenario durations: CHAOS_OUTAGE_MS, CHAOS_REDIS_DOWN_MS, CHAOS_REDIS_HUNG_MS.
+ * CHAOS_SETTLE_MS, CHAOS_LOG_DIR (keeps every process's output); scenario durations: CHAOS_OUTAGE_MS, CHAOS_REDIS_DOWN_MS, CHAOS_REDIS_HUNG_MS.
  */
 import type { ChaosSettings } from './driver.js';
 
