@@ -19,6 +19,7 @@ import { createApp } from './app.js';
 import { ServiceHttpServer } from '@signspool/shared/service-http';
 import { onClientError } from './http/client-errors.js';
 import { connectionCaps, ConnectionLimits, descriptorLimit } from './http/connection-limits.js';
+import { keepAlive } from './http/keep-alive.js';
 import { allowHalfOpen } from './http/half-close.js';
 import { OperationEvents } from './operation-events.js';
 import { SubmissionUndo } from '@signspool/shared/operations/undo';
@@ -131,7 +132,8 @@ export class ApiServer {
     // Uploads of 1 GB over slow links take time: no request timeout, but headers must come fast.
     server.requestTimeout = 0;
     server.headersTimeout = config.httpHeadersTimeoutMs;
-    server.keepAliveTimeout = config.httpKeepAliveTimeoutMs;
+    // Clients are told HTTP_KEEPALIVE_TIMEOUT; idle connections close after twice that (keep-alive.ts).
+    keepAlive(server, config.httpKeepAliveTimeoutMs);
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;

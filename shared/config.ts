@@ -560,7 +560,8 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   },
   HTTP_KEEPALIVE_TIMEOUT: {
     group: 'HTTP',
-    meaning: "api: how long an idle keep-alive connection stays open; behind a load balancer, longer than the balancer's own idle timeout",
+    meaning:
+      "api: how long clients may keep an idle keep-alive connection (sent as `Keep-Alive: timeout=`); the api closes it only after twice this, so a request sent near the deadline never meets the close. Behind a load balancer, longer than the balancer's own idle timeout",
   },
   TRUST_PROXY: { group: 'HTTP', meaning: 'trust `X-Forwarded-*` headers from a reverse proxy in front of the api (express `trust proxy`)' },
   PUBLIC_URL: { group: 'HTTP', meaning: "base URL used for links in webhook events and in the OpenAPI document's `servers`" },
