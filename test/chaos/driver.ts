@@ -333,9 +333,11 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
         sent.push({ name, sha256: sha256(content) });
         form.append('file', new Blob([content], { type: 'application/pdf' }), name);
       }
-      // As a careful client does: a POST that got no answer (or 409, its first try still seen as
-      // uploading) is sent again with the same Idempotency-Key, for up to POST_RETRY_MS; its 202
-      // then acknowledges what the first try may have committed.
+      // As a careful client does: a POST that got no answer, a 503 (after its Retry-After, at most
+      // 5 s) or a 409 (its first try still seen as uploading) is sent again with the same
+      // Idempotency-Key, for up to POST_RETRY_MS; its 202 then acknowledges what an earlier try
+      // may have committed (a 503 cannot always know: Redis may have applied the commit whose
+      // answer was lost).
       const idempotencyKey = randomBytes(12).toString('hex');
       const retryUntil = Date.now() + POST_RETRY_MS;
       let res = await http.call(`${api.p.url}/v1/operations`, {
@@ -344,8 +346,9 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
         headers: { 'idempotency-key': idempotencyKey },
         timeoutMs: 60_000,
       });
-      while ((res.status === 0 || res.status === 409) && Date.now() < retryUntil && !followStop) {
-        await sleep(500);
+      while ((res.status === 0 || res.status === 409 || res.status === 503) && Date.now() < retryUntil && !followStop) {
+        const retryAfterS = Number(res.headers?.get('retry-after') ?? '');
+        await sleep(res.status === 503 && retryAfterS > 0 ? Math.min(5000, retryAfterS * 1000) : 500);
         res = await http.call(`${api.p.url}/v1/operations`, { method: 'POST', body: form, headers: { 'idempotency-key': idempotencyKey }, timeoutMs: 60_000 });
       }
       if (res.status !== 202) return;
