@@ -30,6 +30,7 @@ import { adminStatsRouter } from './routes/admin.js';
 import { ADMIN_QUEUES_PATH, queueBoardRouter } from './routes/queue-board.js';
 import { limitsRouter } from './routes/limits.js';
 import type { SubmissionUndo } from '@signspool/shared/operations/undo';
+import type { RedisHealth } from './redis-health.js';
 
 export interface AppDeps {
   config: Config;
@@ -45,6 +46,8 @@ export interface AppDeps {
   events?: OperationEvents;
   undo: SubmissionUndo;
   signers: SignerRegistry;
+  /** Whether Redis answers, as requests find it (every request's error tells it; uploads check it). */
+  redisHealth?: RedisHealth;
   /** Connections held per tenant while its requests are in progress (a no-op without it). */
   connections?: ConnectionLimits;
 }
@@ -137,6 +140,6 @@ export const createApp = (deps: AppDeps): Express => {
     );
   }
   app.use(notFoundHandler);
-  app.use(errorHandler(deps.logger, config.upload));
+  app.use(errorHandler(deps.logger, config.upload, deps.redisHealth));
   return app;
 };

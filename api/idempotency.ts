@@ -2,7 +2,9 @@
  * Idempotent submission: `Idempotency-Key` on POST /v1/operations, scoped per tenant, kept
  * IDEMPOTENCY_TTL in Redis (only a hash of the key is stored).
  *  - first request: the key is reserved (`pending`) before the upload; success stores the
- *    fingerprint and the 202 answer; failure releases the key (a failed upload does not burn it);
+ *    fingerprint and the 202 answer, in the submission's commit itself (so a commit that stands
+ *    always leaves its 202 to replay, even when its own answer was lost); failure releases the key
+ *    (a failed upload does not burn it);
  *  - same key while the first is still uploading → 409;
  *  - same key and same request (fingerprint over the fields and each file's sha256) → the
  *    original 202 again, no new operation;
@@ -38,7 +40,12 @@ export const submissionFingerprint = (fields: Record<string, string | undefined>
     .digest('hex');
 
 export type Reservation =
-  | { kind: 'reserved'; commit: (fingerprint: string, location: string, body: unknown) => Promise<void>; release: () => Promise<void> }
+  | {
+      kind: 'reserved';
+      /** The completed record, for the submission's commit to write (acceptOperation's `also`): the 202 and its acceptance are one step. */
+      completion: (fingerprint: string, location: string, body: unknown) => { key: string; value: string; ttlMs: number };
+      release: () => Promise<void>;
+    }
   | { kind: 'completed'; record: CompletedSubmission };
 
 export class IdempotencyStore {
@@ -71,9 +78,11 @@ export class IdempotencyStore {
     if (ok === 'OK') {
       return {
         kind: 'reserved',
-        commit: async (fingerprint, location, body) => {
-          await this.redis.set(rk, JSON.stringify({ state: 'completed', fingerprint, location, body }), 'PX', this.ttlMs);
-        },
+        completion: (fingerprint, location, body) => ({
+          key: rk,
+          value: JSON.stringify({ state: 'completed', fingerprint, location, body } satisfies CompletedSubmission),
+          ttlMs: this.ttlMs,
+        }),
         release: async () => {
           // Only our own reservation is released.
           await this.redis.eval(

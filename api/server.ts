@@ -23,6 +23,7 @@ import { keepAlive } from './http/keep-alive.js';
 import { allowHalfOpen } from './http/half-close.js';
 import { OperationEvents } from './operation-events.js';
 import { SubmissionUndo } from '@signspool/shared/operations/undo';
+import { RedisHealth } from './redis-health.js';
 
 export interface ApiServerDeps {
   config: Config;
@@ -42,6 +43,7 @@ export class ApiServer {
   private queue: Queue | undefined;
   private webhookQueue: Queue | undefined;
   private undo: SubmissionUndo | undefined;
+  private redisHealth: RedisHealth | undefined;
   private events: OperationEvents | undefined;
   private metricsServer: ServiceHttpServer | undefined;
   /** The connection limits (for tests: counts and caps). */
@@ -59,6 +61,11 @@ export class ApiServer {
   /** Requests currently waiting on `Prefer: wait`. */
   get waitingRequests(): number {
     return this.events?.waiting ?? 0;
+  }
+
+  /** False while the api finds Redis unavailable (redis-health.ts: uploads are refused then). */
+  get redisAvailable(): boolean {
+    return this.redisHealth?.available ?? false;
   }
 
   /** The base URL once listening (port 0 resolves to the real port). */
@@ -98,6 +105,7 @@ export class ApiServer {
     this.events = new OperationEvents(this.redis, store.channel, logger);
     await this.events.start();
     this.undo = new SubmissionUndo({ store, queue: this.queue, spool, logger });
+    this.redisHealth = new RedisHealth(this.redis);
     const descriptors = descriptorLimit();
     const connections = new ConnectionLimits(connectionCaps(config.connections, descriptors), this.deps.metrics, logger);
     this.connections = connections;
@@ -113,6 +121,7 @@ export class ApiServer {
       durability,
       events: this.events,
       undo: this.undo,
+      redisHealth: this.redisHealth,
       signers: this.signers,
     });
     this.app = app;
@@ -165,6 +174,7 @@ export class ApiServer {
         clearTimeout(timer);
       }
       this.undo?.stop();
+      this.redisHealth?.stop();
       await this.queue?.close();
       await this.webhookQueue?.close();
       if (this.redis) await closeRedis(this.redis);

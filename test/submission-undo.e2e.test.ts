@@ -99,4 +99,29 @@ describe('undoing a submission Redis did not answer for', () => {
     expect(await queue.getJob(jobId)).toBeDefined();
     expect(await exists(file)).toBe(true);
   });
+
+  it('refuses a commit that reaches Redis after its window: nothing changes, and the undo removes it', async () => {
+    store.failures = 0;
+    const { op, file, jobId } = await halfSubmitted();
+    const idem = { key: `${store.key(op.id)}:idem`, value: '{"state":"completed"}', ttlMs: 60_000 };
+    // As if Redis had been stopped for 2 s between the record and the commit (Redis's own clock).
+    await redis.hincrby(store.key(op.id), 'accepting_at', -2000);
+    expect(await store.markAccepted(op.id, { withinMs: 1000, also: idem })).toBe('late');
+    expect(await redis.hget(store.key(op.id), 'accepting')).toBe('1');
+    expect(await redis.exists(idem.key)).toBe(0);
+    expect(await undo.undo(op)).toBe('abandoned');
+    expect([await redis.exists(store.key(op.id)), await queue.getJob(jobId), await exists(file)]).toEqual([0, undefined, false]);
+  });
+
+  it('commits within its window, writing the Idempotency-Key record in the same step', async () => {
+    const { op } = await halfSubmitted();
+    const idem = { key: `${store.key(op.id)}:idem`, value: '{"state":"completed"}', ttlMs: 60_000 };
+    expect(await store.markAccepted(op.id, { withinMs: 60_000, also: idem })).toBe('committed');
+    expect(await redis.hmget(store.key(op.id), 'accepting', 'accepting_at')).toEqual([null, null]);
+    expect(await redis.get(idem.key)).toBe(idem.value);
+    expect(await redis.pttl(idem.key)).toBeGreaterThan(0);
+    // Again (a retried commit): still committed, nothing counted twice.
+    expect(await store.markAccepted(op.id, { withinMs: 60_000 })).toBe('committed');
+    await redis.del(idem.key);
+  });
 });

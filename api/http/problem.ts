@@ -63,9 +63,15 @@ export const toApiError = (err: unknown, limits: { maxFileBytes: number; maxFile
   return new SignspoolError('INTERNAL', { cause: err });
 };
 
-export const errorHandler = (logger: Logger, limits: { maxFileBytes: number; maxFiles: number }): ErrorRequestHandler => {
+/** `redisHealth` is told every error: one that says Redis is unavailable marks it down (redis-health.ts). */
+export const errorHandler = (
+  logger: Logger,
+  limits: { maxFileBytes: number; maxFiles: number },
+  redisHealth?: { report(err: unknown): void },
+): ErrorRequestHandler => {
   const refusals = new RefusalLog(logger);
   return (err: unknown, req, res, _next) => {
+    redisHealth?.report(err);
     const apiErr = toApiError(err, limits);
     refusals.log(apiErr, err, req);
     if (res.headersSent) {

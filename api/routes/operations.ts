@@ -15,6 +15,7 @@ import { z } from 'zod';
 import type { Queue } from 'bullmq';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
+import { isRedisUnavailable } from '@signspool/shared/redis/unavailable';
 import type { Durability } from '@signspool/shared/durability';
 import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
@@ -37,6 +38,7 @@ import { IdempotencyStore, submissionFingerprint, type Reservation } from '../id
 import { preferredWait, type OperationEvents } from '../operation-events.js';
 import type { ReadMode, TenantRateLimits } from '../rate-limits.js';
 import { TenantSlots } from '../tenant-slots.js';
+import type { RedisHealth } from '../redis-health.js';
 import { UploadGate } from '../upload/gate.js';
 import { chooseSigner, signerField } from '../upload/signer-choice.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload/storage.js';
@@ -58,6 +60,8 @@ export interface OperationsRouteDeps {
   undo: SubmissionUndo;
   /** The signing identities; each submission reads the current snapshot (SIGHUP reloads it). */
   signers: SignerRegistry;
+  /** Whether Redis answers (uploads are refused at once while it does not). */
+  redisHealth?: RedisHealth;
 }
 
 export const submitFieldsSchema = z
@@ -147,7 +151,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     disabledEndpoints: new DisabledEndpoints(store.redis, config.queuePrefix),
   };
   // Checks before a slot, per-tenant admission, upload timeouts (upload-gate.ts).
-  const gate = new UploadGate({ config, spool, metrics, limits: deps.limits });
+  const gate = new UploadGate({ config, spool, metrics, limits: deps.limits, redisHealth: deps.redisHealth });
   const uploadOptions = {
     storage: createSpoolStorage(spool),
     // The gate keeps each request's parser, to stop it when the upload times out.
@@ -286,18 +290,25 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         createdAt: acceptedAt,
         documents,
       };
+      // The answer describes the operation as accepted (no extra read: a worker may already be at it).
+      const body = operationView(newOperationRecord(newOp));
       submitted = true;
-      await acceptOperation(lifecycle, newOp);
+      await acceptOperation(lifecycle, newOp, {
+        // Half the command deadline: a commit Redis runs later than that (hung) is refused, as its client got a 503.
+        windowMs: config.redisCommandTimeoutMs / 2,
+        ...(reservation?.kind === 'reserved' ? { also: reservation.completion(fingerprint, operationLocation(opId), body) } : {}),
+      });
       metrics.documentsAccepted.inc({ signer: identity.name }, documents.length);
       metrics.uploadedBytes.inc(ctx.totalBytes);
       trace.getSpan(traceContext)?.setAttributes({ [ATTR.documents]: documents.length, [ATTR.bytes]: ctx.totalBytes });
       if (logger.isLevelEnabled('info')) log().info({ documents: documents.length, bytes: ctx.totalBytes, signer: identity.name }, 'operation accepted');
-      // The answer describes the operation as accepted (no extra read: a worker may already be at it).
-      const body = operationView(newOperationRecord(newOp));
-      if (reservation?.kind === 'reserved') await reservation.commit(fingerprint, operationLocation(opId), body);
       res.status(202).location(operationLocation(opId)).json(body);
     } catch (err) {
-      if (reservation?.kind === 'reserved') await reservation.release().catch(() => undefined);
+      if (reservation?.kind === 'reserved') {
+        const released = reservation.release().catch(() => undefined);
+        // A Redis that does not answer is not waited for: the release runs when it does (a completed record it leaves alone).
+        if (!isRedisUnavailable(err)) await released;
+      }
       // acceptSubmission undoes its own part; before it, only the spooled files exist.
       if (!submitted) await spool.removeOperation(opId, ['incoming']);
       if (req.socket.destroyed || res.destroyed) {

@@ -4,6 +4,7 @@
  *      (507: reserved for the upload, space.ts, above the api's floor, shared/spool/room.ts), the tenant's uploaded bytes per second and backlog (429, rate-limits.ts);
  *   2. a turn among the uploads being read (admission.ts: a tenant's first at once, then per
  *      tenant, fewest first), waited for at most UPLOAD_QUEUE_TIMEOUT (503 UPLOADS_BUSY);
+ *      while Redis is found unavailable (redis-health.ts), 503 before 1. and to those waiting;
  *   3. reading the body under the upload timeouts (upload-timeouts.ts: 408).
  * So a refused request never waits for a slot, and a stalled upload gives its slot back. A
  * refusal found while the body is read (a field that precedes the files) stops reading at once,
@@ -18,10 +19,15 @@ import type { Metrics } from '@signspool/shared/metrics';
 import type { Spool } from '@signspool/shared/spool/spool';
 import type { TenantRateLimits } from '../rate-limits.js';
 import { apiSpoolFloor } from '@signspool/shared/spool/room';
+import { redisUnavailableError } from '@signspool/shared/redis/unavailable';
 import { closeAfterAnswer } from '../http/connection-limits.js';
+import type { RedisHealth } from '../redis-health.js';
 import { UploadAdmission } from './admission.js';
 import { SpaceReservations } from './space.js';
 import { UploadWatchdog } from './timeouts.js';
+
+/** The largest body of a refused upload that is read (and dropped) rather than left unread behind a closed connection. */
+const DRAIN_REFUSED_BYTES = 64 * 1024;
 
 export interface UploadPass {
   /** Awaits the body's reading (`work`: multer); rejects with 408 UPLOAD_TIMEOUT if the upload stalls or crawls first. */
@@ -35,6 +41,8 @@ export interface UploadGateDeps {
   spool: Spool;
   metrics: Metrics;
   limits: TenantRateLimits;
+  /** While Redis is found unavailable, uploads are refused before anything else (503). */
+  redisHealth?: RedisHealth | undefined;
 }
 
 export class UploadGate {
@@ -59,6 +67,17 @@ export class UploadGate {
     );
   }
 
+  /**
+   * The refusal of an upload while Redis is unavailable, before its body is read. A small body is
+   * read and dropped after the answer (node does it): closing with it unread would reset the
+   * connection, and a client still sending would miss the answer. A larger one closes the connection.
+   */
+  private redisDown(req: Request, res: Response): Error {
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (!(declared <= DRAIN_REFUSED_BYTES)) closeAfterAnswer(res);
+    return redisUnavailableError();
+  }
+
   /** multer's `streamHandler`: feeds the body to the parser and remembers it. */
   readonly streamHandler = (req: IncomingMessage, parser: Writable): void => {
     this.parsers.set(req, parser);
@@ -71,22 +90,34 @@ export class UploadGate {
    */
   async enter(req: Request, res: Response): Promise<UploadPass | undefined> {
     const tenant = req.tenant ?? '';
+    const health = this.deps.redisHealth;
+    if (health && !health.available) throw this.redisDown(req, res);
     const announced = await this.preflight(req, res);
     await this.deps.limits.checkUpload(tenant, announced, res);
     // A client gone during the checks takes no slot (its 'close' has passed: nothing would free it).
     if (res.destroyed) return undefined;
     // A client that leaves while waiting leaves the queue; so does one that waited UPLOAD_QUEUE_TIMEOUT (503).
+    // So does one waiting when Redis is found unavailable (503: it could not be accepted).
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
+    let redisDown = false;
+    let unwatch = (): void => undefined;
     const release = await this.admission.admit(tenant, (cancel) => {
       res.once('close', cancel);
       timer = setTimeout(() => {
         timedOut = true;
         cancel();
       }, this.deps.config.upload.queueTimeoutMs);
+      const stop = health?.onDown(() => {
+        redisDown = true;
+        cancel();
+      });
+      if (stop) unwatch = () => void stop();
     });
     clearTimeout(timer);
+    unwatch();
     if (!release) {
+      if (redisDown && !res.destroyed) throw this.redisDown(req, res);
       if (!timedOut || res.destroyed) return undefined;
       this.deps.metrics.uploadTimeouts.inc({ reason: 'queue' });
       // The body was not read: the connection closes after the answer.

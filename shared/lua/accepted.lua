@@ -1,14 +1,25 @@
 --[[
-  Ends the "accepting" phase of a new operation: its jobs are enqueued, so the record no longer
-  expires (or expires after retention when it already ended).
+  Ends the "accepting" phase of a new operation (the commit): its jobs are enqueued, so the record
+  no longer expires (or expires after retention when it already ended), and the upload's
+  Idempotency-Key, if any, records its 202 in the same step.
+  A commit that runs too late is refused and changes nothing: its api has answered 503 by then
+  (its command timed out while Redis was hung), so the submission must not stand.
   KEYS[1] operation hash  KEYS[2] tenants' backlog hash (its unfinished documents join it)
-  ARGV[1] retention (ms)
-  Returns 1, or 0 when the record is gone.
+  KEYS[3] the Idempotency-Key's record (any key when ARGV[3] is '')
+  ARGV[1] retention (ms)  ARGV[2] the latest commit, in ms after the record's accepting_at (Redis's
+  clock at create; '' for no limit)  ARGV[3] the key's completed record ('' for none)  ARGV[4] its ttl (ms)
+  Returns 1 (committed, or already was), 0 when the record is gone, -1 when too late (nothing done).
 ]]
 -- @include "states"
 -- @include "backlog"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[1], 'accepting')
+if redis.call('HGET', KEYS[1], 'accepting') ~= '1' then return 1 end
+local since = tonumber(redis.call('HGET', KEYS[1], 'accepting_at'))
+if since and ARGV[2] ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - since > tonumber(ARGV[2]) then return -1 end
+end
+redis.call('HDEL', KEYS[1], 'accepting', 'accepting_at')
 local open = redis.call('HMGET', KEYS[1], 'n_queued', 'n_signing')
 backlog_add(KEYS[1], KEYS[2], (tonumber(open[1]) or 0) + (tonumber(open[2]) or 0))
 if TERMINAL[redis.call('HGET', KEYS[1], 'status')] then
@@ -16,4 +27,5 @@ if TERMINAL[redis.call('HGET', KEYS[1], 'status')] then
 else
   redis.call('PERSIST', KEYS[1])
 end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3], 'PX', tonumber(ARGV[4])) end
 return 1

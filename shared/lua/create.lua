@@ -2,7 +2,8 @@
   Writes a new operation record and its expiry at once, and lists it in its tenant's index.
   KEYS[1] operation hash  KEYS[2] tenant's index (sorted set: createdAt → opId)
   ARGV[1] ttl (ms)  ARGV[2] createdAt (ms)  ARGV[3] opId, then field, value pairs (HSET in slices:
-  Lua's unpack limit).
+  Lua's unpack limit). The field accepting_at is Redis's own clock now (ms): accepted.lua measures
+  its commit window from it.
 ]]
 local n = #ARGV
 local i = 4
@@ -11,6 +12,8 @@ while i <= n do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
   i = j + 1
 end
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'accepting_at', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[3])
 return 1

@@ -11,6 +11,7 @@ import { rm } from 'node:fs/promises';
 import type { Durability } from '../durability.js';
 import { DOCUMENT_FAULTS, isRetryable, SignspoolError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { isRedisUnavailable, redisUnavailableError } from '../redis/unavailable.js';
 import { completedDeliveryId, enqueueWebhook, QUEUES, signJobId, type SignDocumentJob } from '../queue.js';
 import type { FairShare } from '../scheduling/fair-share.js';
 import { ATTR, inSpan, SpanKind, SPANS, traceCarrier } from '../spans.js';
@@ -91,19 +92,35 @@ const enqueueSpan = (opId: string, jobs: number) => ({
   },
 });
 
+/** How the commit of an accepted operation is bounded, and what it writes besides (store.markAccepted). */
+export interface CommitOptions {
+  /**
+   * The longest a commit may take to reach Redis and still stand: shorter than the api's command
+   * deadline, so a commit the api gave up on (Redis hung: it answered 503) is refused when Redis
+   * runs it later, instead of accepting a submission whose client was told it was not.
+   */
+  windowMs?: number;
+  /** The upload's Idempotency-Key record, written by the commit itself. */
+  also?: { key: string; value: string; ttlMs: number };
+}
+
 /**
  * Accepts `op`, whose files are already in the spool: record (accepting) → jobs → commit. Workers
  * leave a document alone while its operation is accepting, so a failure before the commit is undone
- * without a trace (undo.ts; once Redis answers again when it could not be reached) and rethrown.
- * A failure after the commit reached Redis is not a failure: the submission stands.
+ * without a trace (undo.ts) and rethrown. When Redis does not answer (down, or hung: a command timed
+ * out) nothing more waits for it: the undo runs once it answers, and a commit it runs late is
+ * refused (`windowMs`). A failure after the commit reached Redis is not a failure: the submission stands.
  */
 export const acceptOperation = async (
   deps: Pick<LifecycleDeps, 'store' | 'signQueue' | 'fairShare' | 'undo' | 'logger' | 'durability'>,
   op: NewOperation,
+  commit: CommitOptions = {},
 ): Promise<void> => {
   const { store, signQueue } = deps;
   try {
     await store.create(op);
+    // The commit window is measured from here: Redis measures it from the create, which ran before.
+    const created = performance.now();
     const jobs = await jobsOf(deps.fairShare, op);
     await inSpan(SPANS.enqueue, enqueueSpan(op.id, jobs.length), async () => {
       // One document (the common case) needs no MULTI around its one script: add, not addBulk.
@@ -111,8 +128,16 @@ export const acceptOperation = async (
       if (jobs.length === 1 && only) await signQueue.add(only.name, only.data, only.opts);
       else await signQueue.addBulk(jobs);
     });
-    await store.markAccepted(op.id);
+    const withinMs = commit.windowMs === undefined ? undefined : performance.now() - created + commit.windowMs;
+    const outcome = await store.markAccepted(op.id, { ...(withinMs === undefined ? {} : { withinMs }), ...(commit.also ? { also: commit.also } : {}) });
+    if (outcome === 'late') throw redisUnavailableError();
   } catch (err) {
+    if (isRedisUnavailable(err)) {
+      // A command timed out or the connection is gone: the answer (503) goes now, the undo once Redis answers.
+      deps.undo.later(op);
+      deps.logger.warn({ opId: op.id, outcome: 'unknown', err: { message: (err as Error).message } }, 'submission not accepted; undone once Redis answers');
+      throw err;
+    }
     const outcome = await deps.undo.undo(op);
     if (outcome === 'committed') return;
     // Abandoned, or unreachable (undone once Redis answers; workers never sign an accepting operation's documents).

@@ -15,7 +15,7 @@ import { keys } from '../redis/keys.js';
 const SCRIPTS = {
   signspoolTransition: { file: 'transition', numberOfKeys: 2 },
   signspoolCancel: { file: 'cancel', numberOfKeys: 2 },
-  signspoolAccepted: { file: 'accepted', numberOfKeys: 2 },
+  signspoolAccepted: { file: 'accepted', numberOfKeys: 3 },
   signspoolCreate: { file: 'create', numberOfKeys: 2 },
   signspoolRetry: { file: 'retry', numberOfKeys: 2 },
   signspoolAbandon: { file: 'abandon', numberOfKeys: 1 },
@@ -24,7 +24,15 @@ const SCRIPTS = {
 interface ScriptedRedis extends Redis {
   signspoolTransition(key: string, backlog: string, now: number, retention: number, channel: string, updates: string): Promise<string>;
   signspoolCancel(key: string, backlog: string, now: number, retention: number, channel: string, message: string): Promise<string>;
-  signspoolAccepted(key: string, backlog: string, retention: number): Promise<number>;
+  signspoolAccepted(
+    key: string,
+    backlog: string,
+    alsoKey: string,
+    retention: number,
+    withinMs: number | '',
+    alsoValue: string,
+    alsoTtl: number,
+  ): Promise<number>;
   signspoolCreate(key: string, index: string, ttl: number, createdAt: number, opId: string, ...fieldsAndValues: string[]): Promise<number>;
   signspoolRetry(key: string, backlog: string, now: number, retention: number, channel: string, docIds: string): Promise<string>;
   signspoolAbandon(key: string): Promise<'abandoned' | 'committed' | 'missing'>;
@@ -184,9 +192,27 @@ export class OperationStore {
     );
   }
 
-  /** The operation's jobs are enqueued: the record no longer expires (until it is terminal). */
-  async markAccepted(opId: string): Promise<void> {
-    await this.redis.signspoolAccepted(this.key(opId), this.backlogKey, this.retentionMs);
+  /**
+   * The operation's jobs are enqueued: the record no longer expires (until it is terminal), and
+   * `also` (the upload's Idempotency-Key record) is written in the same step. With `withinMs`, a
+   * commit that reaches Redis more than that long after the record was created (by Redis's clock)
+   * is refused: 'late', nothing changed.
+   */
+  async markAccepted(
+    opId: string,
+    opts: { withinMs?: number; also?: { key: string; value: string; ttlMs: number } } = {},
+  ): Promise<'committed' | 'late' | 'missing'> {
+    const { also } = opts;
+    const r = await this.redis.signspoolAccepted(
+      this.key(opId),
+      this.backlogKey,
+      also?.key ?? this.key(opId),
+      this.retentionMs,
+      opts.withinMs === undefined ? '' : Math.max(0, Math.floor(opts.withinMs)),
+      also?.value ?? '',
+      also?.ttlMs ?? 0,
+    );
+    return r === 1 ? 'committed' : r === -1 ? 'late' : 'missing';
   }
 
   /** Deletes a record still accepting (a failed submission); says whether it was already committed. */

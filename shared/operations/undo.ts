@@ -39,12 +39,16 @@ export class SubmissionUndo {
   /** Undoes `op` now; an unknown outcome is retried in the background. */
   async undo(op: NewOperation): Promise<UndoOutcome> {
     const outcome = await this.attempt(op);
-    if (outcome === 'unknown' && !this.stopped) {
-      this.pending.set(op.id, { op, until: Date.now() + (this.opts.giveUpAfterMs ?? ACCEPTING_TTL_MS) });
-      this.timer ??= setInterval(() => void this.retry(), this.opts.retryMs ?? 1000);
-      this.timer.unref();
-    }
+    if (outcome === 'unknown') this.later(op);
     return outcome;
+  }
+
+  /** Undoes `op` in the background, first in `retryMs`: for a Redis that does not answer now (the caller answers at once). */
+  later(op: NewOperation): void {
+    if (this.stopped) return;
+    this.pending.set(op.id, { op, until: Date.now() + (this.opts.giveUpAfterMs ?? ACCEPTING_TTL_MS) });
+    this.timer ??= setInterval(() => void this.retry(), this.opts.retryMs ?? 1000);
+    this.timer.unref();
   }
 
   /** Submissions whose undo waits for Redis. */
