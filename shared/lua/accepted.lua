@@ -12,17 +12,18 @@
 ]]
 -- @include "states"
 -- @include "backlog"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HGET', KEYS[1], 'accepting') ~= '1' then return 1 end
-local since = tonumber(redis.call('HGET', KEYS[1], 'accepting_at'))
+-- accepting, accepting_at, n_queued, n_signing, status (every record has a status: none, no record)
+local h = redis.call('HMGET', KEYS[1], 'accepting', 'accepting_at', 'n_queued', 'n_signing', 'status')
+if not h[5] then return 0 end
+if h[1] ~= '1' then return 1 end
+local since = tonumber(h[2])
 if since and ARGV[2] ~= '' then
   local t = redis.call('TIME')
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - since > tonumber(ARGV[2]) then return -1 end
 end
 redis.call('HDEL', KEYS[1], 'accepting', 'accepting_at')
-local open = redis.call('HMGET', KEYS[1], 'n_queued', 'n_signing')
-backlog_add(KEYS[1], KEYS[2], (tonumber(open[1]) or 0) + (tonumber(open[2]) or 0))
-if TERMINAL[redis.call('HGET', KEYS[1], 'status')] then
+backlog_add(KEYS[1], KEYS[2], (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0))
+if TERMINAL[h[5]] then
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 else
   redis.call('PERSIST', KEYS[1])

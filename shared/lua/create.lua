@@ -5,15 +5,19 @@
   Lua's unpack limit). The field accepting_at is Redis's own clock now (ms): accepted.lua measures
   its commit window from it.
 ]]
+local t = redis.call('TIME')
+local now = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 local n = #ARGV
 local i = 4
 while i <= n do
   local j = math.min(i + 999, n)
-  redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
+  if i == 4 then
+    redis.call('HSET', KEYS[1], 'accepting_at', now, unpack(ARGV, i, j))
+  else
+    redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
+  end
   i = j + 1
 end
-local t = redis.call('TIME')
-redis.call('HSET', KEYS[1], 'accepting_at', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[3])
 return 1
