@@ -388,7 +388,11 @@ export const runScenario = async (scenario: Scenario, base: ChaosSettings, log: 
             documents: { id: string; status: string; error?: { code: string }; signed?: { sha256: string } }[];
           };
           t.lastSeen = `${op.status} at +${Date.now() - ack.at} ms`;
-          if (!TERMINAL.has(op.status)) continue;
+          if (!TERMINAL.has(op.status)) {
+            // Answered at once, not waited on (the tenant's long polls are all taken): a careful client pauses.
+            if (!res.headers?.get('preference-applied')) await sleep(1000);
+            continue;
+          }
           t.state = 'terminal';
           t.opStatus = op.status;
           t.terminalAt = Date.now();
