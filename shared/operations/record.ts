@@ -4,8 +4,8 @@
  */
 import { z } from 'zod';
 import type { ErrorCode } from '../errors.js';
-import { DOCUMENT_STATUSES, type DocumentStatus, type OperationStatus } from './states.js';
-import { signatureTypeSchema, type SignatureType } from '../queue.js';
+import type { DocumentStatus, OperationStatus } from './states.js';
+import { SIGNATURE_TYPES, type SignatureType } from '../queue.js';
 import { DEFAULT_SIGNER } from '../signers/identities.js';
 
 /** What the api learns of an uploaded document; every later view starts from these fields. */
@@ -29,17 +29,17 @@ export const signedResultSchema = z.object({
 });
 export type SignedResult = z.infer<typeof signedResultSchema>;
 
-const documentRecordSchema = documentFileSchema.extend({
-  status: z.enum(DOCUMENT_STATUSES),
-  acceptedAt: z.number(),
-  updatedAt: z.number(),
-  attempts: z.number().default(0),
+/** A document as stored (a JSON `doc:<docId>` field, changed by the Lua scripts as it moves). */
+export interface DocumentRecord extends NewDocument {
+  status: DocumentStatus;
+  acceptedAt: number;
+  updatedAt: number;
+  attempts: number;
   /** The batch that holds the document while it is `signing`. */
-  claim: z.string().optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
-  signed: signedResultSchema.optional(),
-});
-export type DocumentRecord = z.infer<typeof documentRecordSchema>;
+  claim?: string | undefined;
+  error?: { code: string; message: string } | undefined;
+  signed?: SignedResult | undefined;
+}
 
 export interface OperationRecord {
   id: string;
@@ -135,20 +135,33 @@ export const operationFields = (op: NewOperation): Record<string, string> => {
   return fields;
 };
 
+const isSignatureType = (v: string | undefined): v is SignatureType => (SIGNATURE_TYPES as readonly (string | undefined)[]).includes(v);
+
 const num = (v: string | undefined): number => (v === undefined ? 0 : Number(v));
 
+/**
+ * A stored record, as written by operationFields and the Lua scripts (never by a client): its
+ * documents are parsed as JSON, not validated again by a schema on every read (each status read
+ * parses its record). Records from before `attempts` read as 0 attempts.
+ */
 export const parseOperation = (h: Record<string, string>): OperationRecord => {
   const order = JSON.parse(h['order'] ?? '[]') as string[];
   const documents: DocumentRecord[] = [];
   for (const id of order) {
     const raw = h[`doc:${id}`];
-    if (raw !== undefined) documents.push(documentRecordSchema.parse(JSON.parse(raw)));
+    if (raw === undefined) continue;
+    const d = JSON.parse(raw) as DocumentRecord;
+    d.attempts ??= 0;
+    documents.push(d);
   }
+  const signatureType = h['signatureType'];
+  if (!isSignatureType(signatureType))
+    throw new Error(`operation ${h['id'] ?? '?'}: stored signatureType ${String(signatureType)} is not one of ${SIGNATURE_TYPES.join(', ')}`);
   return {
     id: h['id'] ?? '',
     tenant: h['tenant'] ?? '',
     signer: h['signer'] ?? DEFAULT_SIGNER,
-    signatureType: signatureTypeSchema.parse(h['signatureType']),
+    signatureType,
     externalReference: h['externalReference'],
     webhookUrl: h['webhookUrl'],
     status: (h['status'] ?? 'queued') as OperationStatus,
