@@ -4,7 +4,6 @@
  * /docs and /openapi.json only with DOCS_PUBLIC=true.
  */
 import express, { type Express, type RequestHandler } from 'express';
-import helmet from 'helmet';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ApiKeyEntry, Config } from '@signspool/shared/config';
@@ -21,6 +20,7 @@ import { buildOpenApi } from './openapi.js';
 import { docsRouter } from './routes/docs.js';
 import type { ConnectionLimits } from './http/connection-limits.js';
 import { dropHalfClosedReaders } from './http/half-close.js';
+import { securityHeaders } from './http/security-headers.js';
 import { errorHandler, notFoundHandler } from './http/problem.js';
 import { checkReadiness } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
@@ -64,15 +64,8 @@ export const createApp = (deps: AppDeps): Express => {
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
-  // Security headers on every answer: nosniff, no framing, a CSP that allows nothing (the API
-  // serves JSON; /docs sets its own). HSTS belongs to the TLS terminator in front of the api.
-  app.use(
-    helmet({
-      contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-      strictTransportSecurity: false,
-      frameguard: { action: 'deny' },
-    }),
-  );
+  // Security headers on every answer (http/security-headers.ts).
+  app.use(securityHeaders());
 
   app.use((req, res, next) => {
     const started = performance.now();
