@@ -19,6 +19,7 @@ import type { OperationEvents } from './operation-events.js';
 import { buildOpenApi } from './openapi.js';
 import { docsRouter } from './routes/docs.js';
 import type { ConnectionLimits } from './http/connection-limits.js';
+import { chain } from './http/chain.js';
 import { dropHalfClosedReaders } from './http/half-close.js';
 import { securityHeaders } from './http/security-headers.js';
 import { errorHandler, notFoundHandler } from './http/problem.js';
@@ -64,19 +65,16 @@ export const createApp = (deps: AppDeps): Express => {
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
-  // Security headers on every answer (http/security-headers.ts).
-  app.use(securityHeaders());
-
-  app.use((req, res, next) => {
+  const observeDuration: RequestHandler = (req, res, next) => {
     const started = performance.now();
     res.on('finish', () => {
       const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
       metrics.httpRequestDuration.observe({ method: req.method, route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
     });
     next();
-  });
-
-  app.use(dropHalfClosedReaders);
+  };
+  // Every request: security headers (http/security-headers.ts), its duration, half-closed readers dropped; one layer (http/chain.ts).
+  app.use(chain(securityHeaders(), observeDuration, dropHalfClosedReaders));
   // /healthz, /readyz, and /metrics unless it has its own port (shared/service-http.ts, as the worker serves them).
   const serviceRoutes = {
     readiness: () => checkReadiness(deps.redis, deps.spool, config.spoolMinFreeBytes),
@@ -102,15 +100,11 @@ export const createApp = (deps: AppDeps): Express => {
   const tenantConnection: RequestHandler = deps.connections?.forTenant() ?? ((_req, _res, next) => next());
   app.use(
     '/v1/operations',
-    traceUploads,
-    noStore,
-    auth,
-    tenantConnection,
-    requireScope(operationScope),
-    limits.requests(),
+    chain(traceUploads, noStore, auth, tenantConnection, requireScope(operationScope), limits.requests()),
+    // The router stays a layer of its own: express (and the OpenAPI test) list its routes.
     operationsRouter({ ...deps, limits }),
   );
-  app.use('/v1/limits', auth, tenantConnection, requireScope(operationScope), limits.requests(), limitsRouter(config));
+  app.use('/v1/limits', chain(auth, tenantConnection, requireScope(operationScope), limits.requests()), limitsRouter(config));
   if (config.adminToken) {
     const admin = {
       token: config.adminToken,
