@@ -72,7 +72,7 @@ try {
   const base = await measure(`http://127.0.0.1:${port}`, bare.pid, {});
   bare.kill('SIGTERM');
 
-  const redis = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
+  const redis = await spawnRedisServer({ dir: path.join(tmp, 'redis'), unixSocket: true });
   const key = generateApiKey();
   const api = await startService(
     'api',

@@ -43,7 +43,7 @@ const main = async (): Promise<void> => {
   // delete scans past the deleted inodes (section 1's row "CPU to create a file"), so one section's
   // cleanup would slow the next one's uploads. Multi-GB directories of few files go at once.
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'signspool-bench-'));
-  const redisServer = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
+  const redisServer = await spawnRedisServer({ dir: path.join(tmp, 'redis'), unixSocket: true });
   const fake = await startFake(settings.latencyMs, settings.bytesPerSec);
   const env: Env = { redisUrl: redisServer.url, key: generateApiKey(), fakeUrl: fake.url, fakePid: fake.child.pid, redisPid: redisServer.process.pid };
   const results = new Map<Section<unknown>, unknown>();

@@ -40,7 +40,7 @@ const spooledFiles = async (spool: string, count: number): Promise<string[]> => 
 };
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'signspool-bench-worker-'));
-const redis = await spawnRedisServer({ dir: path.join(tmp, 'redis') });
+const redis = await spawnRedisServer({ dir: path.join(tmp, 'redis'), unixSocket: true });
 const fake = await startFake(settings.latencyMs, settings.bytesPerSec);
 try {
   const e: Env = { redisUrl: redis.url, key: generateApiKey(), fakeUrl: fake.url, fakePid: fake.child.pid, redisPid: redis.process.pid };

@@ -50,11 +50,12 @@ const resolveRedis = async (config: Config, mode: Mode, logger: Logger, shutdown
   if (mode !== 'all' || (await isPortOpen(6379))) return { url: DEFAULT_REDIS_URL, description: `${DEFAULT_REDIS_URL} (default)` };
   const dir = path.join(config.dataDir, 'redis');
   logger.info({ dir }, 'no Redis at REDIS_URL or 127.0.0.1:6379: starting redis-server');
-  const server = await spawnRedisServer({ dir, appendOnly: true, appendFsync: config.durability.mode === 'strict' ? 'always' : 'everysec' });
+  // On a socket in its data dir: only this user reaches it, and a command costs the api less than over TCP.
+  const server = await spawnRedisServer({ dir, appendOnly: true, appendFsync: config.durability.mode === 'strict' ? 'always' : 'everysec', unixSocket: true });
   // Whatever way this process ends, its redis-server ends with it.
   process.once('exit', () => server.process.kill('SIGTERM'));
   shutdown.register('redis-server', () => server.stop());
-  return { url: server.url, description: `${server.url} (redis-server started by signspool, data in ${dir})` };
+  return { url: server.url, description: `${describeRedis(server.url, config)} (redis-server started by signspool, data in ${dir})` };
 };
 
 const describeSigner = (config: Config, signers: SignerRegistry): string => {

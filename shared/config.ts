@@ -507,8 +507,9 @@ interface VariableDoc {
 export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   REDIS_URL: {
     group: 'Redis and the spool',
-    default: '`redis://127.0.0.1:6379` (`npm start`: else a `redis-server` of its own)',
-    meaning: 'Redis (BullMQ queues and records); with Sentinel only its password and db are used',
+    default: '`redis://127.0.0.1:6379` (`npm start`: else a `redis-server` of its own, on the Unix socket `DATA_DIR/redis/redis.sock`)',
+    meaning:
+      'Redis (BullMQ queues and records): a `redis://` URL, or the absolute path of a Unix socket (`/run/redis/redis.sock`, options as a query: `?password=…&db=2`); with Sentinel only its password and db are used',
   },
   REDIS_CONNECT_TIMEOUT: {
     group: 'Redis and the spool',

@@ -9,7 +9,7 @@
  * root only; skipped elsewhere).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -143,7 +143,9 @@ describe('npm start', () => {
     const run = start(inPrivateNet(['npm', 'start']), { DATA_DIR: dir, PORT: '0' });
     await run.waitFor('"msg":"signspool started"');
     const started = logLines(run.output()).find((l) => l['msg'] === 'signspool started');
-    expect(started?.['redis']).toMatch(/started by signspool/);
+    // On a socket in its data dir, owner only (bin/redis-server.ts).
+    expect(started?.['redis']).toBe(`unix:${path.join(dir, 'redis', 'redis.sock')} (redis-server started by signspool, data in ${path.join(dir, 'redis')})`);
+    expect(statSync(path.join(dir, 'redis', 'redis.sock')).mode & 0o777).toBe(0o700);
     // npm's child is node itself (the script execs it); node's child is the redis-server.
     const [node] = childrenOf(run.pid);
     expect(node).toBeDefined();

@@ -27,6 +27,8 @@ export const sentinelUrl = (config: Pick<Config, 'redisUrl'>): string => config.
 export const describeRedis = (url: string, config: Pick<Config, 'redisSentinel'>): string => {
   const s = config.redisSentinel;
   if (s) return `sentinel primary "${s.name}" via ${s.sentinels.map((x) => `${x.host}:${x.port}`).join(',')}`;
+  // A Unix socket's path (its query may carry a password and db: not shown).
+  if (url.startsWith('/') && !url.startsWith('//')) return `unix:${url.split('?')[0] ?? url}`;
   try {
     const u = new URL(url);
     u.password = '';

@@ -30,5 +30,6 @@ describe('Redis target', () => {
   it('never shows a password', () => {
     expect(describeRedis('redis://user:pw@redis.internal:6380/2', loadConfig({}))).toBe('redis://redis.internal:6380/2');
     expect(describeRedis('rediss://:pw@redis.internal', loadConfig({}))).toBe('rediss://redis.internal');
+    expect(describeRedis('/var/lib/signspool/redis/redis.sock?password=pw&db=2', loadConfig({}))).toBe('unix:/var/lib/signspool/redis/redis.sock');
   });
 });
