@@ -33,6 +33,7 @@ import { newId, type Spool } from '@signspool/shared/spool/spool';
 import type { SubmissionUndo } from '@signspool/shared/operations/undo';
 import { ATTR } from '@signspool/shared/spans';
 import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhooks/target';
+import { sendJson } from '../http/json.js';
 import { assertDocumentFormats } from '../upload/document-format.js';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
@@ -103,7 +104,8 @@ export const documentsQuerySchema = z
   .object({ limit: z.coerce.number().int().min(1).max(100).default(50), starting_after: z.string().max(64).optional() })
   .strict();
 
-export const operationParamsSchema = z.object({ id: z.string().regex(/^op_[0-9a-f]{32}$/) });
+const OPERATION_ID = /^op_[0-9a-f]{32}$/;
+export const operationParamsSchema = z.object({ id: z.string().regex(OPERATION_ID) });
 export const docParamsSchema = operationParamsSchema.extend({ docId: z.string().regex(/^doc_[0-9a-f]{32}$/) });
 
 /** Keeps only the last path component and printable characters of a client-supplied file name. */
@@ -346,7 +348,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   });
 
   router.get('/:id/documents', async (req: Request, res: Response) => {
-    const { id } = parseParams(operationParamsSchema, req.params);
+    const id = operationIdOf(req);
     const q = documentsQuerySchema.safeParse(req.query);
     if (!q.success) throw new SignspoolError('VALIDATION_FAILED', { detail: q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
     const op = await loadOwned(req, id);
@@ -359,7 +361,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   });
 
   router.post('/:id/retry', async (req: Request, res: Response) => {
-    const { id } = parseParams(operationParamsSchema, req.params);
+    const id = operationIdOf(req);
     const all = req.query['all'] === 'true';
     const op = await loadOwned(req, id);
     await retryOperation(lifecycle, op, all);
@@ -370,7 +372,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   });
 
   router.get('/:id', async (req: Request, res: Response) => {
-    const { id } = parseParams(operationParamsSchema, req.params);
+    const id = operationIdOf(req);
     const wait = preferredWait(req.get('prefer'));
     // A tenant at its cap of long polls is answered at once with the current state (the
     // preference is not applied: no Preference-Applied), as a poll without `Prefer: wait` would be.
@@ -409,7 +411,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
       op = await loadOwned(req, id);
     } else op = owned(req, recordOf(await read('all')));
     if (!isTerminal(op.status)) res.setHeader('Retry-After', op.status === 'queued' ? '2' : '1');
-    res.json(operationView(op, op.webhookUrl ? await store.deliveries.list(op.id) : []));
+    sendJson(req, res, operationView(op, op.webhookUrl ? await store.deliveries.list(op.id) : []));
   };
 
   router.get('/:id/documents/:docId', async (req: Request, res: Response) => {
@@ -439,7 +441,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   });
 
   router.delete('/:id', async (req: Request, res: Response) => {
-    const { id } = parseParams(operationParamsSchema, req.params);
+    const id = operationIdOf(req);
     await loadOwned(req, id);
     await cancelOperation(lifecycle, id, req.tenant ?? '');
     const op = await loadOwned(req, id);
@@ -447,13 +449,20 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   });
 
   router.post('/:id/webhook/redeliver', async (req: Request, res: Response) => {
-    const { id } = parseParams(operationParamsSchema, req.params);
+    const id = operationIdOf(req);
     const op = await loadOwned(req, id);
     const deliveryId = await redeliverWebhook(lifecycle, op, () => deps.limits.redelivery(op.tenant, id, res));
     res.status(202).json({ deliveryId, links: { operation: operationLocation(id) } });
   });
 
   return router;
+};
+
+/** The `:id` of an operation route (operationParamsSchema's rule, without a schema parse per request). */
+const operationIdOf = (req: Request): string => {
+  const id: unknown = req.params['id'];
+  if (typeof id !== 'string' || !OPERATION_ID.test(id)) throw new SignspoolError('NOT_FOUND', { detail: 'no such operation or document' });
+  return id;
 };
 
 const parseParams = <T extends z.ZodType>(schema: T, params: unknown): z.infer<T> => {
