@@ -7,16 +7,12 @@
  * figure from another day, or another hour, is not a baseline. BENCH_DOCS sets section 1's size
  * (1000 by default here), BENCH_WARMUP its warm-up; every other BENCH_* setting passes through.
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { fmt } from './report.js';
+import { checkoutRef, shown } from './ref-tree.js';
 import { root } from './stack.js';
 import { readScriptSettings } from './settings.js';
-
-const run = promisify(execFile);
 
 interface RowLike {
   section: string;
@@ -35,21 +31,6 @@ interface Measured {
 }
 
 const PARTS = ['api', 'worker', 'redis'] as const;
-
-const git = async (...args: string[]): Promise<string> => (await run('git', args, { cwd: root, maxBuffer: 64 << 20 })).stdout;
-
-/** Runs a command with its output shown, prefixed; rejects on a non-zero exit. */
-const shown = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, prefix: string): Promise<void> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const relay = (to: NodeJS.WriteStream) => (d: Buffer) => {
-      for (const line of d.toString().split('\n')) if (line.trim()) to.write(`${prefix} ${line}\n`);
-    };
-    child.stdout.on('data', relay(process.stdout));
-    child.stderr.on('data', relay(process.stderr));
-    child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} in ${cwd} exited ${code}`))));
-  });
 
 /** The section-1 figures of a result file (the signspool row, or api + worker + redis in older files). */
 const measuredOf = (rows: RowLike[]): Measured => {
@@ -82,44 +63,15 @@ const spread = (xs: number[]) => {
   return { mean, min: Math.min(...xs), max: Math.max(...xs) };
 };
 
-/** node_modules for the ref's worktree: hard links of this tree's when the lockfiles match, npm ci otherwise. */
-const installInto = async (tree: string, sha: string): Promise<string> => {
-  const refLock = await git('show', `${sha}:package-lock.json`);
-  const ourLock = await readFile(path.join(root, 'package-lock.json'), 'utf8');
-  if (refLock !== ourLock) {
-    await shown('npm', ['ci', '--no-audit', '--no-fund'], tree, process.env, '[npm ci]');
-    return 'npm ci (lockfiles differ)';
-  }
-  // Every node_modules of the workspaces; workspace links inside them are relative, so they point into the copy.
-  const dirs = ['.', 'shared', 'api', 'worker', 'test'];
-  for (const d of dirs) {
-    const from = path.join(root, d, 'node_modules');
-    if (!(await stat(from).catch(() => null))) continue;
-    await run('cp', ['-al', from, path.join(tree, d, 'node_modules')]);
-  }
-  return 'node_modules hard-linked (lockfiles match)';
-};
-
 const main = async (): Promise<void> => {
   const ref = process.argv.slice(2).find((a) => !a.startsWith('-'));
   if (!ref) throw new Error('usage: npm run bench:compare <git ref>   (BENCH_COMPARE_PAIRS, BENCH_DOCS, BENCH_WARMUP)');
   const { pairs, docs } = readScriptSettings(process.env).compare;
   const env: NodeJS.ProcessEnv = { ...process.env, BENCH_DOCS: docs };
-  const sha = (await git('rev-parse', '--verify', `${ref}^{commit}`)).trim();
-  const tree = await mkdtemp(path.join(os.tmpdir(), 'signspool-compare-'));
-  const removeTree = async (): Promise<void> => {
-    await git('worktree', 'remove', '--force', tree).catch(() => undefined);
-    await rm(tree, { recursive: true, force: true });
-    await git('worktree', 'prune').catch(() => undefined);
-  };
-  const onSignal = (): void => void removeTree().finally(() => process.exit(130));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   const a: Measured[] = [];
   const b: Measured[] = [];
+  const { tree, sha, how, remove } = await checkoutRef(ref);
   try {
-    await git('worktree', 'add', '--detach', tree, sha);
-    const how = await installInto(tree, sha);
     console.log(`A = ${ref} (${sha.slice(0, 10)}) in ${tree}, ${how}; B = the working tree ${root}`);
     console.log(`section 1 with BENCH_DOCS=${env['BENCH_DOCS']}, ${pairs} pairs, A B A B …`);
     for (let i = 0; i < pairs; i++) {
@@ -127,9 +79,7 @@ const main = async (): Promise<void> => {
       b.push(await sectionOne(root, `B${i + 1}`, env));
     }
   } finally {
-    await removeTree();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    await remove();
   }
   console.log('\npair | A docs/s | B docs/s | B/A | A CPU ms/doc | B CPU ms/doc | B/A | speed probe A / B ms');
   const cpuRatios: number[] = [];

@@ -49,6 +49,11 @@ export const readScriptSettings = (env: NodeJS.ProcessEnv) => ({
     /** BENCH_API_LIMITS=defaults: the default per-tenant limits (as `npm start`); off otherwise. */
     defaultLimits: env['BENCH_API_LIMITS'] === 'defaults',
   },
+  apiPair: {
+    /** bench:api:pair: rounds (BENCH_API_PAIR_ROUNDS) of BENCH_API_PAIR_SECONDS of uploads, then as long of status reads. */
+    rounds: Number(env['BENCH_API_PAIR_ROUNDS'] ?? 8),
+    seconds: Number(env['BENCH_API_PAIR_SECONDS'] ?? 4),
+  },
   worker: {
     /** Documents measured (BENCH_WORKER_DOCS) after a warm-up (BENCH_WARMUP). */
     docs: Number(env['BENCH_WORKER_DOCS'] ?? 2000),
