@@ -57,6 +57,25 @@ export async function* readPieces(file: string, pieceBytes: number): AsyncGenera
   }
 }
 
+/**
+ * Reads a file in pieces into `buffer`, each piece a view of it that the next one overwrites: no
+ * allocation per piece (a fresh 256 KB Buffer costs its page faults: 0.4 ms of system CPU per
+ * 200 KB file here, against 0.01 ms reusing one).
+ */
+export async function* readPiecesInto(file: string, buffer: Buffer): AsyncGenerator<Buffer> {
+  const size = Math.min(buffer.length, MAX_IO_BYTES);
+  const fd = openSync(file, 'r');
+  try {
+    for (;;) {
+      const n = readSync(fd, buffer, 0, size, null);
+      if (n === 0) return;
+      yield buffer.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Writes all of `buffers` at the descriptor's position (writev may write less than asked). */
 export const writeAll = (fd: number, buffers: Buffer[]): void => {
   let left = buffers.filter((b) => b.length > 0);
@@ -193,3 +212,57 @@ export const pipeInto = (source: Readable, dest: Writable): Promise<void> =>
     }
     source.pipe(dest);
   });
+
+/**
+ * A file written piece by piece on the calling thread, without a stream: opened on the pool,
+ * written with `writeAll`, cut to its length when it overwrote a spare, fsynced on the pool and
+ * closed by `finish`. For writers that produce their bytes themselves (the local signer's results).
+ */
+export class FileWriter {
+  private written = 0;
+
+  private constructor(
+    readonly path: string,
+    private fd: number | undefined,
+    private readonly mode: WriteMode,
+  ) {}
+
+  static async open(file: string, mode: WriteMode = 'wx'): Promise<FileWriter> {
+    return new FileWriter(file, await openFile(file, mode), mode);
+  }
+
+  /** Bytes written so far. */
+  get bytes(): number {
+    return this.written;
+  }
+
+  write(chunk: Buffer): void {
+    if (this.fd === undefined) throw new Error(`${this.path} is closed`);
+    writeAll(this.fd, [chunk]);
+    this.written += chunk.length;
+  }
+
+  /** Cuts a reused file to what was written, fsyncs it (on the pool) and closes it. */
+  async finish(): Promise<void> {
+    const fd = this.fd;
+    if (fd === undefined) throw new Error(`${this.path} is closed`);
+    try {
+      finishOverwrite(fd, this.mode, this.written);
+      await fsyncFd(fd);
+    } finally {
+      this.fd = undefined;
+      closeSync(fd);
+    }
+  }
+
+  /** Closes the file without finishing it (error paths). Idempotent. */
+  abort(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    try {
+      if (fd !== undefined) closeSync(fd);
+    } catch {
+      // already gone: nothing to release
+    }
+  }
+}

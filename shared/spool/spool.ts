@@ -24,7 +24,7 @@ import { SpareFiles } from './spare-files.js';
 import { newOwnerId, OwnerHeartbeat } from './tmp-owners.js';
 import { assertSafeId, fileNameOf, shardOf } from './layout.js';
 import { filesOf, treeBytes } from './scan.js';
-import { SpoolWriteStream, type WriteMode } from './file-io.js';
+import { FileWriter, SpoolWriteStream, type WriteMode } from './file-io.js';
 
 export { SPARE_MAX_AGE_MS } from './spare-files.js';
 export { assertSafeId, newId, shardOf } from './layout.js';
@@ -167,12 +167,29 @@ export class Spool {
     return { path: dest, size: out.bytes, sha256: out.digest() };
   }
 
-  /** fsyncs `tmp` (unless the writer already did: `synced`), renames it to `dest` and fsyncs the destination directory. */
-  async commit(tmp: string, dest: string, opts: { synced?: boolean } = {}): Promise<void> {
+  /** A tmp file (a spare when there is one) to write on the calling thread; `commit` it once finished. */
+  async openTmpWriter(label = 'part'): Promise<FileWriter> {
+    const { path: tmp, flags } = await this.takeTmp(label);
+    return FileWriter.open(tmp, flags);
+  }
+
+  /**
+   * fsyncs `tmp` (unless the writer already did: `synced`), renames it to `dest` and fsyncs the
+   * destination directory; with `dirs`, the directory is added to it instead, for one `syncDirs`
+   * after many commits (the renames are durable only then).
+   */
+  async commit(tmp: string, dest: string, opts: { synced?: boolean; dirs?: Set<string> } = {}): Promise<void> {
     if (!opts.synced) await fsyncPath(tmp);
-    await this.ensureDir(path.dirname(dest));
+    const dir = path.dirname(dest);
+    await this.ensureDir(dir);
     renameSync(tmp, dest);
-    await this.syncDir(path.dirname(dest));
+    if (opts.dirs) opts.dirs.add(dir);
+    else await this.syncDir(dir);
+  }
+
+  /** fsyncs each of `dirs` (once per directory, after a batch of `commit`s with `dirs`). */
+  async syncDirs(dirs: Iterable<string>): Promise<void> {
+    await Promise.all([...new Set(dirs)].map((d) => this.syncDir(d)));
   }
 
   /** Opens a file for streaming, or undefined when it does not exist. */

@@ -18,7 +18,7 @@
  * belongs to the client it was issued to. Without `clients`, one client from `clientId`/`clientSecret`.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -30,6 +30,7 @@ import type { Config } from '@signspool/shared/config';
 import { isSignspoolError } from '@signspool/shared/errors';
 import { silentLogger } from '@signspool/shared/logger';
 import type { SignatureType } from '@signspool/shared/queue';
+import { writeAll } from '@signspool/shared/spool/file-io';
 import { base64Encode } from '@signspool/worker/streams/base64-stream';
 import { readJsonStream } from '@signspool/worker/streams/json-stream';
 import { DocumentSigner } from '@signspool/worker/signers/local/document-signer';
@@ -743,9 +744,19 @@ export class FakeSignstash {
       const original = path.join(dir, `original-${i}`);
       await pipeline(decodeBase64(d.content.signedBase64(Buffer.alloc(0))), createWriteStream(original));
       try {
-        const out = await signer.sign(d.signatureType as SignatureType, { path: original, name: d.name }, new AbortController().signal);
-        d.signedFile = path.join(dir, `signed-${i}`);
-        await pipeline(out.body, createWriteStream(d.signedFile));
+        const signedFile = path.join(dir, `signed-${i}`);
+        const fd = openSync(signedFile, 'w');
+        try {
+          await signer.sign(
+            d.signatureType as SignatureType,
+            { path: original, name: d.name },
+            { write: (b) => writeAll(fd, [b]) },
+            new AbortController().signal,
+          );
+        } finally {
+          closeSync(fd);
+        }
+        d.signedFile = signedFile;
       } catch (err) {
         if (isSignspoolError(err) && err.code === 'DOCUMENT_NOT_SIGNABLE') return d;
         throw err;

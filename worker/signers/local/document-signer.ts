@@ -1,16 +1,17 @@
 /**
  * Signs one document file in the format asked for, with the local identity: CAdES (detached .p7s,
  * or attached when configured), PAdES (an incremental update appended to the PDF) or XAdES
- * (enveloped). Returns the signed bytes as a stream to write; PDFs and attached CMS are streamed
- * from the original file (read twice: once to hash, once to copy), never held whole. XML is held
- * in memory while signed (DOM). Used by the local signer and by the fake Sign'Stash.
+ * (enveloped), writing the signed bytes into a sink (the local signer's spool file, the fake
+ * Sign'Stash's temp file). A PDF is read once: each piece is hashed and written on, and the update
+ * follows; its result's SHA-256 continues the document's hash instead of a second pass. An
+ * attached CMS reads the document twice (its head depends on the document's hash); detached CAdES
+ * only once. XML is held in memory while signed (DOM). Used by the local signer and the fake Sign'Stash.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { SignatureType } from '@signspool/shared/queue';
+import { readPiecesInto } from '@signspool/shared/spool/file-io';
 import { signedOutput } from '../signed-output.js';
 import { CmsBuilder } from './cms.js';
 import type { SigningIdentity } from './cert.js';
@@ -28,8 +29,16 @@ export interface DocumentSignerOptions {
   reason?: string | undefined;
 }
 
-export interface SignedOutput {
-  body: Readable;
+/** Where the signed bytes go, in order. */
+export interface SignedSink {
+  write(chunk: Buffer): void;
+}
+
+/** What was written to the sink. */
+export interface SignedResult {
+  size: number;
+  /** sha256 (hex) of the signed bytes. */
+  sha256: string;
   contentType: string;
   fileName: string;
 }
@@ -44,31 +53,38 @@ export interface DocumentToSign {
 const CMS_BASE_BYTES = 3072;
 const TIMESTAMP_BYTES = 12288;
 
-/** Streams a file through `hashes`; returns its size. */
-const hashFile = async (file: string, hashes: Hash[], signal: AbortSignal): Promise<number> => {
+const PIECE_BYTES = 256 * 1024;
+
+/**
+ * Reads a file once, in pieces given to `each` (a view of `buffer`, overwritten by the next
+ * piece: use it before returning); returns the file's size.
+ */
+const eachPiece = async (file: string, buffer: Buffer, signal: AbortSignal, each: (piece: Buffer) => void): Promise<number> => {
   let size = 0;
-  for await (const chunk of createReadStream(file, { signal, highWaterMark: 256 * 1024 })) {
-    for (const h of hashes) h.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
+  for await (const piece of readPiecesInto(file, buffer)) {
+    signal.throwIfAborted();
+    each(piece);
+    size += piece.length;
   }
   return size;
 };
 
 const corrupt = (): SignspoolError => new SignspoolError('SPOOL_FILE_CORRUPT', { detail: 'the spooled file no longer matches the sha256 taken at upload' });
 
-async function* concat(...parts: (Buffer | (() => Readable))[]): AsyncGenerator<Buffer> {
-  for (const p of parts) {
-    if (Buffer.isBuffer(p)) {
-      if (p.length > 0) yield p;
-    } else for await (const chunk of p()) yield chunk as Buffer;
-  }
-}
+/** Writes `bytes` to the sink and to `hash`. */
+const emit = (sink: SignedSink, hash: Hash, bytes: Buffer): void => {
+  if (bytes.length === 0) return;
+  hash.update(bytes);
+  sink.write(bytes);
+};
 
 export class DocumentSigner {
   private readonly cms: CmsBuilder;
   /** Loaded on the first XML: xadesjs and its DOM take seconds to load, most workers never need them. */
   private xades: Promise<{ signer: XadesSigner; XmlNotSignableError: typeof XmlNotSignableError }> | undefined;
   private readonly placeholderBytes: number;
+  /** Read buffers not in use (one per document being read at once: TSA lanes run several). */
+  private readonly buffers: Buffer[] = [];
 
   constructor(
     private readonly identity: SigningIdentity,
@@ -79,71 +95,85 @@ export class DocumentSigner {
     this.placeholderBytes = CMS_BASE_BYTES + certBytes + (opts.tsa ? TIMESTAMP_BYTES : 0);
   }
 
-  sign(type: SignatureType, doc: DocumentToSign, signal: AbortSignal): Promise<SignedOutput> {
-    if (type === 'PAdES') return this.pades(doc, signal);
-    if (type === 'XAdES') return this.xadesSign(doc, signal);
-    return this.cades(doc, signal);
+  /** Reads `file` through `each` (eachPiece) with a read buffer of the pool. */
+  private async read(file: string, signal: AbortSignal, each: (piece: Buffer) => void): Promise<number> {
+    const buffer = this.buffers.pop() ?? Buffer.allocUnsafeSlow(PIECE_BYTES);
+    try {
+      return await eachPiece(file, buffer, signal, each);
+    } finally {
+      this.buffers.push(buffer);
+    }
+  }
+
+  /** Signs the document into `sink`; on a throw, what the sink got is to be discarded. */
+  sign(type: SignatureType, doc: DocumentToSign, sink: SignedSink, signal: AbortSignal): Promise<SignedResult> {
+    if (type === 'PAdES') return this.pades(doc, sink, signal);
+    if (type === 'XAdES') return this.xadesSign(doc, sink, signal);
+    return this.cades(doc, sink, signal);
   }
 
   private async timestamp(value: Buffer, signal: AbortSignal): Promise<Buffer | undefined> {
     return this.opts.tsa ? this.opts.tsa.timestamp(value, signal) : undefined;
   }
 
-  private async cades(doc: DocumentToSign, signal: AbortSignal): Promise<SignedOutput> {
+  private async cades(doc: DocumentToSign, sink: SignedSink, signal: AbortSignal): Promise<SignedResult> {
     const hash = createHash('sha256');
-    const size = await hashFile(doc.path, [hash], signal);
+    const size = await this.read(doc.path, signal, (piece) => hash.update(piece));
     const digest = hash.digest();
     if (doc.sha256 !== undefined && digest.toString('hex') !== doc.sha256) throw corrupt();
     const signature = this.cms.sign(digest, { signingTime: true });
     const token = await this.timestamp(signature.value, signal);
+    const out = createHash('sha256');
     if (!this.opts.cadesAttached) {
       const { head } = this.cms.encode(signature, token);
-      return { body: Readable.from([head]), ...signedOutput('CAdES', doc.name) };
+      emit(sink, out, head);
+      return { size: head.length, sha256: out.digest('hex'), ...signedOutput('CAdES', doc.name) };
     }
+    // Attached: the document's bytes go between head and tail (read a second time, not held).
     const { head, tail } = this.cms.encode(signature, token, size);
-    return {
-      body: Readable.from(concat(head, () => createReadStream(doc.path, { signal, highWaterMark: 256 * 1024 }), tail)),
-      ...signedOutput('CAdES', doc.name, { cadesAttached: true }),
-    };
+    emit(sink, out, head);
+    const again = await this.read(doc.path, signal, (piece) => emit(sink, out, piece));
+    if (again !== size) throw corrupt();
+    emit(sink, out, tail);
+    return { size: head.length + size + tail.length, sha256: out.digest('hex'), ...signedOutput('CAdES', doc.name, { cadesAttached: true }) };
   }
 
-  private async pades(doc: DocumentToSign, signal: AbortSignal): Promise<SignedOutput> {
+  private async pades(doc: DocumentToSign, sink: SignedSink, signal: AbortSignal): Promise<SignedResult> {
     const original = createHash('sha256');
+    // One read: each piece hashed and written on (the result starts with the original bytes).
+    const size = await this.read(doc.path, signal, (piece) => {
+      original.update(piece);
+      sink.write(piece);
+    });
+    // The upload's hash continues as the signed byte ranges' and as the result's.
+    const ranges = original.copy();
+    const result = original.copy();
+    if (doc.sha256 !== undefined && original.digest('hex') !== doc.sha256) throw corrupt();
     const fh = await open(doc.path, 'r');
     let update;
-    let digest: Buffer;
     try {
-      const size = (await fh.stat()).size;
-      // One pass: the upload's hash and, continued over the update, the signed byte ranges.
-      await hashFile(doc.path, [original], signal);
-      const ranges = original.copy();
-      if (doc.sha256 !== undefined && original.digest('hex') !== doc.sha256) throw corrupt();
-      try {
-        update = await buildPadesUpdate(await PdfReader.open(fh, size), { placeholderBytes: this.placeholderBytes, now: new Date(), reason: this.opts.reason });
-      } catch (err) {
-        if (err instanceof PdfSyntaxError || err instanceof PdfNotSignableError) {
-          throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a PAdES signature: ${err.message}` });
-        }
-        throw err;
+      if ((await fh.stat()).size !== size) throw corrupt();
+      update = await buildPadesUpdate(await PdfReader.open(fh, size), { placeholderBytes: this.placeholderBytes, now: new Date(), reason: this.opts.reason });
+    } catch (err) {
+      if (err instanceof PdfSyntaxError || err instanceof PdfNotSignableError) {
+        throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a PAdES signature: ${err.message}` });
       }
-      ranges.update(update.bytes.subarray(0, update.contentsStart - 1));
-      ranges.update(update.bytes.subarray(update.contentsStart + update.contentsHexLength + 1));
-      digest = ranges.digest();
+      throw err;
     } finally {
       await fh.close();
     }
-    const signature = this.cms.sign(digest, { signingTime: false });
+    ranges.update(update.bytes.subarray(0, update.contentsStart - 1));
+    ranges.update(update.bytes.subarray(update.contentsStart + update.contentsHexLength + 1));
+    const signature = this.cms.sign(ranges.digest(), { signingTime: false });
     const { head } = this.cms.encode(signature, await this.timestamp(signature.value, signal));
     const hex = head.toString('hex');
     if (hex.length > update.contentsHexLength) throw new Error(`the CMS signature (${head.length} bytes) does not fit its placeholder`);
     update.bytes.write(hex, update.contentsStart, 'latin1');
-    return {
-      body: Readable.from(concat(() => createReadStream(doc.path, { signal, highWaterMark: 256 * 1024 }), update.bytes)),
-      ...signedOutput('PAdES', doc.name),
-    };
+    emit(sink, result, update.bytes);
+    return { size: size + update.bytes.length, sha256: result.digest('hex'), ...signedOutput('PAdES', doc.name) };
   }
 
-  private async xadesSign(doc: DocumentToSign, signal: AbortSignal): Promise<SignedOutput> {
+  private async xadesSign(doc: DocumentToSign, sink: SignedSink, signal: AbortSignal): Promise<SignedResult> {
     const bytes = await readFile(doc.path, { signal });
     if (doc.sha256 !== undefined && createHash('sha256').update(bytes).digest('hex') !== doc.sha256) throw corrupt();
     const declared = /^(?:\uFEFF)?<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']/.exec(bytes.subarray(0, 200).toString('latin1'))?.[1];
@@ -169,6 +199,8 @@ export class DocumentSigner {
       }
       throw err;
     }
-    return { body: Readable.from([Buffer.from(xml, 'utf8')]), ...signedOutput('XAdES', doc.name) };
+    const signed = Buffer.from(xml, 'utf8');
+    sink.write(signed);
+    return { size: signed.length, sha256: createHash('sha256').update(signed).digest('hex'), ...signedOutput('XAdES', doc.name) };
   }
 }

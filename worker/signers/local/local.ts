@@ -6,7 +6,9 @@
  * time-stamps. A document that cannot be signed fails alone; a time-stamp authority that fails
  * fails the batch (retried by the batch runner like an upstream call).
  */
+import { rm } from 'node:fs/promises';
 import { SignspoolError, isSignspoolError } from '@signspool/shared/errors';
+import type { FileWriter } from '@signspool/shared/spool/file-io';
 import type { Logger } from '@signspool/shared/logger';
 import type { Spool } from '@signspool/shared/spool/spool';
 import type { BatchDocument, DocumentResult, SignBatch, Signer, SignerStatus } from '../../signer.js';
@@ -61,6 +63,8 @@ export class LocalSigner implements Signer {
     const failed = new AbortController();
     const both = AbortSignal.any([signal, failed.signal]);
     const results: DocumentResult[] = [];
+    const commits: Promise<void>[] = [];
+    const dirs = new Set<string>();
     const queue = [...batch.documents];
     const lanes = Math.min(queue.length, this.tsa ? (this.deps.tsa?.concurrency ?? 1) : 1);
     let batchError: unknown;
@@ -69,7 +73,10 @@ export class LocalSigner implements Signer {
         for (let doc = queue.shift(); doc && batchError === undefined; doc = queue.shift()) {
           if (signal.aborted) throw signal.reason;
           try {
-            results.push(await this.signOne(signer, batch, doc, both));
+            const { result, commit } = await this.signOne(signer, batch, doc, both, dirs);
+            const i = results.push(result) - 1;
+            // A result whose file could not be stored fails alone.
+            if (commit) commits.push(commit.catch((err: unknown) => void (results[i] = this.failure(batch, doc, err))));
           } catch (err) {
             batchError ??= err;
             failed.abort(err);
@@ -77,36 +84,71 @@ export class LocalSigner implements Signer {
         }
       }),
     );
+    // Each result's fsync and rename ran while the next document was signed; the directories
+    // they were renamed into are fsynced once for the batch, before any result is handed back.
+    await Promise.all(commits);
+    await this.deps.spool.syncDirs(dirs);
     if (signal.aborted) throw signal.reason;
     if (batchError !== undefined) throw batchError;
     return results;
   }
 
-  private async signOne(signer: DocumentSigner, batch: SignBatch, doc: BatchDocument, signal: AbortSignal): Promise<DocumentResult> {
-    const { spool, logger } = this.deps;
+  /**
+   * Signs one document into a tmp file of the spool; `commit` fsyncs it and renames it into its
+   * result path (the directory is added to `dirs`, fsynced by the caller).
+   */
+  private async signOne(
+    signer: DocumentSigner,
+    batch: SignBatch,
+    doc: BatchDocument,
+    signal: AbortSignal,
+    dirs: Set<string>,
+  ): Promise<{ result: DocumentResult; commit?: Promise<void> }> {
+    const { spool } = this.deps;
+    let file: FileWriter | undefined;
     try {
-      const out = await signer.sign(batch.signatureType, { path: doc.path, name: doc.name, sha256: doc.sha256 }, signal);
-      const written = await spool.writeAtomic(doc.resultPath, out.body);
-      return {
+      file = await spool.openTmpWriter('signed');
+      const out = await signer.sign(batch.signatureType, { path: doc.path, name: doc.name, sha256: doc.sha256 }, file, signal);
+      const written = file;
+      const commit = (async (): Promise<void> => {
+        try {
+          await written.finish();
+          await spool.commit(written.path, doc.resultPath, { synced: true, dirs });
+        } catch (err) {
+          written.abort();
+          await rm(written.path, { force: true });
+          throw err;
+        }
+      })();
+      const result: DocumentResult = {
         ok: true,
         docId: doc.docId,
-        path: written.path,
-        size: written.size,
-        sha256: written.sha256,
+        path: doc.resultPath,
+        size: out.size,
+        sha256: out.sha256,
         contentType: out.contentType,
         fileName: out.fileName,
       };
+      return { result, commit };
     } catch (err) {
+      if (file) {
+        file.abort();
+        await rm(file.path, { force: true });
+      }
       if (signal.aborted) throw signal.reason;
       if (isSignspoolError(err) && err.code.startsWith('TSA_')) throw err;
-      if (isSignspoolError(err)) return { ok: false, docId: doc.docId, error: err };
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { ok: false, docId: doc.docId, error: new SignspoolError('SPOOL_FILE_MISSING') };
-      // No room for the result: the batch goes back to the queue (batch-runner.ts), nothing is failed.
-      if (code === 'ENOSPC' || code === 'EDQUOT') return { ok: false, docId: doc.docId, error: new SignspoolError('SPOOL_FULL') };
-      logger.error({ err: { message: (err as Error).message }, docId: doc.docId, signatureType: batch.signatureType }, 'local signing failed');
-      return { ok: false, docId: doc.docId, error: new SignspoolError('SIGNER_FAILED') };
+      return { result: this.failure(batch, doc, err) };
     }
+  }
+
+  private failure(batch: SignBatch, doc: BatchDocument, err: unknown): DocumentResult {
+    if (isSignspoolError(err)) return { ok: false, docId: doc.docId, error: err };
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { ok: false, docId: doc.docId, error: new SignspoolError('SPOOL_FILE_MISSING') };
+    // No room for the result: the batch goes back to the queue (batch-runner.ts), nothing is failed.
+    if (code === 'ENOSPC' || code === 'EDQUOT') return { ok: false, docId: doc.docId, error: new SignspoolError('SPOOL_FULL') };
+    this.deps.logger.error({ err: { message: (err as Error).message }, docId: doc.docId, signatureType: batch.signatureType }, 'local signing failed');
+    return { ok: false, docId: doc.docId, error: new SignspoolError('SIGNER_FAILED') };
   }
 
   async stop(): Promise<void> {
