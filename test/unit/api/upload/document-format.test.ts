@@ -1,4 +1,4 @@
-/** The check at submit: PAdES wants a PDF, XAdES well-formed XML; files read from disk as streams. */
+/** The check at submit: PAdES wants a PDF, XAdES well-formed XML (scanned, or streamed through saxes when large). */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,6 +41,13 @@ describe('documentFormatError', () => {
     expect(await documentFormatError('XAdES', await file(''))).toBe('DOCUMENT_NOT_XML');
     expect(await documentFormatError('XAdES', await file('just text'))).toBe('DOCUMENT_NOT_XML');
     expect(await documentFormatError('XAdES', await file(Buffer.from([0x3c, 0x61, 0x3e, 0xff, 0xfe, 0x3c, 0x2f, 0x61, 0x3e])))).toBe('DOCUMENT_NOT_XML');
+  });
+
+  it('XAdES: an XML over 4 MiB, or with a DOCTYPE, is left to the streaming parse', async () => {
+    const huge = `<a>${'<b>x</b>'.repeat(600_000)}</a>`;
+    expect(await documentFormatError('XAdES', await file(huge))).toBeNull();
+    expect(await documentFormatError('XAdES', await file(huge.replace('</a>', '</c>')))).toBe('DOCUMENT_NOT_XML');
+    expect(await documentFormatError('XAdES', await file('<!DOCTYPE a><a>x</a>'))).toBeNull();
   });
 
   it('CAdES takes any bytes', async () => {
