@@ -157,6 +157,31 @@ describe('LocalSigner', () => {
     expect(xmlsecVerify(await flipped(r.path, at), root.cert).status).not.toBe(0);
   });
 
+  it('XAdES without a DOM: xmlsec1 verifies documents whose canonical form differs from their bytes, with RSA and ECDSA keys', async () => {
+    const docs = [
+      // Attributes out of order, single quotes, references, tabs and CR LF, CDATA, comments, PIs, superfluous and empty namespace declarations.
+      '\uFEFF<?xml version="1.0" encoding="UTF-8"?>\r\n<!-- before -->\r\n<?app  x ?>\r\n<r xmlns="urn:r" xmlns:p="urn:p" z = \'1\'  a="&#65;&gt;\tb&#10;"><p:e xmlns:p="urn:p" p:z="1" a="2" xmlns:q="urn:q" q:a="3"><f xmlns=""><g xmlns=""/></f></p:e>t&gt;&quot;&#233;&#13;\r\n<![CDATA[x<y&z>]]><!-- in --><?p  q?><e/></r >\r\n<!-- after --><?after?>\r\n',
+      // An empty root element.
+      '<?xml version="1.0"?><Invoice xmlns="urn:i" id="1"/>',
+    ];
+    for (const kind of ['rsa', 'ec'] as const) {
+      const s = await started(withChain(kind));
+      for (const [i, xml] of docs.entries()) {
+        const r = await signOne(s, 'XAdES', await put(Buffer.from(xml), `doc${i}.xml`));
+        const signed = await readFile(r.path, 'utf8');
+        expect(signed).toContain('xml-exc-c14n');
+        const v = xmlsecVerify(r.path, root.cert);
+        expect(v.status, `${kind} ${i}: ${v.out}`).toBe(0);
+        expect(v.out).toMatch(/SignedInfo References \(ok\/all\): 2\/2/);
+      }
+      // A DOCTYPE goes to the DOM signer (xadesjs).
+      const r = await signOne(s, 'XAdES', await put(Buffer.from('<?xml version="1.0"?>\n<!DOCTYPE Invoice>\n<Invoice><ID>1</ID></Invoice>\n'), 'dtd.xml'));
+      expect(await readFile(r.path, 'utf8')).not.toContain('xml-exc-c14n');
+      expect(xmlsecVerify(r.path, root.cert).status).toBe(0);
+      await s.stop();
+    }
+  });
+
   it('signs with RSA and ECDSA P-256 keys, includes the chain, and reads PKCS#12', async () => {
     for (const kind of ['rsa', 'ec'] as const) {
       const s = await started(withChain(kind));

@@ -15,8 +15,11 @@ export interface CanonicalSink {
 }
 
 export type XmlScan =
-  /** `rootEndTag`: offset of the `</` of the root's end tag (-1 when the root is an empty-element tag). */
-  { kind: 'ok'; rootEndTag: number } | { kind: 'malformed'; reason: string } | { kind: 'unsupported'; reason: string };
+  /**
+   * `rootEndTag`: offset of the `</` of the root's end tag, or with `emptyRoot` (`<root/>`) of
+   * the `/>` that ends it; `rootName`: the root's name as written.
+   */
+  { kind: 'ok'; rootEndTag: number; emptyRoot: boolean; rootName: string } | { kind: 'malformed'; reason: string } | { kind: 'unsupported'; reason: string };
 
 const XML_NS = 'http://www.w3.org/XML/1998/namespace';
 const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';
@@ -59,7 +62,9 @@ interface Attr {
 /** Scans `buf`; with `out`, writes its canonical form there. */
 export const scanXml = (buf: Buffer, out?: CanonicalSink): XmlScan => {
   try {
-    return { kind: 'ok', rootEndTag: new Scanner(buf, out).document() };
+    const scanner = new Scanner(buf, out);
+    const rootEndTag = scanner.document();
+    return { kind: 'ok', rootEndTag, emptyRoot: scanner.emptyRoot, rootName: scanner.rootName };
   } catch (err) {
     if (err instanceof Malformed) return { kind: 'malformed', reason: err.message };
     if (err instanceof Unsupported) return { kind: 'unsupported', reason: err.message };
@@ -72,6 +77,9 @@ class Scanner {
   private readonly n: number;
   /** Start of the run of original bytes not yet written to `out`. */
   private run = 0;
+  /** The root element's name, and whether it is an empty-element tag. */
+  rootName = '';
+  emptyRoot = false;
   /** Namespaces declared by each open element (undefined: none). */
   private readonly scopes: (Map<string, string> | undefined)[] = [];
 
@@ -343,7 +351,10 @@ class Scanner {
         if (this.out && canonical !== b.toString('utf8', i, this.i)) this.replace(i, this.i, canonical);
       } else {
         const empty = this.startTag();
-        if (empty && !inRoot()) return -1;
+        if (empty && !inRoot()) {
+          this.emptyRoot = true;
+          return this.i - 2;
+        }
       }
     }
   }
@@ -444,6 +455,7 @@ class Scanner {
     }
     this.i++;
     const depth = this.scopes.length;
+    if (depth === 0) this.rootName = b.toString('utf8', nameStart, nameStart + nameLen);
     if (!namespaced) {
       this.scopes.push(undefined);
       if (this.out && (empty || !simple)) this.replace(start, this.i, this.canonicalStartTag(start, nameLen, k, depth, empty));

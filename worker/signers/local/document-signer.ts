@@ -19,6 +19,7 @@ import { buildPadesUpdate, PdfNotSignableError } from './pades-update.js';
 import { PdfReader, PdfSyntaxError } from './pdf-reader.js';
 import type { TsaClient } from './tsa-client.js';
 import type { XadesSigner, XmlNotSignableError } from './xades.js';
+import { XadesEnvelopedSigner, XmlNotWellFormedError } from './xades-enveloped.js';
 
 export interface DocumentSignerOptions {
   /** CAdES with the document inside the CMS (.p7m) instead of detached (.p7s). */
@@ -80,7 +81,8 @@ const emit = (sink: SignedSink, hash: Hash, bytes: Buffer): void => {
 
 export class DocumentSigner {
   private readonly cms: CmsBuilder;
-  /** Loaded on the first XML: xadesjs and its DOM take seconds to load, most workers never need them. */
+  private readonly enveloped: XadesEnvelopedSigner;
+  /** Loaded on the first XML with a DOCTYPE: xadesjs and its DOM take seconds to load, most workers never need them. */
   private xades: Promise<{ signer: XadesSigner; XmlNotSignableError: typeof XmlNotSignableError }> | undefined;
   private readonly placeholderBytes: number;
   /** Read buffers not in use (one per document being read at once: TSA lanes run several). */
@@ -91,6 +93,7 @@ export class DocumentSigner {
     private readonly opts: DocumentSignerOptions,
   ) {
     this.cms = new CmsBuilder(identity);
+    this.enveloped = new XadesEnvelopedSigner(identity);
     const certBytes = [identity.certificateDer, ...identity.chainDer].reduce((n, c) => n + c.length, 0);
     this.placeholderBytes = CMS_BASE_BYTES + certBytes + (opts.tsa ? TIMESTAMP_BYTES : 0);
   }
@@ -181,6 +184,21 @@ export class DocumentSigner {
       throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a XAdES signature: the XML is encoded as ${declared}; submit UTF-8` });
     }
     const tsa = this.opts.tsa;
+    const stamp = tsa ? (data: Buffer): Promise<Buffer> => tsa.timestamp(data, signal) : undefined;
+    // Without a DOM: the canonical document hashed as it is scanned, the Signature built as text.
+    let enveloped;
+    try {
+      enveloped = await this.enveloped.sign(bytes, stamp, new Date());
+    } catch (err) {
+      if (err instanceof XmlNotWellFormedError) throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a XAdES signature: ${err.message}` });
+      throw err;
+    }
+    if (enveloped) {
+      const out = createHash('sha256');
+      for (const part of enveloped.parts) emit(sink, out, part);
+      return { size: enveloped.parts.reduce((n, p) => n + p.length, 0), sha256: out.digest('hex'), ...signedOutput('XAdES', doc.name) };
+    }
+    // A DOCTYPE: the DOM signer (xadesjs), which applies it.
     const loading = (this.xades ??= import('./xades.js').then((m) => ({
       signer: new m.XadesSigner(this.identity),
       XmlNotSignableError: m.XmlNotSignableError,
@@ -188,11 +206,7 @@ export class DocumentSigner {
     const xades = await loading;
     let xml: string;
     try {
-      xml = await xades.signer.sign(
-        new TextDecoder('utf-8', { fatal: true }).decode(bytes),
-        tsa ? (data) => tsa.timestamp(data, signal) : undefined,
-        new Date(),
-      );
+      xml = await xades.signer.sign(new TextDecoder('utf-8', { fatal: true }).decode(bytes), stamp, new Date());
     } catch (err) {
       if (err instanceof xades.XmlNotSignableError || err instanceof TypeError) {
         throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a XAdES signature: ${err.message}` });

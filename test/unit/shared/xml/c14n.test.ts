@@ -73,7 +73,7 @@ describe('scanXml', () => {
     expect(canonical('<x>a\r\nb\rc</x>')).toBe('<x>a\nb\nc</x>');
     const doc = '<?xml version="1.0"?>\n<Invoice xmlns="urn:i">\n<ID>1</ID>\n</Invoice>\n';
     const r = scanXml(Buffer.from(doc));
-    expect(r).toEqual({ kind: 'ok', rootEndTag: doc.indexOf('</Invoice>') });
-    expect(scanXml(Buffer.from('<a/>'))).toEqual({ kind: 'ok', rootEndTag: -1 });
+    expect(r).toEqual({ kind: 'ok', rootEndTag: doc.indexOf('</Invoice>'), emptyRoot: false, rootName: 'Invoice' });
+    expect(scanXml(Buffer.from('<?xml version="1.0"?><p:a xmlns:p="u" b="1" />\n'))).toEqual({ kind: 'ok', rootEndTag: 44, emptyRoot: true, rootName: 'p:a' });
   });
 });
