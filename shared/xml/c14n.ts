@@ -39,6 +39,8 @@ const XML_NAME = new RegExp(`^[${NAME_START_RANGES}][${NAME_START_RANGES}\\-.0-9
 const TEXT = new Uint8Array(256);
 for (const c of [0x3c, 0x26, 0x3e, 0x0d]) TEXT[c] = 1;
 for (let c = 0; c < 0x20; c++) if (c !== 0x09 && c !== 0x0a && c !== 0x0d) TEXT[c] = 1;
+/** The first two bytes of U+FFC0…U+FFFF in UTF-8 (U+FFFE and U+FFFF are not XML characters). */
+const EF_BF = Buffer.from([0xef, 0xbf]);
 const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
 /** A character XML 1.0 allows (surrogates and non-characters of UTF-8 are refused before). */
 const isXmlChar = (cp: number): boolean =>
@@ -81,7 +83,17 @@ class Scanner {
   rootName = '';
   emptyRoot = false;
   /** Namespaces declared by each open element (undefined: none). */
-  private readonly scopes: (Map<string, string> | undefined)[] = [];
+  private readonly scopes: Map<string, string>[] = [];
+  /** The depth (index among the open elements) of the element that declared each of `scopes`. */
+  private readonly scopeDepths: number[] = [];
+
+  /** Drops the namespaces of the element at `depth` (it closed). */
+  private closeScope(depth: number): void {
+    if (this.scopeDepths[this.scopeDepths.length - 1] === depth) {
+      this.scopeDepths.pop();
+      this.scopes.pop();
+    }
+  }
 
   constructor(
     private readonly b: Buffer,
@@ -107,7 +119,7 @@ class Scanner {
     const b = this.b;
     if (!isUtf8(b)) this.fail('not UTF-8');
     // U+FFFE and U+FFFF are not XML characters.
-    if (b.includes(Buffer.from([0xef, 0xbf, 0xbe])) || b.includes(Buffer.from([0xef, 0xbf, 0xbf]))) this.fail('a non-character');
+    for (let at = b.indexOf(EF_BF); at >= 0; at = b.indexOf(EF_BF, at + 2)) if ((b[at + 2] ?? 0) >= 0xbe) this.fail('a non-character');
     if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) this.i = 3;
     this.run = this.i;
     this.xmlDecl();
@@ -223,9 +235,11 @@ class Scanner {
     return [name.slice(0, colon), name.slice(colon + 1)];
   }
 
-  private lookup(prefix: string, depth = this.scopes.length): string | undefined {
+  /** The namespace bound to `prefix` by the elements above `depth` (all open ones by default). */
+  private lookup(prefix: string, depth = Infinity): string | undefined {
     if (prefix === 'xml') return XML_NS;
-    for (let d = depth - 1; d >= 0; d--) {
+    for (let d = this.scopes.length - 1; d >= 0; d--) {
+      if ((this.scopeDepths[d] ?? 0) >= depth) continue;
       const v = this.scopes[d]?.get(prefix);
       if (v !== undefined) return v;
     }
@@ -383,7 +397,7 @@ class Scanner {
     if (this.i !== nameEnd + 1) this.replace(nameEnd, this.i, '>');
     this.elStart.pop();
     this.elLen.pop();
-    this.scopes.pop();
+    this.closeScope(this.elStart.length);
     return start;
   }
 
@@ -454,19 +468,18 @@ class Scanner {
       if (b[this.i] !== 0x3e) this.fail('a malformed empty-element tag');
     }
     this.i++;
-    const depth = this.scopes.length;
+    const depth = this.elStart.length;
     if (depth === 0) this.rootName = b.toString('utf8', nameStart, nameStart + nameLen);
     if (!namespaced) {
-      this.scopes.push(undefined);
       if (this.out && (empty || !simple)) this.replace(start, this.i, this.canonicalStartTag(start, nameLen, k, depth, empty));
     } else {
-      this.namespaces(nameStart, nameLen, k);
+      this.namespaces(nameStart, nameLen, k, depth);
       if (this.out) {
         const canonical = this.canonicalStartTag(start, nameLen, k, depth, empty);
         if (empty || canonical !== b.toString('utf8', start, this.i)) this.replace(start, this.i, canonical);
       }
     }
-    if (empty) this.scopes.pop();
+    if (empty) this.closeScope(depth);
     else {
       this.elStart.push(nameStart);
       this.elLen.push(nameLen);
@@ -486,7 +499,7 @@ class Scanner {
   }
 
   /** Binds the namespaces the current start tag declares (checked), and checks its prefixes. */
-  private namespaces(nameStart: number, nameLen: number, k: number): void {
+  private namespaces(nameStart: number, nameLen: number, k: number, depth: number): void {
     const attrs = this.attrs(k);
     let scope: Map<string, string> | undefined;
     for (const a of attrs) {
@@ -498,7 +511,10 @@ class Scanner {
       if (p !== '' && a.value === '') this.fail(`prefix ${p} undeclared with an empty value`);
       (scope ??= new Map()).set(p, a.value);
     }
-    this.scopes.push(scope);
+    if (scope) {
+      this.scopes.push(scope);
+      this.scopeDepths.push(depth);
+    }
     const elName = this.b.toString('utf8', nameStart, nameStart + nameLen);
     const [elPrefix] = this.split(elName);
     if (elPrefix !== '' && this.lookup(elPrefix) === undefined) this.fail(`an undeclared prefix ${elPrefix}`);

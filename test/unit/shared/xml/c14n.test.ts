@@ -21,6 +21,7 @@ describe('scanXml', () => {
     '<r xmlns="urn:x" xmlns:p="urn:p"><p:e p:z="1" a="2" xmlns:q="urn:q" q:a="3"><f xmlns=""/></p:e></r>',
     '<a xml:lang="en"><b x=\'it"s\'>]></b></a>',
     '<Invoice><Item>Widget – größe</Item><名前 属性="値">x</名前></Invoice>',
+    '<a>\uFFE0 \uFF08</a>',
   ];
   const broken = [
     '<a>',
@@ -42,6 +43,8 @@ describe('scanXml', () => {
     '<a></a>x',
     '<a b="1"c="2"/>',
     '<a xmlns:p=""/>',
+    '<a>\uFFFE</a>',
+    '<a b="\uFFFF"/>',
     '<a xmlns:xml="urn:other"/>',
     '<a:b:c xmlns:a="u"/>',
     '',
