@@ -5,10 +5,12 @@
  * Sign'Stash's temp file). A PDF is read once: each piece is hashed and written on, and the update
  * follows; its result's SHA-256 continues the document's hash instead of a second pass. An
  * attached CMS reads the document twice (its head depends on the document's hash); detached CAdES
- * only once. XML is held in memory while signed (DOM). Used by the local signer and the fake Sign'Stash.
+ * only once. An XML is held whole while signed, once (the DOM path, for a DOCTYPE, a few times).
+ * Used by the local signer and the fake Sign'Stash.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { SignatureType } from '@signspool/shared/queue';
 import { readPiecesInto } from '@signspool/shared/spool/file-io';
@@ -55,6 +57,8 @@ const CMS_BASE_BYTES = 3072;
 const TIMESTAMP_BYTES = 12288;
 
 const PIECE_BYTES = 256 * 1024;
+/** XMLs are held whole while signed; buffers of up to this size are kept for the next one. */
+const HELD_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
  * Reads a file once, in pieces given to `each` (a view of `buffer`, overwritten by the next
@@ -87,6 +91,8 @@ export class DocumentSigner {
   private readonly placeholderBytes: number;
   /** Read buffers not in use (one per document being read at once: TSA lanes run several). */
   private readonly buffers: Buffer[] = [];
+  /** Whole-file buffers not in use (hold). */
+  private readonly held: Buffer[] = [];
 
   constructor(
     private readonly identity: SigningIdentity,
@@ -176,9 +182,45 @@ export class DocumentSigner {
     return { size: size + update.bytes.length, sha256: result.digest('hex'), ...signedOutput('PAdES', doc.name) };
   }
 
+  /**
+   * Reads a whole file on the calling thread into a buffer of the pool (kept for files of up to
+   * HELD_BUFFER_BYTES: no fresh pages to fault in per document); `release` gives it back.
+   */
+  private hold(file: string): { bytes: Buffer; release: () => void } {
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const i = this.held.findIndex((b) => b.length >= size);
+      const buffer =
+        i >= 0
+          ? (this.held.splice(i, 1)[0] ?? Buffer.allocUnsafeSlow(size))
+          : Buffer.allocUnsafeSlow(size <= HELD_BUFFER_BYTES ? Math.max(size, PIECE_BYTES) : size);
+      let n = 0;
+      while (n < size) {
+        const got = readSync(fd, buffer, n, size - n, n);
+        if (got === 0) break;
+        n += got;
+      }
+      const release = (): void => {
+        if (buffer.length <= HELD_BUFFER_BYTES && this.held.length < 4) this.held.push(buffer);
+      };
+      return { bytes: buffer.subarray(0, n), release };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   private async xadesSign(doc: DocumentToSign, sink: SignedSink, signal: AbortSignal): Promise<SignedResult> {
-    const bytes = await readFile(doc.path, { signal });
-    if (doc.sha256 !== undefined && createHash('sha256').update(bytes).digest('hex') !== doc.sha256) throw corrupt();
+    signal.throwIfAborted();
+    const held = this.hold(doc.path);
+    try {
+      return await this.xadesOf(held.bytes, doc, sink, signal);
+    } finally {
+      held.release();
+    }
+  }
+
+  private async xadesOf(bytes: Buffer, doc: DocumentToSign, sink: SignedSink, signal: AbortSignal): Promise<SignedResult> {
     const declared = /^(?:\uFEFF)?<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']/.exec(bytes.subarray(0, 200).toString('latin1'))?.[1];
     if (declared && !/^(utf-?8|us-ascii)$/i.test(declared)) {
       throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a XAdES signature: the XML is encoded as ${declared}; submit UTF-8` });
@@ -194,10 +236,16 @@ export class DocumentSigner {
       throw err;
     }
     if (enveloped) {
-      const out = createHash('sha256');
-      for (const part of enveloped.parts) emit(sink, out, part);
+      // The result starts with the document's bytes up to the Signature: one hash over them serves
+      // the upload's check and the result's digest.
+      const [head = Buffer.alloc(0), ...rest] = enveloped.parts;
+      const out = createHash('sha256').update(head);
+      if (doc.sha256 !== undefined && out.copy().update(bytes.subarray(head.length)).digest('hex') !== doc.sha256) throw corrupt();
+      sink.write(head);
+      for (const part of rest) emit(sink, out, part);
       return { size: enveloped.parts.reduce((n, p) => n + p.length, 0), sha256: out.digest('hex'), ...signedOutput('XAdES', doc.name) };
     }
+    if (doc.sha256 !== undefined && createHash('sha256').update(bytes).digest('hex') !== doc.sha256) throw corrupt();
     // A DOCTYPE: the DOM signer (xadesjs), which applies it.
     const loading = (this.xades ??= import('./xades.js').then((m) => ({
       signer: new m.XadesSigner(this.identity),

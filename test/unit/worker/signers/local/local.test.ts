@@ -85,6 +85,19 @@ describe('LocalSigner result files', () => {
     await s.stop();
   });
 
+  it.each(['PAdES', 'CAdES', 'XAdES'] as const)(
+    '%s: a spooled file that no longer matches its sha256 fails as SPOOL_FILE_CORRUPT, leaving no result',
+    async (type) => {
+      const s = await signer();
+      const content = type === 'PAdES' ? await pdf() : Buffer.from('<?xml version="1.0"?>\n<a>text</a>\n');
+      const doc = { ...(await put(content)), sha256: sha(Buffer.from('the bytes uploaded')) };
+      const [r] = await s.signBatch({ batchId: 'b', tenant: 't', signatureType: type, documents: [doc] }, new AbortController().signal);
+      expect(r).toMatchObject({ ok: false, error: { code: 'SPOOL_FILE_CORRUPT' } });
+      await expect(readFile(doc.resultPath)).rejects.toMatchObject({ code: 'ENOENT' });
+      await s.stop();
+    },
+  );
+
   it('fsyncs each result directory once per batch, after the results are in place and before they are handed back', async () => {
     const s = await signer();
     const docs = [await put(Buffer.from('one'), 'op_a'), await put(Buffer.from('two'), 'op_a'), await put(Buffer.from('three'), 'op_b')];
