@@ -4,8 +4,11 @@
  * is the one line the user sees.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
+import { isPortOpen } from './redis-server.js';
+
+/** How long the port check waits for a connection (a silent address counts as free: its bind then tells). */
+const PROBE_TIMEOUT_MS = 1000;
 
 export class StartError extends Error {
   constructor(message: string) {
@@ -14,22 +17,17 @@ export class StartError extends Error {
   }
 }
 
-/** Binds host:port once and releases it; port 0 (any free port) always passes. */
+/**
+ * Refuses a port something already listens on (port 0, any free port, always passes): a connection
+ * to it is accepted. Not a bind: a listener held even for an instant takes the connections of the
+ * clients that retry an api restarting on this port, and resets them when it lets the port go. The
+ * other failures to bind (a privileged port, an address not on this machine) stop the start when
+ * the server listens.
+ */
 export const assertPortFree = async (host: string, port: number, variable: string): Promise<void> => {
   if (port === 0) return;
-  await new Promise<void>((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', (err: NodeJS.ErrnoException) => {
-      const why =
-        err.code === 'EADDRINUSE'
-          ? 'is already in use'
-          : err.code === 'EACCES'
-            ? 'needs privileges this user does not have'
-            : `cannot be bound (${err.code ?? err.message})`;
-      reject(new StartError(`${variable}=${port}: ${host}:${port} ${why}`));
-    });
-    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve()));
-  });
+  const target = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  if (await isPortOpen(port, target, PROBE_TIMEOUT_MS)) throw new StartError(`${variable}=${port}: ${host}:${port} is already in use`);
 };
 
 /** Creates `dir` if needed and writes and removes a probe file in it. */
