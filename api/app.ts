@@ -23,7 +23,7 @@ import { chain } from './http/chain.js';
 import { dropHalfClosedReaders } from './http/half-close.js';
 import { securityHeaders } from './http/security-headers.js';
 import { errorHandler, notFoundHandler } from './http/problem.js';
-import { checkReadiness } from './routes/health.js';
+import { checkReadiness, STOPPING } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
 import { TenantRateLimits } from './rate-limits.js';
 import { traceUploads } from './upload/span.js';
@@ -51,6 +51,8 @@ export interface AppDeps {
   redisHealth?: RedisHealth;
   /** Connections held per tenant while its requests are in progress (a no-op without it). */
   connections?: ConnectionLimits;
+  /** True once the api is stopping: /readyz answers 503 (a load balancer stops sending). */
+  stopping?: () => boolean;
 }
 
 /** Operation JSON is per tenant and changes: no cache keeps it (the download sets its own). */
@@ -77,7 +79,7 @@ export const createApp = (deps: AppDeps): Express => {
   app.use(chain(securityHeaders(), observeDuration, dropHalfClosedReaders));
   // /healthz, /readyz, and /metrics unless it has its own port (shared/service-http.ts, as the worker serves them).
   const serviceRoutes = {
-    readiness: () => checkReadiness(deps.redis, deps.spool, config.spoolMinFreeBytes),
+    readiness: () => (deps.stopping?.() ? Promise.resolve(STOPPING) : checkReadiness(deps.redis, deps.spool, config.spoolMinFreeBytes)),
     metrics: config.metrics.port === undefined ? { metrics, token: config.metrics.token } : undefined,
   };
   // Routes of their own (not a middleware every request passes through): express lists them.

@@ -43,9 +43,12 @@ export class OperationEvents {
    * Resolves when `opId` ends or after `ms`, whichever first; `cancel` (client gone, or no wait
    * needed) ends it early and may be called any number of times. Register before re-reading the
    * record, so an event between the read and the wait is not lost. (A callback, not an AbortSignal:
-   * aborting builds a DOMException, measurable at hundreds of long-polls per second.)
+   * aborting builds a DOMException, measurable at hundreds of long-polls per second.) Once stopped,
+   * it resolves at once.
    */
   waitFor(opId: string, ms: number): { done: Promise<void>; cancel: () => void } {
+    // Stopped: nothing would wake it, and the stop is not held up by a wait (answered at once).
+    if (this.stopped) return { done: Promise.resolve(), cancel: () => undefined };
     let cancel = (): void => undefined;
     const done = new Promise<void>((resolve) => {
       const set = this.waiters.get(opId) ?? new Set<() => void>();

@@ -1,5 +1,5 @@
 /** The api process: start() connects Redis, prepares the spool and listens; stop() drains and closes. */
-import http, { type Server } from 'node:http';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import type { Express } from 'express';
@@ -19,6 +19,7 @@ import { createApp } from './app.js';
 import { ServiceHttpServer } from '@signspool/shared/service-http';
 import { onClientError } from './http/client-errors.js';
 import { connectionCaps, ConnectionLimits, descriptorLimit } from './http/connection-limits.js';
+import { HttpDrain } from './http/drain.js';
 import { keepAlive } from './http/keep-alive.js';
 import { allowHalfOpen } from './http/half-close.js';
 import { OperationEvents } from './operation-events.js';
@@ -35,7 +36,6 @@ export interface ApiServerDeps {
 }
 
 export class ApiServer {
-  private server: Server | undefined;
   /** The express application (for introspection in tests). */
   app: Express | undefined;
   private spool: Spool | undefined;
@@ -46,6 +46,7 @@ export class ApiServer {
   private redisHealth: RedisHealth | undefined;
   private events: OperationEvents | undefined;
   private metricsServer: ServiceHttpServer | undefined;
+  private drain: HttpDrain | undefined;
   /** The connection limits (for tests: counts and caps). */
   connections: ConnectionLimits | undefined;
   /** The /metrics URL when METRICS_PORT serves it on its own port. */
@@ -110,8 +111,11 @@ export class ApiServer {
     const connections = new ConnectionLimits(connectionCaps(config.connections, descriptors), this.deps.metrics, logger);
     this.connections = connections;
     logger.info({ ...connections.caps, descriptors }, 'connection limits');
+    // Set with the server below; /readyz answers 503 from the start of a stop.
+    const stopping = (): boolean => this.drain?.stopping ?? false;
     const app = createApp({
       connections,
+      stopping,
       ...this.deps,
       redis: this.redis,
       queue: this.queue,
@@ -126,7 +130,8 @@ export class ApiServer {
     });
     this.app = app;
     const server = http.createServer(app);
-    this.server = server;
+    // A stop answers every request that reaches an open connection, each closing it (drain.ts).
+    this.drain = new HttpDrain(server);
     // Counted from accept: caps on anonymous, per-tenant and all connections (connection-limits.ts).
     connections.attach(server);
     // Parser errors (431, malformed framing) answered as problem+json (client-errors.ts).
@@ -159,20 +164,20 @@ export class ApiServer {
     return this.url;
   }
 
-  /** Idempotent: stops accepting, lets in-flight requests finish until the deadline, closes Redis. */
+  /**
+   * Idempotent: stops accepting, answers what reaches an open connection (each answer closing it),
+   * closes idle connections after HTTP_DRAIN_WINDOW and all of them at SHUTDOWN_TIMEOUT, closes Redis.
+   */
   stop(): Promise<void> {
     this.stopPromise ??= (async () => {
-      const server = this.server;
-      // Waiting requests answer now with the current state.
+      // First, before any answer the stop causes (drain.ts).
+      const drained = this.drain?.drain({ windowMs: this.deps.config.httpDrainWindowMs, deadlineMs: this.deps.config.shutdownTimeoutMs });
+      // Waiting requests answer now with the current state, once a client that reconnects is refused.
+      await this.drain?.listenerClosed;
       await this.events?.stop();
       await this.metricsServer?.stop();
-      if (server) {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        const timer = setTimeout(() => server.closeAllConnections(), this.deps.config.shutdownTimeoutMs);
-        await closed;
-        clearTimeout(timer);
-      }
+      if ((await drained) === 'deadline')
+        this.deps.logger.warn({ shutdownTimeoutMs: this.deps.config.shutdownTimeoutMs }, 'api stop: connections still busy at SHUTDOWN_TIMEOUT were closed');
       this.undo?.stop();
       this.redisHealth?.stop();
       await this.queue?.close();

@@ -30,6 +30,21 @@ const duration = (def: string, minMs = 0) =>
       return ms;
     });
 
+/** A duration with no default (undefined when unset or empty). */
+const optionalDuration = (minMs = 0) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === '') return undefined;
+      const ms = parseDuration(raw.trim());
+      if (ms === undefined || ms < minMs) {
+        ctx.addIssue({ code: 'custom', message: `must be a duration such as 500ms, 30s, 24h (at least ${minMs} ms)` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
 const bytes = (def: string, min = 0) =>
   z
     .string()
@@ -308,6 +323,7 @@ const envSchema = z
     HTTP_BACKLOG: int(4096, 1, 65535),
     HTTP_HEADERS_TIMEOUT: duration('60s', 1000),
     HTTP_KEEPALIVE_TIMEOUT: duration('5s', 100),
+    HTTP_DRAIN_WINDOW: optionalDuration(0),
     WORKER_METRICS_PORT: int(9464, 0, 65535),
     PUBLIC_URL: optionalUrl,
     TRUST_PROXY: bool(false),
@@ -563,6 +579,12 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
     group: 'HTTP',
     meaning:
       "api: how long clients may keep an idle keep-alive connection (sent as `Keep-Alive: timeout=`); the api closes it only after twice this, so a request sent near the deadline never meets the close. Behind a load balancer, longer than the balancer's own idle timeout",
+  },
+  HTTP_DRAIN_WINDOW: {
+    group: 'HTTP',
+    default: '`HTTP_KEEPALIVE_TIMEOUT`',
+    meaning:
+      'api, on SIGTERM: how long a kept-alive connection left idle stays open for a request on its way (answered with `Connection: close`) before it is closed; a client that honours the announced keep-alive timeout has closed it by then. Within `SHUTDOWN_TIMEOUT` (docs/operations.md#stopping-the-api)',
   },
   TRUST_PROXY: { group: 'HTTP', meaning: 'trust `X-Forwarded-*` headers from a reverse proxy in front of the api (express `trust proxy`)' },
   PUBLIC_URL: { group: 'HTTP', meaning: "base URL used for links in webhook events and in the OpenAPI document's `servers`" },
@@ -842,6 +864,7 @@ const configSchema = envSchema.transform((c) => {
     httpBacklog: c.HTTP_BACKLOG,
     httpHeadersTimeoutMs: c.HTTP_HEADERS_TIMEOUT,
     httpKeepAliveTimeoutMs: c.HTTP_KEEPALIVE_TIMEOUT,
+    httpDrainWindowMs: c.HTTP_DRAIN_WINDOW ?? c.HTTP_KEEPALIVE_TIMEOUT,
     workerMetricsPort: c.WORKER_METRICS_PORT,
     publicUrl: c.PUBLIC_URL,
     trustProxy: c.TRUST_PROXY,

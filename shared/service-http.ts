@@ -19,6 +19,8 @@ export interface Readiness {
   checks: Record<string, string>;
   /** What makes it not ready, one line (the 503's detail); else the checks not `'ok'` are named. */
   detail?: string;
+  /** The 503's Retry-After, when a retry is expected to succeed after it (a stopping process). */
+  retryAfterMs?: number;
 }
 
 export const CHECK_OK = 'ok';
@@ -81,7 +83,15 @@ export const serveServiceRoute = async (req: http.IncomingMessage, res: http.Ser
           .map(([k, v]) => `${k}: ${v}`)
           .join('; ') ||
           'not ready');
-      sendProblem(res, new SignspoolError('SERVICE_UNAVAILABLE', { detail, extensions: { checks: r.checks } }), url);
+      sendProblem(
+        res,
+        new SignspoolError('SERVICE_UNAVAILABLE', {
+          detail,
+          extensions: { checks: r.checks },
+          ...(r.retryAfterMs === undefined ? {} : { retryAfterMs: r.retryAfterMs }),
+        }),
+        url,
+      );
     }
     return true;
   }

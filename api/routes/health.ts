@@ -1,4 +1,7 @@
-/** The api's readiness (served by shared/service-http.ts at /readyz): Redis answers and the spool is writable with free space. */
+/**
+ * The api's readiness (served by shared/service-http.ts at /readyz): Redis answers and the spool is
+ * writable with free space; never while the api is stopping.
+ */
 import { rm, writeFile } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import { CHECK_OK, redisCheck, type Readiness } from '@signspool/shared/service-http';
@@ -27,4 +30,12 @@ export const checkReadiness = async (redis: Redis, spool: Spool, minFreeBytes: n
   })();
   const [r, s] = await Promise.all([redisCheck(redis, 1000), spoolCheck]);
   return { ready: r === CHECK_OK && s === CHECK_OK, checks: { redis: r, spool: s } };
+};
+
+/** The readiness of a stopping api: not ready, whatever its dependencies (a client retries elsewhere or after the restart). */
+export const STOPPING: Readiness = {
+  ready: false,
+  checks: { stopping: 'the api is stopping' },
+  detail: 'the api is stopping (SIGTERM): it answers the requests on its open connections and accepts no new connection',
+  retryAfterMs: 1000,
 };

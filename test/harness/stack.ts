@@ -62,6 +62,8 @@ export const startStack = async (opts: StackOptions = {}): Promise<Stack> => {
     BATCH_LINGER: '100ms',
     SPOOL_MIN_FREE_BYTES: '1MiB',
     SHUTDOWN_TIMEOUT: '10s',
+    // A stop waits that long for the idle connections of the test's own clients (default: HTTP_KEEPALIVE_TIMEOUT).
+    HTTP_DRAIN_WINDOW: '100ms',
     ...opts.env,
   };
   const config = loadConfig(env);

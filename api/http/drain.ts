@@ -1,0 +1,115 @@
+/**
+ * The api's graceful stop of its HTTP server. Once `drain()` starts, the server stops listening
+ * (after accepting the connections the kernel had queued) and from then on every answer carries
+ * `Connection: close` (the answers under way whose headers are not sent yet included), so clients
+ * stop reusing their kept-alive connections; a request that reaches a kept-alive connection
+ * meanwhile is still served. An idle connection is closed only once it has been left unused for the
+ * drain window (by default the keep-alive timeout the clients were told: they have closed it
+ * themselves by then), and every connection by the deadline.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import net from 'node:net';
+
+/** The answer closes its connection once sent (no effect on an answer whose headers are sent). */
+const closeWhenAnswered = (res: ServerResponse): void => {
+  if (!res.headersSent) res.setHeader('Connection', 'close');
+};
+
+/**
+ * At most this long (and within the drain window) the listener stays open after the stop started,
+ * waiting for a turn of the event loop that accepts no connection. Clients that keep connecting (a
+ * burst of retries) are served on kept-alive connections meanwhile, and stop opening new ones.
+ */
+const MAX_LISTEN_MS = 2000;
+
+export class HttpDrain {
+  private draining = false;
+  /** From the listener's close: every answer closes its connection. */
+  private closing = false;
+  private listenerClosedNow: () => void = () => undefined;
+  /** Resolves once the server no longer listens (a new connection is refused from then on). */
+  readonly listenerClosed = new Promise<void>((resolve) => (this.listenerClosedNow = resolve));
+  /** Answers under way (until their response closes), to mark them when the listener closes. */
+  private readonly answering = new Set<ServerResponse>();
+  /** Connections accepted so far: the listener closes after a turn of the event loop that accepted none. */
+  private accepted = 0;
+
+  constructor(private readonly server: Server) {
+    server.on('connection', () => (this.accepted += 1));
+    // The first listener: the application may send its headers synchronously.
+    server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+      if (this.closing) {
+        closeWhenAnswered(res);
+        return;
+      }
+      this.answering.add(res);
+      res.once('close', () => this.answering.delete(res));
+    });
+  }
+
+  /** True from the start of the drain (readiness answers 503 then). */
+  get stopping(): boolean {
+    return this.draining;
+  }
+
+  /**
+   * Stops listening (`listenerClosed`), lets what arrives on open connections be answered (each
+   * closing its connection from then on), closes the connections still idle after `windowMs`, and
+   * every one at `deadlineMs` (both from now). Resolves once no connection is left: `'deadline'`
+   * when some had to be closed at the deadline (their requests unanswered), else `'drained'`. Call once.
+   */
+  async drain(opts: { windowMs: number; deadlineMs: number }): Promise<'drained' | 'deadline'> {
+    const { server } = this;
+    this.draining = true;
+    // An answer already sent as keep-alive leaves its connection idle afterwards: closed after the window too.
+    const keepAlive = server.keepAliveTimeout;
+    server.keepAliveTimeout = Math.max(1, keepAlive > 0 ? Math.min(keepAlive, opts.windowMs) : opts.windowMs);
+    const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+    this.stopListening(Math.min(opts.windowMs, MAX_LISTEN_MS));
+    // Until then answers keep their connection: a client that reconnected instead could meet the
+    // listener's close. From then on it is refused.
+    void this.listenerClosed.then(() => {
+      this.closing = true;
+      for (const res of this.answering) closeWhenAnswered(res);
+      this.answering.clear();
+    });
+    let outcome: 'drained' | 'deadline' = 'drained';
+    // http's close closes the idle connections (and stops its timeout checks), right after a poll
+    // phase: a request that had reached the kernel by then has been read, its connection is not idle.
+    const window = setTimeout(() => setImmediate(() => server.close()), opts.windowMs);
+    const deadline = setTimeout(() => {
+      outcome = 'deadline';
+      server.closeAllConnections();
+    }, opts.deadlineMs);
+    try {
+      await closed;
+    } finally {
+      clearTimeout(window);
+      clearTimeout(deadline);
+    }
+    return outcome;
+  }
+
+  /**
+   * Stops listening after a turn of the event loop that accepted no connection (or after `boundMs`).
+   * Closing a listener resets the connections the kernel has queued for it and
+   * not yet handed over (many when the process was busy or short of CPU, each with its request
+   * sent): those are accepted first, and answered. The close runs in a check phase, right after the
+   * poll phase that accepted what was queued. net's close stops listening only (http's would also
+   * close the idle connections at once).
+   */
+  private stopListening(boundMs: number): void {
+    const until = Date.now() + boundMs;
+    let seen = -1;
+    const turn = (): void => {
+      if (seen === this.accepted || Date.now() >= until) {
+        net.Server.prototype.close.call(this.server);
+        this.listenerClosedNow();
+        return;
+      }
+      seen = this.accepted;
+      setImmediate(turn);
+    };
+    setImmediate(turn);
+  }
+}
