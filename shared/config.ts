@@ -582,9 +582,9 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   },
   HTTP_DRAIN_WINDOW: {
     group: 'HTTP',
-    default: '`HTTP_KEEPALIVE_TIMEOUT`',
+    default: 'twice `HTTP_KEEPALIVE_TIMEOUT` (when an idle connection closes anyway), at most half of `SHUTDOWN_TIMEOUT`',
     meaning:
-      'api, on SIGTERM: how long a kept-alive connection left idle stays open for a request on its way (answered with `Connection: close`) before it is closed; a client that honours the announced keep-alive timeout has closed it by then. Within `SHUTDOWN_TIMEOUT` (docs/operations.md#stopping-the-api)',
+      'api, on SIGTERM: how long a kept-alive connection left idle stays open for a request on its way (answered with `Connection: close`) before it is closed; a client that honours the announced keep-alive timeout has closed it by then (docs/operations.md#stopping-the-api)',
   },
   TRUST_PROXY: { group: 'HTTP', meaning: 'trust `X-Forwarded-*` headers from a reverse proxy in front of the api (express `trust proxy`)' },
   PUBLIC_URL: { group: 'HTTP', meaning: "base URL used for links in webhook events and in the OpenAPI document's `servers`" },
@@ -864,7 +864,8 @@ const configSchema = envSchema.transform((c) => {
     httpBacklog: c.HTTP_BACKLOG,
     httpHeadersTimeoutMs: c.HTTP_HEADERS_TIMEOUT,
     httpKeepAliveTimeoutMs: c.HTTP_KEEPALIVE_TIMEOUT,
-    httpDrainWindowMs: c.HTTP_DRAIN_WINDOW ?? c.HTTP_KEEPALIVE_TIMEOUT,
+    /** Undefined: the api's drain derives it (api/http/drain.ts). */
+    httpDrainWindowMs: c.HTTP_DRAIN_WINDOW,
     workerMetricsPort: c.WORKER_METRICS_PORT,
     publicUrl: c.PUBLIC_URL,
     trustProxy: c.TRUST_PROXY,

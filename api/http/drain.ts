@@ -4,15 +4,18 @@
  * `Connection: close` (the answers under way whose headers are not sent yet included), so clients
  * stop reusing their kept-alive connections; a request that reaches a kept-alive connection
  * meanwhile is still served. An idle connection is closed only once it has been left unused for the
- * drain window (by default the keep-alive timeout the clients were told: they have closed it
- * themselves by then), and every connection by the deadline.
+ * drain window (by default until the api would close it anyway, twice the keep-alive timeout the
+ * clients were told: they have closed it themselves by then), and every connection by the deadline.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import net from 'node:net';
 
 /** The answer closes its connection once sent (no effect on an answer whose headers are sent). */
 const closeWhenAnswered = (res: ServerResponse): void => {
-  if (!res.headersSent) res.setHeader('Connection', 'close');
+  if (res.headersSent) return;
+  res.setHeader('Connection', 'close');
+  // No keep-alive to announce (keep-alive.ts sets it on every answer).
+  res.removeHeader('Keep-Alive');
 };
 
 /**
@@ -55,17 +58,20 @@ export class HttpDrain {
   /**
    * Stops listening (`listenerClosed`), lets what arrives on open connections be answered (each
    * closing its connection from then on), closes the connections still idle after `windowMs`, and
-   * every one at `deadlineMs` (both from now). Resolves once no connection is left: `'deadline'`
-   * when some had to be closed at the deadline (their requests unanswered), else `'drained'`. Call once.
+   * every one at `deadlineMs` (both from now). `windowMs` by default: when the server closes an
+   * idle connection anyway (its keepAliveTimeout), at most half the deadline. Resolves once no
+   * connection is left: `'deadline'` when some had to be closed at the deadline (their requests
+   * unanswered), else `'drained'`. Call once.
    */
-  async drain(opts: { windowMs: number; deadlineMs: number }): Promise<'drained' | 'deadline'> {
+  async drain(opts: { windowMs: number | undefined; deadlineMs: number }): Promise<'drained' | 'deadline'> {
     const { server } = this;
     this.draining = true;
+    const windowMs = opts.windowMs ?? Math.min(server.keepAliveTimeout || Infinity, opts.deadlineMs / 2);
     // An answer already sent as keep-alive leaves its connection idle afterwards: closed after the window too.
     const keepAlive = server.keepAliveTimeout;
-    server.keepAliveTimeout = Math.max(1, keepAlive > 0 ? Math.min(keepAlive, opts.windowMs) : opts.windowMs);
+    server.keepAliveTimeout = Math.max(1, keepAlive > 0 ? Math.min(keepAlive, windowMs) : windowMs);
     const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
-    this.stopListening(Math.min(opts.windowMs, MAX_LISTEN_MS));
+    this.stopListening(Math.min(windowMs, MAX_LISTEN_MS));
     // Until then answers keep their connection: a client that reconnected instead could meet the
     // listener's close. From then on it is refused.
     void this.listenerClosed.then(() => {
@@ -76,7 +82,7 @@ export class HttpDrain {
     let outcome: 'drained' | 'deadline' = 'drained';
     // http's close closes the idle connections (and stops its timeout checks), right after a poll
     // phase: a request that had reached the kernel by then has been read, its connection is not idle.
-    const window = setTimeout(() => setImmediate(() => server.close()), opts.windowMs);
+    const window = setTimeout(() => setImmediate(() => server.close()), windowMs);
     const deadline = setTimeout(() => {
       outcome = 'deadline';
       server.closeAllConnections();
