@@ -24,6 +24,8 @@ const closeWhenAnswered = (res: ServerResponse): void => {
  * burst of retries) are served on kept-alive connections meanwhile, and stop opening new ones.
  */
 const MAX_LISTEN_MS = 2000;
+/** A turn of the event loop this short leaves little time between its poll phase and the listener's close. */
+const QUIET_TURN_MS = 2;
 
 export class HttpDrain {
   private draining = false;
@@ -97,23 +99,28 @@ export class HttpDrain {
   }
 
   /**
-   * Stops listening after a turn of the event loop that accepted no connection (or after `boundMs`).
-   * Closing a listener resets the connections the kernel has queued for it and
-   * not yet handed over (many when the process was busy or short of CPU, each with its request
-   * sent): those are accepted first, and answered. The close runs in a check phase, right after the
-   * poll phase that accepted what was queued. net's close stops listening only (http's would also
-   * close the idle connections at once).
+   * Stops listening after a short turn of the event loop that accepted no connection (or after
+   * `boundMs`). Closing a listener resets the connections the kernel has queued for it and not yet
+   * handed over (many when the process was busy or short of CPU, each with its request sent): those
+   * are accepted first, and answered. The close runs in a check phase, right after the poll phase
+   * that found none queued; only a connection that arrived since that poll is still reset, so the
+   * turn must also have been short (QUIET_TURN_MS: little time since the poll). net's close stops
+   * listening only (http's would also close the idle connections at once).
    */
   private stopListening(boundMs: number): void {
     const until = Date.now() + boundMs;
     let seen = -1;
+    let last = performance.now();
     const turn = (): void => {
-      if (seen === this.accepted || Date.now() >= until) {
+      const now = performance.now();
+      const quiet = seen === this.accepted && now - last < QUIET_TURN_MS;
+      if (quiet || Date.now() >= until) {
         net.Server.prototype.close.call(this.server);
         this.listenerClosedNow();
         return;
       }
       seen = this.accepted;
+      last = now;
       setImmediate(turn);
     };
     setImmediate(turn);
