@@ -135,6 +135,26 @@ describe('faults', () => {
     expect(files).toHaveLength(1);
   });
 
+  it('keeps the recorded result when its outcome is applied twice (the answer lost, the command resent)', async () => {
+    const s = await stackOf();
+    const real = OperationStore.prototype.transitionMany;
+    let replayed = 0;
+    vi.spyOn(OperationStore.prototype, 'transitionMany').mockImplementation(async function (this: OperationStore, updates) {
+      const recording = [...updates.values()].some((ups) => ups.some((u) => u.to === 'signed'));
+      if (!recording || replayed++ > 0) return real.call(this, updates);
+      // Applied once, its answer lost: ioredis resends the command after reconnecting, and this is its answer.
+      await real.call(this, updates);
+      return real.call(this, updates);
+    });
+    const content = 'recorded once, answered twice';
+    const res = await submit(s.apiUrl, s.keys.acme, [{ name: 'a.txt', content }]);
+    const done = await waitForTerminal(s.apiUrl, s.keys.acme, res.body.id, 60_000);
+    expect([replayed, done.status]).toEqual([1, 'succeeded']);
+    const doc = done.documents[0];
+    const got = await download(s.apiUrl, s.keys.acme, res.body.id, doc?.id ?? '');
+    expect(got.status).toBe(200);
+  });
+
   it('stops pulling while the spool is below its floor (no upstream call, nothing failed), says so in readiness, and resumes', async () => {
     const prefix = testPrefix();
     const api = await stackOf({ QUEUE_PREFIX: prefix }, { worker: false });

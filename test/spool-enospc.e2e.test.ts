@@ -53,7 +53,7 @@ describe.skipIf(!mounted)('a spool that fills up during an upload', () => {
       'no file of the upload left',
       async () =>
         (await incomingFiles(spool)).length === 0 &&
-        (await readdir(path.join(spool, 'tmp')).catch(() => [])).filter((f) => !f.startsWith('spare-')).length === 0,
+        (await readdir(path.join(spool, 'tmp')).catch(() => [])).filter((f) => !f.startsWith('spare-') && !f.startsWith('owner-')).length === 0,
     );
     expect(openFilesUnder(spool)).toEqual([]);
   });

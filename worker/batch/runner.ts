@@ -464,6 +464,10 @@ export class BatchRunner {
       if (t.becameTerminal) {
         log.info({ opId, status: t.status }, 'operation completed');
         await this.announceEnd(opId, items, t);
+      } else if (t.applied.length > 0 && isTerminal(t.status)) {
+        // Only a replay of this claim's ends applies to an ended operation: the first application
+        // (whose answer was lost) may have ended it unannounced. The announcement is idempotent.
+        await this.announceEnd(opId, items, { ...t, becameTerminal: true });
       }
     }
     const tally = this.tallies.get(claim);

@@ -3,7 +3,8 @@
   hash `key`, if `allowed[from][to]` (a table generated from shared/operations/states.ts: ALLOWED
   for workers and cancel, RETRY_ALLOWED for a retry).
   u: { docId, to, claim?, error?, signed? }. A move out of `signing` that carries a claim id is
-  refused when the document was re-claimed since (another worker owns it now).
+  refused when the document was re-claimed since (another worker owns it now). The same claim's
+  end applied again changes nothing and is reported applied.
   A document that ends leaves its tenant's backlog `backlogKey`; one that is retried joins it again.
   Returns ok, status (the new status, or the one that refused the move).
 ]]
@@ -13,6 +14,9 @@ local function apply(key, backlogkey, allowed, u, now)
   if not raw then return false, 'missing' end
   local d = cjson.decode(raw)
   local from = d.status
+  -- The same claim's end applied again (its answer was lost and the command resent, or recorded
+  -- again): already done, reported applied so that the claim keeps the result its record points at.
+  if from == u.to and ENDED[from] and u.claim and d.claim == u.claim then return true, from end
   if not (allowed[from] and allowed[from][u.to]) then return false, from end
   if from == 'signing' and u.to ~= 'signing' and u.claim and d.claim and u.claim ~= d.claim then return false, from end
   d.status = u.to
