@@ -84,6 +84,19 @@ const optionalUrl = z
     }
   });
 
+/**
+ * REDIS_URL: `redis://` / `rediss://`, an absolute socket path, or `unix:///path` (as redis-py and
+ * Sidekiq write it), turned into the path form ioredis takes. Another scheme is refused: ioredis
+ * would take `unix:///x` for the default 127.0.0.1:6379 without a word.
+ */
+const redisUrl = optionalString.transform((v, ctx) => {
+  if (v === undefined || (v.startsWith('/') && !v.startsWith('//')) || /^rediss?:\/\//i.test(v)) return v;
+  const unix = /^unix:(?:\/\/)?(\/[^?#]*)(\?[^#]*)?$/i.exec(v);
+  if (unix?.[1] && !unix[1].startsWith('//')) return `${unix[1]}${unix[2] ?? ''}`;
+  ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL, or a Unix socket as an absolute path or unix:///path' });
+  return z.NEVER;
+});
+
 export type { ApiKeyEntry } from './api-key.js';
 
 const apiKeys = z
@@ -303,7 +316,7 @@ const envSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
 
-    REDIS_URL: optionalString,
+    REDIS_URL: redisUrl,
     REDIS_CONNECT_TIMEOUT: duration('30s'),
     REDIS_COMMAND_TIMEOUT: duration('2s', 100),
     REDIS_SENTINELS: hostPortList,
@@ -525,7 +538,7 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
     group: 'Redis and the spool',
     default: '`redis://127.0.0.1:6379` (`npm start`: else a `redis-server` of its own, on the Unix socket `DATA_DIR/redis/redis.sock`)',
     meaning:
-      'Redis (BullMQ queues and records): a `redis://` URL, or the absolute path of a Unix socket (`/run/redis/redis.sock`, options as a query: `?password=…&db=2`); with Sentinel only its password and db are used',
+      'Redis (BullMQ queues and records): a `redis://` URL, or a Unix socket as an absolute path or a `unix://` URL (`/run/redis/redis.sock`, `unix:///run/redis/redis.sock`; options as a query: `?password=…&db=2`); with Sentinel only its password and db are used',
   },
   REDIS_CONNECT_TIMEOUT: {
     group: 'Redis and the spool',

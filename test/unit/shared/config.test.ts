@@ -36,6 +36,18 @@ describe('config', () => {
     );
   });
 
+  it('takes REDIS_URL as redis://, rediss://, a socket path or unix:///path, and refuses other schemes', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://:pw@10.0.0.5:6380/2' }).redisUrl).toBe('redis://:pw@10.0.0.5:6380/2');
+    expect(loadConfig({ REDIS_URL: 'rediss://cache.example:6380' }).redisUrl).toBe('rediss://cache.example:6380');
+    expect(loadConfig({ REDIS_URL: '/run/redis/redis.sock?db=2' }).redisUrl).toBe('/run/redis/redis.sock?db=2');
+    // The unix:// form ioredis would silently take for 127.0.0.1:6379.
+    expect(loadConfig({ REDIS_URL: 'unix:///run/redis/redis.sock?password=pw&db=2' }).redisUrl).toBe('/run/redis/redis.sock?password=pw&db=2');
+    expect(loadConfig({ REDIS_URL: 'unix:/run/redis/redis.sock' }).redisUrl).toBe('/run/redis/redis.sock');
+    for (const bad of ['unix://redis-host/run/redis.sock', 'http://127.0.0.1:6379', '127.0.0.1:6379', 'redis-sentinel://x:26379']) {
+      expect(() => loadConfig({ REDIS_URL: bad }), bad).toThrow(/REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/);
+    }
+  });
+
   it('reads secrets from <NAME>_FILE', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'cfg-'));
     await writeFile(path.join(dir, 'secret'), 's3cret\n');
