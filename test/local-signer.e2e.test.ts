@@ -22,10 +22,12 @@ import { LocalTsa } from './harness/tsa.js';
 import { cmsVerify, pdfsig, tool, xmlsecVerify } from './harness/verify.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const makePdf = async (objectStreams: boolean, pages = 2): Promise<Buffer> => {
+/** `filler`: bytes of an incompressible stream (a PDF larger than the signer's read buffer is parsed from its file, a smaller one from memory). */
+const makePdf = async (objectStreams: boolean, pages = 2, filler = 0): Promise<Buffer> => {
   const pdf = await PDFDocument.create();
   const font = await pdf.embedFont(StandardFonts.Helvetica);
   for (let i = 0; i < pages; i++) pdf.addPage().drawText(`Invoice page ${i + 1}`, { x: 50, y: 700, font });
+  if (filler > 0) pdf.context.register(pdf.context.stream(randomBytes(filler)));
   return Buffer.from(await pdf.save({ useObjectStreams: objectStreams }));
 };
 const XML =
@@ -119,8 +121,12 @@ describe('LocalSigner', () => {
 
   it('PAdES: pdfsig finds the signature valid over the whole file, pdfinfo opens it, a second signature keeps the first valid, a flipped byte is caught', async () => {
     const s = await started();
-    for (const objectStreams of [false, true]) {
-      const doc = await put(await makePdf(objectStreams), `invoice-${objectStreams}.pdf`);
+    for (const [objectStreams, filler] of [
+      [false, 0],
+      [true, 0],
+      [true, 400 * 1024],
+    ] as const) {
+      const doc = await put(await makePdf(objectStreams, 2, filler), `invoice-${objectStreams}-${filler}.pdf`);
       const first = await signOne(s, 'PAdES', doc);
       expect(first.contentType).toBe('application/pdf');
       const once = pdfsig(first.path);

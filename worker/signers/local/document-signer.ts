@@ -10,10 +10,9 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { SignatureType } from '@signspool/shared/queue';
-import { readPiecesInto } from '@signspool/shared/spool/file-io';
+import { MAX_IO_BYTES, readPiecesInto } from '@signspool/shared/spool/file-io';
 import { signedOutput } from '../signed-output.js';
 import { CmsBuilder } from './cms.js';
 import type { SigningIdentity } from './cert.js';
@@ -149,28 +148,37 @@ export class DocumentSigner {
 
   private async pades(doc: DocumentToSign, sink: SignedSink, signal: AbortSignal): Promise<SignedResult> {
     const original = createHash('sha256');
-    // One read: each piece hashed and written on (the result starts with the original bytes).
-    const size = await this.read(doc.path, signal, (piece) => {
-      original.update(piece);
-      sink.write(piece);
-    });
-    // The upload's hash continues as the signed byte ranges' and as the result's.
-    const ranges = original.copy();
-    const result = original.copy();
-    if (doc.sha256 !== undefined && original.digest('hex') !== doc.sha256) throw corrupt();
-    const fh = await open(doc.path, 'r');
+    const buffer = this.buffers.pop() ?? Buffer.allocUnsafeSlow(PIECE_BYTES);
+    // One descriptor, read on the calling thread: each piece hashed and written on (the result
+    // starts with the original bytes); a PDF that fits the read buffer is then parsed from it.
+    const fd = openSync(doc.path, 'r');
     let update;
+    let size = 0;
     try {
-      if ((await fh.stat()).size !== size) throw corrupt();
-      update = await buildPadesUpdate(await PdfReader.open(fh, size), { placeholderBytes: this.placeholderBytes, now: new Date(), reason: this.opts.reason });
+      for (;;) {
+        signal.throwIfAborted();
+        const n = readSync(fd, buffer, 0, Math.min(buffer.length, MAX_IO_BYTES), size);
+        if (n === 0) break;
+        const piece = buffer.subarray(0, n);
+        original.update(piece);
+        sink.write(piece);
+        size += n;
+      }
+      if (doc.sha256 !== undefined && original.copy().digest('hex') !== doc.sha256) throw corrupt();
+      const reader = size <= buffer.length ? await PdfReader.of(buffer.subarray(0, size)) : await PdfReader.open(fd, size);
+      update = await buildPadesUpdate(reader, { placeholderBytes: this.placeholderBytes, now: new Date(), reason: this.opts.reason });
     } catch (err) {
       if (err instanceof PdfSyntaxError || err instanceof PdfNotSignableError) {
         throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a PAdES signature: ${err.message}` });
       }
       throw err;
     } finally {
-      await fh.close();
+      closeSync(fd);
+      this.buffers.push(buffer);
     }
+    // The upload's hash continues as the signed byte ranges' and as the result's.
+    const ranges = original.copy();
+    const result = original;
     ranges.update(update.bytes.subarray(0, update.contentsStart - 1));
     ranges.update(update.bytes.subarray(update.contentsStart + update.contentsHexLength + 1));
     const signature = this.cms.sign(ranges.digest(), { signingTime: false });

@@ -1,11 +1,11 @@
 /**
  * Just enough of a PDF reader to append an incremental update: it finds the last cross-reference
  * section (a table or a stream, following /Prev and /XRefStm), and reads single objects by number
- * (directly or out of object streams), by random access to the file: the document is never read
- * whole. Values keep their original bytes (strings, numbers, names) so they are written back as
- * they were.
+ * (directly or out of object streams), by random access: to a document already in memory, or to
+ * its file (read on the calling thread; the file is never read whole). Values keep their original
+ * bytes (strings, numbers, names) so they are written back as they were.
  */
-import type { FileHandle } from 'node:fs/promises';
+import { readSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 
 export type PdfValue = PdfName | PdfRef | PdfRaw | PdfValue[] | PdfDict;
@@ -192,21 +192,37 @@ export class PdfReader {
   private readonly objStms = new Map<number, { first: number; data: Buffer; offsets: Map<number, number> }>();
 
   private constructor(
-    private readonly fh: FileHandle,
+    /** The whole document, or its open file (descriptor). */
+    private readonly source: Buffer | number,
     readonly size: number,
   ) {}
 
-  static async open(fh: FileHandle, size: number): Promise<PdfReader> {
-    const r = new PdfReader(fh, size);
+  /** Reads the PDF of `size` bytes open as `fd` (it stays open while the reader is used). */
+  static async open(fd: number, size: number): Promise<PdfReader> {
+    const r = new PdfReader(fd, size);
+    await r.readXref();
+    return r;
+  }
+
+  /** Reads a PDF held whole in memory (views of `bytes` are kept: it must not change while the reader is used). */
+  static async of(bytes: Buffer): Promise<PdfReader> {
+    const r = new PdfReader(bytes, bytes.length);
     await r.readXref();
     return r;
   }
 
   private async read(offset: number, length: number): Promise<Buffer> {
-    const len = Math.max(0, Math.min(length, this.size - offset));
-    const buf = Buffer.alloc(len);
-    const { bytesRead } = await this.fh.read(buf, 0, len, offset);
-    return buf.subarray(0, bytesRead);
+    const start = Math.max(0, offset);
+    const len = Math.max(0, Math.min(length, this.size - start));
+    if (typeof this.source !== 'number') return this.source.subarray(start, start + len);
+    const buf = Buffer.allocUnsafe(len);
+    let n = 0;
+    while (n < len) {
+      const got = readSync(this.source, buf, n, len - n, start + n);
+      if (got === 0) break;
+      n += got;
+    }
+    return buf.subarray(0, n);
   }
 
   private async readXref(): Promise<void> {

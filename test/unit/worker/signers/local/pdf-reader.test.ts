@@ -2,8 +2,10 @@
  * The PAdES signer's PDF reader against files written by an independent library (pdf-lib): a
  * classic cross-reference table, object streams with a cross-reference stream, and an incremental
  * update whose /Prev chain must give the newest version of an object. Damaged files are refused.
+ * Every case is read both ways the signer reads: from the open file and from the bytes in memory.
  */
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PDFDocument } from 'pdf-lib';
@@ -18,16 +20,28 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Opens `bytes` as the signer does (a file handle and its size) and runs `fn` on the reader. */
+/**
+ * Runs `fn` on a reader of `bytes` opened as the signer does a large file (a descriptor and its
+ * size) and on one over the bytes in memory (a file that fits its read buffer): both must agree.
+ */
 const withReader = async <T>(bytes: Uint8Array, fn: (r: PdfReader) => Promise<T>): Promise<T> => {
   const file = path.join(dir, `${Math.random().toString(36).slice(2)}.pdf`);
   await writeFile(file, bytes);
-  const fh = await open(file, 'r');
+  const fd = openSync(file, 'r');
+  let fromFile: PromiseSettledResult<T>;
   try {
-    return await fn(await PdfReader.open(fh, bytes.length));
+    [fromFile] = await Promise.allSettled([PdfReader.open(fd, bytes.length).then(fn)]);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
+  const [inMemory] = await Promise.allSettled([PdfReader.of(Buffer.from(bytes)).then(fn)]);
+  if (fromFile?.status === 'rejected') {
+    expect(inMemory?.status).toBe('rejected');
+    expect((inMemory as PromiseRejectedResult).reason).toBeInstanceOf((fromFile.reason as Error).constructor);
+    throw fromFile.reason;
+  }
+  expect(inMemory).toEqual(fromFile);
+  return (fromFile as PromiseFulfilledResult<T>).value;
 };
 
 const twoPages = async (useObjectStreams: boolean): Promise<Uint8Array> => {
