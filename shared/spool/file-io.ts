@@ -227,8 +227,9 @@ export class FileWriter {
     private readonly mode: WriteMode,
   ) {}
 
+  /** A spare (`overwrite`) is opened on the calling thread: an existing file, no creation (openFile). */
   static async open(file: string, mode: WriteMode = 'wx'): Promise<FileWriter> {
-    return new FileWriter(file, await openFile(file, mode), mode);
+    return new FileWriter(file, mode === 'overwrite' ? openSync(file, constants.O_WRONLY) : await openFile(file, mode), mode);
   }
 
   /** Bytes written so far. */

@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -116,6 +118,25 @@ describe('page-cache I/O', () => {
     expect(await readFile(target, 'utf8')).toBe('hello world');
     expect(await openFds()).toBe(before);
     await expect(FileWriter.open(target, 'wx')).rejects.toMatchObject({ code: 'EEXIST' });
+  });
+
+  it("FileWriter opens a reused ('overwrite') file without libuv's pool: it opens while every pool thread is busy", async () => {
+    const target = path.join(dir, 'reused');
+    await writeFile(target, randomBytes(1024));
+    // Each pool thread blocked in open(2) of a FIFO until a writer opens it.
+    const fifos = Array.from({ length: Number(process.env['UV_THREADPOOL_SIZE'] ?? 4) }, (_, i) => path.join(dir, `fifo-${i}`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const readers = fifos.map((f) => open(f, 'r'));
+    try {
+      // A file opened on the calling thread is there before the next turn of the event loop.
+      const opened = await Promise.race([FileWriter.open(target, 'overwrite'), new Promise<'blocked'>((resolve) => setImmediate(() => resolve('blocked')))]);
+      expect(opened).toBeInstanceOf(FileWriter);
+      if (opened instanceof FileWriter) opened.abort();
+    } finally {
+      const writers = fifos.map((f) => openSync(f, 'w'));
+      for (const r of await Promise.all(readers)) await r.close();
+      for (const w of writers) closeSync(w);
+    }
   });
 
   it('Base64FileSink decodes into its file, fsyncs at close, and abort after close is harmless', async () => {
