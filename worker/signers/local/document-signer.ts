@@ -165,8 +165,8 @@ export class DocumentSigner {
         size += n;
       }
       if (doc.sha256 !== undefined && original.copy().digest('hex') !== doc.sha256) throw corrupt();
-      const reader = size <= buffer.length ? await PdfReader.of(buffer.subarray(0, size)) : await PdfReader.open(fd, size);
-      update = await buildPadesUpdate(reader, { placeholderBytes: this.placeholderBytes, now: new Date(), reason: this.opts.reason });
+      const reader = size <= buffer.length ? PdfReader.of(buffer.subarray(0, size)) : PdfReader.open(fd, size);
+      update = buildPadesUpdate(reader, { placeholderBytes: this.placeholderBytes, now: new Date(), reason: this.opts.reason });
     } catch (err) {
       if (err instanceof PdfSyntaxError || err instanceof PdfNotSignableError) {
         throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a PAdES signature: ${err.message}` });

@@ -25,31 +25,31 @@ const pdfDate = (d: Date): string => {
 };
 const BYTE_RANGE_PLACEHOLDER = `/ByteRange [0 ${'0'.repeat(10)} ${'0'.repeat(10)} ${'0'.repeat(10)}]`;
 
-const firstPage = async (reader: PdfReader, pages: PdfValue | undefined): Promise<PdfRef> => {
+const firstPage = (reader: PdfReader, pages: PdfValue | undefined): PdfRef => {
   let node = pages;
   for (let depth = 0; depth < 64; depth++) {
     if (!(node instanceof PdfRef)) break;
-    const dict = await reader.get(node.num);
+    const dict = reader.get(node.num);
     if (!(dict instanceof PdfDict)) break;
     const type = dict.get('Type');
     if (type instanceof PdfName && type.name === 'Page') return node;
-    const kids = await reader.resolve(dict.get('Kids'));
+    const kids = reader.resolve(dict.get('Kids'));
     if (!Array.isArray(kids) || kids.length === 0) break;
     node = kids[0];
   }
   throw new PdfNotSignableError('the PDF has no page to put the signature field on');
 };
 
-export const buildPadesUpdate = async (reader: PdfReader, opts: { placeholderBytes: number; now: Date; reason?: string | undefined }): Promise<PadesUpdate> => {
+export const buildPadesUpdate = (reader: PdfReader, opts: { placeholderBytes: number; now: Date; reason?: string | undefined }): PadesUpdate => {
   const trailer = reader.trailer;
   if (trailer.has('Encrypt')) throw new PdfNotSignableError('the PDF is encrypted');
   const rootRef = trailer.get('Root');
   const size = trailer.get('Size');
   if (!(rootRef instanceof PdfRef) || !(size instanceof PdfRaw)) throw new PdfNotSignableError('the PDF trailer has no /Root or /Size');
-  const catalog = await reader.get(rootRef.num);
+  const catalog = reader.get(rootRef.num);
   if (!(catalog instanceof PdfDict)) throw new PdfNotSignableError('the PDF catalog is not a dictionary');
-  const pageRef = await firstPage(reader, catalog.get('Pages'));
-  const page = await reader.get(pageRef.num);
+  const pageRef = firstPage(reader, catalog.get('Pages'));
+  const page = reader.get(pageRef.num);
   if (!(page instanceof PdfDict)) throw new PdfNotSignableError('the first page is not a dictionary');
 
   let next = size.number;
@@ -76,7 +76,7 @@ export const buildPadesUpdate = async (reader: PdfReader, opts: { placeholderByt
   put(fieldRef, field);
   const annots = page.get('Annots');
   if (annots instanceof PdfRef) {
-    const arr = await reader.get(annots.num);
+    const arr = reader.get(annots.num);
     put(refOf(annots.num), [...(Array.isArray(arr) ? arr : []), fieldRef]);
   } else {
     const newPage = new PdfDict(page);
@@ -86,10 +86,10 @@ export const buildPadesUpdate = async (reader: PdfReader, opts: { placeholderByt
 
   // The AcroForm lists the field; /SigFlags 3: signatures exist, append only.
   const acroRef = catalog.get('AcroForm');
-  const acro = new PdfDict(((await reader.resolve(acroRef)) as PdfDict | undefined) ?? []);
+  const acro = new PdfDict((reader.resolve(acroRef) as PdfDict | undefined) ?? []);
   const fields = acro.get('Fields');
   if (fields instanceof PdfRef) {
-    const arr = await reader.get(fields.num);
+    const arr = reader.get(fields.num);
     put(refOf(fields.num), [...(Array.isArray(arr) ? arr : []), fieldRef]);
   } else {
     acro.set('Fields', [...(Array.isArray(fields) ? fields : []), fieldRef]);

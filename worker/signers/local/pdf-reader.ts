@@ -198,20 +198,20 @@ export class PdfReader {
   ) {}
 
   /** Reads the PDF of `size` bytes open as `fd` (it stays open while the reader is used). */
-  static async open(fd: number, size: number): Promise<PdfReader> {
+  static open(fd: number, size: number): PdfReader {
     const r = new PdfReader(fd, size);
-    await r.readXref();
+    r.readXref();
     return r;
   }
 
   /** Reads a PDF held whole in memory (views of `bytes` are kept: it must not change while the reader is used). */
-  static async of(bytes: Buffer): Promise<PdfReader> {
+  static of(bytes: Buffer): PdfReader {
     const r = new PdfReader(bytes, bytes.length);
-    await r.readXref();
+    r.readXref();
     return r;
   }
 
-  private async read(offset: number, length: number): Promise<Buffer> {
+  private read(offset: number, length: number): Buffer {
     const start = Math.max(0, offset);
     const len = Math.max(0, Math.min(length, this.size - start));
     if (typeof this.source !== 'number') return this.source.subarray(start, start + len);
@@ -225,9 +225,9 @@ export class PdfReader {
     return buf.subarray(0, n);
   }
 
-  private async readXref(): Promise<void> {
+  private readXref(): void {
     const tailLen = Math.min(this.size, 2048);
-    const tail = (await this.read(this.size - tailLen, tailLen)).toString('latin1');
+    const tail = this.read(this.size - tailLen, tailLen).toString('latin1');
     const m = /startxref\s+(\d+)\s+%%EOF\s*$/.exec(tail) ?? /startxref\s+(\d+)\s+%%EOF/.exec(tail);
     if (!m?.[1]) throw new PdfSyntaxError('no startxref at the end of the file');
     this.startxref = Number(m[1]);
@@ -236,23 +236,23 @@ export class PdfReader {
     for (let at: number | undefined = this.startxref; at !== undefined;) {
       if (seen.has(at) || at >= this.size) throw new PdfSyntaxError('a broken cross-reference chain');
       seen.add(at);
-      const trailer = await this.readSection(at);
+      const trailer = this.readSection(at);
       if (first) this.trailer = trailer;
       first = false;
       const xrefStm = trailer.get('XRefStm');
-      if (xrefStm instanceof PdfRaw) await this.readSection(xrefStm.number);
+      if (xrefStm instanceof PdfRaw) this.readSection(xrefStm.number);
       const prev = trailer.get('Prev');
       at = prev instanceof PdfRaw ? prev.number : undefined;
     }
   }
 
   /** Reads one cross-reference section at `offset`; entries already known (newer) are kept. */
-  private async readSection(offset: number): Promise<PdfDict> {
-    const head = await this.read(offset, 16);
+  private readSection(offset: number): PdfDict {
+    const head = this.read(offset, 16);
     if (head.toString('latin1').startsWith('xref')) return this.readTable(offset);
-    const { value, streamData } = await this.readObjectAt(offset, true);
+    const { value, streamData } = this.readObjectAt(offset, true);
     if (!(value instanceof PdfDict) || !streamData) throw new PdfSyntaxError('startxref does not point at a cross-reference section');
-    const data = await this.decode(value, streamData);
+    const data = this.decode(value, streamData);
     const w = (value.get('W') as PdfValue[] | undefined)?.map((x) => (x as PdfRaw).number) ?? [];
     const size = (value.get('Size') as PdfRaw).number;
     const index = (value.get('Index') as PdfValue[] | undefined)?.map((x) => (x as PdfRaw).number) ?? [0, size];
@@ -278,9 +278,9 @@ export class PdfReader {
     return value;
   }
 
-  private async readTable(offset: number): Promise<PdfDict> {
+  private readTable(offset: number): PdfDict {
     for (let len = READ_STEP; ; len *= 4) {
-      const buf = await this.read(offset, len);
+      const buf = this.read(offset, len);
       const lex = new PdfLexer(buf, 0, offset + buf.length < this.size);
       try {
         lex.expect('xref');
@@ -310,9 +310,9 @@ export class PdfReader {
   }
 
   /** Parses "n g obj <value> [stream...]" at `offset`; with `withStream`, also reads the stream's bytes. */
-  private async readObjectAt(offset: number, withStream = false): Promise<{ value: PdfValue; streamData?: Buffer }> {
+  private readObjectAt(offset: number, withStream = false): { value: PdfValue; streamData?: Buffer } {
     for (let len = READ_STEP; ; len *= 4) {
-      const buf = await this.read(offset, len);
+      const buf = this.read(offset, len);
       const lex = new PdfLexer(buf, 0, offset + buf.length < this.size);
       try {
         lex.token();
@@ -327,21 +327,21 @@ export class PdfReader {
         }
         if (buf[lex.pos] === 0x0d) lex.pos++;
         if (buf[lex.pos] === 0x0a) lex.pos++;
-        const length = await this.resolveNumber(value.get('Length'));
-        return { value, streamData: await this.read(offset + lex.pos, length) };
+        const length = this.resolveNumber(value.get('Length'));
+        return { value, streamData: this.read(offset + lex.pos, length) };
       } catch (err) {
         if (!(err instanceof PdfSyntaxError) || !/end of data/.test(err.message) || buf.length < len || len >= MAX_OBJECT_BYTES) throw err;
       }
     }
   }
 
-  private async resolveNumber(v: PdfValue | undefined): Promise<number> {
-    const r = v instanceof PdfRef ? await this.get(v.num) : v;
+  private resolveNumber(v: PdfValue | undefined): number {
+    const r = v instanceof PdfRef ? this.get(v.num) : v;
     if (!(r instanceof PdfRaw) || !Number.isFinite(r.number)) throw new PdfSyntaxError('a stream without a usable /Length');
     return r.number;
   }
 
-  private async decode(dict: PdfDict, data: Buffer): Promise<Buffer> {
+  private decode(dict: PdfDict, data: Buffer): Buffer {
     const filter = dict.get('Filter');
     const filters = filter === undefined ? [] : Array.isArray(filter) ? filter : [filter];
     if (filters.length === 0) return data;
@@ -359,17 +359,17 @@ export class PdfReader {
   }
 
   /** The object numbered `num` (its newest version), or undefined when it does not exist. */
-  async get(num: number): Promise<PdfValue | undefined> {
+  get(num: number): PdfValue | undefined {
     const e = this.xref.get(num);
     if (!e) return undefined;
-    if (e.type === 1) return (await this.readObjectAt(e.offset)).value;
+    if (e.type === 1) return this.readObjectAt(e.offset).value;
     let stm = this.objStms.get(e.stream);
     if (!stm) {
       const entry = this.xref.get(e.stream);
       if (entry?.type !== 1) throw new PdfSyntaxError('an object stream that is not in the file');
-      const { value, streamData } = await this.readObjectAt(entry.offset, true);
+      const { value, streamData } = this.readObjectAt(entry.offset, true);
       if (!(value instanceof PdfDict) || !streamData) throw new PdfSyntaxError('an object stream that is not a stream');
-      const data = await this.decode(value, streamData);
+      const data = this.decode(value, streamData);
       const n = (value.get('N') as PdfRaw).number;
       const lex = new PdfLexer(data);
       const offsets = new Map<number, number>();
@@ -383,7 +383,7 @@ export class PdfReader {
   }
 
   /** Follows a reference (or returns a direct value). */
-  async resolve(v: PdfValue | undefined): Promise<PdfValue | undefined> {
+  resolve(v: PdfValue | undefined): PdfValue | undefined {
     return v instanceof PdfRef ? this.get(v.num) : v;
   }
 

@@ -24,17 +24,17 @@ afterAll(async () => {
  * Runs `fn` on a reader of `bytes` opened as the signer does a large file (a descriptor and its
  * size) and on one over the bytes in memory (a file that fits its read buffer): both must agree.
  */
-const withReader = async <T>(bytes: Uint8Array, fn: (r: PdfReader) => Promise<T>): Promise<T> => {
+const withReader = async <T>(bytes: Uint8Array, fn: (r: PdfReader) => T | Promise<T>): Promise<T> => {
   const file = path.join(dir, `${Math.random().toString(36).slice(2)}.pdf`);
   await writeFile(file, bytes);
   const fd = openSync(file, 'r');
   let fromFile: PromiseSettledResult<T>;
   try {
-    [fromFile] = await Promise.allSettled([PdfReader.open(fd, bytes.length).then(fn)]);
+    [fromFile] = await Promise.allSettled([Promise.resolve().then(() => fn(PdfReader.open(fd, bytes.length)))]);
   } finally {
     closeSync(fd);
   }
-  const [inMemory] = await Promise.allSettled([PdfReader.of(Buffer.from(bytes)).then(fn)]);
+  const [inMemory] = await Promise.allSettled([Promise.resolve().then(() => fn(PdfReader.of(Buffer.from(bytes))))]);
   if (fromFile?.status === 'rejected') {
     expect(inMemory?.status).toBe('rejected');
     expect((inMemory as PromiseRejectedResult).reason).toBeInstanceOf((fromFile.reason as Error).constructor);
