@@ -3,6 +3,7 @@
  * /metrics is here only with METRICS_PORT=api (and METRICS_TOKEN); by default it has its own server (shared/service-http.ts, as the worker's);
  * /docs and /openapi.json only with DOCS_PUBLIC=true.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -14,15 +15,17 @@ import type { OperationStore } from '@signspool/shared/operations/store';
 import type { SignerRegistry } from '@signspool/shared/signers/registry';
 import type { Spool } from '@signspool/shared/spool/spool';
 import { serveServiceRoute } from '@signspool/shared/service-http';
-import { authenticate, operationScope, requireScope } from './auth/auth.js';
+import { apiKeyLookup, authenticate, operationScope, requireScope } from './auth/auth.js';
 import type { OperationEvents } from './operation-events.js';
 import { buildOpenApi } from './openapi.js';
 import { docsRouter } from './routes/docs.js';
 import type { ConnectionLimits } from './http/connection-limits.js';
 import { chain } from './http/chain.js';
 import { dropHalfClosedReaders } from './http/half-close.js';
-import { securityHeaders } from './http/security-headers.js';
-import { errorHandler, notFoundHandler } from './http/problem.js';
+import { API_SECURITY_HEADERS, helmetHeaders, securityHeaders } from './http/security-headers.js';
+import { ErrorAnswers, errorHandler, notFoundHandler } from './http/problem.js';
+import { observeDuration } from './http/duration.js';
+import { FastStatusReads } from './read/fast-status.js';
 import { checkReadiness, STOPPING } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
 import { TenantRateLimits } from './rate-limits.js';
@@ -61,22 +64,28 @@ const noStore: RequestHandler = (_req, res, next) => {
   next();
 };
 
-export const createApp = (deps: AppDeps): Express => {
+export interface ApiApp {
+  /** The express application. */
+  app: Express;
+  /** The status read's fast path, in front of it (read/fast-status.ts). */
+  statusReads: FastStatusReads;
+  /** The server's request listener: the fast path, else express. */
+  listener: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+export const createApp = (deps: AppDeps): ApiApp => {
   const { config, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
-  const observeDuration: RequestHandler = (req, res, next) => {
-    const started = performance.now();
-    res.on('finish', () => {
-      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
-      metrics.httpRequestDuration.observe({ method: req.method, route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
-    });
+  const duration: RequestHandler = (req, res, next) => {
+    observeDuration(metrics, req.method, res, () => (req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched'));
     next();
   };
+  const headers = helmetHeaders(API_SECURITY_HEADERS);
   // Every request: security headers (http/security-headers.ts), its duration, half-closed readers dropped; one layer (http/chain.ts).
-  app.use(chain(securityHeaders(), observeDuration, dropHalfClosedReaders));
+  app.use(chain(securityHeaders(headers), duration, dropHalfClosedReaders));
   // /healthz, /readyz, and /metrics unless it has its own port (shared/service-http.ts, as the worker serves them).
   const serviceRoutes = {
     readiness: () => (deps.stopping?.() ? Promise.resolve(STOPPING) : checkReadiness(deps.redis, deps.spool, config.spoolMinFreeBytes)),
@@ -97,7 +106,8 @@ export const createApp = (deps: AppDeps): Express => {
     app.use(docsRouter());
   }
   const limits = new TenantRateLimits(deps.redis, config.queuePrefix, config.limits, metrics, deps.logger);
-  const auth = authenticate({ keys: deps.apiKeys, jwt: config.jwt });
+  const apiKey = apiKeyLookup(deps.apiKeys);
+  const auth = authenticate({ keys: apiKey, jwt: config.jwt });
   // Once authenticated, the request holds its connection for its tenant (HTTP_TENANT_MAX_CONNECTIONS).
   const tenantConnection: RequestHandler = deps.connections?.forTenant() ?? ((_req, _res, next) => next());
   app.use(
@@ -129,6 +139,11 @@ export const createApp = (deps: AppDeps): Express => {
     );
   }
   app.use(notFoundHandler);
-  app.use(errorHandler(deps.logger, config.upload, deps.redisHealth));
-  return app;
+  const errors = new ErrorAnswers(deps.logger, config.upload, deps.redisHealth);
+  app.use(errorHandler(errors));
+  const statusReads = new FastStatusReads({ apiKey, connections: deps.connections, limits, store: deps.store, metrics, errors, headers });
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!statusReads.serve(req, res)) app(req, res);
+  };
+  return { app, statusReads, listener };
 };

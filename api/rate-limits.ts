@@ -18,6 +18,7 @@
  * failure to the next Redis call of the same request (the record, the jobs), after the body has
  * been read.
  */
+import type { ServerResponse } from 'node:http';
 import type { RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
@@ -85,6 +86,9 @@ interface ScriptedRedis extends Redis {
     mode: ReadMode,
   ): Promise<[string, number, number, (string | null)[] | undefined]>;
 }
+
+/** Where a refusal's RateLimit fields are set: express's response, or the fast path's (read/fast-status.ts). */
+type HeaderTarget = Pick<ServerResponse, 'setHeader'>;
 
 /** `"name";q=100;w=1` (RateLimit-Policy item). */
 const policyItem = (w: Window, quota: number): string => `"${w.policy}";q=${quota};w=${w.seconds}${w.unit ? `;qu="${w.unit}"` : ''}`;
@@ -186,7 +190,7 @@ export class TenantRateLimits {
    * record (`mode` 'all': its hash fields, empty when missing; 'head': id, tenant and status).
    * 429 when over the window (the record is not read).
    */
-  async readOperation(tenant: string, opKey: string, mode: ReadMode, res: Response): Promise<(string | null)[]> {
+  async readOperation(tenant: string, opKey: string, mode: ReadMode, res: HeaderTarget): Promise<(string | null)[]> {
     const quota = this.limitsOf(tenant).readsPerSecond;
     let outcome: string, consumed: number, ms: number, fields: (string | null)[] | undefined;
     try {
@@ -249,7 +253,7 @@ export class TenantRateLimits {
   }
 
   /** 429 RATE_LIMITED over window `w` (counted, with its RateLimit fields); `msBeforeNext` until the window resets. */
-  private limited(w: Window, quota: number, msBeforeNext: number, res: Response): SignspoolError {
+  private limited(w: Window, quota: number, msBeforeNext: number, res: HeaderTarget): SignspoolError {
     this.metrics.rateLimitDecisions.inc({ limit: w.name, outcome: 'limited' });
     res.setHeader('RateLimit-Policy', policyItem(w, quota));
     res.setHeader('RateLimit', limitItem(w, 0, msBeforeNext));

@@ -16,6 +16,7 @@ import { closeRedis, createApiRedis, waitForRedis } from '@signspool/shared/redi
 import { Spool } from '@signspool/shared/spool/spool';
 import { TenantBacklogReader } from '@signspool/shared/scheduling/tenant-backlog';
 import { createApp } from './app.js';
+import type { FastStatusReads } from './read/fast-status.js';
 import { ServiceHttpServer } from '@signspool/shared/service-http';
 import { onClientError } from './http/client-errors.js';
 import { connectionCaps, ConnectionLimits, descriptorLimit } from './http/connection-limits.js';
@@ -47,6 +48,8 @@ export class ApiServer {
   private events: OperationEvents | undefined;
   private metricsServer: ServiceHttpServer | undefined;
   private drain: HttpDrain | undefined;
+  /** The status read's fast path (for tests: how many reads it answered). */
+  statusReads: FastStatusReads | undefined;
   /** The connection limits (for tests: counts and caps). */
   connections: ConnectionLimits | undefined;
   /** The /metrics URL when METRICS_PORT serves it on its own port. */
@@ -113,7 +116,7 @@ export class ApiServer {
     logger.info({ ...connections.caps, descriptors }, 'connection limits');
     // Set with the server below; /readyz answers 503 from the start of a stop.
     const stopping = (): boolean => this.drain?.stopping ?? false;
-    const app = createApp({
+    const { app, statusReads, listener } = createApp({
       connections,
       stopping,
       ...this.deps,
@@ -129,7 +132,9 @@ export class ApiServer {
       signers: this.signers,
     });
     this.app = app;
-    const server = http.createServer(app);
+    this.statusReads = statusReads;
+    // Plain status reads are answered below express (read/fast-status.ts).
+    const server = http.createServer(listener);
     // A stop answers every request that reaches an open connection, each closing it (drain.ts).
     this.drain = new HttpDrain(server);
     // Counted from accept: caps on anonymous, per-tenant and all connections (connection-limits.ts).

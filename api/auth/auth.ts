@@ -28,6 +28,29 @@ export const keyEntryOf = (entries: readonly ApiKeyEntry[], key: string): ApiKey
 /** Finds the tenant of a presented key; undefined when none matches. */
 export const tenantOfKey = (entries: readonly ApiKeyEntry[], key: string): string | undefined => keyEntryOf(entries, key)?.tenant;
 
+/**
+ * `keyEntryOf` with the keys found remembered by their text, so a client's key is hashed once, not
+ * per request. Only matches are kept (at most one per entry: the entries are fixed for the
+ * process); an unknown key is checked against every entry each time.
+ */
+export const apiKeyLookup = (entries: readonly ApiKeyEntry[]): ((key: string) => ApiKeyEntry | undefined) => {
+  const found = new Map<string, ApiKeyEntry>();
+  return (key) => {
+    let entry = found.get(key);
+    if (entry === undefined) {
+      entry = keyEntryOf(entries, key);
+      if (entry !== undefined) found.set(key, entry);
+    }
+    return entry;
+  };
+};
+
+/** The credential of `Authorization: Bearer <credential>`, or undefined. */
+export const bearerCredential = (header: string | undefined): string | undefined => /^Bearer\s+(\S{1,8192})$/i.exec(header ?? '')?.[1];
+
+/** The credential of a request when it is short enough to be an API key (longer ones can only be JWTs). */
+export const apiKeyCredential = (credential: string | undefined): string | undefined => (credential && credential.length <= 512 ? credential : undefined);
+
 export interface Principal {
   tenant: string;
   via: 'api-key' | 'jwt';
@@ -56,7 +79,8 @@ const challenge = (res: Response, error?: 'invalid_token' | 'insufficient_scope'
 };
 
 export interface AuthOptions {
-  keys: readonly ApiKeyEntry[];
+  /** The API keys' entries, or their lookup (shared with the status read's fast path). */
+  keys: readonly ApiKeyEntry[] | ((key: string) => ApiKeyEntry | undefined);
   /** Bearer JWTs are accepted only when set. */
   jwt?: JwtSettings | undefined;
 }
@@ -65,10 +89,11 @@ export interface AuthOptions {
 export const authenticate = (opts: AuthOptions): RequestHandler => {
   const verifier = opts.jwt ? new JwtVerifier(opts.jwt) : undefined;
   const how = verifier ? 'send Authorization: Bearer <api key or access token>' : 'send Authorization: Bearer <api key>';
+  const lookup = typeof opts.keys === 'function' ? opts.keys : apiKeyLookup(opts.keys);
   return (req, res, next) => {
-    const header = req.headers.authorization ?? '';
-    const credential = /^Bearer\s+(\S{1,8192})$/i.exec(header)?.[1];
-    const key = credential && credential.length <= 512 ? keyEntryOf(opts.keys, credential) : undefined;
+    const credential = bearerCredential(req.headers.authorization);
+    const keyText = apiKeyCredential(credential);
+    const key = keyText === undefined ? undefined : lookup(keyText);
     if (key) {
       req.tenant = key.tenant;
       req.principal = { tenant: key.tenant, via: 'api-key', name: key.name, scopes: key.scopes };

@@ -15,7 +15,7 @@
  * of descriptors for its spool files, Redis and the newcomer's connection.
  */
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { RequestHandler, Response } from 'express';
 import type { Config } from '@signspool/shared/config';
@@ -98,9 +98,7 @@ export class ConnectionLimits {
   /** Middleware after authentication: the request holds its connection for its tenant until answered. */
   forTenant(): RequestHandler {
     return (req, res, next) => {
-      const socket = req.socket;
-      const tenant = req.tenant ?? '';
-      if (!this.hold(socket, tenant)) {
+      if (!this.holdUntilAnswered(req.socket, req.tenant ?? '', res)) {
         this.metrics.connectionsClosed.inc({ reason: 'tenant_cap' });
         closeAfterAnswer(res);
         next(
@@ -112,9 +110,21 @@ export class ConnectionLimits {
         );
         return;
       }
-      res.once('close', () => this.release(socket, tenant));
       next();
     };
+  }
+
+  /** Whether a request of `tenant` on `socket` may hold it (false: the tenant holds its cap already). Changes nothing. */
+  mayHold(socket: Socket, tenant: string): boolean {
+    const current = this.holderOf.get(socket);
+    return current === undefined || current === tenant || this.caps.perTenant === 0 || this.tenantCount(tenant) < this.caps.perTenant;
+  }
+
+  /** The request on `socket` holds it for `tenant` until `res` closes; false (nothing changed) when the tenant holds its cap already. */
+  holdUntilAnswered(socket: Socket, tenant: string, res: ServerResponse): boolean {
+    if (!this.hold(socket, tenant)) return false;
+    res.once('close', () => this.release(socket, tenant));
+    return true;
   }
 
   private accepted(socket: Socket): void {
@@ -127,10 +137,10 @@ export class ConnectionLimits {
 
   /** Moves the connection to `tenant`; false when the tenant holds its cap already. */
   private hold(socket: Socket, tenant: string): boolean {
+    if (!this.mayHold(socket, tenant)) return false;
     const current = this.holderOf.get(socket);
     // Closed (or evicted) meanwhile: the request fails on its own.
     if (current === undefined || current === tenant) return true;
-    if (this.caps.perTenant > 0 && this.tenantCount(tenant) >= this.caps.perTenant) return false;
     this.move(socket, current, tenant);
     this.changed();
     return true;

@@ -6,7 +6,7 @@
  * before: HTTP clients close that way when they give up (an aborted fetch), and a long poll
  * (`Prefer: wait`) must let go of them at once.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 
 export const allowHalfOpen = (server: Server): void => {
@@ -15,18 +15,23 @@ export const allowHalfOpen = (server: Server): void => {
 
 const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
-/** Middleware: ends a bodyless request whose client closed its side before the answer. */
-export const dropHalfClosedReaders: RequestHandler = (req, res, next) => {
-  if (!BODYLESS.has(req.method)) return next();
+/** Ends a bodyless request whose client closed its side before the answer; true when it is ended already. */
+export const dropIfHalfClosed = (req: IncomingMessage, res: ServerResponse): boolean => {
+  if (!BODYLESS.has(req.method ?? '')) return false;
   const socket = req.socket;
   const gone = (): void => {
     if (!res.writableEnded) socket.destroy();
   };
   if (socket.readableEnded) {
     gone();
-    return;
+    return true;
   }
   socket.once('end', gone);
   res.once('close', () => socket.off('end', gone));
-  next();
+  return false;
+};
+
+/** Middleware: `dropIfHalfClosed`. */
+export const dropHalfClosedReaders: RequestHandler = (req, res, next) => {
+  if (!dropIfHalfClosed(req, res)) next();
 };

@@ -5,6 +5,7 @@
  * or a conditional request (If-None-Match, If-Modified-Since: express may answer it 304) still
  * goes through res.json.
  */
+import type { ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 
 export const sendJson = (req: Request, res: Response, body: unknown): void => {
@@ -12,7 +13,11 @@ export const sendJson = (req: Request, res: Response, body: unknown): void => {
     res.json(body);
     return;
   }
-  const text = JSON.stringify(body);
+  endJson(res, JSON.stringify(body));
+};
+
+/** Ends `res` with JSON text, as sendJson does (the status read's fast path, read/fast-status.ts, writes its own). */
+export const endJson = (res: ServerResponse, text: string): void => {
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(text));
   res.end(text);

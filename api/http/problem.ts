@@ -2,19 +2,22 @@
  * Every API error leaves as application/problem+json (RFC 9457) with a stable code from the
  * catalog. No stack trace, internal path or upstream detail is ever sent.
  */
-import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { ServerResponse } from 'node:http';
+import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { MulterError } from 'multer';
 import { SignspoolError, isSignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import { isRedisUnavailable, redisUnavailableError } from '@signspool/shared/redis/unavailable';
 import { RefusalLog } from './refusal-log.js';
 
-export const sendProblem = (res: Response, err: SignspoolError, instance?: string): void => {
+/** The problem+json answer of `err`, with the bytes and headers express's res.send gives it (a HEAD gets the headers only). */
+export const sendProblem = (res: ServerResponse, err: SignspoolError, instance?: string): void => {
   if (err.retryAfterMs !== undefined) res.setHeader('Retry-After', String(Math.ceil(err.retryAfterMs / 1000)));
-  res
-    .status(err.status)
-    .type('application/problem+json')
-    .send(JSON.stringify(err.toProblem(instance)));
+  const body = JSON.stringify(err.toProblem(instance));
+  res.statusCode = err.status;
+  res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
+  res.setHeader('Content-Length', String(Buffer.byteLength(body)));
+  res.end(body);
 };
 
 const multerToCatalog = (err: MulterError, limits: { maxFileBytes: number; maxFiles: number }): SignspoolError => {
@@ -63,24 +66,46 @@ export const toApiError = (err: unknown, limits: { maxFileBytes: number; maxFile
   return new SignspoolError('INTERNAL', { cause: err });
 };
 
-/** `redisHealth` is told every error: one that says Redis is unavailable marks it down (redis-health.ts). */
-export const errorHandler = (
-  logger: Logger,
-  limits: { maxFileBytes: number; maxFiles: number },
-  redisHealth?: { report(err: unknown): void },
-): ErrorRequestHandler => {
-  const refusals = new RefusalLog(logger);
-  return (err: unknown, req, res, _next) => {
-    redisHealth?.report(err);
-    const apiErr = toApiError(err, limits);
-    refusals.log(apiErr, err, req);
+/** Where an error was met, for its log line: the method, and the matched route's path (express's req.route) if any. */
+export interface ErrorPlace {
+  method: string;
+  route?: { path: unknown } | undefined;
+}
+
+/**
+ * Answers what a request threw: mapped to the catalog, logged (refusal-log.ts) and sent as
+ * problem+json; `redisHealth` is told every error (one that says Redis is unavailable marks it
+ * down, redis-health.ts). Express's error handler and the status read's fast path share one.
+ */
+export class ErrorAnswers {
+  private readonly refusals: RefusalLog;
+
+  constructor(
+    logger: Logger,
+    private readonly limits: { maxFileBytes: number; maxFiles: number },
+    private readonly redisHealth?: { report(err: unknown): void },
+  ) {
+    this.refusals = new RefusalLog(logger);
+  }
+
+  /** `instance`: the request's path, without its query. */
+  answer(err: unknown, place: ErrorPlace, res: ServerResponse, instance: string | undefined): void {
+    this.redisHealth?.report(err);
+    const apiErr = toApiError(err, this.limits);
+    this.refusals.log(apiErr, err, place);
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    sendProblem(res, apiErr, req.originalUrl.split('?')[0]);
+    sendProblem(res, apiErr, instance);
+  }
+}
+
+export const errorHandler =
+  (errors: ErrorAnswers): ErrorRequestHandler =>
+  (err: unknown, req, res, _next) => {
+    errors.answer(err, req, res, req.originalUrl.split('?')[0]);
   };
-};
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new SignspoolError('ROUTE_NOT_FOUND', { detail: `no route ${req.method} ${req.path}` }));

@@ -5,7 +5,6 @@
  * and window, with the number of refusals the line stands for. Only an unexpected error (INTERNAL:
  * something the code did not plan for) is logged at error with its stack.
  */
-import type { Request } from 'express';
 import type { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 
@@ -21,7 +20,7 @@ export class RefusalLog {
   ) {}
 
   /** Logs `apiErr` (what the client is answered), mapped from `err` (what was thrown). */
-  log(apiErr: SignspoolError, err: unknown, req: Request): void {
+  log(apiErr: SignspoolError, err: unknown, req: { method: string; route?: { path: unknown } | undefined }): void {
     const where = { code: apiErr.code, status: apiErr.status, method: req.method, route: req.route?.path as string | undefined };
     if (apiErr.code === 'INTERNAL') {
       this.logger.error({ err, ...where }, 'request failed');

@@ -34,9 +34,9 @@ export const helmetHeaders = (options: Readonly<HelmetOptions>): [string, string
   return headers;
 };
 
-/** Middleware: sets the headers helmet would set with `options`. */
-export const securityHeaders = (options: Readonly<HelmetOptions> = API_SECURITY_HEADERS): RequestHandler => {
-  const headers = helmetHeaders(options);
+/** Middleware: sets the headers helmet would set with `options` (or the headers helmetHeaders gave). */
+export const securityHeaders = (options: Readonly<HelmetOptions> | readonly (readonly [string, string])[] = API_SECURITY_HEADERS): RequestHandler => {
+  const headers = Array.isArray(options) ? options : helmetHeaders(options as Readonly<HelmetOptions>);
   return (_req, res, next) => {
     for (const [name, value] of headers) res.setHeader(name, value);
     next();

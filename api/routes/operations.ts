@@ -21,7 +21,7 @@ import type { Logger } from '@signspool/shared/logger';
 import type { Metrics } from '@signspool/shared/metrics';
 import { documentView, operationPath, operationView, type OperationPage } from '@signspool/shared/operations/view';
 import { DisabledEndpoints } from '@signspool/shared/webhooks/endpoints';
-import { newOperationRecord, parseOperation, type OperationRecord } from '@signspool/shared/operations/record';
+import { newOperationRecord, type OperationRecord } from '@signspool/shared/operations/record';
 import { acceptOperation, cancelOperation, redeliverWebhook, retryOperation, type LifecycleDeps } from '@signspool/shared/operations/lifecycle';
 import { isTerminal, OPERATION_STATUSES, type OperationStatus } from '@signspool/shared/operations/states';
 import { InvalidCursorError, type OperationStore } from '@signspool/shared/operations/store';
@@ -34,6 +34,7 @@ import type { SubmissionUndo } from '@signspool/shared/operations/undo';
 import { ATTR } from '@signspool/shared/spans';
 import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhooks/target';
 import { sendJson } from '../http/json.js';
+import { OPERATION_ID, ownedBy, readOwnedOperation, retryAfterOf, statusView } from '../read/status.js';
 import { assertDocumentFormats } from '../upload/document-format.js';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
 import { preferredWait, type OperationEvents } from '../operation-events.js';
@@ -104,7 +105,6 @@ export const documentsQuerySchema = z
   .object({ limit: z.coerce.number().int().min(1).max(100).default(50), starting_after: z.string().max(64).optional() })
   .strict();
 
-const OPERATION_ID = /^op_[0-9a-f]{32}$/;
 export const operationParamsSchema = z.object({ id: z.string().regex(OPERATION_ID) });
 export const docParamsSchema = operationParamsSchema.extend({ docId: z.string().regex(/^doc_[0-9a-f]{32}$/) });
 
@@ -121,13 +121,6 @@ export const sanitizeFileName = (raw: string | undefined, index: number): string
 const MIME = /^[\w.+-]+\/[\w.+-]+$/;
 
 export const operationLocation = operationPath;
-
-/** An operation record from HGETALL's flat list of fields and values (undefined when missing). */
-const recordOf = (flat: readonly (string | null)[]): OperationRecord | undefined => {
-  const h: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i] ?? ''] = flat[i + 1] ?? '';
-  return h['id'] ? parseOperation(h) : undefined;
-};
 
 export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const { config, store, queue, spool, metrics, logger } = deps;
@@ -187,11 +180,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     if (missing) throw missing;
   };
 
-  /** Another tenant's operation is indistinguishable from a missing one. */
-  const owned = <T extends { tenant: string }>(req: Request, op: T | undefined): T => {
-    if (!op || op.tenant !== req.tenant) throw new SignspoolError('NOT_FOUND', { detail: 'no such operation' });
-    return op;
-  };
+  const owned = <T extends { tenant: string }>(req: Request, op: T | undefined): T => ownedBy(req.tenant, op);
   const loadOwned = async (req: Request, id: string): Promise<OperationRecord> => owned(req, await store.get(id));
 
   const runMulter = (req: Request, res: Response): Promise<void> =>
@@ -409,9 +398,10 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         if (res.destroyed) return;
       }
       op = await loadOwned(req, id);
-    } else op = owned(req, recordOf(await read('all')));
-    if (!isTerminal(op.status)) res.setHeader('Retry-After', op.status === 'queued' ? '2' : '1');
-    sendJson(req, res, operationView(op, op.webhookUrl ? await store.deliveries.list(op.id) : []));
+    } else op = await readOwnedOperation(deps, req.tenant ?? '', id, res);
+    const retryAfter = retryAfterOf(op);
+    if (retryAfter !== undefined) res.setHeader('Retry-After', retryAfter);
+    sendJson(req, res, await statusView(store, op));
   };
 
   router.get('/:id/documents/:docId', async (req: Request, res: Response) => {

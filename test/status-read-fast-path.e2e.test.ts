@@ -1,0 +1,164 @@
+/**
+ * The status read's fast path (api/read/fast-status.ts): a plain `GET /v1/operations/<id>` is
+ * answered below express, anything else by express. The same requests are sent both ways (a
+ * trailing `?` leaves one to express: same route, same answer) and must get the same bytes but
+ * the Date, count the same metrics, and be answered by the path expected (statusReads.served).
+ */
+import net from 'node:net';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
+import { keys as redisKeys } from '@signspool/shared/redis/keys';
+import { auth, submit } from './harness/client.js';
+import { startStack, type Stack } from './harness/stack.js';
+
+/** One request on a new kept-alive connection; the raw answer (head and body) once complete. */
+const rawGet = (baseUrl: string, path: string, headers: Record<string, string>): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const url = new URL(baseUrl);
+    const socket = net.connect({ host: url.hostname, port: Number(url.port) });
+    let received = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      received = Buffer.concat([received, d]);
+      const text = received.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? NaN);
+      if (end !== -1 && received.length >= end + 4 + length) {
+        socket.destroy();
+        resolve(received.toString('utf8'));
+      }
+    });
+    socket.on('error', reject);
+    socket.once('close', () => reject(new Error(`connection closed before a complete answer: ${received.toString('latin1')}`)));
+    const head = Object.entries({ host: url.host, ...headers }).map(([k, v]) => `${k}: ${v}\r\n`);
+    socket.write(`GET ${path} HTTP/1.1\r\n${head.join('')}\r\n`);
+  });
+
+/** The answer without its Date line (the only field that may differ between two answers). */
+const withoutDate = (raw: string): string => raw.replace(/\r\nDate: [^\r]*/i, '');
+
+/** Counters and histogram counts of the api's /metrics, by series. */
+const counts = async (stack: Stack): Promise<Map<string, number>> => {
+  const text = await (await fetch(stack.metricsUrl)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^(\S+(?:_total|_count)(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m?.[1] !== undefined) out.set(m[1], Number(m[2]));
+  }
+  return out;
+};
+
+/** The series that changed between two scrapes, and by how much. */
+const delta = (before: Map<string, number>, after: Map<string, number>): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const [k, v] of after) if (v !== (before.get(k) ?? 0)) out[k] = v - (before.get(k) ?? 0);
+  return out;
+};
+
+describe('status read: fast path and express answer alike', () => {
+  let stack: Stack;
+  let redis: Redis;
+  const keys = { acme: generateApiKey(), globex: generateApiKey(), writer: generateApiKey(), limited: generateApiKey() };
+  let queued = '';
+  let canceled = '';
+  let limitedOp = '';
+
+  beforeAll(async () => {
+    stack = await startStack({
+      worker: false,
+      env: {
+        API_KEYS: [
+          `acme:${hashApiKey(keys.acme)}`,
+          `globex:${hashApiKey(keys.globex)}`,
+          `acme/writer:${hashApiKey(keys.writer)}:operations:write`,
+          `lim:${hashApiKey(keys.limited)}`,
+        ].join(','),
+        // Reads unlimited but for tenant lim (its window is set by the tests).
+        RATE_LIMIT_READS: '0',
+        TENANT_LIMITS: JSON.stringify({ lim: { readsPerSecond: 5 } }),
+      },
+    });
+    redis = new Redis(stack.config.redisUrl ?? '');
+    const up = async (key: string): Promise<string> => {
+      const r = await submit(stack.apiUrl, key, [{ name: 'a.pdf', content: '%PDF-1.4 fast path', type: 'application/pdf' }]);
+      expect(r.status).toBe(202);
+      return r.body.id;
+    };
+    queued = await up(keys.acme);
+    canceled = await up(keys.acme);
+    limitedOp = await up(keys.limited);
+    const del = await fetch(`${stack.apiUrl}/v1/operations/${canceled}`, { method: 'DELETE', headers: auth(keys.acme) });
+    expect(del.status).toBe(200);
+  });
+  afterAll(async () => {
+    await redis?.quit();
+    await stack?.stop();
+  });
+
+  const readsWindow = (): string => redisKeys.rateLimit(stack.config.queuePrefix, 'reads', 'lim');
+
+  /** The request as the fast path gets it, then with a trailing `?` (express); `before` runs before each. */
+  const bothWays = async (path: string, headers: Record<string, string>, before: () => Promise<unknown> = () => Promise.resolve()) => {
+    const one = async (p: string) => {
+      await before();
+      const served = stack.api?.statusReads?.served ?? NaN;
+      const m0 = await counts(stack);
+      const raw = await rawGet(stack.apiUrl, p, headers);
+      return { raw, metrics: delta(m0, await counts(stack)), served: (stack.api?.statusReads?.served ?? NaN) - served };
+    };
+    const fast = await one(path);
+    const slow = await one(`${path}?`);
+    expect(slow.served).toBe(0);
+    expect(withoutDate(fast.raw)).toBe(withoutDate(slow.raw));
+    expect(fast.metrics).toEqual(slow.metrics);
+    return { ...fast, status: Number(/^HTTP\/1\.1 (\d{3})/.exec(fast.raw)?.[1]) };
+  };
+
+  it('200 for a queued operation (Retry-After) and an ended one, from the fast path', async () => {
+    const a = await bothWays(`/v1/operations/${queued}`, auth(keys.acme));
+    expect(a).toMatchObject({ status: 200, served: 1 });
+    expect(a.raw).toMatch(/\r\nRetry-After: 2\r\n/);
+    expect(a.raw).toMatch(/\r\nCache-Control: no-store\r\n/);
+    expect(a.raw).toMatch(/\r\nX-Frame-Options: DENY\r\n/);
+    expect(a.metrics).toMatchObject({ 'signspool_http_request_duration_seconds_count{method="GET",route="/v1/operations/:id",status="200"}': 1 });
+    const b = await bothWays(`/v1/operations/${canceled}`, auth(keys.acme));
+    expect(b).toMatchObject({ status: 200, served: 1 });
+    expect(b.raw).not.toMatch(/Retry-After/);
+    expect(b.raw).toMatch(/"status":"canceled"/);
+  });
+
+  it('200 with the reads window: the same RateLimit fields and decisions counted', async () => {
+    const r = await bothWays(`/v1/operations/${limitedOp}`, auth(keys.limited), () => redis.del(readsWindow()));
+    expect(r).toMatchObject({ status: 200, served: 1 });
+    expect(r.raw).toMatch(/\r\nRateLimit: "reads";r=4;t=1\r\n/);
+    expect(r.metrics).toMatchObject({ 'signspool_rate_limit_decisions_total{limit="reads",outcome="allowed"}': 1 });
+  });
+
+  it("404 for a missing operation and for another tenant's", async () => {
+    const missing = await bothWays(`/v1/operations/op_${'0'.repeat(32)}`, auth(keys.acme));
+    expect(missing).toMatchObject({ status: 404, served: 1 });
+    expect(missing.raw).toMatch(/\r\nContent-Type: application\/problem\+json; charset=utf-8\r\n/);
+    const foreign = await bothWays(`/v1/operations/${queued}`, auth(keys.globex));
+    expect(foreign).toMatchObject({ status: 404, served: 1 });
+    expect(withoutDate(foreign.raw).replace(queued, 'ID')).toBe(withoutDate(missing.raw).replace(`op_${'0'.repeat(32)}`, 'ID'));
+  });
+
+  it('429 over the reads window, with Retry-After and RateLimit fields', async () => {
+    // A window far over its quota, 30.9 s left: both answers say 31 s.
+    const r = await bothWays(`/v1/operations/${limitedOp}`, auth(keys.limited), () => redis.set(readsWindow(), 1000, 'PX', 30_900));
+    expect(r).toMatchObject({ status: 429, served: 1 });
+    expect(r.raw).toMatch(/\r\nRetry-After: 31\r\n/);
+    expect(r.raw).toMatch(/\r\nRateLimit: "reads";r=0;t=31\r\n/);
+    expect(r.metrics).toMatchObject({ 'signspool_rate_limit_decisions_total{limit="reads",outcome="limited"}': 1 });
+    await redis.del(readsWindow());
+  });
+
+  it('401 without a key or with an unknown one, 403 without the read scope: left to express', async () => {
+    const cases: [Record<string, string>, number][] = [
+      [{}, 401],
+      [auth('ssk_not-a-key'), 401],
+      [auth(keys.writer), 403],
+    ];
+    for (const [headers, status] of cases) expect(await bothWays(`/v1/operations/${queued}`, headers)).toMatchObject({ status, served: 0 });
+  });
+});
