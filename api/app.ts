@@ -25,6 +25,8 @@ import { dropHalfClosedReaders } from './http/half-close.js';
 import { API_SECURITY_HEADERS, helmetHeaders, securityHeaders } from './http/security-headers.js';
 import { ErrorAnswers, errorHandler, notFoundHandler } from './http/problem.js';
 import { observeDuration } from './http/duration.js';
+import { closesConnection } from './http/drain.js';
+import { keepAliveHeader } from './http/keep-alive.js';
 import { FastStatusReads } from './read/fast-status.js';
 import { checkReadiness, STOPPING } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
@@ -141,9 +143,13 @@ export const createApp = (deps: AppDeps): ApiApp => {
   app.use(notFoundHandler);
   const errors = new ErrorAnswers(deps.logger, config.upload, deps.redisHealth);
   app.use(errorHandler(errors));
-  const statusReads = new FastStatusReads({ apiKey, connections: deps.connections, limits, store: deps.store, metrics, errors, headers });
+  const keepAlive = keepAliveHeader(config.httpKeepAliveTimeoutMs);
+  const statusReads = new FastStatusReads({ apiKey, connections: deps.connections, limits, store: deps.store, metrics, errors, headers, keepAlive });
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
-    if (!statusReads.serve(req, res)) app(req, res);
+    if (statusReads.serve(req, res)) return;
+    // First, as the fast path writes it (http/keep-alive.ts); not on an answer a stop closes (drain.ts).
+    if (!closesConnection(res)) res.setHeader('Keep-Alive', keepAlive);
+    app(req, res);
   };
   return { app, statusReads, listener };
 };

@@ -18,7 +18,6 @@
  * failure to the next Redis call of the same request (the record, the jobs), after the body has
  * been read.
  */
-import type { ServerResponse } from 'node:http';
 import type { RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
@@ -87,8 +86,10 @@ interface ScriptedRedis extends Redis {
   ): Promise<[string, number, number, (string | null)[] | undefined]>;
 }
 
-/** Where a refusal's RateLimit fields are set: express's response, or the fast path's (read/fast-status.ts). */
-type HeaderTarget = Pick<ServerResponse, 'setHeader'>;
+/** Where a status read's RateLimit fields are set: a response, or what the fast path collects for its writeHead (read/fast-status.ts). */
+export interface HeaderTarget {
+  setHeader(name: string, value: string): unknown;
+}
 
 /** `"name";q=100;w=1` (RateLimit-Policy item). */
 const policyItem = (w: Window, quota: number): string => `"${w.policy}";q=${quota};w=${w.seconds}${w.unit ? `;qu="${w.unit}"` : ''}`;

@@ -151,7 +151,7 @@ export class ApiServer {
     // Uploads of 1 GB over slow links take time: no request timeout, but headers must come fast.
     server.requestTimeout = 0;
     server.headersTimeout = config.httpHeadersTimeoutMs;
-    // Clients are told HTTP_KEEPALIVE_TIMEOUT; idle connections close after twice that (keep-alive.ts).
+    // Clients are told HTTP_KEEPALIVE_TIMEOUT (app.ts); idle connections close after twice that (keep-alive.ts).
     keepAlive(server, config.httpKeepAliveTimeoutMs);
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

@@ -122,8 +122,10 @@ describe('api SIGTERM with clients on kept-alive connections', () => {
     for (let i = 0; i < 4; i++) loops.push(client(`busy${i}`, (n) => (n % 2 === 0 ? ['/v1/operations', { method: 'POST', body: upload() }] : [opPath])));
     // Idle when the stop starts; one request once the stop is seen, on the connection kept alive.
     const lateAgent = new Agent({ connections: 1 });
-    agents.push(lateAgent);
+    const lateReader = new Agent({ connections: 1 });
+    agents.push(lateAgent, lateReader);
     expect((await send('late', lateAgent, opPath)).status).toBe(200);
+    expect((await send('lateRead', lateReader, opPath)).keepAlive).toBe('timeout=5');
 
     await eventually('every client answered (the long polls sent)', () =>
       [...Array.from({ length: 6 }, (_, i) => `poll${i}`), ...Array.from({ length: 4 }, (_, i) => `busy${i}`)].every(
@@ -135,6 +137,8 @@ describe('api SIGTERM with clients on kept-alive connections', () => {
     // (Without a drain, no answer closes its connection: the request is sent once the api has exited.)
     await Promise.race([stopSeen, exited]);
     const late = await send('late', lateAgent, '/readyz');
+    // A plain status read (answered below express, api/read/fast-status.ts) closes its connection too.
+    const lateRead = await send('lateRead', lateReader, opPath);
     const code = await exited;
     await Promise.all(loops);
     await Promise.all(agents.map((a) => a.close()));
@@ -150,6 +154,9 @@ describe('api SIGTERM with clients on kept-alive connections', () => {
     expect(longPolls.filter((o) => o.status !== 200 || o.connection !== 'close' || o.keepAlive !== undefined)).toEqual([]);
     // Readiness says 503 from the start of the stop, on a connection idle until then.
     expect(late).toMatchObject({ status: 503, retryAfter: '1', connection: 'close' });
+    expect(lateRead).toMatchObject({ status: 200, connection: 'close', keepAlive: undefined });
+    // An answer that closes its connection announces no keep-alive; every other one does.
+    expect(outcomes.filter((o) => o.status !== undefined && (o.connection === 'close') === (o.keepAlive !== undefined))).toEqual([]);
     expect(api.output()).not.toMatch(/connections still busy at SHUTDOWN_TIMEOUT/);
   });
 });

@@ -10,11 +10,14 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import net from 'node:net';
 
+/** True once a stop marked the answer to close its connection (it announces no keep-alive then). */
+export const closesConnection = (res: ServerResponse): boolean => res.hasHeader('Connection');
+
 /** The answer closes its connection once sent (no effect on an answer whose headers are sent). */
 const closeWhenAnswered = (res: ServerResponse): void => {
   if (res.headersSent) return;
   res.setHeader('Connection', 'close');
-  // No keep-alive to announce (keep-alive.ts sets it on every answer).
+  // No keep-alive to announce (set on every answer before the application's handler, app.ts).
   res.removeHeader('Keep-Alive');
 };
 

@@ -5,20 +5,18 @@
  * or a conditional request (If-None-Match, If-Modified-Since: express may answer it 304) still
  * goes through res.json.
  */
-import type { ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
+
+/** The Content-Type res.json gives JSON (the status read's fast path, read/fast-status.ts, writes it too). */
+export const JSON_TYPE = 'application/json; charset=utf-8';
 
 export const sendJson = (req: Request, res: Response, body: unknown): void => {
   if (req.method !== 'GET' || req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) {
     res.json(body);
     return;
   }
-  endJson(res, JSON.stringify(body));
-};
-
-/** Ends `res` with JSON text, as sendJson does (the status read's fast path, read/fast-status.ts, writes its own). */
-export const endJson = (res: ServerResponse, text: string): void => {
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  const text = JSON.stringify(body);
+  res.setHeader('Content-Type', JSON_TYPE);
   res.setHeader('Content-Length', Buffer.byteLength(text));
   res.end(text);
 };

@@ -9,9 +9,10 @@
  */
 import type { Server } from 'node:http';
 
+/** The `Keep-Alive` value that tells clients `advertisedMs`: every answer carries it (Node does not add its own once one is set). */
+export const keepAliveHeader = (advertisedMs: number): string => `timeout=${Math.max(1, Math.floor(advertisedMs / 1000))}`;
+
+/** Closes idle connections after twice `advertisedMs`; the request listener sets keepAliveHeader first on every answer (app.ts). */
 export const keepAlive = (server: Server, advertisedMs: number): void => {
   server.keepAliveTimeout = 2 * advertisedMs;
-  const header = `timeout=${Math.max(1, Math.floor(advertisedMs / 1000))}`;
-  // Before the app's handler: every answer carries it (Node does not add its own once one is set).
-  server.prependListener('request', (_req, res) => res.setHeader('Keep-Alive', header));
 };

@@ -14,8 +14,10 @@ import { apiKeyCredential, bearerCredential } from '../auth/auth.js';
 import type { ConnectionLimits } from '../http/connection-limits.js';
 import { observeDuration } from '../http/duration.js';
 import { dropIfHalfClosed } from '../http/half-close.js';
-import { endJson } from '../http/json.js';
+import { closesConnection } from '../http/drain.js';
+import { JSON_TYPE } from '../http/json.js';
 import type { ErrorAnswers } from '../http/problem.js';
+import type { HeaderTarget } from '../rate-limits.js';
 import { OPERATION_ID, readOwnedOperation, retryAfterOf, statusView, type StatusReadDeps } from './status.js';
 
 const PATH = new RegExp(`^/v1/operations/(${OPERATION_ID.source.slice(1, -1)})$`);
@@ -31,13 +33,20 @@ export interface FastStatusDeps extends StatusReadDeps {
   errors: ErrorAnswers;
   /** The headers every answer carries (security-headers.ts). */
   headers: readonly (readonly [string, string])[];
+  /** The Keep-Alive value of every answer (keep-alive.ts). */
+  keepAlive: string;
 }
 
 export class FastStatusReads {
   /** Status reads answered here (tests: which path answered). */
   served = 0;
 
-  constructor(private readonly deps: FastStatusDeps) {}
+  /** Keep-Alive, the security headers and Cache-Control, in express's order: a flat list for writeHead. */
+  private readonly head: readonly string[];
+
+  constructor(private readonly deps: FastStatusDeps) {
+    this.head = ['Keep-Alive', deps.keepAlive, ...deps.headers.flat(), 'Cache-Control', 'no-store'];
+  }
 
   /** Answers a plain status read (true), or leaves the request to express untouched (false). */
   serve(req: IncomingMessage, res: ServerResponse): boolean {
@@ -53,24 +62,38 @@ export class FastStatusReads {
     const { connections } = this.deps;
     if (connections && !connections.mayHold(req.socket, entry.tenant)) return false;
     this.served++;
-    // In express's order: security headers, the duration, a half-closed reader dropped, no-store, the connection held.
-    for (const [name, value] of this.deps.headers) res.setHeader(name, value);
+    // In express's order: the duration, a half-closed reader dropped, the connection held; the headers go with the answer.
     let route = ROUTE;
     observeDuration(this.deps.metrics, 'GET', res, () => route);
     if (dropIfHalfClosed(req, res)) return true;
-    res.setHeader('Cache-Control', 'no-store');
     connections?.holdUntilAnswered(req.socket, entry.tenant, res);
-    this.answer(res, entry.tenant, id).catch((err: unknown) => {
+    // The reads window's RateLimit fields, after Cache-Control as express sets them.
+    const limitHeaders: string[] = [];
+    const collect: HeaderTarget = { setHeader: (name, value) => limitHeaders.push(name, value) };
+    this.answer(res, entry.tenant, id, collect, limitHeaders).catch((err: unknown) => {
       route = ERROR_ROUTE.path;
+      const head = this.headOf(res, limitHeaders);
+      for (let i = 0; i + 1 < head.length; i += 2) res.setHeader(head[i] ?? '', head[i + 1] ?? '');
       this.deps.errors.answer(err, { method: 'GET', route: ERROR_ROUTE }, res, url);
     });
     return true;
   }
 
-  private async answer(res: ServerResponse, tenant: string, id: string): Promise<void> {
-    const op = await readOwnedOperation(this.deps, tenant, id, res);
+  private async answer(res: ServerResponse, tenant: string, id: string, collect: HeaderTarget, limitHeaders: readonly string[]): Promise<void> {
+    const op = await readOwnedOperation(this.deps, tenant, id, collect);
     const retryAfter = retryAfterOf(op);
-    if (retryAfter !== undefined) res.setHeader('Retry-After', retryAfter);
-    endJson(res, JSON.stringify(await statusView(this.deps.store, op)));
+    const body = JSON.stringify(await statusView(this.deps.store, op));
+    const head = this.headOf(res, limitHeaders);
+    if (retryAfter !== undefined) head.push('Retry-After', retryAfter);
+    head.push('Content-Type', JSON_TYPE, 'Content-Length', String(Buffer.byteLength(body)));
+    // One writeHead: no header set one by one before it (each set is checked and stored on its own).
+    res.writeHead(200, head).end(body);
+  }
+
+  /** The answer's first headers: Keep-Alive unless a stop marked it to close its connection (drain.ts), then the fixed ones and `extra`. */
+  private headOf(res: ServerResponse, extra: readonly string[]): string[] {
+    const head = closesConnection(res) ? this.head.slice(2) : [...this.head];
+    head.push(...extra);
+    return head;
   }
 }

@@ -3,13 +3,12 @@
  * tenant's reads window in one Redis round trip (rate-limits.ts readOperation), and its answer.
  * Express's route (routes/operations.ts) and the fast path (read/fast-status.ts) share it.
  */
-import type { ServerResponse } from 'node:http';
 import { SignspoolError } from '@signspool/shared/errors';
 import { parseOperation, type OperationRecord } from '@signspool/shared/operations/record';
 import { isTerminal } from '@signspool/shared/operations/states';
 import type { OperationStore } from '@signspool/shared/operations/store';
 import { operationView, type OperationView } from '@signspool/shared/operations/view';
-import type { TenantRateLimits } from '../rate-limits.js';
+import type { HeaderTarget, TenantRateLimits } from '../rate-limits.js';
 
 /** An operation's id, as the routes' `:id` must be. */
 export const OPERATION_ID = /^op_[0-9a-f]{32}$/;
@@ -33,7 +32,7 @@ export interface StatusReadDeps {
 }
 
 /** `tenant`'s operation `id`, taking a read of its window (429 over it, RateLimit fields on `res`); 404 when missing or another tenant's. */
-export const readOwnedOperation = async (deps: StatusReadDeps, tenant: string, id: string, res: Pick<ServerResponse, 'setHeader'>): Promise<OperationRecord> =>
+export const readOwnedOperation = async (deps: StatusReadDeps, tenant: string, id: string, res: HeaderTarget): Promise<OperationRecord> =>
   ownedBy(tenant, recordOf(await deps.limits.readOperation(tenant, deps.store.key(id), 'all', res)));
 
 /** The Retry-After of a status answer: while the operation has not ended, when to ask again. */

@@ -3,7 +3,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { keepAlive } from '@signspool/api/http/keep-alive';
+import { keepAlive, keepAliveHeader } from '@signspool/api/http/keep-alive';
 
 describe('keepAlive', () => {
   let server: http.Server | undefined;
@@ -13,7 +13,7 @@ describe('keepAlive', () => {
   });
 
   it('advertises HTTP_KEEPALIVE_TIMEOUT and answers a request sent on the connection after it', async () => {
-    server = http.createServer((_req, res) => res.end('ok'));
+    server = http.createServer((_req, res) => res.setHeader('Keep-Alive', keepAliveHeader(1000)).end('ok'));
     keepAlive(server, 1000);
     await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
     const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
