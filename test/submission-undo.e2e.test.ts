@@ -9,7 +9,11 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Durability } from '@signspool/shared/durability';
+import { acceptOperation, type SignQueue } from '@signspool/shared/operations/lifecycle';
 import { SubmissionUndo } from '@signspool/shared/operations/undo';
+import { FairShare } from '@signspool/shared/scheduling/fair-share';
+import { pipelinedSignQueue } from '@signspool/api/upload/enqueue';
 import { silentLogger } from '@signspool/shared/logger';
 import type { NewOperation } from '@signspool/shared/operations/record';
 import { OperationStore } from '@signspool/shared/operations/store';
@@ -34,6 +38,8 @@ describe('undoing a submission Redis did not answer for', () => {
   let queue: Queue;
   let store: UnreachableAtFirst;
   let undo: SubmissionUndo;
+  let fairShare: FairShare;
+  let durability: Durability;
 
   beforeAll(async () => {
     redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
@@ -44,6 +50,16 @@ describe('undoing a submission Redis did not answer for', () => {
     queue = new Queue(QUEUES.sign, { connection: redis, prefix });
     store = new UnreachableAtFirst(redis, { prefix, retentionMs: 60_000 });
     undo = new SubmissionUndo({ store, queue, spool, logger: silentLogger(), retryMs: 50 });
+    fairShare = new FairShare(redis, {
+      prefix,
+      prioritizedKey: queue.toKey('prioritized'),
+      scheduling: 'fair',
+      quantum: 50,
+      maxDocs: 50,
+      maxBytes: 10_000_000,
+    });
+    durability = await Durability.check(redis, { mode: 'everysec', minReplicas: 0, timeoutMs: 1000 }, silentLogger());
+    await queue.waitUntilReady();
   });
   afterAll(async () => {
     undo?.stop();
@@ -52,6 +68,24 @@ describe('undoing a submission Redis did not answer for', () => {
     redis?.disconnect();
     await rm(dir, { recursive: true, force: true });
   });
+
+  /** A new one-document operation whose file is in the spool. */
+  const spooled = async (): Promise<{ op: NewOperation; file: string; jobId: string }> => {
+    const docId = newId('doc');
+    const op: NewOperation = {
+      id: newId('op'),
+      tenant: 'acme',
+      signer: 'default',
+      signatureType: 'CAdES',
+      externalReference: undefined,
+      createdAt: Date.now(),
+      documents: [{ id: docId, name: 'a.bin', contentType: 'application/octet-stream', size: 3, sha256: '0'.repeat(64) }],
+    };
+    const file = spool.incomingPath(op.id, docId);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, 'abc');
+    return { op, file, jobId: signJobId(docId) };
+  };
 
   /** A submission that got as far as its record, its job and its file, but not its commit. */
   const halfSubmitted = async (): Promise<{ op: NewOperation; file: string; jobId: string }> => {
@@ -123,5 +157,48 @@ describe('undoing a submission Redis did not answer for', () => {
     // Again (a retried commit): still committed, nothing counted twice.
     expect(await store.markAccepted(op.id, { withinMs: 60_000 })).toBe('committed');
     await redis.del(idem.key);
+  });
+
+  it('sends the commit right behind the jobs: committed, its job queued with its priority', async () => {
+    store.failures = 0;
+    const { op, file, jobId } = await spooled();
+    const signQueue = pipelinedSignQueue(queue);
+    await queue.waitUntilReady();
+    const sent: string[] = [];
+    const counted: SignQueue = {
+      ...signQueue,
+      sendAdds: (client, jobs) => {
+        const adds = signQueue.sendAdds?.(client, jobs);
+        sent.push(adds ? 'together' : 'apart');
+        return adds;
+      },
+    };
+    await acceptOperation({ store, signQueue: counted, fairShare, undo, logger: silentLogger(), durability }, op, { windowMs: 5000 });
+    expect(sent).toEqual(['together']);
+    expect(await redis.hget(store.key(op.id), 'accepting')).toBeNull();
+    const job = await queue.getJob(jobId);
+    expect(job?.data).toMatchObject({ opId: op.id, docId: op.documents[0]?.id });
+    expect(job?.opts.priority).toBeGreaterThan(0);
+    expect(await exists(file)).toBe(true);
+  });
+
+  it('refuses a commit sent behind an add that failed, and undoes the submission', async () => {
+    store.failures = 0;
+    const { op, file, jobId } = await spooled();
+    // The add fails in Redis (a command that errors, as an add refused by Redis would): the commit must not stand.
+    const failingAdd: SignQueue = {
+      add: () => Promise.reject(new Error('not used')),
+      addBulk: () => Promise.reject(new Error('not used')),
+      remove: (id) => queue.remove(id),
+      sendAdds: (client, jobs) => ({
+        keys: jobs.map((j) => queue.toKey(j.opts.jobId)),
+        replies: [client.incr(`${store.key(op.id)}:not-a-number`)],
+      }),
+    };
+    await redis.set(`${store.key(op.id)}:not-a-number`, 'x', 'PX', 60_000);
+    await expect(
+      acceptOperation({ store, signQueue: failingAdd, fairShare, undo, logger: silentLogger(), durability }, op, { windowMs: 5000 }),
+    ).rejects.toThrow(/not an integer/);
+    expect([await redis.exists(store.key(op.id)), await queue.getJob(jobId), await exists(file)]).toEqual([0, undefined, false]);
   });
 });

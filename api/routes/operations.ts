@@ -42,6 +42,7 @@ import type { ReadMode, TenantRateLimits } from '../rate-limits.js';
 import { TenantSlots } from '../tenant-slots.js';
 import type { RedisHealth } from '../redis-health.js';
 import { UploadGate } from '../upload/gate.js';
+import { pipelinedSignQueue } from '../upload/enqueue.js';
 import { chooseSigner, signerField } from '../upload/signer-choice.js';
 import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload/storage.js';
 
@@ -135,7 +136,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   });
   const lifecycle: LifecycleDeps = {
     store,
-    signQueue: queue,
+    // Its adds share the submission's commit round trip (upload/enqueue.ts).
+    signQueue: pipelinedSignQueue(queue),
     webhookQueue: deps.webhookQueue,
     webhookAttempts: config.webhooks.scheduleMs.length,
     spool,
@@ -242,7 +244,8 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         throw new SignspoolError('VALIDATION_FAILED', { detail: 'signer: send this field before the file parts (it decides who signs them)' });
       }
       const identity = chosenAtFirstFile?.identity ?? chooseSigner(identities, tenant, fields.data.signer);
-      const fingerprint = submissionFingerprint({ ...fields.data }, files);
+      // Only an Idempotency-Key's record needs it (a hash over the fields and the files' digests).
+      const fingerprint = reservation === undefined ? '' : submissionFingerprint({ ...fields.data }, files);
       // Room for one was checked before the body (gate.enter): more documents are checked again.
       if (reservation?.kind !== 'completed' && files.length > 1) await deps.limits.checkBacklog(req.tenant ?? '', files.length, res);
       if (reservation?.kind === 'completed') {

@@ -8,6 +8,7 @@
  * when to call these.
  */
 import { rm } from 'node:fs/promises';
+import type { Redis } from 'ioredis';
 import type { Durability } from '../durability.js';
 import { DOCUMENT_FAULTS, isRetryable, SignspoolError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -19,10 +20,10 @@ import { newId, type Spool } from '../spool/spool.js';
 import type { DisabledEndpoints } from '../webhooks/endpoints.js';
 import type { NewOperation, OperationRecord, TransitionResult } from './record.js';
 import { isTerminal } from './states.js';
-import type { OperationStore } from './store.js';
+import type { AcceptedOptions, OperationStore } from './store.js';
 import type { RemovableJobs, SubmissionUndo } from './undo.js';
 
-interface SignJobSpec {
+export interface SignJobSpec {
   name: 'sign-document';
   data: SignDocumentJob;
   opts: { jobId: string; priority?: number };
@@ -32,6 +33,13 @@ interface SignJobSpec {
 export interface SignQueue extends RemovableJobs {
   add(name: SignJobSpec['name'], data: SignJobSpec['data'], opts: SignJobSpec['opts']): Promise<unknown>;
   addBulk(jobs: SignJobSpec[]): Promise<unknown>;
+  /**
+   * Sends each job's add on `redis` (the store's connection) at once, and returns the keys of the
+   * jobs' hashes and the adds' replies; or undefined, having sent nothing, when it cannot (the
+   * jobs are then added on their own). The commit follows the adds without waiting for them: one
+   * round trip for both (acceptOperation).
+   */
+  sendAdds?(redis: Redis, jobs: SignJobSpec[]): { keys: string[]; replies: Promise<unknown>[] } | undefined;
 }
 
 /** What the announcement needs of the webhook queue. */
@@ -55,13 +63,9 @@ export interface LifecycleDeps {
 
 export type AnnounceDeps = Pick<LifecycleDeps, 'store' | 'webhookQueue' | 'webhookAttempts'>;
 
-/** One job per document; each carries the active trace context (the upload's span), so the worker's batch joins or links it. */
-const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0): Promise<SignJobSpec[]> => {
+/** One job per document, with its priority; each carries the active trace context (the upload's span), so the worker's batch joins or links it. */
+const jobSpecs = (op: NewOperation, priorities: readonly (number | undefined)[], round: number): SignJobSpec[] => {
   const trace = traceCarrier();
-  const priorities = await fairShare.priorities(
-    op.tenant,
-    op.documents.map((d) => d.size),
-  );
   return op.documents.map((d, i) => {
     const data: SignDocumentJob = {
       opId: op.id,
@@ -80,6 +84,16 @@ const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0): Promis
     return { name: 'sign-document' as const, data, opts: { jobId: signJobId(d.id, round), ...(priority === undefined ? {} : { priority }) } };
   });
 };
+
+const jobsOf = async (fairShare: FairShare, op: NewOperation, round = 0): Promise<SignJobSpec[]> =>
+  jobSpecs(
+    op,
+    await fairShare.priorities(
+      op.tenant,
+      op.documents.map((d) => d.size),
+    ),
+    round,
+  );
 
 const enqueueSpan = (opId: string, jobs: number) => ({
   kind: SpanKind.PRODUCER,
@@ -105,6 +119,51 @@ export interface CommitOptions {
 }
 
 /**
+ * Runs `send`, whose commands leave on `redis`'s socket in one write (it is corked meanwhile): each
+ * write to Redis's socket costs more CPU than building the command.
+ */
+const inOneWrite = <T>(redis: Redis, send: () => T): T => {
+  const socket = redis.stream as Redis['stream'] | undefined;
+  socket?.cork();
+  try {
+    return send();
+  } finally {
+    socket?.uncork();
+  }
+};
+
+/**
+ * Adds the jobs and commits: the commit sent right behind the adds when the queue can send them
+ * on the store's connection (the commit, accepted.lua, then checks that every job exists), else
+ * the adds and, once they are done, the commit. Throws when the commit was refused because an add
+ * failed (nothing committed).
+ */
+const enqueueAndCommit = async (
+  store: OperationStore,
+  signQueue: SignQueue,
+  opId: string,
+  jobs: SignJobSpec[],
+  accepted: () => AcceptedOptions,
+): Promise<'committed' | 'late' | 'missing'> => {
+  const sending = inOneWrite(store.redis, () => {
+    const sent = signQueue.sendAdds?.(store.redis, jobs);
+    return sent && { commit: store.markAcceptedAfter(opId, accepted(), sent.keys), adds: Promise.allSettled(sent.replies) };
+  });
+  if (sending) {
+    const [outcome, adds] = await Promise.all([sending.commit, sending.adds]);
+    if (outcome !== 'jobless') return outcome;
+    // An add failed (its error says why): the commit changed nothing, the caller undoes the rest.
+    const failed = adds.find((a): a is PromiseRejectedResult => a.status === 'rejected');
+    throw failed ? failed.reason : new Error('a job of the submission was not added: not committed');
+  }
+  // One document (the common case) needs no MULTI around its one script: add, not addBulk.
+  const [only] = jobs;
+  if (jobs.length === 1 && only) await signQueue.add(only.name, only.data, only.opts);
+  else await signQueue.addBulk(jobs);
+  return store.markAccepted(opId, accepted());
+};
+
+/**
  * Accepts `op`, whose files are already in the spool: record (accepting) → jobs → commit. Workers
  * leave a document alone while its operation is accepting, so a failure before the commit is undone
  * without a trace (undo.ts) and rethrown. When Redis does not answer (down, or hung: a command timed
@@ -118,18 +177,24 @@ export const acceptOperation = async (
 ): Promise<void> => {
   const { store, signQueue } = deps;
   try {
-    await store.create(op);
+    // The record and the jobs' priorities in one round trip and one write (a priority is a hint: fair-share.ts).
+    const [, priorities] = await Promise.all(
+      inOneWrite(store.redis, () => [
+        store.create(op),
+        deps.fairShare.priorities(
+          op.tenant,
+          op.documents.map((d) => d.size),
+        ),
+      ]),
+    );
     // The commit window is measured from here: Redis measures it from the create, which ran before.
     const created = performance.now();
-    const jobs = await jobsOf(deps.fairShare, op);
-    await inSpan(SPANS.enqueue, enqueueSpan(op.id, jobs.length), async () => {
-      // One document (the common case) needs no MULTI around its one script: add, not addBulk.
-      const [only] = jobs;
-      if (jobs.length === 1 && only) await signQueue.add(only.name, only.data, only.opts);
-      else await signQueue.addBulk(jobs);
+    const jobs = jobSpecs(op, priorities, 0);
+    const accepted = (): AcceptedOptions => ({
+      ...(commit.windowMs === undefined ? {} : { withinMs: performance.now() - created + commit.windowMs }),
+      ...(commit.also ? { also: commit.also } : {}),
     });
-    const withinMs = commit.windowMs === undefined ? undefined : performance.now() - created + commit.windowMs;
-    const outcome = await store.markAccepted(op.id, { ...(withinMs === undefined ? {} : { withinMs }), ...(commit.also ? { also: commit.also } : {}) });
+    const outcome = await inSpan(SPANS.enqueue, enqueueSpan(op.id, jobs.length), () => enqueueAndCommit(store, signQueue, op.id, jobs, accepted));
     if (outcome === 'late') throw redisUnavailableError();
   } catch (err) {
     if (isRedisUnavailable(err)) {

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { DocumentStatus, OperationStatus } from './states.js';
 import { operationFields, parseOperation, type DocumentUpdate, type NewOperation, type OperationRecord, type TransitionResult } from './record.js';
-import { defineScripts } from '../redis/scripts.js';
+import { defineScripts, loadLua } from '../redis/scripts.js';
 import { backlogKey } from '../scheduling/tenant-backlog.js';
 import { WebhookDeliveryLog } from '../webhooks/deliveries.js';
 import { keys } from '../redis/keys.js';
@@ -36,6 +36,19 @@ interface ScriptedRedis extends Redis {
   signspoolCreate(key: string, index: string, ttl: number, createdAt: number, opId: string, ...fieldsAndValues: string[]): Promise<number>;
   signspoolRetry(key: string, backlog: string, now: number, retention: number, channel: string, docIds: string): Promise<string>;
   signspoolAbandon(key: string): Promise<'abandoned' | 'committed' | 'missing'>;
+}
+
+/** accepted.lua with the jobs' hashes as more keys (its key count given per call): markAcceptedAfter. */
+const ACCEPTED_WITH_JOBS = 'signspoolAcceptedWithJobs';
+type AcceptedWithJobs = (numberOfKeys: number, ...keysAndArgs: (string | number)[]) => Promise<unknown>;
+
+/** What a commit found (markAcceptedAfter). */
+export type CommitOutcome = 'committed' | 'late' | 'missing' | 'jobless';
+
+/** A commit's bound (`withinMs` after the record's creation, by Redis's clock) and what it writes besides. */
+export interface AcceptedOptions {
+  withinMs?: number;
+  also?: { key: string; value: string; ttlMs: number };
 }
 
 // cjson encodes an empty Lua table as {}: both forms are accepted.
@@ -99,6 +112,8 @@ export class OperationStore {
 
   constructor(redis: Redis, opts: { prefix: string; retentionMs: number }) {
     defineScripts(redis, SCRIPTS);
+    if (typeof (redis as unknown as Record<string, unknown>)[ACCEPTED_WITH_JOBS] !== 'function')
+      redis.defineCommand(ACCEPTED_WITH_JOBS, { lua: loadLua('accepted') });
     this.redis = redis as ScriptedRedis;
     this.prefix = opts.prefix;
     this.retentionMs = opts.retentionMs;
@@ -198,12 +213,27 @@ export class OperationStore {
    * commit that reaches Redis more than that long after the record was created (by Redis's clock)
    * is refused: 'late', nothing changed.
    */
-  async markAccepted(
-    opId: string,
-    opts: { withinMs?: number; also?: { key: string; value: string; ttlMs: number } } = {},
-  ): Promise<'committed' | 'late' | 'missing'> {
+  async markAccepted(opId: string, opts: AcceptedOptions = {}): Promise<'committed' | 'late' | 'missing'> {
+    const [key, backlog, alsoKey, retention, withinMs, alsoValue, alsoTtl] = this.acceptedArgs(opId, opts);
+    const r = await this.redis.signspoolAccepted(key, backlog, alsoKey, retention, withinMs, alsoValue, alsoTtl);
+    return r === 1 ? 'committed' : r === -1 ? 'late' : 'missing';
+  }
+
+  /**
+   * markAccepted sent right after the adds of the jobs whose hashes are `jobKeys`, on the same
+   * connection, without waiting for their replies (Redis runs the commit after them): a job whose
+   * add failed makes the commit refuse, 'jobless', and change nothing.
+   */
+  async markAcceptedAfter(opId: string, opts: AcceptedOptions, jobKeys: readonly string[]): Promise<CommitOutcome> {
+    const [key, backlog, alsoKey, ...args] = this.acceptedArgs(opId, opts);
+    const command = (this.redis as unknown as Record<string, AcceptedWithJobs>)[ACCEPTED_WITH_JOBS];
+    const r = await command?.call(this.redis, 3 + jobKeys.length, key, backlog, alsoKey, ...jobKeys, ...args);
+    return r === 1 ? 'committed' : r === -1 ? 'late' : r === -2 ? 'jobless' : 'missing';
+  }
+
+  private acceptedArgs(opId: string, opts: AcceptedOptions): [string, string, string, number, number | '', string, number] {
     const { also } = opts;
-    const r = await this.redis.signspoolAccepted(
+    return [
       this.key(opId),
       this.backlogKey,
       also?.key ?? this.key(opId),
@@ -211,8 +241,7 @@ export class OperationStore {
       opts.withinMs === undefined ? '' : Math.max(0, Math.floor(opts.withinMs)),
       also?.value ?? '',
       also?.ttlMs ?? 0,
-    );
-    return r === 1 ? 'committed' : r === -1 ? 'late' : 'missing';
+    ];
   }
 
   /** Deletes a record still accepting (a failed submission); says whether it was already committed. */
