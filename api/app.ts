@@ -28,6 +28,7 @@ import { observeDuration } from './http/duration.js';
 import { closesConnection } from './http/drain.js';
 import { keepAliveHeader } from './http/keep-alive.js';
 import { FastStatusReads } from './read/fast-status.js';
+import { LongPolls } from './read/long-poll.js';
 import { checkReadiness, STOPPING } from './routes/health.js';
 import { operationsRouter } from './routes/operations.js';
 import { TenantRateLimits } from './rate-limits.js';
@@ -110,13 +111,15 @@ export const createApp = (deps: AppDeps): ApiApp => {
   const limits = new TenantRateLimits(deps.redis, config.queuePrefix, config.limits, metrics, deps.logger);
   const apiKey = apiKeyLookup(deps.apiKeys);
   const auth = authenticate({ keys: apiKey, jwt: config.jwt });
+  // Long polls held per tenant (LONG_POLL_TENANT_MAX): each holds a connection and some memory; one count for both paths.
+  const longPolls = new LongPolls(deps.events, config.limits.longPollsPerTenant);
   // Once authenticated, the request holds its connection for its tenant (HTTP_TENANT_MAX_CONNECTIONS).
   const tenantConnection: RequestHandler = deps.connections?.forTenant() ?? ((_req, _res, next) => next());
   app.use(
     '/v1/operations',
     chain(traceUploads, noStore, auth, tenantConnection, requireScope(operationScope), limits.requests()),
     // The router stays a layer of its own: express (and the OpenAPI test) list its routes.
-    operationsRouter({ ...deps, limits }),
+    operationsRouter({ ...deps, limits, longPolls }),
   );
   app.use('/v1/limits', chain(auth, tenantConnection, requireScope(operationScope), limits.requests()), limitsRouter(config));
   if (config.adminToken) {
@@ -144,7 +147,7 @@ export const createApp = (deps: AppDeps): ApiApp => {
   const errors = new ErrorAnswers(deps.logger, config.upload, deps.redisHealth);
   app.use(errorHandler(errors));
   const keepAlive = keepAliveHeader(config.httpKeepAliveTimeoutMs);
-  const statusReads = new FastStatusReads({ apiKey, connections: deps.connections, limits, store: deps.store, metrics, errors, headers, keepAlive });
+  const statusReads = new FastStatusReads({ apiKey, connections: deps.connections, limits, longPolls, store: deps.store, metrics, errors, headers, keepAlive });
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
     if (statusReads.serve(req, res)) return;
     // First, as the fast path writes it (http/keep-alive.ts); not on an answer a stop closes (drain.ts).

@@ -3,13 +3,14 @@
  * answered below express, anything else by express. The same requests are sent both ways (a
  * trailing `?` leaves one to express: same route, same answer) and must get the same bytes but
  * the Date, count the same metrics, and be answered by the path expected (statusReads.served).
+ * Long polls (`Prefer: wait`) too: the wait run out, an ended operation, the tenant's cap, errors.
  */
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { keys as redisKeys } from '@signspool/shared/redis/keys';
-import { auth, submit } from './harness/client.js';
+import { auth, eventually, submit } from './harness/client.js';
 import { startStack, type Stack } from './harness/stack.js';
 
 /** One request on a new kept-alive connection; the raw answer (head and body) once complete. */
@@ -75,6 +76,7 @@ describe('status read: fast path and express answer alike', () => {
         ].join(','),
         // Reads unlimited but for tenant lim (its window is set by the tests).
         RATE_LIMIT_READS: '0',
+        LONG_POLL_TENANT_MAX: '2',
         TENANT_LIMITS: JSON.stringify({ lim: { readsPerSecond: 5 } }),
       },
     });
@@ -160,5 +162,59 @@ describe('status read: fast path and express answer alike', () => {
       [auth(keys.writer), 403],
     ];
     for (const [headers, status] of cases) expect(await bothWays(`/v1/operations/${queued}`, headers)).toMatchObject({ status, served: 0 });
+  });
+
+  it('a long poll whose wait runs out, of an ended operation, wait=0, another preference: from the fast path', async () => {
+    const ranOut = await bothWays(`/v1/operations/${queued}`, { ...auth(keys.acme), prefer: 'wait=1' });
+    expect(ranOut).toMatchObject({ status: 200, served: 1 });
+    expect(ranOut.raw).toMatch(/\r\nPreference-Applied: wait=1\r\n/);
+    expect(ranOut.raw).toMatch(/\r\nRetry-After: 2\r\n/);
+    const ended = await bothWays(`/v1/operations/${canceled}`, { ...auth(keys.acme), prefer: 'respond-async, wait=30' });
+    expect(ended).toMatchObject({ status: 200, served: 1 });
+    expect(ended.raw).toMatch(/\r\nPreference-Applied: wait=30\r\n/);
+    const now = await bothWays(`/v1/operations/${queued}`, { ...auth(keys.acme), prefer: 'wait=0' });
+    expect(now).toMatchObject({ status: 200, served: 1 });
+    expect(now.raw).toMatch(/\r\nPreference-Applied: wait=0\r\n/);
+    const other = await bothWays(`/v1/operations/${queued}`, { ...auth(keys.acme), prefer: 'return=minimal' });
+    expect(other).toMatchObject({ status: 200, served: 1 });
+    expect(other.raw).not.toMatch(/Preference-Applied/);
+  });
+
+  it('a long poll: 404 and 429 with Preference-Applied, as express answers them', async () => {
+    const missing = await bothWays(`/v1/operations/op_${'0'.repeat(32)}`, { ...auth(keys.acme), prefer: 'wait=30' });
+    expect(missing).toMatchObject({ status: 404, served: 1 });
+    expect(missing.raw).toMatch(/\r\nPreference-Applied: wait=30\r\n/);
+    const limited = await bothWays(`/v1/operations/${limitedOp}`, { ...auth(keys.limited), prefer: 'wait=30' }, () =>
+      redis.set(readsWindow(), 1000, 'PX', 30_900),
+    );
+    expect(limited).toMatchObject({ status: 429, served: 1 });
+    expect(limited.raw).toMatch(/\r\nRetry-After: 31\r\n/);
+    await redis.del(readsWindow());
+  });
+
+  it("a tenant at its long-poll cap is answered at once without Preference-Applied; a waiting client's leaving ends its wait", async () => {
+    const served = stack.api?.statusReads?.served ?? NaN;
+    const held = new AbortController();
+    const holders = Array.from({ length: 2 }, () =>
+      fetch(`${stack.apiUrl}/v1/operations/${queued}`, { headers: { ...auth(keys.acme), prefer: 'wait=30' }, signal: held.signal }).catch(() => undefined),
+    );
+    await eventually('acme holds 2 long polls', () => stack.api?.waitingRequests === 2);
+    expect((stack.api?.statusReads?.served ?? NaN) - served).toBe(2);
+    const capped = await bothWays(`/v1/operations/${queued}`, { ...auth(keys.acme), prefer: 'wait=30' });
+    expect(capped).toMatchObject({ status: 200, served: 1 });
+    expect(capped.raw).not.toMatch(/Preference-Applied/);
+    expect(capped.raw).toMatch(/\r\nRetry-After: 2\r\n/);
+    expect(stack.api?.waitingRequests).toBe(2);
+    held.abort();
+    await Promise.all(holders);
+    await eventually('the waits ended with their clients', () => stack.api?.waitingRequests === 0);
+    // Their slots are free again: a long poll is held, and answered when its operation ends.
+    const op = (await submit(stack.apiUrl, keys.acme, [{ name: 'b.pdf', content: '%PDF-1.4 long poll', type: 'application/pdf' }])).body.id;
+    const waiting = fetch(`${stack.apiUrl}/v1/operations/${op}`, { headers: { ...auth(keys.acme), prefer: 'wait=30' } });
+    await eventually('acme waits again', () => stack.api?.waitingRequests === 1);
+    expect((await fetch(`${stack.apiUrl}/v1/operations/${op}`, { method: 'DELETE', headers: auth(keys.acme) })).status).toBe(200);
+    const answer = await waiting;
+    expect(answer.headers.get('preference-applied')).toBe('wait=30');
+    expect(((await answer.json()) as { status: string }).status).toBe('canceled');
   });
 });

@@ -3,9 +3,10 @@
  * request listener below express: express's matching, layers and response helpers cost more than
  * the read itself. It answers what the express route answers — the same headers, the tenant's
  * connection held, the reads window, the record, problem+json errors from the same catalog, the
- * same duration metric — with the pieces that route uses. Anything else goes on to express, which
- * answers it as before: another method or path, a query string, `Prefer`, conditional requests,
- * a body, a JWT or an unknown key, a key without the read scope, a tenant at its connection cap.
+ * same duration metric, the long poll (`Prefer: wait`, read/long-poll.ts) — with the pieces that
+ * route uses. Anything else goes on to express, which answers it as before: another method or path,
+ * a query string, conditional requests, a body, a JWT or an unknown key, a key without the read
+ * scope, a tenant at its connection cap.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApiKeyEntry } from '@signspool/shared/config';
@@ -18,7 +19,8 @@ import { closesConnection } from '../http/drain.js';
 import { JSON_TYPE } from '../http/json.js';
 import type { ErrorAnswers } from '../http/problem.js';
 import type { HeaderTarget } from '../rate-limits.js';
-import { OPERATION_ID, readOwnedOperation, retryAfterOf, statusView, type StatusReadDeps } from './status.js';
+import type { LongPolls, Wait } from './long-poll.js';
+import { OPERATION_ID, retryAfterOf, statusView, type StatusReadDeps } from './status.js';
 
 const PATH = new RegExp(`^/v1/operations/(${OPERATION_ID.source.slice(1, -1)})$`);
 /** The route label of an answer; an error's is the route's own path, as express's error handler sees it (its mount point left). */
@@ -29,6 +31,8 @@ export interface FastStatusDeps extends StatusReadDeps {
   /** The API key lookup express's authentication uses (auth.ts apiKeyLookup). */
   apiKey: (key: string) => ApiKeyEntry | undefined;
   connections?: ConnectionLimits | undefined;
+  /** `Prefer: wait` and the tenant's long-poll slots, shared with express's route. */
+  longPolls: LongPolls;
   metrics: Metrics;
   errors: ErrorAnswers;
   /** The headers every answer carries (security-headers.ts). */
@@ -54,7 +58,7 @@ export class FastStatusReads {
     const url = req.url ?? '';
     const id = PATH.exec(url)?.[1];
     const h = req.headers;
-    if (id === undefined || h.prefer !== undefined || h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined) return false;
+    if (id === undefined || h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined) return false;
     if (h['content-length'] !== undefined || h['transfer-encoding'] !== undefined) return false;
     const key = apiKeyCredential(bearerCredential(h.authorization));
     const entry = key === undefined ? undefined : this.deps.apiKey(key);
@@ -67,20 +71,26 @@ export class FastStatusReads {
     observeDuration(this.deps.metrics, 'GET', res, () => route);
     if (dropIfHalfClosed(req, res)) return true;
     connections?.holdUntilAnswered(req.socket, entry.tenant, res);
-    // The reads window's RateLimit fields, after Cache-Control as express sets them.
+    // Node joins a repeated Prefer into one string (never a list).
+    const wait = this.deps.longPolls.begin(entry.tenant, typeof h.prefer === 'string' ? h.prefer : undefined);
+    // Preference-Applied and the reads window's RateLimit fields, after Cache-Control as express sets them.
     const limitHeaders: string[] = [];
     const collect: HeaderTarget = { setHeader: (name, value) => limitHeaders.push(name, value) };
-    this.answer(res, entry.tenant, id, collect, limitHeaders).catch((err: unknown) => {
-      route = ERROR_ROUTE.path;
-      const head = this.headOf(res, limitHeaders);
-      for (let i = 0; i + 1 < head.length; i += 2) res.setHeader(head[i] ?? '', head[i + 1] ?? '');
-      this.deps.errors.answer(err, { method: 'GET', route: ERROR_ROUTE }, res, url);
-    });
+    this.answer(res, entry.tenant, id, wait, collect, limitHeaders)
+      .finally(wait.release)
+      .catch((err: unknown) => {
+        route = ERROR_ROUTE.path;
+        const head = this.headOf(res, limitHeaders);
+        for (let i = 0; i + 1 < head.length; i += 2) res.setHeader(head[i] ?? '', head[i + 1] ?? '');
+        this.deps.errors.answer(err, { method: 'GET', route: ERROR_ROUTE }, res, url);
+      });
     return true;
   }
 
-  private async answer(res: ServerResponse, tenant: string, id: string, collect: HeaderTarget, limitHeaders: readonly string[]): Promise<void> {
-    const op = await readOwnedOperation(this.deps, tenant, id, collect);
+  private async answer(res: ServerResponse, tenant: string, id: string, wait: Wait, collect: HeaderTarget, limitHeaders: readonly string[]): Promise<void> {
+    const op = await this.deps.longPolls.read(this.deps, tenant, id, wait, res, collect);
+    // The client went away while waiting: nothing to answer.
+    if (!op) return;
     const retryAfter = retryAfterOf(op);
     const body = JSON.stringify(await statusView(this.deps.store, op));
     const head = this.headOf(res, limitHeaders);

@@ -23,7 +23,7 @@ import { documentView, operationPath, operationView, type OperationPage } from '
 import { DisabledEndpoints } from '@signspool/shared/webhooks/endpoints';
 import { newOperationRecord, type OperationRecord } from '@signspool/shared/operations/record';
 import { acceptOperation, cancelOperation, redeliverWebhook, retryOperation, type LifecycleDeps } from '@signspool/shared/operations/lifecycle';
-import { isTerminal, OPERATION_STATUSES, type OperationStatus } from '@signspool/shared/operations/states';
+import { OPERATION_STATUSES } from '@signspool/shared/operations/states';
 import { InvalidCursorError, type OperationStore } from '@signspool/shared/operations/store';
 import { signatureTypeSchema } from '@signspool/shared/queue';
 import { FairShare } from '@signspool/shared/scheduling/fair-share';
@@ -34,12 +34,11 @@ import type { SubmissionUndo } from '@signspool/shared/operations/undo';
 import { ATTR } from '@signspool/shared/spans';
 import { refuseWebhookUrl, WebhookAllowList } from '@signspool/shared/webhooks/target';
 import { sendJson } from '../http/json.js';
-import { OPERATION_ID, ownedBy, readOwnedOperation, retryAfterOf, statusView } from '../read/status.js';
+import type { LongPolls } from '../read/long-poll.js';
+import { OPERATION_ID, ownedBy, retryAfterOf, statusView } from '../read/status.js';
 import { assertDocumentFormats } from '../upload/document-format.js';
 import { IdempotencyStore, submissionFingerprint, type Reservation } from '../idempotency.js';
-import { preferredWait, type OperationEvents } from '../operation-events.js';
-import type { ReadMode, TenantRateLimits } from '../rate-limits.js';
-import { TenantSlots } from '../tenant-slots.js';
+import type { TenantRateLimits } from '../rate-limits.js';
 import type { RedisHealth } from '../redis-health.js';
 import { UploadGate } from '../upload/gate.js';
 import { pipelinedSignQueue } from '../upload/enqueue.js';
@@ -55,8 +54,8 @@ export interface OperationsRouteDeps {
   webhookQueue: Queue;
   spool: Spool;
   durability: Durability;
-  /** Wakes `Prefer: wait` requests; without it, GET answers at once. */
-  events?: OperationEvents;
+  /** `Prefer: wait` status reads and their slots per tenant, shared with the fast path (read/long-poll.ts). */
+  longPolls: LongPolls;
   /** Per-tenant limits (rate-limits.ts). */
   limits: TenantRateLimits;
   /** Undoes failed submissions, later when Redis cannot be reached (shared/operations/undo.ts). */
@@ -163,8 +162,6 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     },
   };
   const upload = multer(uploadOptions).array('file', config.upload.maxFiles);
-  // Long polls held per tenant (LONG_POLL_TENANT_MAX): each holds a connection and some memory.
-  const longPolls = new TenantSlots(config.limits.longPollsPerTenant);
 
   /** A webhook for a tenant without a signing secret could never be delivered: refused, naming the variable to set. */
   const missingWebhookSecret = (tenant: string): SignspoolError | undefined =>
@@ -365,47 +362,21 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
 
   router.get('/:id', async (req: Request, res: Response) => {
     const id = operationIdOf(req);
-    const wait = preferredWait(req.get('prefer'));
+    const tenant = req.tenant ?? '';
     // A tenant at its cap of long polls is answered at once with the current state (the
     // preference is not applied: no Preference-Applied), as a poll without `Prefer: wait` would be.
-    const slot = wait && deps.events ? longPolls.take(req.tenant ?? '') : undefined;
-    const events = wait === undefined || (wait > 0 && !slot) ? undefined : deps.events;
+    const wait = deps.longPolls.begin(tenant, req.get('prefer'));
     try {
-      await answerStatus(req, res, id, events, wait);
+      // The tenant's reads window is taken with the first read of the record, in one round trip.
+      const op = await deps.longPolls.read(deps, tenant, id, wait, res, res);
+      if (!op) return;
+      const retryAfter = retryAfterOf(op);
+      if (retryAfter !== undefined) res.setHeader('Retry-After', retryAfter);
+      sendJson(req, res, await statusView(store, op));
     } finally {
-      slot?.();
+      wait.release();
     }
   });
-
-  const answerStatus = async (req: Request, res: Response, id: string, events: OperationEvents | undefined, wait: number | undefined): Promise<void> => {
-    if (events) res.setHeader('Preference-Applied', `wait=${wait}`);
-    // The tenant's reads window is taken with the first read of the record, in one round trip.
-    const read = (mode: ReadMode) => deps.limits.readOperation(req.tenant ?? '', store.key(id), mode, res);
-    let op: OperationRecord;
-    if (events && wait) {
-      // Register first, then check: an end between the check and the wait is not missed. The
-      // check reads owner and status only; the record is read once, when the answer is due.
-      const waiter = events.waitFor(id, wait * 1000);
-      let head;
-      try {
-        const [found, tenant, status] = await read('head');
-        head = owned(req, found ? { tenant: tenant ?? '', status: (status ?? 'queued') as OperationStatus } : undefined);
-      } finally {
-        if (!head || isTerminal(head.status)) waiter.cancel();
-      }
-      if (!isTerminal(head.status)) {
-        // The client going away ends the wait.
-        res.once('close', waiter.cancel);
-        await waiter.done;
-        res.off('close', waiter.cancel);
-        if (res.destroyed) return;
-      }
-      op = await loadOwned(req, id);
-    } else op = await readOwnedOperation(deps, req.tenant ?? '', id, res);
-    const retryAfter = retryAfterOf(op);
-    if (retryAfter !== undefined) res.setHeader('Retry-After', retryAfter);
-    sendJson(req, res, await statusView(store, op));
-  };
 
   router.get('/:id/documents/:docId', async (req: Request, res: Response) => {
     const { id, docId } = parseParams(docParamsSchema, req.params);
