@@ -217,4 +217,23 @@ describe('status read: fast path and express answer alike', () => {
     expect(answer.headers.get('preference-applied')).toBe('wait=30');
     expect(((await answer.json()) as { status: string }).status).toBe('canceled');
   });
+
+  it('a long poll whose client half-closes is let go, on either path', async () => {
+    for (const path of [`/v1/operations/${queued}`, `/v1/operations/${queued}?`]) {
+      const served = stack.api?.statusReads?.served ?? NaN;
+      const url = new URL(stack.apiUrl);
+      const socket = net.connect({ host: url.hostname, port: Number(url.port), allowHalfOpen: true });
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      const head = Object.entries({ host: url.host, ...auth(keys.acme), prefer: 'wait=30' }).map(([k, v]) => `${k}: ${v}\r\n`);
+      socket.write(`GET ${path} HTTP/1.1\r\n${head.join('')}\r\n`);
+      await eventually('the long poll waits', () => stack.api?.waitingRequests === 1);
+      expect((stack.api?.statusReads?.served ?? NaN) - served).toBe(path.endsWith('?') ? 0 : 1);
+      socket.end();
+      await closed;
+      expect(received).toBe('');
+      await eventually('its wait ended', () => stack.api?.waitingRequests === 0);
+    }
+  });
 });

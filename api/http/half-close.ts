@@ -7,27 +7,40 @@
  * (`Prefer: wait`) must let go of them at once.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { RequestHandler } from 'express';
 
+/** The bodyless request last read on a connection, whose answer its client's FIN ends (`dropIfHalfClosed`). */
+const READER = Symbol('signspool.halfClosedReader');
+type Watched = Socket & { [READER]?: ServerResponse };
+
+/** The connection's FIN: the bodyless request in progress on it (if any) is taken as gone. */
+function onEnd(this: Watched): void {
+  const res = this[READER];
+  if (res && !res.writableEnded) this.destroy();
+}
+
+/** Keeps half-open connections, and watches each for a FIN with one listener (not one per request). */
 export const allowHalfOpen = (server: Server): void => {
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  server.on('connection', (socket: Socket) => socket.once('end', onEnd));
 };
 
 const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
-/** Ends a bodyless request whose client closed its side before the answer; true when it is ended already. */
+/**
+ * Ends a bodyless request whose client closed its side before the answer; true when it is ended
+ * already. Otherwise it is the one a later FIN ends (answers on a connection end in order: the last
+ * one not ended means one in progress).
+ */
 export const dropIfHalfClosed = (req: IncomingMessage, res: ServerResponse): boolean => {
   if (!BODYLESS.has(req.method ?? '')) return false;
-  const socket = req.socket;
-  const gone = (): void => {
-    if (!res.writableEnded) socket.destroy();
-  };
+  const socket = req.socket as Watched;
   if (socket.readableEnded) {
-    gone();
+    if (!res.writableEnded) socket.destroy();
     return true;
   }
-  socket.once('end', gone);
-  res.once('close', () => socket.off('end', gone));
+  socket[READER] = res;
   return false;
 };
 
