@@ -25,6 +25,11 @@ export interface SpoolUsageSource {
 }
 
 /** The backlog of every tenant (tenant → unfinished documents), read at scrape time (TenantBacklogReader). */
+/** Open connections of an api process, and the anonymous ones among them (api/http/connection-limits.ts). */
+export interface ConnectionCountSource {
+  readonly counts: { total: number; anonymous: number };
+}
+
 export interface TenantBacklogSource {
   /** Tenants that get a series of their own; the rest are summed into tenant="_other". 0: no series. */
   readonly series: number;
@@ -49,6 +54,7 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
   const queueSources: QueueDepthSource[] = [];
   const spoolSources: SpoolUsageSource[] = [];
   const tenantBacklogSources: TenantBacklogSource[] = [];
+  const connectionSources: ConnectionCountSource[] = [];
   return {
     registry,
     /** Queues whose depth this process reports (the api registers its queues). */
@@ -57,6 +63,8 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
     spoolSources,
     /** The per-tenant backlog this process reports (only the api registers one: one place). */
     tenantBacklogSources,
+    /** The api's connection counts, read when scraped (not set per request). */
+    connectionSources,
     queueDepth: new Gauge({
       name: 'signspool_queue_jobs',
       help: 'Jobs in each queue by state',
@@ -255,6 +263,16 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       help: "Open connections of this api process by holder: anonymous (head not authenticated yet, or idle) or tenant (a tenant's request in progress)",
       labelNames: ['holder'] as const,
       registers,
+      collect() {
+        let total = 0;
+        let anonymous = 0;
+        for (const s of connectionSources) {
+          total += s.counts.total;
+          anonymous += s.counts.anonymous;
+        }
+        this.set({ holder: 'anonymous' }, anonymous);
+        this.set({ holder: 'tenant' }, total - anonymous);
+      },
     }),
     connectionsClosed: initLabels(
       new Counter({

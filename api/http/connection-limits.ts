@@ -77,7 +77,8 @@ export class ConnectionLimits {
     private readonly metrics: Metrics,
     private readonly logger: Logger,
   ) {
-    this.changed();
+    // The gauges read the counts when scraped: a request moves its connection twice, a scrape comes seldom.
+    metrics.connectionSources.push(this);
   }
 
   /** Counts every connection of `server` from its accept. */
@@ -87,7 +88,11 @@ export class ConnectionLimits {
 
   /** Open connections, and the anonymous ones among them (metrics, tests). */
   get counts(): { total: number; anonymous: number } {
-    return { total: this.holderOf.size, anonymous: this.holders.get(ANONYMOUS)?.size ?? 0 };
+    return { total: this.holderOf.size, anonymous: this.anonymousCount() };
+  }
+
+  private anonymousCount(): number {
+    return this.holders.get(ANONYMOUS)?.size ?? 0;
   }
 
   /** Connections held for `tenant` now. */
@@ -130,9 +135,8 @@ export class ConnectionLimits {
   private accepted(socket: Socket): void {
     this.add(socket, ANONYMOUS);
     socket.once('close', () => this.remove(socket));
-    if (this.counts.anonymous > this.caps.anonymous) this.evict(ANONYMOUS, 'anonymous_cap');
+    if (this.anonymousCount() > this.caps.anonymous) this.evict(ANONYMOUS, 'anonymous_cap');
     if (this.holderOf.size > this.caps.total) this.evict(this.largestHolder(), 'total_cap');
-    this.changed();
   }
 
   /** Moves the connection to `tenant`; false when the tenant holds its cap already. */
@@ -142,7 +146,6 @@ export class ConnectionLimits {
     // Closed (or evicted) meanwhile: the request fails on its own.
     if (current === undefined || current === tenant) return true;
     this.move(socket, current, tenant);
-    this.changed();
     return true;
   }
 
@@ -150,8 +153,7 @@ export class ConnectionLimits {
   private release(socket: Socket, tenant: string): void {
     if (this.holderOf.get(socket) !== tenant) return;
     this.move(socket, tenant, ANONYMOUS);
-    if (this.counts.anonymous > this.caps.anonymous) this.evict(ANONYMOUS, 'anonymous_cap');
-    this.changed();
+    if (this.anonymousCount() > this.caps.anonymous) this.evict(ANONYMOUS, 'anonymous_cap');
   }
 
   private add(socket: Socket, holder: string): void {
@@ -171,7 +173,6 @@ export class ConnectionLimits {
     const set = this.holders.get(holder);
     set?.delete(socket);
     if (set?.size === 0) this.holders.delete(holder);
-    this.changed();
   }
 
   private move(socket: Socket, from: string, to: string): void {
@@ -206,11 +207,5 @@ export class ConnectionLimits {
       this.lastLog = now;
       this.logger.warn({ reason, ...this.counts, caps: this.caps }, 'connection limit reached: oldest connection of the largest holder closed');
     }
-  }
-
-  private changed(): void {
-    const { total, anonymous } = this.counts;
-    this.metrics.connections.set({ holder: 'anonymous' }, anonymous);
-    this.metrics.connections.set({ holder: 'tenant' }, total - anonymous);
   }
 }
