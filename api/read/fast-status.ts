@@ -76,28 +76,33 @@ export class FastStatusReads {
     // Preference-Applied and the reads window's RateLimit fields, after Cache-Control as express sets them.
     const limitHeaders: string[] = [];
     const collect: HeaderTarget = { setHeader: (name, value) => limitHeaders.push(name, value) };
-    this.answer(res, entry.tenant, id, wait, collect, limitHeaders)
-      .finally(wait.release)
-      .catch((err: unknown) => {
-        route = ERROR_ROUTE.path;
-        const head = this.headOf(res, limitHeaders);
-        for (let i = 0; i + 1 < head.length; i += 2) res.setHeader(head[i] ?? '', head[i + 1] ?? '');
-        this.deps.errors.answer(err, { method: 'GET', route: ERROR_ROUTE }, res, url);
-      });
+    this.answer(res, entry.tenant, id, wait, collect, limitHeaders).catch((err: unknown) => {
+      route = ERROR_ROUTE.path;
+      const head = this.headOf(res, limitHeaders);
+      for (let i = 0; i + 1 < head.length; i += 2) res.setHeader(head[i] ?? '', head[i + 1] ?? '');
+      this.deps.errors.answer(err, { method: 'GET', route: ERROR_ROUTE }, res, url);
+    });
     return true;
   }
 
   private async answer(res: ServerResponse, tenant: string, id: string, wait: Wait, collect: HeaderTarget, limitHeaders: readonly string[]): Promise<void> {
-    const op = await this.deps.longPolls.read(this.deps, tenant, id, wait, res, collect);
-    // The client went away while waiting: nothing to answer.
-    if (!op) return;
-    const retryAfter = retryAfterOf(op);
-    const body = JSON.stringify(await statusView(this.deps.store, op));
-    const head = this.headOf(res, limitHeaders);
-    if (retryAfter !== undefined) head.push('Retry-After', retryAfter);
-    head.push('Content-Type', JSON_TYPE, 'Content-Length', String(Buffer.byteLength(body)));
-    // One writeHead: no header set one by one before it (each set is checked and stored on its own).
-    res.writeHead(200, head).end(body);
+    try {
+      const op = await this.deps.longPolls.read(this.deps, tenant, id, wait, res, collect);
+      // The client went away while waiting: nothing to answer.
+      if (!op) return;
+      const retryAfter = retryAfterOf(op);
+      // Without a webhook the view is built at once (no turn of its own).
+      const view = statusView(this.deps.store, op);
+      const body = JSON.stringify(view instanceof Promise ? await view : view);
+      const head = this.headOf(res, limitHeaders);
+      if (retryAfter !== undefined) head.push('Retry-After', retryAfter);
+      head.push('Content-Type', JSON_TYPE, 'Content-Length', String(Buffer.byteLength(body)));
+      // One writeHead: no header set one by one before it (each set is checked and stored on its own).
+      res.writeHead(200, head).end(body);
+    } finally {
+      // As express's route: the long-poll slot is held until the answer is written.
+      wait.release();
+    }
   }
 
   /** The answer's first headers: Keep-Alive unless a stop marked it to close its connection (drain.ts), then the fixed ones and `extra`. */

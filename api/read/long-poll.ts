@@ -48,12 +48,25 @@ export class LongPolls {
    * `headers` first: at once, or with a wait once the operation ended or the wait ran out;
    * undefined when the client went away meanwhile (nothing to answer).
    */
-  async read(deps: StatusReadDeps, tenant: string, id: string, wait: Wait, res: ServerResponse, headers: HeaderTarget): Promise<OperationRecord | undefined> {
+  read(deps: StatusReadDeps, tenant: string, id: string, wait: Wait, res: ServerResponse, headers: HeaderTarget): Promise<OperationRecord | undefined> {
     if (wait.applied !== undefined) headers.setHeader('Preference-Applied', wait.applied);
+    // At once: the read's own promise, no layer of its own (most reads).
     if (!this.events || wait.seconds === 0) return readOwnedOperation(deps, tenant, id, headers);
+    return this.readAfterWait(this.events, deps, tenant, id, wait.seconds, res, headers);
+  }
+
+  private async readAfterWait(
+    events: OperationEvents,
+    deps: StatusReadDeps,
+    tenant: string,
+    id: string,
+    seconds: number,
+    res: ServerResponse,
+    headers: HeaderTarget,
+  ): Promise<OperationRecord | undefined> {
     // Register first, then check: an end between the check and the wait is not missed. The check
     // reads owner and status only (with the reads window); the record is read once, when the answer is due.
-    const waiter = this.events.waitFor(id, wait.seconds * 1000);
+    const waiter = events.waitFor(id, seconds * 1000);
     let head: { tenant: string; status: OperationStatus } | undefined;
     try {
       const [found, owner, status] = await deps.limits.readOperation(tenant, deps.store.key(id), 'head', headers);

@@ -38,6 +38,6 @@ export const readOwnedOperation = async (deps: StatusReadDeps, tenant: string, i
 /** The Retry-After of a status answer: while the operation has not ended, when to ask again. */
 export const retryAfterOf = (op: OperationRecord): string | undefined => (isTerminal(op.status) ? undefined : op.status === 'queued' ? '2' : '1');
 
-/** The status answer's body: the operation's view, with its webhook's deliveries when it has one. */
-export const statusView = async (store: OperationStore, op: OperationRecord): Promise<OperationView> =>
-  operationView(op, op.webhookUrl ? await store.deliveries.list(op.id) : []);
+/** The status answer's body: the operation's view, with its webhook's deliveries when it has one (read then: a promise). */
+export const statusView = (store: OperationStore, op: OperationRecord): OperationView | Promise<OperationView> =>
+  op.webhookUrl ? store.deliveries.list(op.id).then((deliveries) => operationView(op, deliveries)) : operationView(op, []);
