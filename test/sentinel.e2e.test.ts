@@ -116,19 +116,26 @@ describe('Redis Sentinel failover', () => {
     const firstAfter = Math.min(...acked.filter((a) => a.startedAt > killedAt).map((a) => a.endedAt));
     const refused = attempts.filter((a) => a.status !== 202);
     let lost = 0;
+    // Why each lost one is lost (the read's status, or the ended operation's status and its documents' errors), with when it was acknowledged.
+    const why: string[] = [];
     for (const a of acked) {
       const found = await getOperation(api.url, key, a.id ?? '');
+      const when = `${a.endedAt - killedAt} ms after the kill`;
       if (found.status !== 200) {
         lost++;
+        why.push(`${a.id} ${found.status} (${when})`);
         continue;
       }
       const done = await waitForTerminal(api.url, key, a.id ?? '', 30_000);
-      if (done.status !== 'succeeded') lost++;
+      if (done.status !== 'succeeded') {
+        lost++;
+        why.push(`${a.id} ${done.status} ${done.documents.map((d) => d.error?.code ?? d.status).join(',')} (${when})`);
+      }
     }
     process.stderr.write(
       `sentinel failover: ${acked.length} documents acknowledged (${ackedAfterKill()} after the kill), ` +
         `no 202 for ${firstAfter - killedAt} ms after SIGKILL of the primary (last before it ${killedAt - lastBefore} ms earlier), ` +
-        `${refused.length} submissions refused meanwhile (${[...new Set(refused.map((a) => a.status))].join('/')}), ${lost} acknowledged documents lost\n`,
+        `${refused.length} submissions refused meanwhile (${[...new Set(refused.map((a) => a.status))].join('/')}), ${lost} acknowledged documents lost${why.length > 0 ? `: ${why.join('; ')}` : ''}\n`,
     );
     expect(ackedAfterKill()).toBeGreaterThanOrEqual(20);
     expect(lost).toBe(0);
