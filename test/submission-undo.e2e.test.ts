@@ -89,23 +89,10 @@ describe('undoing a submission Redis did not answer for', () => {
 
   /** A submission that got as far as its record, its job and its file, but not its commit. */
   const halfSubmitted = async (): Promise<{ op: NewOperation; file: string; jobId: string }> => {
-    const docId = newId('doc');
-    const op: NewOperation = {
-      id: newId('op'),
-      tenant: 'acme',
-      signer: 'default',
-      signatureType: 'CAdES',
-      externalReference: undefined,
-      createdAt: Date.now(),
-      documents: [{ id: docId, name: 'a.bin', contentType: 'application/octet-stream', size: 3, sha256: '0'.repeat(64) }],
-    };
-    await store.create(op);
-    const file = spool.incomingPath(op.id, docId);
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, 'abc');
-    const jobId = signJobId(docId);
-    await queue.add('sign-document', { opId: op.id, docId }, { jobId });
-    return { op, file, jobId };
+    const submission = await spooled();
+    await store.create(submission.op);
+    await queue.add('sign-document', { opId: submission.op.id, docId: submission.op.documents[0]?.id ?? '' }, { jobId: submission.jobId });
+    return submission;
   };
   const exists = (file: string): Promise<boolean> => spool.exists(file);
 
