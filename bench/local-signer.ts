@@ -117,12 +117,17 @@ const child = async (type: SignatureType, size: number, batches: number): Promis
     };
     const n = Math.max(1, batches);
     // A worker in steady state writes each result over a spare file (the upload of a document it
-    // signed earlier, retired by the batch runner): one per result to write.
-    for (let i = 0; i < 2 + perBatch * n; i++) {
-      const p = spool.tmpPath('upload');
-      await writeFile(p, content);
-      await spool.retire(p, size);
-    }
+    // signed earlier, retired by the batch runner): one per result to write, retired before each
+    // batch (a process keeps at most 1024 spares: made all at once, the last batches' results
+    // would be new files).
+    const retireSpares = async (count: number): Promise<void> => {
+      for (let i = 0; i < count; i++) {
+        const p = spool.tmpPath('upload');
+        await writeFile(p, content);
+        await spool.retire(p, size);
+      }
+    };
+    await retireSpares(2);
     // The bare signature, in the same process: no spool, no document handling.
     const identity = await loadOrCreateSigningIdentity({ dataDir: path.join(dir, 'data'), keyFile: undefined, certFile: undefined, logger: silentLogger() });
     const cms = new CmsBuilder(identity);
@@ -185,6 +190,7 @@ const child = async (type: SignatureType, size: number, batches: number): Promis
     let bareCpuS = 0;
     let programCpuS = 0;
     for (let b = 0; b < n; b++) {
+      await retireSpares(perBatch);
       const c0 = cpu();
       const t0 = performance.now();
       await run();
