@@ -17,7 +17,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, ftruncateSync, openSync, readSync, writevSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PDFDocument } from 'pdf-lib';
@@ -79,6 +79,21 @@ const cpu = (): number => {
   return (u.user + u.system) / 1e6;
 };
 
+/**
+ * Writes a file and fsyncs it, as the api stores an upload: a spare (a retired upload) has its
+ * blocks allocated, whereas a file just written and not yet written back would have them
+ * allocated by the fsync of whoever writes over it (ext4's delayed allocation).
+ */
+const writeDurable = async (file: string, content: Buffer): Promise<void> => {
+  const fh = await open(file, 'w');
+  try {
+    await fh.writeFile(content);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+};
+
 /** In the child: signs batches of `size`-byte documents; prints a JSON result. */
 const child = async (type: SignatureType, size: number, batches: number): Promise<void> => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-signer-'));
@@ -123,7 +138,7 @@ const child = async (type: SignatureType, size: number, batches: number): Promis
     const retireSpares = async (count: number): Promise<void> => {
       for (let i = 0; i < count; i++) {
         const p = spool.tmpPath('upload');
-        await writeFile(p, content);
+        await writeDurable(p, content);
         await spool.retire(p, size);
       }
     };
@@ -150,7 +165,7 @@ const child = async (type: SignatureType, size: number, batches: number): Promis
     await mkdir(bareDir);
     const bareDirFd = openSync(bareDir, 'r');
     const bareSpares = batches === 0 ? 0 : 2 + perBatch * n;
-    for (let i = 0; i < bareSpares; i++) await writeFile(path.join(bareDir, `r${i}`), content);
+    for (let i = 0; i < bareSpares; i++) await writeDurable(path.join(bareDir, `r${i}`), content);
     let bareFiles = 0;
     // One read buffer for all documents, as the signer reuses its own (a new one per document costs page faults here).
     const readBuffer = Buffer.allocUnsafeSlow(size);
