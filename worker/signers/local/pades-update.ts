@@ -5,7 +5,7 @@
  * pointing back at the previous one. Appended after the original bytes, which stay as they are,
  * so earlier signatures keep verifying.
  */
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { PdfDict, PdfName, PdfRaw, PdfRef, type PdfReader, type PdfValue, writeValue } from './pdf-reader.js';
 
 export class PdfNotSignableError extends Error {}
@@ -24,6 +24,14 @@ const pdfDate = (d: Date): string => {
   return `D:${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}+00'00'`;
 };
 const BYTE_RANGE_PLACEHOLDER = `/ByteRange [0 ${'0'.repeat(10)} ${'0'.repeat(10)} ${'0'.repeat(10)}]`;
+/** The signature dictionary's text before its /ByteRange, and from there to the placeholder's digits. */
+const SIG_HEAD = '<</Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached ';
+const CONTENTS_HEAD = `${BYTE_RANGE_PLACEHOLDER} /Contents <`;
+/** 12 random hex digits (randomUUID draws from a cached pool: randomBytes costs a system call each). */
+const fieldId = (): string => {
+  const u = randomUUID();
+  return u.slice(0, 8) + u.slice(9, 13);
+};
 
 const firstPage = (reader: PdfReader, pages: PdfValue | undefined): PdfRef => {
   let node = pages;
@@ -67,7 +75,7 @@ export const buildPadesUpdate = (reader: PdfReader, opts: { placeholderBytes: nu
     ['Type', new PdfName('Annot')],
     ['Subtype', new PdfName('Widget')],
     ['FT', new PdfName('Sig')],
-    ['T', raw(`(signspool-${randomBytes(6).toString('hex')})`)],
+    ['T', raw(`(signspool-${fieldId()})`)],
     ['V', sigRef],
     ['F', raw('132')],
     ['Rect', [raw('0'), raw('0'), raw('0'), raw('0')]],
@@ -108,20 +116,26 @@ export const buildPadesUpdate = (reader: PdfReader, opts: { placeholderBytes: nu
   // The signature dictionary; its /ByteRange and /Contents are filled in once offsets are known.
   const hexLength = 2 * opts.placeholderBytes;
   const reason = opts.reason ? ` /Reason (${opts.reason.replace(/[\\()]/g, '\\$&')})` : '';
-  put(
-    sigRef,
-    `<</Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached ${BYTE_RANGE_PLACEHOLDER} /Contents <${'0'.repeat(hexLength)}> /M (${pdfDate(opts.now)})${reason}>>`,
-  );
+  // The placeholder's digits are not in the text: they are filled into the bytes below.
+  put(sigRef, `${SIG_HEAD}${CONTENTS_HEAD}> /M (${pdfDate(opts.now)})${reason}>>`);
 
   // Objects, then the cross-reference table (object 0 and one subsection per run of numbers).
   const parts: string[] = ['\n'];
   let length = reader.size + 1;
   const offsets = new Map<number, number>();
+  /** Where the signature dictionary's /ByteRange starts in the file. */
+  let byteRangeAt = 0;
   for (const [num, o] of [...objects].sort((a, b) => a[0] - b[0])) {
-    const text = `${num} ${o.gen} obj\n${o.body}\nendobj\n`;
-    offsets.set(num, length);
+    const head = `${num} ${o.gen} obj\n`;
+    const text = `${head}${o.body}\nendobj\n`;
+    const at = length;
+    offsets.set(num, at);
     parts.push(text);
-    length += Buffer.byteLength(text, 'latin1');
+    length += text.length;
+    if (num === sigRef.num) {
+      byteRangeAt = at + head.length + SIG_HEAD.length;
+      length += hexLength;
+    }
   }
   const xrefOffset = length;
   const nums = [...offsets.keys()];
@@ -146,15 +160,17 @@ export const buildPadesUpdate = (reader: PdfReader, opts: { placeholderBytes: nu
     if (v !== undefined) newTrailer.set(key, v);
   }
   parts.push(...lines, `trailer\n${writeValue(newTrailer)}\nstartxref\n${xrefOffset}\n%%EOF\n`);
-  const bytes = Buffer.from(parts.join(''), 'latin1');
-
+  const text = parts.join('');
   // Now every offset is known: the byte range is everything but the <...> of /Contents.
-  const contentsAt = bytes.indexOf(`/Contents <${'0'.repeat(hexLength)}>`, 0, 'latin1') + '/Contents '.length;
-  const brAt = bytes.indexOf(BYTE_RANGE_PLACEHOLDER, 0, 'latin1');
-  const gapStart = reader.size + contentsAt;
+  const gapStart = byteRangeAt + CONTENTS_HEAD.length - 1;
+  const digitsAt = gapStart - reader.size + 1;
+  const bytes = Buffer.allocUnsafe(text.length + hexLength);
+  bytes.write(text, 0, digitsAt, 'latin1');
+  bytes.fill(0x30, digitsAt, digitsAt + hexLength);
+  bytes.write(text.slice(digitsAt), digitsAt + hexLength, 'latin1');
   const gapEnd = gapStart + hexLength + 2;
   const total = reader.size + bytes.length;
   const byteRange = `/ByteRange [0 ${gapStart} ${gapEnd} ${total - gapEnd}`.padEnd(BYTE_RANGE_PLACEHOLDER.length - 1, ' ') + ']';
-  bytes.write(byteRange, brAt, 'latin1');
-  return { bytes, contentsStart: contentsAt + 1, contentsHexLength: hexLength };
+  bytes.write(byteRange, byteRangeAt - reader.size, 'latin1');
+  return { bytes, contentsStart: digitsAt, contentsHexLength: hexLength };
 };
