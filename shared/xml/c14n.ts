@@ -41,6 +41,11 @@ for (const c of [0x3c, 0x26, 0x3e, 0x0d]) TEXT[c] = 1;
 for (let c = 0; c < 0x20; c++) if (c !== 0x09 && c !== 0x0a && c !== 0x0d) TEXT[c] = 1;
 /** The first two bytes of U+FFC0…U+FFFF in UTF-8 (U+FFFE and U+FFFF are not XML characters). */
 const EF_BF = Buffer.from([0xef, 0xbf]);
+/** The offset of the first byte from `i` on that ends or changes a run of text (TEXT), or `n`. */
+const plainTextEnd = (b: Buffer, i: number, n: number): number => {
+  while (i < n && TEXT[b[i] ?? 0] === 0) i++;
+  return i;
+};
 const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
 /** A character XML 1.0 allows (surrogates and non-characters of UTF-8 are refused before). */
 const isXmlChar = (cp: number): boolean =>
@@ -320,8 +325,9 @@ class Scanner {
       // Text up to the next '<'.
       let i = this.i;
       for (; i < n; i++) {
+        i = plainTextEnd(b, i, n);
+        if (i >= n) break;
         const c = b[i] ?? 0;
-        if (TEXT[c] === 0) continue;
         if (c === 0x3c) break;
         if (c === 0x26) {
           this.i = i;

@@ -7,7 +7,7 @@
  * value is computed over them. The signed document is the original bytes with the Signature
  * inserted before the root's end tag. A document with a DOCTYPE is left to the DOM signer (xades.ts).
  */
-import { createHash, randomBytes, sign } from 'node:crypto';
+import { createHash, randomUUID, sign } from 'node:crypto';
 import { scanXml } from '@signspool/shared/xml/c14n';
 import type { SigningIdentity } from './cert.js';
 
@@ -61,7 +61,9 @@ export class XadesEnvelopedSigner {
     if (scan.kind === 'unsupported') return undefined;
     if (scan.kind === 'malformed') throw new XmlNotWellFormedError(`the XML is not well-formed: ${scan.reason}`);
     const docDigest = hash.digest('base64');
-    const id = `signspool-${randomBytes(6).toString('hex')}`;
+    // 12 random hex digits (randomUUID draws from a cached pool: randomBytes costs a system call each).
+    const uuid = randomUUID();
+    const id = `signspool-${uuid.slice(0, 8)}${uuid.slice(9, 13)}`;
     // SignedProperties, SignedInfo and SignatureValue as exc-c14n writes them (the namespace
     // declarations are on each of them there; in the document they come from ds:Signature and
     // xades:QualifyingProperties).

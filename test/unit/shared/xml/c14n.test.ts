@@ -55,6 +55,19 @@ describe('scanXml', () => {
     expect(scanXml(Buffer.from([0x3c, 0x61, 0x3e, 0xff, 0xfe, 0x3c, 0x2f, 0x61, 0x3e])).kind).toBe('malformed');
   });
 
+  it('finds what ends a run of text however long the run: references, >, CR, control characters, the next tag, the end of data', () => {
+    const run = (mid: string): string => `<a>${'x'.repeat(300)}${mid}${'y'.repeat(300)}</a>`;
+    const xs = 'x'.repeat(300);
+    const ys = 'y'.repeat(300);
+    expect(canonical(run('&#65;&amp;'))).toBe(`<a>${xs}A&amp;${ys}</a>`);
+    expect(canonical(run('>'))).toBe(`<a>${xs}&gt;${ys}</a>`);
+    expect(canonical(run('\r\n\r'))).toBe(`<a>${xs}\n\n${ys}</a>`);
+    expect(canonical(run('<b>Grüße</b>'))).toBe(`<a>${xs}<b>Grüße</b>${ys}</a>`);
+    expect(scanXml(Buffer.from(run('\u0001')))).toEqual({ kind: 'malformed', reason: 'a control character (byte 303)' });
+    expect(scanXml(Buffer.from(run(']]>'))).kind).toBe('malformed');
+    expect(scanXml(Buffer.from(`<a>${xs}`))).toEqual({ kind: 'malformed', reason: 'the document ends inside an element (byte 303)' });
+  });
+
   it('leaves a DOCTYPE to a full parser', () => {
     expect(scanXml(Buffer.from('<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>')).kind).toBe('unsupported');
   });
