@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { DocumentStatus, OperationStatus } from './states.js';
 import { operationFields, parseOperation, type DocumentUpdate, type NewOperation, type OperationRecord, type TransitionResult } from './record.js';
-import { defineScripts, loadLua } from '../redis/scripts.js';
+import { defineScripts } from '../redis/scripts.js';
 import { backlogKey } from '../scheduling/tenant-backlog.js';
 import { WebhookDeliveryLog } from '../webhooks/deliveries.js';
 import { keys } from '../redis/keys.js';
@@ -15,7 +15,8 @@ import { keys } from '../redis/keys.js';
 const SCRIPTS = {
   signspoolTransition: { file: 'transition', numberOfKeys: 2 },
   signspoolCancel: { file: 'cancel', numberOfKeys: 2 },
-  signspoolAccepted: { file: 'accepted', numberOfKeys: 3 },
+  // Its keys: the record, the backlog, the Idempotency-Key's record, then any jobs' hashes (markAcceptedAfter).
+  signspoolAccepted: { file: 'accepted' },
   signspoolCreate: { file: 'create', numberOfKeys: 2 },
   signspoolRetry: { file: 'retry', numberOfKeys: 2 },
   signspoolAbandon: { file: 'abandon', numberOfKeys: 1 },
@@ -24,23 +25,11 @@ const SCRIPTS = {
 interface ScriptedRedis extends Redis {
   signspoolTransition(key: string, backlog: string, now: number, retention: number, channel: string, updates: string): Promise<string>;
   signspoolCancel(key: string, backlog: string, now: number, retention: number, channel: string, message: string): Promise<string>;
-  signspoolAccepted(
-    key: string,
-    backlog: string,
-    alsoKey: string,
-    retention: number,
-    withinMs: number | '',
-    alsoValue: string,
-    alsoTtl: number,
-  ): Promise<number>;
+  signspoolAccepted(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
   signspoolCreate(key: string, index: string, ttl: number, createdAt: number, opId: string, ...fieldsAndValues: string[]): Promise<number>;
   signspoolRetry(key: string, backlog: string, now: number, retention: number, channel: string, docIds: string): Promise<string>;
   signspoolAbandon(key: string): Promise<'abandoned' | 'committed' | 'missing'>;
 }
-
-/** accepted.lua with the jobs' hashes as more keys (its key count given per call): markAcceptedAfter. */
-const ACCEPTED_WITH_JOBS = 'signspoolAcceptedWithJobs';
-type AcceptedWithJobs = (numberOfKeys: number, ...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
 /** What a commit found (markAcceptedAfter). */
 export type CommitOutcome = 'committed' | 'late' | 'missing' | 'jobless';
@@ -112,8 +101,6 @@ export class OperationStore {
 
   constructor(redis: Redis, opts: { prefix: string; retentionMs: number }) {
     defineScripts(redis, SCRIPTS);
-    if (typeof (redis as unknown as Record<string, unknown>)[ACCEPTED_WITH_JOBS] !== 'function')
-      redis.defineCommand(ACCEPTED_WITH_JOBS, { lua: loadLua('accepted') });
     this.redis = redis as ScriptedRedis;
     this.prefix = opts.prefix;
     this.retentionMs = opts.retentionMs;
@@ -214,9 +201,9 @@ export class OperationStore {
    * is refused: 'late', nothing changed.
    */
   async markAccepted(opId: string, opts: AcceptedOptions = {}): Promise<'committed' | 'late' | 'missing'> {
-    const [key, backlog, alsoKey, retention, withinMs, alsoValue, alsoTtl] = this.acceptedArgs(opId, opts);
-    const r = await this.redis.signspoolAccepted(key, backlog, alsoKey, retention, withinMs, alsoValue, alsoTtl);
-    return r === 1 ? 'committed' : r === -1 ? 'late' : 'missing';
+    const outcome = await this.markAcceptedAfter(opId, opts, []);
+    // 'jobless' needs a job key to find missing: none is given here.
+    return outcome === 'jobless' ? 'missing' : outcome;
   }
 
   /**
@@ -225,23 +212,19 @@ export class OperationStore {
    * add failed makes the commit refuse, 'jobless', and change nothing.
    */
   async markAcceptedAfter(opId: string, opts: AcceptedOptions, jobKeys: readonly string[]): Promise<CommitOutcome> {
-    const [key, backlog, alsoKey, ...args] = this.acceptedArgs(opId, opts);
-    const command = (this.redis as unknown as Record<string, AcceptedWithJobs>)[ACCEPTED_WITH_JOBS];
-    const r = await command?.call(this.redis, 3 + jobKeys.length, key, backlog, alsoKey, ...jobKeys, ...args);
-    return r === 1 ? 'committed' : r === -1 ? 'late' : r === -2 ? 'jobless' : 'missing';
-  }
-
-  private acceptedArgs(opId: string, opts: AcceptedOptions): [string, string, string, number, number | '', string, number] {
     const { also } = opts;
-    return [
+    const r = await this.redis.signspoolAccepted(
+      3 + jobKeys.length,
       this.key(opId),
       this.backlogKey,
       also?.key ?? this.key(opId),
+      ...jobKeys,
       this.retentionMs,
       opts.withinMs === undefined ? '' : Math.max(0, Math.floor(opts.withinMs)),
       also?.value ?? '',
       also?.ttlMs ?? 0,
-    ];
+    );
+    return r === 1 ? 'committed' : r === -1 ? 'late' : r === -2 ? 'jobless' : 'missing';
   }
 
   /** Deletes a record still accepting (a failed submission); says whether it was already committed. */

@@ -47,13 +47,14 @@ export const loadLua = (name: string): string => {
 export interface ScriptSpec {
   /** File name under lua/, without .lua. */
   file: string;
-  numberOfKeys: number;
+  /** Omitted: the command takes its key count as its first argument (a variable number of keys). */
+  numberOfKeys?: number;
 }
 
 /** Defines each script as a command named after its key (once per client). */
 export const defineScripts = <T extends string>(redis: Redis, specs: Record<T, ScriptSpec>): void => {
   for (const [command, spec] of Object.entries(specs) as [T, ScriptSpec][]) {
     if (typeof (redis as unknown as Record<string, unknown>)[command] === 'function') continue;
-    redis.defineCommand(command, { numberOfKeys: spec.numberOfKeys, lua: loadLua(spec.file) });
+    redis.defineCommand(command, { ...(spec.numberOfKeys === undefined ? {} : { numberOfKeys: spec.numberOfKeys }), lua: loadLua(spec.file) });
   }
 };
