@@ -15,7 +15,8 @@ import type { OperationStore } from '@signspool/shared/operations/store';
 import type { SignerRegistry } from '@signspool/shared/signers/registry';
 import type { Spool } from '@signspool/shared/spool/spool';
 import { serveServiceRoute } from '@signspool/shared/service-http';
-import { apiKeyLookup, authenticate, operationScope, requireScope } from './auth/auth.js';
+import { ApiKeys } from './auth/api-keys.js';
+import { authenticate, operationScope, requireScope } from './auth/auth.js';
 import type { OperationEvents } from './operation-events.js';
 import { buildOpenApi } from './openapi.js';
 import { docsRouter } from './routes/docs.js';
@@ -49,7 +50,8 @@ export interface AppDeps {
   store: OperationStore;
   spool: Spool;
   durability: Durability;
-  apiKeys: ApiKeyEntry[];
+  /** The keys (ApiKeys: reloadable, bin/start.ts), or fixed entries. */
+  apiKeys: readonly ApiKeyEntry[] | ApiKeys;
   events?: OperationEvents;
   undo: SubmissionUndo;
   signers: SignerRegistry;
@@ -109,7 +111,8 @@ export const createApp = (deps: AppDeps): ApiApp => {
     app.use(docsRouter());
   }
   const limits = new TenantRateLimits(deps.redis, config.queuePrefix, config.limits, metrics, deps.logger);
-  const apiKey = apiKeyLookup(deps.apiKeys);
+  // One lookup for express's authentication and the fast path; a reload (SIGHUP) changes what it finds.
+  const apiKey = (deps.apiKeys instanceof ApiKeys ? deps.apiKeys : new ApiKeys(deps.apiKeys)).lookup;
   const auth = authenticate({ keys: apiKey, jwt: config.jwt });
   // Long polls held per tenant (LONG_POLL_TENANT_MAX): each holds a connection and some memory; one count for both paths.
   const longPolls = new LongPolls(deps.events, config.limits.longPollsPerTenant);

@@ -22,6 +22,7 @@ import { onClientError } from './http/client-errors.js';
 import { connectionCaps, ConnectionLimits, descriptorLimit } from './http/connection-limits.js';
 import { HttpDrain } from './http/drain.js';
 import { keepAlive } from './http/keep-alive.js';
+import type { ApiKeys } from './auth/api-keys.js';
 import { allowHalfOpen } from './http/half-close.js';
 import { OperationEvents } from './operation-events.js';
 import { SubmissionUndo } from '@signspool/shared/operations/undo';
@@ -31,7 +32,8 @@ export interface ApiServerDeps {
   config: Config;
   logger: Logger;
   metrics: Metrics;
-  apiKeys: ApiKeyEntry[];
+  /** The keys (ApiKeys: reloadable on SIGHUP, bin/start.ts), or fixed entries. */
+  apiKeys: readonly ApiKeyEntry[] | ApiKeys;
   /** The process's signing identities (shared with a worker in the same process; reloaded on SIGHUP). */
   signers?: SignerRegistry;
 }

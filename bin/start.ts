@@ -15,6 +15,7 @@ import './threadpool.js';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ApiServer } from '@signspool/api/server';
+import { ApiKeys, type ApiKeySource } from '@signspool/api/auth/api-keys';
 import { resolveApiKeys } from '@signspool/api/auth/auth';
 import { ConfigError, loadConfig, type Config } from '@signspool/shared/config';
 import { createLogger, type Logger } from '@signspool/shared/logger';
@@ -147,7 +148,20 @@ const startComponents = async (mode: Mode, cfg: Config, logger: Logger, shutdown
   let generatedKey: { key: string; file: string } | undefined;
   if (mode === 'all' || mode === 'api') {
     const keys = await resolveApiKeys(cfg.apiKeys, cfg.dataDir);
-    const api = new ApiServer({ config: cfg, logger, metrics, apiKeys: keys.entries, signers });
+    // SIGHUP reads the keys' file again (API_KEYS_FILE, or the data directory's); keys inline in API_KEYS stay.
+    const source: ApiKeySource =
+      cfg.apiKeysFile !== undefined
+        ? { kind: 'file', path: cfg.apiKeysFile, syntax: 'API_KEYS_FILE' }
+        : keys.file !== undefined
+          ? { kind: 'file', path: keys.file, syntax: 'data-dir' }
+          : { kind: 'environment' };
+    const apiKeys = new ApiKeys(keys.entries, { source, logger, metrics });
+    const reloadKeys = (): void => void apiKeys.reload('signal');
+    process.on('SIGHUP', reloadKeys);
+    shutdown.register('api-keys', async () => {
+      process.off('SIGHUP', reloadKeys);
+    });
+    const api = new ApiServer({ config: cfg, logger, metrics, apiKeys, signers });
     shutdown.register('api', () => api.stop());
     try {
       await api.start();

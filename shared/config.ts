@@ -341,6 +341,7 @@ const envSchema = z
     PUBLIC_URL: optionalUrl,
     TRUST_PROXY: bool(false),
     API_KEYS: apiKeys,
+    API_KEYS_FILE: optionalString,
     AUTH_JWKS_URL: optionalUrl,
     AUTH_ISSUER: optionalString,
     AUTH_AUDIENCE: optionalString,
@@ -622,7 +623,13 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   API_KEYS: {
     group: 'Authentication',
     default: 'generated on first start',
-    meaning: '`tenant[/name]:sha256hex-of-key[:scope+scope],...` (see [security.md](security.md#api-keys-and-rotation)); unset, `<DATA_DIR>/api-keys` is read',
+    meaning:
+      '`tenant[/name]:sha256hex-of-key[:scope+scope],...` (see [security.md](security.md#api-keys-and-rotation)); unset, `<DATA_DIR>/api-keys` is read (and read again on `SIGHUP`)',
+  },
+  API_KEYS_FILE: {
+    group: 'Authentication',
+    meaning:
+      'a file holding what `API_KEYS` would (instead of it); `SIGHUP` reads it again, so keys are added or revoked without a restart (a bad file keeps the running keys)',
   },
   AUTH_JWKS_URL: { group: 'Authentication', meaning: 'accept bearer JWTs verified against this JWKS; needs `AUTH_ISSUER` and `AUTH_AUDIENCE`' },
   AUTH_ISSUER: { group: 'Authentication', meaning: 'required `iss` of a JWT' },
@@ -883,6 +890,8 @@ const configSchema = envSchema.transform((c) => {
     publicUrl: c.PUBLIC_URL,
     trustProxy: c.TRUST_PROXY,
     apiKeys: c.API_KEYS,
+    /** The file API_KEYS was read from (SIGHUP reads it again: api/auth/api-keys.ts). */
+    apiKeysFile: c.API_KEYS_FILE,
     /** Bearer JWTs beside API keys: set when AUTH_JWKS_URL is. */
     jwt:
       c.AUTH_JWKS_URL === undefined

@@ -284,24 +284,23 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
       'reason',
       ['anonymous_cap', 'total_cap', 'tenant_cap'],
     ),
-    configReloads: initLabels(
-      new Counter({
-        name: 'signspool_config_reload_total',
-        help: 'Reloads of SIGNERS_FILE (SIGHUP) by outcome; a failed one keeps the running configuration',
-        labelNames: ['outcome'] as const,
-        registers,
-      }),
-      'outcome',
-      ['success', 'failure'],
-    ),
+    // Each reloadable configuration sets its own series to 0 when made (signers/registry.ts, api/auth/api-keys.ts).
+    configReloads: new Counter({
+      name: 'signspool_config_reload_total',
+      help: 'Reloads (SIGHUP) by configuration (signers: SIGNERS_FILE, api_keys: the API keys file) and outcome; a failed one keeps the running configuration',
+      labelNames: ['config', 'outcome'] as const,
+      registers,
+    }),
     configLastReloadSuccessful: new Gauge({
       name: 'signspool_config_last_reload_successful',
-      help: 'Whether the last load of the signing identities succeeded (1) or was refused (0)',
+      help: 'Whether the last load of a configuration (signers, api_keys) succeeded (1) or was refused (0)',
+      labelNames: ['config'] as const,
       registers,
     }),
     configLastReloadSuccessTimestamp: new Gauge({
       name: 'signspool_config_last_reload_success_timestamp_seconds',
-      help: 'When the signing identities were last loaded successfully (Unix seconds)',
+      help: 'When a configuration (signers, api_keys) was last loaded successfully (Unix seconds)',
+      labelNames: ['config'] as const,
       registers,
     }),
     uploads: new Gauge({
@@ -314,3 +313,21 @@ export const createMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
 };
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The metrics of a configuration reloaded on SIGHUP (signers/registry.ts, api/auth/api-keys.ts). */
+export type ReloadMetrics = Pick<Metrics, 'configReloads' | 'configLastReloadSuccessful' | 'configLastReloadSuccessTimestamp'>;
+export type ReloadableConfig = 'signers' | 'api_keys';
+
+/** A reloadable configuration loaded at start: its reload counts shown at 0, its last load successful. */
+export const configLoaded = (metrics: ReloadMetrics | undefined, config: ReloadableConfig): void => {
+  for (const outcome of ['success', 'failure']) metrics?.configReloads.inc({ config, outcome }, 0);
+  metrics?.configLastReloadSuccessful.set({ config }, 1);
+  metrics?.configLastReloadSuccessTimestamp.set({ config }, Date.now() / 1000);
+};
+
+/** A reload of `config` counted: a refused one leaves the last success's time as it was. */
+export const configReloaded = (metrics: ReloadMetrics | undefined, config: ReloadableConfig, ok: boolean): void => {
+  metrics?.configReloads.inc({ config, outcome: ok ? 'success' : 'failure' });
+  metrics?.configLastReloadSuccessful.set({ config }, ok ? 1 : 0);
+  if (ok) metrics?.configLastReloadSuccessTimestamp.set({ config }, Date.now() / 1000);
+};

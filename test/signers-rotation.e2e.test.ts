@@ -97,11 +97,13 @@ describe('secret rotation with SIGHUP', () => {
       expect(worker.output()).toContain('signing identities reloaded');
 
       // A broken file: the running configuration stays, one error line says why, the metrics say so.
-      expect(await metric('signspool_config_last_reload_successful')).toBe('signspool_config_last_reload_successful 1');
+      expect(await metric('signspool_config_last_reload_successful')).toBe('signspool_config_last_reload_successful{config="signers"} 1');
       await writeFile(signersFile, 'signers:\n  acme-pt:\n    kind: signstash\n    url: not a url\n');
       worker.child.kill('SIGHUP');
       await eventually('the failed reload counted', async () => (await metric('signspool_config_last_reload_successful')).endsWith(' 0'), 20_000);
-      expect(await metric('signspool_config_reload_total{outcome="failure"}')).toBe('signspool_config_reload_total{outcome="failure"} 1');
+      expect(await metric('signspool_config_reload_total{config="signers",outcome="failure"}')).toBe(
+        'signspool_config_reload_total{config="signers",outcome="failure"} 1',
+      );
       const errorLines = worker
         .output()
         .split('\n')

@@ -4,46 +4,15 @@
  * from the identity provider (api/auth/jwt-verifier.ts). Either gives a tenant and scopes; each route
  * needs one scope (operationScope), and a credential without it is answered 403.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Request, RequestHandler, Response } from 'express';
-import { generateApiKey, hashApiKey, parseApiKeyEntry, SCOPES, type ApiKeyEntry, type Scope } from '@signspool/shared/api-key';
+import { generateApiKey, hashApiKey, SCOPES, type ApiKeyEntry, type Scope } from '@signspool/shared/api-key';
 import { SignspoolError } from '@signspool/shared/errors';
+import { ApiKeys, keyEntryOf, parseApiKeysFile } from './api-keys.js';
 import { JwtVerifier, looksLikeJwt, TokenRejected, type JwtSettings } from './jwt-verifier.js';
 
-export { generateApiKey, hashApiKey };
-
-/** Finds the entry of a presented key; undefined when none matches. Always checks every entry. */
-export const keyEntryOf = (entries: readonly ApiKeyEntry[], key: string): ApiKeyEntry | undefined => {
-  const presented = Buffer.from(hashApiKey(key), 'hex');
-  let found: ApiKeyEntry | undefined;
-  for (const e of entries) {
-    const expected = Buffer.from(e.hash, 'hex');
-    if (expected.length === presented.length && timingSafeEqual(expected, presented) && found === undefined) found = e;
-  }
-  return found;
-};
-
-/** Finds the tenant of a presented key; undefined when none matches. */
-export const tenantOfKey = (entries: readonly ApiKeyEntry[], key: string): string | undefined => keyEntryOf(entries, key)?.tenant;
-
-/**
- * `keyEntryOf` with the keys found remembered by their text, so a client's key is hashed once, not
- * per request. Only matches are kept (at most one per entry: the entries are fixed for the
- * process); an unknown key is checked against every entry each time.
- */
-export const apiKeyLookup = (entries: readonly ApiKeyEntry[]): ((key: string) => ApiKeyEntry | undefined) => {
-  const found = new Map<string, ApiKeyEntry>();
-  return (key) => {
-    let entry = found.get(key);
-    if (entry === undefined) {
-      entry = keyEntryOf(entries, key);
-      if (entry !== undefined) found.set(key, entry);
-    }
-    return entry;
-  };
-};
+export { generateApiKey, hashApiKey, keyEntryOf };
 
 /** The credential of `Authorization: Bearer <credential>`, or undefined. */
 export const bearerCredential = (header: string | undefined): string | undefined => /^Bearer\s+(\S{1,8192})$/i.exec(header ?? '')?.[1];
@@ -79,7 +48,7 @@ const challenge = (res: Response, error?: 'invalid_token' | 'insufficient_scope'
 };
 
 export interface AuthOptions {
-  /** The API keys' entries, or their lookup (shared with the status read's fast path). */
+  /** The API keys' entries, or their lookup (ApiKeys.lookup, shared with the status read's fast path). */
   keys: readonly ApiKeyEntry[] | ((key: string) => ApiKeyEntry | undefined);
   /** Bearer JWTs are accepted only when set. */
   jwt?: JwtSettings | undefined;
@@ -89,7 +58,7 @@ export interface AuthOptions {
 export const authenticate = (opts: AuthOptions): RequestHandler => {
   const verifier = opts.jwt ? new JwtVerifier(opts.jwt) : undefined;
   const how = verifier ? 'send Authorization: Bearer <api key or access token>' : 'send Authorization: Bearer <api key>';
-  const lookup = typeof opts.keys === 'function' ? opts.keys : apiKeyLookup(opts.keys);
+  const lookup = typeof opts.keys === 'function' ? opts.keys : new ApiKeys(opts.keys).lookup;
   return (req, res, next) => {
     const credential = bearerCredential(req.headers.authorization);
     const keyText = apiKeyCredential(credential);
@@ -158,16 +127,7 @@ export const resolveApiKeys = async (configured: ApiKeyEntry[] | undefined, data
   if (configured && configured.length > 0) return { entries: configured };
   const file = path.join(dataDir, 'api-keys');
   try {
-    const text = await readFile(file, 'utf8');
-    const entries = text
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l && !l.startsWith('#'))
-      .map((l) => {
-        const entry = parseApiKeyEntry(l);
-        if (typeof entry === 'string') throw new Error(`${file}: malformed line (${entry})`);
-        return entry;
-      });
+    const entries = parseApiKeysFile(await readFile(file, 'utf8'), file);
     if (entries.length > 0) return { entries, file };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

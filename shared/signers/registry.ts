@@ -13,7 +13,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import { configLoaded, configReloaded, type ReloadMetrics } from '../metrics.js';
 import { loadSigningIdentities, SignersFileError } from './file.js';
 import type { SigningIdentities } from './identities.js';
 
@@ -27,8 +27,6 @@ const WATCH_SETTLE_MS = 500;
 
 /** Called after a successful reload that changed something; `changed`: identities added, removed or changed. */
 export type SignersChangeListener = (next: SigningIdentities, previous: SigningIdentities, changed: readonly string[]) => void;
-
-export type ReloadMetrics = Pick<Metrics, 'configReloads' | 'configLastReloadSuccessful' | 'configLastReloadSuccessTimestamp'>;
 
 export interface SignerRegistryDeps {
   config: Config;
@@ -49,8 +47,7 @@ export class SignerRegistry {
   /** Throws SignersFileError when the file is not valid (loadConfig checked it already at start). */
   constructor(private readonly deps: SignerRegistryDeps) {
     this.current = deps.initial ?? loadSigningIdentities(deps.config);
-    deps.metrics?.configLastReloadSuccessful.set(1);
-    deps.metrics?.configLastReloadSuccessTimestamp.set(Date.now() / 1000);
+    configLoaded(deps.metrics, 'signers');
   }
 
   get identities(): SigningIdentities {
@@ -83,8 +80,7 @@ export class SignerRegistry {
     } catch (err) {
       // SignersFileError messages name file, identity and field, never a value; anything else is reduced to its class.
       const error = err instanceof SignersFileError ? err.message : `SIGNERS_FILE ${config.signersFile ?? ''}: ${err instanceof Error ? err.name : 'error'}`;
-      metrics?.configReloads.inc({ outcome: 'failure' });
-      metrics?.configLastReloadSuccessful.set(0);
+      configReloaded(metrics, 'signers', false);
       logger.error({ reason: error, trigger }, 'signing identities not reloaded: keeping the running configuration');
       return { ok: false, error };
     }
@@ -92,9 +88,7 @@ export class SignerRegistry {
     const changed = next.changedFrom(previous);
     const tenantsChanged = next.tenantsChangedFrom(previous);
     this.current = next;
-    metrics?.configReloads.inc({ outcome: 'success' });
-    metrics?.configLastReloadSuccessful.set(1);
-    metrics?.configLastReloadSuccessTimestamp.set(Date.now() / 1000);
+    configReloaded(metrics, 'signers', true);
     // A watched directory also changes for files of no identity: an unchanged reload is not news then.
     const quiet = trigger === 'watch' && changed.length === 0 && !tenantsChanged;
     logger[quiet ? 'debug' : 'info']({ changed, tenantsChanged, signers: next.names().length, trigger }, 'signing identities reloaded');

@@ -70,14 +70,14 @@ describe('SignerRegistry', () => {
       ['b', 'c', 'a,b->a,b,c'],
       ['a', 'a,b,c->b,c'],
     ]);
-    expect(await metric('signspool_config_reload_total')).toContain('signspool_config_reload_total{outcome="success"} 3');
+    expect(await metric('signspool_config_reload_total')).toContain('signspool_config_reload_total{config="signers",outcome="success"} 3');
   });
 
   it('keeps the running configuration when the file is broken, says why in one log line and the metrics', async () => {
     const { registry, lines, metric, flush } = setup();
     const before = registry.identities;
     const t0 = await metric('signspool_config_last_reload_success_timestamp_seconds');
-    expect(await metric('signspool_config_last_reload_successful')).toBe('signspool_config_last_reload_successful 1');
+    expect(await metric('signspool_config_last_reload_successful')).toBe('signspool_config_last_reload_successful{config="signers"} 1');
 
     await writeFile(path.join(dir, 'a.secret'), 'secret-a-NEW');
     await writeSigners(['a', 'b'], '  broken:\n    kind: local\n');
@@ -86,8 +86,8 @@ describe('SignerRegistry', () => {
     expect(registry.identities).toBe(before);
     const a = registry.identities.get('a');
     expect(a?.kind === 'signstash' && a.signstash.clientSecret).toBe('secret-a-old');
-    expect(await metric('signspool_config_reload_total')).toContain('signspool_config_reload_total{outcome="failure"} 1');
-    expect(await metric('signspool_config_last_reload_successful')).toBe('signspool_config_last_reload_successful 0');
+    expect(await metric('signspool_config_reload_total')).toContain('signspool_config_reload_total{config="signers",outcome="failure"} 1');
+    expect(await metric('signspool_config_last_reload_successful')).toBe('signspool_config_last_reload_successful{config="signers"} 0');
     expect(await metric('signspool_config_last_reload_success_timestamp_seconds')).toBe(t0);
 
     await flush();
@@ -98,7 +98,7 @@ describe('SignerRegistry', () => {
     // Fixed: the next reload takes it, and the gauge says so.
     await writeSigners(['a', 'b']);
     expect(await registry.reload()).toEqual({ ok: true, changed: ['a'], tenantsChanged: false });
-    expect(await metric('signspool_config_last_reload_successful')).toBe('signspool_config_last_reload_successful 1');
+    expect(await metric('signspool_config_last_reload_successful')).toBe('signspool_config_last_reload_successful{config="signers"} 1');
     await flush();
     expect(JSON.stringify(lines)).not.toMatch(/secret-a-/);
   });
