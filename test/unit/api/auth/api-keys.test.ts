@@ -7,11 +7,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiKeys, type ApiKeySource } from '@signspool/api/auth/api-keys';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { parseApiKeyList } from '@signspool/shared/api-key';
+import { createLogger } from '@signspool/shared/logger';
 import { createMetrics } from '@signspool/shared/metrics';
 
 let dir: string;
@@ -27,7 +27,7 @@ const entry = (name: string, key: string, scopes = ''): string => `acme/${name}:
 
 const setup = (source: ApiKeySource, initial: string) => {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino(
+  const logger = createLogger(
     { level: 'debug' },
     new Writable({
       write(chunk: Buffer, _enc, done) {
