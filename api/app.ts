@@ -26,6 +26,7 @@ import { dropHalfClosedReaders } from './http/half-close.js';
 import { API_SECURITY_HEADERS, helmetHeaders, securityHeaders } from './http/security-headers.js';
 import { ErrorAnswers, errorHandler, notFoundHandler } from './http/problem.js';
 import { observeDuration } from './http/duration.js';
+import { rememberMount, routeLabel } from './http/route-label.js';
 import { closesConnection } from './http/drain.js';
 import { keepAliveHeader } from './http/keep-alive.js';
 import { FastStatusReads } from './read/fast-status.js';
@@ -85,7 +86,7 @@ export const createApp = (deps: AppDeps): ApiApp => {
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
   const duration: RequestHandler = (req, res, next) => {
-    observeDuration(metrics, req.method, res, () => (req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched'));
+    observeDuration(metrics, req.method, res, () => routeLabel(req) ?? 'unmatched');
     next();
   };
   const headers = helmetHeaders(API_SECURITY_HEADERS);
@@ -120,11 +121,11 @@ export const createApp = (deps: AppDeps): ApiApp => {
   const tenantConnection: RequestHandler = deps.connections?.forTenant() ?? ((_req, _res, next) => next());
   app.use(
     '/v1/operations',
-    chain(traceUploads, noStore, auth, tenantConnection, requireScope(operationScope), limits.requests()),
+    chain(rememberMount, traceUploads, noStore, auth, tenantConnection, requireScope(operationScope), limits.requests()),
     // The router stays a layer of its own: express (and the OpenAPI test) list its routes.
     operationsRouter({ ...deps, limits, longPolls }),
   );
-  app.use('/v1/limits', chain(auth, tenantConnection, requireScope(operationScope), limits.requests()), limitsRouter(config));
+  app.use('/v1/limits', chain(rememberMount, auth, tenantConnection, requireScope(operationScope), limits.requests()), limitsRouter(config));
   if (config.adminToken) {
     const admin = {
       token: config.adminToken,
@@ -134,9 +135,10 @@ export const createApp = (deps: AppDeps): ApiApp => {
       webhookQueue: deps.webhookQueue,
       signers: deps.signers,
     };
-    app.use('/v1/admin', adminStatsRouter(admin));
+    app.use('/v1/admin', rememberMount, adminStatsRouter(admin));
     app.use(
       ADMIN_QUEUES_PATH,
+      rememberMount,
       queueBoardRouter({
         token: config.adminToken,
         queue: deps.queue,

@@ -9,6 +9,7 @@ import { SignspoolError, isSignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import { isRedisUnavailable, redisUnavailableError } from '@signspool/shared/redis/unavailable';
 import { RefusalLog } from './refusal-log.js';
+import { routeLabel } from './route-label.js';
 
 /** The problem+json answer of `err`, with the bytes and headers express's res.send gives it (a HEAD gets the headers only). */
 export const sendProblem = (res: ServerResponse, err: SignspoolError, instance?: string): void => {
@@ -104,7 +105,8 @@ export class ErrorAnswers {
 export const errorHandler =
   (errors: ErrorAnswers): ErrorRequestHandler =>
   (err: unknown, req, res, _next) => {
-    errors.answer(err, req, res, req.originalUrl.split('?')[0]);
+    const route = routeLabel(req);
+    errors.answer(err, { method: req.method, route: route === undefined ? undefined : { path: route } }, res, req.originalUrl.split('?')[0]);
   };
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {

@@ -23,9 +23,8 @@ import type { LongPolls, Wait } from './long-poll.js';
 import { OPERATION_ID, retryAfterOf, statusView, type StatusReadDeps } from './status.js';
 
 const PATH = new RegExp(`^/v1/operations/(${OPERATION_ID.source.slice(1, -1)})$`);
-/** The route label of an answer; an error's is the route's own path, as express's error handler sees it (its mount point left). */
+/** The route label of an answer and of an error's log line, as express's (http/route-label.ts). */
 const ROUTE = '/v1/operations/:id';
-const ERROR_ROUTE = { path: '/:id' };
 
 export interface FastStatusDeps extends StatusReadDeps {
   /** The API key lookup express's authentication uses (auth.ts apiKeyLookup). */
@@ -67,8 +66,7 @@ export class FastStatusReads {
     if (connections && !connections.mayHold(req.socket, entry.tenant)) return false;
     this.served++;
     // In express's order: the duration, a half-closed reader dropped, the connection held; the headers go with the answer.
-    let route = ROUTE;
-    observeDuration(this.deps.metrics, 'GET', res, () => route);
+    observeDuration(this.deps.metrics, 'GET', res, () => ROUTE);
     if (dropIfHalfClosed(req, res)) return true;
     connections?.holdUntilAnswered(req.socket, entry.tenant, res);
     // Node joins a repeated Prefer into one string (never a list).
@@ -77,10 +75,9 @@ export class FastStatusReads {
     const limitHeaders: string[] = [];
     const collect: HeaderTarget = { setHeader: (name, value) => limitHeaders.push(name, value) };
     this.answer(res, entry.tenant, id, wait, collect, limitHeaders).catch((err: unknown) => {
-      route = ERROR_ROUTE.path;
       const head = this.headOf(res, limitHeaders);
       for (let i = 0; i + 1 < head.length; i += 2) res.setHeader(head[i] ?? '', head[i + 1] ?? '');
-      this.deps.errors.answer(err, { method: 'GET', route: ERROR_ROUTE }, res, url);
+      this.deps.errors.answer(err, { method: 'GET', route: { path: ROUTE } }, res, url);
     });
     return true;
   }
