@@ -4,12 +4,12 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { MulterError } from 'multer';
 import { SignspoolError, isSignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
 import { isRedisUnavailable, redisUnavailableError } from '@signspool/shared/redis/unavailable';
 import { RefusalLog } from './refusal-log.js';
 import { routeLabel } from './route-label.js';
+import { MultipartError } from '../upload/multipart.js';
 
 /** The problem+json answer of `err`, with the bytes and headers express's res.send gives it (a HEAD gets the headers only). */
 export const sendProblem = (res: ServerResponse, err: SignspoolError, instance?: string): void => {
@@ -21,7 +21,7 @@ export const sendProblem = (res: ServerResponse, err: SignspoolError, instance?:
   res.end(body);
 };
 
-const multerToCatalog = (err: MulterError, limits: { maxFileBytes: number; maxFiles: number }): SignspoolError => {
+const multipartToCatalog = (err: MultipartError, limits: { maxFileBytes: number; maxFiles: number }): SignspoolError => {
   switch (err.code) {
     case 'LIMIT_FILE_SIZE':
       return new SignspoolError('FILE_TOO_LARGE', {
@@ -33,7 +33,6 @@ const multerToCatalog = (err: MulterError, limits: { maxFileBytes: number; maxFi
     case 'LIMIT_PART_COUNT':
     case 'LIMIT_FIELD_COUNT':
     case 'LIMIT_FIELD_VALUE':
-    case 'LIMIT_FIELD_KEY':
       return new SignspoolError('TOO_MANY_FIELDS', { detail: 'too many or too large form fields' });
     case 'LIMIT_UNEXPECTED_FILE':
       return new SignspoolError('VALIDATION_FAILED', { detail: `unexpected file field ${JSON.stringify(err.field ?? '')}: send documents as "file" parts` });
@@ -45,7 +44,7 @@ const multerToCatalog = (err: MulterError, limits: { maxFileBytes: number; maxFi
 /** Maps anything thrown in a route to the catalog. */
 export const toApiError = (err: unknown, limits: { maxFileBytes: number; maxFiles: number }): SignspoolError => {
   if (isSignspoolError(err)) return err;
-  if (err instanceof MulterError) return multerToCatalog(err, limits);
+  if (err instanceof MultipartError) return multipartToCatalog(err, limits);
   if (isRedisUnavailable(err)) return redisUnavailableError();
   const e = err as { type?: string; status?: number; message?: string; code?: string };
   if (

@@ -1,8 +1,8 @@
 /**
  * /v1/operations: submit (the upload path), status, download, cancel.
  *
- * Upload path: auth → content checks (type, declared length, free space) → multer with the spool
- * storage engine (each file streamed to disk, hashed, fsynced) → fields validated → directory
+ * Upload path: auth → content checks (type, declared length, free space) → the body read into the
+ * spool (upload/receive.ts: each file part written to disk as it arrives, hashed, fsynced) → fields validated → directory
  * fsynced → operation record → one job per document → 202. Any failure on the way
  * removes the files, the record and the jobs: a failed request leaves nothing behind.
  */
@@ -10,7 +10,6 @@ import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { context, trace } from '@opentelemetry/api';
 import { Router, type NextFunction, type Request, type Response } from 'express';
-import multer from 'multer';
 import { z } from 'zod';
 import type { Queue } from 'bullmq';
 import type { Config } from '@signspool/shared/config';
@@ -43,7 +42,8 @@ import type { RedisHealth } from '../redis-health.js';
 import { UploadGate } from '../upload/gate.js';
 import { pipelinedSignQueue } from '../upload/enqueue.js';
 import { chooseSigner, signerField } from '../upload/signer-choice.js';
-import { createSpoolStorage, getUploadContext, setUploadContext, type UploadContext } from '../upload/storage.js';
+import { receiveUpload, type UploadContext } from '../upload/receive.js';
+import type { MultipartLimits } from '../upload/multipart.js';
 
 export interface OperationsRouteDeps {
   config: Config;
@@ -148,20 +148,13 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   };
   // Checks before a slot, per-tenant admission, upload timeouts (upload-gate.ts).
   const gate = new UploadGate({ config, spool, metrics, limits: deps.limits, redisHealth: deps.redisHealth });
-  const uploadOptions = {
-    storage: createSpoolStorage(spool),
-    // The gate keeps each request's parser, to stop it when the upload times out.
-    streamHandler: gate.streamHandler,
-    defParamCharset: 'utf8',
-    limits: {
-      fileSize: config.upload.maxFileBytes,
-      files: config.upload.maxFiles,
-      fields: config.upload.maxFields,
-      fieldSize: config.upload.maxFieldBytes,
-      parts: config.upload.maxFiles + config.upload.maxFields,
-    },
+  const bodyLimits: MultipartLimits = {
+    fileSize: config.upload.maxFileBytes,
+    files: config.upload.maxFiles,
+    fields: config.upload.maxFields,
+    fieldSize: config.upload.maxFieldBytes,
+    parts: config.upload.maxFiles + config.upload.maxFields,
   };
-  const upload = multer(uploadOptions).array('file', config.upload.maxFiles);
 
   /** A webhook for a tenant without a signing secret could never be delivered: refused, naming the variable to set. */
   const missingWebhookSecret = (tenant: string): SignspoolError | undefined =>
@@ -182,11 +175,6 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
   const owned = <T extends { tenant: string }>(req: Request, op: T | undefined): T => ownedBy(req.tenant, op);
   const loadOwned = async (req: Request, id: string): Promise<OperationRecord> => owned(req, await store.get(id));
 
-  const runMulter = (req: Request, res: Response): Promise<void> =>
-    new Promise((resolve, reject) => {
-      upload(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
-    });
-
   router.post('/', async (req: Request, res: Response, next: NextFunction) => {
     // A tenant's default endpoint without a secret: refused before anything is read.
     if (config.webhooks.endpoints[req.tenant ?? ''] !== undefined) {
@@ -206,11 +194,11 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     const identities = deps.signers.identities;
     const tenant = req.tenant ?? '';
     let chosenAtFirstFile: { identity: SigningIdentity; requested: string | undefined } | undefined;
-    const checkFields = (fields: unknown): void => {
+    const checkFields = (fields: Record<string, unknown>): void => {
       if (chosenAtFirstFile) return;
       try {
         // A webhook that could never be signed: refused before any file is read.
-        const webhookUrl = (fields as Record<string, unknown> | undefined)?.['webhookUrl'];
+        const webhookUrl = fields['webhookUrl'];
         const missing = typeof webhookUrl === 'string' && webhookUrl !== '' ? missingWebhookSecret(tenant) : undefined;
         if (missing) throw missing;
         const requested = signerField(fields);
@@ -221,21 +209,28 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
         throw err;
       }
     };
-    const ctx: UploadContext = { opId, totalBytes: 0, maxTotalBytes: config.upload.maxTotalBytes, partCount: 0, files: [], traceContext, checkFields };
-    setUploadContext(req, ctx);
+    const ctx: UploadContext = {
+      opId,
+      totalBytes: 0,
+      maxTotalBytes: config.upload.maxTotalBytes,
+      files: [],
+      fields: Object.create(null) as Record<string, unknown>,
+      traceContext,
+      checkFields,
+    };
     let submitted = false;
     // Built when something is logged: a pino child with redaction costs ~5 % of an upload's CPU.
     const log = (): Logger => logger.child({ opId, tenant: req.tenant });
     const reservation: Reservation | undefined = idempotencyKey === undefined ? undefined : await idempotency.reserve(req.tenant ?? '', idempotencyKey, opId);
     try {
-      await pass.read(runMulter(req, res));
-      const fields = submitFieldsSchema.safeParse({ ...(req.body as Record<string, unknown>) });
+      await pass.read(receiveUpload(req, ctx, spool, bodyLimits, (reading) => gate.track(req, reading)));
+      const fields = submitFieldsSchema.safeParse({ ...ctx.fields });
       if (!fields.success) {
         throw new SignspoolError('VALIDATION_FAILED', {
           detail: fields.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
         });
       }
-      const files = (getUploadContext(req)?.files ?? []).filter((f): f is NonNullable<typeof f> => f !== undefined);
+      const files = ctx.files.filter((f): f is NonNullable<typeof f> => f !== undefined);
       if (files.length === 0) throw new SignspoolError('NO_FILES', { detail: 'attach at least one document as a "file" part' });
       if (chosenAtFirstFile?.requested !== fields.data.signer) {
         throw new SignspoolError('VALIDATION_FAILED', { detail: 'signer: send this field before the file parts (it decides who signs them)' });

@@ -11,7 +11,6 @@
  * as a timeout does: the client learns it without sending the rest.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Writable } from 'node:stream';
 import type { Request, Response } from 'express';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
@@ -23,6 +22,7 @@ import { redisUnavailableError } from '@signspool/shared/redis/unavailable';
 import { closeAfterAnswer } from '../http/connection-limits.js';
 import type { RedisHealth } from '../redis-health.js';
 import { UploadAdmission } from './admission.js';
+import type { BodyReading } from './receive.js';
 import { SpaceReservations } from './space.js';
 import { UploadWatchdog } from './timeouts.js';
 
@@ -30,7 +30,7 @@ import { UploadWatchdog } from './timeouts.js';
 const DRAIN_REFUSED_BYTES = 64 * 1024;
 
 export interface UploadPass {
-  /** Awaits the body's reading (`work`: multer); rejects with 408 UPLOAD_TIMEOUT if the upload stalls or crawls first. */
+  /** Awaits the body's reading (`work`: receive.ts); rejects with 408 UPLOAD_TIMEOUT if the upload stalls or crawls first. */
   read(work: Promise<void>): Promise<void>;
   /** Stops reading the body now; `read` rejects with `err` (its answer closes the connection). */
   refuse(err: Error): void;
@@ -50,8 +50,8 @@ export class UploadGate {
   readonly watchdog: UploadWatchdog;
   /** Room reserved for admitted uploads (space.ts). */
   readonly space: SpaceReservations;
-  /** Each request's multipart parser, so that a timeout can stop it. */
-  private readonly parsers = new WeakMap<IncomingMessage, Writable>();
+  /** Each request's body reading, so that a timeout can stop it. */
+  private readonly readings = new WeakMap<IncomingMessage, BodyReading>();
 
   constructor(private readonly deps: UploadGateDeps) {
     const { config, metrics } = deps;
@@ -78,10 +78,9 @@ export class UploadGate {
     return redisUnavailableError();
   }
 
-  /** multer's `streamHandler`: feeds the body to the parser and remembers it. */
-  readonly streamHandler = (req: IncomingMessage, parser: Writable): void => {
-    this.parsers.set(req, parser);
-    req.pipe(parser);
+  /** Remembers the request's body reading (receive.ts), to stop it on a timeout or a refusal. */
+  readonly track = (req: IncomingMessage, reading: BodyReading): void => {
+    this.readings.set(req, reading);
   };
 
   /**
@@ -144,14 +143,10 @@ export class UploadGate {
     };
   }
 
-  /** Stops parsing the body: the files being written fail and are removed (storage.ts); the answer closes the connection, which ends the request for multer. */
+  /** Stops reading the body: the files being written fail and are removed (receive.ts); the answer closes the connection. */
   private stopParsing(req: Request, res: Response, err: Error): void {
     res.setHeader('Connection', 'close');
-    const parser = this.parsers.get(req);
-    if (parser) {
-      req.unpipe(parser);
-      parser.destroy(err);
-    }
+    this.readings.get(req)?.stop(err);
   }
 
   /**
