@@ -9,7 +9,8 @@ import { errorCatalog, type ErrorCode } from '@signspool/shared/errors';
 import { SCOPES, type Scope } from '@signspool/shared/api-key';
 import { completedEventSchema, documentViewSchema, isoDate, operationViewSchema } from '@signspool/shared/operations/view';
 import { SIGNATURE_TYPES } from '@signspool/shared/queue';
-import { docParamsSchema, documentsQuerySchema, listQuerySchema, operationParamsSchema, submitFieldsSchema } from './routes/operations.js';
+import { docParamsSchema, documentsQuerySchema, listQuerySchema, operationParamsSchema } from './routes/operations.js';
+import { submitFieldsSchema } from './upload/submit.js';
 
 export const limitsSchema = z.object({
   maxFileBytes: z.number().int().describe('Largest document accepted (UPLOAD_MAX_FILE_BYTES)'),

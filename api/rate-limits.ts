@@ -152,7 +152,7 @@ export class TenantRateLimits {
    * nothing (chunked) is counted when read (`chargeUploaded`). One upload larger than the window's
    * quota is let through when the window was not exhausted before it.
    */
-  async checkUpload(tenant: string, announced: number, res: Response): Promise<void> {
+  async checkUpload(tenant: string, announced: number, res: HeaderTarget): Promise<void> {
     const limits = this.limitsOf(tenant);
     const bytesQuota = limits.uploadBytesPerSecond * UPLOAD_BYTES_WINDOW_S;
     const enabled = LIMIT_NAMES.filter(
@@ -224,7 +224,7 @@ export class TenantRateLimits {
   }
 
   /** Refuses `documents` more when the tenant's backlog would pass its quota (429 BACKLOG_FULL). */
-  async checkBacklog(tenant: string, documents: number, res: Response): Promise<void> {
+  async checkBacklog(tenant: string, documents: number, res: HeaderTarget): Promise<void> {
     const quota = this.limitsOf(tenant).backlogDocuments;
     if (quota === 0) return;
     let backlog: number;
@@ -242,7 +242,7 @@ export class TenantRateLimits {
   }
 
   /** 429 BACKLOG_FULL (counted, with its RateLimit fields). */
-  private backlogFull(quota: number, backlog: number, res: Response): SignspoolError {
+  private backlogFull(quota: number, backlog: number, res: HeaderTarget): SignspoolError {
     this.metrics.rateLimitDecisions.inc({ limit: 'backlog', outcome: 'limited' });
     res.setHeader('RateLimit-Policy', `"backlog";q=${quota}`);
     res.setHeader('RateLimit', `"backlog";r=${Math.max(0, quota - backlog)};t=${BACKLOG_RETRY_AFTER_MS / 1000}`);
@@ -294,7 +294,7 @@ export class TenantRateLimits {
   }
 
   /** Consumes `cost` of `key`'s window; 429 when over. */
-  private async take(w: Window, quota: number, key: string, cost: number, res: Response): Promise<void> {
+  private async take(w: Window, quota: number, key: string, cost: number, res: HeaderTarget): Promise<void> {
     let r: RateLimiterRes;
     try {
       r = await this.limiter(w, quota).consume(key, cost);

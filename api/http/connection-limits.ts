@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { RequestHandler, Response } from 'express';
+import type { RequestHandler } from 'express';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Logger } from '@signspool/shared/logger';
@@ -57,7 +57,7 @@ export const connectionCaps = (configured: Config['connections'], descriptors: n
  * descriptor to a client that never closes; destroyed a moment later, after the answer had time to
  * reach the client (an immediate close with unread bytes would reset it first).
  */
-export const closeAfterAnswer = (res: Response, graceMs = 2000): void => {
+export const closeAfterAnswer = (res: ServerResponse, graceMs = 2000): void => {
   res.setHeader('Connection', 'close');
   const socket = res.req.socket;
   res.once('finish', () => setTimeout(() => socket.destroy(), graceMs).unref());

@@ -10,8 +10,7 @@
  * refusal found while the body is read (a field that precedes the files) stops reading at once,
  * as a timeout does: the client learns it without sending the rest.
  */
-import type { IncomingMessage } from 'node:http';
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '@signspool/shared/config';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { Metrics } from '@signspool/shared/metrics';
@@ -22,9 +21,18 @@ import { redisUnavailableError } from '@signspool/shared/redis/unavailable';
 import { closeAfterAnswer } from '../http/connection-limits.js';
 import type { RedisHealth } from '../redis-health.js';
 import { UploadAdmission } from './admission.js';
+import { parseContentType } from './multipart.js';
 import type { BodyReading } from './receive.js';
 import { SpaceReservations } from './space.js';
 import { UploadWatchdog } from './timeouts.js';
+
+/** Whether the request has a body (a length or chunked) of type multipart/form-data: what express's req.is() answered. */
+const isFormData = (req: IncomingMessage): boolean => {
+  const h = req.headers;
+  if (h['transfer-encoding'] === undefined && Number.isNaN(Number(h['content-length']))) return false;
+  const ct = parseContentType(h['content-type'] ?? '');
+  return ct?.type === 'multipart' && ct.subtype === 'form-data';
+};
 
 /** The largest body of a refused upload that is read (and dropped) rather than left unread behind a closed connection. */
 const DRAIN_REFUSED_BYTES = 64 * 1024;
@@ -72,7 +80,7 @@ export class UploadGate {
    * read and dropped after the answer (node does it): closing with it unread would reset the
    * connection, and a client still sending would miss the answer. A larger one closes the connection.
    */
-  private redisDown(req: Request, res: Response): Error {
+  private redisDown(req: IncomingMessage, res: ServerResponse): Error {
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (!(declared <= DRAIN_REFUSED_BYTES)) closeAfterAnswer(res);
     return redisUnavailableError();
@@ -87,8 +95,7 @@ export class UploadGate {
    * Checks the request head, then waits for a turn. Throws the refusal (4xx, 507, 503); resolves
    * undefined when the client went away while waiting.
    */
-  async enter(req: Request, res: Response): Promise<UploadPass | undefined> {
-    const tenant = req.tenant ?? '';
+  async enter(req: IncomingMessage, res: ServerResponse, tenant: string): Promise<UploadPass | undefined> {
     const health = this.deps.redisHealth;
     if (health && !health.available) throw this.redisDown(req, res);
     const announced = await this.preflight(req, res);
@@ -135,7 +142,7 @@ export class UploadGate {
     const refusal = new Promise<never>((_resolve, reject) => (refuse = reject));
     refusal.catch(() => undefined);
     return {
-      read: (work) => this.read(req, res, work, announced, refusal),
+      read: (work) => this.read(req, res, tenant, work, announced, refusal),
       refuse: (err) => {
         this.stopParsing(req, res, err);
         refuse(err);
@@ -144,7 +151,7 @@ export class UploadGate {
   }
 
   /** Stops reading the body: the files being written fail and are removed (receive.ts); the answer closes the connection. */
-  private stopParsing(req: Request, res: Response, err: Error): void {
+  private stopParsing(req: IncomingMessage, res: ServerResponse, err: Error): void {
     res.setHeader('Connection', 'close');
     this.readings.get(req)?.stop(err);
   }
@@ -153,9 +160,9 @@ export class UploadGate {
    * Checks what can be checked before reading the body and reserves the spool room the upload may
    * need (released when the response closes); returns the bytes the upload announced.
    */
-  private async preflight(req: Request, res: Response): Promise<number> {
+  private async preflight(req: IncomingMessage, res: ServerResponse): Promise<number> {
     const { config } = this.deps;
-    if (!req.is('multipart/form-data')) {
+    if (!isFormData(req)) {
       throw new SignspoolError('UNSUPPORTED_MEDIA_TYPE', { detail: 'send documents as multipart/form-data with one "file" part per document' });
     }
     const declared = Number(req.headers['content-length'] ?? NaN);
@@ -178,7 +185,7 @@ export class UploadGate {
     return announced;
   }
 
-  private read(req: Request, res: Response, work: Promise<void>, announced: number, refusal: Promise<never>): Promise<void> {
+  private read(req: IncomingMessage, res: ServerResponse, tenant: string, work: Promise<void>, announced: number, refusal: Promise<never>): Promise<void> {
     const socket = req.socket;
     const startBytes = socket.bytesRead;
     const reading = new Promise<void>((resolve, reject) => {
@@ -203,6 +210,6 @@ export class UploadGate {
     });
     if (announced > 0) return reading;
     // A chunked upload announced nothing: its bytes count once read.
-    return reading.finally(() => void this.deps.limits.chargeUploaded(req.tenant ?? '', socket.bytesRead - startBytes));
+    return reading.finally(() => void this.deps.limits.chargeUploaded(tenant, socket.bytesRead - startBytes));
   }
 }
