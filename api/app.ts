@@ -32,8 +32,9 @@ import { keepAliveHeader } from './http/keep-alive.js';
 import { FastStatusReads } from './read/fast-status.js';
 import { LongPolls } from './read/long-poll.js';
 import { checkReadiness, STOPPING } from './routes/health.js';
-import { operationsRouter } from './routes/operations.js';
+import { operationsRoutes } from './routes/operations.js';
 import { TenantRateLimits } from './rate-limits.js';
+import { FastUploads } from './upload/fast-upload.js';
 import { traceUploads } from './upload/span.js';
 import { adminStatsRouter } from './routes/admin.js';
 import { ADMIN_QUEUES_PATH, queueBoardRouter } from './routes/queue-board.js';
@@ -75,7 +76,9 @@ export interface ApiApp {
   app: Express;
   /** The status read's fast path, in front of it (read/fast-status.ts). */
   statusReads: FastStatusReads;
-  /** The server's request listener: the fast path, else express. */
+  /** The upload's fast path, in front of it (upload/fast-upload.ts). */
+  uploads: FastUploads;
+  /** The server's request listener: the fast paths, else express. */
   listener: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
@@ -119,11 +122,12 @@ export const createApp = (deps: AppDeps): ApiApp => {
   const longPolls = new LongPolls(deps.events, config.limits.longPollsPerTenant);
   // Once authenticated, the request holds its connection for its tenant (HTTP_TENANT_MAX_CONNECTIONS).
   const tenantConnection: RequestHandler = deps.connections?.forTenant() ?? ((_req, _res, next) => next());
+  const operations = operationsRoutes({ ...deps, limits, longPolls });
   app.use(
     '/v1/operations',
     chain(rememberMount, traceUploads, noStore, auth, tenantConnection, requireScope(operationScope), limits.requests()),
     // The router stays a layer of its own: express (and the OpenAPI test) list its routes.
-    operationsRouter({ ...deps, limits, longPolls }),
+    operations.router,
   );
   app.use('/v1/limits', chain(rememberMount, auth, tenantConnection, requireScope(operationScope), limits.requests()), limitsRouter(config));
   if (config.adminToken) {
@@ -153,11 +157,12 @@ export const createApp = (deps: AppDeps): ApiApp => {
   app.use(errorHandler(errors));
   const keepAlive = keepAliveHeader(config.httpKeepAliveTimeoutMs);
   const statusReads = new FastStatusReads({ apiKey, connections: deps.connections, limits, longPolls, store: deps.store, metrics, errors, headers, keepAlive });
+  const uploads = new FastUploads({ apiKey, connections: deps.connections, submissions: operations.submissions, metrics, errors, headers, keepAlive });
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
-    if (statusReads.serve(req, res)) return;
+    if (statusReads.serve(req, res) || uploads.serve(req, res)) return;
     // First, as the fast path writes it (http/keep-alive.ts); not on an answer a stop closes (drain.ts).
     if (!closesConnection(res)) res.setHeader('Keep-Alive', keepAlive);
     app(req, res);
   };
-  return { app, statusReads, listener };
+  return { app, statusReads, uploads, listener };
 };

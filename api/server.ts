@@ -17,6 +17,7 @@ import { Spool } from '@signspool/shared/spool/spool';
 import { TenantBacklogReader } from '@signspool/shared/scheduling/tenant-backlog';
 import { createApp } from './app.js';
 import type { FastStatusReads } from './read/fast-status.js';
+import type { FastUploads } from './upload/fast-upload.js';
 import { ServiceHttpServer } from '@signspool/shared/service-http';
 import { onClientError } from './http/client-errors.js';
 import { connectionCaps, ConnectionLimits, descriptorLimit } from './http/connection-limits.js';
@@ -52,6 +53,8 @@ export class ApiServer {
   private drain: HttpDrain | undefined;
   /** The status read's fast path (for tests: how many reads it answered). */
   statusReads: FastStatusReads | undefined;
+  /** The upload's fast path (for tests: how many uploads it ran). */
+  uploads: FastUploads | undefined;
   /** The connection limits (for tests: counts and caps). */
   connections: ConnectionLimits | undefined;
   /** The /metrics URL when METRICS_PORT serves it on its own port. */
@@ -118,7 +121,7 @@ export class ApiServer {
     logger.info({ ...connections.caps, descriptors }, 'connection limits');
     // Set with the server below; /readyz answers 503 from the start of a stop.
     const stopping = (): boolean => this.drain?.stopping ?? false;
-    const { app, statusReads, listener } = createApp({
+    const { app, statusReads, uploads, listener } = createApp({
       connections,
       stopping,
       ...this.deps,
@@ -135,7 +138,8 @@ export class ApiServer {
     });
     this.app = app;
     this.statusReads = statusReads;
-    // Plain status reads are answered below express (read/fast-status.ts).
+    this.uploads = uploads;
+    // Plain status reads and uploads are answered below express (read/fast-status.ts, upload/fast-upload.ts).
     const server = http.createServer(listener);
     // A stop answers every request that reaches an open connection, each closing it (drain.ts).
     this.drain = new HttpDrain(server);

@@ -70,7 +70,8 @@ export const docParamsSchema = operationParamsSchema.extend({ docId: z.string().
 
 export const operationLocation = operationPath;
 
-export const operationsRouter = (deps: OperationsRouteDeps): Router => {
+/** The router, and the submissions it runs (shared with the upload's fast path, upload/fast-upload.ts). */
+export const operationsRoutes = (deps: OperationsRouteDeps): { router: Router; submissions: Submissions } => {
   const { config, store, queue, spool, logger } = deps;
   const router = Router();
   const fairShare = new FairShare(store.redis, {
@@ -216,7 +217,7 @@ export const operationsRouter = (deps: OperationsRouteDeps): Router => {
     res.status(202).json({ deliveryId, links: { operation: operationLocation(id) } });
   });
 
-  return router;
+  return { router, submissions };
 };
 
 /** The `:id` of an operation route (operationParamsSchema's rule, without a schema parse per request). */
