@@ -23,9 +23,8 @@ import { uploadSpanContext } from './span.js';
 import type { Submissions, Submitted } from './submit.js';
 
 const PATH = '/v1/operations';
-/** The route labels express gives an answer (mount point and route) and an error (the route alone, as its error handler sees it). */
+/** The route label of an answer and of an error's log line, as express's (http/route-label.ts). */
 const ROUTE = '/v1/operations/';
-const ERROR_ROUTE = { path: '/' };
 
 export interface FastUploadDeps {
   /** The API key lookup express's authentication uses (auth.ts apiKeyLookup). */
@@ -58,8 +57,7 @@ export class FastUploads {
     // In express's order: Keep-Alive (unless a stop closes the connection, drain.ts), the security headers, the duration, the connection held, the span, no-store.
     if (!closesConnection(res)) res.setHeader('Keep-Alive', this.deps.keepAlive);
     for (const [name, value] of this.deps.headers) res.setHeader(name, value);
-    let route = ROUTE;
-    observeDuration(this.deps.metrics, 'POST', res, () => route);
+    observeDuration(this.deps.metrics, 'POST', res, () => ROUTE);
     if (dropIfHalfClosed(req, res)) return true;
     const traced = uploadSpanContext(req, res);
     res.setHeader('Cache-Control', 'no-store');
@@ -75,10 +73,7 @@ export class FastUploads {
         head.push('Content-Type', JSON_TYPE, 'Content-Length', String(Buffer.byteLength(body)));
         res.writeHead(202, head).end(body);
       },
-      (err: unknown) => {
-        route = ERROR_ROUTE.path;
-        this.deps.errors.answer(err, { method: 'POST', route: ERROR_ROUTE }, res, PATH);
-      },
+      (err: unknown) => this.deps.errors.answer(err, { method: 'POST', route: { path: ROUTE } }, res, PATH),
     );
     return true;
   }
