@@ -4,7 +4,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', 'data/**', 'coverage/**', 'bench/results/**', 'docs/**', 'dist/**'] },
+  { ignores: ['**/node_modules/**', 'data/**', 'coverage/**', 'bench/results/**', 'docs/**', 'dist/**', '.tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

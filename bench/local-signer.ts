@@ -12,9 +12,15 @@
  * RSS growth for one large document of each kind (20 MB), and the
  * submit-time format check per document.
  *
+ * The child runs as production runs the worker: from a bundle made with scripts/build.mjs's
+ * esbuild options (BENCH_SIGNER_RUNTIME=tsx runs it under tsx instead, as `npm run dev` does; tsx
+ * wraps every closure in a name helper, which costs the signer far more than the bare program), and
+ * signs BENCH_SIGNER_WARMUP unmeasured batches first, the bare program as many (a running worker
+ * has its code compiled: the JIT's work is part of the first few hundred documents' CPU).
+ *
  * As a section of `npm run bench`: `const rows = await localSignerSection()` (rows as printed).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, ftruncateSync, openSync, readSync, writevSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
@@ -36,7 +42,7 @@ import { readScriptSettings } from './settings.js';
 const KB = 1024;
 const MB = 1024 * KB;
 const BATCH = 50;
-const { batches: BATCHES, xmlBatches: XML_BATCHES } = readScriptSettings(process.env).signer;
+const { batches: BATCHES, xmlBatches: XML_BATCHES, warmup: WARMUP, runtime: RUNTIME } = readScriptSettings(process.env).signer;
 
 export interface SignerRow {
   metric: string;
@@ -95,7 +101,7 @@ const writeDurable = async (file: string, content: Buffer): Promise<void> => {
 };
 
 /** In the child: signs batches of `size`-byte documents; prints a JSON result. */
-const child = async (type: SignatureType, size: number, batches: number): Promise<void> => {
+const child = async (type: SignatureType, size: number, batches: number, warmup: number): Promise<void> => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-signer-'));
   try {
     const spool = new Spool(path.join(dir, 'spool'));
@@ -164,7 +170,7 @@ const child = async (type: SignatureType, size: number, batches: number): Promis
     const bareDir = path.join(dir, 'bare');
     await mkdir(bareDir);
     const bareDirFd = openSync(bareDir, 'r');
-    const bareSpares = batches === 0 ? 0 : 2 + perBatch * n;
+    const bareSpares = batches === 0 ? 0 : 2 + perBatch * (n + warmup);
     for (let i = 0; i < bareSpares; i++) await writeDurable(path.join(bareDir, `r${i}`), content);
     let bareFiles = 0;
     // One read buffer for all documents, as the signer reuses its own (a new one per document costs page faults here).
@@ -192,9 +198,15 @@ const child = async (type: SignatureType, size: number, batches: number): Promis
       }
       fsyncSync(bareDirFd);
     };
-    await run(docs.slice(0, 2)); // warm-up (JIT, key import)
+    await run(docs.slice(0, 2)); // key import, first compilation
     await bare(2);
     if (bareSpares > 0) await bareProgram(docs.slice(0, 2));
+    for (let b = 0; b < warmup; b++) {
+      await retireSpares(perBatch);
+      await run();
+      await bare(perBatch);
+      await bareProgram(docs);
+    }
     global.gc?.();
     await resetPeak();
     const rssBefore = await status('VmRSS');
@@ -243,15 +255,35 @@ interface ChildResult {
   programCpuS: number;
 }
 
-const runChild = (type: SignatureType, size: number, batches: number): Promise<ChildResult> =>
-  new Promise((resolve, reject) => {
-    const p = spawn(
+const ROOT = path.resolve(import.meta.dirname, '..');
+let bundled: string | undefined;
+/**
+ * How the child is run: this file bundled by scripts/build.mjs (into .tmp/ of this tree, where its
+ * imports resolve from node_modules), built once per process; or this file under tsx.
+ */
+const childScript = (): string[] => {
+  if (RUNTIME === 'tsx') return ['--import', 'tsx', import.meta.filename];
+  if (bundled === undefined) {
+    const outdir = path.join(ROOT, '.tmp', 'bench-signer');
+    const built = spawnSync(
       process.execPath,
-      [...WORKER_NODE_FLAGS, '--expose-gc', '--import', 'tsx', import.meta.filename, '--child', type, String(size), String(batches)],
+      [path.join(ROOT, 'scripts', 'build.mjs'), '--entry', `local-signer=${path.relative(ROOT, import.meta.filename)}`, '--outdir', outdir],
       {
-        stdio: ['ignore', 'pipe', 'inherit'],
+        cwd: ROOT,
+        stdio: 'inherit',
       },
     );
+    if (built.status !== 0) throw new Error(`bench:signer: bundling the child failed (exit ${built.status})`);
+    bundled = path.join(outdir, 'local-signer.js');
+  }
+  return [bundled];
+};
+
+const runChild = (type: SignatureType, size: number, batches: number, warmup = 0): Promise<ChildResult> =>
+  new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--expose-gc', ...childScript(), '--child', type, String(size), String(batches), String(warmup)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     p.stdout.on('data', (c: Buffer) => (out += c.toString()));
     p.on('error', reject);
@@ -260,7 +292,7 @@ const runChild = (type: SignatureType, size: number, batches: number): Promise<C
     );
   });
 
-/** `quick`: one batch per format and no 20 MB documents (CI's short form). */
+/** `quick`: one batch per format, no warm-up batches and no 20 MB documents (CI's short form). */
 export const localSignerSection = async (print: (row: SignerRow) => void = printRow, opts: { quick?: boolean } = {}): Promise<SignerRow[]> => {
   const batches = opts.quick ? 1 : BATCHES;
   const rows: SignerRow[] = [];
@@ -269,7 +301,7 @@ export const localSignerSection = async (print: (row: SignerRow) => void = print
     print(r);
   };
   for (const type of ['PAdES', 'XAdES', 'CAdES'] as const) {
-    const r = await runChild(type, 200 * KB, type === 'XAdES' ? Math.min(XML_BATCHES, batches) : batches);
+    const r = await runChild(type, 200 * KB, type === 'XAdES' ? Math.min(XML_BATCHES, batches) : batches, opts.quick ? 0 : WARMUP);
     const perCore = r.docs / r.cpuS;
     const bare = r.bareN / r.bareCpuS;
     add({
@@ -340,10 +372,10 @@ const printRow = (r: SignerRow): void => {
 
 const argv = process.argv;
 if (argv[2] === '--child') {
-  await child(argv[3] as SignatureType, Number(argv[4]), Number(argv[5]));
+  await child(argv[3] as SignatureType, Number(argv[4]), Number(argv[5]), Number(argv[6] ?? 0));
 } else if (import.meta.filename === path.resolve(argv[1] ?? '')) {
   console.log(
-    `signspool bench:signer: ${BATCHES} batches of ${BATCH} per type (XAdES: ${XML_BATCHES}) after a warm-up batch, ${os.cpus().length} CPUs (shared machine: compare ratios)`,
+    `signspool bench:signer: ${BATCHES} batches of ${BATCH} per type (XAdES: ${XML_BATCHES}) after ${WARMUP} unmeasured batches, the child run ${RUNTIME === 'tsx' ? 'under tsx' : 'from the production bundle (scripts/build.mjs)'}, ${os.cpus().length} CPUs (shared machine: compare ratios)`,
   );
   console.log('section | metric | value | baseline | ratio');
   await localSignerSection();

@@ -73,6 +73,10 @@ export const readScriptSettings = (env: NodeJS.ProcessEnv) => ({
     /** Batches signed per format (BENCH_SIGNER_BATCHES); XAdES may be given fewer (BENCH_SIGNER_XML_BATCHES). */
     batches: Number(env['BENCH_SIGNER_BATCHES'] ?? 6),
     xmlBatches: Number(env['BENCH_SIGNER_XML_BATCHES'] ?? 6),
+    /** Unmeasured batches first, for the signer and the bare program alike (BENCH_SIGNER_WARMUP): a running worker has its code compiled. */
+    warmup: Number(env['BENCH_SIGNER_WARMUP'] ?? 10),
+    /** What runs the child: the production build's bundle (`bundle`, the default) or `tsx` (BENCH_SIGNER_RUNTIME). */
+    runtime: env['BENCH_SIGNER_RUNTIME'] === 'tsx' ? ('tsx' as const) : ('bundle' as const),
   },
   /** BENCH_PROFILE_DIR: V8 CPU profiles of the api and worker processes go there; BENCH_NODE_ARGS: more node flags. */
   profileDir: env['BENCH_PROFILE_DIR'],

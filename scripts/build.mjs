@@ -7,6 +7,10 @@
  *
  *   node scripts/build.mjs              build
  *   node scripts/build.mjs --if-needed  build only when an input is newer than the last build
+ *   node scripts/build.mjs --entry <name>=<file.ts> --outdir <dir>
+ *                                       one entry point alone, into <dir> (inside this tree, so that
+ *                                       its imports resolve from node_modules): the bench's children
+ *                                       run the code as production does (bench/local-signer.ts)
  */
 import { cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -53,28 +57,46 @@ const needsBuild = async () => {
   return false;
 };
 
+/** The esbuild options of every build: the service's and the bench's children alike. */
+const options = (entryPoints, outdir) => ({
+  absWorkingDir: root,
+  entryPoints,
+  outdir,
+  bundle: true,
+  // Dynamic imports (the signer adapters) stay separate chunks, loaded only when used.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: true,
+  metafile: true,
+  logLevel: 'warning',
+  plugins: [workspaceFirst],
+  // `import.meta.dirname` and friends keep their meaning: each output is an ES module file.
+  banner: { js: '// Built by scripts/build.mjs from the TypeScript sources; do not edit.' },
+});
+
+const argValue = (flag) => {
+  const i = process.argv.indexOf(flag);
+  return i === -1 ? undefined : process.argv[i + 1];
+};
+
 const run = async () => {
+  const entry = argValue('--entry');
+  const outdir = argValue('--outdir');
+  if (entry !== undefined || outdir !== undefined) {
+    const [name, file] = entry?.split('=') ?? [];
+    if (!name || !file || !outdir) throw new Error('usage: node scripts/build.mjs --entry <name>=<file.ts> --outdir <dir>');
+    const out = path.resolve(outdir);
+    await rm(out, { recursive: true, force: true });
+    await build(options({ [name]: file }, out));
+    return;
+  }
   if (process.argv.includes('--if-needed') && !(await needsBuild())) return;
   const started = Date.now();
   await rm(dist, { recursive: true, force: true });
-  const result = await build({
-    absWorkingDir: root,
-    entryPoints: Object.fromEntries(Object.entries(ENTRIES)),
-    outdir: dist,
-    bundle: true,
-    // Dynamic imports (the signer adapters) stay separate chunks, loaded only when used.
-    splitting: true,
-    chunkNames: 'chunks/[name]-[hash]',
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    sourcemap: true,
-    metafile: true,
-    logLevel: 'warning',
-    plugins: [workspaceFirst],
-    // `import.meta.dirname` and friends keep their meaning: each output is an ES module file.
-    banner: { js: '// Built by scripts/build.mjs from the TypeScript sources; do not edit.' },
-  });
+  const result = await build(options(Object.fromEntries(Object.entries(ENTRIES)), dist));
   // The Redis scripts are read at run time (shared/redis/scripts.ts finds them at dist/lua).
   await cp(path.join(root, 'shared/lua'), path.join(dist, 'lua'), { recursive: true });
   await writeFile(metaFile, JSON.stringify({ inputs: result.metafile.inputs }));
