@@ -237,10 +237,11 @@ export class FileWriter {
     return this.written;
   }
 
-  write(chunk: Buffer): void {
+  /** Writes the chunks in order, in one writev when it takes them all. */
+  write(...chunks: Buffer[]): void {
     if (this.fd === undefined) throw new Error(`${this.path} is closed`);
-    writeAll(this.fd, [chunk]);
-    this.written += chunk.length;
+    writeAll(this.fd, chunks);
+    for (const c of chunks) this.written += c.length;
   }
 
   /** Cuts a reused file to what was written, fsyncs it (on the pool) and closes it. */

@@ -750,7 +750,7 @@ export class FakeSignstash {
           await signer.sign(
             d.signatureType as SignatureType,
             { path: original, name: d.name },
-            { write: (b) => writeAll(fd, [b]) },
+            { write: (...chunks) => writeAll(fd, chunks) },
             new AbortController().signal,
           );
         } finally {

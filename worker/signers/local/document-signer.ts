@@ -2,17 +2,18 @@
  * Signs one document file in the format asked for, with the local identity: CAdES (detached .p7s,
  * or attached when configured), PAdES (an incremental update appended to the PDF) or XAdES
  * (enveloped), writing the signed bytes into a sink (the local signer's spool file, the fake
- * Sign'Stash's temp file). A PDF is read once: each piece is hashed and written on, and the update
- * follows; its result's SHA-256 continues the document's hash instead of a second pass. An
- * attached CMS reads the document twice (its head depends on the document's hash); detached CAdES
- * only once. An XML is held whole while signed, once (the DOM path, for a DOCTYPE, a few times).
+ * Sign'Stash's temp file). A PDF is read once: each piece is hashed and written on (a PDF that
+ * fits the read buffer is written with its update in one call), and the update follows; its
+ * result's SHA-256 continues the document's hash instead of a second pass. An attached CMS reads
+ * the document twice (its head depends on the document's hash); detached CAdES only once. Files
+ * are read on the calling thread, up to the upload's size when it is known. An XML is held whole while signed, once (the DOM path, for a DOCTYPE, a few times).
  * Used by the local signer and the fake Sign'Stash.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { SignspoolError } from '@signspool/shared/errors';
 import type { SignatureType } from '@signspool/shared/queue';
-import { MAX_IO_BYTES, readPiecesInto } from '@signspool/shared/spool/file-io';
+import { MAX_IO_BYTES } from '@signspool/shared/spool/file-io';
 import { signedOutput } from '../signed-output.js';
 import { CmsBuilder } from './cms.js';
 import type { SigningIdentity } from './cert.js';
@@ -31,9 +32,9 @@ export interface DocumentSignerOptions {
   reason?: string | undefined;
 }
 
-/** Where the signed bytes go, in order. */
+/** Where the signed bytes go, in order (several chunks at once: one write call). */
 export interface SignedSink {
-  write(chunk: Buffer): void;
+  write(...chunks: Buffer[]): void;
 }
 
 /** What was written to the sink. */
@@ -50,6 +51,11 @@ export interface DocumentToSign {
   name: string;
   /** sha256 (hex) the file must still have; checked on the bytes that are signed. */
   sha256?: string | undefined;
+  /**
+   * The upload's size, when known: reading stops there (no read to find the end); bytes a file
+   * may have beyond it are not signed, and a shorter file fails the sha256 check.
+   */
+  size?: number | undefined;
 }
 
 const CMS_BASE_BYTES = 3072;
@@ -60,15 +66,19 @@ const PIECE_BYTES = 256 * 1024;
 const HELD_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
- * Reads a file once, in pieces given to `each` (a view of `buffer`, overwritten by the next
- * piece: use it before returning); returns the file's size.
+ * Reads an open file from `from` on the calling thread, in pieces given to `each` (a view of
+ * `buffer`, overwritten by the next piece: use it before returning), up to `limit` bytes or its
+ * end; returns the bytes read.
  */
-const eachPiece = async (file: string, buffer: Buffer, signal: AbortSignal, each: (piece: Buffer) => void): Promise<number> => {
+const eachPiece = (fd: number, buffer: Buffer, limit: number | undefined, signal: AbortSignal, each: (piece: Buffer) => void, from = 0): number => {
+  const end = limit ?? Number.POSITIVE_INFINITY;
   let size = 0;
-  for await (const piece of readPiecesInto(file, buffer)) {
+  while (size < end) {
     signal.throwIfAborted();
-    each(piece);
-    size += piece.length;
+    const n = readSync(fd, buffer, 0, Math.min(buffer.length, MAX_IO_BYTES, end - size), from + size);
+    if (n === 0) break;
+    each(buffer.subarray(0, n));
+    size += n;
   }
   return size;
 };
@@ -103,12 +113,14 @@ export class DocumentSigner {
     this.placeholderBytes = CMS_BASE_BYTES + certBytes + (opts.tsa ? TIMESTAMP_BYTES : 0);
   }
 
-  /** Reads `file` through `each` (eachPiece) with a read buffer of the pool. */
-  private async read(file: string, signal: AbortSignal, each: (piece: Buffer) => void): Promise<number> {
+  /** Reads `doc` through `each` (eachPiece) with a read buffer of the pool. */
+  private read(doc: DocumentToSign, signal: AbortSignal, each: (piece: Buffer) => void): number {
     const buffer = this.buffers.pop() ?? Buffer.allocUnsafeSlow(PIECE_BYTES);
+    const fd = openSync(doc.path, 'r');
     try {
-      return await eachPiece(file, buffer, signal, each);
+      return eachPiece(fd, buffer, doc.size, signal, each);
     } finally {
+      closeSync(fd);
       this.buffers.push(buffer);
     }
   }
@@ -126,7 +138,7 @@ export class DocumentSigner {
 
   private async cades(doc: DocumentToSign, sink: SignedSink, signal: AbortSignal): Promise<SignedResult> {
     const hash = createHash('sha256');
-    const size = await this.read(doc.path, signal, (piece) => hash.update(piece));
+    const size = this.read(doc, signal, (piece) => hash.update(piece));
     const digest = hash.digest();
     if (doc.sha256 !== undefined && digest.toString('hex') !== doc.sha256) throw corrupt();
     const signature = this.cms.sign(digest, { signingTime: true });
@@ -140,7 +152,7 @@ export class DocumentSigner {
     // Attached: the document's bytes go between head and tail (read a second time, not held).
     const { head, tail } = this.cms.encode(signature, token, size);
     emit(sink, out, head);
-    const again = await this.read(doc.path, signal, (piece) => emit(sink, out, piece));
+    const again = this.read({ ...doc, size }, signal, (piece) => emit(sink, out, piece));
     if (again !== size) throw corrupt();
     emit(sink, out, tail);
     return { size: head.length + size + tail.length, sha256: out.digest('hex'), ...signedOutput('CAdES', doc.name, { cadesAttached: true }) };
@@ -149,55 +161,81 @@ export class DocumentSigner {
   private async pades(doc: DocumentToSign, sink: SignedSink, signal: AbortSignal): Promise<SignedResult> {
     const original = createHash('sha256');
     const buffer = this.buffers.pop() ?? Buffer.allocUnsafeSlow(PIECE_BYTES);
-    // One descriptor, read on the calling thread: each piece hashed and written on (the result
-    // starts with the original bytes); a PDF that fits the read buffer is then parsed from it.
+    // One descriptor, read on the calling thread and hashed (the result starts with the original
+    // bytes). A PDF that fits the read buffer is parsed from it and written later with its update
+    // in one call; a larger one is written on piece by piece and parsed through the descriptor.
     const fd = openSync(doc.path, 'r');
     let update;
     let size = 0;
+    let whole: Buffer | undefined;
     try {
-      for (;;) {
+      const end = doc.size ?? Number.POSITIVE_INFINITY;
+      while (size < buffer.length && size < end) {
         signal.throwIfAborted();
-        const n = readSync(fd, buffer, 0, Math.min(buffer.length, MAX_IO_BYTES), size);
+        const n = readSync(fd, buffer, size, Math.min(buffer.length - size, MAX_IO_BYTES, end - size), size);
         if (n === 0) break;
-        const piece = buffer.subarray(0, n);
-        original.update(piece);
-        sink.write(piece);
         size += n;
       }
+      original.update(buffer.subarray(0, size));
+      if (size < buffer.length || size === end) whole = buffer.subarray(0, size);
+      else {
+        sink.write(buffer);
+        size += eachPiece(
+          fd,
+          buffer,
+          end - size,
+          signal,
+          (piece) => {
+            original.update(piece);
+            sink.write(piece);
+          },
+          size,
+        );
+      }
       if (doc.sha256 !== undefined && original.copy().digest('hex') !== doc.sha256) throw corrupt();
-      const reader = size <= buffer.length ? PdfReader.of(buffer.subarray(0, size)) : PdfReader.open(fd, size);
-      update = buildPadesUpdate(reader, { placeholderBytes: this.placeholderBytes, now: new Date(), reason: this.opts.reason });
+      update = buildPadesUpdate(whole ? PdfReader.of(whole) : PdfReader.open(fd, size), {
+        placeholderBytes: this.placeholderBytes,
+        now: new Date(),
+        reason: this.opts.reason,
+      });
     } catch (err) {
+      this.buffers.push(buffer);
       if (err instanceof PdfSyntaxError || err instanceof PdfNotSignableError) {
         throw new SignspoolError('DOCUMENT_NOT_SIGNABLE', { detail: `cannot add a PAdES signature: ${err.message}` });
       }
       throw err;
     } finally {
       closeSync(fd);
+    }
+    try {
+      // The upload's hash continues as the signed byte ranges' and as the result's.
+      const ranges = original.copy();
+      const result = original;
+      ranges.update(update.bytes.subarray(0, update.contentsStart - 1));
+      ranges.update(update.bytes.subarray(update.contentsStart + update.contentsHexLength + 1));
+      const signature = this.cms.sign(ranges.digest(), { signingTime: false });
+      const { head } = this.cms.encode(signature, await this.timestamp(signature.value, signal));
+      const hex = head.toString('hex');
+      if (hex.length > update.contentsHexLength) throw new Error(`the CMS signature (${head.length} bytes) does not fit its placeholder`);
+      update.bytes.write(hex, update.contentsStart, 'latin1');
+      result.update(update.bytes);
+      if (whole) sink.write(whole, update.bytes);
+      else sink.write(update.bytes);
+      return { size: size + update.bytes.length, sha256: result.digest('hex'), ...signedOutput('PAdES', doc.name) };
+    } finally {
       this.buffers.push(buffer);
     }
-    // The upload's hash continues as the signed byte ranges' and as the result's.
-    const ranges = original.copy();
-    const result = original;
-    ranges.update(update.bytes.subarray(0, update.contentsStart - 1));
-    ranges.update(update.bytes.subarray(update.contentsStart + update.contentsHexLength + 1));
-    const signature = this.cms.sign(ranges.digest(), { signingTime: false });
-    const { head } = this.cms.encode(signature, await this.timestamp(signature.value, signal));
-    const hex = head.toString('hex');
-    if (hex.length > update.contentsHexLength) throw new Error(`the CMS signature (${head.length} bytes) does not fit its placeholder`);
-    update.bytes.write(hex, update.contentsStart, 'latin1');
-    emit(sink, result, update.bytes);
-    return { size: size + update.bytes.length, sha256: result.digest('hex'), ...signedOutput('PAdES', doc.name) };
   }
 
   /**
-   * Reads a whole file on the calling thread into a buffer of the pool (kept for files of up to
-   * HELD_BUFFER_BYTES: no fresh pages to fault in per document); `release` gives it back.
+   * Reads a whole file (up to the upload's size) on the calling thread into a buffer of the pool
+   * (kept for files of up to HELD_BUFFER_BYTES: no fresh pages to fault in per document);
+   * `release` gives it back.
    */
-  private hold(file: string): { bytes: Buffer; release: () => void } {
-    const fd = openSync(file, 'r');
+  private hold(doc: DocumentToSign): { bytes: Buffer; release: () => void } {
+    const fd = openSync(doc.path, 'r');
     try {
-      const size = fstatSync(fd).size;
+      const size = doc.size ?? fstatSync(fd).size;
       const i = this.held.findIndex((b) => b.length >= size);
       const buffer =
         i >= 0
@@ -220,7 +258,7 @@ export class DocumentSigner {
 
   private async xadesSign(doc: DocumentToSign, sink: SignedSink, signal: AbortSignal): Promise<SignedResult> {
     signal.throwIfAborted();
-    const held = this.hold(doc.path);
+    const held = this.hold(doc);
     try {
       return await this.xadesOf(held.bytes, doc, sink, signal);
     } finally {

@@ -108,7 +108,7 @@ export class LocalSigner implements Signer {
     let file: FileWriter | undefined;
     try {
       file = await spool.openTmpWriter('signed');
-      const out = await signer.sign(batch.signatureType, { path: doc.path, name: doc.name, sha256: doc.sha256 }, file, signal);
+      const out = await signer.sign(batch.signatureType, { path: doc.path, name: doc.name, sha256: doc.sha256, size: doc.size }, file, signal);
       const written = file;
       const commit = (async (): Promise<void> => {
         try {

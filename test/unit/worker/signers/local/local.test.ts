@@ -2,10 +2,11 @@
  * The local signer's result files (unit, real file system): the size and sha256 it reports are
  * those of the file it leaves at the result path (the PDF's and the attached CMS's are computed
  * without reading the result back), the result directories are fsynced once per batch before the
- * results are handed back, and a result that cannot be stored fails alone.
+ * results are handed back, and a result that cannot be stored fails alone. A spooled file is read
+ * up to the upload's size, and a PDF that fits the read buffer is written with its update at once.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PDFDocument } from 'pdf-lib';
@@ -14,6 +15,8 @@ import { silentLogger } from '@signspool/shared/logger';
 import type { SignatureType } from '@signspool/shared/queue';
 import { Spool } from '@signspool/shared/spool/spool';
 import type { BatchDocument } from '@signspool/worker/signer';
+import { loadOrCreateSigningIdentity } from '@signspool/worker/signers/local/cert';
+import { DocumentSigner } from '@signspool/worker/signers/local/document-signer';
 import { LocalSigner } from '@signspool/worker/signers/local/local';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -97,6 +100,52 @@ describe('LocalSigner result files', () => {
       await s.stop();
     },
   );
+
+  it.each([
+    ['PAdES', false],
+    ['CAdES', false],
+    ['CAdES', true],
+    ['XAdES', false],
+  ] as const)(
+    '%s (attached: %s): reads the spooled file up to the upload’s size; bytes the file gained later are not signed',
+    async (type: SignatureType, attached) => {
+      const s = await signer(attached);
+      const content = type === 'PAdES' ? await pdf() : type === 'XAdES' ? Buffer.from('<?xml version="1.0"?>\n<a x="1">text</a>\n') : randomBytes(300 * 1024);
+      const doc = await put(content);
+      const gained = Buffer.from('GAINED-AFTER-UPLOAD');
+      await appendFile(doc.path, gained);
+      const [r] = await s.signBatch({ batchId: 'b', tenant: 't', signatureType: type, documents: [doc] }, new AbortController().signal);
+      if (!r?.ok) throw new Error(`not signed: ${r?.ok === false ? r.error.code : 'no result'}`);
+      const file = await readFile(r.path);
+      expect(r.sha256).toBe(sha(file));
+      expect(file.includes(gained)).toBe(false);
+      if (type === 'PAdES') expect(file.subarray(0, content.length).equals(content)).toBe(true);
+      if (attached) expect(file.includes(content)).toBe(true);
+      await s.stop();
+    },
+  );
+
+  it('writes a PDF that fits its read buffer together with its update, in one call; a larger one piece by piece', async () => {
+    const identity = await loadOrCreateSigningIdentity({ dataDir: path.join(dir, 'data'), keyFile: undefined, certFile: undefined, logger: silentLogger() });
+    const documents = new DocumentSigner(identity, { cadesAttached: false });
+    const small = await PDFDocument.create();
+    small.addPage();
+    for (const content of [Buffer.from(await small.save()), await pdf()]) {
+      const doc = await put(content);
+      const calls: Buffer[][] = [];
+      const out = await documents.sign(
+        'PAdES',
+        doc,
+        { write: (...chunks) => void calls.push(chunks.map((c) => Buffer.from(c))) },
+        new AbortController().signal,
+      );
+      const written = Buffer.concat(calls.flat());
+      expect(written.subarray(0, content.length).equals(content)).toBe(true);
+      expect(out).toMatchObject({ size: written.length, sha256: sha(written) });
+      if (content.length < 256 * 1024) expect(calls.map((c) => c.length)).toEqual([2]);
+      else expect(calls.length).toBeGreaterThan(2);
+    }
+  });
 
   it('fsyncs each result directory once per batch, after the results are in place and before they are handed back', async () => {
     const s = await signer();
