@@ -64,6 +64,9 @@ const SCRIPTS = {
 /** What a status read reads with its reads window (lua/read-operation.lua): the whole record, or its head. */
 export type ReadMode = 'all' | 'head';
 
+/** A status read against a record the caller holds (`readOperationView`): unchanged, or the record's fields and their digest. */
+export type ViewRead = { same: true } | { same: false; fields: (string | null)[]; digest: string };
+
 interface ScriptedRedis extends Redis {
   signspoolUploadLimits(
     requestsKey: string,
@@ -82,8 +85,9 @@ interface ScriptedRedis extends Redis {
     opKey: string,
     quota: number,
     seconds: number,
-    mode: ReadMode,
-  ): Promise<[string, number, number, (string | null)[] | undefined]>;
+    mode: ReadMode | 'view',
+    known: string,
+  ): Promise<[string, number, number, (string | null)[] | undefined, string | undefined]>;
 }
 
 /** Where a status read's RateLimit fields are set: a response, or what the fast path collects for its writeHead (read/fast-status.ts). */
@@ -192,26 +196,48 @@ export class TenantRateLimits {
    * 429 when over the window (the record is not read).
    */
   async readOperation(tenant: string, opKey: string, mode: ReadMode, res: HeaderTarget): Promise<(string | null)[]> {
+    return (await this.readWithWindow(tenant, opKey, mode, '', res))[3] ?? [];
+  }
+
+  /**
+   * `readOperation` of the whole record for a caller that holds the record whose digest is `known`
+   * ('' for none): `same` when the record is still that one, else its fields (empty when missing)
+   * and their digest (lua/read-operation.lua).
+   */
+  async readOperationView(tenant: string, opKey: string, known: string, res: HeaderTarget): Promise<ViewRead> {
+    const [outcome, , , fields, digest] = await this.readWithWindow(tenant, opKey, 'view', known, res);
+    return outcome === 'same' ? { same: true } : { same: false, fields: fields ?? [], digest: digest ?? '' };
+  }
+
+  private async readWithWindow(
+    tenant: string,
+    opKey: string,
+    mode: ReadMode | 'view',
+    known: string,
+    res: HeaderTarget,
+  ): Promise<[string, number, number, (string | null)[] | undefined, string | undefined]> {
     const quota = this.limitsOf(tenant).readsPerSecond;
-    let outcome: string, consumed: number, ms: number, fields: (string | null)[] | undefined;
+    let answer: [string, number, number, (string | null)[] | undefined, string | undefined];
     try {
-      [outcome, consumed, ms, fields] = await (this.redis as ScriptedRedis).signspoolReadOperation(
+      answer = await (this.redis as ScriptedRedis).signspoolReadOperation(
         this.windowKey(WINDOWS.reads, tenant),
         opKey,
         quota,
         WINDOWS.reads.seconds,
         mode,
+        known,
       );
     } catch (err) {
       throw quota > 0 ? this.storeError('reads', err) : err;
     }
+    const [outcome, consumed, ms] = answer;
     if (outcome === 'limited') throw this.limited(WINDOWS.reads, quota, ms, res);
     if (quota > 0) {
       this.metrics.rateLimitDecisions.inc({ limit: 'reads', outcome: 'allowed' });
       res.setHeader('RateLimit-Policy', policyItem(WINDOWS.reads, quota));
       res.setHeader('RateLimit', limitItem(WINDOWS.reads, quota - consumed, ms));
     }
-    return fields ?? [];
+    return answer;
   }
 
   /** Counts bytes of an upload that announced no length, once read (never refuses). */

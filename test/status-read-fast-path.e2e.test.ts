@@ -157,6 +157,39 @@ describe('status read: fast path and express answer alike', () => {
     await redis.del(readsWindow());
   });
 
+  it('a read at once is answered from its kept answer while Redis holds the same record, rendered again once the record changed', async () => {
+    const answers = stack.api?.statusReads?.answers;
+    if (!answers) throw new Error('no fast path');
+    const op = (await submit(stack.apiUrl, keys.acme, [{ name: 'c.pdf', content: '%PDF-1.4 kept', type: 'application/pdf' }])).body.id;
+    const read = async (key: string) => {
+      const hits = answers.hits;
+      const r = await bothWays(`/v1/operations/${op}`, auth(key));
+      return { ...r, hit: answers.hits - hits };
+    };
+    const first = await read(keys.acme);
+    expect(first).toMatchObject({ status: 200, served: 1, hit: 0 });
+    const again = await read(keys.acme);
+    expect(again).toMatchObject({ status: 200, served: 1, hit: 1 });
+    expect(withoutDate(again.raw)).toBe(withoutDate(first.raw));
+    // Another tenant's read of it meets the kept answer, and is a 404 as express's.
+    expect(await read(keys.globex)).toMatchObject({ status: 404, served: 1, hit: 1 });
+    // A change written to Redis behind the api's back (no event, no api call): the next read shows it.
+    await redis.hset(redisKeys.operation(stack.config.queuePrefix, op), 'updatedAt', String(Date.parse('2031-01-02T03:04:05.678Z')));
+    const changed = await read(keys.acme);
+    expect(changed).toMatchObject({ status: 200, served: 1, hit: 0 });
+    expect(changed.raw).toMatch(/"updatedAt":"2031-01-02T03:04:05.678Z"/);
+    expect(await read(keys.acme)).toMatchObject({ status: 200, served: 1, hit: 1 });
+    // Canceled through the api: the next read shows it, Retry-After gone.
+    expect((await fetch(`${stack.apiUrl}/v1/operations/${op}`, { method: 'DELETE', headers: auth(keys.acme) })).status).toBe(200);
+    const canceledRead = await read(keys.acme);
+    expect(canceledRead).toMatchObject({ status: 200, served: 1, hit: 0 });
+    expect(canceledRead.raw).toMatch(/"status":"canceled"/);
+    expect(canceledRead.raw).not.toMatch(/Retry-After/);
+    // Gone from Redis (its retention ran out): 404, not the kept answer.
+    await redis.del(redisKeys.operation(stack.config.queuePrefix, op));
+    expect(await read(keys.acme)).toMatchObject({ status: 404, served: 1, hit: 0 });
+  });
+
   it('401 without a key or with an unknown one, 403 without the read scope: left to express', async () => {
     const cases: [Record<string, string>, number][] = [
       [{}, 401],

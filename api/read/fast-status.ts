@@ -19,8 +19,9 @@ import { closesConnection } from '../http/drain.js';
 import { JSON_TYPE } from '../http/json.js';
 import type { ErrorAnswers } from '../http/problem.js';
 import type { HeaderTarget } from '../rate-limits.js';
-import type { LongPolls, Wait } from './long-poll.js';
-import { OPERATION_ID, retryAfterOf, statusView, type StatusReadDeps } from './status.js';
+import { applyPreference, type LongPolls, type Wait } from './long-poll.js';
+import { OPERATION_ID, type StatusReadDeps } from './status.js';
+import { renderStatus, StatusAnswers, type StatusAnswer } from './status-answers.js';
 
 const PATH = new RegExp(`^/v1/operations/(${OPERATION_ID.source.slice(1, -1)})$`);
 /** The route label of an answer and of an error's log line, as express's (http/route-label.ts). */
@@ -43,6 +44,8 @@ export interface FastStatusDeps extends StatusReadDeps {
 export class FastStatusReads {
   /** Status reads answered here (tests: which path answered). */
   served = 0;
+  /** The answers of reads at once, kept while their records do not change. */
+  readonly answers = new StatusAnswers();
 
   /** Keep-Alive, the security headers and Cache-Control, in express's order: a flat list for writeHead. */
   private readonly head: readonly string[];
@@ -84,18 +87,21 @@ export class FastStatusReads {
 
   private async answer(res: ServerResponse, tenant: string, id: string, wait: Wait, collect: HeaderTarget, limitHeaders: readonly string[]): Promise<void> {
     try {
-      const op = await this.deps.longPolls.read(this.deps, tenant, id, wait, res, collect);
-      // The client went away while waiting: nothing to answer.
-      if (!op) return;
-      const retryAfter = retryAfterOf(op);
-      // Without a webhook the view is built at once (no turn of its own).
-      const view = statusView(this.deps.store, op);
-      const body = JSON.stringify(view instanceof Promise ? await view : view);
+      let answer: StatusAnswer;
+      if (wait.seconds === 0) {
+        applyPreference(wait, collect);
+        answer = await this.answers.read(this.deps, tenant, id, collect);
+      } else {
+        const op = await this.deps.longPolls.read(this.deps, tenant, id, wait, res, collect);
+        // The client went away while waiting: nothing to answer.
+        if (!op) return;
+        answer = await renderStatus(this.deps, op);
+      }
       const head = this.headOf(res, limitHeaders);
-      if (retryAfter !== undefined) head.push('Retry-After', retryAfter);
-      head.push('Content-Type', JSON_TYPE, 'Content-Length', String(Buffer.byteLength(body)));
+      if (answer.retryAfter !== undefined) head.push('Retry-After', answer.retryAfter);
+      head.push('Content-Type', JSON_TYPE, 'Content-Length', answer.length);
       // One writeHead: no header set one by one before it (each set is checked and stored on its own).
-      res.writeHead(200, head).end(body);
+      res.writeHead(200, head).end(answer.body);
     } finally {
       // As express's route: the long-poll slot is held until the answer is written.
       wait.release();

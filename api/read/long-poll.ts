@@ -20,6 +20,11 @@ export interface Wait {
   release: () => void;
 }
 
+/** Sets a read's Preference-Applied, before the reads window's fields (as both paths order them). */
+export const applyPreference = (wait: Wait, headers: HeaderTarget): void => {
+  if (wait.applied !== undefined) headers.setHeader('Preference-Applied', wait.applied);
+};
+
 const NO_WAIT: Wait = { applied: undefined, seconds: 0, release: () => undefined };
 
 export class LongPolls {
@@ -33,7 +38,7 @@ export class LongPolls {
     this.slots = new TenantSlots(perTenant);
   }
 
-  /** The wait `prefer` asks of a read of `tenant`: applied with a slot taken (release it once answered), or not applied at the tenant's cap. */
+  /** The wait `prefer` asks of a read of `tenant`: applied with a slot taken (release it once answered), or not applied at the tenant's cap; 0 seconds: answered at once. */
   begin(tenant: string, prefer: string | undefined): Wait {
     const seconds = preferredWait(prefer);
     if (seconds === undefined || !this.events) return NO_WAIT;
@@ -49,7 +54,7 @@ export class LongPolls {
    * undefined when the client went away meanwhile (nothing to answer).
    */
   read(deps: StatusReadDeps, tenant: string, id: string, wait: Wait, res: ServerResponse, headers: HeaderTarget): Promise<OperationRecord | undefined> {
-    if (wait.applied !== undefined) headers.setHeader('Preference-Applied', wait.applied);
+    applyPreference(wait, headers);
     // At once: the read's own promise, no layer of its own (most reads).
     if (!this.events || wait.seconds === 0) return readOwnedOperation(deps, tenant, id, headers);
     return this.readAfterWait(this.events, deps, tenant, id, wait.seconds, res, headers);

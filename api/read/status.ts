@@ -20,7 +20,7 @@ export const ownedBy = <T extends { tenant: string }>(tenant: string | undefined
 };
 
 /** An operation record from HGETALL's flat list of fields and values (undefined when missing). */
-const recordOf = (flat: readonly (string | null)[]): OperationRecord | undefined => {
+export const recordOf = (flat: readonly (string | null)[]): OperationRecord | undefined => {
   const h: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i] ?? ''] = flat[i + 1] ?? '';
   return h['id'] ? parseOperation(h) : undefined;
