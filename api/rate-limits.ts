@@ -64,8 +64,8 @@ const SCRIPTS = {
 /** What a status read reads with its reads window (lua/read-operation.lua): the whole record, or its head. */
 export type ReadMode = 'all' | 'head';
 
-/** A status read against a record the caller holds (`readOperationView`): unchanged, or the record's fields and their digest. */
-export type ViewRead = { same: true } | { same: false; fields: (string | null)[]; digest: string };
+/** A status read against a record the caller holds (`readOperationView`): unchanged, or the record's fields and its revision (none: not changed since created, or missing). */
+export type ViewRead = { same: true } | { same: false; fields: (string | null)[]; revision: string | undefined };
 
 interface ScriptedRedis extends Redis {
   signspoolUploadLimits(
@@ -87,7 +87,7 @@ interface ScriptedRedis extends Redis {
     seconds: number,
     mode: ReadMode | 'view',
     known: string,
-  ): Promise<[string, number, number, (string | null)[] | undefined, string | undefined]>;
+  ): Promise<[string, number, number, (string | null)[] | undefined, string | null | undefined]>;
 }
 
 /** Where a status read's RateLimit fields are set: a response, or what the fast path collects for its writeHead (read/fast-status.ts). */
@@ -200,13 +200,13 @@ export class TenantRateLimits {
   }
 
   /**
-   * `readOperation` of the whole record for a caller that holds the record whose digest is `known`
-   * ('' for none): `same` when the record is still that one, else its fields (empty when missing)
-   * and their digest (lua/read-operation.lua).
+   * `readOperation` of the whole record for a caller that holds the record's revision `known` ('' for
+   * none): `same` when the record is still at that revision, else its fields (empty when missing)
+   * and its revision (lua/read-operation.lua).
    */
   async readOperationView(tenant: string, opKey: string, known: string, res: HeaderTarget): Promise<ViewRead> {
-    const [outcome, , , fields, digest] = await this.readWithWindow(tenant, opKey, 'view', known, res);
-    return outcome === 'same' ? { same: true } : { same: false, fields: fields ?? [], digest: digest ?? '' };
+    const [outcome, , , fields, revision] = await this.readWithWindow(tenant, opKey, 'view', known, res);
+    return outcome === 'same' ? { same: true } : { same: false, fields: fields ?? [], revision: revision ?? undefined };
   }
 
   private async readWithWindow(
@@ -215,9 +215,9 @@ export class TenantRateLimits {
     mode: ReadMode | 'view',
     known: string,
     res: HeaderTarget,
-  ): Promise<[string, number, number, (string | null)[] | undefined, string | undefined]> {
+  ): Promise<[string, number, number, (string | null)[] | undefined, string | null | undefined]> {
     const quota = this.limitsOf(tenant).readsPerSecond;
-    let answer: [string, number, number, (string | null)[] | undefined, string | undefined];
+    let answer: [string, number, number, (string | null)[] | undefined, string | null | undefined];
     try {
       answer = await (this.redis as ScriptedRedis).signspoolReadOperation(
         this.windowKey(WINDOWS.reads, tenant),

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
+import { OperationStore } from '@signspool/shared/operations/store';
 import { keys as redisKeys } from '@signspool/shared/redis/keys';
 import { auth, eventually, submit } from './harness/client.js';
 import { startStack, type Stack } from './harness/stack.js';
@@ -157,7 +158,7 @@ describe('status read: fast path and express answer alike', () => {
     await redis.del(readsWindow());
   });
 
-  it('a read at once is answered from its kept answer while Redis holds the same record, rendered again once the record changed', async () => {
+  it('a read at once is answered from its kept answer while the record is at the same revision, rendered again once it changed', async () => {
     const answers = stack.api?.statusReads?.answers;
     if (!answers) throw new Error('no fast path');
     const op = (await submit(stack.apiUrl, keys.acme, [{ name: 'c.pdf', content: '%PDF-1.4 kept', type: 'application/pdf' }])).body.id;
@@ -173,8 +174,14 @@ describe('status read: fast path and express answer alike', () => {
     expect(withoutDate(again.raw)).toBe(withoutDate(first.raw));
     // Another tenant's read of it meets the kept answer, and is a 404 as express's.
     expect(await read(keys.globex)).toMatchObject({ status: 404, served: 1, hit: 1 });
-    // A change written to Redis behind the api's back (no event, no api call): the next read shows it.
-    await redis.hset(redisKeys.operation(stack.config.queuePrefix, op), 'updatedAt', String(Date.parse('2031-01-02T03:04:05.678Z')));
+    // A change written to Redis behind the api's back (no event, no api call), counting the record's
+    // revision as every script that changes a record does: the next read shows it.
+    const opKey = redisKeys.operation(stack.config.queuePrefix, op);
+    await redis
+      .multi()
+      .hset(opKey, 'updatedAt', String(Date.parse('2031-01-02T03:04:05.678Z')))
+      .hincrby(opKey, 'rev', 1)
+      .exec();
     const changed = await read(keys.acme);
     expect(changed).toMatchObject({ status: 200, served: 1, hit: 0 });
     expect(changed.raw).toMatch(/"updatedAt":"2031-01-02T03:04:05.678Z"/);
@@ -186,8 +193,34 @@ describe('status read: fast path and express answer alike', () => {
     expect(canceledRead.raw).toMatch(/"status":"canceled"/);
     expect(canceledRead.raw).not.toMatch(/Retry-After/);
     // Gone from Redis (its retention ran out): 404, not the kept answer.
-    await redis.del(redisKeys.operation(stack.config.queuePrefix, op));
+    await redis.del(opKey);
     expect(await read(keys.acme)).toMatchObject({ status: 404, served: 1, hit: 0 });
+  });
+
+  it("a worker's moves (signing, failed), a retry and a cancel each show at the next read at once", async () => {
+    const answers = stack.api?.statusReads?.answers;
+    if (!answers) throw new Error('no fast path');
+    const store = new OperationStore(redis, { prefix: stack.config.queuePrefix, retentionMs: 60_000 });
+    const op = (await submit(stack.apiUrl, keys.acme, [{ name: 'd.pdf', content: '%PDF-1.4 moves', type: 'application/pdf' }])).body.id;
+    const read = async () => {
+      const r = await bothWays(`/v1/operations/${op}`, auth(keys.acme));
+      expect(r).toMatchObject({ status: 200, served: 1 });
+      const body = JSON.parse(r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4)) as { status: string; documents: { id: string; status: string }[] };
+      return { status: body.status, doc: body.documents[0] };
+    };
+    const first = await read();
+    const docId = first.doc?.id ?? '';
+    const hits = answers.hits;
+    expect(await read()).toEqual(first);
+    expect(answers.hits - hits).toBe(1);
+    await store.transition(op, [{ docId, to: 'signing', claim: 'batch_1' }]);
+    expect(await read()).toMatchObject({ status: 'processing', doc: { status: 'signing' } });
+    await store.transition(op, [{ docId, to: 'failed', claim: 'batch_1', error: { code: 'SPOOL_FILE_MISSING', message: 'gone' } }]);
+    expect(await read()).toMatchObject({ status: 'failed', doc: { status: 'failed' } });
+    await store.retry(op, [docId]);
+    expect(await read()).toMatchObject({ status: 'queued', doc: { status: 'queued' } });
+    expect((await fetch(`${stack.apiUrl}/v1/operations/${op}`, { method: 'DELETE', headers: auth(keys.acme) })).status).toBe(200);
+    expect(await read()).toMatchObject({ status: 'canceled', doc: { status: 'canceled' } });
   });
 
   it('401 without a key or with an unknown one, 403 without the read scope: left to express', async () => {

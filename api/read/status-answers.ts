@@ -1,19 +1,21 @@
 /**
  * The fast path's status answers at once (read/fast-status.ts), kept rendered per operation and
- * served again while the record in Redis is still the one they were rendered from. Every read
- * still takes the tenant's reads window and checks the record in its one round trip
- * (rate-limits.ts readOperationView): Redis answers "same" when the record's digest is the one the
- * kept answer was rendered from, else it sends the record. A read therefore never shows a state
- * older than what Redis holds at the read, nor another tenant's operation (a kept answer carries
- * its tenant); the record's parse, its view and its JSON are made once per change of the record
- * instead of once per read. Operations with a webhook (their deliveries are read apart) are not
- * kept. Bounded in bytes: the answers kept longest go first.
+ * served again while the record in Redis is still at the revision they were rendered from (the
+ * record's `rev`, counted up by every script that changes it: lua/read-operation.lua). Every read
+ * still takes the tenant's reads window and checks the revision in its one round trip
+ * (rate-limits.ts readOperationView): Redis answers "same", or sends the record. A read therefore
+ * never shows a state older than what Redis holds at the read, nor another tenant's operation (a
+ * kept answer carries its tenant); the record's parse, its view and its JSON are made once per
+ * change of the record instead of once per read, and Redis sends a short answer instead of the
+ * record. Records without a revision (not yet committed, or from before revisions) and operations
+ * with a webhook (their deliveries are read apart) are not kept. Bounded in bytes: the answers
+ * kept longest go first.
  */
 import type { HeaderTarget } from '../rate-limits.js';
 import { ownedBy, recordOf, retryAfterOf, statusView, type StatusReadDeps } from './status.js';
 import type { OperationRecord } from '@signspool/shared/operations/record';
 
-/** What the answers kept may take, with their ids and digests. */
+/** What the answers kept may take, with their ids. */
 const DEFAULT_MAX_BYTES = 8 * 1024 * 1024;
 /** What a kept answer costs beyond its strings' characters (the map entry, the object). */
 const ENTRY_OVERHEAD = 160;
@@ -27,7 +29,7 @@ export interface StatusAnswer {
 }
 
 interface Kept extends StatusAnswer {
-  digest: string;
+  revision: string;
   bytes: number;
 }
 
@@ -85,16 +87,17 @@ export class StatusAnswers {
   /** `tenant`'s operation `id` at once, taking a read of its window (429 over it, RateLimit fields on `res`); 404 when missing or another tenant's. */
   async read(deps: StatusReadDeps, tenant: string, id: string, res: HeaderTarget): Promise<StatusAnswer> {
     const held = this.kept.get(id);
-    const r = await deps.limits.readOperationView(tenant, deps.store.key(id), held?.digest ?? '', res);
+    const r = await deps.limits.readOperationView(tenant, deps.store.key(id), held?.revision ?? '', res);
     if (r.same) {
-      // Only a digest sent can be the same: `held` was sent.
-      if (!held) throw new Error(`status read of ${id}: Redis answered "same" to no digest`);
+      // Only a revision sent can be the same: `held`'s was sent.
+      if (!held) throw new Error(`status read of ${id}: Redis answered "same" to no revision`);
       this.hits++;
       return ownedBy(tenant, held);
     }
     const op = ownedBy(tenant, recordOf(r.fields));
     const answer = await renderStatus(deps, op);
-    if (!op.webhookUrl) this.kept.set(id, { ...answer, digest: r.digest, bytes: answer.body.length + id.length + r.digest.length + ENTRY_OVERHEAD });
+    if (r.revision !== undefined && !op.webhookUrl)
+      this.kept.set(id, { ...answer, revision: r.revision, bytes: answer.body.length + id.length + ENTRY_OVERHEAD });
     return answer;
   }
 }

@@ -28,6 +28,7 @@ if since and ARGV[2] ~= '' then
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - since > tonumber(ARGV[2]) then return -1 end
 end
 redis.call('HDEL', KEYS[1], 'accepting', 'accepting_at')
+redis.call('HINCRBY', KEYS[1], 'rev', 1)
 backlog_add(KEYS[1], KEYS[2], (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0))
 if TERMINAL[h[5]] then
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))

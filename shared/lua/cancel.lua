@@ -25,6 +25,9 @@ for i = 1, #all, 2 do
     end
   end
 end
-if #applied > 0 then redis.call('HSET', KEYS[1], 'cancelRequested', '1') end
+if #applied > 0 then
+  redis.call('HSET', KEYS[1], 'cancelRequested', '1')
+  redis.call('HINCRBY', KEYS[1], 'rev', 1)
+end
 local st, became = settle(KEYS[1], now, retention, channel)
 return cjson.encode({ status = st, applied = applied, rejected = {}, becameTerminal = became, webhook = redis.call('HEXISTS', KEYS[1], 'webhookUrl') == 1 })

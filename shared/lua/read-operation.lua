@@ -1,16 +1,17 @@
 --[[
   A status read in one round trip (the api's rate-limits.ts): the tenant's reads window, then the
   operation's record, whole, its head (what a long-poll checks before it waits), or whole unless the
-  caller already holds it (what the api's cached status answers check, api/read/status-answers.ts).
+  caller holds it already (what the api's kept status answers check, api/read/status-answers.ts).
   KEYS[1] reads window  KEYS[2] operation hash
   ARGV[1] reads quota (0: no limit)  ARGV[2] window (s)  ARGV[3] 'all', 'head' or 'view'
-  ARGV[4] ('view') the digest of the record the caller holds, '' for none
+  ARGV[4] ('view') the revision of the record the caller holds, '' for none
   Returns {'limited', consumed, window ms left} (the record is not read), or
   {'ok', consumed, window ms left, fields}: fields is HGETALL's flat list ('all') or id, tenant,
   status ('head'; false for a missing field). 'view' returns {'same', consumed, window ms left}
-  when the record's digest is ARGV[4], else {'ok', consumed, window ms left, fields, digest} (no
-  digest for a missing record): the SHA-1 of its fields and values, each prefixed by its length
-  (no two lists of strings join to the same text), in HGETALL's order (a new order only misses).
+  when the record's revision is ARGV[4], else {'ok', consumed, window ms left, fields, revision}
+  (revision false for a record without one: missing, or not changed since it was created).
+  The revision is the record's field `rev`: every script that changes a record counts it up
+  (HINCRBY), the first time when its submission is committed (accepted.lua).
 ]]
 -- @include "window"
 
@@ -23,10 +24,7 @@ end
 if ARGV[3] == 'head' then
   return { 'ok', consumed, ttl, redis.call('HMGET', KEYS[2], 'id', 'tenant', 'status') }
 end
-local fields = redis.call('HGETALL', KEYS[2])
-if ARGV[3] ~= 'view' or #fields == 0 then return { 'ok', consumed, ttl, fields } end
-local parts = {}
-for i = 1, #fields do parts[i] = #fields[i] .. ':' .. fields[i] end
-local digest = redis.sha1hex(table.concat(parts))
-if digest == ARGV[4] then return { 'same', consumed, ttl } end
-return { 'ok', consumed, ttl, fields, digest }
+if ARGV[3] ~= 'view' then return { 'ok', consumed, ttl, redis.call('HGETALL', KEYS[2]) } end
+local rev = redis.call('HGET', KEYS[2], 'rev')
+if rev and rev == ARGV[4] then return { 'same', consumed, ttl } end
+return { 'ok', consumed, ttl, redis.call('HGETALL', KEYS[2]), rev }

@@ -21,6 +21,7 @@ if #applied > 0 then
   round = redis.call('HINCRBY', KEYS[1], 'retries', 1)
   redis.call('HDEL', KEYS[1], 'completedAt')
   redis.call('HSET', KEYS[1], 'status', 'processing')
+  redis.call('HINCRBY', KEYS[1], 'rev', 1)
   redis.call('PERSIST', KEYS[1])
   settle(KEYS[1], now, tonumber(ARGV[2]), ARGV[3])
 end

@@ -31,6 +31,8 @@ local function apply(key, backlogkey, allowed, u, now)
   if u.error then d.error = u.error end
   if u.signed then u.signed.signedAt = now; d.signed = u.signed end
   redis.call('HSET', key, 'doc:' .. u.docId, cjson.encode(d))
+  -- Every change of the record counts its revision (lua/read-operation.lua).
+  redis.call('HINCRBY', key, 'rev', 1)
   redis.call('HINCRBY', key, 'n_' .. from, -1)
   redis.call('HINCRBY', key, 'n_' .. u.to, 1)
   if ENDED[u.to] and not ENDED[from] then backlog_add(key, backlogkey, -1) end

@@ -17,6 +17,7 @@ local function settle(key, now, retention, channel)
   elseif queued == total then new = 'queued'
   else new = 'processing' end
   redis.call('HSET', key, 'status', new, 'updatedAt', now)
+  redis.call('HINCRBY', key, 'rev', 1)
   if TERMINAL[new] then
     redis.call('HSET', key, 'completedAt', now)
     if redis.call('HGET', key, 'accepting') ~= '1' then redis.call('PEXPIRE', key, retention) end
