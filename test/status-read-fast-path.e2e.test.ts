@@ -186,6 +186,11 @@ describe('status read: fast path and express answer alike', () => {
     expect(changed).toMatchObject({ status: 200, served: 1, hit: 0 });
     expect(changed.raw).toMatch(/"updatedAt":"2031-01-02T03:04:05.678Z"/);
     expect(await read(keys.acme)).toMatchObject({ status: 200, served: 1, hit: 1 });
+    // As a script of a version without revisions changes it (a rolling upgrade): updatedAt set, rev not counted. Shown too.
+    await redis.hset(opKey, 'status', 'processing', 'updatedAt', String(Date.parse('2031-01-02T03:04:06.000Z')));
+    const older = await read(keys.acme);
+    expect(older).toMatchObject({ status: 200, served: 1, hit: 0 });
+    expect(older.raw).toMatch(/"status":"processing"/);
     // Canceled through the api: the next read shows it, Retry-After gone.
     expect((await fetch(`${stack.apiUrl}/v1/operations/${op}`, { method: 'DELETE', headers: auth(keys.acme) })).status).toBe(200);
     const canceledRead = await read(keys.acme);

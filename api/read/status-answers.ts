@@ -1,7 +1,8 @@
 /**
  * The fast path's status answers at once (read/fast-status.ts), kept rendered per operation and
  * served again while the record in Redis is still at the revision they were rendered from (the
- * record's `rev`, counted up by every script that changes it: lua/read-operation.lua). Every read
+ * record's `rev`, counted up by every script that changes it, with its updatedAt:
+ * lua/read-operation.lua). Every read
  * still takes the tenant's reads window and checks the revision in its one round trip
  * (rate-limits.ts readOperationView): Redis answers "same", or sends the record. A read therefore
  * never shows a state older than what Redis holds at the read, nor another tenant's operation (a

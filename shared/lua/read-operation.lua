@@ -10,8 +10,11 @@
   status ('head'; false for a missing field). 'view' returns {'same', consumed, window ms left}
   when the record's revision is ARGV[4], else {'ok', consumed, window ms left, fields, revision}
   (revision false for a record without one: missing, or not changed since it was created).
-  The revision is the record's field `rev`: every script that changes a record counts it up
-  (HINCRBY), the first time when its submission is committed (accepted.lua).
+  The revision is the record's field `rev`, which every script that changes a record counts up
+  (HINCRBY; the first time when its submission is committed, accepted.lua), with its `updatedAt`
+  (`rev@updatedAt`): the scripts of versions without `rev` (a rolling upgrade) still set updatedAt
+  on every change they make to what a status shows, so a kept answer is stale after one of them
+  only when it was read in the same millisecond as that change.
 ]]
 -- @include "window"
 
@@ -25,6 +28,7 @@ if ARGV[3] == 'head' then
   return { 'ok', consumed, ttl, redis.call('HMGET', KEYS[2], 'id', 'tenant', 'status') }
 end
 if ARGV[3] ~= 'view' then return { 'ok', consumed, ttl, redis.call('HGETALL', KEYS[2]) } end
-local rev = redis.call('HGET', KEYS[2], 'rev')
+local h = redis.call('HMGET', KEYS[2], 'rev', 'updatedAt')
+local rev = h[1] and (h[1] .. '@' .. (h[2] or ''))
 if rev and rev == ARGV[4] then return { 'same', consumed, ttl } end
 return { 'ok', consumed, ttl, redis.call('HGETALL', KEYS[2]), rev }
