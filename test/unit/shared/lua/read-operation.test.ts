@@ -1,9 +1,9 @@
 /**
- * The api keeps status answers while an operation's record stays at the same revision
- * (api/read/status-answers.ts): every Lua script that changes a record must count its `rev` up, or
- * a read would show an older state. Each script that writes a hash is listed here as changing an
- * operation record (and then must count the revision) or as writing other hashes only; a new
- * script that writes one fails until it is listed.
+ * read-operation.lua's revisions: the api keeps status answers while an operation's record stays
+ * at the same revision (api/read/status-answers.ts), so every Lua script that changes a record must
+ * count its `rev` up, or a read would show an older state. Each script that writes a hash is listed
+ * here as changing an operation record (and then must count the revision) or as writing other
+ * hashes only; a new script that writes one fails until it is listed.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
