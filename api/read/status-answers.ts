@@ -2,19 +2,18 @@
  * The fast path's status answers at once (read/fast-status.ts), kept rendered per operation and
  * served again while the record in Redis is still at the revision they were rendered from (the
  * record's `rev`, counted up by every script that changes it, with its updatedAt:
- * lua/read-operation.lua). Every read
- * still takes the tenant's reads window and checks the revision in its one round trip
- * (rate-limits.ts readOperationView): Redis answers "same", or sends the record. A read therefore
- * never shows a state older than what Redis holds at the read, nor another tenant's operation (a
- * kept answer carries its tenant); the record's parse, its view and its JSON are made once per
- * change of the record instead of once per read, and Redis sends a short answer instead of the
- * record. Records without a revision (not yet committed, or from before revisions) and operations
- * with a webhook (their deliveries are read apart) are not kept. Bounded in bytes: the answers
- * kept longest go first.
+ * lua/read-operation.lua). Every read still takes the tenant's reads window and checks the revision
+ * in its one round trip (rate-limits.ts readOperationView): Redis answers "same", or sends the
+ * record. A read therefore never shows a state older than what Redis holds at the read, nor another
+ * tenant's operation (a kept answer carries its tenant); the record's parse, its view and its JSON
+ * are made once per change of the record instead of once per read, and Redis sends a short answer
+ * instead of the record. Records without a revision (not yet committed, or from before revisions)
+ * and operations with a webhook (their deliveries are read apart) are not kept. Bounded in bytes:
+ * the answers kept longest go first.
  */
+import type { OperationRecord } from '@signspool/shared/operations/record';
 import type { HeaderTarget } from '../rate-limits.js';
 import { ownedBy, recordOf, retryAfterOf, statusView, type StatusReadDeps } from './status.js';
-import type { OperationRecord } from '@signspool/shared/operations/record';
 
 /** What the answers kept may take, with their ids. */
 const DEFAULT_MAX_BYTES = 8 * 1024 * 1024;
