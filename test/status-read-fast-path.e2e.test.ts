@@ -12,50 +12,11 @@ import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { OperationStore } from '@signspool/shared/operations/store';
 import { keys as redisKeys } from '@signspool/shared/redis/keys';
 import { auth, eventually, submit } from './harness/client.js';
-import { startStack, type Stack } from './harness/stack.js';
-
-/** One request on a new kept-alive connection; the raw answer (head and body) once complete. */
-const rawGet = (baseUrl: string, path: string, headers: Record<string, string>): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const url = new URL(baseUrl);
-    const socket = net.connect({ host: url.hostname, port: Number(url.port) });
-    let received = Buffer.alloc(0);
-    socket.on('data', (d: Buffer) => {
-      received = Buffer.concat([received, d]);
-      const text = received.toString('latin1');
-      const end = text.indexOf('\r\n\r\n');
-      const length = Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? NaN);
-      if (end !== -1 && received.length >= end + 4 + length) {
-        socket.destroy();
-        resolve(received.toString('utf8'));
-      }
-    });
-    socket.on('error', reject);
-    socket.once('close', () => reject(new Error(`connection closed before a complete answer: ${received.toString('latin1')}`)));
-    const head = Object.entries({ host: url.host, ...headers }).map(([k, v]) => `${k}: ${v}\r\n`);
-    socket.write(`GET ${path} HTTP/1.1\r\n${head.join('')}\r\n`);
-  });
+import { rawRequest } from './harness/raw-http.js';
+import { metricCounts, metricDelta, startStack, type Stack } from './harness/stack.js';
 
 /** The answer without its Date line (the only field that may differ between two answers). */
 const withoutDate = (raw: string): string => raw.replace(/\r\nDate: [^\r]*/i, '');
-
-/** Counters and histogram counts of the api's /metrics, by series. */
-const counts = async (stack: Stack): Promise<Map<string, number>> => {
-  const text = await (await fetch(stack.metricsUrl)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^(\S+(?:_total|_count)(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (m?.[1] !== undefined) out.set(m[1], Number(m[2]));
-  }
-  return out;
-};
-
-/** The series that changed between two scrapes, and by how much. */
-const delta = (before: Map<string, number>, after: Map<string, number>): Record<string, number> => {
-  const out: Record<string, number> = {};
-  for (const [k, v] of after) if (v !== (before.get(k) ?? 0)) out[k] = v - (before.get(k) ?? 0);
-  return out;
-};
 
 describe('status read: fast path and express answer alike', () => {
   let stack: Stack;
@@ -105,9 +66,9 @@ describe('status read: fast path and express answer alike', () => {
     const one = async (p: string) => {
       await before();
       const served = stack.api?.statusReads?.served ?? NaN;
-      const m0 = await counts(stack);
-      const raw = await rawGet(stack.apiUrl, p, headers);
-      return { raw, metrics: delta(m0, await counts(stack)), served: (stack.api?.statusReads?.served ?? NaN) - served };
+      const m0 = await metricCounts(stack);
+      const raw = await rawRequest(stack.apiUrl, 'GET', p, headers);
+      return { raw, metrics: metricDelta(m0, await metricCounts(stack)), served: (stack.api?.statusReads?.served ?? NaN) - served };
     };
     const fast = await one(path);
     const slow = await one(`${path}?`);

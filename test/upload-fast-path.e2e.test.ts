@@ -6,37 +6,13 @@
  * path expected (uploads.served): accepted uploads, an idempotent replay, refusals of the body,
  * the checks before it and the limits, and the requests left to express.
  */
-import net from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { keys as redisKeys } from '@signspool/shared/redis/keys';
 import { auth } from './harness/client.js';
-import { startStack, type Stack } from './harness/stack.js';
-
-/** One POST on a new connection; the raw answer (head and body) once complete. */
-const rawPost = (baseUrl: string, path: string, headers: Record<string, string>, body: Buffer): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const url = new URL(baseUrl);
-    const socket = net.connect({ host: url.hostname, port: Number(url.port) });
-    let received = Buffer.alloc(0);
-    socket.on('data', (d: Buffer) => {
-      received = Buffer.concat([received, d]);
-      const text = received.toString('latin1');
-      const end = text.indexOf('\r\n\r\n');
-      const length = Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? NaN);
-      if (end !== -1 && received.length >= end + 4 + length) {
-        socket.destroy();
-        resolve(received.toString('utf8'));
-      }
-    });
-    // A refusal may close the connection while the body is still being sent.
-    socket.on('error', () => undefined);
-    socket.once('close', () => reject(new Error(`connection closed before a complete answer: ${received.toString('latin1')}`)));
-    const head = Object.entries({ host: url.host, 'content-length': String(body.length), ...headers }).map(([k, v]) => `${k}: ${v}\r\n`);
-    socket.write(`POST ${path} HTTP/1.1\r\n${head.join('')}\r\n`);
-    socket.write(body);
-  });
+import { rawRequest } from './harness/raw-http.js';
+import { metricCounts, metricDelta, startStack, type Stack } from './harness/stack.js';
 
 /** The answer without what differs between two uploads: the Date, the new ids, the times. */
 const normalized = (raw: string): string =>
@@ -45,23 +21,6 @@ const normalized = (raw: string): string =>
     .replace(/op_[0-9a-f]{32}/g, 'OP')
     .replace(/doc_[0-9a-f]{32}/g, 'DOC')
     .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, 'TIME');
-
-/** Counters and histogram counts of the api's /metrics, by series. */
-const counts = async (stack: Stack): Promise<Map<string, number>> => {
-  const text = await (await fetch(stack.metricsUrl)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^(\S+(?:_total|_count)(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (m?.[1] !== undefined) out.set(m[1], Number(m[2]));
-  }
-  return out;
-};
-
-const delta = (before: Map<string, number>, after: Map<string, number>): Record<string, number> => {
-  const out: Record<string, number> = {};
-  for (const [k, v] of after) if (v !== (before.get(k) ?? 0)) out[k] = v - (before.get(k) ?? 0);
-  return out;
-};
 
 const BOUNDARY = 'fastpath';
 const CT = `multipart/form-data; boundary=${BOUNDARY}`;
@@ -113,9 +72,9 @@ describe('upload: fast path and express answer alike', () => {
       // Each answer tells the tenant's requests window (RateLimit): both start from an empty one.
       await redis.del(redisKeys.rateLimit(stack.config.queuePrefix, 'requests', 'acme'));
       const served = stack.api?.uploads?.served ?? NaN;
-      const m0 = await counts(stack);
-      const raw = await rawPost(stack.apiUrl, path, headers, body);
-      return { raw, metrics: delta(m0, await counts(stack)), served: (stack.api?.uploads?.served ?? NaN) - served };
+      const m0 = await metricCounts(stack);
+      const raw = await rawRequest(stack.apiUrl, 'POST', path, headers, body);
+      return { raw, metrics: metricDelta(m0, await metricCounts(stack)), served: (stack.api?.uploads?.served ?? NaN) - served };
     };
     const fast = await one('/v1/operations');
     const slow = await one('/v1/operations?');
@@ -146,7 +105,7 @@ describe('upload: fast path and express answer alike', () => {
 
   it('an idempotent replay: the same operation, marked replayed, both ways', async () => {
     const body = form([pdf()]);
-    const first = await rawPost(stack.apiUrl, '/v1/operations', as(keys.acme, { 'idempotency-key': 'fast-path-1' }), body);
+    const first = await rawRequest(stack.apiUrl, 'POST', '/v1/operations', as(keys.acme, { 'idempotency-key': 'fast-path-1' }), body);
     expect(first).toMatch(/^HTTP\/1\.1 202/);
     const replay = await bothWays(as(keys.acme, { 'idempotency-key': 'fast-path-1' }), body);
     expect(replay).toMatchObject({ status: 202, served: 1 });

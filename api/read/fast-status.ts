@@ -9,15 +9,11 @@
  * scope, a tenant at its connection cap.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ApiKeyEntry } from '@signspool/shared/config';
-import type { Metrics } from '@signspool/shared/metrics';
-import { apiKeyCredential, bearerCredential } from '../auth/auth.js';
-import type { ConnectionLimits } from '../http/connection-limits.js';
 import { observeDuration } from '../http/duration.js';
 import { dropIfHalfClosed } from '../http/half-close.js';
 import { closesConnection } from '../http/drain.js';
+import { fastPathKey, type FastPathDeps } from '../http/fast-path.js';
 import { JSON_TYPE } from '../http/json.js';
-import type { ErrorAnswers } from '../http/problem.js';
 import type { HeaderTarget } from '../rate-limits.js';
 import { applyPreference, type LongPolls, type Wait } from './long-poll.js';
 import { OPERATION_ID, type StatusReadDeps } from './status.js';
@@ -27,18 +23,9 @@ const PATH = new RegExp(`^/v1/operations/(${OPERATION_ID.source.slice(1, -1)})$`
 /** The route label of an answer and of an error's log line, as express's (http/route-label.ts). */
 const ROUTE = '/v1/operations/:id';
 
-export interface FastStatusDeps extends StatusReadDeps {
-  /** The API key lookup express's authentication uses (auth.ts apiKeyLookup). */
-  apiKey: (key: string) => ApiKeyEntry | undefined;
-  connections?: ConnectionLimits | undefined;
+export interface FastStatusDeps extends StatusReadDeps, FastPathDeps {
   /** `Prefer: wait` and the tenant's long-poll slots, shared with express's route. */
   longPolls: LongPolls;
-  metrics: Metrics;
-  errors: ErrorAnswers;
-  /** The headers every answer carries (security-headers.ts). */
-  headers: readonly (readonly [string, string])[];
-  /** The Keep-Alive value of every answer (keep-alive.ts). */
-  keepAlive: string;
 }
 
 export class FastStatusReads {
@@ -62,11 +49,9 @@ export class FastStatusReads {
     const h = req.headers;
     if (id === undefined || h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined) return false;
     if (h['content-length'] !== undefined || h['transfer-encoding'] !== undefined) return false;
-    const key = apiKeyCredential(bearerCredential(h.authorization));
-    const entry = key === undefined ? undefined : this.deps.apiKey(key);
-    if (!entry?.scopes.includes('operations:read')) return false;
+    const entry = fastPathKey(req, this.deps, 'operations:read');
+    if (!entry) return false;
     const { connections } = this.deps;
-    if (connections && !connections.mayHold(req.socket, entry.tenant)) return false;
     this.served++;
     // In express's order: the duration, a half-closed reader dropped, the connection held; the headers go with the answer.
     observeDuration(this.deps.metrics, 'GET', res, () => ROUTE);

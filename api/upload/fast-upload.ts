@@ -10,15 +10,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { context } from '@opentelemetry/api';
-import type { ApiKeyEntry } from '@signspool/shared/config';
-import type { Metrics } from '@signspool/shared/metrics';
-import { apiKeyCredential, bearerCredential } from '../auth/auth.js';
-import type { ConnectionLimits } from '../http/connection-limits.js';
 import { closesConnection } from '../http/drain.js';
+import { fastPathKey, type FastPathDeps } from '../http/fast-path.js';
 import { observeDuration } from '../http/duration.js';
 import { dropIfHalfClosed } from '../http/half-close.js';
 import { JSON_TYPE } from '../http/json.js';
-import type { ErrorAnswers } from '../http/problem.js';
 import { uploadSpanContext } from './span.js';
 import type { Submissions, Submitted } from './submit.js';
 
@@ -26,17 +22,8 @@ const PATH = '/v1/operations';
 /** The route label of an answer and of an error's log line, as express's (http/route-label.ts). */
 const ROUTE = '/v1/operations/';
 
-export interface FastUploadDeps {
-  /** The API key lookup express's authentication uses (auth.ts apiKeyLookup). */
-  apiKey: (key: string) => ApiKeyEntry | undefined;
-  connections?: ConnectionLimits | undefined;
+export interface FastUploadDeps extends FastPathDeps {
   submissions: Submissions;
-  metrics: Metrics;
-  errors: ErrorAnswers;
-  /** The headers every answer carries (security-headers.ts). */
-  headers: readonly (readonly [string, string])[];
-  /** The Keep-Alive value of every answer (keep-alive.ts). */
-  keepAlive: string;
 }
 
 export class FastUploads {
@@ -48,11 +35,9 @@ export class FastUploads {
   /** Runs a plain upload (true), or leaves the request to express untouched (false). */
   serve(req: IncomingMessage, res: ServerResponse): boolean {
     if (req.method !== 'POST' || req.url !== PATH) return false;
-    const key = apiKeyCredential(bearerCredential(req.headers.authorization));
-    const entry = key === undefined ? undefined : this.deps.apiKey(key);
-    if (!entry?.scopes.includes('operations:write')) return false;
+    const entry = fastPathKey(req, this.deps, 'operations:write');
+    if (!entry) return false;
     const { connections } = this.deps;
-    if (connections && !connections.mayHold(req.socket, entry.tenant)) return false;
     this.served++;
     // In express's order: Keep-Alive (unless a stop closes the connection, drain.ts), the security headers, the duration, the connection held, the span, no-store.
     if (!closesConnection(res)) res.setHeader('Keep-Alive', this.deps.keepAlive);

@@ -107,3 +107,28 @@ export const incomingFiles = async (spoolDir: string): Promise<string[]> => {
   for (const shard of await readdir(root).catch(() => [] as string[])) files.push(...(await readdir(path.join(root, shard)).catch(() => [] as string[])));
   return files;
 };
+
+/** One request on a new connection (with `body`: its Content-Length set); the raw answer (head and body) once complete. */
+export const rawRequest = (baseUrl: string, method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const url = new URL(baseUrl);
+    const socket = net.connect({ host: url.hostname, port: Number(url.port) });
+    let received = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      received = Buffer.concat([received, d]);
+      const text = received.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? NaN);
+      if (end !== -1 && received.length >= end + 4 + length) {
+        socket.destroy();
+        resolve(received.toString('utf8'));
+      }
+    });
+    // A refusal may close the connection while the body is still being sent: what was answered counts, else 'close' rejects.
+    socket.on('error', () => undefined);
+    socket.once('close', () => reject(new Error(`connection closed before a complete answer: ${received.toString('latin1')}`)));
+    const all = body === undefined ? headers : { 'content-length': String(body.length), ...headers };
+    const head = Object.entries({ host: url.host, ...all }).map(([k, v]) => `${k}: ${v}\r\n`);
+    socket.write(`${method} ${path} HTTP/1.1\r\n${head.join('')}\r\n`);
+    if (body !== undefined) socket.write(body);
+  });

@@ -101,3 +101,21 @@ export const startStack = async (opts: StackOptions = {}): Promise<Stack> => {
     },
   };
 };
+
+/** Counters and histogram counts of the api's /metrics, by series. */
+export const metricCounts = async (stack: Stack): Promise<Map<string, number>> => {
+  const text = await (await scrapeMetrics(stack)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^(\S+(?:_total|_count)(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m?.[1] !== undefined) out.set(m[1], Number(m[2]));
+  }
+  return out;
+};
+
+/** The series that changed between two scrapes, and by how much. */
+export const metricDelta = (before: Map<string, number>, after: Map<string, number>): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const [k, v] of after) if (v !== (before.get(k) ?? 0)) out[k] = v - (before.get(k) ?? 0);
+  return out;
+};
