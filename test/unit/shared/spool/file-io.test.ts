@@ -7,7 +7,7 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileWriter, pipeInto, readPieces, readPiecesInto, SpoolWriteStream } from '@signspool/shared/spool/file-io';
+import { FileWriter, pipeInto, readPieces, SpoolWriteStream } from '@signspool/shared/spool/file-io';
 import { Base64FileSink } from '@signspool/worker/streams/base64-file-sink';
 
 const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
@@ -87,22 +87,6 @@ describe('page-cache I/O', () => {
     }
     expect(await openFds()).toBe(before);
     await expect(readPieces(path.join(dir, 'missing'), 1024).next()).rejects.toMatchObject({ code: 'ENOENT' });
-  });
-
-  it('readPiecesInto yields views of the one buffer it is given, and closes the file', async () => {
-    const data = randomBytes(100 * 1024);
-    const file = path.join(dir, 'in');
-    await writeFile(file, data);
-    const before = await openFds();
-    const buffer = Buffer.alloc(64 * 1024);
-    const copies: Buffer[] = [];
-    for await (const p of readPiecesInto(file, buffer)) {
-      expect(p.buffer).toBe(buffer.buffer);
-      copies.push(Buffer.from(p));
-    }
-    expect(copies.map((p) => p.length)).toEqual([65536, 36864]);
-    expect(Buffer.concat(copies).equals(data)).toBe(true);
-    expect(await openFds()).toBe(before);
   });
 
   it("FileWriter writes its pieces, cuts a reused ('overwrite') file to them, and closes; abort after finish is harmless", async () => {
