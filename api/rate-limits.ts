@@ -67,6 +67,9 @@ export type ReadMode = 'all' | 'head';
 /** A status read against a record the caller holds (`readOperationView`): unchanged, or the record's fields and its revision (none: not changed since created, or missing). */
 export type ViewRead = { same: true } | { same: false; fields: (string | null)[]; revision: string | undefined };
 
+/** read-operation.lua's answer: outcome, reads consumed, window ms left, then the record's fields and (mode 'view') its revision. */
+type ReadAnswer = [string, number, number, (string | null)[] | undefined, string | null | undefined];
+
 interface ScriptedRedis extends Redis {
   signspoolUploadLimits(
     requestsKey: string,
@@ -80,14 +83,7 @@ interface ScriptedRedis extends Redis {
     announced: number,
     backlogQuota: number,
   ): Promise<[string, number, number]>;
-  signspoolReadOperation(
-    readsKey: string,
-    opKey: string,
-    quota: number,
-    seconds: number,
-    mode: ReadMode | 'view',
-    known: string,
-  ): Promise<[string, number, number, (string | null)[] | undefined, string | null | undefined]>;
+  signspoolReadOperation(readsKey: string, opKey: string, quota: number, seconds: number, mode: ReadMode | 'view', known: string): Promise<ReadAnswer>;
 }
 
 /** Where a status read's RateLimit fields are set: a response, or what the fast path collects for its writeHead (read/fast-status.ts). */
@@ -209,15 +205,9 @@ export class TenantRateLimits {
     return outcome === 'same' ? { same: true } : { same: false, fields: fields ?? [], revision: revision ?? undefined };
   }
 
-  private async readWithWindow(
-    tenant: string,
-    opKey: string,
-    mode: ReadMode | 'view',
-    known: string,
-    res: HeaderTarget,
-  ): Promise<[string, number, number, (string | null)[] | undefined, string | null | undefined]> {
+  private async readWithWindow(tenant: string, opKey: string, mode: ReadMode | 'view', known: string, res: HeaderTarget): Promise<ReadAnswer> {
     const quota = this.limitsOf(tenant).readsPerSecond;
-    let answer: [string, number, number, (string | null)[] | undefined, string | null | undefined];
+    let answer: ReadAnswer;
     try {
       answer = await (this.redis as ScriptedRedis).signspoolReadOperation(
         this.windowKey(WINDOWS.reads, tenant),
