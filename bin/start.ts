@@ -27,6 +27,7 @@ import { durabilityProblems } from '@signspool/shared/durability';
 import { resolveWebhookSecrets } from '@signspool/shared/webhooks/secrets';
 import { isPortOpen, spawnRedisServer } from './redis-server.js';
 import { describeRedis, RedisUnreachableError, redisTargetOptions, sentinelUrl, waitUntilReachable } from '@signspool/shared/redis/target';
+import { lowerOwnPriority } from './priority.js';
 import { ShutdownManager } from './shutdown.js';
 import { startTracing } from './tracing.js';
 import { ServiceHttpServer } from '@signspool/shared/service-http';
@@ -131,6 +132,11 @@ const startComponents = async (mode: Mode, cfg: Config, logger: Logger, shutdown
     const missing = missingWorkerNodeFlags();
     if (missing.length > 0)
       logger.warn({ missing }, 'the worker runs best with these node flags (see worker/node-flags.ts): under load, expect frequent major GCs without them');
+    if (mode === 'worker') {
+      // Batches yield the CPU to the api's requests where both share a host (WORKER_NICE).
+      const lowered = lowerOwnPriority(cfg.workerNice);
+      if (lowered.threads > 0) banner['priority'] = `nice ${lowered.nice} (WORKER_NICE)`;
+    }
     const worker = new SigningWorker({ config: cfg, logger, metrics, signers });
     shutdown.register('worker', () => worker.stop());
     await worker.start();

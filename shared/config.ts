@@ -338,6 +338,7 @@ const envSchema = z
     HTTP_KEEPALIVE_TIMEOUT: duration('5s', 100),
     HTTP_DRAIN_WINDOW: optionalDuration(0),
     WORKER_METRICS_PORT: int(9464, 0, 65535),
+    WORKER_NICE: int(10, 0, 19),
     PUBLIC_URL: optionalUrl,
     TRUST_PROXY: bool(false),
     API_KEYS: apiKeys,
@@ -827,6 +828,11 @@ export const CONFIG_DOCS: { readonly [K in ConfigVariable]: VariableDoc } = {
   LOG_LEVEL: { group: 'Logs and runtime', meaning: 'pino level; secrets, tokens and document content are redacted' },
   LOG_FORMAT: { group: 'Logs and runtime', meaning: '`pretty` prints one readable line per log entry (for a terminal)' },
   NODE_ENV: { group: 'Logs and runtime', meaning: '`development`, `production` or `test` (checked at start)' },
+  WORKER_NICE: {
+    group: 'Logs and runtime',
+    meaning:
+      "CPU priority (nice) a `worker` role process lowers itself to at start, so that on a full CPU the api's uploads and reads are served before batches; `0` keeps the priority it was started with. Not applied in `all` mode (one process)",
+  },
 
   OTEL_EXPORTER_OTLP_ENDPOINT: {
     group: 'Tracing',
@@ -887,6 +893,7 @@ const configSchema = envSchema.transform((c) => {
     /** Undefined: the api's drain derives it (api/http/drain.ts). */
     httpDrainWindowMs: c.HTTP_DRAIN_WINDOW,
     workerMetricsPort: c.WORKER_METRICS_PORT,
+    workerNice: c.WORKER_NICE,
     publicUrl: c.PUBLIC_URL,
     trustProxy: c.TRUST_PROXY,
     apiKeys: c.API_KEYS,

@@ -1,8 +1,9 @@
 /**
  * Separate api and worker processes, as deployed: submit with a webhook, long-poll, download and
  * verify, receive the signed webhook from the worker process, read both /metrics, stop both with
- * SIGTERM (clean exit).
+ * SIGTERM (clean exit). The worker process runs below the api's CPU priority (WORKER_NICE).
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,16 @@ import { startService, type ServiceProcess } from './harness/processes.js';
 import { testPrefix } from './harness/stack.js';
 import { startReceiver, type Receiver } from './harness/webhook-receiver.js';
 import { cmsVerify } from './harness/verify.js';
+
+/** The nice value of each thread of process `pid`, from /proc (field 19 of a task's stat; the name in parentheses may hold spaces). */
+const threadNice = (pid: number | undefined): number[] =>
+  readdirSync(`/proc/${String(pid)}/task`).map((tid) =>
+    Number(
+      readFileSync(`/proc/${String(pid)}/task/${tid}/stat`, 'utf8')
+        .split(') ')[1]
+        ?.split(' ')[16],
+    ),
+  );
 
 const SECRET = 'whsec_' + Buffer.from('process-test-secret-0123456789').toString('base64');
 
@@ -82,6 +93,15 @@ describe('api and worker as separate processes', () => {
     expect(workerMetrics).toMatch(/signspool_webhook_deliveries_total\{outcome="delivered"\} 1/);
     const apiMetrics = await (await fetch(api.metricsUrl)).text();
     expect(apiMetrics).toMatch(/signspool_documents_accepted_total\{signer="default"\} 2/);
+  });
+
+  // After the signing above: the thread pool's threads, made when the batch first used it, included.
+  it.runIf(process.platform === 'linux')('runs every thread of the worker at WORKER_NICE (10 by default), the api at its own priority', () => {
+    const workerThreads = threadNice(worker.child.pid);
+    expect(workerThreads.length).toBeGreaterThan(4);
+    expect(new Set(workerThreads)).toEqual(new Set([10]));
+    expect(new Set(threadNice(api.child.pid))).toEqual(new Set([threadNice(process.pid)[0]]));
+    expect(worker.output()).toMatch(/"priority":"nice 10 \(WORKER_NICE\)"/);
   });
 
   it('stops both processes cleanly on SIGTERM', async () => {
