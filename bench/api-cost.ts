@@ -1,7 +1,8 @@
 /**
  * `npm run bench:api`: the api's CPU per 200 KB upload and per status read, the api alone (no
  * worker: nothing competes with it), against a bare `node:http` server doing the least the same
- * requests need (bench/bare-server.ts) measured in the same run with the same client. The ratio
+ * requests need (bench/bare-server.ts) measured in the same run with the same client, both run from
+ * production bundles (bench/production-build.ts). The ratio
  * is what signspool's upload path (multipart parsing, SHA-256, Express, auth, three Redis
  * scripts, metrics) costs over writing the bytes durably. BENCH_API_UPLOADS sets the count,
  * BENCH_API_READS the status reads (as many as uploads by default).
@@ -16,6 +17,7 @@ import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { freePort, spawnRedisServer } from '../bin/redis-server.js';
 import { startService } from '../test/harness/processes.js';
 import { benchNodeArgs, cpuSeconds, submissionOf } from './load.js';
+import { API_NODE_FLAGS, buildService, bundleProgram } from './production-build.js';
 import { readScriptSettings } from './settings.js';
 
 const settings = readScriptSettings(process.env).api;
@@ -59,14 +61,17 @@ const measure = async (url: string, pid: number | undefined, headers: Record<str
   return { uploadMs, readMs, uploadRedisMs, readRedisMs };
 };
 
+// Both servers from production bundles (dist/ as `npm start` runs it; the bare server bundled alike).
+buildService();
+const bareServer = bundleProgram('bare-server', 'bench/bare-server.ts');
 const tmp = await mkdtemp(path.join(settings.dir ?? os.tmpdir(), 'signspool-bench-api-'));
 try {
   const bareDir = path.join(tmp, 'bare');
   await mkdir(bareDir);
   const port = await freePort();
-  const bare = fork(path.join(import.meta.dirname, 'bare-server.ts'), {
+  const bare = fork(bareServer, {
     env: { ...process.env, PORT: String(port), DIR: bareDir },
-    execArgv: ['--import', 'tsx'],
+    execArgv: [],
     stdio: 'inherit',
   });
   await new Promise((resolve) => bare.once('message', resolve));
@@ -87,13 +92,15 @@ try {
       // BENCH_API_LIMITS=defaults: the default per-tenant limits (as `npm start`); off otherwise.
       ...(settings.defaultLimits ? {} : { RATE_LIMIT_REQUESTS: '0', RATE_LIMIT_READS: '0', RATE_LIMIT_UPLOAD_BYTES: '0', BACKLOG_MAX_DOCUMENTS: '0' }),
     },
-    { nodeArgs: benchNodeArgs() },
+    { nodeArgs: [...API_NODE_FLAGS, ...benchNodeArgs()], dist: true },
   );
   const ours = await measure(api.url, api.child.pid, { authorization: `Bearer ${key}` }, redis.process.pid);
   await api.stop();
   await redis.stop();
 
-  console.log(`api alone, ${N} uploads of 200 KB then ${READS} status reads, ${CLIENTS} clients; CPU of the serving process per request`);
+  console.log(
+    `api alone, ${N} uploads of 200 KB then ${READS} status reads, ${CLIENTS} clients; CPU of the serving process per request (both from production bundles)`,
+  );
   // Redis's CPU is beside the ratio, not in it (the bare server has none): work moved from the api into Redis shows there.
   const row = (what: string, ms: number, baseMs: number, redisMs: number): void =>
     console.log(

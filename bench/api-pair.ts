@@ -4,8 +4,9 @@
  * apis loaded at once. On the shared machine alternated runs of bench:api moved by ±30 % from one
  * run to the next; here each round loads both apis in the same seconds (half the clients each),
  * so the machine's drift falls on both alike, and the ratio B ÷ A is taken per round. Each side is
- * its own tree's api (`bin/start.ts api`, the bench:api environment) with its own redis-server as
- * its tree's spawnRedisServer starts it with `unixSocket` (a port on trees from before sockets).
+ * its own tree's api (its dist/bin/start.js, built by its own scripts/build.mjs, as `npm run
+ * start:api` runs it; the bench:api environment) with its own redis-server as its tree's
+ * spawnRedisServer starts it with `unixSocket` (a port on trees from before sockets).
  * BENCH_API_PAIR_ROUNDS rounds (8) of BENCH_API_PAIR_SECONDS (4) of uploads, then as long of status
  * reads, after a warm-up of 300 uploads and 3000 reads per side.
  */
@@ -18,6 +19,7 @@ import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import type * as RedisServer from '../bin/redis-server.js';
 import type * as Processes from '../test/harness/processes.js';
 import { cpuSeconds, submissionOf } from './load.js';
+import { API_NODE_FLAGS, buildService } from './production-build.js';
 import { checkoutRef } from './ref-tree.js';
 import { readScriptSettings } from './settings.js';
 import { root } from './stack.js';
@@ -44,20 +46,25 @@ interface Side {
 const startSide = async (label: string, tree: string, tmp: string): Promise<Side> => {
   const { spawnRedisServer } = (await import(path.join(tree, 'bin/redis-server.ts'))) as RedisServerModule;
   const { startService } = (await import(path.join(tree, 'test/harness/processes.ts'))) as ProcessesModule;
+  buildService(tree);
   const redis = await spawnRedisServer({ dir: path.join(tmp, `redis-${label}`), unixSocket: true });
   const key = generateApiKey();
-  const api = await startService('api', {
-    REDIS_URL: redis.url,
-    DATA_DIR: path.join(tmp, `data-${label}`),
-    API_KEYS: `bench:${hashApiKey(key)}`,
-    LOG_LEVEL: 'warn',
-    SIGNER: 'local',
-    SPOOL_MIN_FREE_BYTES: '64MiB',
-    RATE_LIMIT_REQUESTS: '0',
-    RATE_LIMIT_READS: '0',
-    RATE_LIMIT_UPLOAD_BYTES: '0',
-    BACKLOG_MAX_DOCUMENTS: '0',
-  });
+  const api = await startService(
+    'api',
+    {
+      REDIS_URL: redis.url,
+      DATA_DIR: path.join(tmp, `data-${label}`),
+      API_KEYS: `bench:${hashApiKey(key)}`,
+      LOG_LEVEL: 'warn',
+      SIGNER: 'local',
+      SPOOL_MIN_FREE_BYTES: '64MiB',
+      RATE_LIMIT_REQUESTS: '0',
+      RATE_LIMIT_READS: '0',
+      RATE_LIMIT_UPLOAD_BYTES: '0',
+      BACKLOG_MAX_DOCUMENTS: '0',
+    },
+    { dist: true, nodeArgs: API_NODE_FLAGS },
+  );
   const agent = new Agent({ connections: CLIENTS });
   return {
     label,
