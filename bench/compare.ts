@@ -6,6 +6,7 @@
  * when the lockfiles match (npm ci there otherwise). Paired runs only: on this shared machine a
  * figure from another day, or another hour, is not a baseline. BENCH_DOCS sets section 1's size
  * (1000 by default here), BENCH_WARMUP its warm-up; every other BENCH_* setting passes through.
+ * Both sides run on one runtime: through tsx when the ref's bench cannot run its stacks from dist/.
  */
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -72,7 +73,11 @@ const main = async (): Promise<void> => {
   const b: Measured[] = [];
   const { tree, sha, how, remove } = await checkoutRef(ref);
   try {
+    // Both sides on one runtime: a ref whose bench predates BENCH_RUNTIME runs its stacks through tsx.
+    const refSettings = await readFile(path.join(tree, 'bench', 'settings.ts'), 'utf8').catch(() => '');
+    if (!refSettings.includes('BENCH_RUNTIME')) env['BENCH_RUNTIME'] = 'tsx';
     console.log(`A = ${ref} (${sha.slice(0, 10)}) in ${tree}, ${how}; B = the working tree ${root}`);
+    console.log(`both run their stacks ${env['BENCH_RUNTIME'] === 'tsx' ? 'through tsx (BENCH_RUNTIME=tsx)' : 'from their dist/ (npm start)'}`);
     console.log(`section 1 with BENCH_DOCS=${env['BENCH_DOCS']}, ${pairs} pairs, A B A B …`);
     for (let i = 0; i < pairs; i++) {
       a.push(await sectionOne(tree, `A${i + 1}`, env));

@@ -78,6 +78,12 @@ export const readScriptSettings = (env: NodeJS.ProcessEnv) => ({
     /** What runs the child: the production build's bundle (`bundle`, the default) or `tsx` (BENCH_SIGNER_RUNTIME). */
     runtime: env['BENCH_SIGNER_RUNTIME'] === 'tsx' ? ('tsx' as const) : ('bundle' as const),
   },
+  /**
+   * What runs the stacks' api, worker and fake (`npm run bench`, bench:worker): the tree's dist/ as
+   * `npm start` runs it (`dist`, the default) or the sources through tsx (BENCH_RUNTIME=tsx, as
+   * benches before it did: bench:compare sets it for both sides against such a ref).
+   */
+  runtime: env['BENCH_RUNTIME'] === 'tsx' ? ('tsx' as const) : ('dist' as const),
   /** BENCH_PROFILE_DIR: V8 CPU profiles of the api and worker processes go there; BENCH_NODE_ARGS: more node flags. */
   profileDir: env['BENCH_PROFILE_DIR'],
   nodeArgs: env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [],

@@ -1,6 +1,7 @@
 /**
  * What a section runs against: the run's private redis-server and fake Sign'Stash (started once by
- * run.ts), and api and worker processes started per section with `stackEnv`.
+ * run.ts), and api and worker processes started per section with `stackEnv`. They run from the
+ * tree's dist/, as `npm start` runs them (BENCH_RUNTIME=tsx: from the sources through tsx).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +11,8 @@ import { freePort } from '../bin/redis-server.js';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { startService, type ServiceProcess } from '../test/harness/processes.js';
 import { benchNodeArgs } from './load.js';
-import type { Settings } from './settings.js';
+import { API_NODE_FLAGS, buildService } from './production-build.js';
+import { readScriptSettings, type Settings } from './settings.js';
 
 export const root = path.resolve(import.meta.dirname, '..');
 export const MB = 1024 * 1024;
@@ -25,7 +27,14 @@ export interface Env {
 }
 
 const nodeArgs = benchNodeArgs();
-export const startRole = (role: 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> => startService(role, env, { nodeArgs });
+const { runtime } = readScriptSettings(process.env);
+// Built once, before the first process starts, when a source changed since the last build.
+if (runtime === 'dist') buildService();
+/** The flags `npm start` gives every process (the worker's come from startService). */
+const runtimeArgs = runtime === 'dist' ? API_NODE_FLAGS : [];
+
+export const startRole = (role: 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> =>
+  startService(role, env, { nodeArgs: [...runtimeArgs, ...nodeArgs], dist: runtime === 'dist' });
 
 /** The environment of an api or worker of the run, in its own data dir and queue prefix; `extra` overrides. */
 export const stackEnv = (s: Settings, e: Env, dir: string, extra: Record<string, string>): Record<string, string> => ({
@@ -56,7 +65,11 @@ export const stackEnv = (s: Settings, e: Env, dir: string, extra: Record<string,
 /** The fake Sign'Stash as its own process, answering after `perRequestMs` plus the body at `bytesPerSec`. */
 export const startFake = async (perRequestMs: number, bytesPerSec: number): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> => {
   const port = await freePort();
-  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--import', 'tsx', path.join(root, 'test/fake-signstash/main.ts')], {
+  const entry =
+    runtime === 'dist'
+      ? [...runtimeArgs, path.join(root, 'dist/test/fake-signstash/main.js')]
+      : ['--import', 'tsx', path.join(root, 'test/fake-signstash/main.ts')];
+  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, ...entry], {
     cwd: root,
     env: {
       ...process.env,

@@ -14,14 +14,17 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { generateApiKey } from '@signspool/api/auth/auth';
+import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { spawnRedisServer } from '../bin/redis-server.js';
 import { closeClients, closedLoop, cpuSeconds, newClients, submissionOf } from './load.js';
 import { speedProbe } from './machine-probe.js';
+import { API_NODE_FLAGS, bundleProgram } from './production-build.js';
 import { readScriptSettings, readSettings } from './settings.js';
 import { stackEnv, startFake, startRole, type Env } from './stack.js';
 
 const settings = readSettings(process.argv, process.env);
-const { docs: N, warmup: WARMUP } = readScriptSettings(process.env).worker;
+const scriptSettings = readScriptSettings(process.env);
+const { docs: N, warmup: WARMUP } = scriptSettings.worker;
 const GOAL = 1.5;
 
 /**
@@ -70,7 +73,12 @@ try {
   ).filter((b) => b.length > 0);
   const outDir = path.join(tmp, 'bare-out');
   await mkdir(outDir);
-  const bare = fork(path.join(import.meta.dirname, 'bare-batch-client.ts'), { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  // On the worker's runtime: bundled as dist/ is (BENCH_RUNTIME=tsx: both through tsx).
+  const bareProgram =
+    scriptSettings.runtime === 'dist'
+      ? { file: bundleProgram('bare-batch-client', 'bench/bare-batch-client.ts'), execArgv: [...WORKER_NODE_FLAGS, ...API_NODE_FLAGS] }
+      : { file: path.join(import.meta.dirname, 'bare-batch-client.ts'), execArgv: ['--import', 'tsx'] };
+  const bare = fork(bareProgram.file, { execArgv: bareProgram.execArgv, stdio: 'inherit' });
   const done = new Promise<{ cpuMs: number; documents: number }>((resolve, reject) => {
     bare.once('message', (m) => resolve(m as { cpuMs: number; documents: number }));
     bare.once('exit', (code) => reject(new Error(`bare batch client exited ${code}`)));
