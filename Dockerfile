@@ -41,4 +41,4 @@ USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.PORT + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--initial-old-space-size=128", "--enable-source-maps", "dist/bin/start.js", "all"]
+CMD ["node", "--initial-old-space-size=128", "--max-semi-space-size=64", "--min-semi-space-size=16", "--enable-source-maps", "dist/bin/start.js", "all"]

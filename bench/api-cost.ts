@@ -17,7 +17,7 @@ import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import { freePort, spawnRedisServer } from '../bin/redis-server.js';
 import { startService } from '../test/harness/processes.js';
 import { benchNodeArgs, cpuSeconds, submissionOf } from './load.js';
-import { API_NODE_FLAGS, buildService, bundleProgram } from './production-build.js';
+import { apiNodeFlags, buildService, bundleProgram } from './production-build.js';
 import { readScriptSettings } from './settings.js';
 
 const settings = readScriptSettings(process.env).api;
@@ -92,7 +92,7 @@ try {
       // BENCH_API_LIMITS=defaults: the default per-tenant limits (as `npm start`); off otherwise.
       ...(settings.defaultLimits ? {} : { RATE_LIMIT_REQUESTS: '0', RATE_LIMIT_READS: '0', RATE_LIMIT_UPLOAD_BYTES: '0', BACKLOG_MAX_DOCUMENTS: '0' }),
     },
-    { nodeArgs: [...API_NODE_FLAGS, ...benchNodeArgs()], dist: true },
+    { nodeArgs: [...apiNodeFlags(), ...benchNodeArgs()], dist: true },
   );
   const ours = await measure(api.url, api.child.pid, { authorization: `Bearer ${key}` }, redis.process.pid);
   await api.stop();

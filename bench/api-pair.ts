@@ -4,9 +4,9 @@
  * apis loaded at once. On the shared machine alternated runs of bench:api moved by ±30 % from one
  * run to the next; here each round loads both apis in the same seconds (half the clients each),
  * so the machine's drift falls on both alike, and the ratio B ÷ A is taken per round. Each side is
- * its own tree's api (its dist/bin/start.js, built by its own scripts/build.mjs, as `npm run
- * start:api` runs it; the bench:api environment) with its own redis-server as its tree's
- * spawnRedisServer starts it with `unixSocket` (a port on trees from before sockets).
+ * its own tree's api (its dist/bin/start.js, built by its own scripts/build.mjs, run with the
+ * node flags of its `npm run start:api`; the bench:api environment) with its own redis-server as
+ * its tree's spawnRedisServer starts it with `unixSocket` (a port on trees from before sockets).
  * BENCH_API_PAIR_ROUNDS rounds (8) of BENCH_API_PAIR_SECONDS (4) of uploads, then as long of status
  * reads, after a warm-up of 300 uploads and 3000 reads per side.
  */
@@ -19,7 +19,7 @@ import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
 import type * as RedisServer from '../bin/redis-server.js';
 import type * as Processes from '../test/harness/processes.js';
 import { cpuSeconds, submissionOf } from './load.js';
-import { API_NODE_FLAGS, buildService } from './production-build.js';
+import { apiNodeFlags, buildService } from './production-build.js';
 import { checkoutRef } from './ref-tree.js';
 import { readScriptSettings } from './settings.js';
 import { root } from './stack.js';
@@ -63,7 +63,7 @@ const startSide = async (label: string, tree: string, tmp: string): Promise<Side
       RATE_LIMIT_UPLOAD_BYTES: '0',
       BACKLOG_MAX_DOCUMENTS: '0',
     },
-    { dist: true, nodeArgs: API_NODE_FLAGS },
+    { dist: true, nodeArgs: apiNodeFlags(tree) },
   );
   const agent = new Agent({ connections: CLIENTS });
   return {

@@ -5,6 +5,7 @@
  * production does not run.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -24,5 +25,14 @@ export const bundleProgram = (name: string, file: string): string => {
   return path.join(outdir, `${name}.js`);
 };
 
-/** The node flags `npm run start:api` gives the api. */
+/** The node flags `tree`'s `npm run start:api` gives the api (those between `node` and the script). */
+export const apiNodeFlags = (tree: string = ROOT): string[] => {
+  const scripts = (JSON.parse(readFileSync(path.join(tree, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts ?? {};
+  const words = (scripts['start:api'] ?? '').split(/\s+/);
+  const node = words.indexOf('node');
+  const script = words.findIndex((w) => w.endsWith('start.js'));
+  return node === -1 || script === -1 ? [] : words.slice(node + 1, script);
+};
+
+/** The node flag `npm start` gives every process it runs (the api's own flags come with startService: api/node-flags.ts). */
 export const API_NODE_FLAGS = ['--enable-source-maps'];

@@ -13,6 +13,7 @@ import { CONFIG_VARIABLES, loadConfig, SECRET_VARIABLES } from '@signspool/share
 import { createMetrics } from '@signspool/shared/metrics';
 import { QUEUES } from '@signspool/shared/queue';
 import { ServiceHttpServer } from '@signspool/shared/service-http';
+import { API_NODE_FLAGS } from '@signspool/api/node-flags';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { startStack, type Stack } from './harness/stack.js';
 
@@ -105,13 +106,14 @@ describe('deploy/k8s', () => {
     for (const p of service.spec['ports'] as { targetPort: string | number }[]) expect([httpPort, config.port]).toContain(p.targetPort);
   });
 
-  it('starts node in exec form on the built entry point, with the worker flags for the worker', () => {
+  it('starts node in exec form on the built entry point, with the worker flags for the worker and the api flags for the api', () => {
     for (const [role, d] of Object.entries(deployments)) {
       const cmd = containerOf(d).command;
       expect(cmd[0]).toBe('node');
       expect(cmd.slice(-2)).toEqual(['dist/bin/start.js', role]);
     }
     for (const flag of WORKER_NODE_FLAGS) expect(containerOf(deployments.worker).command).toContain(flag);
+    for (const flag of API_NODE_FLAGS) expect(containerOf(deployments.api).command).toContain(flag);
   });
 
   it('gives every pod longer to stop than its preStop pause plus SHUTDOWN_TIMEOUT', () => {

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from '../../bin/redis-server.js';
+import { API_NODE_FLAGS } from '@signspool/api/node-flags';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -32,8 +33,8 @@ export const startService = async (
   // The api's /metrics on a port of its own (the default 9465 would clash between tests running at once).
   const metricsPort = role === 'worker' ? port : (env['METRICS_PORT'] ?? String(await freePort()));
   const portEnv = role === 'worker' ? { WORKER_METRICS_PORT: String(port) } : { PORT: String(port), METRICS_PORT: String(metricsPort) };
-  // The flags the launchers (package.json, compose) give a process that runs the worker.
-  const roleArgs = role === 'api' ? [] : WORKER_NODE_FLAGS;
+  // The flags the launchers (package.json, compose) give a process that runs the api, the worker, or both.
+  const roleArgs = role === 'api' ? API_NODE_FLAGS : role === 'worker' ? WORKER_NODE_FLAGS : [...WORKER_NODE_FLAGS, ...API_NODE_FLAGS];
   const entry = opts.dist ? [path.join(root, 'dist/bin/start.js')] : ['--import', 'tsx', path.join(root, 'bin/start.ts')];
   const args = [...roleArgs, ...(opts.nodeArgs ?? []), ...entry, role];
   // With `ulimitFiles`, the process starts under that descriptor limit (soft and hard), as `ulimit -n` in a shell.

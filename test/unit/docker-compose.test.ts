@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '@signspool/shared/config';
+import { API_NODE_FLAGS } from '@signspool/api/node-flags';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 
 interface Service {
@@ -108,6 +109,24 @@ describe('docker-compose.yml', () => {
       for (const flag of WORKER_NODE_FLAGS) expect(command.split(' '), name).toContain(flag);
       // Node flags go before the script (after it they would be the script's arguments).
       expect(command.indexOf(WORKER_NODE_FLAGS[0]), name).toBeLessThan(command.indexOf(script));
+    }
+  });
+
+  it("starts every process that runs the api with the api's node flags", () => {
+    const scripts = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const image = readFileSync(path.join(root, 'Dockerfile'), 'utf8').match(/^CMD (\[.*\])$/m)?.[1] ?? '[]';
+    const launchers: Record<string, [string, string]> = {
+      'compose api': [compose.services['api']?.command?.join(' ') ?? '', 'dist/bin/start.js'],
+      'the image (all)': [(JSON.parse(image) as string[]).join(' '), 'dist/bin/start.js'],
+      'npm start': [scripts['start'] ?? '', 'dist/bin/start.js'],
+      'npm run start:api': [scripts['start:api'] ?? '', 'dist/bin/start.js'],
+      'npm run dev': [scripts['dev'] ?? '', 'bin/start.ts'],
+    };
+    for (const [name, [command, script]] of Object.entries(launchers)) {
+      for (const flag of API_NODE_FLAGS) {
+        expect(command.split(' '), name).toContain(flag);
+        expect(command.indexOf(flag), name).toBeLessThan(command.indexOf(script));
+      }
     }
   });
 
