@@ -41,11 +41,6 @@ for (const c of [0x3c, 0x26, 0x3e, 0x0d]) TEXT[c] = 1;
 for (let c = 0; c < 0x20; c++) if (c !== 0x09 && c !== 0x0a && c !== 0x0d) TEXT[c] = 1;
 /** The first two bytes of U+FFC0…U+FFFF in UTF-8 (U+FFFE and U+FFFF are not XML characters). */
 const EF_BF = Buffer.from([0xef, 0xbf]);
-/** The offset of the first byte from `i` on that ends or changes a run of text (TEXT), or `n`. */
-const plainTextEnd = (b: Buffer, i: number, n: number): number => {
-  while (i < n && TEXT[b[i] ?? 0] === 0) i++;
-  return i;
-};
 const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
 /** A character XML 1.0 allows (surrogates and non-characters of UTF-8 are refused before). */
 const isXmlChar = (cp: number): boolean =>
@@ -92,11 +87,15 @@ class Scanner {
   /** The depth (index among the open elements) of the element that declared each of `scopes`. */
   private readonly scopeDepths: number[] = [];
 
+  /** The depth of the innermost element that declared namespaces (-1: none). */
+  private scopeTop = -1;
+
   /** Drops the namespaces of the element at `depth` (it closed). */
   private closeScope(depth: number): void {
-    if (this.scopeDepths[this.scopeDepths.length - 1] === depth) {
+    if (this.scopeTop === depth) {
       this.scopeDepths.pop();
       this.scopes.pop();
+      this.scopeTop = this.scopeDepths[this.scopeDepths.length - 1] ?? -1;
     }
   }
 
@@ -184,33 +183,39 @@ class Scanner {
   /** Set by `nameEnd`: the name holds a colon / a byte ≥ 0x80. */
   private colon = false;
 
-  /** Moves `i` past a name (checked: ASCII by table, others against the XML Name production); returns where it started. */
-  private nameEnd(): number {
+  /** The end of a name that starts at `start` (checked: ASCII by table, others against the XML Name production); on a failure `i` is where. */
+  private nameEnd(start: number): number {
     const b = this.b;
-    const start = this.i;
+    const n = this.n;
     let c = b[start] ?? 0;
     let ascii = true;
     if (c < 0x80) {
-      if (NAME[c] !== 1) this.fail('a name expected');
+      if (NAME[c] !== 1) {
+        this.i = start;
+        this.fail('a name expected');
+      }
     } else ascii = false;
     let colon = c === 0x3a;
     let i = start + 1;
-    for (; i < this.n; i++) {
+    for (; i < n; i++) {
       c = b[i] ?? 0;
       if (c < 0x80) {
         if (NAME[c] === 0) break;
         if (c === 0x3a) colon = true;
       } else ascii = false;
     }
-    this.i = i;
     this.colon = colon;
-    if (!ascii && !XML_NAME.test(b.toString('utf8', start, i))) this.fail('an invalid name');
-    return start;
+    if (!ascii && !XML_NAME.test(b.toString('utf8', start, i))) {
+      this.i = i;
+      this.fail('an invalid name');
+    }
+    return i;
   }
 
-  /** A name at `i`, as a string. */
+  /** A name at `i`, as a string; `i` moves past it. */
   private name(): string {
-    const start = this.nameEnd();
+    const start = this.i;
+    this.i = this.nameEnd(start);
     return this.b.toString('utf8', start, this.i);
   }
 
@@ -320,12 +325,13 @@ class Scanner {
   private content(): number {
     const b = this.b;
     const n = this.n;
-    const inRoot = (): boolean => this.elStart.length > 0;
+    const text = TEXT;
+    let i = this.i;
     for (;;) {
-      // Text up to the next '<'.
-      let i = this.i;
-      for (; i < n; i++) {
-        i = plainTextEnd(b, i, n);
+      // Text up to the next '<' (four bytes a step while none of them ends the run).
+      for (;;) {
+        while (i + 4 <= n && ((text[b[i] ?? 0] ?? 1) | (text[b[i + 1] ?? 0] ?? 1) | (text[b[i + 2] ?? 0] ?? 1) | (text[b[i + 3] ?? 0] ?? 1)) === 0) i += 4;
+        while (i < n && text[b[i] ?? 0] === 0) i++;
         if (i >= n) break;
         const c = b[i] ?? 0;
         if (c === 0x3c) break;
@@ -334,15 +340,17 @@ class Scanner {
           const ch = this.reference();
           const canonical = escapeText(ch);
           if (this.out && canonical !== b.toString('latin1', i, this.i)) this.replace(i, this.i, canonical);
-          i = this.i - 1;
+          i = this.i;
         } else if (c === 0x3e) {
           if (b[i - 1] === 0x5d && b[i - 2] === 0x5d) {
             this.i = i;
             this.fail('"]]>" in text');
           }
           this.replace(i, i + 1, '&gt;');
+          i++;
         } else if (c === 0x0d) {
           this.replace(i, i + 1, b[i + 1] === 0x0a ? '' : '\n');
+          i++;
         } else {
           this.i = i;
           this.fail('a control character');
@@ -353,8 +361,34 @@ class Scanner {
       // Markup.
       const c = b[i + 1];
       if (c === 0x2f) {
-        const end = this.endTag();
-        if (!inRoot()) return end;
+        // An end tag: the open element's name, then a byte that cannot continue a name.
+        const depth = this.depth;
+        if (depth === 0) this.fail('an end tag without a start tag');
+        const nameStart = i + 2;
+        const openStart = this.elStart[depth - 1] ?? 0;
+        const len = this.elLen[depth - 1] ?? 0;
+        let k = 0;
+        while (k < len && b[nameStart + k] === b[openStart + k]) k++;
+        const after = b[nameStart + len] ?? 0x3c;
+        if (k < len || (after < 0x80 ? NAME[after] !== 0 : true)) {
+          this.i = nameStart;
+          const name = this.name();
+          this.fail(`an end tag </${name}> for <${b.toString('utf8', openStart, openStart + len)}>`);
+        }
+        const nameEnd = nameStart + len;
+        let j = nameEnd;
+        while (j < n && isWs(b[j] ?? 0)) j++;
+        if (b[j] !== 0x3e) {
+          this.i = j;
+          this.fail('a malformed end tag');
+        }
+        j++;
+        if (j !== nameEnd + 1) this.replace(nameEnd, j, '>');
+        this.depth = depth - 1;
+        if (this.scopeTop === depth - 1) this.closeScope(depth - 1);
+        this.i = j;
+        if (depth === 1) return i;
+        i = j;
       } else if (c === 0x21) {
         if (this.startsWith('<!--')) {
           this.comment();
@@ -366,50 +400,41 @@ class Scanner {
           this.i = end + 3;
           if (this.out) this.replace(i, this.i, escapeText(normalizeNewlines(b.toString('utf8', i + 9, end))));
         } else this.fail('markup not allowed in content');
+        i = this.i;
       } else if (c === 0x3f) {
         const canonical = this.pi();
         if (this.out && canonical !== b.toString('utf8', i, this.i)) this.replace(i, this.i, canonical);
+        i = this.i;
       } else {
+        // `<name>` inside the root, its name ASCII without a colon: canonical as written.
+        const depth = this.depth;
+        if (depth > 0 && c !== undefined && c < 0x80 && NAME[c] === 1 && c !== 0x3a) {
+          let j = i + 2;
+          let d = b[j] ?? 0;
+          while (d < 0x80 && NAME[d] !== 0 && d !== 0x3a) d = b[++j] ?? 0;
+          if (d === 0x3e) {
+            this.elStart[depth] = i + 1;
+            this.elLen[depth] = j - i - 1;
+            this.depth = depth + 1;
+            i = j + 1;
+            continue;
+          }
+        }
+        this.i = i;
         const empty = this.startTag();
-        if (empty && !inRoot()) {
+        if (empty && this.depth === 0) {
           this.emptyRoot = true;
           return this.i - 2;
         }
+        i = this.i;
       }
     }
   }
 
-  /** `</name S?>` at `i`; closes the element; returns the offset of the tag. */
-  private endTag(): number {
-    const b = this.b;
-    const start = this.i;
-    const depth = this.elStart.length;
-    if (depth === 0) this.fail('an end tag without a start tag');
-    // The open element's name, then a byte that cannot continue a name.
-    const nameStart = start + 2;
-    const len = this.elLen[depth - 1] ?? 0;
-    const openStart = this.elStart[depth - 1] ?? 0;
-    const after = b[nameStart + len] ?? 0x3c;
-    if (!this.same(nameStart, openStart, len) || (after < 0x80 ? NAME[after] !== 0 : true)) {
-      this.i = nameStart;
-      const name = this.name();
-      this.fail(`an end tag </${name}> for <${b.toString('utf8', openStart, openStart + len)}>`);
-    }
-    const nameEnd = nameStart + len;
-    this.i = nameEnd;
-    this.skipWs();
-    if (b[this.i] !== 0x3e) this.fail('a malformed end tag');
-    this.i++;
-    if (this.i !== nameEnd + 1) this.replace(nameEnd, this.i, '>');
-    this.elStart.pop();
-    this.elLen.pop();
-    this.closeScope(this.elStart.length);
-    return start;
-  }
-
-  /** Open elements: where each one's name starts and its length, and the namespaces it declared. */
+  /** Open elements (the first `depth` entries): where each one's name starts and its length. */
   private readonly elStart: number[] = [];
   private readonly elLen: number[] = [];
+  private depth = 0;
   /** The current start tag's attributes: name start/end, value start/end (inside the quotes), flags. */
   private readonly aName: number[] = [];
   private readonly aNameEnd: number[] = [];
@@ -419,76 +444,125 @@ class Scanner {
   /** `<name attrs>` or `<name attrs/>` at `i`; returns true for an empty-element tag. */
   private startTag(): boolean {
     const b = this.b;
+    const n = this.n;
     const start = this.i;
-    this.i++;
-    const nameStart = this.nameEnd();
-    const nameLen = this.i - nameStart;
+    const nameStart = start + 1;
+    let i = this.nameEnd(nameStart);
+    const nameLen = i - nameStart;
     let namespaced = this.colon;
     // Canonical as written: single spaces before attributes, "-quoted values that need no
     // escaping or decoding, no space before '>', attributes in order; no namespace work.
     let simple = true;
     let k = 0;
     for (;;) {
-      const wsStart = this.i;
-      this.skipWs();
-      const c = b[this.i];
+      const wsStart = i;
+      while (i < n && isWs(b[i] ?? 0)) i++;
+      const c = b[i];
       if (c === 0x3e || c === 0x2f) {
-        if (this.i !== wsStart) simple = false;
+        if (i !== wsStart) simple = false;
         break;
       }
-      if (this.i === wsStart) this.fail(this.i >= this.n ? 'the document ends inside a tag' : 'attributes without whitespace between them');
-      if (this.i - wsStart > 1 || b[wsStart] !== 0x20) simple = false;
-      const an = this.nameEnd();
-      const anEnd = this.i;
+      if (i === wsStart) {
+        this.i = i;
+        this.fail(i >= n ? 'the document ends inside a tag' : 'attributes without whitespace between them');
+      }
+      if (i - wsStart > 1 || b[wsStart] !== 0x20) simple = false;
+      const an = i;
+      i = this.nameEnd(i);
+      const anEnd = i;
       if (this.colon || (anEnd - an === 5 && b[an] === 0x78 && b[an + 1] === 0x6d && b[an + 2] === 0x6c && b[an + 3] === 0x6e && b[an + 4] === 0x73))
         namespaced = true;
-      if (b[this.i] !== 0x3d) {
+      if (b[i] !== 0x3d) {
         simple = false;
-        this.skipWs();
-        if (b[this.i] !== 0x3d) this.fail('an attribute without a value');
+        while (i < n && isWs(b[i] ?? 0)) i++;
+        if (b[i] !== 0x3d) {
+          this.i = i;
+          this.fail('an attribute without a value');
+        }
       }
-      this.i++;
-      if (b[this.i] !== 0x22) {
+      i++;
+      if (b[i] !== 0x22) {
         simple = false;
-        this.skipWs();
+        while (i < n && isWs(b[i] ?? 0)) i++;
       }
-      const q = b[this.i] ?? 0;
-      if (q !== 0x22 && q !== 0x27) this.fail('an attribute value without quotes');
+      const q = b[i] ?? 0;
+      if (q !== 0x22 && q !== 0x27) {
+        this.i = i;
+        this.fail('an attribute value without quotes');
+      }
       if (q !== 0x22) simple = false;
-      const vStart = this.i + 1;
-      if (!this.attrValue(q)) simple = false;
-      for (let j = 0; j < k; j++) {
-        const len = (this.aNameEnd[j] ?? 0) - (this.aName[j] ?? 0);
-        if (len === anEnd - an && this.same(this.aName[j] ?? 0, an, len)) this.fail(`attribute ${b.toString('utf8', an, anEnd)} twice`);
+      const vStart = i + 1;
+      // The value: plain when its bytes are its canonical form (no reference, no whitespace but spaces, no ").
+      let at = i;
+      for (i = vStart; i < n; i++) {
+        const v = b[i] ?? 0;
+        if (v === q) break;
+        if (v >= 0x3f) continue;
+        if (v === 0x3c) {
+          this.i = i;
+          this.fail('"<" in an attribute value');
+        }
+        if (v === 0x26) {
+          this.i = i;
+          this.reference();
+          at = this.i;
+          i = at - 1;
+          simple = false;
+        } else if (v < 0x20 || v === 0x22) {
+          if (v < 0x20 && v !== 0x09 && v !== 0x0a && v !== 0x0d) {
+            this.i = i;
+            this.fail('a control character');
+          }
+          simple = false;
+        }
       }
-      if (k > 0 && this.compare(this.aName[k - 1] ?? 0, (this.aNameEnd[k - 1] ?? 0) - (this.aName[k - 1] ?? 0), an, anEnd - an) > 0) simple = false;
+      if (i >= n) {
+        this.i = at;
+        this.fail('an unterminated attribute value');
+      }
+      const vEnd = i;
+      i++;
+      if (k > 0) {
+        this.i = i;
+        for (let j = 0; j < k; j++) {
+          const len = (this.aNameEnd[j] ?? 0) - (this.aName[j] ?? 0);
+          if (len === anEnd - an && this.same(this.aName[j] ?? 0, an, len)) this.fail(`attribute ${b.toString('utf8', an, anEnd)} twice`);
+        }
+        if (this.compare(this.aName[k - 1] ?? 0, (this.aNameEnd[k - 1] ?? 0) - (this.aName[k - 1] ?? 0), an, anEnd - an) > 0) simple = false;
+      }
       this.aName[k] = an;
       this.aNameEnd[k] = anEnd;
       this.aVal[k] = vStart;
-      this.aValEnd[k] = this.i - 1;
+      this.aValEnd[k] = vEnd;
       k++;
     }
-    const empty = b[this.i] === 0x2f;
+    const empty = b[i] === 0x2f;
     if (empty) {
-      this.i++;
-      if (b[this.i] !== 0x3e) this.fail('a malformed empty-element tag');
+      i++;
+      if (b[i] !== 0x3e) {
+        this.i = i;
+        this.fail('a malformed empty-element tag');
+      }
     }
-    this.i++;
-    const depth = this.elStart.length;
+    i++;
+    this.i = i;
+    const depth = this.depth;
     if (depth === 0) this.rootName = b.toString('utf8', nameStart, nameStart + nameLen);
     if (!namespaced) {
-      if (this.out && (empty || !simple)) this.replace(start, this.i, this.canonicalStartTag(start, nameLen, k, depth, empty));
+      if (this.out && (empty || !simple)) this.replace(start, i, this.canonicalStartTag(start, nameLen, k, depth, empty));
     } else {
       this.namespaces(nameStart, nameLen, k, depth);
       if (this.out) {
         const canonical = this.canonicalStartTag(start, nameLen, k, depth, empty);
-        if (empty || canonical !== b.toString('utf8', start, this.i)) this.replace(start, this.i, canonical);
+        if (empty || canonical !== b.toString('utf8', start, i)) this.replace(start, i, canonical);
       }
     }
-    if (empty) this.closeScope(depth);
-    else {
-      this.elStart.push(nameStart);
-      this.elLen.push(nameLen);
+    if (empty) {
+      if (this.scopeTop === depth) this.closeScope(depth);
+    } else {
+      this.elStart[depth] = nameStart;
+      this.elLen[depth] = nameLen;
+      this.depth = depth + 1;
     }
     return empty;
   }
@@ -520,6 +594,7 @@ class Scanner {
     if (scope) {
       this.scopes.push(scope);
       this.scopeDepths.push(depth);
+      this.scopeTop = depth;
     }
     const elName = this.b.toString('utf8', nameStart, nameStart + nameLen);
     const [elPrefix] = this.split(elName);
@@ -533,40 +608,6 @@ class Scanner {
       if (expanded.has(key)) this.fail(`attribute {${uri}}${a.local} twice`);
       expanded.add(key);
     }
-  }
-
-  /**
-   * Moves `i` past an attribute value (at its opening quote `q`), checking its characters; true
-   * when its bytes are its canonical form (no reference, no whitespace but spaces, no ").
-   */
-  private attrValue(q: number): boolean {
-    const b = this.b;
-    let plain = true;
-    let i = this.i + 1;
-    for (; i < this.n; i++) {
-      const c = b[i] ?? 0;
-      if (c === q) break;
-      if (c >= 0x3f) continue;
-      if (c === 0x3c) {
-        this.i = i;
-        this.fail('"<" in an attribute value');
-      }
-      if (c === 0x26) {
-        this.i = i;
-        this.reference();
-        i = this.i - 1;
-        plain = false;
-      } else if (c < 0x20 || c === 0x22) {
-        if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) {
-          this.i = i;
-          this.fail('a control character');
-        }
-        plain = false;
-      }
-    }
-    if (i >= this.n) this.fail('an unterminated attribute value');
-    this.i = i + 1;
-    return plain;
   }
 
   /** The value in bytes [from, to), normalized: references decoded, literal whitespace (a CR LF pair as one) a space. */

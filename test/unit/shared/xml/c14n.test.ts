@@ -68,6 +68,27 @@ describe('scanXml', () => {
     expect(scanXml(Buffer.from(`<a>${xs}`))).toEqual({ kind: 'malformed', reason: 'the document ends inside an element (byte 303)' });
   });
 
+  it('finds what ends a run of text at every offset in the run (runs are read several bytes a step)', () => {
+    for (let k = 0; k < 10; k++) {
+      const xs = 'x'.repeat(k);
+      expect(canonical(`<a>${xs}&amp;${xs}>z\r\n</a>`)).toBe(`<a>${xs}&amp;${xs}&gt;z\n</a>`);
+      expect(canonical(`<a>${xs}<b>${xs}</b>${xs}</a>`)).toBe(`<a>${xs}<b>${xs}</b>${xs}</a>`);
+      expect(scanXml(Buffer.from(`<a>${xs}\u0001</a>`))).toEqual({ kind: 'malformed', reason: `a control character (byte ${3 + k})` });
+      expect(scanXml(Buffer.from(`<a>${xs}`))).toEqual({ kind: 'malformed', reason: `the document ends inside an element (byte ${3 + k})` });
+    }
+  });
+
+  it('checks start tags without attributes inside the root as any other: prefixes, names, whitespace', () => {
+    expect(canonical('<r><a><b>t</b></a><p:c xmlns:p="u"><p:d></p:d></p:c><名>x</名><e\n></e ></r>')).toBe(
+      '<r><a><b>t</b></a><p:c xmlns:p="u"><p:d></p:d></p:c><名>x</名><e></e></r>',
+    );
+    expect(scanXml(Buffer.from('<r><p:c></p:c></r>')).kind).toBe('malformed');
+    expect(scanXml(Buffer.from('<r><a></b></r>')).kind).toBe('malformed');
+    expect(scanXml(Buffer.from('<r><a><b></a></b></r>')).kind).toBe('malformed');
+    expect(scanXml(Buffer.from('<r><1a></1a></r>')).kind).toBe('malformed');
+    expect(scanXml(Buffer.from('<r><a×></a×></r>')).kind).toBe('malformed');
+  });
+
   it('leaves a DOCTYPE to a full parser', () => {
     expect(scanXml(Buffer.from('<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>')).kind).toBe('unsupported');
   });
