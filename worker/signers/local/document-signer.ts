@@ -283,12 +283,12 @@ export class DocumentSigner {
     }
     if (enveloped) {
       // The result starts with the document's bytes up to the Signature: one hash over them serves
-      // the upload's check and the result's digest.
+      // the upload's check and the result's digest. The parts are written in one call.
       const [head = Buffer.alloc(0), ...rest] = enveloped.parts;
       const out = createHash('sha256').update(head);
       if (doc.sha256 !== undefined && out.copy().update(bytes.subarray(head.length)).digest('hex') !== doc.sha256) throw corrupt();
-      sink.write(head);
-      for (const part of rest) emit(sink, out, part);
+      for (const part of rest) out.update(part);
+      sink.write(...enveloped.parts);
       return { size: enveloped.parts.reduce((n, p) => n + p.length, 0), sha256: out.digest('hex'), ...signedOutput('XAdES', doc.name) };
     }
     if (doc.sha256 !== undefined && createHash('sha256').update(bytes).digest('hex') !== doc.sha256) throw corrupt();

@@ -3,7 +3,8 @@
  * those of the file it leaves at the result path (the PDF's and the attached CMS's are computed
  * without reading the result back), the result directories are fsynced once per batch before the
  * results are handed back, and a result that cannot be stored fails alone. A spooled file is read
- * up to the upload's size, and a PDF that fits the read buffer is written with its update at once.
+ * up to the upload's size, a PDF that fits the read buffer is written with its update at once, and
+ * an enveloped XAdES result in one call.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -144,6 +145,28 @@ describe('LocalSigner result files', () => {
       expect(out).toMatchObject({ size: written.length, sha256: sha(written) });
       if (content.length < 256 * 1024) expect(calls.map((c) => c.length)).toEqual([2]);
       else expect(calls.length).toBeGreaterThan(2);
+    }
+  });
+
+  it('writes an enveloped XAdES result in one call: the document with its Signature before the root end tag', async () => {
+    const identity = await loadOrCreateSigningIdentity({ dataDir: path.join(dir, 'data'), keyFile: undefined, certFile: undefined, logger: silentLogger() });
+    const documents = new DocumentSigner(identity, { cadesAttached: false });
+    for (const [xml, before] of [
+      ['<?xml version="1.0"?>\n<a x="1"><b>t</b></a>\n', '<?xml version="1.0"?>\n<a x="1"><b>t</b>'],
+      ['<a/>', '<a>'],
+    ] as const) {
+      const doc = await put(Buffer.from(xml));
+      const calls: Buffer[][] = [];
+      const out = await documents.sign(
+        'XAdES',
+        doc,
+        { write: (...chunks) => void calls.push(chunks.map((c) => Buffer.from(c))) },
+        new AbortController().signal,
+      );
+      const written = Buffer.concat(calls.flat());
+      expect(calls.length).toBe(1);
+      expect(out).toMatchObject({ size: written.length, sha256: sha(written) });
+      expect(written.toString('utf8').startsWith(`${before}<ds:Signature`)).toBe(true);
     }
   });
 
