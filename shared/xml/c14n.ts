@@ -35,6 +35,12 @@ const NAME_START_RANGES =
   ':A-Z_a-z\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u02FF\\u0370-\\u037D\\u037F-\\u1FFF\\u200C-\\u200D\\u2070-\\u218F\\u2C00-\\u2FEF\\u3001-\\uD7FF\\uF900-\\uFDCF\\uFDF0-\\uFFFD\\u{10000}-\\u{EFFFF}';
 // eslint-disable-next-line no-misleading-character-class -- the XML NameChar production lists combining marks as ranges, not combined characters
 const XML_NAME = new RegExp(`^[${NAME_START_RANGES}][${NAME_START_RANGES}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040]*$`, 'u');
+/** ASCII name characters but the colon (1 may start a name, 2 may continue one), as a table of all bytes. */
+const PLAIN_NAME = new Uint8Array(256);
+for (let c = 0; c < 128; c++) if (c !== 0x3a) PLAIN_NAME[c] = NAME[c] ?? 0;
+/** Each byte's part in a name: 1 may start one, 2 may continue one, 5 the colon, 8 a byte of a non-ASCII character (checked against XML_NAME), 0 none. */
+const NAME_CLASS = new Uint8Array(256);
+for (let c = 0; c < 256; c++) NAME_CLASS[c] = c >= 0x80 ? 8 : c === 0x3a ? 5 : (NAME[c] ?? 0);
 /** Bytes that end or change a run of text: < & > CR and the control characters XML refuses. */
 const TEXT = new Uint8Array(256);
 for (const c of [0x3c, 0x26, 0x3e, 0x0d]) TEXT[c] = 1;
@@ -186,26 +192,15 @@ class Scanner {
   /** The end of a name that starts at `start` (checked: ASCII by table, others against the XML Name production); on a failure `i` is where. */
   private nameEnd(start: number): number {
     const b = this.b;
-    const n = this.n;
-    let c = b[start] ?? 0;
-    let ascii = true;
-    if (c < 0x80) {
-      if (NAME[c] !== 1) {
-        this.i = start;
-        this.fail('a name expected');
-      }
-    } else ascii = false;
-    let colon = c === 0x3a;
-    let i = start + 1;
-    for (; i < n; i++) {
-      c = b[i] ?? 0;
-      if (c < 0x80) {
-        if (NAME[c] === 0) break;
-        if (c === 0x3a) colon = true;
-      } else ascii = false;
+    let flags = NAME_CLASS[b[start] ?? 0] ?? 0;
+    if ((flags & 9) === 0) {
+      this.i = start;
+      this.fail('a name expected');
     }
-    this.colon = colon;
-    if (!ascii && !XML_NAME.test(b.toString('utf8', start, i))) {
+    let i = start + 1;
+    for (let t = NAME_CLASS[b[i] ?? 0] ?? 0; t !== 0; t = NAME_CLASS[b[++i] ?? 0] ?? 0) flags |= t;
+    this.colon = (flags & 4) !== 0;
+    if ((flags & 8) !== 0 && !XML_NAME.test(b.toString('utf8', start, i))) {
       this.i = i;
       this.fail('an invalid name');
     }
@@ -369,8 +364,7 @@ class Scanner {
         const len = this.elLen[depth - 1] ?? 0;
         let k = 0;
         while (k < len && b[nameStart + k] === b[openStart + k]) k++;
-        const after = b[nameStart + len] ?? 0x3c;
-        if (k < len || (after < 0x80 ? NAME[after] !== 0 : true)) {
+        if (k < len || NAME_CLASS[b[nameStart + len] ?? 0x3c] !== 0) {
           this.i = nameStart;
           const name = this.name();
           this.fail(`an end tag </${name}> for <${b.toString('utf8', openStart, openStart + len)}>`);
@@ -408,11 +402,10 @@ class Scanner {
       } else {
         // `<name>` inside the root, its name ASCII without a colon: canonical as written.
         const depth = this.depth;
-        if (depth > 0 && c !== undefined && c < 0x80 && NAME[c] === 1 && c !== 0x3a) {
+        if (depth > 0 && PLAIN_NAME[c ?? 0] === 1) {
           let j = i + 2;
-          let d = b[j] ?? 0;
-          while (d < 0x80 && NAME[d] !== 0 && d !== 0x3a) d = b[++j] ?? 0;
-          if (d === 0x3e) {
+          while (PLAIN_NAME[b[j] ?? 0] !== 0) j++;
+          if (b[j] === 0x3e) {
             this.elStart[depth] = i + 1;
             this.elLen[depth] = j - i - 1;
             this.depth = depth + 1;
