@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { hashApiKey } from '@signspool/api/auth/auth';
+import { DEFAULT_WORKER_NICE } from '@signspool/shared/config';
 import { freePort } from '../bin/redis-server.js';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { startService, type ServiceProcess } from '../test/harness/processes.js';
@@ -58,6 +59,8 @@ export const stackEnv = (s: Settings, e: Env, dir: string, extra: Record<string,
   // One tenant drives the whole load, under the default per-tenant limits (they fit one tenant),
   // except the caps of long polls and of requests in progress: the load long-polls every document it has in flight.
   LONG_POLL_TENANT_MAX: '0',
+  // The service's default (the test harness, which starts these processes, keeps workers at its own priority).
+  WORKER_NICE: process.env['WORKER_NICE'] ?? String(DEFAULT_WORKER_NICE),
   HTTP_TENANT_MAX_CONNECTIONS: '0',
   ...extra,
 });

@@ -15,6 +15,9 @@ import type { LocalSignerSettings, SignstashSettings } from './signers/identitie
 
 export { parseBytes, parseDuration } from './units.js';
 
+/** The nice value a `worker` role process lowers itself to unless WORKER_NICE says otherwise. */
+export const DEFAULT_WORKER_NICE = 10;
+
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int('must be a whole number').min(min).max(max).default(def);
 
 const duration = (def: string, minMs = 0) =>
@@ -338,7 +341,7 @@ const envSchema = z
     HTTP_KEEPALIVE_TIMEOUT: duration('5s', 100),
     HTTP_DRAIN_WINDOW: optionalDuration(0),
     WORKER_METRICS_PORT: int(9464, 0, 65535),
-    WORKER_NICE: int(10, 0, 19),
+    WORKER_NICE: int(DEFAULT_WORKER_NICE, 0, 19),
     PUBLIC_URL: optionalUrl,
     TRUST_PROXY: bool(false),
     API_KEYS: apiKeys,

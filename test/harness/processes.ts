@@ -42,7 +42,9 @@ export const startService = async (
     opts.ulimitFiles === undefined ? [process.execPath, args] : ['bash', ['-c', `ulimit -n ${opts.ulimitFiles} && exec "$0" "$@"`, process.execPath, ...args]];
   const child = spawn(command, argv, {
     cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'info', ...env, ...portEnv },
+    // A worker keeps the test runner's priority (tests judge behaviour, not the scheduler's favour;
+    // niced workers beside a parallel suite only ran slower): a test or the bench sets WORKER_NICE.
+    env: { ...process.env, LOG_LEVEL: 'info', WORKER_NICE: '0', ...env, ...portEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -16,6 +16,8 @@ describe('config', () => {
     expect(c.upload.maxFiles * c.upload.maxFileBytes).toBeGreaterThanOrEqual(50 * 20_000_000);
     expect(c.upload.maxTotalBytes).toBeGreaterThanOrEqual(50 * 20_000_000);
     expect(c.defaultSignatureType).toBe('CAdES');
+    // A worker role process runs below the api's priority unless told otherwise.
+    expect(c.workerNice).toBe(10);
   });
 
   it('names every bad variable, and never echoes values', () => {
