@@ -65,6 +65,39 @@ describe('state machine', () => {
     expect((await store.transition(b.opId, [{ docId: b.docId, to: 'signing', claim: 'b' }])).applied).toEqual([b.docId]);
   });
 
+  it('moves the documents of many operations at once as one by one, over more operations than one script call takes', async () => {
+    const ops = await Promise.all(Array.from({ length: 70 }, () => newOperation()));
+    const accepting = await newOperation(false);
+    const missing = { opId: newId('op'), docId: newId('doc') };
+    const claims = new Map<string, DocumentUpdate[]>([...ops, accepting, missing].map((o) => [o.opId, [{ docId: o.docId, to: 'signing', claim: 'b_many' }]]));
+    const claimed = await store.transitionMany(claims);
+    expect([...claimed.keys()]).toEqual([...claims.keys()]);
+    for (const o of ops) expect(claimed.get(o.opId)).toEqual({ status: 'processing', applied: [o.docId], rejected: [], becameTerminal: false, webhook: false });
+    expect(claimed.get(accepting.opId)).toMatchObject({ applied: [], rejected: [{ docId: accepting.docId, status: 'accepting' }] });
+    expect(claimed.get(missing.opId)).toMatchObject({ status: 'missing', applied: [], rejected: [] });
+
+    // Ends: signed and failed in turn; the first one under another claim, refused.
+    const ends = new Map<string, DocumentUpdate[]>(
+      ops.map(({ opId, docId }, i) => [
+        opId,
+        [
+          i % 2 === 0
+            ? { docId, to: 'signed', claim: i === 0 ? 'b_other' : 'b_many', signed: { ...signed, file: 'b_many' } }
+            : { docId, to: 'failed', claim: 'b_many', error: { code: 'INTERNAL', message: 'm' } },
+        ],
+      ]),
+    );
+    const ended = await store.transitionMany(ends);
+    for (const [i, { opId, docId }] of ops.entries()) {
+      const want =
+        i === 0
+          ? { status: 'processing', applied: [], rejected: [{ docId, status: 'signing' }], becameTerminal: false }
+          : { status: i % 2 === 0 ? 'succeeded' : 'failed', applied: [docId], rejected: [], becameTerminal: true };
+      expect(ended.get(opId), `operation ${i}`).toEqual({ ...want, webhook: false });
+      expect((await store.get(opId))?.status).toBe(want.status);
+    }
+  });
+
   /** A committed operation whose one document was brought to `status` by legal moves. */
   const reach = async (status: DocumentStatus): Promise<{ opId: string; docId: string }> => {
     const o = await newOperation();

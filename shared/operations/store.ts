@@ -14,6 +14,8 @@ import { keys } from '../redis/keys.js';
 
 const SCRIPTS = {
   signspoolTransition: { file: 'transition', numberOfKeys: 2 },
+  // Its keys: the backlog, then the operations' hashes.
+  signspoolTransitionMany: { file: 'transition-many' },
   signspoolCancel: { file: 'cancel', numberOfKeys: 2 },
   // Its keys: the record, the backlog, the Idempotency-Key's record, then any jobs' hashes (markAcceptedAfter).
   signspoolAccepted: { file: 'accepted' },
@@ -24,6 +26,7 @@ const SCRIPTS = {
 
 interface ScriptedRedis extends Redis {
   signspoolTransition(key: string, backlog: string, now: number, retention: number, channel: string, updates: string): Promise<string>;
+  signspoolTransitionMany(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<string>;
   signspoolCancel(key: string, backlog: string, now: number, retention: number, channel: string, message: string): Promise<string>;
   signspoolAccepted(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
   signspoolCreate(key: string, index: string, ttl: number, createdAt: number, opId: string, ...fieldsAndValues: string[]): Promise<number>;
@@ -50,16 +53,20 @@ const transitionResultSchema = z.object({
   webhook: z.boolean().default(false),
 });
 
-const parseTransition = (raw: string): TransitionResult => {
-  const r = transitionResultSchema.parse(JSON.parse(raw));
-  return {
-    status: r.status as OperationStatus | 'missing',
-    applied: r.applied,
-    rejected: r.rejected.map((x) => ({ docId: x.docId, status: x.status as DocumentStatus | 'missing' | 'accepting' })),
-    becameTerminal: r.becameTerminal,
-    webhook: r.webhook,
-  };
-};
+const parseTransition = (raw: string): TransitionResult => toTransitionResult(transitionResultSchema.parse(JSON.parse(raw)));
+
+const toTransitionResult = (r: z.output<typeof transitionResultSchema>): TransitionResult => ({
+  status: r.status as OperationStatus | 'missing',
+  applied: r.applied,
+  rejected: r.rejected.map((x) => ({ docId: x.docId, status: x.status as DocumentStatus | 'missing' | 'accepting' })),
+  becameTerminal: r.becameTerminal,
+  webhook: r.webhook,
+});
+
+const transitionResultsSchema = z.array(transitionResultSchema);
+
+/** Operations per transition-many.lua call: bounds how long one call holds Redis. */
+const OPERATIONS_PER_CALL = 64;
 
 const retryResultSchema = z.object({ status: z.string(), applied: list(z.string()), round: z.number() });
 
@@ -250,19 +257,33 @@ export class OperationStore {
     return parseTransition(raw);
   }
 
-  /** Applies updates to many operations in one round trip. */
+  /**
+   * Applies updates to many operations in one round trip: one script call per OPERATIONS_PER_CALL
+   * operations, each operation changed atomically as by `transition`.
+   */
   async transitionMany(updates: Map<string, DocumentUpdate[]>): Promise<Map<string, TransitionResult>> {
     const entries = [...updates.entries()];
     if (entries.length === 0) return new Map();
     const pipe = this.redis.pipeline() as unknown as ScriptedRedis & { exec(): Promise<[Error | null, unknown][] | null> };
     const now = Date.now();
-    for (const [opId, ups] of entries) void pipe.signspoolTransition(this.key(opId), this.backlogKey, now, this.retentionMs, this.channel, JSON.stringify(ups));
+    const parts: (typeof entries)[] = [];
+    for (let i = 0; i < entries.length; i += OPERATIONS_PER_CALL) parts.push(entries.slice(i, i + OPERATIONS_PER_CALL));
+    for (const part of parts) {
+      const opKeys = part.map(([opId]) => this.key(opId));
+      const perOp = part.map(([, ups]) => ups);
+      void pipe.signspoolTransitionMany(1 + part.length, this.backlogKey, ...opKeys, now, this.retentionMs, this.channel, JSON.stringify(perOp));
+    }
     const res = (await pipe.exec()) ?? [];
     const out = new Map<string, TransitionResult>();
-    entries.forEach(([opId], i) => {
+    parts.forEach((part, i) => {
       const [err, raw] = res[i] ?? [new Error('no reply'), null];
       if (err) throw err;
-      out.set(opId, parseTransition(String(raw)));
+      const results = transitionResultsSchema.parse(JSON.parse(String(raw)));
+      for (const [j, [opId]] of part.entries()) {
+        const r = results[j];
+        if (!r) throw new Error(`transition-many answered ${results.length} results for ${part.length} operations`);
+        out.set(opId, toTransitionResult(r));
+      }
     });
     return out;
   }

@@ -4,7 +4,7 @@
  * that (figures in docs/performance.md and docs/design.md, `npm run bench:fs`). Each call moves at most
  * MAX_IO_BYTES, so the event loop is held for tens of microseconds at a time.
  */
-import { closeSync, constants, fsync, ftruncateSync, open, openSync, readSync, writevSync } from 'node:fs';
+import { closeSync, constants, fsync, ftruncateSync, open, openSync, writevSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { Writable, type Readable } from 'node:stream';
 
@@ -40,22 +40,6 @@ export const openFile = (file: string, flags: 'r' | WriteMode): Promise<number> 
 export const finishOverwrite = (fd: number, mode: WriteMode, length: number): void => {
   if (mode === 'overwrite') ftruncateSync(fd, length);
 };
-
-/** Reads a file in pieces of `pieceBytes` (each a fresh Buffer the consumer may keep). */
-export async function* readPieces(file: string, pieceBytes: number): AsyncGenerator<Buffer> {
-  const size = Math.min(pieceBytes, MAX_IO_BYTES);
-  const fd = openSync(file, 'r');
-  try {
-    for (;;) {
-      const buf = Buffer.allocUnsafe(size);
-      const n = readSync(fd, buf, 0, size, null);
-      if (n === 0) return;
-      yield n === size ? buf : buf.subarray(0, n);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Writes all of `buffers` at the descriptor's position (writev may write less than asked). */
 export const writeAll = (fd: number, buffers: Buffer[]): void => {

@@ -8,7 +8,6 @@
  */
 import { statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import { trace } from '@opentelemetry/api';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { SignstashSettings } from '@signspool/shared/signers/identities';
@@ -116,7 +115,7 @@ export class SignstashSigner implements Signer {
             accept: 'application/json',
             'content-length': String(encoder.contentLength()),
           },
-          body: Readable.from(encoder.body(hashes), { objectMode: false }),
+          body: encoder.body(hashes),
         });
       } catch (err) {
         if (signal.aborted) throw signal.reason;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileWriter, pipeInto, readPieces, SpoolWriteStream } from '@signspool/shared/spool/file-io';
+import { FileWriter, pipeInto, SpoolWriteStream } from '@signspool/shared/spool/file-io';
 import { Base64FileSink } from '@signspool/worker/streams/base64-file-sink';
 
 const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
@@ -70,23 +70,6 @@ describe('page-cache I/O', () => {
     await expect(pipeline(failing(), out)).rejects.toThrow('client went away');
     await closed;
     expect(await openFds()).toBe(before);
-  });
-
-  it('readPieces yields the file in pieces of the asked size and closes it, also when the reader stops early', async () => {
-    const data = randomBytes(200 * 1024);
-    const file = path.join(dir, 'in');
-    await writeFile(file, data);
-    const before = await openFds();
-    const pieces: Buffer[] = [];
-    for await (const p of readPieces(file, 3 * 64 * 1024)) pieces.push(p);
-    expect(pieces.map((p) => p.length)).toEqual([196608, 8192]);
-    expect(Buffer.concat(pieces).equals(data)).toBe(true);
-    for await (const p of readPieces(file, 1024)) {
-      expect(p.length).toBe(1024);
-      break;
-    }
-    expect(await openFds()).toBe(before);
-    await expect(readPieces(path.join(dir, 'missing'), 1024).next()).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it("FileWriter writes its pieces, cuts a reused ('overwrite') file to them, and closes; abort after finish is harmless", async () => {
