@@ -29,14 +29,15 @@ export async function* base64Encode(source: AsyncIterable<Buffer>): AsyncGenerat
 
 /**
  * `bytes` as base64 pieces of at most ENCODE_PIECE input bytes each (`bytes` must be a multiple of 3
- * long unless they end the data), with `lead` (ASCII text) at the start of the first piece.
+ * long unless they end the data), with `lead` (text, written as UTF-8) at the start of the first piece.
  */
 export function* base64Pieces(bytes: Buffer, lead = ''): Generator<Buffer, void, undefined> {
   for (let at = 0; at < bytes.length; at += ENCODE_PIECE) {
     const text = bytes.toString('base64', at, Math.min(bytes.length, at + ENCODE_PIECE));
-    const piece = Buffer.allocUnsafe(lead.length + text.length);
-    piece.write(lead, 0, 'latin1');
-    piece.write(text, lead.length, 'latin1');
+    const leadBytes = Buffer.byteLength(lead);
+    const piece = Buffer.allocUnsafe(leadBytes + text.length);
+    piece.write(lead, 0, 'utf8');
+    piece.write(text, leadBytes, 'latin1');
     lead = '';
     yield piece;
   }

@@ -103,6 +103,6 @@ export class SignRequestEncoder {
       hashes.set(d.docId, hash.digest('hex'));
       lead += this.after(d);
     }
-    yield Buffer.from(`${lead}]}`, 'latin1');
+    yield Buffer.from(`${lead}]}`);
   }
 }

@@ -34,7 +34,8 @@ describe('SignRequestEncoder', () => {
         return {
           opId: `op_${i}`,
           docId: `doc_${i}`,
-          name: `n"${i}.pdf`,
+          // Quotes, Portuguese and a character beyond Latin-1: the JSON text is UTF-8.
+          name: `fatura-ção n"${i} €.pdf`,
           contentType: 'application/pdf',
           size: bytes.length,
           sha256,
@@ -50,7 +51,7 @@ describe('SignRequestEncoder', () => {
   it('streams the request JSON byte for byte, of its announced length, with each document hashed as sent', async () => {
     // Empty, shorter than a base64 quantum, around one read (196608 bytes) and over several reads.
     const { docs, data } = await documents([0, 1, 2, 3, 196_607, 196_608, 196_609, 600_001]);
-    const encoder = new SignRequestEncoder(batchOf(docs), docs, { applyTimestamp: true, reason: 'r', location: undefined });
+    const encoder = new SignRequestEncoder(batchOf(docs), docs, { applyTimestamp: true, reason: 'Aprovação', location: undefined });
     const hashes = new Map<string, string>();
     const before = await openFds();
     const body = Buffer.concat(await collect(encoder.body(hashes)));
@@ -60,10 +61,10 @@ describe('SignRequestEncoder', () => {
       externalReference: 'b_1',
       documents: docs.map((d, i) => ({
         documentRequest: { base64Content: data[i]?.toString('base64'), contentType: d.contentType, externalReference: d.docId, name: d.name },
-        signatureInfo: { signatureType: 'CAdES', applyTimestamp: true, reason: 'r' },
+        signatureInfo: { signatureType: 'CAdES', applyTimestamp: true, reason: 'Aprovação' },
       })),
     };
-    expect(body.toString('latin1')).toBe(JSON.stringify(expected));
+    expect(body.equals(Buffer.from(JSON.stringify(expected)))).toBe(true);
     expect(Object.fromEntries(hashes)).toEqual(Object.fromEntries(docs.map((d) => [d.docId, d.sha256])));
     expect(await openFds()).toBe(before);
   });
