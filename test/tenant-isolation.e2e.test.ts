@@ -15,7 +15,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '@signspool/api/auth/auth';
-import { freePort } from '../bin/redis-server.js';
 import { eventually, submit } from './harness/client.js';
 import { startService } from './harness/processes.js';
 import { rawConnect, uploadHead, type RawConnection, type RawResponse } from './harness/raw-http.js';
@@ -37,7 +36,6 @@ const withDeadline = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
 /** An api process of its own (own data dir and queue prefix) with tenants a, b and c. */
 const startApi = async (env: Record<string, string>, opts: { ulimitFiles?: number } = {}) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'signspool-isolation-'));
-  const metricsPort = await freePort();
   const api = await startService(
     'api',
     {
@@ -47,17 +45,16 @@ const startApi = async (env: Record<string, string>, opts: { ulimitFiles?: numbe
       LOG_LEVEL: 'warn',
       API_KEYS: `a:${hashApiKey(keys.a)},b:${hashApiKey(keys.b)},c:${hashApiKey(keys.c)}`,
       SPOOL_MIN_FREE_BYTES: '1MiB',
-      METRICS_PORT: String(metricsPort),
       ...env,
     },
     opts,
   );
   const gauge = async (state: 'reading' | 'waiting'): Promise<number> => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const text = await (await fetch(api.metricsUrl)).text();
     return Number(new RegExp(`^signspool_uploads\\{state="${state}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
   };
   const tenantConnections = async (): Promise<number> => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const text = await (await fetch(api.metricsUrl)).text();
     return Number(/^signspool_http_connections\{holder="tenant"\} (\d+)/m.exec(text)?.[1] ?? NaN);
   };
   return {

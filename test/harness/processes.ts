@@ -29,9 +29,13 @@ export const startService = async (
 ): Promise<ServiceProcess> => {
   // Generous: on the shared 2-core machine under load a cold start (tsx compiling every module) took over 20 s.
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
-  const port = opts.port ?? (await freePort());
+  // Port 0 unless the caller names one (a restart on the same URL): the process binds a free port
+  // itself and its start line says which, so no other process can take a port picked here before
+  // the child binds it. Without that line (a pretty log, or LOG_LEVEL above info) ports are picked here.
+  const fromStartLine = opts.port === undefined && env['LOG_FORMAT'] !== 'pretty' && ['trace', 'debug', 'info', undefined].includes(env['LOG_LEVEL']);
+  const port = opts.port ?? (fromStartLine ? 0 : await freePort());
   // The api's /metrics on a port of its own (the default 9465 would clash between tests running at once).
-  const metricsPort = role === 'worker' ? port : (env['METRICS_PORT'] ?? String(await freePort()));
+  const metricsPort = role === 'worker' ? port : (env['METRICS_PORT'] ?? String(fromStartLine ? 0 : await freePort()));
   const portEnv = role === 'worker' ? { WORKER_METRICS_PORT: String(port) } : { PORT: String(port), METRICS_PORT: String(metricsPort) };
   // The flags the launchers (package.json, compose) give a process that runs the api, the worker, or both.
   const roleArgs = role === 'api' ? API_NODE_FLAGS : role === 'worker' ? WORKER_NODE_FLAGS : [...WORKER_NODE_FLAGS, ...API_NODE_FLAGS];
@@ -54,15 +58,29 @@ export const startService = async (
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-  const url = `http://127.0.0.1:${port}`;
+  let url = fromStartLine ? undefined : `http://127.0.0.1:${port}`;
+  let metricsUrl = metricsPort === 'api' || role === 'worker' ? undefined : `http://127.0.0.1:${metricsPort}/metrics`;
   const deadline = Date.now() + readyTimeoutMs;
+  let readyUrl: string;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${role} exited during start:\n${out.slice(-2000)}`);
-    const ok = await fetch(`${url}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
+    if (url === undefined) {
+      const line = startLine(out);
+      if (line !== undefined) {
+        metricsUrl = line.metrics;
+        url = role === 'worker' ? line.metrics.replace(/\/metrics$/, '') : line.api;
+      }
+    }
+    const ok =
+      url !== undefined &&
+      (await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ));
+    if (ok && url !== undefined) {
+      readyUrl = url;
+      break;
+    }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`${role} not ready after ${readyTimeoutMs} ms:\n${out.slice(-2000)}`);
@@ -71,8 +89,8 @@ export const startService = async (
   }
   return {
     role,
-    url,
-    metricsUrl: metricsPort === 'api' ? `${url}/metrics` : `http://127.0.0.1:${metricsPort}/metrics`,
+    url: readyUrl,
+    metricsUrl: metricsUrl ?? `${readyUrl}/metrics`,
     child,
     output: () => out,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
@@ -80,4 +98,23 @@ export const startService = async (
       return exited;
     },
   };
+};
+
+/** The URLs in a process's "signspool started" log line (bin/start.ts's banner), once it is written. */
+const startLine = (out: string): { api: string; metrics: string } | undefined => {
+  // Whole lines only: the last piece may still be arriving.
+  for (const text of out.split('\n').slice(0, -1)) {
+    if (!text.includes('"signspool started"')) continue;
+    let entry: unknown;
+    try {
+      entry = JSON.parse(text);
+    } catch {
+      continue;
+    }
+    if (typeof entry !== 'object' || entry === null) continue;
+    const { api, metrics } = entry as { api?: unknown; metrics?: unknown };
+    if (typeof metrics !== 'string') continue;
+    return { api: typeof api === 'string' ? api : '', metrics };
+  }
+  return undefined;
 };
