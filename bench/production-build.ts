@@ -35,4 +35,4 @@ export const apiNodeFlags = (tree: string = ROOT): string[] => {
 };
 
 /** The node flag `npm start` gives every process it runs (the api's own flags come with startService: api/node-flags.ts). */
-export const API_NODE_FLAGS = ['--enable-source-maps'];
+export const START_NODE_FLAGS = ['--enable-source-maps'];

@@ -12,7 +12,7 @@ import { freePort } from '../bin/redis-server.js';
 import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { startService, type ServiceProcess } from '../test/harness/processes.js';
 import { benchNodeArgs } from './load.js';
-import { API_NODE_FLAGS, buildService } from './production-build.js';
+import { START_NODE_FLAGS, buildService } from './production-build.js';
 import { readScriptSettings, type Settings } from './settings.js';
 
 export const root = path.resolve(import.meta.dirname, '..');
@@ -32,7 +32,7 @@ const { runtime } = readScriptSettings(process.env);
 // Built once, before the first process starts, when a source changed since the last build.
 if (runtime === 'dist') buildService();
 /** The flags `npm start` gives every process (the worker's come from startService). */
-const runtimeArgs = runtime === 'dist' ? API_NODE_FLAGS : [];
+const runtimeArgs = runtime === 'dist' ? START_NODE_FLAGS : [];
 
 export const startRole = (role: 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> =>
   startService(role, env, { nodeArgs: [...runtimeArgs, ...nodeArgs], dist: runtime === 'dist' });

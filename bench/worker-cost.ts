@@ -18,7 +18,7 @@ import { WORKER_NODE_FLAGS } from '@signspool/worker/node-flags';
 import { spawnRedisServer } from '../bin/redis-server.js';
 import { closeClients, closedLoop, cpuSeconds, newClients, submissionOf } from './load.js';
 import { speedProbe } from './machine-probe.js';
-import { API_NODE_FLAGS, bundleProgram } from './production-build.js';
+import { START_NODE_FLAGS, bundleProgram } from './production-build.js';
 import { readScriptSettings, readSettings } from './settings.js';
 import { stackEnv, startFake, startRole, type Env } from './stack.js';
 
@@ -76,7 +76,7 @@ try {
   // On the worker's runtime: bundled as dist/ is (BENCH_RUNTIME=tsx: both through tsx).
   const bareProgram =
     scriptSettings.runtime === 'dist'
-      ? { file: bundleProgram('bare-batch-client', 'bench/bare-batch-client.ts'), execArgv: [...WORKER_NODE_FLAGS, ...API_NODE_FLAGS] }
+      ? { file: bundleProgram('bare-batch-client', 'bench/bare-batch-client.ts'), execArgv: [...WORKER_NODE_FLAGS, ...START_NODE_FLAGS] }
       : { file: path.join(import.meta.dirname, 'bare-batch-client.ts'), execArgv: ['--import', 'tsx'] };
   const bare = fork(bareProgram.file, { execArgv: bareProgram.execArgv, stdio: 'inherit' });
   const done = new Promise<{ cpuMs: number; documents: number }>((resolve, reject) => {
