@@ -20,7 +20,15 @@ export interface Settings {
   warmup: number;
   /** Section 9's backlog of the busy tenant (BENCH_FAIR_BACKLOG). */
   fairBacklog: number;
+  /** Section 4's open-loop rate in docs/s (BENCH_OPEN_RATE); section 1's measured throughput when unset. */
+  openRate: number | undefined;
 }
+
+const positive = (name: string, raw: string): number => {
+  const n = Number(raw);
+  if (!(n > 0)) throw new Error(`${name} must be a positive number, not "${raw}"`);
+  return n;
+};
 
 export const readSettings = (argv: readonly string[], env: NodeJS.ProcessEnv): Settings => {
   const quick = argv.includes('--quick');
@@ -34,6 +42,7 @@ export const readSettings = (argv: readonly string[], env: NodeJS.ProcessEnv): S
     docs: Number(env['BENCH_DOCS'] ?? (quick ? 200 : 5000)),
     warmup: Number(env['BENCH_WARMUP'] ?? (quick ? 50 : 500)),
     fairBacklog: Number(env['BENCH_FAIR_BACKLOG'] ?? (quick ? 1000 : 20_000)),
+    openRate: env['BENCH_OPEN_RATE'] === undefined ? undefined : positive('BENCH_OPEN_RATE', env['BENCH_OPEN_RATE']),
   };
 };
 
