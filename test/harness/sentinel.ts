@@ -19,7 +19,7 @@ export interface SentinelNode {
 export interface SentinelSetup {
   primary: SentinelNode;
   replica: SentinelNode;
-  /** A second replica: after a failover one replica is left to confirm writes (REDIS_MIN_REPLICAS=1). */
+  /** A second replica: after a failover one replica is left to confirm writes. */
   replica2: SentinelNode;
   sentinels: SentinelNode[];
   /** REDIS_SENTINELS / REDIS_SENTINEL_NAME for the service. */
@@ -28,6 +28,8 @@ export interface SentinelSetup {
   discovered(): Promise<void>;
   /** The port of the primary as the sentinels see it now. */
   currentPrimaryPort(): Promise<number>;
+  /** Starts the first primary again (after a kill) on its port and data, as an operator would; the sentinels make it a replica. */
+  restartPrimary(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -73,7 +75,8 @@ const stopNode = async (node: SentinelNode): Promise<void> => {
 export const startSentinelSetup = async (dir: string): Promise<SentinelSetup> => {
   const [pPort, rPort, r2Port, ...sPorts] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
   if (!pPort || !rPort || !r2Port) throw new Error('no free ports');
-  const primary = await startNode(path.join(dir, 'primary'), dataNodeArgs(pPort, path.join(dir, 'primary')), pPort);
+  const startPrimary = (): Promise<SentinelNode> => startNode(path.join(dir, 'primary'), dataNodeArgs(pPort, path.join(dir, 'primary')), pPort);
+  const primary = await startPrimary();
   const replica = await startNode(
     path.join(dir, 'replica'),
     [...dataNodeArgs(rPort, path.join(dir, 'replica')), '--replicaof', '127.0.0.1', String(pPort)],
@@ -146,6 +149,10 @@ export const startSentinelSetup = async (dir: string): Promise<SentinelSetup> =>
     sentinels,
     env: { REDIS_SENTINELS: sPorts.map((p) => `127.0.0.1:${p}`).join(','), REDIS_SENTINEL_NAME: SENTINEL_MASTER },
     currentPrimaryPort: () => ask(async (r) => Number(((await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER)) as string[])[1])),
+    async restartPrimary() {
+      await stopNode(primary);
+      primary.process = (await startPrimary()).process;
+    },
     async stop() {
       await Promise.all([...sentinels, replica, replica2, primary].map(stopNode));
     },
