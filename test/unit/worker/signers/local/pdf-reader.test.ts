@@ -111,6 +111,38 @@ describe('PdfReader', () => {
     await expect(withReader(broken, async () => 0)).rejects.toBeInstanceOf(PdfSyntaxError);
   });
 
+  it('finds the cross-reference section however the file ends after startxref', async () => {
+    const bytes = Buffer.from(await twoPages(false));
+    const text = bytes.toString('latin1');
+    const offset = Number(/startxref\s+(\d+)\s+%%EOF\s*$/.exec(text)?.[1]);
+    const head = text.slice(0, text.lastIndexOf('startxref'));
+    const ends = [
+      `startxref\n${offset}\n%%EOF\n`,
+      `startxref\r\n${offset}\r\n%%EOF\r\n`,
+      `startxref ${offset} %%EOF`,
+      `startxref\n${offset}\n%%EOF\n\xa0\x0b \n`,
+      // Bytes after %%EOF, or a later startxref that is not one: the first that ends in %%EOF.
+      `startxref\n${offset}\n%%EOF\ngarbage\n`,
+      `startxref\n${offset}\n%%EOF\nstartxref\nnone\n%%EOF\n`,
+      `startxref\n${offset}\n%%EOF\nstartxref\n12\n%%EO`,
+      `startxref\n${offset}\n%%EOF\nstartxref\n${offset + 100000}\n%%EOF\ngarbage`,
+      `startxref\n${offset}\n%%EOF\nstartxref\n${offset + 100000}\n%%XYZ`,
+    ];
+    for (const end of ends) {
+      const found = await withReader(Buffer.from(head + end, 'latin1'), (r) => r.startxref);
+      expect(found, JSON.stringify(end)).toBe(offset);
+    }
+    // The last one wins when both end the file as a PDF ends.
+    const prior = Buffer.from(`${head}startxref\n${offset + 100000}\n%%EOF\n%comment\nstartxref\n${offset}\n%%EOF\n`, 'latin1');
+    expect(await withReader(prior, (r) => r.startxref)).toBe(offset);
+    for (const end of [`startxref\n\n%%EOF\n`, `startxref\n${offset}%%EOF\n`, `startxref${offset}\n%%EOF\n`, `${offset}\n%%EOF\n`]) {
+      await expect(
+        withReader(Buffer.from(head + end, 'latin1'), (r) => r.startxref),
+        JSON.stringify(end),
+      ).rejects.toBeInstanceOf(PdfSyntaxError);
+    }
+  });
+
   it('answers undefined for an object that does not exist', async () => {
     expect(await withReader(await twoPages(false), (r) => r.get(9_999))).toBeUndefined();
   });
