@@ -66,9 +66,18 @@ export class PdfLexer {
   token(): string {
     this.skipSpace();
     const start = this.pos;
-    while (regular(this.buf, this.pos)) this.pos++;
-    if (this.truncated && this.pos >= this.buf.length) throw new PdfSyntaxError('unexpected end of data');
+    this.run();
     return this.buf.toString('latin1', start, this.pos);
+  }
+
+  /** Moves past a run of regular characters; true when it is one or more digits only. */
+  private run(): boolean {
+    const b = this.buf;
+    let digits = true;
+    const start = this.pos;
+    for (let c = b[this.pos]; c !== undefined && CLASS[c] === 0; c = b[++this.pos]) if (c < 0x30 || c > 0x39) digits = false;
+    if (this.truncated && this.pos >= b.length) throw new PdfSyntaxError('unexpected end of data');
+    return digits && this.pos > start;
   }
 
   expect(keyword: string): void {
@@ -130,14 +139,21 @@ export class PdfLexer {
       }
     }
     const start = this.pos;
-    const t = this.token();
-    if (t === '') throw new PdfSyntaxError(`unexpected character ${String.fromCharCode(c)}`);
-    if (/^\d+$/.test(t)) {
-      // "n g R" is a reference.
-      const save = this.pos;
-      const gen = this.token();
-      if (/^\d+$/.test(gen) && this.token() === 'R') return new PdfRef(Number(t), Number(gen));
-      this.pos = save;
+    const number = this.run();
+    if (this.pos === start) throw new PdfSyntaxError(`unexpected character ${String.fromCharCode(c)}`);
+    if (number) {
+      // "n g R" is a reference (tokens scanned as bytes: no string per number).
+      const end = this.pos;
+      this.skipSpace();
+      const genStart = this.pos;
+      if (this.run()) {
+        const genEnd = this.pos;
+        this.skipSpace();
+        const r = this.pos;
+        this.run();
+        if (this.pos === r + 1 && b[r] === 0x52) return new PdfRef(Number(b.toString('latin1', start, end)), Number(b.toString('latin1', genStart, genEnd)));
+      }
+      this.pos = end;
     }
     return new PdfRaw(b.subarray(start, this.pos));
   }

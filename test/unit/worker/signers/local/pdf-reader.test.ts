@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PDFDocument } from 'pdf-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PdfDict, type PdfName, type PdfRaw, PdfReader, PdfRef, PdfSyntaxError, writeValue } from '@signspool/worker/signers/local/pdf-reader';
+import { PdfDict, PdfLexer, PdfName, PdfRaw, PdfReader, PdfRef, PdfSyntaxError, writeValue } from '@signspool/worker/signers/local/pdf-reader';
 
 let dir: string;
 beforeAll(async () => {
@@ -111,7 +111,86 @@ describe('PdfReader', () => {
     await expect(withReader(broken, async () => 0)).rejects.toBeInstanceOf(PdfSyntaxError);
   });
 
+  it('finds the cross-reference section however the file ends after startxref', async () => {
+    const bytes = Buffer.from(await twoPages(false));
+    const text = bytes.toString('latin1');
+    const offset = Number(/startxref\s+(\d+)\s+%%EOF\s*$/.exec(text)?.[1]);
+    const head = text.slice(0, text.lastIndexOf('startxref'));
+    const ends = [
+      `startxref\n${offset}\n%%EOF\n`,
+      `startxref\r\n${offset}\r\n%%EOF\r\n`,
+      `startxref ${offset} %%EOF`,
+      `startxref\n${offset}\n%%EOF\n\xa0\x0b \n`,
+      // Bytes after %%EOF, or a later startxref that is not one: the first that ends in %%EOF.
+      `startxref\n${offset}\n%%EOF\ngarbage\n`,
+      `startxref\n${offset}\n%%EOF\nstartxref\nnone\n%%EOF\n`,
+      `startxref\n${offset}\n%%EOF\nstartxref\n12\n%%EO`,
+      `startxref\n${offset}\n%%EOF\nstartxref\n${offset + 100000}\n%%EOF\ngarbage`,
+      `startxref\n${offset}\n%%EOF\nstartxref\n${offset + 100000}\n%%XYZ`,
+    ];
+    for (const end of ends) {
+      const found = await withReader(Buffer.from(head + end, 'latin1'), (r) => r.startxref);
+      expect(found, JSON.stringify(end)).toBe(offset);
+    }
+    // The last one wins when both end the file as a PDF ends.
+    const prior = Buffer.from(`${head}startxref\n${offset + 100000}\n%%EOF\n%comment\nstartxref\n${offset}\n%%EOF\n`, 'latin1');
+    expect(await withReader(prior, (r) => r.startxref)).toBe(offset);
+    for (const end of [`startxref\n\n%%EOF\n`, `startxref\n${offset}%%EOF\n`, `startxref${offset}\n%%EOF\n`, `${offset}\n%%EOF\n`]) {
+      await expect(
+        withReader(Buffer.from(head + end, 'latin1'), (r) => r.startxref),
+        JSON.stringify(end),
+      ).rejects.toBeInstanceOf(PdfSyntaxError);
+    }
+  });
+
   it('answers undefined for an object that does not exist', async () => {
     expect(await withReader(await twoPages(false), (r) => r.get(9_999))).toBeUndefined();
+  });
+});
+
+describe('PdfLexer', () => {
+  const lex = (text: string, truncated = false): PdfLexer => new PdfLexer(Buffer.from(text, 'latin1'), 0, truncated);
+
+  it('reads "n g R" as a reference and any other number as its bytes, across spaces and comments', () => {
+    const arr = lex('[12 0 R 7 3 %c\n R 5 6 /N 8 0 Rx 9 1.5 0 R -3 0 R 4 0 obj 10 0]').value() as unknown[];
+    expect(arr).toEqual([
+      new PdfRef(12, 0),
+      new PdfRef(7, 3),
+      new PdfRaw(Buffer.from('5')),
+      new PdfRaw(Buffer.from('6')),
+      new PdfName('N'),
+      new PdfRaw(Buffer.from('8')),
+      new PdfRaw(Buffer.from('0')),
+      new PdfRaw(Buffer.from('Rx')),
+      new PdfRaw(Buffer.from('9')),
+      new PdfRaw(Buffer.from('1.5')),
+      new PdfRaw(Buffer.from('0')),
+      new PdfRaw(Buffer.from('R')),
+      new PdfRaw(Buffer.from('-3')),
+      new PdfRaw(Buffer.from('0')),
+      new PdfRaw(Buffer.from('R')),
+      new PdfRaw(Buffer.from('4')),
+      new PdfRaw(Buffer.from('0')),
+      new PdfRaw(Buffer.from('obj')),
+      new PdfRaw(Buffer.from('10')),
+      new PdfRaw(Buffer.from('0')),
+    ]);
+    const dict = lex('<</Length 42 /Root 3 0 R>>').value() as PdfDict;
+    expect(dict).toEqual(
+      new PdfDict([
+        ['Length', new PdfRaw(Buffer.from('42'))],
+        ['Root', new PdfRef(3, 0)],
+      ]),
+    );
+  });
+
+  it('stops at the end of a window that is cut short, wherever in "n g R" it falls', () => {
+    for (const text of ['12', '12 ', '12 0', '12 0 ', '12 0 R']) {
+      expect(() => lex(text, true).value()).toThrow('unexpected end of data');
+      // The whole data: a number, or the reference once it is complete.
+      expect(lex(text).value()).toEqual(text === '12 0 R' ? new PdfRef(12, 0) : new PdfRaw(Buffer.from('12')));
+    }
+    expect(() => lex('12 x', true).value()).toThrow('unexpected end of data');
+    expect(lex('12 0 R ', true).value()).toEqual(new PdfRef(12, 0));
   });
 });
