@@ -12,7 +12,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpDrain } from '@signspool/api/http/drain';
@@ -102,6 +102,27 @@ describe('HttpDrain', () => {
     // The one already sent as keep-alive cannot say so: its connection, idle after it, is closed after the window.
     expect(await streamAnswer).toEqual({ status: 200, connection: 'keep-alive', body: 'partend' });
     // The idle connection is closed after the window, long before the deadline.
+    expect(await drained).toBe('drained');
+  });
+
+  it('marks a pipelined answer under way too: the one queued behind an answer whose headers were sent closes its connection', async () => {
+    s = await start();
+    const socket = net.connect(Number(new URL(s.url).port), '127.0.0.1');
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    // Two requests in one write: /stream's headers go out at once (keep-alive), /slow waits behind it.
+    socket.write('GET /stream HTTP/1.1\r\nHost: t\r\n\r\nGET /slow HTTP/1.1\r\nHost: t\r\n\r\n');
+    await Promise.all([s.reached('/stream'), s.reached('/slow')]);
+    const drained = s.drain.drain({ windowMs: 500, deadlineMs: 10_000 });
+    await eventually('the listener closed', () => !s?.server.listening);
+    s.release();
+    await closed;
+    const answers = got.split(/(?=HTTP\/1\.1 )/);
+    expect(answers).toHaveLength(2);
+    expect(answers[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*connection: keep-alive\r\n[^]*part[^]*end/i);
+    // The pipelined answer's headers were not sent when the listener closed: it says close, and the connection ends after it.
+    expect(answers[1]).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*connection: close\r\n[^]*slow/i);
     expect(await drained).toBe('drained');
   });
 

@@ -8,7 +8,7 @@
  * clients were told: they have closed it themselves by then), and every connection by the deadline.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import net from 'node:net';
+import net, { type Socket } from 'node:net';
 
 /** True once a stop marked the answer to close its connection (it announces no keep-alive then). */
 export const closesConnection = (res: ServerResponse): boolean => res.hasHeader('Connection');
@@ -30,6 +30,12 @@ const MAX_LISTEN_MS = 2000;
 /** A turn of the event loop this short leaves little time between its poll phase and the listener's close. */
 const QUIET_TURN_MS = 2;
 
+/** A connection's answers under way: one at a time as a rule, more when its client pipelines requests. */
+interface Answering {
+  current: ServerResponse | undefined;
+  pipelined: ServerResponse[] | undefined;
+}
+
 export class HttpDrain {
   private draining = false;
   /** From the listener's close: every answer closes its connection. */
@@ -37,21 +43,43 @@ export class HttpDrain {
   private listenerClosedNow: () => void = () => undefined;
   /** Resolves once the server no longer listens (a new connection is refused from then on). */
   readonly listenerClosed = new Promise<void>((resolve) => (this.listenerClosedNow = resolve));
-  /** Answers under way (until their response closes), to mark them when the listener closes. */
-  private readonly answering = new Set<ServerResponse>();
+  /**
+   * Answers under way, per connection (until their response closes), to mark them when the
+   * listener closes. Not one set of responses that every request adds to and deletes from: with
+   * that set the young-generation GC kept the answers alive past their end, until a full GC (the
+   * set's table, rebuilt as its entries churn, lives in the old generation while they are young).
+   */
+  private readonly answering = new Map<Socket, Answering>();
   /** Connections accepted so far: the listener closes after a turn of the event loop that accepted none. */
   private accepted = 0;
 
   constructor(private readonly server: Server) {
     server.on('connection', () => (this.accepted += 1));
     // The first listener: the application may send its headers synchronously.
-    server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+    server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
       if (this.closing) {
         closeWhenAnswered(res);
         return;
       }
-      this.answering.add(res);
-      res.once('close', () => this.answering.delete(res));
+      this.answer(req.socket, res);
+    });
+  }
+
+  /** Holds `res` among its connection's answers under way until it closes. */
+  private answer(socket: Socket, res: ServerResponse): void {
+    let held = this.answering.get(socket);
+    if (!held) {
+      held = { current: undefined, pipelined: undefined };
+      this.answering.set(socket, held);
+      socket.once('close', () => this.answering.delete(socket));
+    }
+    const on = held;
+    if (on.current === undefined) on.current = res;
+    else (on.pipelined ??= []).push(res);
+    res.once('close', () => {
+      if (on.current === res) on.current = on.pipelined?.shift();
+      else if (on.pipelined) on.pipelined = on.pipelined.filter((r) => r !== res);
+      if (on.pipelined?.length === 0) on.pipelined = undefined;
     });
   }
 
@@ -81,7 +109,10 @@ export class HttpDrain {
     // listener's close. From then on it is refused.
     void this.listenerClosed.then(() => {
       this.closing = true;
-      for (const res of this.answering) closeWhenAnswered(res);
+      for (const { current, pipelined } of this.answering.values()) {
+        if (current) closeWhenAnswered(current);
+        for (const res of pipelined ?? []) closeWhenAnswered(res);
+      }
       this.answering.clear();
     });
     let outcome: 'drained' | 'deadline' = 'drained';
