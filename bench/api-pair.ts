@@ -8,7 +8,8 @@
  * node flags of its `npm run start:api`; the bench:api environment) with its own redis-server as
  * its tree's spawnRedisServer starts it with `unixSocket` (a port on trees from before sockets).
  * BENCH_API_PAIR_ROUNDS rounds (8) of BENCH_API_PAIR_SECONDS (4) of uploads, then as long of status
- * reads, after a warm-up of 300 uploads and 3000 reads per side.
+ * reads, after a warm-up of 300 uploads and 3000 reads per side; A's clients start first in even
+ * rounds, B's in odd ones.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -134,13 +135,18 @@ const main = async (): Promise<void> => {
       await load(s, read(s), CLIENTS, 3000);
     }
     const rows = { upload: [] as [number, number][], read: [] as [number, number][] };
-    const together = (one: (s: Side) => (i: number) => Promise<void>): Promise<[number, number]> => {
+    // The side started first in a round has its clients served first in every turn of the
+    // generator's event loop: the sides take turns at starting first.
+    const together = async (one: (s: Side) => (i: number) => Promise<void>, bFirst: boolean): Promise<[number, number]> => {
       const deadline = Date.now() + seconds * 1000;
-      return Promise.all([load(a, one(a), CLIENTS / 2, Infinity, deadline), load(b, one(b), CLIENTS / 2, Infinity, deadline)]);
+      const start = (s: Side): Promise<number> => load(s, one(s), CLIENTS / 2, Infinity, deadline);
+      if (!bFirst) return Promise.all([start(a), start(b)]);
+      const [y, x] = await Promise.all([start(b), start(a)]);
+      return [x, y];
     };
     for (let r = 0; r < rounds; r++) {
-      rows.upload.push(await together(upload));
-      rows.read.push(await together(read));
+      rows.upload.push(await together(upload, r % 2 === 1));
+      rows.read.push(await together(read, r % 2 === 1));
     }
     console.log(`\n${rounds} rounds of ${seconds} s, both apis at once (${CLIENTS / 2} clients each); api CPU per request, B ÷ A per round:`);
     for (const [what, xs] of Object.entries(rows)) {
