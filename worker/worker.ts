@@ -113,6 +113,8 @@ export class SigningWorker {
       maxStalled: config.jobs.maxStalled,
       logger: this.log,
       onStalledOut: (job, reason) => void this.failAbandoned(store, job, reason),
+      // What the pull loop checks before it fetches a job.
+      wantsMore: () => this.state === 'running' && this.heldDocuments < this.maxHeld && !this.spoolFull && !(this.lanes?.allBlocked() ?? false),
     });
     await this.source.start();
     metrics.workerPaused.set({ reason: 'spool_full' }, 0);
