@@ -39,7 +39,10 @@ describe('SignJobConsumer', () => {
 
   it('fetches the next job along with a completion, holds it locked, and hands it out without asking Redis', async () => {
     for (let i = 0; i < 3; i++) await queue.add('sign-document', { i }, { jobId: `doc_${i}` });
-    const c = await consumer(() => true);
+    // At most one job held, as the worker's maxHeld: the completed job's place goes to the next one.
+    const ref: { c?: SignJobConsumer } = {};
+    const c = await consumer(() => (ref.c?.heldCount ?? 0) < 1);
+    ref.c = c;
     const first = await c.next();
     expect(first?.id).toBe('doc_0');
     if (!first) throw new Error('no job');
@@ -57,6 +60,18 @@ describe('SignJobConsumer', () => {
     expect(c.owns(second)).toBe(true);
     expect(await queue.getJobState('doc_0')).toBe('completed');
     expect(await queue.getJobState('doc_2')).toBe('waiting');
+  });
+
+  it("never holds more jobs than the worker wants when a batch's completions run at once", async () => {
+    for (let i = 0; i < 6; i++) await queue.add('sign-document', { i }, { jobId: `doc_${i}` });
+    const ref: { c?: SignJobConsumer } = {};
+    const c = await consumer(() => (ref.c?.heldCount ?? 0) < 2);
+    ref.c = c;
+    const batch = [await c.next(), await c.next()];
+    await Promise.all(batch.map((job) => (job ? c.complete(job, { signed: true }) : undefined)));
+    expect(c.heldCount).toBe(2);
+    expect((await redis.lrange(queue.toKey('active'), 0, -1)).sort()).toEqual(['doc_2', 'doc_3']);
+    expect(await queue.getJobState('doc_4')).toBe('waiting');
   });
 
   it('gives a job fetched along and never handed out back to the queue at close', async () => {

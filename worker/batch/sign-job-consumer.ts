@@ -41,8 +41,8 @@ export class SignJobConsumer {
   private readonly held = new Map<string, Job>();
   /** Held jobs a completion fetched, not yet handed out by `next`. */
   private readonly fetched: Job[] = [];
-  /** Completions under way that may bring a job along. */
-  private fetching = 0;
+  /** Completions deciding whether to fetch along: their own job is not counted then (it is on its way out). */
+  private deciding = 0;
   private readonly opts: SignJobConsumerOptions;
   /** Held jobs whose lock could not be extended: their results must not be recorded by this worker. */
   private readonly lost = new Set<string>();
@@ -74,9 +74,17 @@ export class SignJobConsumer {
     this.lockTimer.unref();
   }
 
-  /** Jobs held, and those completions under way may bring along. */
+  /**
+   * Jobs held. A completion that fetches along keeps its own job held until the next one is, so the
+   * one takes the other's place.
+   */
   get heldCount(): number {
-    return this.held.size + this.fetching;
+    return this.held.size - this.deciding;
+  }
+
+  /** Held jobs a completion fetched along that `next` has not handed out yet. */
+  get fetchedCount(): number {
+    return this.fetched.length;
   }
 
   /** Waits (up to about a second) for the next job; undefined when none or closing. */
@@ -90,17 +98,15 @@ export class SignJobConsumer {
   }
 
   async complete(job: Job, result: unknown): Promise<void> {
-    const fetchNext = !this.closed && (this.opts.wantsMore?.() ?? false);
-    if (!fetchNext) {
-      await this.settle(job, () => job.moveToCompleted(result, this.token, false));
-      return;
-    }
-    this.fetching++;
+    this.deciding++;
+    let fetchNext: boolean;
     try {
-      await this.settle(job, async () => this.keep(await this.worker.fetchedJob(await job.moveToCompleted(result, this.token, true), this.token)));
+      fetchNext = !this.closed && (this.opts.wantsMore?.() ?? false);
     } finally {
-      this.fetching--;
+      this.deciding--;
     }
+    if (!fetchNext) return this.settle(job, () => job.moveToCompleted(result, this.token, false));
+    return this.settle(job, async () => this.keep(await this.worker.fetchedJob(await job.moveToCompleted(result, this.token, true), this.token)));
   }
 
   /** A job a completion brought along: held (its lock extended) until `next` hands it out, or given back when closing. */
