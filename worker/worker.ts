@@ -113,6 +113,8 @@ export class SigningWorker {
       maxStalled: config.jobs.maxStalled,
       logger: this.log,
       onStalledOut: (job, reason) => void this.failAbandoned(store, job, reason),
+      // What the pull loop checks before it fetches a job.
+      wantsMore: () => this.state === 'running' && this.heldDocuments < this.maxHeld && !this.spoolFull && !(this.lanes?.allBlocked() ?? false),
     });
     await this.source.start();
     metrics.workerPaused.set({ reason: 'spool_full' }, 0);
@@ -252,13 +254,15 @@ export class SigningWorker {
     const batcher = this.batcher;
     if (!source || !batcher) return;
     while (this.state === 'running') {
-      if (this.heldDocuments >= this.maxHeld) {
+      // Jobs a completion fetched along are held already (they took the completed jobs' places): handed on regardless.
+      const along = source.fetchedCount > 0;
+      if (!along && this.heldDocuments >= this.maxHeld) {
         await this.pause(60_000);
         continue;
       }
       // Documents wait in the queue (where other workers can take them) while this one cannot sign,
       // or while every identity's circuit is open (nothing could be sent).
-      if (!(await this.hasRoom()) || this.lanes?.allBlocked()) {
+      if (!along && (!(await this.hasRoom()) || this.lanes?.allBlocked())) {
         await this.pause(1000);
         continue;
       }

@@ -2,10 +2,14 @@
  * Consumes the sign queue by hand: a BullMQ Worker without processor (getNextJob, then
  * moveToCompleted / moveToFailed / moveToWait / moveToDelayed). It extends the locks of every held
  * job in one call, notices jobs whose lock was lost (another worker owns them now), and runs
- * BullMQ's stalled-job checker so jobs of a dead worker come back.
+ * BullMQ's stalled-job checker so jobs of a dead worker come back. While the worker wants more
+ * jobs (`wantsMore`), a completion fetches the next waiting job in the same call (BullMQ's
+ * moveToFinished with fetchNext, what its own Worker does): that job is locked and held at once,
+ * and `next` hands it out before asking Redis again; jobs fetched so and not handed out are given
+ * back to the queue at `close`.
  */
 import { randomUUID } from 'node:crypto';
-import { Worker, type Job } from 'bullmq';
+import { Worker, type Job, type JobJsonRaw } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@signspool/shared/logger';
 import { QUEUES } from '@signspool/shared/queue';
@@ -18,12 +22,27 @@ export interface SignJobConsumerOptions {
   logger: Logger;
   /** Called when BullMQ gives up on a job (stalled too often); the document must be failed. */
   onStalledOut?: (job: Job, reason: string) => void;
+  /** Whether a completion may fetch the next job along (false: only `next` fetches). */
+  wantsMore?: () => boolean;
+}
+
+/** BullMQ's Worker, turning the reply of a completion that fetched the next job into that job. */
+class SignQueueWorker extends Worker {
+  /** The job in a moveToCompleted reply (`[jobData, jobId, …]`), locked with `token`; undefined when none came. */
+  async fetchedJob(reply: unknown, token: string): Promise<Job | undefined> {
+    if (!Array.isArray(reply) || reply[0] === undefined || reply[0] === null || typeof reply[1] !== 'string') return undefined;
+    return this.nextJobFromJobData(reply[0] as JobJsonRaw, reply[1], token);
+  }
 }
 
 export class SignJobConsumer {
   readonly token = randomUUID();
-  private readonly worker: Worker;
+  private readonly worker: SignQueueWorker;
   private readonly held = new Map<string, Job>();
+  /** Held jobs a completion fetched, not yet handed out by `next`. */
+  private readonly fetched: Job[] = [];
+  /** Completions deciding whether to fetch along: their own job is not counted then (it is on its way out). */
+  private deciding = 0;
   private readonly opts: SignJobConsumerOptions;
   /** Held jobs whose lock could not be extended: their results must not be recorded by this worker. */
   private readonly lost = new Set<string>();
@@ -32,7 +51,7 @@ export class SignJobConsumer {
 
   constructor(opts: SignJobConsumerOptions) {
     this.opts = opts;
-    this.worker = new Worker(QUEUES.sign, null, {
+    this.worker = new SignQueueWorker(QUEUES.sign, null, {
       connection: opts.connection,
       prefix: opts.prefix,
       autorun: false,
@@ -55,20 +74,47 @@ export class SignJobConsumer {
     this.lockTimer.unref();
   }
 
+  /**
+   * Jobs held. A completion that fetches along keeps its own job held until the next one is, so the
+   * one takes the other's place.
+   */
   get heldCount(): number {
-    return this.held.size;
+    return this.held.size - this.deciding;
+  }
+
+  /** Held jobs a completion fetched along that `next` has not handed out yet. */
+  get fetchedCount(): number {
+    return this.fetched.length;
   }
 
   /** Waits (up to about a second) for the next job; undefined when none or closing. */
   async next(): Promise<Job | undefined> {
     if (this.closed) return undefined;
+    const along = this.fetched.shift();
+    if (along) return along;
     const job = await this.worker.getNextJob(this.token, { block: true });
     if (job?.id) this.held.set(job.id, job);
     return job ?? undefined;
   }
 
   async complete(job: Job, result: unknown): Promise<void> {
-    await this.settle(job, () => job.moveToCompleted(result, this.token, false));
+    this.deciding++;
+    let fetchNext: boolean;
+    try {
+      fetchNext = !this.closed && (this.opts.wantsMore?.() ?? false);
+    } finally {
+      this.deciding--;
+    }
+    if (!fetchNext) return this.settle(job, () => job.moveToCompleted(result, this.token, false));
+    return this.settle(job, async () => this.keep(await this.worker.fetchedJob(await job.moveToCompleted(result, this.token, true), this.token)));
+  }
+
+  /** A job a completion brought along: held (its lock extended) until `next` hands it out, or given back when closing. */
+  private async keep(job: Job | undefined): Promise<void> {
+    if (!job?.id) return;
+    this.held.set(job.id, job);
+    if (this.closed) await this.release(job);
+    else this.fetched.push(job);
   }
 
   async fail(job: Job, err: Error): Promise<void> {
@@ -124,10 +170,11 @@ export class SignJobConsumer {
     }
   }
 
-  /** Idempotent. Held jobs should have been settled or released before. */
+  /** Idempotent. Held jobs should have been settled or released before; jobs fetched along and not handed out go back to the queue. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all(this.fetched.splice(0).map((job) => this.release(job)));
     if (this.lockTimer) clearInterval(this.lockTimer);
     await this.worker.close(true);
   }

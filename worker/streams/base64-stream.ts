@@ -19,12 +19,10 @@ export async function* base64Encode(source: AsyncIterable<Buffer>): AsyncGenerat
   for await (const chunk of source) {
     const data = carry.length ? Buffer.concat([carry, chunk]) : chunk;
     const usable = data.length - (data.length % 3);
-    for (let at = 0; at < usable; at += ENCODE_PIECE) {
-      yield Buffer.from(data.toString('base64', at, Math.min(usable, at + ENCODE_PIECE)), 'latin1');
-    }
+    yield* base64Pieces(data.subarray(0, usable));
     carry = Buffer.from(data.subarray(usable));
   }
-  if (carry.length) yield Buffer.from(carry.toString('base64'), 'latin1');
+  yield* base64Pieces(carry);
 }
 
 /**

@@ -1,8 +1,10 @@
 /**
  * Decodes Sign'Stash's 200 answer, `{"documentList": [{"externalReference", "name",
  * "signedContent"}, …]}`, as a stream: each signedContent is base64-decoded straight into a spool
- * file, which is fsynced and renamed to the document's result path while the rest streams in.
- * Memory does not grow with the answer. An entry may carry `errorCode`/`errorMessage` (and a
+ * file, which is fsynced and renamed to the document's result path while the rest streams in; the
+ * result directories are fsynced once each when the answer has ended, before any result is
+ * returned (a directory shared by several results of the batch is fsynced once). Memory does not
+ * grow with the answer. An entry may carry `errorCode`/`errorMessage` (and a
  * `status`) instead of content: it is mapped through the same table as a request-level failure
  * (failure.ts). A document the answer leaves out is UPSTREAM_BAD_RESPONSE; whether a document's
  * failure is tried again is the catalog's retryable flag (the batch runner decides).
@@ -37,6 +39,8 @@ export class SignedListDecoder {
   /** Files written and not (yet) in place: removed when the answer ends or fails. */
   private readonly tmpFiles = new Set<string>();
   private readonly commits: Promise<void>[] = [];
+  /** Results renamed into place, by directory: not durable until `syncDirs` has fsynced it. */
+  private readonly renamed = new Map<string, string[]>();
   private entry: Entry = {};
 
   constructor(
@@ -70,6 +74,7 @@ export class SignedListDecoder {
         },
       });
       await Promise.all(this.commits);
+      await this.syncDirs();
     } catch (err) {
       await Promise.allSettled(this.commits);
       await this.entry.sink?.abort();
@@ -159,8 +164,10 @@ export class SignedListDecoder {
     this.commits.push(
       (async () => {
         await sink.close({ sync: true });
-        await this.spool.commit(sink.path, doc.resultPath, { synced: true });
+        const dirs = new Set<string>();
+        await this.spool.commit(sink.path, doc.resultPath, { synced: true, dirs });
         this.tmpFiles.delete(sink.path);
+        for (const dir of dirs) this.renamed.set(dir, [...(this.renamed.get(dir) ?? []), doc.docId]);
       })().catch((err: unknown) => {
         this.logger.error(
           { err: { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code }, docId: doc.docId },
@@ -169,6 +176,24 @@ export class SignedListDecoder {
         this.results.set(doc.docId, { ok: false, docId: doc.docId, error: localStorageError(err) });
       }),
     );
+  }
+
+  /** fsyncs each directory results were renamed into; a directory that fails fails its results. */
+  private async syncDirs(): Promise<void> {
+    await Promise.all(
+      [...this.renamed].map(async ([dir, docIds]) => {
+        try {
+          await this.spool.syncDir(dir);
+        } catch (err) {
+          this.logger.error(
+            { err: { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code }, docIds },
+            'could not store signed documents',
+          );
+          for (const docId of docIds) this.results.set(docId, { ok: false, docId, error: localStorageError(err) });
+        }
+      }),
+    );
+    this.renamed.clear();
   }
 
   private async removeTmp(): Promise<void> {
