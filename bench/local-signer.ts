@@ -23,7 +23,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, ftruncateSync, openSync, readSync, writevSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PDFDocument } from 'pdf-lib';
@@ -90,34 +90,41 @@ const cpu = (): number => {
  * blocks allocated, whereas a file just written and not yet written back would have them
  * allocated by the fsync of whoever writes over it (ext4's delayed allocation).
  */
-const writeDurable = async (file: string, content: Buffer): Promise<void> => {
-  const fh = await open(file, 'w');
+const writeDurable = async (file: string, place: (file: string) => Promise<void>): Promise<void> => {
+  await place(file);
+  const fh = await open(file, 'r+');
   try {
-    await fh.writeFile(content);
     await fh.sync();
   } finally {
     await fh.close();
   }
 };
 
-/** In the child: signs batches of `size`-byte documents; prints a JSON result. */
-const child = async (type: SignatureType, target: number, batches: number, warmup: number): Promise<void> => {
+/**
+ * In the child: signs batches of `size`-byte documents; prints a JSON result. With `source` (the
+ * one-large-document runs), the document is that file, made and hashed by the parent (`sha256`,
+ * its hex digest): made or read here, the memory
+ * freed after making it would still be in this process's RSS when the baseline is taken, and the
+ * signer's buffers would reuse it.
+ */
+const child = async (type: SignatureType, target: number, batches: number, warmup: number, source?: string, sourceSha256?: string): Promise<void> => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-signer-'));
   try {
     const spool = new Spool(path.join(dir, 'spool'));
     await spool.init();
     const signer = new LocalSigner({ dataDir: path.join(dir, 'data'), keyFile: undefined, certFile: undefined, spool, logger: silentLogger() });
     await signer.start();
-    const content = await makeDoc(type, target);
+    const content = source === undefined ? await makeDoc(type, target) : undefined;
     // A made PDF or XML is a little over or under the target: the upload's size is the content's.
-    const size = content.length;
-    const sha256 = createHash('sha256').update(content).digest('hex');
+    const size = content?.length ?? (await stat(source ?? '')).size;
+    const sha256 = content ? createHash('sha256').update(content).digest('hex') : (sourceSha256 ?? '');
+    const place = (file: string): Promise<void> => (content ? writeFile(file, content) : copyFile(source ?? '', file));
     const perBatch = Math.min(BATCH, batches === 0 ? 1 : BATCH);
     const docs: BatchDocument[] = [];
     for (let i = 0; i < perBatch; i++) {
       const p = spool.incomingPath('op_bench', `doc_${i}`);
       await mkdir(path.dirname(p), { recursive: true });
-      await writeFile(p, content);
+      await place(p);
       docs.push({
         opId: 'op_bench',
         docId: `doc_${i}`,
@@ -146,7 +153,7 @@ const child = async (type: SignatureType, target: number, batches: number, warmu
     const retireSpares = async (count: number): Promise<void> => {
       for (let i = 0; i < count; i++) {
         const p = spool.tmpPath('upload');
-        await writeDurable(p, content);
+        await writeDurable(p, place);
         await spool.retire(p, size);
       }
     };
@@ -162,8 +169,9 @@ const child = async (type: SignatureType, target: number, batches: number, warmu
       const { head, tail } = cms.encode(cms.sign(digest, { signingTime: type !== 'PAdES' }));
       return [head, tail];
     };
+    // Not in the one-large-document runs (no document in memory there).
     const bare = async (count: number): Promise<void> => {
-      for (let i = 0; i < count; i++) await bareSignature(content);
+      if (content) for (let i = 0; i < count; i++) await bareSignature(content);
     };
     // The bare program: the least a durable signed result of a spooled document needs, with no
     // parsing: read the file, hash and sign it, write the document (but for a detached CAdES) and
@@ -173,7 +181,7 @@ const child = async (type: SignatureType, target: number, batches: number, warmu
     await mkdir(bareDir);
     const bareDirFd = openSync(bareDir, 'r');
     const bareSpares = batches === 0 ? 0 : 2 + perBatch * (n + warmup);
-    for (let i = 0; i < bareSpares; i++) await writeDurable(path.join(bareDir, `r${i}`), content);
+    for (let i = 0; i < bareSpares; i++) await writeDurable(path.join(bareDir, `r${i}`), place);
     let bareFiles = 0;
     // One read buffer for all documents, as the signer reuses its own (a new one per document costs page faults here).
     const readBuffer = Buffer.allocUnsafeSlow(size);
@@ -200,7 +208,27 @@ const child = async (type: SignatureType, target: number, batches: number, warmu
       }
       fsyncSync(bareDirFd);
     };
-    await run(docs.slice(0, 2)); // key import, first compilation
+    // Key import, first compilation. The one-large-document runs sign a 200 KB document of the
+    // kind here: signing the large one, its freed buffers would be under the baseline too.
+    const first = async (): Promise<BatchDocument[]> => {
+      if (source === undefined) return docs.slice(0, 2);
+      const small = await makeDoc(type, 200 * KB);
+      const p = spool.incomingPath('op_bench', 'doc_first');
+      await writeFile(p, small);
+      return [
+        {
+          opId: 'op_bench',
+          docId: 'doc_first',
+          name: 'first',
+          contentType: 'application/octet-stream',
+          size: small.length,
+          sha256: createHash('sha256').update(small).digest('hex'),
+          path: p,
+          resultPath: '',
+        },
+      ];
+    };
+    await run(await first());
     await bare(2);
     if (bareSpares > 0) await bareProgram(docs.slice(0, 2));
     global.gc?.();
@@ -283,9 +311,10 @@ const childScript = (): string[] => {
   return [bundled];
 };
 
-const runChild = (type: SignatureType, size: number, batches: number, warmup = 0): Promise<ChildResult> =>
+const runChild = (type: SignatureType, size: number, batches: number, warmup = 0, source?: { file: string; sha256: string }): Promise<ChildResult> =>
   new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--expose-gc', ...childScript(), '--child', type, String(size), String(batches), String(warmup)], {
+    const args = ['--child', type, String(size), String(batches), String(warmup), ...(source === undefined ? [] : [source.file, source.sha256])];
+    const p = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--expose-gc', ...childScript(), ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -333,10 +362,20 @@ export const localSignerSection = async (print: (row: SignerRow) => void = print
         ['CAdES', 20 * MB],
         ['XAdES', 20 * MB],
       ] as const)) {
-    const r = await runChild(type, size, 0);
+    // The document made here and handed to the child as a file: the child's RSS is the signer's.
+    const made = await mkdtemp(path.join(os.tmpdir(), 'bench-signer-doc-'));
+    let r: ChildResult;
+    try {
+      const file = path.join(made, 'document');
+      const content = await makeDoc(type, size);
+      await writeFile(file, content);
+      r = await runChild(type, size, 0, 0, { file, sha256: createHash('sha256').update(content).digest('hex') });
+    } finally {
+      await rm(made, { recursive: true, force: true });
+    }
     const growth = (r.peak - r.rssBefore) / MB;
     add({
-      metric: `${type} one ${size / MB} MB document: peak RSS growth over the warmed-up process (baseline: the document's size)`,
+      metric: `${type} one ${size / MB} MB document: peak RSS growth over the process before it (warmed up on a 200 KB one; baseline: the document's size)`,
       value: growth,
       unit: 'MB',
       baseline: size / MB,
@@ -376,7 +415,7 @@ const printRow = (r: SignerRow): void => {
 
 const argv = process.argv;
 if (argv[2] === '--child') {
-  await child(argv[3] as SignatureType, Number(argv[4]), Number(argv[5]), Number(argv[6] ?? 0));
+  await child(argv[3] as SignatureType, Number(argv[4]), Number(argv[5]), Number(argv[6] ?? 0), argv[7], argv[8]);
 } else if (import.meta.filename === path.resolve(argv[1] ?? '')) {
   console.log(
     `signspool bench:signer: ${BATCHES} batches of ${BATCH} per type (XAdES: ${XML_BATCHES}) after ${WARMUP} unmeasured batches, the child run ${RUNTIME === 'tsx' ? 'under tsx' : 'from the production bundle (scripts/build.mjs)'}, ${os.cpus().length} CPUs (shared machine: compare ratios)`,

@@ -83,7 +83,7 @@ export const readScriptSettings = (env: NodeJS.ProcessEnv) => ({
     batches: Number(env['BENCH_SIGNER_BATCHES'] ?? 6),
     xmlBatches: Number(env['BENCH_SIGNER_XML_BATCHES'] ?? 6),
     /** Unmeasured batches first, for the signer and the bare program alike (BENCH_SIGNER_WARMUP): a running worker has its code compiled. */
-    warmup: Number(env['BENCH_SIGNER_WARMUP'] ?? 20),
+    warmup: Number(env['BENCH_SIGNER_WARMUP'] ?? 80),
     /** What runs the child: the production build's bundle (`bundle`, the default) or `tsx` (BENCH_SIGNER_RUNTIME). */
     runtime: env['BENCH_SIGNER_RUNTIME'] === 'tsx' ? ('tsx' as const) : ('bundle' as const),
   },
