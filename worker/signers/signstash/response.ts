@@ -167,7 +167,11 @@ export class SignedListDecoder {
         const dirs = new Set<string>();
         await this.spool.commit(sink.path, doc.resultPath, { synced: true, dirs });
         this.tmpFiles.delete(sink.path);
-        for (const dir of dirs) this.renamed.set(dir, [...(this.renamed.get(dir) ?? []), doc.docId]);
+        for (const dir of dirs) {
+          const docIds = this.renamed.get(dir);
+          if (docIds) docIds.push(doc.docId);
+          else this.renamed.set(dir, [doc.docId]);
+        }
       })().catch((err: unknown) => {
         this.logger.error(
           { err: { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code }, docId: doc.docId },
