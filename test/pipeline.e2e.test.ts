@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { download, submit, waitForTerminal } from './harness/client.js';
 import type { FakeSignstash } from './fake-signstash/server.js';
 import { useFakeSignstash } from './harness/fake-upstream.js';
+import { useApiThenWorker } from './harness/queued-first.js';
 import { startStack, type Stack } from './harness/stack.js';
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
@@ -26,23 +27,16 @@ describe("pipeline through the fake Sign'Stash", () => {
       signstashEnv(fake(), { BATCH_MAX_DOCS: '50', BATCH_LINGER: '2s', UPSTREAM_CONCURRENCY: '4', RATE_LIMIT_REQUESTS: '0' });
     // The api alone first: all 200 documents are queued before a worker starts, so how many share a
     // request does not depend on how fast this machine accepts uploads (that is bench section 1).
-    let stack: Stack;
-    let worker: Stack | undefined;
-    beforeAll(async () => {
-      stack = await startStack({ env: env(), worker: false });
-    });
-    afterAll(async () => {
-      await worker?.stop();
-      await stack?.stop();
-    });
+    const queued = useApiThenWorker(env);
 
     it('signs 200 concurrent single-document operations in few upstream requests', async () => {
+      const stack = queued.api();
       const docs = Array.from({ length: 200 }, (_, i) => Buffer.concat([Buffer.from(`%PDF-1.7 doc ${i}\n`), randomBytes(1000 + i)]));
       const accepted = await Promise.all(
         docs.map((content, i) => submit(stack.apiUrl, stack.keys.acme, [{ name: `doc-${i}.pdf`, content, type: 'application/pdf' }])),
       );
       expect(accepted.map((a) => a.status)).toEqual(docs.map(() => 202));
-      worker = await startStack({ env: env(), api: false, reuse: { dir: stack.dir, prefix: stack.config.queuePrefix } });
+      await queued.startWorker();
       const done = await Promise.all(accepted.map((a) => waitForTerminal(stack.apiUrl, stack.keys.acme, a.body.id, 60_000)));
       expect(done.map((d) => d.status)).toEqual(docs.map(() => 'succeeded'));
 
