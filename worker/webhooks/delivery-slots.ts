@@ -109,6 +109,22 @@ export class DeliverySlots {
     return out;
   }
 
+  /**
+   * Parks a refused delivery while `delay` moves its job out of the way (a Redis round trip), so
+   * that a slot freed meanwhile wakes it; true when one did: its job was not delayed yet when the
+   * wake came, so the caller promotes it now.
+   */
+  async parkDuring(tenant: string, endpoint: string, id: string, delay: () => Promise<unknown>): Promise<boolean> {
+    this.park(tenant, endpoint, id);
+    try {
+      await delay();
+    } catch (err) {
+      this.unpark(id);
+      throw err;
+    }
+    return !this.parkedKey.has(id);
+  }
+
   /** How many deliveries to `endpoint` of `tenant` are parked. */
   parkedAt(tenant: string, endpoint: string): number {
     return this.parked.get(`${tenant}\n${endpoint}`)?.ids.length ?? 0;

@@ -135,8 +135,8 @@ export class WebhookDispatcher {
       // Its own delay if nothing wakes it: when its turn would come were the endpoint hung.
       const turns = Math.floor(this.slots.parkedAt(event.tenant, endpoint) / this.slots.endpointShare(event.tenant, endpoint));
       const waitMs = Math.min(PARK_MAX_MS, this.deps.config.webhooks.timeoutMs * (1 + turns));
-      await job.moveToDelayed(Date.now() + waitMs, token);
-      this.slots.park(event.tenant, endpoint, id);
+      // Parked before the job is delayed: a slot that frees during the move must not be missed.
+      if (await this.slots.parkDuring(event.tenant, endpoint, id, () => job.moveToDelayed(Date.now() + waitMs, token))) this.promote(id);
       throw new DelayedError();
     }
     try {
@@ -150,12 +150,15 @@ export class WebhookDispatcher {
 
   /** Promotes the parked deliveries a freed slot can take (a failed promotion: the job comes back by its own delay). */
   private wakeParked(): void {
-    for (const id of this.slots.wake()) {
-      void (async () => {
-        const job = await this.queue?.getJob(id);
-        await job?.promote();
-      })().catch(() => undefined);
-    }
+    for (const id of this.slots.wake()) this.promote(id);
+  }
+
+  /** Moves a delayed delivery back to the queue now (a failure: it comes back by its own delay). */
+  private promote(id: string): void {
+    void (async () => {
+      const job = await this.queue?.getJob(id);
+      await job?.promote();
+    })().catch(() => undefined);
   }
 
   /**

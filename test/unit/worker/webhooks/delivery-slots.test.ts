@@ -51,4 +51,29 @@ describe('DeliverySlots', () => {
     slots.unpark('j2');
     expect(slots.parkedCount).toBe(0);
   });
+
+  it('parks a refused delivery before its job is delayed: a slot freed during the delay wakes it, and the caller is told', async () => {
+    const slots = new DeliverySlots(4);
+    const held = slots.tryAcquire('acme', 'https://a');
+    expect(held).toBeDefined();
+    // acme alone: 2 of 4 for the tenant, 1 for its one endpoint.
+    expect(slots.tryAcquire('acme', 'https://a')).toBeUndefined();
+    let delayed = (): void => undefined;
+    const parking = slots.parkDuring('acme', 'https://a', 'job-2', () => new Promise<void>((resolve) => (delayed = resolve)));
+    // The delivery in flight ends while the refused job is still being delayed.
+    held?.release();
+    expect(slots.wake()).toEqual(['job-2']);
+    delayed();
+    expect(await parking).toBe(true);
+    expect(slots.parkedCount).toBe(0);
+  });
+
+  it('leaves a refused delivery parked when no slot frees during the delay, and unparks it when the delay fails', async () => {
+    const slots = new DeliverySlots(4);
+    slots.tryAcquire('acme', 'https://a');
+    expect(await slots.parkDuring('acme', 'https://a', 'job-2', () => Promise.resolve())).toBe(false);
+    expect(slots.parkedAt('acme', 'https://a')).toBe(1);
+    await expect(slots.parkDuring('acme', 'https://a', 'job-3', () => Promise.reject(new Error('lock lost')))).rejects.toThrow('lock lost');
+    expect(slots.parkedAt('acme', 'https://a')).toBe(1);
+  });
 });
