@@ -36,6 +36,10 @@ export const openFile = (file: string, flags: 'r' | WriteMode): Promise<number> 
     open(file, flags === 'overwrite' ? constants.O_WRONLY : flags, (err, fd) => (err ? reject(err) : resolve(fd)));
   });
 
+/** Opens a file to write: a spare (`overwrite`, an existing file, no creation) on the calling thread, a new one on the thread pool (openFile). */
+export const openForWrite = async (file: string, mode: WriteMode): Promise<number> =>
+  mode === 'overwrite' ? openSync(file, constants.O_WRONLY) : openFile(file, mode);
+
 /** Cuts an overwritten file to the `length` bytes just written (a no-op for a file created new). */
 export const finishOverwrite = (fd: number, mode: WriteMode, length: number): void => {
   if (mode === 'overwrite') ftruncateSync(fd, length);
@@ -192,9 +196,9 @@ export class FileWriter {
     private readonly mode: WriteMode,
   ) {}
 
-  /** A spare (`overwrite`) is opened on the calling thread: an existing file, no creation (openFile). */
+  /** A spare (`overwrite`) is opened on the calling thread, a new file on the thread pool (openForWrite). */
   static async open(file: string, mode: WriteMode = 'wx'): Promise<FileWriter> {
-    return new FileWriter(file, mode === 'overwrite' ? openSync(file, constants.O_WRONLY) : await openFile(file, mode), mode);
+    return new FileWriter(file, await openForWrite(file, mode), mode);
   }
 
   /** Bytes written so far. */

@@ -4,8 +4,8 @@
  * does the decoding; `Base64FileSink` stores the bytes in a file (the adapter's signed results).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, openSync } from 'node:fs';
-import { finishOverwrite, fsyncFd, openFile, writeAll, type WriteMode } from '@signspool/shared/spool/file-io';
+import { closeSync } from 'node:fs';
+import { finishOverwrite, fsyncFd, openForWrite, writeAll, type WriteMode } from '@signspool/shared/spool/file-io';
 import { Base64Decoder } from './base64-stream.js';
 
 export interface DecodedContent {
@@ -66,7 +66,7 @@ export class Base64FileSink extends Base64Sink {
    * writes and closes on the calling thread: shared/spool/file-io.ts.
    */
   static async open(path: string, mode: WriteMode = 'wx'): Promise<Base64FileSink> {
-    return new Base64FileSink(path, mode === 'overwrite' ? openSync(path, constants.O_WRONLY) : await openFile(path, mode), mode);
+    return new Base64FileSink(path, await openForWrite(path, mode), mode);
   }
 
   /** Decodes and writes the rest (a reused file is cut to it); returns size and sha256. The file stays open: `close` it. */
