@@ -22,6 +22,13 @@ import { LocalSigner } from '@signspool/worker/signers/local/local';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
+/** Signs `doc` into a sink that keeps each write call's chunks; the calls, the result and every byte written. */
+const signRecorded = async (documents: DocumentSigner, type: SignatureType, doc: BatchDocument) => {
+  const calls: Buffer[][] = [];
+  const out = await documents.sign(type, doc, { write: (...chunks) => void calls.push(chunks.map((c) => Buffer.from(c))) }, new AbortController().signal);
+  return { calls, out, written: Buffer.concat(calls.flat()) };
+};
+
 describe('LocalSigner result files', () => {
   let dir: string;
   let spool: Spool;
@@ -133,14 +140,7 @@ describe('LocalSigner result files', () => {
     small.addPage();
     for (const content of [Buffer.from(await small.save()), await pdf()]) {
       const doc = await put(content);
-      const calls: Buffer[][] = [];
-      const out = await documents.sign(
-        'PAdES',
-        doc,
-        { write: (...chunks) => void calls.push(chunks.map((c) => Buffer.from(c))) },
-        new AbortController().signal,
-      );
-      const written = Buffer.concat(calls.flat());
+      const { calls, out, written } = await signRecorded(documents, 'PAdES', doc);
       expect(written.subarray(0, content.length).equals(content)).toBe(true);
       expect(out).toMatchObject({ size: written.length, sha256: sha(written) });
       if (content.length < 256 * 1024) expect(calls.map((c) => c.length)).toEqual([2]);
@@ -156,14 +156,7 @@ describe('LocalSigner result files', () => {
       ['<a/>', '<a>'],
     ] as const) {
       const doc = await put(Buffer.from(xml));
-      const calls: Buffer[][] = [];
-      const out = await documents.sign(
-        'XAdES',
-        doc,
-        { write: (...chunks) => void calls.push(chunks.map((c) => Buffer.from(c))) },
-        new AbortController().signal,
-      );
-      const written = Buffer.concat(calls.flat());
+      const { calls, out, written } = await signRecorded(documents, 'XAdES', doc);
       expect(calls.length).toBe(1);
       expect(out).toMatchObject({ size: written.length, sha256: sha(written) });
       expect(written.toString('utf8').startsWith(`${before}<ds:Signature`)).toBe(true);
